@@ -1,0 +1,207 @@
+//! The only crate that contains SQL.
+//!
+//! One store API over two backends through sqlx's `Any` driver: SQLite (the embedded default) and
+//! PostgreSQL (for scale-out). Queries are written once, in the common dialect (`$1` parameters,
+//! `ON CONFLICT`, `RETURNING`); the few places where the backends must differ (job claiming, write
+//! transactions) branch on [`Backend`]. Times are stored as epoch milliseconds and ids as text, so
+//! both backends hold the same values.
+//!
+//! Every function that touches tenant data takes a [`CompanyId`] and filters by it: there is no
+//! unscoped lookup of a company's records.
+//!
+//! Functions take `&mut AnyConnection`, so the caller decides whether they run inside a transaction
+//! ([`Store::begin`]) or on a pooled connection ([`Store::conn`]).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff_ms::ms_to_ts;
+use sqlx::any::AnyPoolOptions;
+use sqlx::pool::PoolConnection;
+use sqlx::AnyConnection;
+use sqlx::{Any, AnyPool, Executor};
+
+pub use casebridge_domain::ids::CompanyId;
+
+pub mod api_keys;
+pub mod cases;
+pub mod clients;
+pub mod companies;
+pub mod jobs;
+pub mod lists;
+pub mod named;
+pub mod users;
+
+mod error;
+mod jiff_ms;
+mod refs;
+
+pub use error::StoreError;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so it holds the single write lock from
+/// the start and never fails half-way with a lock upgrade error.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(
+                "database URL must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A handle to the database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects; for SQLite, creates the database file's folder and sets durable pragmas
+    /// (WAL, `synchronous=FULL`: an acknowledged write survives power loss).
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        if backend == Backend::Sqlite {
+            ensure_sqlite_dir(url)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    let setup = match backend {
+                        Backend::Sqlite => {
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+                        }
+                        Backend::Postgres => "SET synchronous_commit = on",
+                    };
+                    conn.execute(setup).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies pending migrations for this backend. Safe to run from several processes.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// A pooled connection for reads outside a transaction.
+    pub async fn conn(&self) -> Result<PoolConnection<Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn ensure_sqlite_dir(url: &str) -> Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!(
+                    "cannot create database folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses a stored id, reporting a corrupt row rather than panicking.
+fn parse_id<T: FromStr>(column: &str, raw: &str) -> Result<T> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{column} holds `{raw}`, not an id")))
+}
+
+fn parse_opt_id<T: FromStr>(column: &str, raw: Option<&str>) -> Result<Option<T>> {
+    raw.map(|r| parse_id(column, r)).transpose()
+}
+
+/// Used by every module for `created_at` / `updated_at` values.
+fn ts(ms: i64) -> Result<jiff::Timestamp> {
+    ms_to_ts(ms)
+}
+
+/// The connection type every repository function takes.
+pub type Conn = AnyConnection;

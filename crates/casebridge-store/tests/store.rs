@@ -1,0 +1,130 @@
+//! Store behaviour on both backends: scoping, references, uniqueness, pagination.
+
+use casebridge_domain::company::NewCompany;
+use casebridge_domain::ids::CompanyId;
+use casebridge_domain::page::PageRequest;
+use casebridge_domain::records::{CaseFilter, CustomFields, ExternalRef, Name, NamedKind, NewCase};
+use casebridge_store::{cases, companies, named, StoreError};
+use casebridge_testkit::{backend_tests, TestDb};
+use jiff::Timestamp;
+use serde_json::json;
+
+async fn company(db: &TestDb, name: &str) -> CompanyId {
+    let mut tx = db.store.begin().await.unwrap();
+    let c = companies::create(
+        &mut tx,
+        &NewCompany::parse(name, None).unwrap(),
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    c.id
+}
+
+async fn case_type(db: &TestDb, company: CompanyId, name: &str) -> String {
+    let mut conn = db.store.conn().await.unwrap();
+    named::create(
+        &mut conn,
+        company,
+        NamedKind::CaseType,
+        &Name::parse("name", name).unwrap(),
+        Timestamp::now(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn new_case(case_type: &str, name: &str, lead: Option<&str>) -> NewCase {
+    NewCase {
+        name: Name::parse("name", name).unwrap(),
+        case_type_id: case_type.parse().unwrap(),
+        case_status_id: None,
+        client_id: None,
+        custom_fields: CustomFields::parse(json!({"injury": "back"})).unwrap(),
+        external_refs: lead
+            .map(|l| vec![ExternalRef::parse("r", "lawruler", l).unwrap()])
+            .unwrap_or_default(),
+    }
+}
+
+backend_tests! {
+    async fn case_round_trip_with_external_ref(backend) {
+        let db = TestDb::new(backend).await;
+        let a = company(&db, "Firm A").await;
+        let ct = case_type(&db, a, "Auto").await;
+        let mut conn = db.store.conn().await.unwrap();
+        let created = cases::create(&mut conn, a, &new_case(&ct, "Doe v. Roe", Some("L-1")), Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(created.custom_fields, json!({"injury": "back"}));
+        assert_eq!(created.case_status_id, None);
+        let found = cases::find_by_ref(&mut conn, a, "lawruler", "L-1").await.unwrap();
+        assert_eq!(found, created);
+
+        // The same ref on another case of the same company is a conflict.
+        let err = cases::create(&mut conn, a, &new_case(&ct, "Other", Some("L-1")), Timestamp::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("lawruler/L-1")), "{err:?}");
+    }
+
+    async fn another_company_sees_nothing(backend) {
+        let db = TestDb::new(backend).await;
+        let a = company(&db, "Firm A").await;
+        let b = company(&db, "Firm B").await;
+        let ct = case_type(&db, a, "Auto").await;
+        let mut conn = db.store.conn().await.unwrap();
+        let case = cases::create(&mut conn, a, &new_case(&ct, "A's case", Some("7")), Timestamp::now())
+            .await
+            .unwrap();
+        assert!(matches!(cases::get(&mut conn, b, case.id).await, Err(StoreError::NotFound)));
+        assert!(matches!(cases::find_by_ref(&mut conn, b, "lawruler", "7").await, Err(StoreError::NotFound)));
+        // B may use the same external id for its own case, and cannot use A's case type.
+        let err = cases::create(&mut conn, b, &new_case(&ct, "B's case", Some("7")), Timestamp::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(ref v) if v.errors[0].field == "case_type_id"), "{err:?}");
+        let ct_b = case_type(&db, b, "Auto").await;
+        cases::create(&mut conn, b, &new_case(&ct_b, "B's case", Some("7")), Timestamp::now())
+            .await
+            .unwrap();
+        let page = cases::list(&mut conn, a, &CaseFilter::default(), &PageRequest::default()).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+    }
+
+    async fn pagination_walks_every_row_once(backend) {
+        let db = TestDb::new(backend).await;
+        let a = company(&db, "Firm A").await;
+        let ct = case_type(&db, a, "Auto").await;
+        let mut conn = db.store.conn().await.unwrap();
+        let mut made = Vec::new();
+        for i in 0..7 {
+            made.push(cases::create(&mut conn, a, &new_case(&ct, &format!("c{i}"), None), Timestamp::now()).await.unwrap().id);
+        }
+        let mut seen = Vec::new();
+        let mut page = PageRequest::first(3);
+        loop {
+            let p = cases::list(&mut conn, a, &CaseFilter::default(), &page).await.unwrap();
+            seen.extend(p.items.iter().map(|c| c.id));
+            match p.next_after {
+                Some(after) => page = PageRequest { after: Some(after), limit: 3 },
+                None => break,
+            }
+        }
+        assert_eq!(seen, made);
+    }
+
+    async fn case_type_in_use_cannot_be_deleted(backend) {
+        let db = TestDb::new(backend).await;
+        let a = company(&db, "Firm A").await;
+        let ct = case_type(&db, a, "Auto").await;
+        let mut conn = db.store.conn().await.unwrap();
+        let case = cases::create(&mut conn, a, &new_case(&ct, "x", None), Timestamp::now()).await.unwrap();
+        let err = named::delete(&mut conn, a, NamedKind::CaseType, &ct).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        cases::delete(&mut conn, a, case.id).await.unwrap();
+        named::delete(&mut conn, a, NamedKind::CaseType, &ct).await.unwrap();
+    }
+}

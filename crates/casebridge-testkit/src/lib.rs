@@ -1,0 +1,55 @@
+//! Test support shared by every crate's integration tests.
+//!
+//! - [`TestDb`]: a fresh database per test, on SQLite (a temporary file) or PostgreSQL (a new
+//!   database created on the server named by `CASEBRIDGE_TEST_POSTGRES_URL`, dropped afterwards).
+//! - [`backend_tests!`]: writes each test once and runs it on both backends.
+//! - [`TestApp`]: the real HTTP server on `127.0.0.1:0` over a fresh database, with a company and
+//!   its API key, plus a reqwest client.
+
+mod app;
+mod db;
+
+pub use app::TestApp;
+pub use db::{postgres_admin_url, TestBackend, TestDb, POSTGRES_ENV};
+
+/// Runs each test on SQLite and on PostgreSQL.
+///
+/// ```ignore
+/// backend_tests! {
+///     async fn creates_a_case(backend) {
+///         let app = TestApp::start(backend).await;
+///         ...
+///     }
+/// }
+/// ```
+/// expands to a module per test with `sqlite` and `postgres` test functions. The PostgreSQL
+/// variant is skipped (with a message) only when `CASEBRIDGE_TEST_POSTGRES_URL=none`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($( $(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $backend = $crate::TestBackend::Sqlite;
+                    $body
+                }
+
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::TestBackend::postgres_disabled() {
+                        eprintln!("skipped: {}=none", $crate::POSTGRES_ENV);
+                        return;
+                    }
+                    let $backend = $crate::TestBackend::Postgres;
+                    $body
+                }
+            }
+        )*
+    };
+}
