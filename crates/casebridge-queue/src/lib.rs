@@ -1,0 +1,386 @@
+//! The durable job queue's runtime.
+//!
+//! Jobs live in the database (`casebridge_store::jobs`): they are enqueued in the caller's
+//! transaction, so accepted work is never lost. A [`Worker`] claims runnable jobs of one queue with
+//! a lease, runs at most `concurrency` of them at once, keeps long jobs' leases alive, and records
+//! the outcome: done (deleted), retried at a time its kind's [`RetryPolicy`] chooses, or dead
+//! (kept for inspection). A worker that crashes leaves its jobs leased; when the lease expires,
+//! another worker runs them again, so handlers must be idempotent (at-least-once).
+//!
+//! Several workers (in one process or many, on one PostgreSQL database) can serve the same queue;
+//! the store's claim guarantees that a job is held by one of them at a time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use casebridge_domain::clock::Clock;
+use casebridge_domain::ids::JobId;
+use casebridge_domain::jobs::Job;
+use casebridge_domain::retry::{RetryDecision, RetryPolicy};
+use casebridge_store::{jobs, Store};
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn, Instrument};
+
+/// Why an attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth trying again (timeouts, 5xx, 429). `retry_after` can only lengthen the delay.
+    #[error("{error}")]
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again cannot help (bad configuration, rejected input): dead letter now.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl JobError {
+    pub fn retry(error: impl Into<String>) -> Self {
+        JobError::Retry {
+            error: error.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Runs jobs of one kind. Must be idempotent: a job can run more than once.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn run(&self, job: &Job) -> Result<(), JobError>;
+}
+
+/// The handlers of a queue, by job kind, each with its retry policy.
+#[derive(Default, Clone)]
+pub struct Registry {
+    handlers: HashMap<String, (Arc<dyn Handler>, RetryPolicy)>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(
+        mut self,
+        kind: impl Into<String>,
+        handler: impl Handler,
+        policy: RetryPolicy,
+    ) -> Self {
+        self.handlers
+            .insert(kind.into(), (Arc::new(handler), policy));
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub queue: String,
+    /// Jobs run at once by this worker.
+    pub concurrency: usize,
+    /// How long a claim holds a job before another worker may take it. Renewed every third of
+    /// this while the job runs.
+    pub lease: Duration,
+    /// How long an idle worker waits before looking again (it also wakes on [`Worker::notifier`]).
+    pub poll_interval: Duration,
+    /// How long shutdown waits for running jobs before giving them back.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(queue: impl Into<String>) -> Self {
+        Self {
+            queue: queue.into(),
+            concurrency: 16,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Serves one queue.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    registry: Registry,
+    config: WorkerConfig,
+    notify: Arc<Notify>,
+    in_flight: Mutex<HashMap<JobId, Job>>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        registry: Registry,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                registry,
+                config,
+                notify: Arc::new(Notify::new()),
+                in_flight: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Wakes an idle worker at once, e.g. after enqueueing in this process.
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.inner.notify.clone()
+    }
+
+    /// Claims and runs jobs until `shutdown` is cancelled; then stops claiming, waits up to the
+    /// grace period for running jobs, and gives back (releases) those still running.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let cfg = &self.inner.config;
+        let permits = Arc::new(Semaphore::new(cfg.concurrency));
+        let mut tasks = JoinSet::new();
+        let mut failures = 0u32;
+        info!(queue = %cfg.queue, concurrency = cfg.concurrency, "worker started");
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = tasks.join_next() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let now = self.inner.clock.now();
+            let claimed =
+                jobs::claim(&self.inner.store, &cfg.queue, free as u32, cfg.lease, now).await;
+            let claimed = match claimed {
+                Ok(c) => {
+                    failures = 0;
+                    c
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = cfg.poll_interval * failures.min(10);
+                    error!(queue = %cfg.queue, error = %e, "claiming jobs failed; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.poll_interval) => {}
+                    _ = self.inner.notify.notified() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            for job in claimed {
+                let permit = permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
+                let this = self.clone();
+                tasks.spawn(async move {
+                    this.execute(job).await;
+                    drop(permit);
+                });
+            }
+        }
+        self.stop(tasks).await;
+    }
+
+    async fn stop(&self, mut tasks: JoinSet<()>) {
+        let cfg = &self.inner.config;
+        let grace = tokio::time::sleep(cfg.shutdown_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                _ = &mut grace => {
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        let left: Vec<Job> = self
+            .inner
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .drain()
+            .map(|(_, j)| j)
+            .collect();
+        for job in left {
+            match jobs::release(&self.inner.store, &job, self.inner.clock.now()).await {
+                Ok(_) => info!(job.id = %job.id, "released unfinished job at shutdown"),
+                Err(e) => warn!(job.id = %job.id, error = %e,
+                    "could not release job; it runs again when its lease expires"),
+            }
+        }
+        info!(queue = %cfg.queue, "worker stopped");
+    }
+
+    /// Claims once and runs what it got to completion. Returns how many jobs ran.
+    pub async fn run_once(&self) -> Result<usize, casebridge_store::StoreError> {
+        let cfg = &self.inner.config;
+        let claimed = jobs::claim(
+            &self.inner.store,
+            &cfg.queue,
+            cfg.concurrency as u32,
+            cfg.lease,
+            self.inner.clock.now(),
+        )
+        .await?;
+        let n = claimed.len();
+        futures::future::join_all(claimed.into_iter().map(|j| self.execute(j))).await;
+        Ok(n)
+    }
+
+    /// Runs jobs until none is runnable at the clock's current time (for tests and tools).
+    pub async fn drain(&self) -> Result<usize, casebridge_store::StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.run_once().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    async fn execute(&self, job: Job) {
+        let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind,
+            company.id = ?job.company_id.map(|c| c.to_string()), attempt = job.attempts);
+        self.inner
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(job.id, job.clone());
+        self.execute_inner(&job).instrument(span).await;
+        self.inner
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .remove(&job.id);
+    }
+
+    async fn execute_inner(&self, job: &Job) {
+        let inner = &self.inner;
+        let queue = inner.config.queue.clone();
+        let started = std::time::Instant::now();
+        let Some((handler, policy)) = inner.registry.handlers.get(&job.kind).cloned() else {
+            let msg = format!("no handler for job kind `{}`", job.kind);
+            error!("{msg}");
+            self.record(job, "dead", started);
+            let _ = jobs::bury(&inner.store, job, inner.clock.now(), &msg).await;
+            return;
+        };
+
+        // Keep the lease alive while the handler runs; run the handler in its own task so a
+        // panic becomes a failed attempt instead of taking the worker down.
+        let heartbeat = self.heartbeat(job.clone());
+        let run = {
+            let job = job.clone();
+            tokio::spawn(async move { handler.run(&job).await })
+        };
+        let result = match run.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(JobError::retry("the job handler panicked")),
+            Err(_) => Err(JobError::retry("the job was cancelled")),
+        };
+        heartbeat.abort();
+
+        let now = inner.clock.now();
+        let outcome = match result {
+            Ok(()) => jobs::complete(&inner.store, job)
+                .await
+                .map(|held| (held, "done")),
+            Err(JobError::Permanent(msg)) => {
+                warn!(error = %msg, "job failed permanently");
+                jobs::bury(&inner.store, job, now, &msg)
+                    .await
+                    .map(|h| (h, "dead"))
+            }
+            Err(JobError::Retry { error, retry_after }) => {
+                let first = job.first_attempt_at.unwrap_or(now);
+                let random: f64 = rand::thread_rng().gen();
+                match policy.decide(job.attempts, first, now, retry_after, random) {
+                    RetryDecision::RetryAt(at) => {
+                        warn!(error = %error, retry_at = %at, "job attempt failed; will retry");
+                        jobs::retry(&inner.store, job, at, &error)
+                            .await
+                            .map(|h| (h, "retry"))
+                    }
+                    RetryDecision::GiveUp => {
+                        warn!(error = %error, "job attempt failed; retries spent, dead letter");
+                        jobs::bury(&inner.store, job, now, &error)
+                            .await
+                            .map(|h| (h, "dead"))
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok((true, label)) => self.record(job, label, started),
+            Ok((false, _)) => {
+                warn!("lease lost before the outcome was recorded; another worker owns the job");
+                self.record(job, "lease_lost", started);
+            }
+            Err(e) => error!(error = %e, queue = %queue,
+                "could not record the job outcome; it runs again when its lease expires"),
+        }
+    }
+
+    fn heartbeat(&self, job: Job) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let lease = this.inner.config.lease;
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let until = this
+                    .inner
+                    .clock
+                    .now()
+                    .checked_add(lease)
+                    .unwrap_or(jiff::Timestamp::MAX);
+                match jobs::extend(&this.inner.store, &job, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!(job.id = %job.id, "lease lost while running");
+                        return;
+                    }
+                    Err(e) => warn!(job.id = %job.id, error = %e, "could not extend lease"),
+                }
+            }
+        })
+    }
+
+    fn record(&self, job: &Job, outcome: &'static str, started: std::time::Instant) {
+        let labels = [
+            ("queue", self.inner.config.queue.clone()),
+            ("kind", job.kind.clone()),
+            ("outcome", outcome.to_owned()),
+        ];
+        metrics::counter!("casebridge_jobs_total", &labels).increment(1);
+        metrics::histogram!("casebridge_job_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,328 @@
+//! The durable queue on both backends: outbox semantics, leases, ordering, retries, dead letters.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use casebridge_domain::clock::{Clock, ManualClock, SystemClock};
+use casebridge_domain::ids::JobId;
+use casebridge_domain::jobs::{Job, JobStatus, NewJob};
+use casebridge_domain::page::PageRequest;
+use casebridge_domain::retry::{Backoff, RetryPolicy};
+use casebridge_queue::{Handler, JobError, Registry, Worker, WorkerConfig};
+use casebridge_store::{jobs, Store};
+use casebridge_testkit::{backend_tests, TestDb};
+use jiff::Timestamp;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const Q: &str = "test";
+
+async fn enqueue(store: &Store, job: NewJob, now: Timestamp) -> JobId {
+    let mut tx = store.begin().await.unwrap();
+    let id = jobs::enqueue(&mut tx, &job, now).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+fn config(concurrency: usize) -> WorkerConfig {
+    WorkerConfig {
+        concurrency,
+        lease: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(20),
+        shutdown_grace: Duration::from_secs(5),
+        ..WorkerConfig::new(Q)
+    }
+}
+
+fn no_retry_delay() -> RetryPolicy {
+    RetryPolicy {
+        backoff: Backoff::Schedule(vec![Duration::ZERO]),
+        jitter: 0.0,
+        max_attempts: 5,
+        window: None,
+    }
+}
+
+/// Records every run; optionally fails the first `fail_first` attempts of every job.
+#[derive(Clone, Default)]
+struct Recorder {
+    runs: Arc<Mutex<Vec<JobId>>>,
+    running: Arc<Mutex<HashSet<JobId>>>,
+    overlaps: Arc<Mutex<Vec<JobId>>>,
+    fail_first: u32,
+    sleep: Duration,
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        if !self.running.lock().unwrap().insert(job.id) {
+            self.overlaps.lock().unwrap().push(job.id);
+        }
+        tokio::time::sleep(self.sleep).await;
+        self.running.lock().unwrap().remove(&job.id);
+        self.runs.lock().unwrap().push(job.id);
+        if job.attempts <= self.fail_first {
+            return Err(JobError::Retry {
+                error: format!("failing attempt {}", job.attempts),
+                retry_after: job.payload["retry_after_secs"]
+                    .as_u64()
+                    .map(Duration::from_secs),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn worker(
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    handler: impl Handler,
+    policy: RetryPolicy,
+    concurrency: usize,
+) -> Worker {
+    Worker::new(
+        store.clone(),
+        clock,
+        Registry::new().register("record", handler, policy),
+        config(concurrency),
+    )
+}
+
+backend_tests! {
+    async fn enqueue_rolls_back_with_its_transaction(backend) {
+        let db = TestDb::new(backend).await;
+        let now = Timestamp::now();
+        let mut tx = db.store.begin().await.unwrap();
+        jobs::enqueue(&mut tx, &NewJob::new(Q, "record", json!({})), now).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert!(jobs::claim(&db.store, Q, 10, Duration::from_secs(30), now).await.unwrap().is_empty());
+
+        let id = enqueue(&db.store, NewJob::new(Q, "record", json!({"n": 1})), now).await;
+        let claimed = jobs::claim(&db.store, Q, 10, Duration::from_secs(30), now).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, id);
+        assert_eq!(claimed[0].payload, json!({"n": 1}));
+        assert_eq!(claimed[0].attempts, 1);
+    }
+
+    async fn an_expired_lease_runs_the_job_again(backend) {
+        let db = TestDb::new(backend).await;
+        let clock = ManualClock::new(Timestamp::now());
+        let id = enqueue(&db.store, NewJob::new(Q, "record", json!({})), clock.now()).await;
+
+        // A worker claims the job and "crashes": it never reports back.
+        let crashed = jobs::claim(&db.store, Q, 10, Duration::from_secs(30), clock.now()).await.unwrap();
+        assert_eq!(crashed.len(), 1);
+
+        let rec = Recorder::default();
+        let w = worker(&db.store, Arc::new(clock.clone()), rec.clone(), no_retry_delay(), 4);
+        assert_eq!(w.drain().await.unwrap(), 0, "leased job must not run while the lease holds");
+
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(w.drain().await.unwrap(), 1);
+        assert_eq!(*rec.runs.lock().unwrap(), vec![id]);
+
+        // The crashed worker coming back cannot overwrite the outcome.
+        assert!(!jobs::complete(&db.store, &crashed[0]).await.unwrap());
+        let mut conn = db.store.conn().await.unwrap();
+        assert!(matches!(jobs::get(&mut conn, id).await, Err(casebridge_store::StoreError::NotFound)));
+    }
+
+    async fn retries_follow_the_policy_then_dead_letter(backend) {
+        let db = TestDb::new(backend).await;
+        let start = Timestamp::now();
+        let clock = ManualClock::new(start);
+        let id = enqueue(&db.store, NewJob::new(Q, "record", json!({})), clock.now()).await;
+        let policy = RetryPolicy {
+            backoff: Backoff::Schedule(vec![Duration::from_secs(10), Duration::from_secs(20)]),
+            jitter: 0.0,
+            max_attempts: 3,
+            window: None,
+        };
+        let rec = Recorder { fail_first: 10, ..Default::default() };
+        let w = worker(&db.store, Arc::new(clock.clone()), rec.clone(), policy, 1);
+        let mut conn = db.store.conn().await.unwrap();
+
+        assert_eq!(w.drain().await.unwrap(), 1);
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Pending);
+        assert_eq!(job.run_at.as_millisecond(), start.as_millisecond() + 10_000);
+        assert_eq!(job.last_error.as_deref(), Some("failing attempt 1"));
+
+        clock.advance(Duration::from_secs(9));
+        assert_eq!(w.drain().await.unwrap(), 0, "not before its time");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(w.drain().await.unwrap(), 1);
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!(job.run_at.as_millisecond(), start.as_millisecond() + 30_000);
+
+        clock.advance(Duration::from_secs(20));
+        assert_eq!(w.drain().await.unwrap(), 1);
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Dead);
+        assert_eq!(job.attempts, 3);
+        assert_eq!(rec.runs.lock().unwrap().len(), 3);
+
+        // Visible in the dead-letter list, and can be put back in line.
+        let dead = jobs::dead(&mut conn, Q, &PageRequest::default()).await.unwrap();
+        assert_eq!(dead.items.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+        jobs::requeue_dead(&mut conn, id, clock.now()).await.unwrap();
+        assert_eq!(jobs::get(&mut conn, id).await.unwrap().status, JobStatus::Pending);
+    }
+
+    async fn retry_after_lengthens_the_delay(backend) {
+        let db = TestDb::new(backend).await;
+        let start = Timestamp::now();
+        let clock = ManualClock::new(start);
+        let id = enqueue(&db.store, NewJob::new(Q, "record", json!({"retry_after_secs": 120})), start).await;
+        let rec = Recorder { fail_first: 1, ..Default::default() };
+        let w = worker(&db.store, Arc::new(clock.clone()), rec, RetryPolicy { jitter: 0.0, ..RetryPolicy::standard() }, 1);
+        w.drain().await.unwrap();
+        let mut conn = db.store.conn().await.unwrap();
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!(job.run_at.as_millisecond(), start.as_millisecond() + 120_000);
+    }
+
+    async fn permanent_errors_and_unknown_kinds_dead_letter_at_once(backend) {
+        struct Refuse;
+        #[async_trait]
+        impl Handler for Refuse {
+            async fn run(&self, _job: &Job) -> Result<(), JobError> {
+                Err(JobError::Permanent("bad configuration".into()))
+            }
+        }
+        let db = TestDb::new(backend).await;
+        let now = Timestamp::now();
+        let a = enqueue(&db.store, NewJob::new(Q, "refuse", json!({})), now).await;
+        let b = enqueue(&db.store, NewJob::new(Q, "nobody-handles-this", json!({})), now).await;
+        let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
+            Registry::new().register("refuse", Refuse, RetryPolicy::standard()), config(2));
+        w.drain().await.unwrap();
+        let mut conn = db.store.conn().await.unwrap();
+        let ja = jobs::get(&mut conn, a).await.unwrap();
+        assert_eq!((ja.status, ja.last_error.as_deref()), (JobStatus::Dead, Some("bad configuration")));
+        let jb = jobs::get(&mut conn, b).await.unwrap();
+        assert_eq!(jb.status, JobStatus::Dead);
+        assert!(jb.last_error.unwrap().contains("no handler"));
+    }
+
+    async fn per_key_ordering_holds_under_concurrency(backend) {
+        #[derive(Clone, Default)]
+        struct Ordered {
+            seen: Arc<Mutex<HashMap<String, Vec<u64>>>>,
+            busy: Arc<Mutex<HashSet<String>>>,
+            violations: Arc<Mutex<Vec<String>>>,
+        }
+        #[async_trait]
+        impl Handler for Ordered {
+            async fn run(&self, job: &Job) -> Result<(), JobError> {
+                let key = job.ordering_key.clone().unwrap();
+                if !self.busy.lock().unwrap().insert(key.clone()) {
+                    self.violations.lock().unwrap().push(format!("{key} ran twice at once"));
+                }
+                let n = job.payload["n"].as_u64().unwrap();
+                // Fail some first attempts: a retried job must still hold back its successors.
+                let fail = n % 7 == 3 && job.attempts == 1;
+                tokio::time::sleep(Duration::from_millis(n % 4)).await;
+                self.busy.lock().unwrap().remove(&key);
+                if fail {
+                    return Err(JobError::retry("transient"));
+                }
+                self.seen.lock().unwrap().entry(key).or_default().push(n);
+                Ok(())
+            }
+        }
+        let db = TestDb::new(backend).await;
+        let now = Timestamp::now();
+        let mut tx = db.store.begin().await.unwrap();
+        for n in 0..20u64 {
+            for key in ["lead-a", "lead-b", "lead-c", "lead-d"] {
+                jobs::enqueue(&mut tx, &NewJob::new(Q, "ordered", json!({"n": n})).ordering_key(key), now).await.unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        let handler = Ordered::default();
+        let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
+            Registry::new().register("ordered", handler.clone(), no_retry_delay()), config(8));
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(w.run(stop.clone()));
+        wait_until(Duration::from_secs(60), || {
+            handler.seen.lock().unwrap().values().map(Vec::len).sum::<usize>() == 80
+        }).await;
+        stop.cancel();
+        run.await.unwrap();
+        assert!(handler.violations.lock().unwrap().is_empty(), "{:?}", handler.violations.lock().unwrap());
+        for (key, ns) in handler.seen.lock().unwrap().iter() {
+            assert_eq!(*ns, (0..20).collect::<Vec<_>>(), "order of {key}");
+        }
+    }
+
+    async fn two_worker_pools_never_run_one_job_twice(backend) {
+        let db = TestDb::new(backend).await;
+        let now = Timestamp::now();
+        let mut ids = HashSet::new();
+        let mut tx = db.store.begin().await.unwrap();
+        for n in 0..150 {
+            ids.insert(jobs::enqueue(&mut tx, &NewJob::new(Q, "record", json!({"n": n})), now).await.unwrap());
+        }
+        tx.commit().await.unwrap();
+
+        let rec = Recorder { sleep: Duration::from_millis(2), ..Default::default() };
+        // Two pools on the same database, as two processes would have.
+        let other = db.second_store().await;
+        let w1 = worker(&db.store, Arc::new(SystemClock), rec.clone(), no_retry_delay(), 6);
+        let w2 = worker(&other, Arc::new(SystemClock), rec.clone(), no_retry_delay(), 6);
+        let stop = CancellationToken::new();
+        let r1 = tokio::spawn(w1.run(stop.clone()));
+        let r2 = tokio::spawn(w2.run(stop.clone()));
+        wait_until(Duration::from_secs(60), || rec.runs.lock().unwrap().len() >= 150).await;
+        // Give a duplicate, if there were one, a moment to show up.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        r1.await.unwrap();
+        r2.await.unwrap();
+
+        let runs = rec.runs.lock().unwrap().clone();
+        let mut counts: HashMap<JobId, usize> = HashMap::new();
+        for id in &runs {
+            *counts.entry(*id).or_default() += 1;
+        }
+        assert!(rec.overlaps.lock().unwrap().is_empty(), "a job ran on two workers at once");
+        assert_eq!(counts.len(), 150);
+        assert!(counts.values().all(|&c| c == 1), "some job ran twice");
+        assert_eq!(counts.keys().copied().collect::<HashSet<_>>(), ids);
+    }
+
+    async fn shutdown_releases_unfinished_jobs(backend) {
+        let db = TestDb::new(backend).await;
+        let id = enqueue(&db.store, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;
+        let rec = Recorder { sleep: Duration::from_secs(30), ..Default::default() };
+        let mut cfg = config(1);
+        cfg.shutdown_grace = Duration::from_millis(100);
+        let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
+            Registry::new().register("record", rec.clone(), no_retry_delay()), cfg);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(w.run(stop.clone()));
+        wait_until(Duration::from_secs(10), || !rec.running.lock().unwrap().is_empty()).await;
+        stop.cancel();
+        run.await.unwrap();
+        let mut conn = db.store.conn().await.unwrap();
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Pending, "given back, not left leased");
+        assert_eq!(job.attempts, 0, "an interrupted attempt is not counted");
+    }
+}
+
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
