@@ -41,8 +41,32 @@ pub use error::StoreError;
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so it holds the single write lock from
-/// the start and never fails half-way with a lock upgrade error.
-pub type Tx = sqlx::Transaction<'static, Any>;
+/// the start and never fails half-way with a lock upgrade error. Dropped without
+/// [`Tx::commit`], it rolls back.
+pub struct Tx(sqlx::Transaction<'static, Any>);
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.0.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.0.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -147,7 +171,7 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(tx)
+        Ok(Tx(tx))
     }
 
     /// A pooled connection for reads outside a transaction.

@@ -1,0 +1,161 @@
+//! One error type for every handler. 4xx answers carry a stable code and a readable message;
+//! 5xx answers are logged here, once, with their cause, and returned opaque.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use casebridge_domain::{FieldError, ValidationError};
+use casebridge_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The error envelope: `{"error": {"code", "message", "details"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `malformed_json`, `unauthorized`, `not_found`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `unavailable`,
+    /// `internal_error`.
+    pub code: &'static str,
+    pub message: String,
+    /// For `validation_failed`: every failing field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldErrorOut>>)]
+    pub details: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorOut {
+    pub field: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("no {what} with id {id}"))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let (message, details) = match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "request failed");
+                ("something went wrong on our side".to_owned(), None)
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable");
+                (
+                    "the service is temporarily unavailable; try again".to_owned(),
+                    None,
+                )
+            }
+            ApiError::Validation(v) => (v.to_string(), Some(v.errors)),
+            other => (other.to_string(), None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                details,
+            },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(v) => ApiError::Validation(v),
+            StoreError::Unavailable(e) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => {
+                // serde's message names the field and the expected type.
+                ApiError::Validation(ValidationError::single("body", e.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::BadRequest(format!("the body is not valid JSON: {}", e.body_text()))
+            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("the request body is larger than the limit".into())
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::Validation(ValidationError::single("query", r.body_text()))
+    }
+}
+
+/// Names the missing record in a store's `NotFound`.
+pub trait OrNotFound<T> {
+    fn or_not_found(self, what: &str, id: &str) -> Result<T, ApiError>;
+}
+
+impl<T> OrNotFound<T> for Result<T, StoreError> {
+    fn or_not_found(self, what: &str, id: &str) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found(what, id),
+            other => other.into(),
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! casebridge's HTTP surface: `/api/v1` (authenticated by company API keys), health, metrics
+//! and the OpenAPI document generated from the handlers.
+//!
+//! Handlers are thin: extract the company, parse the body into domain types, call the store
+//! inside one transaction, map the result to a response type. Handlers never call the network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use casebridge_domain::clock::Clock;
+use casebridge_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod openapi;
+mod routes;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once; later calls share it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+                ])
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); ours still renders its own.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The routes and the OpenAPI document built from the same handler annotations.
+pub fn router_and_spec() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", routes::api())
+        .split_for_parts()
+}
+
+/// The whole application as one axum router.
+pub fn app(state: AppState, options: &HttpOptions) -> Router {
+    let (api, spec) = router_and_spec();
+    let spec = Arc::new(spec);
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let spec = spec.clone();
+            async move { axum::Json(spec.as_ref().clone()) }
+        }),
+    )
+    .merge(routes::ops())
+    .fallback(|| async { ApiError::NotFound("no such route".into()) })
+    .method_not_allowed_fallback(|| async {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(serde_json::json!({"error": {
+                "code": "method_not_allowed",
+                "message": "this route does not accept that method"
+            }})),
+        )
+    })
+    .layer(middleware::from_fn(record_http_metrics))
+    .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        tracing::info_span!("http", method = %req.method(), route = %route,
+                company.id = tracing::field::Empty)
+    }))
+    .layer(CatchPanicLayer::custom(|_| {
+        ApiError::Internal("handler panicked".into()).into_response()
+    }))
+    .with_state(state)
+}
+
+async fn record_http_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    metrics::counter!("casebridge_http_requests_total", &labels).increment(1);
+    metrics::histogram!("casebridge_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests finish
+/// (up to `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = app(state, &options);
+    let stopping = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stopping.cancelled().await;
+    });
+    tokio::select! {
+        r = server => r,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Result<axum::Json<dto::HealthOut>, ApiError> {
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    Ok(axum::Json(dto::HealthOut { status: "ready" }))
+}

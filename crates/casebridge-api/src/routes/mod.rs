@@ -1,0 +1,39 @@
+use axum::routing::get;
+use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+mod cases;
+mod clients;
+mod company;
+mod lists;
+mod named;
+
+/// Everything under `/api/v1`.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(company::routes())
+        .merge(named::routes())
+        .merge(clients::routes())
+        .merge(cases::routes())
+        .merge(lists::routes())
+}
+
+/// Health and metrics, outside the versioned API and without authentication.
+pub fn ops() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(crate::dto::HealthOut { status: "ok" }) }),
+        )
+        .route("/readyz", get(crate::ready))
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    s.metrics.render()
+                },
+            ),
+        )
+}
