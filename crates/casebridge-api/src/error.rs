@@ -123,11 +123,17 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::JsonDataError(e) => {
-                // serde's message names the field and the expected type.
-                ApiError::Validation(ValidationError::single("body", e.body_text()))
+                // serde's message, prefixed with the path of the offending field
+                // (`custom_fields.x: invalid type ...`), becomes a field error.
+                let inner = innermost(&e);
+                let (field, message) = match inner.split_once(": ") {
+                    Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
+                    _ => ("body".to_owned(), inner),
+                };
+                ApiError::Validation(ValidationError::single(field, message))
             }
             JsonRejection::JsonSyntaxError(e) => {
-                ApiError::BadRequest(format!("the body is not valid JSON: {}", e.body_text()))
+                ApiError::BadRequest(format!("the body is not valid JSON: {}", innermost(&e)))
             }
             JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
                 "send the body as JSON with `Content-Type: application/json`".into(),
@@ -138,6 +144,15 @@ impl From<JsonRejection> for ApiError {
             other => ApiError::BadRequest(other.body_text()),
         }
     }
+}
+
+/// The message of the deepest error in a chain: axum's rejections wrap serde's precise message.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 impl From<QueryRejection> for ApiError {

@@ -1,1 +1,153 @@
-pub struct TestApp;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebridge_api::{AppState, HttpOptions};
+use casebridge_crypto::generate_api_key;
+use casebridge_domain::clock::SystemClock;
+use casebridge_domain::company::NewCompany;
+use casebridge_domain::ids::CompanyId;
+use casebridge_store::{api_keys, companies};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::{TestBackend, TestDb};
+
+/// The real HTTP server on `127.0.0.1:0` over a fresh database, with one company and its key.
+pub struct TestApp {
+    pub db: TestDb,
+    pub base: String,
+    pub company_id: CompanyId,
+    pub api_key: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+/// A response: status, headers and the body parsed as JSON (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub async fn start(backend: TestBackend) -> Self {
+        Self::start_with(backend, HttpOptions::default()).await
+    }
+
+    pub async fn start_with(backend: TestBackend, options: HttpOptions) -> Self {
+        let db = TestDb::new(backend).await;
+        let state = AppState {
+            store: db.store.clone(),
+            clock: Arc::new(SystemClock),
+            metrics: casebridge_api::metrics_handle(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(casebridge_api::serve(
+            listener,
+            state,
+            options,
+            shutdown.clone(),
+            Duration::from_secs(5),
+        ));
+        let mut app = Self {
+            db,
+            base,
+            company_id: CompanyId::new(),
+            api_key: String::new(),
+            http: reqwest::Client::new(),
+            shutdown,
+        };
+        let (company_id, api_key) = app.new_company("Test Firm").await;
+        app.company_id = company_id;
+        app.api_key = api_key;
+        app
+    }
+
+    /// Another tenant on the same server: its id and API key.
+    pub async fn new_company(&self, name: &str) -> (CompanyId, String) {
+        let key = generate_api_key();
+        let now = jiff::Timestamp::now();
+        let mut tx = self.db.store.begin().await.unwrap();
+        let company = companies::create(&mut tx, &NewCompany::parse(name, None).unwrap(), now)
+            .await
+            .unwrap();
+        api_keys::create(&mut tx, company.id, "test", &key.prefix, &key.hash, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (company.id, key.secret.expose_secret().to_owned())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with this app's key. `body` is sent as JSON when given.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_as(&self.api_key, method, path, body).await
+    }
+
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::reply(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn reply(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a record and returns its id, asserting 201.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let r = self.post(path, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "POST {path}: {}", r.text);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,179 @@
+//! The operator interface: `serve`, `worker`, `migrate`, `company create`, `user create`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use casebridge_config::Config;
+use casebridge_crypto::{generate_api_key, hash_password};
+use casebridge_domain::company::NewCompany;
+use casebridge_domain::ids::CompanyId;
+use casebridge_store::{api_keys, companies, users, StoreError};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::{cancel_on_signal, init_tracing, open_store, Runtime};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "casebridge",
+    version,
+    about = "Integration hub for legal intake"
+)]
+pub struct Cli {
+    /// A TOML configuration file. Environment variables (CASEBRIDGE_*) override it.
+    #[arg(long, global = true, env = "CASEBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the background workers.
+    Serve,
+    /// Run only the background workers.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage companies (tenants).
+    #[command(subcommand)]
+    Company(CompanyCommand),
+    /// Manage admin-UI users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CompanyCommand {
+    /// Create a company and its first API key; prints {"company_id","api_key"} as JSON.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// IANA time zone, e.g. America/New_York. Default UTC.
+        #[arg(long)]
+        timezone: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an admin-UI user; the password is prompted for, or read from stdin.
+    Create {
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+const MIN_PASSWORD: usize = 12;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_tracing(&config);
+    match cli.command {
+        Command::Serve => {
+            let runtime = Runtime::start(config).await?;
+            let listener = tokio::net::TcpListener::bind(runtime.config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", runtime.config.listen))?;
+            let shutdown = CancellationToken::new();
+            cancel_on_signal(shutdown.clone());
+            runtime.serve(listener, true, shutdown).await
+        }
+        Command::Worker => {
+            let runtime = Runtime::start(config).await?;
+            let shutdown = CancellationToken::new();
+            cancel_on_signal(shutdown.clone());
+            runtime.work(shutdown).await
+        }
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close().await;
+            println!("migrations applied ({})", store.backend().name());
+            Ok(())
+        }
+        Command::Company(CompanyCommand::Create { name, timezone }) => {
+            let new = NewCompany::parse(&name, timezone.as_deref())?;
+            let store = open_store(&config).await?;
+            let key = generate_api_key();
+            let now = jiff::Timestamp::now();
+            let mut tx = store.begin().await?;
+            let company = companies::create(&mut tx, &new, now).await?;
+            api_keys::create(
+                &mut tx,
+                company.id,
+                "initial key",
+                &key.prefix,
+                &key.hash,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            store.close().await;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "company_id": company.id.to_string(),
+                    "api_key": key.secret.expose_secret(),
+                })
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            company,
+            email,
+            password_stdin,
+        }) => {
+            let company: CompanyId = company
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--company: `{company}` is not a company id"))?;
+            let email = email.trim().to_owned();
+            if !email.contains('@') || email.contains(char::is_whitespace) {
+                bail!("--email: `{email}` is not an email address");
+            }
+            let password = read_password(password_stdin)?;
+            if password.chars().count() < MIN_PASSWORD {
+                bail!("the password must be at least {MIN_PASSWORD} characters");
+            }
+            let hash = hash_password(&password)?;
+            let store = open_store(&config).await?;
+            let mut tx = store.begin().await?;
+            match companies::get(&mut tx, company).await {
+                Err(StoreError::NotFound) => bail!("--company: no company with id {company}"),
+                other => other?,
+            };
+            let user =
+                users::create(&mut tx, company, &email, &hash, jiff::Timestamp::now()).await?;
+            tx.commit().await?;
+            store.close().await;
+            println!(
+                "{}",
+                serde_json::json!({"user_id": user.id.to_string(), "email": user.email})
+            );
+            Ok(())
+        }
+    }
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the password from stdin")?;
+        return Ok(s.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")
+        .context("cannot prompt for a password here; use --password-stdin")?;
+    let again = rpassword::prompt_password("Repeat password: ")?;
+    if first != again {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
+}

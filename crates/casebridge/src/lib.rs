@@ -1,0 +1,211 @@
+//! Wiring: turns a [`Config`] into a running casebridge (API and workers), and the operator
+//! commands. No business logic lives here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use casebridge_api::{AppState, HttpOptions};
+use casebridge_config::{Config, LogFormat};
+use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
+use casebridge_domain::clock::{Clock, SystemClock};
+use casebridge_queue::{Registry, Worker, WorkerConfig};
+use casebridge_store::{Store, StoreOptions};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub mod cli;
+
+/// Sets up logging once: JSON lines in production (or whenever stderr is not a terminal),
+/// human-readable when asked or on a terminal.
+pub fn init_tracing(config: &Config) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match config.log_format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Opens the database named by the configuration and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.effective_database_url();
+    let store = Store::connect(
+        &url,
+        StoreOptions {
+            max_connections: config.db_max_connections,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the database {}",
+            config.effective_database_url_redacted()
+        )
+    })?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// The keyring for secrets at rest: the configured master key (plus older keys for rotation),
+/// or a key generated once into the data directory.
+pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let older = config
+        .old_master_keys
+        .iter()
+        .map(|k| MasterKey::from_base64(k.expose_secret()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("CASEBRIDGE_OLD_MASTER_KEYS")?;
+    let primary = match &config.master_key {
+        Some(k) => MasterKey::from_base64(k.expose_secret()).context("CASEBRIDGE_MASTER_KEY")?,
+        None => {
+            let path = config.master_key_path();
+            let (key, generated) = load_or_generate_master_key(&path)
+                .with_context(|| format!("master key file {}", path.display()))?;
+            if generated {
+                tracing::warn!(path = %path.display(), key.id = %key.key_id(),
+                    "no CASEBRIDGE_MASTER_KEY set: generated a master key into the data \
+                     directory. Back it up; secrets stored with it cannot be read without it.");
+            }
+            key
+        }
+    };
+    Ok(Keyring::new(primary, older))
+}
+
+/// Everything a running process shares.
+#[derive(Clone)]
+pub struct Runtime {
+    pub config: Config,
+    pub store: Store,
+    pub keyring: Keyring,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Runtime {
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let keyring = keyring(&config)?;
+        let store = open_store(&config).await?;
+        Ok(Self {
+            config,
+            store,
+            keyring,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The worker pools of this build, one per queue, each with its handlers.
+    ///
+    /// The foundation defines no job kinds yet; webhook delivery and CRM sync register theirs
+    /// here. A job whose kind has no handler is dead-lettered with a clear error, never dropped.
+    pub fn workers(&self) -> Vec<Worker> {
+        let queues: Vec<(&str, Registry)> = Vec::new();
+        queues
+            .into_iter()
+            .map(|(queue, registry)| {
+                Worker::new(
+                    self.store.clone(),
+                    self.clock.clone(),
+                    registry,
+                    WorkerConfig {
+                        concurrency: self.config.worker_concurrency,
+                        lease: Duration::from_secs(self.config.job_lease_secs),
+                        shutdown_grace: self.grace(),
+                        ..WorkerConfig::new(queue)
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.config.shutdown_grace_secs)
+    }
+
+    /// Serves the API on `listener` and runs the workers (unless `with_workers` is false) until
+    /// `shutdown`; then drains both within the grace period.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        with_workers: bool,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let workers = if with_workers {
+            self.workers()
+        } else {
+            Vec::new()
+        };
+        let worker_tasks: Vec<_> = workers
+            .into_iter()
+            .map(|w| tokio::spawn(w.run(shutdown.clone())))
+            .collect();
+        let state = AppState {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            metrics: casebridge_api::metrics_handle(),
+        };
+        let options = HttpOptions {
+            body_limit_bytes: self.config.body_limit_bytes,
+        };
+        tracing::info!(listen = %listener.local_addr()?, database = self.store.backend().name(),
+            "casebridge serving");
+        casebridge_api::serve(listener, state, options, shutdown.clone(), self.grace()).await?;
+        for t in worker_tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+        tracing::info!("casebridge stopped");
+        Ok(())
+    }
+
+    /// Runs only the workers until `shutdown`.
+    pub async fn work(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tasks: Vec<_> = self
+            .workers()
+            .into_iter()
+            .map(|w| tokio::spawn(w.run(shutdown.clone())))
+            .collect();
+        if tasks.is_empty() {
+            tracing::info!("no job queues are defined in this build; waiting for shutdown");
+        }
+        shutdown.cancelled().await;
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            let mut s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            s.recv().await;
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+}
