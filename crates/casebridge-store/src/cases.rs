@@ -128,7 +128,8 @@ pub async fn get(conn: &mut Conn, company: CompanyId, id: CaseId) -> Result<Case
     .bind(id.to_string())
     .fetch_one(&mut *conn)
     .await?;
-    let mut refs = refs::for_entities(conn, company, Entity::Case, &[row.id.clone()]).await?;
+    let mut refs =
+        refs::for_entities(conn, company, Entity::Case, std::slice::from_ref(&row.id)).await?;
     let r = refs.remove(&row.id).unwrap_or_default();
     row.into_model(r)
 }

@@ -71,7 +71,8 @@ pub async fn get(conn: &mut Conn, company: CompanyId, id: ClientId) -> Result<Cl
     .bind(id.to_string())
     .fetch_one(&mut *conn)
     .await?;
-    let mut refs = refs::for_entities(conn, company, Entity::Client, &[row.id.clone()]).await?;
+    let mut refs =
+        refs::for_entities(conn, company, Entity::Client, std::slice::from_ref(&row.id)).await?;
     let r = refs.remove(&row.id).unwrap_or_default();
     row.into_model(r)
 }

@@ -1,0 +1,225 @@
+//! The `casebridge` binary as an operator runs it, on both backends.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use casebridge_testkit::{backend_tests, TestDb};
+use serde_json::Value;
+
+fn casebridge(data_dir: &Path, db_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CASEBRIDGE_DATA_DIR", data_dir)
+        .env("CASEBRIDGE_DATABASE_URL", db_url)
+        .env("CASEBRIDGE_LOG_FORMAT", "json")
+        .env("CASEBRIDGE_SHUTDOWN_GRACE_SECS", "5");
+    cmd
+}
+
+fn company_create(data_dir: &Path, db_url: &str, name: &str) -> Value {
+    let out = casebridge(data_dir, db_url)
+        .args([
+            "company",
+            "create",
+            "--name",
+            name,
+            "--timezone",
+            "America/Chicago",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// A running `casebridge serve` whose log lines are collected.
+struct Server {
+    child: Child,
+    base: String,
+    logs: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(data_dir: &Path, db_url: &str) -> Self {
+        let mut child = casebridge(data_dir, db_url)
+            .env("CASEBRIDGE_LISTEN", "127.0.0.1:0")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("server did not start; logs: {seen:#?}"));
+            let v: Value = serde_json::from_str(&line).expect("log lines are JSON");
+            seen.push(line);
+            if v["message"] == "casebridge serving" {
+                break format!("http://{}", v["listen"].as_str().unwrap());
+            }
+        };
+        Server {
+            child,
+            base,
+            logs: rx,
+            seen,
+        }
+    }
+
+    /// SIGTERM, then wait: returns whether it exited cleanly, with every log line.
+    fn stop(mut self) -> (bool, Vec<String>) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.success(), self.seen)
+    }
+}
+
+backend_tests! {
+    async fn company_create_then_serve_then_graceful_stop(backend) {
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let created = company_create(dir.path(), &db.url, "Acme Injury Law");
+        let key = created["api_key"].as_str().unwrap().to_owned();
+        let company = created["company_id"].as_str().unwrap().to_owned();
+
+        let server = Server::start(dir.path(), &db.url);
+        // No master key configured: one was generated into the data dir, readable by us only.
+        let key_file = dir.path().join("master.key");
+        let master = std::fs::read_to_string(&key_file).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(server.seen.iter().any(|l| l.contains("generated a master key")), "warning logged");
+
+        let http = reqwest::Client::new();
+        let me: Value = http.get(format!("{}/api/v1/company", server.base)).bearer_auth(&key)
+            .send().await.unwrap().json().await.unwrap();
+        assert_eq!(me["id"], company.as_str());
+        assert_eq!(me["timezone"], "America/Chicago");
+        let wrong = "cbk_wrong-key-that-must-not-be-logged";
+        let r = http.get(format!("{}/api/v1/company", server.base)).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+
+        let (clean, logs) = server.stop();
+        assert!(clean, "SIGTERM ends with a clean exit");
+        let all = logs.join("\n");
+        assert!(all.contains("casebridge stopped"));
+        for secret in [key.as_str(), wrong, master.trim()] {
+            assert!(!all.contains(secret), "a secret appeared in the logs");
+        }
+
+        // A restart reuses the same master key and the same data.
+        let server = Server::start(dir.path(), &db.url);
+        assert_eq!(std::fs::read_to_string(&key_file).unwrap(), master);
+        let r = http.get(format!("{}/api/v1/company", server.base)).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let (_, logs) = server.stop();
+        assert!(!logs.join("\n").contains("generated a master key"));
+    }
+
+    async fn user_create_reads_the_password_from_stdin(backend) {
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let company = company_create(dir.path(), &db.url, "Acme")["company_id"].as_str().unwrap().to_owned();
+        let run = |company: &str, password: &str| {
+            let mut child = casebridge(dir.path(), &db.url)
+                .args(["user", "create", "--company", company, "--email", "admin@acme.test", "--password-stdin"])
+                .stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped())
+                .spawn().unwrap();
+            child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let out = run(&company, "short\n");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
+
+        let out = run("01a1feab-0000-7000-8000-000000000000", "correct horse battery staple\n");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no company with id"));
+
+        let out = run(&company, "correct horse battery staple\n");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let user: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(user["email"], "admin@acme.test");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("correct horse"));
+
+        let out = run(&company, "correct horse battery staple\n");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_setting_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = casebridge(dir.path(), "sqlite://x.db")
+        .env("CASEBRIDGE_LISTEN", "not-an-address")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CASEBRIDGE_LISTEN"));
+
+    let out = casebridge(dir.path(), "mysql://nope")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CASEBRIDGE_DATABASE_URL"));
+
+    let out = casebridge(dir.path(), "sqlite://x.db")
+        .args([
+            "company",
+            "create",
+            "--name",
+            "X",
+            "--timezone",
+            "Nowhere/Else",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timezone"));
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database_under_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+    let out = cmd
+        .env_clear()
+        .env("CASEBRIDGE_DATA_DIR", dir.path().join("nested"))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("nested/casebridge.db").exists());
+}
