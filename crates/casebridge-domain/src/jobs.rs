@@ -16,6 +16,9 @@ pub struct NewJob {
     pub payload: Value,
     /// Jobs with the same key run one at a time, in the order they were enqueued.
     pub ordering_key: Option<String>,
+    /// At most `limit` jobs with this key run at once, across all workers of a process (and,
+    /// on PostgreSQL, approximately across processes: each claim counts what is running).
+    pub concurrency: Option<(String, u32)>,
     /// Not before this time; `None` means now.
     pub run_at: Option<Timestamp>,
 }
@@ -28,8 +31,14 @@ impl NewJob {
             company_id: None,
             payload,
             ordering_key: None,
+            concurrency: None,
             run_at: None,
         }
+    }
+
+    pub fn concurrency(mut self, key: impl Into<String>, limit: u32) -> Self {
+        self.concurrency = Some((key.into(), limit.max(1)));
+        self
     }
 
     pub fn company(mut self, id: CompanyId) -> Self {

@@ -296,6 +296,62 @@ backend_tests! {
         assert_eq!(counts.keys().copied().collect::<HashSet<_>>(), ids);
     }
 
+    async fn concurrency_keys_bound_each_key_and_isolate_keys(backend) {
+        #[derive(Clone, Default)]
+        struct PerKey {
+            running: Arc<Mutex<HashMap<String, usize>>>,
+            peak: Arc<Mutex<HashMap<String, usize>>>,
+            done: Arc<Mutex<Vec<String>>>,
+        }
+        #[async_trait]
+        impl Handler for PerKey {
+            async fn run(&self, job: &Job) -> Result<(), JobError> {
+                let key = job.payload["key"].as_str().unwrap().to_owned();
+                {
+                    let mut r = self.running.lock().unwrap();
+                    let n = r.entry(key.clone()).or_default();
+                    *n += 1;
+                    let mut p = self.peak.lock().unwrap();
+                    let peak = p.entry(key.clone()).or_default();
+                    *peak = (*peak).max(*n);
+                }
+                let slow = key == "slow";
+                tokio::time::sleep(Duration::from_millis(if slow { 400 } else { 5 })).await;
+                *self.running.lock().unwrap().get_mut(&key).unwrap() -= 1;
+                self.done.lock().unwrap().push(key);
+                Ok(())
+            }
+        }
+        let db = TestDb::new(backend).await;
+        let now = Timestamp::now();
+        let mut tx = db.store.begin().await.unwrap();
+        // The slow key's jobs are enqueued first, so they are at the head of the queue.
+        for _ in 0..12 {
+            jobs::enqueue(&mut tx, &NewJob::new(Q, "k", json!({"key": "slow"})).concurrency("slow", 2), now).await.unwrap();
+        }
+        for _ in 0..10 {
+            jobs::enqueue(&mut tx, &NewJob::new(Q, "k", json!({"key": "fast"})).concurrency("fast", 2), now).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let handler = PerKey::default();
+        let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
+            Registry::new().register("k", handler.clone(), no_retry_delay()), config(8));
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(w.run(stop.clone()));
+        wait_until(Duration::from_secs(60), || handler.done.lock().unwrap().len() == 22).await;
+        stop.cancel();
+        run.await.unwrap();
+        let peak = handler.peak.lock().unwrap().clone();
+        assert_eq!(peak.get("slow"), Some(&2), "{peak:?}");
+        assert!(peak["fast"] <= 2, "{peak:?}");
+        // The slow key never held more than its two slots, so every fast job finished while
+        // slow ones were still waiting.
+        let done = handler.done.lock().unwrap().clone();
+        let last_fast = done.iter().rposition(|k| k == "fast").unwrap();
+        let slow_before = done[..last_fast].iter().filter(|k| *k == "slow").count();
+        assert!(slow_before <= 4, "fast jobs waited behind slow ones: {done:?}");
+    }
+
     async fn shutdown_releases_unfinished_jobs(backend) {
         let db = TestDb::new(backend).await;
         let id = enqueue(&db.store, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;

@@ -11,6 +11,10 @@
 //!   worker that took the job over. An expired lease makes the job claimable again.
 //! - Jobs that share an ordering key run one at a time in enqueue order: a job is claimable only
 //!   when no earlier job with its key is pending or running. Dead jobs do not block.
+//! - Jobs that share a concurrency key run at most `concurrency_limit` at once: a claim takes,
+//!   per key, only as many as the limit leaves after counting the key's running jobs. Within a
+//!   process claims are serial, so the bound is exact; two processes claiming at the same instant
+//!   on PostgreSQL can each fill the limit once.
 //! - Finished jobs are deleted; dead jobs stay (status `dead`) until requeued or pruned.
 
 use std::time::Duration;
@@ -92,9 +96,9 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<Jo
     }
     let id = JobId::new();
     sqlx::query(
-        "INSERT INTO jobs (id, queue, kind, company_id, payload, ordering_key, status, attempts,
-                           run_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8)",
+        "INSERT INTO jobs (id, queue, kind, company_id, payload, ordering_key, concurrency_key,
+                           concurrency_limit, status, attempts, run_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $9, $10, 'pending', 0, $7, $8, $8)",
     )
     .bind(id.to_string())
     .bind(&job.queue)
@@ -104,6 +108,8 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<Jo
     .bind(job.ordering_key.clone())
     .bind(job.run_at.unwrap_or(now).as_millisecond())
     .bind(now.as_millisecond())
+    .bind(job.concurrency.as_ref().map(|(k, _)| k.clone()))
+    .bind(job.concurrency.as_ref().map(|(_, l)| i64::from(*l)))
     .execute(&mut *conn)
     .await?;
     Ok(id)
@@ -124,20 +130,40 @@ pub async fn claim(
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // Candidates are the runnable jobs (due, or leased by a worker that stopped renewing) that no
+    // earlier job of their ordering key holds back. Per concurrency key, ROW_NUMBER ranks them
+    // so that, added to the key's running count, no more than its limit are taken. The outer
+    // SELECT takes the limit in due order and, on PostgreSQL, skips rows another claim holds.
+    // SQL comments inside the statement are fine for both backends.
     let sql = format!(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = $1,
                 locked_until = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
                 updated_at = $3
          WHERE seq IN (
-             SELECT j.seq FROM jobs j
-             WHERE j.queue = $4
-               AND ((j.status = 'pending' AND j.run_at <= $3)
-                    OR (j.status = 'running' AND j.locked_until <= $3))
-               AND (j.ordering_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM jobs e
-                    WHERE e.queue = j.queue AND e.ordering_key = j.ordering_key
-                      AND e.seq < j.seq AND e.status <> 'dead'))
-             ORDER BY j.run_at, j.seq
+             SELECT seq FROM jobs WHERE seq IN (
+                 SELECT c.seq FROM (
+                     SELECT j.seq, j.concurrency_key, j.concurrency_limit,
+                            ROW_NUMBER() OVER (PARTITION BY j.concurrency_key
+                                               ORDER BY j.run_at, j.seq) AS rn
+                     FROM jobs j
+                     WHERE j.queue = $4
+                       AND ((j.status = 'pending' AND j.run_at <= $3)
+                            OR (j.status = 'running' AND j.locked_until <= $3))
+                       AND (j.ordering_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM jobs e
+                            WHERE e.queue = j.queue AND e.ordering_key = j.ordering_key
+                              AND e.seq < j.seq AND e.status <> 'dead'))
+                 ) c
+                 WHERE c.concurrency_key IS NULL
+                    OR c.rn + (SELECT COUNT(*) FROM jobs r
+                               WHERE r.queue = $4 AND r.concurrency_key = c.concurrency_key
+                                 AND r.status = 'running' AND r.locked_until > $3)
+                       <= c.concurrency_limit)
+               -- Repeated at the locking level: on PostgreSQL a row that another claim
+               -- changed after our snapshot is re-checked against these conditions.
+               AND ((status = 'pending' AND run_at <= $3)
+                    OR (status = 'running' AND locked_until <= $3))
+             ORDER BY run_at, seq
              LIMIT $5
              {lock})
          RETURNING {COLUMNS}"

@@ -126,6 +126,7 @@ CREATE TABLE list_cases (
 CREATE INDEX list_cases_case ON list_cases(case_id);
 
 -- The durable job queue. seq gives enqueue order (per-key ordering); id is the public handle.
+-- concurrency_key/limit: at most `limit` jobs with the same key run at once (e.g. one webhook endpoint).
 CREATE TABLE jobs (
     seq               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id                TEXT NOT NULL UNIQUE,
@@ -134,6 +135,8 @@ CREATE TABLE jobs (
     company_id        TEXT,
     payload           TEXT NOT NULL,
     ordering_key      TEXT,
+    concurrency_key   TEXT,
+    concurrency_limit BIGINT,
     status            TEXT NOT NULL CHECK (status IN ('pending', 'running', 'dead')),
     attempts          BIGINT NOT NULL DEFAULT 0,
     run_at            BIGINT NOT NULL,
@@ -147,3 +150,4 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_ready ON jobs(queue, status, run_at);
 CREATE INDEX jobs_running ON jobs(queue, status, locked_until);
 CREATE INDEX jobs_ordering ON jobs(queue, ordering_key, seq) WHERE ordering_key IS NOT NULL;
+CREATE INDEX jobs_concurrency ON jobs(queue, concurrency_key, status) WHERE concurrency_key IS NOT NULL;
