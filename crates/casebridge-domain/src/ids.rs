@@ -65,6 +65,15 @@ id_type!(CaseId);
 id_type!(ListId);
 id_type!(CampaignId);
 id_type!(JobId);
+id_type!(EventId);
+id_type!(WebhookId);
+id_type!(WebhookSecretId);
+id_type!(DeliveryId);
+id_type!(AttemptId);
+id_type!(CallId);
+id_type!(TransferId);
+id_type!(MessageId);
+id_type!(TaskId);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod company;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod jobs;
 pub mod model;

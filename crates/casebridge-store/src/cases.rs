@@ -260,13 +260,19 @@ pub async fn add_refs(
     get(conn, company, id).await
 }
 
-/// Deletes a case with its list memberships and external refs.
+/// Deletes a case with its list memberships and external refs. A case with recorded activity
+/// (calls, messages, tasks) is kept: that history belongs to it.
 pub async fn delete(conn: &mut Conn, company: CompanyId, id: CaseId) -> Result<()> {
     let done = sqlx::query("DELETE FROM cases WHERE company_id = $1 AND id = $2")
         .bind(company.to_string())
         .bind(id.to_string())
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(|e| {
+            StoreError::from(e).on_conflict(|| {
+                "this case has calls, messages or tasks recorded; it cannot be deleted".into()
+            })
+        })?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

@@ -27,10 +27,12 @@ pub mod api_keys;
 pub mod cases;
 pub mod clients;
 pub mod companies;
+pub mod events;
 pub mod jobs;
 pub mod lists;
 pub mod named;
 pub mod users;
+pub mod webhooks;
 
 mod error;
 mod jiff_ms;

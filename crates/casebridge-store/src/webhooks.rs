@@ -1,0 +1,676 @@
+//! Webhooks, their signing secrets, deliveries and the attempt log.
+
+use casebridge_domain::events::{
+    Attempt, Delivery, DeliveryStatus, EventType, Subscription, Trigger, Webhook,
+};
+use casebridge_domain::ids::{
+    CampaignId, CompanyId, DeliveryId, EventId, JobId, WebhookId, WebhookSecretId,
+};
+use casebridge_domain::page::{Page, PageRequest};
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use sqlx::FromRow;
+
+use crate::{parse_id, parse_opt_id, ts, Conn, Result, StoreError};
+
+const COLUMNS: &str = "id, company_id, scope_campaign_id, name, url, event_types,
+    filter_campaign_ids, filter_case_type_ids, app_key_sealed, active, disabled_reason,
+    created_at, updated_at";
+
+fn json_col<T: DeserializeOwned>(column: &str, raw: &str) -> Result<T> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    company_id: String,
+    scope_campaign_id: Option<String>,
+    name: String,
+    url: String,
+    event_types: String,
+    filter_campaign_ids: String,
+    filter_case_type_ids: String,
+    app_key_sealed: Option<String>,
+    active: i64,
+    disabled_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Row {
+    fn into_model(self) -> Result<Webhook> {
+        let types: Vec<String> = json_col("webhooks.event_types", &self.event_types)?;
+        let event_types = types
+            .iter()
+            .map(|t| {
+                EventType::parse(t)
+                    .ok_or_else(|| StoreError::Corrupt(format!("webhooks.event_types `{t}`")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ids = |column: &str, raw: &str| -> Result<Vec<String>> { json_col(column, raw) };
+        Ok(Webhook {
+            id: parse_id("webhooks.id", &self.id)?,
+            company_id: parse_id("webhooks.company_id", &self.company_id)?,
+            name: self.name,
+            url: self.url,
+            subscription: Subscription {
+                event_types,
+                scope_campaign_id: parse_opt_id(
+                    "webhooks.scope_campaign_id",
+                    self.scope_campaign_id.as_deref(),
+                )?,
+                campaign_ids: ids("webhooks.filter_campaign_ids", &self.filter_campaign_ids)?
+                    .iter()
+                    .map(|i| parse_id("webhooks.filter_campaign_ids", i))
+                    .collect::<Result<_>>()?,
+                case_type_ids: ids("webhooks.filter_case_type_ids", &self.filter_case_type_ids)?
+                    .iter()
+                    .map(|i| parse_id("webhooks.filter_case_type_ids", i))
+                    .collect::<Result<_>>()?,
+            },
+            active: self.active != 0,
+            disabled_reason: self.disabled_reason,
+            app_key_sealed: self.app_key_sealed,
+            created_at: ts(self.created_at)?,
+            updated_at: ts(self.updated_at)?,
+        })
+    }
+}
+
+fn types_json(s: &Subscription) -> String {
+    serde_json::to_string(&s.event_types.iter().map(|t| t.as_str()).collect::<Vec<_>>())
+        .expect("strings serialize")
+}
+
+fn ids_json<T: std::fmt::Display>(ids: &[T]) -> String {
+    serde_json::to_string(&ids.iter().map(|i| i.to_string()).collect::<Vec<_>>())
+        .expect("strings serialize")
+}
+
+/// What a new webhook is made of, already validated.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub name: String,
+    pub url: String,
+    pub subscription: Subscription,
+    pub app_key_sealed: Option<String>,
+    pub active: bool,
+}
+
+/// A partial update; `app_key_sealed: Some(None)` removes the App Key.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub event_types: Option<Vec<EventType>>,
+    pub campaign_ids: Option<Vec<CampaignId>>,
+    pub case_type_ids: Option<Vec<casebridge_domain::ids::CaseTypeId>>,
+    pub app_key_sealed: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+/// Creates a webhook with its first signing secret.
+pub async fn create(
+    conn: &mut Conn,
+    company: CompanyId,
+    new: &NewWebhook,
+    secret_sealed: &str,
+    now: Timestamp,
+) -> Result<Webhook> {
+    let id = WebhookId::new();
+    let s = &new.subscription;
+    sqlx::query(
+        "INSERT INTO webhooks (id, company_id, scope_campaign_id, name, url, event_types,
+             filter_campaign_ids, filter_case_type_ids, app_key_sealed, active, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(id.to_string())
+    .bind(company.to_string())
+    .bind(s.scope_campaign_id.map(|c| c.to_string()))
+    .bind(&new.name)
+    .bind(&new.url)
+    .bind(types_json(s))
+    .bind(ids_json(&s.campaign_ids))
+    .bind(ids_json(&s.case_type_ids))
+    .bind(new.app_key_sealed.clone())
+    .bind(i64::from(new.active))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    add_secret(conn, company, id, secret_sealed, now).await?;
+    get(conn, company, id).await
+}
+
+pub async fn get(conn: &mut Conn, company: CompanyId, id: WebhookId) -> Result<Webhook> {
+    let row: Row = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE company_id = $1 AND id = $2"
+    ))
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    row.into_model()
+}
+
+/// The company's webhooks; with `scope`, only those created from that campaign.
+pub async fn list(
+    conn: &mut Conn,
+    company: CompanyId,
+    scope: Option<CampaignId>,
+    page: &PageRequest,
+) -> Result<Page<Webhook>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM webhooks
+         WHERE company_id = $1 AND id > $2 AND ($3 IS NULL OR scope_campaign_id = $3)
+         ORDER BY id LIMIT $4"
+    ))
+    .bind(company.to_string())
+    .bind(page.after.clone().unwrap_or_default())
+    .bind(scope.map(|c| c.to_string()))
+    .bind(i64::from(page.limit) + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(Row::into_model)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |w| {
+        w.id.to_string()
+    }))
+}
+
+/// Every active webhook of a company (for matching an event).
+pub async fn active(conn: &mut Conn, company: CompanyId) -> Result<Vec<Webhook>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE company_id = $1 AND active = 1 ORDER BY id"
+    ))
+    .bind(company.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Row::into_model).collect()
+}
+
+pub async fn update(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: WebhookId,
+    patch: &WebhookPatch,
+    now: Timestamp,
+) -> Result<Webhook> {
+    let mut w = get(conn, company, id).await?;
+    if let Some(n) = &patch.name {
+        w.name = n.clone();
+    }
+    if let Some(u) = &patch.url {
+        w.url = u.clone();
+    }
+    if let Some(t) = &patch.event_types {
+        w.subscription.event_types = t.clone();
+    }
+    if let Some(c) = &patch.campaign_ids {
+        w.subscription.campaign_ids = c.clone();
+    }
+    if let Some(c) = &patch.case_type_ids {
+        w.subscription.case_type_ids = c.clone();
+    }
+    if let Some(k) = &patch.app_key_sealed {
+        w.app_key_sealed = k.clone();
+    }
+    if let Some(a) = patch.active {
+        w.active = a;
+        if a {
+            w.disabled_reason = None;
+        }
+    }
+    let s = &w.subscription;
+    sqlx::query(
+        "UPDATE webhooks SET name = $3, url = $4, event_types = $5, filter_campaign_ids = $6,
+                filter_case_type_ids = $7, app_key_sealed = $8, active = $9,
+                disabled_reason = $10, updated_at = $11
+         WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .bind(&w.name)
+    .bind(&w.url)
+    .bind(types_json(s))
+    .bind(ids_json(&s.campaign_ids))
+    .bind(ids_json(&s.case_type_ids))
+    .bind(w.app_key_sealed.clone())
+    .bind(i64::from(w.active))
+    .bind(w.disabled_reason.clone())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    get(conn, company, id).await
+}
+
+/// Turns a webhook off on the system's initiative (e.g. the endpoint answered 410 Gone).
+pub async fn disable(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: WebhookId,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhooks SET active = 0, disabled_reason = $3, updated_at = $4
+         WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .bind(reason)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a webhook with its secrets, deliveries and attempt log.
+pub async fn delete(conn: &mut Conn, company: CompanyId, id: WebhookId) -> Result<()> {
+    let done = sqlx::query("DELETE FROM webhooks WHERE company_id = $1 AND id = $2")
+        .bind(company.to_string())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Adds a signing secret (sealed). Used at creation and on rotation.
+pub async fn add_secret(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    sealed: &str,
+    now: Timestamp,
+) -> Result<WebhookSecretId> {
+    let id = WebhookSecretId::new();
+    sqlx::query(
+        "INSERT INTO webhook_secrets (id, company_id, webhook_id, secret_sealed, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.to_string())
+    .bind(company.to_string())
+    .bind(webhook.to_string())
+    .bind(sealed)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Ends every secret of the webhook other than `keep` at `expires_at` (the rotation's overlap
+/// window), unless it already ends sooner.
+pub async fn expire_other_secrets(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    keep: WebhookSecretId,
+    expires_at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_secrets SET expires_at = $4
+         WHERE company_id = $1 AND webhook_id = $2 AND id <> $3
+           AND (expires_at IS NULL OR expires_at > $4)",
+    )
+    .bind(company.to_string())
+    .bind(webhook.to_string())
+    .bind(keep.to_string())
+    .bind(expires_at.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The sealed secrets that sign deliveries now, newest first, with when each ends.
+pub async fn active_secrets(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    now: Timestamp,
+) -> Result<Vec<(String, Option<Timestamp>)>> {
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT secret_sealed, expires_at FROM webhook_secrets
+         WHERE company_id = $1 AND webhook_id = $2 AND (expires_at IS NULL OR expires_at > $3)
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(company.to_string())
+    .bind(webhook.to_string())
+    .bind(now.as_millisecond())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(s, e)| Ok((s, e.map(ts).transpose()?)))
+        .collect()
+}
+
+// ---- deliveries ----
+
+const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event_id, e.type AS event_type, d.status,
+    d.attempt_count, d.last_attempt_at, d.last_response_status, d.last_error, d.created_at,
+    d.updated_at";
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: String,
+    webhook_id: String,
+    event_id: String,
+    event_type: String,
+    status: String,
+    attempt_count: i64,
+    last_attempt_at: Option<i64>,
+    last_response_status: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl DeliveryRow {
+    fn into_model(self) -> Result<Delivery> {
+        Ok(Delivery {
+            id: parse_id("webhook_deliveries.id", &self.id)?,
+            webhook_id: parse_id("webhook_deliveries.webhook_id", &self.webhook_id)?,
+            event_id: parse_id("webhook_deliveries.event_id", &self.event_id)?,
+            event_type: EventType::parse(&self.event_type)
+                .ok_or_else(|| StoreError::Corrupt(format!("event type `{}`", self.event_type)))?,
+            status: DeliveryStatus::parse(&self.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery status `{}`", self.status)))?,
+            attempt_count: u32::try_from(self.attempt_count).unwrap_or(0),
+            last_attempt_at: self.last_attempt_at.map(ts).transpose()?,
+            last_response_status: self
+                .last_response_status
+                .and_then(|s| u16::try_from(s).ok()),
+            last_error: self.last_error,
+            created_at: ts(self.created_at)?,
+            updated_at: ts(self.updated_at)?,
+        })
+    }
+}
+
+/// Creates the delivery of an event to a webhook unless it exists (dispatch may run twice).
+/// Returns the new delivery's id, or `None` when it already existed.
+pub async fn create_delivery(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    event: EventId,
+    now: Timestamp,
+) -> Result<Option<DeliveryId>> {
+    let id = DeliveryId::new();
+    let done = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, company_id, webhook_id, event_id, status,
+             created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $5)
+         ON CONFLICT (webhook_id, event_id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(company.to_string())
+    .bind(webhook.to_string())
+    .bind(event.to_string())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok((done.rows_affected() == 1).then_some(id))
+}
+
+pub async fn delivery(conn: &mut Conn, company: CompanyId, id: DeliveryId) -> Result<Delivery> {
+    let row: DeliveryRow = sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.company_id = $1 AND d.id = $2"
+    ))
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    row.into_model()
+}
+
+/// A webhook's deliveries, newest first, optionally of one status.
+pub async fn deliveries(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    status: Option<DeliveryStatus>,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    // Newest first: the cursor is the last id seen, and ids are time-ordered.
+    let before = page.after.clone().unwrap_or_else(|| "~".to_owned());
+    let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.company_id = $1 AND d.webhook_id = $2 AND d.id < $3
+           AND ($4 IS NULL OR d.status = $4)
+         ORDER BY d.id DESC LIMIT $5"
+    ))
+    .bind(company.to_string())
+    .bind(webhook.to_string())
+    .bind(before)
+    .bind(status.map(|s| s.as_str()))
+    .bind(i64::from(page.limit) + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(DeliveryRow::into_model)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |d| {
+        d.id.to_string()
+    }))
+}
+
+/// The ids of a webhook's failed deliveries created at or after `since` (bulk recovery).
+pub async fn failed_since(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    since: Timestamp,
+) -> Result<Vec<DeliveryId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM webhook_deliveries
+         WHERE company_id = $1 AND webhook_id = $2 AND status = 'failed' AND created_at >= $3
+         ORDER BY id",
+    )
+    .bind(company.to_string())
+    .bind(webhook.to_string())
+    .bind(since.as_millisecond())
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.iter()
+        .map(|i| parse_id("webhook_deliveries.id", i))
+        .collect()
+}
+
+/// Puts a delivery back to pending (a replay is about to be queued).
+pub async fn mark_pending(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: DeliveryId,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'pending', updated_at = $3
+         WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a delivery failed without an attempt (e.g. its webhook was turned off).
+pub async fn mark_failed(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: DeliveryId,
+    error: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = $3, updated_at = $4
+         WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .bind(error)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether the job already made a successful attempt (so a re-run after a crash sends nothing).
+pub async fn job_succeeded(conn: &mut Conn, job: JobId) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM webhook_attempts WHERE job_id = $1 AND succeeded = 1")
+            .bind(job.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+fn headers_json(h: &[(String, String)]) -> String {
+    serde_json::to_string(h).expect("strings serialize")
+}
+
+/// Logs an attempt and moves its delivery to `status`, in one statement pair on the caller's
+/// connection (the caller wraps it in a transaction).
+pub async fn record_attempt(
+    conn: &mut Conn,
+    company: CompanyId,
+    attempt: &Attempt,
+    status: DeliveryStatus,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (id, company_id, delivery_id, job_id, attempt_no, trigger,
+             request_url, request_headers, request_body, response_status, response_headers,
+             response_body, error, duration_ms, succeeded, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(attempt.id.to_string())
+    .bind(company.to_string())
+    .bind(attempt.delivery_id.to_string())
+    .bind(attempt.job_id.to_string())
+    .bind(i64::from(attempt.attempt_no))
+    .bind(attempt.trigger.as_str())
+    .bind(&attempt.request_url)
+    .bind(headers_json(&attempt.request_headers))
+    .bind(&attempt.request_body)
+    .bind(attempt.response_status.map(i64::from))
+    .bind(headers_json(&attempt.response_headers))
+    .bind(attempt.response_body.clone())
+    .bind(attempt.error.clone())
+    .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
+    .bind(i64::from(attempt.succeeded))
+    .bind(attempt.started_at.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $3, attempt_count = attempt_count + 1,
+                last_attempt_at = $4, last_response_status = $5, last_error = $6, updated_at = $4
+         WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(attempt.delivery_id.to_string())
+    .bind(status.as_str())
+    .bind(attempt.started_at.as_millisecond())
+    .bind(attempt.response_status.map(i64::from))
+    .bind(attempt.error.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct AttemptRow {
+    id: String,
+    delivery_id: String,
+    job_id: String,
+    attempt_no: i64,
+    trigger: String,
+    request_url: String,
+    request_headers: String,
+    request_body: String,
+    response_status: Option<i64>,
+    response_headers: Option<String>,
+    response_body: Option<String>,
+    error: Option<String>,
+    duration_ms: i64,
+    succeeded: i64,
+    started_at: i64,
+}
+
+/// A delivery's attempts, first to last.
+pub async fn attempts(
+    conn: &mut Conn,
+    company: CompanyId,
+    delivery: DeliveryId,
+) -> Result<Vec<Attempt>> {
+    let rows: Vec<AttemptRow> = sqlx::query_as(
+        "SELECT id, delivery_id, job_id, attempt_no, trigger, request_url, request_headers,
+                request_body, response_status, response_headers, response_body, error,
+                duration_ms, succeeded, started_at
+         FROM webhook_attempts WHERE company_id = $1 AND delivery_id = $2
+         ORDER BY attempt_no, started_at",
+    )
+    .bind(company.to_string())
+    .bind(delivery.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Attempt {
+                id: parse_id("webhook_attempts.id", &r.id)?,
+                delivery_id: parse_id("webhook_attempts.delivery_id", &r.delivery_id)?,
+                job_id: parse_id("webhook_attempts.job_id", &r.job_id)?,
+                attempt_no: u32::try_from(r.attempt_no).unwrap_or(0),
+                trigger: Trigger::parse(&r.trigger)
+                    .ok_or_else(|| StoreError::Corrupt(format!("trigger `{}`", r.trigger)))?,
+                request_url: r.request_url,
+                request_headers: json_col("webhook_attempts.request_headers", &r.request_headers)?,
+                request_body: r.request_body,
+                response_status: r.response_status.and_then(|s| u16::try_from(s).ok()),
+                response_headers: r
+                    .response_headers
+                    .map(|h| json_col("webhook_attempts.response_headers", &h))
+                    .transpose()?
+                    .unwrap_or_default(),
+                response_body: r.response_body,
+                error: r.error,
+                duration_ms: u64::try_from(r.duration_ms).unwrap_or(0),
+                succeeded: r.succeeded != 0,
+                started_at: ts(r.started_at)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes log data older than `before`: attempts, finished deliveries, and events no delivery
+/// refers to any more. Pending deliveries are never pruned. Returns rows deleted per table.
+pub async fn prune(conn: &mut Conn, before: Timestamp) -> Result<(u64, u64, u64)> {
+    let at = before.as_millisecond();
+    let attempts = sqlx::query("DELETE FROM webhook_attempts WHERE started_at < $1")
+        .bind(at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let deliveries =
+        sqlx::query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1")
+            .bind(at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    let events = sqlx::query(
+        "DELETE FROM events WHERE created_at < $1
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id)",
+    )
+    .bind(at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok((attempts, deliveries, events))
+}
