@@ -13,8 +13,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use casebridge_crypto::Keyring;
 use casebridge_domain::clock::Clock;
 use casebridge_store::Store;
+use casebridge_webhooks::policy::UrlPolicy;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    /// Seals secrets at rest (webhook signing secrets, App Keys, CRM credentials).
+    pub keyring: Keyring,
+    /// Which outbound destinations may be saved (webhook URLs).
+    pub url_policy: Arc<UrlPolicy>,
 }
 
 #[derive(Debug, Clone)]

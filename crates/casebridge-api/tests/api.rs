@@ -1,7 +1,7 @@
 //! The REST API end to end, on a real port, on both backends.
 
 use casebridge_api::HttpOptions;
-use casebridge_testkit::{backend_tests, TestApp};
+use casebridge_testkit::{backend_tests, TestApp, TestOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -285,7 +285,7 @@ backend_tests! {
     }
 
     async fn bad_input_gets_a_clear_error_and_stores_nothing(backend) {
-        let app = TestApp::start_with(backend, HttpOptions { body_limit_bytes: 16 * 1024 }).await;
+        let app = TestApp::start_with(backend, TestOptions { http: HttpOptions { body_limit_bytes: 16 * 1024 }, ..TestOptions::default() }).await;
         let ct = case_type(&app, "Auto").await;
         let send_raw = |body: String, content_type: Option<&'static str>| {
             let mut req = app.http.post(app.url("/api/v1/cases")).bearer_auth(&app.api_key).body(body);

@@ -50,6 +50,9 @@ pub struct Config {
     pub worker_concurrency: usize,
     pub job_lease_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// CASEBRIDGE_WEBHOOK_LOG_RETENTION_DAYS, default 30: webhook attempts and finished deliveries
+    /// older than this are pruned (W9).
+    pub webhook_log_retention_days: u32,
 }
 
 /// Log output format.
@@ -143,6 +146,10 @@ const SETTINGS: &[Setting] = &[
     setting("worker_concurrency", "CASEBRIDGE_WORKER_CONCURRENCY"),
     setting("job_lease_secs", "CASEBRIDGE_JOB_LEASE_SECS"),
     setting("shutdown_grace_secs", "CASEBRIDGE_SHUTDOWN_GRACE_SECS"),
+    setting(
+        "webhook_log_retention_days",
+        "CASEBRIDGE_WEBHOOK_LOG_RETENTION_DAYS",
+    ),
 ];
 
 const ENV_PREFIX: &str = "CASEBRIDGE_";
@@ -188,6 +195,7 @@ struct RawConfig {
     worker_concurrency: usize,
     job_lease_secs: u64,
     shutdown_grace_secs: u64,
+    webhook_log_retention_days: u32,
 }
 
 impl Default for RawConfig {
@@ -208,6 +216,7 @@ impl Default for RawConfig {
             worker_concurrency: 16,
             job_lease_secs: 60,
             shutdown_grace_secs: 20,
+            webhook_log_retention_days: 30,
         }
     }
 }
@@ -302,6 +311,10 @@ impl fmt::Debug for Config {
             .field("worker_concurrency", &self.worker_concurrency)
             .field("job_lease_secs", &self.job_lease_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field(
+                "webhook_log_retention_days",
+                &self.webhook_log_retention_days,
+            )
             .finish()
     }
 }
@@ -514,6 +527,10 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     positive("db_max_connections", u64::from(raw.db_max_connections))?;
     positive("worker_concurrency", raw.worker_concurrency as u64)?;
     positive("job_lease_secs", raw.job_lease_secs)?;
+    positive(
+        "webhook_log_retention_days",
+        u64::from(raw.webhook_log_retention_days),
+    )?;
 
     Ok(Config {
         listen,
@@ -531,6 +548,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         worker_concurrency: raw.worker_concurrency,
         job_lease_secs: raw.job_lease_secs,
         shutdown_grace_secs: raw.shutdown_grace_secs,
+        webhook_log_retention_days: raw.webhook_log_retention_days,
     })
 }
 

@@ -293,18 +293,29 @@ impl Worker {
         };
 
         // Keep the lease alive while the handler runs; run the handler in its own task so a
-        // panic becomes a failed attempt instead of taking the worker down.
-        let heartbeat = self.heartbeat(job.clone());
-        let run = {
+        // panic becomes a failed attempt instead of taking the worker down. Both tasks are
+        // aborted when this future is dropped (shutdown past its grace period), so a released
+        // job is never still running here while another worker takes it.
+        let mut heartbeat = AbortOnDrop(self.heartbeat(job.clone()));
+        let mut run = AbortOnDrop({
             let job = job.clone();
             tokio::spawn(async move { handler.run(&job).await })
+        });
+        let result = tokio::select! {
+            r = &mut run.0 => match r {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => Err(JobError::retry("the job handler panicked")),
+                Err(_) => Err(JobError::retry("the job was cancelled")),
+            },
+            // The heartbeat ends only when the lease is lost: another worker may own the job
+            // now, so this run stops rather than race it.
+            _ = &mut heartbeat.0 => {
+                warn!("lease lost while running; stopping this run");
+                self.record(job, "lease_lost", started);
+                return;
+            }
         };
-        let result = match run.await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(JobError::retry("the job handler panicked")),
-            Err(_) => Err(JobError::retry("the job was cancelled")),
-        };
-        heartbeat.abort();
+        drop(heartbeat);
 
         let now = inner.clock.now();
         let outcome = match result {
@@ -323,7 +334,7 @@ impl Worker {
                 match policy.decide(job.attempts, first, now, retry_after, random) {
                     RetryDecision::RetryAt(at) => {
                         warn!(error = %error, retry_at = %at, "job attempt failed; will retry");
-                        jobs::retry(&inner.store, job, at, &error)
+                        jobs::retry(&inner.store, job, at, &error, now)
                             .await
                             .map(|h| (h, "retry"))
                     }
@@ -347,6 +358,7 @@ impl Worker {
         }
     }
 
+    /// Renews the lease every third of its length; returns only if the lease is lost.
     fn heartbeat(&self, job: Job) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -372,7 +384,18 @@ impl Worker {
             }
         })
     }
+}
 
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Worker {
     fn record(&self, job: &Job, outcome: &'static str, started: std::time::Instant) {
         let labels = [
             ("queue", self.inner.config.queue.clone()),

@@ -355,7 +355,7 @@ backend_tests! {
     async fn shutdown_releases_unfinished_jobs(backend) {
         let db = TestDb::new(backend).await;
         let id = enqueue(&db.store, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;
-        let rec = Recorder { sleep: Duration::from_secs(30), ..Default::default() };
+        let rec = Recorder { sleep: Duration::from_secs(1), ..Default::default() };
         let mut cfg = config(1);
         cfg.shutdown_grace = Duration::from_millis(100);
         let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
@@ -369,6 +369,9 @@ backend_tests! {
         let job = jobs::get(&mut conn, id).await.unwrap();
         assert_eq!(job.status, JobStatus::Pending, "given back, not left leased");
         assert_eq!(job.attempts, 0, "an interrupted attempt is not counted");
+        // The handler was stopped, not left running beside whoever claims the job next.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(rec.runs.lock().unwrap().is_empty(), "the released job's handler kept running");
     }
 }
 

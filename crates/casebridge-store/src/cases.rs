@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use sqlx::FromRow;
 
 use crate::refs::{self, Entity};
-use crate::{clients, named, parse_id, parse_opt_id, ts, Conn, Result, StoreError};
+use crate::{clients, named, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
 
 const COLUMNS: &str =
     "id, name, case_type_id, case_status_id, client_id, custom_fields, created_at, updated_at";
@@ -79,11 +79,12 @@ async fn check_references(
 }
 
 pub async fn create(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     new: &NewCase,
     now: Timestamp,
 ) -> Result<Case> {
+    let conn: &mut Conn = conn;
     check_references(
         conn,
         company,
@@ -190,12 +191,13 @@ async fn with_refs(
 }
 
 pub async fn update(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     id: CaseId,
     patch: &CasePatch,
     now: Timestamp,
 ) -> Result<Case> {
+    let conn: &mut Conn = conn;
     let current = get(conn, company, id).await?;
     check_references(
         conn,
@@ -247,12 +249,13 @@ pub async fn exists(conn: &mut Conn, company: CompanyId, id: CaseId) -> Result<b
 }
 
 pub async fn add_refs(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     id: CaseId,
     new_refs: &[ExternalRef],
     now: Timestamp,
 ) -> Result<Case> {
+    let conn: &mut Conn = conn;
     if !exists(conn, company, id).await? {
         return Err(StoreError::NotFound);
     }
@@ -262,7 +265,8 @@ pub async fn add_refs(
 
 /// Deletes a case with its list memberships and external refs. A case with recorded activity
 /// (calls, messages, tasks) is kept: that history belongs to it.
-pub async fn delete(conn: &mut Conn, company: CompanyId, id: CaseId) -> Result<()> {
+pub async fn delete(conn: &mut Tx, company: CompanyId, id: CaseId) -> Result<()> {
+    let conn: &mut Conn = conn;
     let done = sqlx::query("DELETE FROM cases WHERE company_id = $1 AND id = $2")
         .bind(company.to_string())
         .bind(id.to_string())

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use sqlx::FromRow;
 
 use crate::refs::{self, Entity};
-use crate::{parse_id, ts, Conn, Result, StoreError};
+use crate::{parse_id, ts, Conn, Result, StoreError, Tx};
 
 const COLUMNS: &str = "id, first_name, last_name, email, phone, created_at, updated_at";
 
@@ -39,11 +39,12 @@ impl Row {
 }
 
 pub async fn create(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     new: &NewClient,
     now: Timestamp,
 ) -> Result<Client> {
+    let conn: &mut Conn = conn;
     let id = ClientId::new().to_string();
     let f = &new.fields;
     sqlx::query(
@@ -134,12 +135,13 @@ pub async fn list(
 }
 
 pub async fn update(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     id: ClientId,
     patch: &ClientPatch,
     now: Timestamp,
 ) -> Result<Client> {
+    let conn: &mut Conn = conn;
     let current = get(conn, company, id).await?;
     let f = patch.apply(&current.fields)?;
     sqlx::query(
@@ -159,12 +161,13 @@ pub async fn update(
 }
 
 pub async fn add_refs(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     id: ClientId,
     new_refs: &[ExternalRef],
     now: Timestamp,
 ) -> Result<Client> {
+    let conn: &mut Conn = conn;
     if !exists(conn, company, id).await? {
         return Err(StoreError::NotFound);
     }
@@ -181,7 +184,8 @@ pub async fn add_refs(
 }
 
 /// Deletes a client that no case points at.
-pub async fn delete(conn: &mut Conn, company: CompanyId, id: ClientId) -> Result<()> {
+pub async fn delete(conn: &mut Tx, company: CompanyId, id: ClientId) -> Result<()> {
+    let conn: &mut Conn = conn;
     let done = sqlx::query("DELETE FROM clients WHERE company_id = $1 AND id = $2")
         .bind(company.to_string())
         .bind(id.to_string())

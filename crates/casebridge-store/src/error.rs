@@ -37,6 +37,16 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => {
                 StoreError::Conflict("the record is referenced by other records".into())
             }
+            // Contention, not a fault: SQLite busy/locked after busy_timeout; PostgreSQL
+            // deadlock, lock timeout, serialization failure. The client may try again.
+            sqlx::Error::Database(ref db)
+                if matches!(
+                    db.code().as_deref(),
+                    Some("5" | "6" | "40P01" | "55P03" | "40001")
+                ) =>
+            {
+                StoreError::Unavailable(e)
+            }
             other => StoreError::Database(other),
         }
     }

@@ -197,6 +197,9 @@ async fn with_lease(store: &Store, sql: &str, job: &Job, binds: LeaseBinds<'_>) 
     if let Some(e) = binds.error {
         q = q.bind(e);
     }
+    if let Some(n) = binds.now {
+        q = q.bind(n.as_millisecond());
+    }
     let done = q.execute(&mut *conn).await?;
     Ok(done.rows_affected() == 1)
 }
@@ -205,6 +208,7 @@ async fn with_lease(store: &Store, sql: &str, job: &Job, binds: LeaseBinds<'_>) 
 struct LeaseBinds<'a> {
     at: Option<Timestamp>,
     error: Option<&'a str>,
+    now: Option<Timestamp>,
 }
 
 /// The job succeeded: it is removed.
@@ -219,16 +223,23 @@ pub async fn complete(store: &Store, job: &Job) -> Result<bool> {
 }
 
 /// The attempt failed and the job runs again at `at`.
-pub async fn retry(store: &Store, job: &Job, at: Timestamp, error: &str) -> Result<bool> {
+pub async fn retry(
+    store: &Store,
+    job: &Job,
+    at: Timestamp,
+    error: &str,
+    now: Timestamp,
+) -> Result<bool> {
     with_lease(
         store,
         "UPDATE jobs SET status = 'pending', run_at = $3, last_error = $4, lease_id = NULL,
-                locked_until = NULL, updated_at = $3
+                locked_until = NULL, updated_at = $5
          WHERE id = $1 AND lease_id = $2 AND status = 'running'",
         job,
         LeaseBinds {
             at: Some(at),
             error: Some(error),
+            now: Some(now),
         },
     )
     .await
@@ -245,6 +256,7 @@ pub async fn bury(store: &Store, job: &Job, now: Timestamp, error: &str) -> Resu
         LeaseBinds {
             at: Some(now),
             error: Some(error),
+            now: None,
         },
     )
     .await
@@ -258,7 +270,7 @@ pub async fn extend(store: &Store, job: &Job, until: Timestamp) -> Result<bool> 
         job,
         LeaseBinds {
             at: Some(until),
-            error: None,
+            ..LeaseBinds::default()
         },
     )
     .await
@@ -274,7 +286,7 @@ pub async fn release(store: &Store, job: &Job, now: Timestamp) -> Result<bool> {
         job,
         LeaseBinds {
             at: Some(now),
-            error: None,
+            ..LeaseBinds::default()
         },
     )
     .await

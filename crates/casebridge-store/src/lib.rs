@@ -9,8 +9,10 @@
 //! Every function that touches tenant data takes a [`CompanyId`] and filters by it: there is no
 //! unscoped lookup of a company's records.
 //!
-//! Functions take `&mut AnyConnection`, so the caller decides whether they run inside a transaction
-//! ([`Store::begin`]) or on a pooled connection ([`Store::conn`]).
+//! Single-statement functions take `&mut Conn`, so the caller decides whether they run inside a
+//! transaction ([`Store::begin`]) or on a pooled connection ([`Store::conn`]). Functions that
+//! write with more than one statement take `&mut Tx`: they cannot be called outside a
+//! transaction, so a failure half-way never leaves half a change.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use sqlx::{Any, AnyPool, Executor};
 
 pub use casebridge_domain::ids::CompanyId;
 
+pub mod activity;
 pub mod api_keys;
 pub mod cases;
 pub mod clients;

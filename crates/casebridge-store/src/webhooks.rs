@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use sqlx::FromRow;
 
-use crate::{parse_id, parse_opt_id, ts, Conn, Result, StoreError};
+use crate::{parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
 
 const COLUMNS: &str = "id, company_id, scope_campaign_id, name, url, event_types,
     filter_campaign_ids, filter_case_type_ids, app_key_sealed, active, disabled_reason,
@@ -91,6 +91,8 @@ fn ids_json<T: std::fmt::Display>(ids: &[T]) -> String {
 /// What a new webhook is made of, already validated.
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
+    /// Chosen by the caller, so secrets can be sealed to the webhook before it is stored.
+    pub id: WebhookId,
     pub name: String,
     pub url: String,
     pub subscription: Subscription,
@@ -112,13 +114,14 @@ pub struct WebhookPatch {
 
 /// Creates a webhook with its first signing secret.
 pub async fn create(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     new: &NewWebhook,
     secret_sealed: &str,
     now: Timestamp,
 ) -> Result<Webhook> {
-    let id = WebhookId::new();
+    let conn: &mut Conn = conn;
+    let id = new.id;
     let s = &new.subscription;
     sqlx::query(
         "INSERT INTO webhooks (id, company_id, scope_campaign_id, name, url, event_types,
@@ -192,12 +195,13 @@ pub async fn active(conn: &mut Conn, company: CompanyId) -> Result<Vec<Webhook>>
 }
 
 pub async fn update(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     id: WebhookId,
     patch: &WebhookPatch,
     now: Timestamp,
 ) -> Result<Webhook> {
+    let conn: &mut Conn = conn;
     let mut w = get(conn, company, id).await?;
     if let Some(n) = &patch.name {
         w.name = n.clone();

@@ -49,25 +49,39 @@ fn new_case(case_type: &str, name: &str, lead: Option<&str>) -> NewCase {
     }
 }
 
+/// Runs one write in its own transaction and commits it when it succeeds.
+macro_rules! write {
+    ($db:expr, |$tx:ident| $body:expr) => {{
+        let mut $tx = $db.store.begin().await.unwrap();
+        let r = $body.await;
+        if r.is_ok() {
+            $tx.commit().await.unwrap();
+        }
+        r
+    }};
+}
+
 backend_tests! {
     async fn case_round_trip_with_external_ref(backend) {
         let db = TestDb::new(backend).await;
         let a = company(&db, "Firm A").await;
         let ct = case_type(&db, a, "Auto").await;
-        let mut conn = db.store.conn().await.unwrap();
-        let created = cases::create(&mut conn, a, &new_case(&ct, "Doe v. Roe", Some("L-1")), Timestamp::now())
-            .await
+        let created = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "Doe v. Roe", Some("L-1")), Timestamp::now()))
             .unwrap();
         assert_eq!(created.custom_fields, json!({"injury": "back"}));
         assert_eq!(created.case_status_id, None);
+        let mut conn = db.store.conn().await.unwrap();
         let found = cases::find_by_ref(&mut conn, a, "lawruler", "L-1").await.unwrap();
         assert_eq!(found, created);
+        drop(conn);
 
-        // The same ref on another case of the same company is a conflict.
-        let err = cases::create(&mut conn, a, &new_case(&ct, "Other", Some("L-1")), Timestamp::now())
-            .await
+        // The same ref on another case of the same company is a conflict, and nothing is kept.
+        let err = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "Other", Some("L-1")), Timestamp::now()))
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("lawruler/L-1")), "{err:?}");
+        let mut conn = db.store.conn().await.unwrap();
+        let all = cases::list(&mut conn, a, &CaseFilter::default(), &PageRequest::default()).await.unwrap();
+        assert_eq!(all.items.len(), 1);
     }
 
     async fn another_company_sees_nothing(backend) {
@@ -75,21 +89,20 @@ backend_tests! {
         let a = company(&db, "Firm A").await;
         let b = company(&db, "Firm B").await;
         let ct = case_type(&db, a, "Auto").await;
-        let mut conn = db.store.conn().await.unwrap();
-        let case = cases::create(&mut conn, a, &new_case(&ct, "A's case", Some("7")), Timestamp::now())
-            .await
+        let case = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "A's case", Some("7")), Timestamp::now()))
             .unwrap();
+        let mut conn = db.store.conn().await.unwrap();
         assert!(matches!(cases::get(&mut conn, b, case.id).await, Err(StoreError::NotFound)));
         assert!(matches!(cases::find_by_ref(&mut conn, b, "lawruler", "7").await, Err(StoreError::NotFound)));
+        drop(conn);
         // B may use the same external id for its own case, and cannot use A's case type.
-        let err = cases::create(&mut conn, b, &new_case(&ct, "B's case", Some("7")), Timestamp::now())
-            .await
+        let err = write!(db, |tx| cases::create(&mut tx, b, &new_case(&ct, "B's case", Some("7")), Timestamp::now()))
             .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(ref v) if v.errors[0].field == "case_type_id"), "{err:?}");
         let ct_b = case_type(&db, b, "Auto").await;
-        cases::create(&mut conn, b, &new_case(&ct_b, "B's case", Some("7")), Timestamp::now())
-            .await
+        write!(db, |tx| cases::create(&mut tx, b, &new_case(&ct_b, "B's case", Some("7")), Timestamp::now()))
             .unwrap();
+        let mut conn = db.store.conn().await.unwrap();
         let page = cases::list(&mut conn, a, &CaseFilter::default(), &PageRequest::default()).await.unwrap();
         assert_eq!(page.items.len(), 1);
     }
@@ -98,11 +111,11 @@ backend_tests! {
         let db = TestDb::new(backend).await;
         let a = company(&db, "Firm A").await;
         let ct = case_type(&db, a, "Auto").await;
-        let mut conn = db.store.conn().await.unwrap();
         let mut made = Vec::new();
         for i in 0..7 {
-            made.push(cases::create(&mut conn, a, &new_case(&ct, &format!("c{i}"), None), Timestamp::now()).await.unwrap().id);
+            made.push(write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, &format!("c{i}"), None), Timestamp::now())).unwrap().id);
         }
+        let mut conn = db.store.conn().await.unwrap();
         let mut seen = Vec::new();
         let mut page = PageRequest::first(3);
         loop {
@@ -120,11 +133,10 @@ backend_tests! {
         let db = TestDb::new(backend).await;
         let a = company(&db, "Firm A").await;
         let ct = case_type(&db, a, "Auto").await;
-        let mut conn = db.store.conn().await.unwrap();
-        let case = cases::create(&mut conn, a, &new_case(&ct, "x", None), Timestamp::now()).await.unwrap();
-        let err = named::delete(&mut conn, a, NamedKind::CaseType, &ct).await.unwrap_err();
+        let case = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "x", None), Timestamp::now())).unwrap();
+        let err = write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-        cases::delete(&mut conn, a, case.id).await.unwrap();
-        named::delete(&mut conn, a, NamedKind::CaseType, &ct).await.unwrap();
+        write!(db, |tx| cases::delete(&mut tx, a, case.id)).unwrap();
+        write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap();
     }
 }

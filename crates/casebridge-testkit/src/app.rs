@@ -2,11 +2,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_api::{AppState, HttpOptions};
-use casebridge_crypto::generate_api_key;
-use casebridge_domain::clock::SystemClock;
+use casebridge_crypto::{generate_api_key, Keyring, MasterKey};
+use casebridge_domain::clock::ManualClock;
 use casebridge_domain::company::NewCompany;
 use casebridge_domain::ids::CompanyId;
+use casebridge_queue::{Worker, WorkerConfig};
 use casebridge_store::{api_keys, companies};
+use casebridge_webhooks::delivery::{WebhookRuntime, ATTEMPT_TIMEOUT};
+use casebridge_webhooks::outbox::QUEUE;
+use casebridge_webhooks::policy::UrlPolicy;
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -14,9 +18,39 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{TestBackend, TestDb};
 
+/// How a [`TestApp`] is set up.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub http: HttpOptions,
+    /// Default: plain http and loopback allowed, so local receivers can be used.
+    pub url_policy: UrlPolicy,
+    pub attempt_timeout: Duration,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            http: HttpOptions::default(),
+            url_policy: UrlPolicy {
+                allow_http: true,
+                allowed_private: vec![
+                    "127.0.0.0/8".parse().expect("cidr"),
+                    "::1/128".parse().expect("cidr"),
+                ],
+            },
+            attempt_timeout: ATTEMPT_TIMEOUT,
+        }
+    }
+}
+
 /// The real HTTP server on `127.0.0.1:0` over a fresh database, with one company and its key.
+/// Its clock is a [`ManualClock`] (starting now) shared by the API and [`TestApp::webhook_worker`],
+/// so retry schedules can be walked without waiting.
 pub struct TestApp {
     pub db: TestDb,
+    pub clock: ManualClock,
+    pub keyring: Keyring,
+    pub options: TestOptions,
     pub base: String,
     pub company_id: CompanyId,
     pub api_key: String,
@@ -35,15 +69,19 @@ pub struct Reply {
 
 impl TestApp {
     pub async fn start(backend: TestBackend) -> Self {
-        Self::start_with(backend, HttpOptions::default()).await
+        Self::start_with(backend, TestOptions::default()).await
     }
 
-    pub async fn start_with(backend: TestBackend, options: HttpOptions) -> Self {
+    pub async fn start_with(backend: TestBackend, options: TestOptions) -> Self {
         let db = TestDb::new(backend).await;
+        let clock = ManualClock::new(jiff::Timestamp::now());
+        let keyring = Keyring::new(MasterKey::generate(), Vec::new());
         let state = AppState {
             store: db.store.clone(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(clock.clone()),
             metrics: casebridge_api::metrics_handle(),
+            keyring: keyring.clone(),
+            url_policy: Arc::new(options.url_policy.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -53,12 +91,15 @@ impl TestApp {
         tokio::spawn(casebridge_api::serve(
             listener,
             state,
-            options,
+            options.http.clone(),
             shutdown.clone(),
             Duration::from_secs(5),
         ));
         let mut app = Self {
             db,
+            clock,
+            keyring,
+            options,
             base,
             company_id: CompanyId::new(),
             api_key: String::new(),
@@ -69,6 +110,34 @@ impl TestApp {
         app.company_id = company_id;
         app.api_key = api_key;
         app
+    }
+
+    /// A worker for the `webhooks` queue sharing the app's store, keyring, clock and URL policy.
+    /// Call `drain()` on it for deterministic tests, or spawn `run()`.
+    pub fn webhook_worker(&self, concurrency: usize) -> Worker {
+        let rt = WebhookRuntime::new(
+            self.db.store.clone(),
+            self.keyring.clone(),
+            Arc::new(self.clock.clone()),
+            self.options.url_policy.clone(),
+            self.options.attempt_timeout,
+        );
+        Worker::new(
+            self.db.store.clone(),
+            Arc::new(self.clock.clone()),
+            rt.registry(),
+            WorkerConfig {
+                concurrency,
+                poll_interval: Duration::from_millis(20),
+                shutdown_grace: Duration::from_secs(1),
+                ..WorkerConfig::new(QUEUE)
+            },
+        )
+    }
+
+    /// Moves the shared clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     /// Another tenant on the same server: its id and API key.

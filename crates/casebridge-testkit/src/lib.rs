@@ -8,9 +8,11 @@
 
 mod app;
 mod db;
+pub mod receiver;
 
-pub use app::TestApp;
+pub use app::{Reply, TestApp, TestOptions};
 pub use db::{postgres_admin_url, TestBackend, TestDb, POSTGRES_ENV};
+pub use receiver::Receiver;
 
 /// Runs each test on SQLite and on PostgreSQL.
 ///

@@ -1,5 +1,7 @@
 //! Outbound webhooks: signing, URL policy, the SSRF-safe client and the delivery handler.
 
+pub mod delivery;
 pub mod outbox;
 pub mod policy;
+pub mod retention;
 pub mod signing;

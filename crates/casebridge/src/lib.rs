@@ -11,6 +11,9 @@ use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
 use casebridge_domain::clock::{Clock, SystemClock};
 use casebridge_queue::{Registry, Worker, WorkerConfig};
 use casebridge_store::{Store, StoreOptions};
+use casebridge_webhooks::delivery::{WebhookRuntime, ATTEMPT_TIMEOUT};
+use casebridge_webhooks::outbox as webhook_outbox;
+use casebridge_webhooks::policy::UrlPolicy;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -106,12 +109,25 @@ impl Runtime {
         })
     }
 
-    /// The worker pools of this build, one per queue, each with its handlers.
-    ///
-    /// The foundation defines no job kinds yet; webhook delivery and CRM sync register theirs
-    /// here. A job whose kind has no handler is dead-lettered with a clear error, never dropped.
+    /// Which outbound destinations are allowed (W2; `CASEBRIDGE_ALLOW_*`).
+    pub fn url_policy(&self) -> UrlPolicy {
+        UrlPolicy {
+            allow_http: self.config.allow_http,
+            allowed_private: self.config.allow_private_networks.clone(),
+        }
+    }
+
+    /// The worker pools of this build, one per queue, each with its handlers. A job whose kind
+    /// has no handler is dead-lettered with a clear error, never dropped.
     pub fn workers(&self) -> Vec<Worker> {
-        let queues: Vec<(&str, Registry)> = Vec::new();
+        let webhooks = WebhookRuntime::new(
+            self.store.clone(),
+            self.keyring.clone(),
+            self.clock.clone(),
+            self.url_policy(),
+            ATTEMPT_TIMEOUT,
+        );
+        let queues: Vec<(&str, Registry)> = vec![(webhook_outbox::QUEUE, webhooks.registry())];
         queues
             .into_iter()
             .map(|(queue, registry)| {
@@ -155,6 +171,8 @@ impl Runtime {
             store: self.store.clone(),
             clock: self.clock.clone(),
             metrics: casebridge_api::metrics_handle(),
+            keyring: self.keyring.clone(),
+            url_policy: Arc::new(self.url_policy()),
         };
         let options = HttpOptions {
             body_limit_bytes: self.config.body_limit_bytes,
@@ -170,16 +188,26 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs only the workers until `shutdown`.
-    pub async fn work(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let tasks: Vec<_> = self
+    /// Starts the worker pools and the log pruning; they stop when `shutdown` is cancelled.
+    fn spawn_workers(&self, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks: Vec<_> = self
             .workers()
             .into_iter()
             .map(|w| tokio::spawn(w.run(shutdown.clone())))
             .collect();
-        if tasks.is_empty() {
-            tracing::info!("no job queues are defined in this build; waiting for shutdown");
-        }
+        tasks.push(tokio::spawn(casebridge_webhooks::retention::prune_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            Duration::from_secs(u64::from(self.config.webhook_log_retention_days) * 86_400),
+            Duration::from_secs(3600),
+            shutdown.clone(),
+        )));
+        tasks
+    }
+
+    /// Runs only the workers until `shutdown`.
+    pub async fn work(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tasks = self.spawn_workers(&shutdown);
         shutdown.cancelled().await;
         for t in tasks {
             let _ = t.await;

@@ -4,11 +4,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
+mod activity;
 mod cases;
 mod clients;
 mod company;
 mod lists;
 mod named;
+mod webhooks;
 
 /// Everything under `/api/v1`.
 pub fn api() -> OpenApiRouter<AppState> {
@@ -18,6 +20,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(clients::routes())
         .merge(cases::routes())
         .merge(lists::routes())
+        .merge(activity::routes())
+        .merge(webhooks::routes())
 }
 
 /// Health and metrics, outside the versioned API and without authentication.

@@ -1,0 +1,803 @@
+//! Outbound webhooks: endpoints, secrets, deliveries, replay and recovery (SPEC §2).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use casebridge_crypto::mask;
+use casebridge_domain::error::Validator;
+use casebridge_domain::events::{
+    parse_event_types, parse_webhook_name, Attempt, Delivery, DeliveryStatus, EventType, NewEvent,
+    Subscription, Trigger, Webhook,
+};
+use casebridge_domain::ids::{CampaignId, CaseTypeId, CompanyId, DeliveryId, WebhookId};
+use casebridge_domain::records::NamedKind;
+use casebridge_domain::ValidationError;
+use casebridge_store::webhooks::{NewWebhook, WebhookPatch};
+use casebridge_store::{events, named, webhooks, Conn};
+use casebridge_webhooks::delivery::{app_key_aad, enqueue_delivery, secret_aad};
+use casebridge_webhooks::signing::SigningSecret;
+use jiff::Timestamp;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::dto::{double_option, page_request, PageOut, PageQuery};
+use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::extract::{path_id, Auth, Json, Query};
+use crate::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(list_campaign_webhooks, create_campaign_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(recover))
+        .routes(routes!(get_delivery))
+        .routes(routes!(replay))
+}
+
+// ---- bodies ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// At least 3 characters.
+    #[schema(example = "Zapier – new intakes")]
+    pub name: String,
+    /// `https://` and public (W2).
+    #[schema(example = "https://hooks.example.com/casebridge")]
+    pub url: String,
+    /// Event types to receive; empty or absent: all, including types added later.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Call events only from these campaigns (other events pass).
+    #[serde(default)]
+    pub campaign_ids: Vec<String>,
+    /// Only events whose case has one of these case types.
+    #[serde(default)]
+    pub case_type_ids: Vec<String>,
+    /// Sent as `X-Public-Api-Key` with every delivery.
+    pub app_key: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// A `whsec_…` signing secret; generated when absent.
+    pub secret: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub campaign_ids: Option<Vec<String>>,
+    pub case_type_ids: Option<Vec<String>>,
+    /// `null` removes the App Key.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub app_key: Option<Option<String>>,
+    /// Turning a webhook back on clears `disabled_reason`.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookOut {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    /// Set for campaign-scoped webhooks: they receive only that campaign's events.
+    pub campaign_id: Option<String>,
+    pub event_types: Vec<String>,
+    pub campaign_ids: Vec<String>,
+    pub case_type_ids: Vec<String>,
+    /// Masked.
+    pub app_key: Option<String>,
+    pub active: bool,
+    /// Why casebridge turned the webhook off (e.g. the endpoint answered 410 Gone).
+    pub disabled_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedWebhookOut {
+    #[serde(flatten)]
+    pub webhook: WebhookOut,
+    /// The signing secret. Shown only now; rotate it to get a new one.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// A `whsec_…` secret to use; generated when absent.
+    pub secret: Option<String>,
+    /// How long the previous secret keeps signing alongside the new one. Default 86400 (a day),
+    /// at most 604800 (a week); 0 ends it now.
+    pub overlap_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecretOut {
+    pub secret: String,
+    /// Until then deliveries carry signatures from the old and the new secret.
+    pub previous_secrets_expire_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub id: String,
+    pub webhook_id: String,
+    /// Also the `webhook-id` header and the payload's `id`: stable across retries and replays.
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub attempt_count: u32,
+    pub last_attempt_at: Option<String>,
+    pub last_response_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpExchangeOut {
+    pub url: Option<String>,
+    pub status: Option<u16>,
+    /// `[name, value]` pairs; the App Key is masked.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptOut {
+    pub id: String,
+    pub attempt_no: u32,
+    /// `scheduled`, `retry`, `manual` or `test`.
+    pub trigger: String,
+    pub request: HttpExchangeOut,
+    /// Body truncated to 64 KiB.
+    pub response: HttpExchangeOut,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub succeeded: bool,
+    pub started_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetailOut {
+    #[serde(flatten)]
+    pub delivery: DeliveryOut,
+    /// The envelope every attempt sends.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub attempts: Vec<AttemptOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedOut {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverBody {
+    /// Failed deliveries created at or after this time are sent again (RFC 3339).
+    #[schema(example = "2026-11-20T00:00:00Z")]
+    pub since: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveredOut {
+    pub recovered: usize,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    /// `pending`, `succeeded` or `failed`.
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+// ---- mapping ----
+
+fn time(t: Timestamp) -> String {
+    t.to_string()
+}
+
+impl AppState {
+    fn webhook_out(&self, w: Webhook) -> WebhookOut {
+        let app_key = w.app_key_sealed.as_ref().map(|sealed| {
+            self.keyring
+                .open(sealed, &app_key_aad(w.company_id, w.id))
+                .map(|k| mask(k.expose_secret()))
+                .unwrap_or_else(|_| "••••".to_owned())
+        });
+        let s = w.subscription;
+        WebhookOut {
+            id: w.id.to_string(),
+            name: w.name,
+            url: w.url,
+            campaign_id: s.scope_campaign_id.map(|c| c.to_string()),
+            event_types: s
+                .event_types
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            campaign_ids: s.campaign_ids.iter().map(|c| c.to_string()).collect(),
+            case_type_ids: s.case_type_ids.iter().map(|c| c.to_string()).collect(),
+            app_key,
+            active: w.active,
+            disabled_reason: w.disabled_reason,
+            created_at: time(w.created_at),
+            updated_at: time(w.updated_at),
+        }
+    }
+}
+
+impl From<Delivery> for DeliveryOut {
+    fn from(d: Delivery) -> Self {
+        Self {
+            id: d.id.to_string(),
+            webhook_id: d.webhook_id.to_string(),
+            event_id: d.event_id.to_string(),
+            event_type: d.event_type.as_str().to_owned(),
+            status: d.status.as_str().to_owned(),
+            attempt_count: d.attempt_count,
+            last_attempt_at: d.last_attempt_at.map(time),
+            last_response_status: d.last_response_status,
+            last_error: d.last_error,
+            created_at: time(d.created_at),
+            updated_at: time(d.updated_at),
+        }
+    }
+}
+
+impl From<Attempt> for AttemptOut {
+    fn from(a: Attempt) -> Self {
+        Self {
+            id: a.id.to_string(),
+            attempt_no: a.attempt_no,
+            trigger: a.trigger.as_str().to_owned(),
+            request: HttpExchangeOut {
+                url: Some(a.request_url),
+                status: None,
+                headers: a.request_headers,
+                body: Some(a.request_body),
+            },
+            response: HttpExchangeOut {
+                url: None,
+                status: a.response_status,
+                headers: a.response_headers,
+                body: a.response_body,
+            },
+            error: a.error,
+            duration_ms: a.duration_ms,
+            succeeded: a.succeeded,
+            started_at: time(a.started_at),
+        }
+    }
+}
+
+// ---- parsing ----
+
+/// Parses ids that must name records of `kind` in the company; each bad one is named.
+async fn existing_ids<T: std::str::FromStr + std::fmt::Display>(
+    conn: &mut Conn,
+    company: CompanyId,
+    kind: NamedKind,
+    field: &str,
+    raw: &[String],
+    v: &mut Validator,
+) -> Result<Vec<T>, ApiError> {
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        match r.parse::<T>() {
+            Ok(id) if named::exists(conn, company, kind, r).await? => out.push(id),
+            _ => v.push(
+                format!("{field}[{i}]"),
+                format!("no {} with id {r}", kind.label()),
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a destination when it is saved: shape, then (by DNS) where it points (W2).
+async fn vet_url(state: &AppState, raw: &str, v: &mut Validator) -> Option<String> {
+    match state.url_policy.vet(raw.trim()).await {
+        Ok(u) => Some(u.to_string()),
+        Err(e) => {
+            v.push("url", e.to_string());
+            None
+        }
+    }
+}
+
+fn parse_secret(raw: Option<&str>, v: &mut Validator) -> Option<SigningSecret> {
+    match raw {
+        None => Some(SigningSecret::generate()),
+        Some(s) => match SigningSecret::parse(s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                v.push("secret", e.to_string());
+                None
+            }
+        },
+    }
+}
+
+fn parse_app_key(raw: &str, v: &mut Validator) -> Option<String> {
+    let k = raw.trim();
+    if k.is_empty() || k.len() > 500 {
+        v.push("app_key", "must be 1-500 characters");
+        return None;
+    }
+    Some(k.to_owned())
+}
+
+async fn create(
+    state: &AppState,
+    company: CompanyId,
+    scope: Option<CampaignId>,
+    body: CreateWebhook,
+) -> Result<(StatusCode, axum::Json<CreatedWebhookOut>), ApiError> {
+    let mut v = Validator::new();
+    let name = v.check(parse_webhook_name(&body.name));
+    let url = vet_url(state, &body.url, &mut v).await;
+    let event_types = parse_event_types(&body.event_types, &mut v);
+    let secret = parse_secret(body.secret.as_deref(), &mut v);
+    let app_key = body
+        .app_key
+        .as_deref()
+        .and_then(|k| parse_app_key(k, &mut v));
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    if let Some(scope) = scope {
+        if !named::exists(&mut tx, company, NamedKind::Campaign, &scope.to_string()).await? {
+            return Err(ApiError::not_found("campaign", scope));
+        }
+    }
+    let campaign_ids = existing_ids::<CampaignId>(
+        &mut tx,
+        company,
+        NamedKind::Campaign,
+        "campaign_ids",
+        &body.campaign_ids,
+        &mut v,
+    )
+    .await?;
+    let case_type_ids = existing_ids::<CaseTypeId>(
+        &mut tx,
+        company,
+        NamedKind::CaseType,
+        "case_type_ids",
+        &body.case_type_ids,
+        &mut v,
+    )
+    .await?;
+    v.finish()?;
+    let (name, url, secret) = (
+        name.expect("validated"),
+        url.expect("validated"),
+        secret.expect("validated"),
+    );
+    let id = WebhookId::new();
+    let new = NewWebhook {
+        id,
+        name,
+        url,
+        subscription: Subscription {
+            event_types,
+            scope_campaign_id: scope,
+            campaign_ids,
+            case_type_ids,
+        },
+        app_key_sealed: app_key.map(|k| state.keyring.seal(&k, &app_key_aad(company, id))),
+        active: body.active,
+    };
+    let whsec = secret.to_whsec();
+    let sealed = state.keyring.seal(&whsec, &secret_aad(company, id));
+    let created = webhooks::create(&mut tx, company, &new, &sealed, now).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedWebhookOut {
+            webhook: state.webhook_out(created),
+            secret: whsec,
+        }),
+    ))
+}
+
+// ---- handlers ----
+
+/// Lists the company's webhooks (company-level and campaign-scoped).
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", security(("bearer" = [])),
+    params(PageQuery), responses((status = 200, body = PageOut<WebhookOut>)))]
+async fn list_webhooks(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<PageOut<WebhookOut>>, ApiError> {
+    let page = page_request(q.cursor, q.limit)?;
+    let mut conn = s.store.conn().await?;
+    let found = webhooks::list(&mut conn, company, None, &page).await?;
+    Ok(axum::Json(PageOut::from_page(found, |w| s.webhook_out(w))))
+}
+
+/// Creates a company-level webhook. The response carries the signing secret, once.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", security(("bearer" = [])),
+    request_body = CreateWebhook,
+    responses((status = 201, body = CreatedWebhookOut), (status = 422, body = ErrorBody)))]
+async fn create_webhook(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Json(body): Json<CreateWebhook>,
+) -> Result<(StatusCode, axum::Json<CreatedWebhookOut>), ApiError> {
+    create(&s, company, None, body).await
+}
+
+/// A campaign's webhooks.
+#[utoipa::path(get, path = "/campaigns/{id}/webhooks", tag = "webhooks",
+    security(("bearer" = [])), params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = PageOut<WebhookOut>), (status = 404, body = ErrorBody)))]
+async fn list_campaign_webhooks(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<PageOut<WebhookOut>>, ApiError> {
+    let campaign: CampaignId = path_id(&id, "campaign")?;
+    let page = page_request(q.cursor, q.limit)?;
+    let mut conn = s.store.conn().await?;
+    named::get(&mut conn, company, NamedKind::Campaign, &id)
+        .await
+        .or_not_found("campaign", &id)?;
+    let found = webhooks::list(&mut conn, company, Some(campaign), &page).await?;
+    Ok(axum::Json(PageOut::from_page(found, |w| s.webhook_out(w))))
+}
+
+/// Creates a webhook scoped to a campaign: it receives only that campaign's events.
+#[utoipa::path(post, path = "/campaigns/{id}/webhooks", tag = "webhooks",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = CreateWebhook,
+    responses((status = 201, body = CreatedWebhookOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn create_campaign_webhook(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<CreateWebhook>,
+) -> Result<(StatusCode, axum::Json<CreatedWebhookOut>), ApiError> {
+    let campaign: CampaignId = path_id(&id, "campaign")?;
+    create(&s, company, Some(campaign), body).await
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)))]
+async fn get_webhook(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<WebhookOut>, ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let mut conn = s.store.conn().await?;
+    let w = webhooks::get(&mut conn, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    Ok(axum::Json(s.webhook_out(w)))
+}
+
+/// Changes a webhook. A new URL is checked like on creation.
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UpdateWebhook,
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn update_webhook(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateWebhook>,
+) -> Result<axum::Json<WebhookOut>, ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let mut v = Validator::new();
+    let name = body.name.and_then(|n| v.check(parse_webhook_name(&n)));
+    let url = match &body.url {
+        Some(u) => vet_url(&s, u, &mut v).await,
+        None => None,
+    };
+    let event_types = body.event_types.map(|t| parse_event_types(&t, &mut v));
+    let app_key = body
+        .app_key
+        .map(|k| k.and_then(|k| parse_app_key(&k, &mut v)));
+    let mut tx = s.store.begin().await?;
+    webhooks::get(&mut tx, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    let campaign_ids = match &body.campaign_ids {
+        Some(raw) => Some(
+            existing_ids(
+                &mut tx,
+                company,
+                NamedKind::Campaign,
+                "campaign_ids",
+                raw,
+                &mut v,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let case_type_ids = match &body.case_type_ids {
+        Some(raw) => Some(
+            existing_ids(
+                &mut tx,
+                company,
+                NamedKind::CaseType,
+                "case_type_ids",
+                raw,
+                &mut v,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    v.finish()?;
+    let patch = WebhookPatch {
+        name,
+        url,
+        event_types,
+        campaign_ids,
+        case_type_ids,
+        app_key_sealed: app_key.map(|k| k.map(|k| s.keyring.seal(&k, &app_key_aad(company, wid)))),
+        active: body.active,
+    };
+    let updated = webhooks::update(&mut tx, company, wid, &patch, s.clock.now()).await?;
+    tx.commit().await?;
+    Ok(axum::Json(s.webhook_out(updated)))
+}
+
+/// Deletes a webhook with its deliveries and their log.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_webhook(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let mut tx = s.store.begin().await?;
+    webhooks::delete(&mut tx, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts signing with a new secret; the old one keeps signing alongside it for the overlap.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = RotateSecret,
+    responses((status = 200, body = RotatedSecretOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn rotate_secret(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<RotateSecret>,
+) -> Result<axum::Json<RotatedSecretOut>, ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let mut v = Validator::new();
+    let secret = parse_secret(body.secret.as_deref(), &mut v);
+    let overlap = body.overlap_secs.unwrap_or(86_400);
+    if overlap > 7 * 86_400 {
+        v.push("overlap_secs", "must be at most 604800 (a week)");
+    }
+    v.finish()?;
+    let secret = secret.expect("validated");
+    let now = s.clock.now();
+    let until = Timestamp::from_second(now.as_second() + overlap as i64)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = s.store.begin().await?;
+    webhooks::get(&mut tx, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    let whsec = secret.to_whsec();
+    let new_id = webhooks::add_secret(
+        &mut tx,
+        company,
+        wid,
+        &s.keyring.seal(&whsec, &secret_aad(company, wid)),
+        now,
+    )
+    .await?;
+    webhooks::expire_other_secrets(&mut tx, company, wid, new_id, until).await?;
+    tx.commit().await?;
+    Ok(axum::Json(RotatedSecretOut {
+        secret: whsec,
+        previous_secrets_expire_at: time(until),
+    }))
+}
+
+/// Sends a signed `webhook.test` event to this webhook, whatever its subscription (W8).
+#[utoipa::path(post, path = "/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = QueuedOut), (status = 404, body = ErrorBody)))]
+async fn send_test(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, axum::Json<QueuedOut>), ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let now = s.clock.now();
+    let mut tx = s.store.begin().await?;
+    let hook = webhooks::get(&mut tx, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    let event = events::insert(
+        &mut tx,
+        company,
+        &NewEvent {
+            event_type: EventType::WebhookTest,
+            data: json!({
+                "webhook_id": hook.id.to_string(),
+                "message": "This is a test event from casebridge.",
+            }),
+            campaign_id: None,
+            case_id: None,
+        },
+        now,
+    )
+    .await?;
+    let delivery = webhooks::create_delivery(&mut tx, company, wid, event.id, now)
+        .await?
+        .ok_or_else(|| ApiError::Internal("fresh event already delivered".into()))?;
+    enqueue_delivery(&mut tx, company, wid, delivery, Trigger::Test, now).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(QueuedOut {
+            delivery_id: delivery.to_string(),
+            event_id: event.id.to_string(),
+            status: "pending".into(),
+        }),
+    ))
+}
+
+/// A webhook's deliveries, newest first.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks",
+    security(("bearer" = [])), params(("id" = String, Path), DeliveryQuery),
+    responses((status = 200, body = PageOut<DeliveryOut>), (status = 404, body = ErrorBody)))]
+async fn list_deliveries(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<axum::Json<PageOut<DeliveryOut>>, ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let page = page_request(q.cursor, q.limit)?;
+    let status = q
+        .status
+        .map(|st| {
+            DeliveryStatus::parse(&st).ok_or_else(|| {
+                ValidationError::single("status", "must be pending, succeeded or failed")
+            })
+        })
+        .transpose()?;
+    let mut conn = s.store.conn().await?;
+    webhooks::get(&mut conn, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    let found = webhooks::deliveries(&mut conn, company, wid, status, &page).await?;
+    Ok(axum::Json(PageOut::from_page(found, Into::into)))
+}
+
+/// Sends again every failed delivery of this webhook created since a time (W8).
+#[utoipa::path(post, path = "/webhooks/{id}/recover", tag = "webhooks",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = RecoverBody,
+    responses((status = 202, body = RecoveredOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn recover(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<RecoverBody>,
+) -> Result<(StatusCode, axum::Json<RecoveredOut>), ApiError> {
+    let wid: WebhookId = path_id(&id, "webhook")?;
+    let since: Timestamp = body.since.parse().map_err(|_| {
+        ValidationError::single(
+            "since",
+            "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z",
+        )
+    })?;
+    let now = s.clock.now();
+    let mut tx = s.store.begin().await?;
+    webhooks::get(&mut tx, company, wid)
+        .await
+        .or_not_found("webhook", &id)?;
+    let failed = webhooks::failed_since(&mut tx, company, wid, since).await?;
+    for d in &failed {
+        webhooks::mark_pending(&mut tx, company, *d, now).await?;
+        enqueue_delivery(&mut tx, company, wid, *d, Trigger::Manual, now).await?;
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(RecoveredOut {
+            recovered: failed.len(),
+        }),
+    ))
+}
+
+/// One delivery with its payload and every attempt (W9).
+#[utoipa::path(get, path = "/deliveries/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = DeliveryDetailOut), (status = 404, body = ErrorBody)))]
+async fn get_delivery(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<DeliveryDetailOut>, ApiError> {
+    let did: DeliveryId = path_id(&id, "delivery")?;
+    let mut conn = s.store.conn().await?;
+    let delivery = webhooks::delivery(&mut conn, company, did)
+        .await
+        .or_not_found("delivery", &id)?;
+    let payload = events::payload(&mut conn, company, delivery.event_id).await?;
+    let attempts = webhooks::attempts(&mut conn, company, did).await?;
+    Ok(axum::Json(DeliveryDetailOut {
+        delivery: delivery.into(),
+        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        attempts: attempts.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Sends one delivery again, with the same event id, whatever its status (W8).
+#[utoipa::path(post, path = "/deliveries/{id}/replay", tag = "webhooks",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 202, body = QueuedOut), (status = 404, body = ErrorBody)))]
+async fn replay(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, axum::Json<QueuedOut>), ApiError> {
+    let did: DeliveryId = path_id(&id, "delivery")?;
+    let now = s.clock.now();
+    let mut tx = s.store.begin().await?;
+    let delivery = webhooks::delivery(&mut tx, company, did)
+        .await
+        .or_not_found("delivery", &id)?;
+    webhooks::mark_pending(&mut tx, company, did, now).await?;
+    enqueue_delivery(
+        &mut tx,
+        company,
+        delivery.webhook_id,
+        did,
+        Trigger::Manual,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(QueuedOut {
+            delivery_id: did.to_string(),
+            event_id: delivery.event_id.to_string(),
+            status: "pending".into(),
+        }),
+    ))
+}

@@ -1,0 +1,500 @@
+//! The two job handlers of the `webhooks` queue: dispatch (event → deliveries) and deliver (one
+//! signed HTTP attempt, logged).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use casebridge_crypto::{mask, Keyring};
+use casebridge_domain::clock::Clock;
+use casebridge_domain::events::{Attempt, DeliveryStatus, EventType, Trigger, Webhook};
+use casebridge_domain::ids::{AttemptId, CompanyId, DeliveryId, EventId, WebhookId};
+use casebridge_domain::jobs::{Job, NewJob};
+use casebridge_domain::retry::{Backoff, RetryDecision, RetryPolicy};
+use casebridge_queue::{Handler, JobError, Registry};
+use casebridge_store::{events, jobs, webhooks, Conn, Store, StoreError};
+use jiff::Timestamp;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::outbox::{DELIVER, DISPATCH, QUEUE};
+use crate::policy::{safe_client, PolicyError, UrlPolicy};
+use crate::signing::{signed_headers, SigningSecret};
+
+/// A delivery attempt that takes longer than this is a failure (W6).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// At most this many deliveries to one endpoint are in flight at once (W7), so a slow endpoint
+/// holds a bounded share of the workers.
+pub const PER_ENDPOINT_CONCURRENCY: u32 = 4;
+/// Response bodies are logged up to this size (W9).
+pub const RESPONSE_BODY_LIMIT: usize = 64 * 1024;
+
+/// The retry schedule of a delivery (W6): delays with ±20 % jitter, within 24 hours of the first
+/// attempt; the last attempt is made at the window's end, then the delivery fails.
+pub fn delivery_policy() -> RetryPolicy {
+    let m = |n: u64| Duration::from_secs(n * 60);
+    RetryPolicy {
+        backoff: Backoff::Schedule(vec![
+            Duration::from_secs(5),
+            m(1),
+            m(5),
+            m(30),
+            m(120),
+            m(300),
+            m(600),
+            m(960),
+        ]),
+        jitter: 0.2,
+        max_attempts: 100,
+        window: Some(Duration::from_secs(24 * 3600)),
+    }
+}
+
+/// Associated data for sealed webhook secrets: a ciphertext only opens in its own place.
+pub fn secret_aad(company: CompanyId, webhook: WebhookId) -> String {
+    format!("webhook-secret/{company}/{webhook}")
+}
+
+pub fn app_key_aad(company: CompanyId, webhook: WebhookId) -> String {
+    format!("webhook-app-key/{company}/{webhook}")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DeliverPayload {
+    delivery_id: DeliveryId,
+    trigger: String,
+}
+
+/// Queues one delivery attempt on the caller's connection (inside its transaction).
+pub async fn enqueue_delivery(
+    conn: &mut Conn,
+    company: CompanyId,
+    webhook: WebhookId,
+    delivery: DeliveryId,
+    trigger: Trigger,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let payload = serde_json::to_value(DeliverPayload {
+        delivery_id: delivery,
+        trigger: trigger.as_str().to_owned(),
+    })
+    .expect("serializable");
+    jobs::enqueue(
+        conn,
+        &NewJob::new(QUEUE, DELIVER, payload)
+            .company(company)
+            .concurrency(format!("webhook:{webhook}"), PER_ENDPOINT_CONCURRENCY),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Everything the handlers need.
+pub struct WebhookRuntime {
+    pub store: Store,
+    pub keyring: Keyring,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Arc<UrlPolicy>,
+    pub client: reqwest::Client,
+}
+
+impl WebhookRuntime {
+    pub fn new(
+        store: Store,
+        keyring: Keyring,
+        clock: Arc<dyn Clock>,
+        policy: UrlPolicy,
+        timeout: Duration,
+    ) -> Arc<Self> {
+        let policy = Arc::new(policy);
+        Arc::new(Self {
+            client: safe_client(policy.clone(), timeout),
+            store,
+            keyring,
+            clock,
+            policy,
+        })
+    }
+
+    /// The handlers of the `webhooks` queue.
+    pub fn registry(self: &Arc<Self>) -> Registry {
+        Registry::new()
+            .register(DISPATCH, Dispatch(self.clone()), RetryPolicy::standard())
+            .register(DELIVER, Deliver(self.clone()), delivery_policy())
+    }
+}
+
+fn store_err(e: StoreError) -> JobError {
+    match e {
+        StoreError::NotFound => JobError::Permanent("the record no longer exists".into()),
+        other => JobError::retry(other.to_string()),
+    }
+}
+
+fn company_of(job: &Job) -> Result<CompanyId, JobError> {
+    job.company_id
+        .ok_or_else(|| JobError::Permanent("job has no company".into()))
+}
+
+/// Matches an event against the company's active webhooks and creates a delivery (and its job)
+/// for each match. Running twice creates nothing new.
+struct Dispatch(Arc<WebhookRuntime>);
+
+#[async_trait]
+impl Handler for Dispatch {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let rt = &self.0;
+        let company = company_of(job)?;
+        let event_id: EventId = job.payload["event_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| JobError::Permanent("payload has no event_id".into()))?;
+        let now = rt.clock.now();
+        let mut tx = rt.store.begin().await.map_err(store_err)?;
+        let event = events::get(&mut tx, company, event_id)
+            .await
+            .map_err(store_err)?;
+        let hooks = webhooks::active(&mut tx, company)
+            .await
+            .map_err(store_err)?;
+        for hook in hooks.iter().filter(|h| h.subscription.matches(&event)) {
+            if let Some(delivery) =
+                webhooks::create_delivery(&mut tx, company, hook.id, event.id, now)
+                    .await
+                    .map_err(store_err)?
+            {
+                enqueue_delivery(&mut tx, company, hook.id, delivery, Trigger::Scheduled, now)
+                    .await
+                    .map_err(store_err)?;
+            }
+        }
+        tx.commit().await.map_err(store_err)?;
+        Ok(())
+    }
+}
+
+/// Sends one delivery: signs, posts through the SSRF-safe client, logs the attempt and decides
+/// what happens next, all recorded in one transaction.
+struct Deliver(Arc<WebhookRuntime>);
+
+/// What came back from the endpoint, or why nothing did.
+struct Outcome {
+    status: Option<u16>,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+#[async_trait]
+impl Handler for Deliver {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let rt = &self.0;
+        let company = company_of(job)?;
+        let payload: DeliverPayload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
+        let mut conn = rt.store.conn().await.map_err(store_err)?;
+        // A re-run after a crash between the successful attempt and the job's completion sends
+        // nothing a second time.
+        if webhooks::job_succeeded(&mut conn, job.id)
+            .await
+            .map_err(store_err)?
+        {
+            return Ok(());
+        }
+        let delivery = webhooks::delivery(&mut conn, company, payload.delivery_id)
+            .await
+            .map_err(store_err)?;
+        let hook = webhooks::get(&mut conn, company, delivery.webhook_id)
+            .await
+            .map_err(store_err)?;
+        if !hook.active && delivery.event_type != EventType::WebhookTest {
+            let why = "the webhook is turned off";
+            webhooks::mark_failed(&mut conn, company, delivery.id, why, rt.clock.now())
+                .await
+                .map_err(store_err)?;
+            return Err(JobError::Permanent(why.into()));
+        }
+        let body = events::payload(&mut conn, company, delivery.event_id)
+            .await
+            .map_err(store_err)?;
+        let secrets = self.secrets(&mut conn, &hook).await?;
+        let app_key = match &hook.app_key_sealed {
+            Some(sealed) => Some(
+                rt.keyring
+                    .open(sealed, &app_key_aad(company, hook.id))
+                    .map_err(|e| JobError::Permanent(format!("App Key: {e}")))?,
+            ),
+            None => None,
+        };
+        drop(conn);
+
+        let started_at = rt.clock.now();
+        let msg_id = delivery.event_id.to_string();
+        let refs: Vec<&SigningSecret> = secrets.iter().collect();
+        let signed = signed_headers(&refs, &msg_id, started_at.as_second(), body.as_bytes());
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".into(), "application/json".into()),
+            ("webhook-id".into(), signed.webhook_id),
+            ("webhook-timestamp".into(), signed.webhook_timestamp),
+            ("webhook-signature".into(), signed.webhook_signature.clone()),
+            ("x-kayse-signature".into(), signed.webhook_signature),
+        ];
+        if let Some(k) = &app_key {
+            headers.push(("x-public-api-key".into(), k.expose_secret().to_owned()));
+        }
+        let clock = Instant::now();
+        let outcome = self.send(&hook.url, &headers, &body).await;
+        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+        // Decide what follows, from the status: success, gone, or a failure to retry or give up.
+        let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
+        let gone = outcome.status == Some(410);
+        let first = job.first_attempt_at.unwrap_or(started_at);
+        let final_failure = !ok
+            && (gone
+                || delivery_policy().decide(
+                    job.attempts,
+                    first,
+                    started_at,
+                    outcome.retry_after,
+                    0.5,
+                ) == RetryDecision::GiveUp);
+        let status = if ok {
+            DeliveryStatus::Succeeded
+        } else if final_failure {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Pending
+        };
+        let trigger = if job.attempts > 1 {
+            Trigger::Retry
+        } else {
+            Trigger::parse(&payload.trigger).unwrap_or(Trigger::Scheduled)
+        };
+        let logged_headers = headers
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if k == "x-public-api-key" { mask(&v) } else { v };
+                (k, v)
+            })
+            .collect();
+        let error = outcome.error.clone().or_else(|| {
+            outcome
+                .status
+                .filter(|_| !ok)
+                .map(|s| format!("the endpoint answered HTTP {s}"))
+        });
+        let attempt = Attempt {
+            id: AttemptId::new(),
+            delivery_id: delivery.id,
+            job_id: job.id,
+            attempt_no: delivery.attempt_count + 1,
+            trigger,
+            request_url: hook.url.clone(),
+            request_headers: logged_headers,
+            request_body: body,
+            response_status: outcome.status,
+            response_headers: outcome.headers,
+            response_body: outcome.body,
+            error: error.clone(),
+            duration_ms,
+            succeeded: ok,
+            started_at,
+        };
+        let mut tx = rt.store.begin().await.map_err(store_err)?;
+        webhooks::record_attempt(&mut tx, company, &attempt, status)
+            .await
+            .map_err(store_err)?;
+        if gone {
+            webhooks::disable(
+                &mut tx,
+                company,
+                hook.id,
+                "the endpoint answered 410 Gone",
+                started_at,
+            )
+            .await
+            .map_err(store_err)?;
+        }
+        tx.commit().await.map_err(store_err)?;
+
+        let error = error.unwrap_or_default();
+        match status {
+            DeliveryStatus::Succeeded => Ok(()),
+            DeliveryStatus::Failed => Err(JobError::Permanent(error)),
+            DeliveryStatus::Pending => Err(JobError::Retry {
+                error,
+                retry_after: outcome.retry_after,
+            }),
+        }
+    }
+}
+
+impl Deliver {
+    async fn secrets(
+        &self,
+        conn: &mut Conn,
+        hook: &Webhook,
+    ) -> Result<Vec<SigningSecret>, JobError> {
+        let rt = &self.0;
+        let sealed = webhooks::active_secrets(conn, hook.company_id, hook.id, rt.clock.now())
+            .await
+            .map_err(store_err)?;
+        let aad = secret_aad(hook.company_id, hook.id);
+        let secrets = sealed
+            .iter()
+            .map(|(s, _)| {
+                let plain = rt
+                    .keyring
+                    .open(s, &aad)
+                    .map_err(|e| JobError::Permanent(format!("signing secret: {e}")))?;
+                SigningSecret::parse(plain.expose_secret())
+                    .map_err(|e| JobError::Permanent(format!("signing secret: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if secrets.is_empty() {
+            return Err(JobError::Permanent(
+                "the webhook has no signing secret".into(),
+            ));
+        }
+        Ok(secrets)
+    }
+
+    async fn send(&self, url: &str, headers: &[(String, String)], body: &str) -> Outcome {
+        let rt = &self.0;
+        let failed = |error: String| Outcome {
+            status: None,
+            headers: Vec::new(),
+            body: None,
+            error: Some(error),
+            retry_after: None,
+        };
+        // Checked at every attempt: DNS can change after the webhook was saved.
+        let url = match rt.policy.vet(url).await {
+            Ok(u) => u,
+            Err(e) => return failed(format!("destination refused: {e}")),
+        };
+        let mut req = rt.client.post(url).body(body.to_owned());
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return failed(describe(&e)),
+        };
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, rt.clock.now()));
+        let mut buf: Vec<u8> = Vec::new();
+        let mut error = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = RESPONSE_BODY_LIMIT - buf.len();
+                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if buf.len() >= RESPONSE_BODY_LIMIT {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(format!("reading the response failed: {}", describe(&e)));
+                    break;
+                }
+            }
+        }
+        Outcome {
+            status: Some(status),
+            headers,
+            body: Some(String::from_utf8_lossy(&buf).into_owned()),
+            error,
+            retry_after,
+        }
+    }
+}
+
+/// A readable reason for a failed request.
+fn describe(e: &reqwest::Error) -> String {
+    if let Some(p) = PolicyError::find_in(e) {
+        return format!("destination refused: {p}");
+    }
+    if e.is_timeout() {
+        return format!("timed out after {} s", ATTEMPT_TIMEOUT.as_secs());
+    }
+    if e.is_connect() {
+        return format!("could not connect: {}", innermost(e));
+    }
+    format!("request failed: {}", innermost(e))
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// `Retry-After` as seconds or an HTTP date, relative to `now`.
+pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let ms = at.as_millisecond() - now.as_millisecond();
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now: Timestamp = "2015-10-21T07:28:00Z".parse().unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn schedule_spans_a_day_then_gives_up() {
+        let p = delivery_policy();
+        let start = Timestamp::UNIX_EPOCH;
+        let mut now = start;
+        let mut attempts = 1;
+        while let RetryDecision::RetryAt(at) = p.decide(attempts, start, now, None, 0.5) {
+            assert!(at > now);
+            now = at;
+            attempts += 1;
+        }
+        assert_eq!(
+            now.as_second(),
+            24 * 3600,
+            "the last attempt is at the window's end"
+        );
+        assert_eq!(attempts, 9);
+    }
+}
