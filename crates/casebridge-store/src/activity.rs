@@ -6,6 +6,8 @@
 //! `casebridge_domain::activity`, and write the result. Two requests racing to end the same call
 //! or append to the same transcript therefore run one after the other: no lost turns, no
 //! second `call_ended`. A refused change is a [`StoreError::Conflict`] naming the current state.
+//!
+//! Writes take `&mut Tx` (each is several statements); reads take `&mut Conn`.
 
 use casebridge_domain::activity::{
     check_end_time, check_transcript_len, Call, CallAnalysis, CallEnd, CallStatus, Channel,

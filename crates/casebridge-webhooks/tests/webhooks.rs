@@ -349,6 +349,15 @@ backend_tests! {
         assert!(rx.received("/private").is_empty(), "nothing reached the private address");
         let d = delivery_of(&app, &id).await;
         assert!(d["attempts"][0]["error"].as_str().unwrap().contains("loopback"), "{d}");
+        // With plain http off, the same webhook is refused for its scheme.
+        let rt = WebhookRuntime::new(app.db.store.clone(), app.keyring.clone(), Arc::new(app.clock.clone()),
+            UrlPolicy::default(), Duration::from_secs(15));
+        app.advance(Duration::from_secs(10));
+        Worker::new(app.db.store.clone(), Arc::new(app.clock.clone()), rt.registry(), WorkerConfig::new(QUEUE))
+            .drain().await.unwrap();
+        let d = delivery_of(&app, &id).await;
+        assert!(d["attempts"][1]["error"].as_str().unwrap().contains("https"), "{d}");
+        assert!(rx.received("/private").is_empty());
 
         // Redirects are not followed, even to an allowed address.
         rx.always("/redirect", R::status(302).header("location", &rx.url("/target")));
@@ -416,6 +425,56 @@ backend_tests! {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = app.call_as(&other, reqwest::Method::GET, &format!("/api/v1/webhooks/{id}/deliveries"), None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+
+    async fn platform_activity_reaches_subscribed_webhooks(backend) {
+        let app = TestApp::start(backend).await;
+        let rx = Receiver::start().await;
+        let campaign = app.create("/api/v1/campaigns", json!({"name": "Intake"})).await;
+        let auto = app.create("/api/v1/case-types", json!({"name": "Auto"})).await;
+        let case = app.create("/api/v1/cases", json!({"name": "Doe", "case_type_id": auto})).await;
+        let (_, secret) = hook(&app, &rx.url("/calls"), json!({"campaign_ids": [campaign],
+            "event_types": ["call_started", "call_analyzed"]})).await;
+
+        let call = app.create("/api/v1/calls", json!({"direction": "outbound", "campaign_id": campaign, "case_id": case})).await;
+        let r = app.post(&format!("/api/v1/calls/{call}/analysis"), json!({
+            "summary": "Qualified", "post_call_result": "Qualified – Intake Completed",
+            "custom": {"injury_date": "2026-10-01", "treated": true}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // Ending needs no body; call_ended is not subscribed, so it is not delivered.
+        let r = app.call(reqwest::Method::POST, &format!("/api/v1/calls/{call}/end"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // A call in another campaign is filtered out.
+        let other = app.create("/api/v1/campaigns", json!({"name": "Other"})).await;
+        app.create("/api/v1/calls", json!({"direction": "outbound", "campaign_id": other})).await;
+        app.webhook_worker(4).drain().await.unwrap();
+
+        let got = rx.received("/calls");
+        let mut types: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+        types.sort();
+        assert_eq!(types, ["call_analyzed", "call_started"]);
+        for r in &got {
+            verify(&secret, r).unwrap();
+        }
+        let analyzed = got.iter().map(|r| r.json()).find(|b| b["type"] == "call_analyzed").unwrap();
+        assert_eq!(analyzed["data"]["_custom"]["treated"], true);
+        assert_eq!(analyzed["data"]["post_call_result"], "Qualified – Intake Completed");
+    }
+
+    async fn event_types_list_schemas_and_examples(backend) {
+        let app = TestApp::start(backend).await;
+        let r = app.get("/api/v1/event-types").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let list = r.body.as_array().unwrap();
+        let names: Vec<&str> = list.iter().map(|t| t["type"].as_str().unwrap()).collect();
+        assert_eq!(names.len(), 12);
+        for t in EventType::SUBSCRIBABLE {
+            let entry = list.iter().find(|e| e["type"] == t.as_str()).unwrap_or_else(|| panic!("{t:?} missing"));
+            assert!(entry["schema"].is_object(), "{t:?}");
+            assert_eq!(entry["example"]["type"], t.as_str());
+            assert!(entry["example"]["data"].is_object(), "{t:?}");
+            assert_eq!(entry["call_event"], t.is_call_event());
+        }
     }
 
     async fn retention_prunes_old_log_but_keeps_pending_work(backend) {

@@ -629,7 +629,7 @@ async fn append_transcript(
     Ok(axum::Json(data.call))
 }
 
-/// Ends the call → `call_ended`. 409 if it already ended. The body may be `{}`.
+/// Ends the call → `call_ended`. 409 if it already ended. The body is optional.
 #[utoipa::path(post, path = "/calls/{id}/end", tag = "calls", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = EndCall,
     responses((status = 200, body = CallOut), (status = 404, body = ErrorBody),
@@ -638,9 +638,13 @@ async fn end_call(
     State(s): State<AppState>,
     Auth(company): Auth,
     Path(id): Path<String>,
-    Json(body): Json<EndCall>,
+    body: Option<Json<EndCall>>,
 ) -> Result<axum::Json<CallOut>, ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
+    let body = body.map(|Json(b)| b).unwrap_or(EndCall {
+        ended_at: None,
+        end_reason: None,
+    });
     let end = CallEnd::parse(body.ended_at.as_deref(), body.end_reason.as_deref())?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
@@ -1181,7 +1185,6 @@ fn documented<T: ToSchema + Serialize>(
 
 /// For each of the 12 subscribable event types: the JSON schema of its `data` and a realistic
 /// example `data`, both derived from the types that build the real events.
-#[allow(dead_code)] // Used by `GET /api/v1/event-types` (webhooks routes).
 pub fn event_examples() -> Vec<(EventType, Value, Value)> {
     use example::*;
     let call_data = |stage| CallEventData {

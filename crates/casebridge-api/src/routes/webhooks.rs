@@ -39,6 +39,66 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recover))
         .routes(routes!(get_delivery))
         .routes(routes!(replay))
+        .routes(routes!(event_types))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeOut {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub description: &'static str,
+    /// Whether the campaign filter applies to it (call events only).
+    pub call_event: bool,
+    /// JSON schema of the envelope's `data`.
+    #[schema(value_type = Object)]
+    pub schema: Value,
+    /// An example envelope.
+    #[schema(value_type = Object)]
+    pub example: Value,
+}
+
+fn describe(t: EventType) -> &'static str {
+    match t {
+        EventType::CallStarted => "A voice-agent call began.",
+        EventType::CallEnded => "A call ended.",
+        EventType::CallAnalyzed => {
+            "The post-call analysis is ready: summary, post-call result and `_custom` values."
+        }
+        EventType::TranscriptUpdated => "New transcript turns were recorded for a call.",
+        EventType::TransferStarted => "A live transfer of a call began.",
+        EventType::TransferBridged => "The transfer connected the caller to the target.",
+        EventType::TransferCancelled => "The transfer was cancelled before it connected.",
+        EventType::TransferEnded => "A bridged transfer ended.",
+        EventType::MessageSent => "An SMS or email was sent.",
+        EventType::MessageDelivered => "A sent message was confirmed delivered.",
+        EventType::TaskCompleted => "A task was completed.",
+        EventType::FormSubmitted => "A form was submitted with its answers.",
+        EventType::WebhookTest => "A test sent on request to one webhook.",
+    }
+}
+
+/// Every event type a webhook can subscribe to, with the schema of its `data` and an example
+/// envelope (W3). An empty subscription receives all of them, including types added later.
+#[utoipa::path(get, path = "/event-types", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, body = Vec<EventTypeOut>)))]
+async fn event_types(Auth(company): Auth) -> axum::Json<Vec<EventTypeOut>> {
+    let out = super::activity::event_examples()
+        .into_iter()
+        .map(|(t, schema, data)| EventTypeOut {
+            event_type: t.as_str().to_owned(),
+            description: describe(t),
+            call_event: t.is_call_event(),
+            schema,
+            example: json!({
+                "id": "01a1ff3c-5b0e-7c1a-9f2e-3f6f1d0c2b7a",
+                "type": t.as_str(),
+                "created_at": "2026-11-21T15:04:05.123Z",
+                "company_id": company.to_string(),
+                "data": data,
+            }),
+        })
+        .collect();
+    axum::Json(out)
 }
 
 // ---- bodies ----
