@@ -55,6 +55,14 @@ pub enum CompanyCommand {
         #[arg(long)]
         timezone: Option<String>,
     },
+    /// Create another API key for an existing company (e.g. after the last one was revoked);
+    /// prints {"company_id","api_key"} as JSON.
+    AddKey {
+        #[arg(long)]
+        company: String,
+        #[arg(long, default_value = "operator key")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,14 +133,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Company(CompanyCommand::AddKey { company, name }) => {
+            let company = parse_company(&company)?;
+            let name = casebridge_domain::records::Name::parse("--name", &name)?;
+            let store = open_store(&config).await?;
+            let key = generate_api_key();
+            let mut tx = store.begin().await?;
+            require_company(&mut tx, company).await?;
+            api_keys::create(
+                &mut tx,
+                company,
+                name.as_str(),
+                &key.prefix,
+                &key.hash,
+                jiff::Timestamp::now(),
+            )
+            .await?;
+            tx.commit().await?;
+            store.close().await;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "company_id": company.to_string(),
+                    "api_key": key.secret.expose_secret(),
+                })
+            );
+            Ok(())
+        }
         Command::User(UserCommand::Create {
             company,
             email,
             password_stdin,
         }) => {
-            let company: CompanyId = company
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--company: `{company}` is not a company id"))?;
+            let company = parse_company(&company)?;
             let email = email.trim().to_owned();
             if !email.contains('@') || email.contains(char::is_whitespace) {
                 bail!("--email: `{email}` is not an email address");
@@ -144,10 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let hash = hash_password(&password)?;
             let store = open_store(&config).await?;
             let mut tx = store.begin().await?;
-            match companies::get(&mut tx, company).await {
-                Err(StoreError::NotFound) => bail!("--company: no company with id {company}"),
-                other => other?,
-            };
+            require_company(&mut tx, company).await?;
             let user =
                 users::create(&mut tx, company, &email, &hash, jiff::Timestamp::now()).await?;
             tx.commit().await?;
@@ -158,6 +188,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+fn parse_company(raw: &str) -> anyhow::Result<CompanyId> {
+    raw.parse()
+        .map_err(|_| anyhow::anyhow!("--company: `{raw}` is not a company id"))
+}
+
+async fn require_company(
+    conn: &mut casebridge_store::Conn,
+    company: CompanyId,
+) -> anyhow::Result<()> {
+    match companies::get(conn, company).await {
+        Err(StoreError::NotFound) => bail!("--company: no company with id {company}"),
+        other => other.map(|_| ()).map_err(Into::into),
     }
 }
 

@@ -160,6 +160,7 @@ backend_tests! {
         assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
 
         let out = run("01a1feab-0000-7000-8000-000000000000", "correct horse battery staple\n");
+        assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("no company with id"));
 
         let out = run(&company, "correct horse battery staple\n");
@@ -169,7 +170,22 @@ backend_tests! {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("correct horse"));
 
         let out = run(&company, "correct horse battery staple\n");
+        assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+        // An operator can mint a new key for the company; it works at once.
+        let out = casebridge(dir.path(), &db.url)
+            .args(["company", "add-key", "--company", &company])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(added["company_id"], company.as_str());
+        let server = Server::start(dir.path(), &db.url);
+        let r = reqwest::Client::new().get(format!("{}/api/v1/company", server.base))
+            .bearer_auth(added["api_key"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop();
     }
 }
 
