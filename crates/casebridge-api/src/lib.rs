@@ -41,8 +41,15 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Seals secrets at rest (webhook signing secrets, App Keys, CRM credentials).
     pub keyring: Keyring,
-    /// Which outbound destinations may be saved (webhook URLs).
+    /// Which outbound destinations may be saved (webhook URLs) or called (CRM, scheduling).
     pub url_policy: Arc<UrlPolicy>,
+    /// The SSRF-safe client for the few calls a request must make itself: verifying credentials
+    /// when an integration is connected, and live availability and booking during a call.
+    pub outbound: reqwest::Client,
+    /// Base of the inbound webhook URLs shown to admins (`CASEBRIDGE_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// Base URL of the Cal.com-compatible scheduling API.
+    pub scheduling_url: String,
 }
 
 #[derive(Debug, Clone)]

@@ -53,6 +53,9 @@ pub struct Config {
     /// CASEBRIDGE_WEBHOOK_LOG_RETENTION_DAYS, default 30: webhook attempts and finished deliveries
     /// older than this are pruned (W9).
     pub webhook_log_retention_days: u32,
+    /// CASEBRIDGE_SCHEDULING_URL, default `https://api.cal.com`: base URL of the Cal.com-compatible
+    /// scheduling API (point it at `casebridge sim scheduling` to try things out).
+    pub scheduling_url: String,
 }
 
 /// Log output format.
@@ -150,6 +153,7 @@ const SETTINGS: &[Setting] = &[
         "webhook_log_retention_days",
         "CASEBRIDGE_WEBHOOK_LOG_RETENTION_DAYS",
     ),
+    setting("scheduling_url", "CASEBRIDGE_SCHEDULING_URL"),
 ];
 
 const ENV_PREFIX: &str = "CASEBRIDGE_";
@@ -196,6 +200,8 @@ struct RawConfig {
     job_lease_secs: u64,
     shutdown_grace_secs: u64,
     webhook_log_retention_days: u32,
+    #[serde(deserialize_with = "de::string")]
+    scheduling_url: String,
 }
 
 impl Default for RawConfig {
@@ -217,6 +223,7 @@ impl Default for RawConfig {
             job_lease_secs: 60,
             shutdown_grace_secs: 20,
             webhook_log_retention_days: 30,
+            scheduling_url: "https://api.cal.com".into(),
         }
     }
 }
@@ -315,6 +322,7 @@ impl fmt::Debug for Config {
                 "webhook_log_retention_days",
                 &self.webhook_log_retention_days,
             )
+            .field("scheduling_url", &self.scheduling_url)
             .finish()
     }
 }
@@ -527,6 +535,16 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     positive("db_max_connections", u64::from(raw.db_max_connections))?;
     positive("worker_concurrency", raw.worker_concurrency as u64)?;
     positive("job_lease_secs", raw.job_lease_secs)?;
+    let scheduling_url = raw.scheduling_url.trim().trim_end_matches('/').to_owned();
+    if !(scheduling_url.starts_with("https://") || scheduling_url.starts_with("http://")) {
+        return Err(invalid(
+            "scheduling_url",
+            format!(
+                "`{scheduling_url}` must start with https:// or http://{}",
+                origin("scheduling_url")
+            ),
+        ));
+    }
     positive(
         "webhook_log_retention_days",
         u64::from(raw.webhook_log_retention_days),
@@ -549,6 +567,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         job_lease_secs: raw.job_lease_secs,
         shutdown_grace_secs: raw.shutdown_grace_secs,
         webhook_log_retention_days: raw.webhook_log_retention_days,
+        scheduling_url,
     })
 }
 

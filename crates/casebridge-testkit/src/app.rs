@@ -25,6 +25,9 @@ pub struct TestOptions {
     /// Default: plain http and loopback allowed, so local receivers can be used.
     pub url_policy: UrlPolicy,
     pub attempt_timeout: Duration,
+    /// Base URL of the scheduling API (point it at a simulator).
+    pub scheduling_url: String,
+    pub public_url: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -39,6 +42,8 @@ impl Default for TestOptions {
                 ],
             },
             attempt_timeout: ATTEMPT_TIMEOUT,
+            scheduling_url: "http://127.0.0.1:9".into(),
+            public_url: Some("https://casebridge.example.test".into()),
         }
     }
 }
@@ -82,6 +87,12 @@ impl TestApp {
             metrics: casebridge_api::metrics_handle(),
             keyring: keyring.clone(),
             url_policy: Arc::new(options.url_policy.clone()),
+            outbound: casebridge_webhooks::policy::safe_client(
+                Arc::new(options.url_policy.clone()),
+                Duration::from_secs(20),
+            ),
+            public_url: options.public_url.clone(),
+            scheduling_url: options.scheduling_url.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -173,6 +173,12 @@ impl Runtime {
             metrics: casebridge_api::metrics_handle(),
             keyring: self.keyring.clone(),
             url_policy: Arc::new(self.url_policy()),
+            outbound: casebridge_webhooks::policy::safe_client(
+                Arc::new(self.url_policy()),
+                Duration::from_secs(20),
+            ),
+            public_url: self.config.public_url.clone(),
+            scheduling_url: self.config.scheduling_url.clone(),
         };
         let options = HttpOptions {
             body_limit_bytes: self.config.body_limit_bytes,
