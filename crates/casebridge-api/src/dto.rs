@@ -253,6 +253,8 @@ pub struct CaseOut {
     pub case_type_id: String,
     pub case_status_id: Option<String>,
     pub client_id: Option<String>,
+    /// The campaign the case belongs to, if any.
+    pub campaign_id: Option<String>,
     /// Firm-defined values by field name.
     #[schema(value_type = Object)]
     pub custom_fields: serde_json::Value,
@@ -269,6 +271,7 @@ impl From<Case> for CaseOut {
             case_type_id: c.case_type_id.to_string(),
             case_status_id: c.case_status_id.map(|i| i.to_string()),
             client_id: c.client_id.map(|i| i.to_string()),
+            campaign_id: c.campaign_id.map(|i| i.to_string()),
             custom_fields: c.custom_fields,
             external_refs: c.external_refs.into_iter().map(Into::into).collect(),
             created_at: time(c.created_at),
@@ -285,6 +288,7 @@ pub struct CreateCase {
     pub case_type_id: String,
     pub case_status_id: Option<String>,
     pub client_id: Option<String>,
+    pub campaign_id: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<serde_json::Value>,
@@ -305,6 +309,9 @@ pub struct UpdateCase {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub client_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub campaign_id: Option<Option<String>>,
     #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<serde_json::Value>,
 }

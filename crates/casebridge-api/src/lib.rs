@@ -88,6 +88,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub fn router_and_spec() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", routes::api())
+        .merge(routes::hooks())
         .split_for_parts()
 }
 

@@ -10,10 +10,12 @@ pub mod company;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod integrations;
 pub mod jobs;
 pub mod model;
 pub mod page;
 pub mod records;
 pub mod retry;
+pub mod scheduling;
 
 pub use error::{FieldError, ValidationError};

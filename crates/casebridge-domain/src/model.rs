@@ -3,7 +3,9 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::ids::{ApiKeyId, CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, UserId};
+use crate::ids::{
+    ApiKeyId, CampaignId, CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, UserId,
+};
 use crate::records::{ClientFields, ExternalRef, NamedKind};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,7 @@ pub struct Case {
     pub case_type_id: CaseTypeId,
     pub case_status_id: Option<CaseStatusId>,
     pub client_id: Option<ClientId>,
+    pub campaign_id: Option<CampaignId>,
     pub custom_fields: Value,
     pub external_refs: Vec<ExternalRef>,
     pub created_at: Timestamp,

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ValidationError, Validator};
-use crate::ids::{CaseStatusId, CaseTypeId, ClientId};
+use crate::ids::{CampaignId, CaseStatusId, CaseTypeId, ClientId};
 
 const MAX_NAME: usize = 200;
 
@@ -255,6 +255,7 @@ pub struct NewCase {
     pub case_type_id: CaseTypeId,
     pub case_status_id: Option<CaseStatusId>,
     pub client_id: Option<ClientId>,
+    pub campaign_id: Option<CampaignId>,
     pub custom_fields: CustomFields,
     pub external_refs: Vec<ExternalRef>,
 }
@@ -266,6 +267,7 @@ pub struct CasePatch {
     pub case_type_id: Option<CaseTypeId>,
     pub case_status_id: Option<Option<CaseStatusId>>,
     pub client_id: Option<Option<ClientId>>,
+    pub campaign_id: Option<Option<CampaignId>>,
     /// Merged into the existing values; `null` removes a key.
     pub custom_fields: Option<CustomFields>,
 }

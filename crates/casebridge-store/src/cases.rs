@@ -12,7 +12,12 @@ use crate::refs::{self, Entity};
 use crate::{clients, named, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
 
 const COLUMNS: &str =
-    "id, name, case_type_id, case_status_id, client_id, custom_fields, created_at, updated_at";
+    "id, name, case_type_id, case_status_id, client_id, campaign_id, custom_fields,
+    created_at, updated_at";
+/// The same columns, qualified for joins.
+const C_COLUMNS: &str =
+    "c.id, c.name, c.case_type_id, c.case_status_id, c.client_id, c.campaign_id,
+    c.custom_fields, c.created_at, c.updated_at";
 
 #[derive(FromRow)]
 struct Row {
@@ -21,6 +26,7 @@ struct Row {
     case_type_id: String,
     case_status_id: Option<String>,
     client_id: Option<String>,
+    campaign_id: Option<String>,
     custom_fields: String,
     created_at: i64,
     updated_at: i64,
@@ -34,6 +40,7 @@ impl Row {
             case_type_id: parse_id("cases.case_type_id", &self.case_type_id)?,
             case_status_id: parse_opt_id("cases.case_status_id", self.case_status_id.as_deref())?,
             client_id: parse_opt_id("cases.client_id", self.client_id.as_deref())?,
+            campaign_id: parse_opt_id("cases.campaign_id", self.campaign_id.as_deref())?,
             custom_fields: serde_json::from_str(&self.custom_fields)
                 .map_err(|e| StoreError::Corrupt(format!("cases.custom_fields: {e}")))?,
             external_refs,
@@ -51,8 +58,14 @@ async fn check_references(
     case_type_id: Option<String>,
     case_status_id: Option<String>,
     client_id: Option<String>,
+    campaign_id: Option<String>,
 ) -> Result<()> {
     let mut errors = Vec::new();
+    if let Some(id) = campaign_id {
+        if !named::exists(conn, company, NamedKind::Campaign, &id).await? {
+            errors.push(("campaign_id", format!("no campaign with id {id}")));
+        }
+    }
     if let Some(id) = case_type_id {
         if !named::exists(conn, company, NamedKind::CaseType, &id).await? {
             errors.push(("case_type_id", format!("no case type with id {id}")));
@@ -91,13 +104,14 @@ pub async fn create(
         Some(new.case_type_id.to_string()),
         new.case_status_id.map(|i| i.to_string()),
         new.client_id.map(|i| i.to_string()),
+        new.campaign_id.map(|i| i.to_string()),
     )
     .await?;
     let id = CaseId::new();
     sqlx::query(
         "INSERT INTO cases (id, company_id, name, case_type_id, case_status_id, client_id,
-                            custom_fields, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                            custom_fields, created_at, updated_at, campaign_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(id.to_string())
     .bind(company.to_string())
@@ -107,6 +121,7 @@ pub async fn create(
     .bind(new.client_id.map(|i| i.to_string()))
     .bind(new.custom_fields.clone().into_value().to_string())
     .bind(now.as_millisecond())
+    .bind(new.campaign_id.map(|i| i.to_string()))
     .execute(&mut *conn)
     .await?;
     refs::attach(
@@ -205,6 +220,7 @@ pub async fn update(
         patch.case_type_id.map(|i| i.to_string()),
         patch.case_status_id.flatten().map(|i| i.to_string()),
         patch.client_id.flatten().map(|i| i.to_string()),
+        patch.campaign_id.flatten().map(|i| i.to_string()),
     )
     .await?;
     let mut custom = CustomFields::parse(current.custom_fields)
@@ -220,9 +236,10 @@ pub async fn update(
     let case_type_id = patch.case_type_id.unwrap_or(current.case_type_id);
     let case_status_id = patch.case_status_id.unwrap_or(current.case_status_id);
     let client_id = patch.client_id.unwrap_or(current.client_id);
+    let campaign_id = patch.campaign_id.unwrap_or(current.campaign_id);
     sqlx::query(
         "UPDATE cases SET name = $3, case_type_id = $4, case_status_id = $5, client_id = $6,
-                          custom_fields = $7, updated_at = $8
+                          custom_fields = $7, updated_at = $8, campaign_id = $9
          WHERE company_id = $1 AND id = $2",
     )
     .bind(company.to_string())
@@ -233,6 +250,7 @@ pub async fn update(
     .bind(client_id.map(|i| i.to_string()))
     .bind(custom.into_value().to_string())
     .bind(now.as_millisecond())
+    .bind(campaign_id.map(|i| i.to_string()))
     .execute(&mut *conn)
     .await?;
     get(conn, company, id).await
@@ -291,14 +309,10 @@ pub(crate) async fn list_rows_on_list(
     page: &PageRequest,
 ) -> Result<Page<Case>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {} FROM cases c JOIN list_cases lc ON lc.case_id = c.id AND lc.company_id = c.company_id
+        "SELECT {C_COLUMNS} FROM cases c
+         JOIN list_cases lc ON lc.case_id = c.id AND lc.company_id = c.company_id
          WHERE c.company_id = $1 AND lc.list_id = $2 AND c.id > $3
-         ORDER BY c.id LIMIT $4",
-        COLUMNS
-            .split(", ")
-            .map(|c| format!("c.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+         ORDER BY c.id LIMIT $4"
     ))
     .bind(company.to_string())
     .bind(list_id)

@@ -31,9 +31,11 @@ pub mod cases;
 pub mod clients;
 pub mod companies;
 pub mod events;
+pub mod integrations;
 pub mod jobs;
 pub mod lists;
 pub mod named;
+pub mod scheduling;
 pub mod users;
 pub mod webhooks;
 

@@ -42,6 +42,7 @@ fn new_case(case_type: &str, name: &str, lead: Option<&str>) -> NewCase {
         case_type_id: case_type.parse().unwrap(),
         case_status_id: None,
         client_id: None,
+        campaign_id: None,
         custom_fields: CustomFields::parse(json!({"injury": "back"})).unwrap(),
         external_refs: lead
             .map(|l| vec![ExternalRef::parse("r", "lawruler", l).unwrap()])

@@ -43,6 +43,27 @@ pub enum Command {
     /// Manage admin-UI users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Run a simulator of an external service, for trying casebridge without a live tenant.
+    Sim {
+        #[command(subcommand)]
+        service: SimService,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimService {
+    /// Law Ruler (lead, campaign and modelled Advanced API). Demo credentials: username `demo`,
+    /// password `demo-password`, client secret `demo-secret`, key `demo-key`; the Client Root is
+    /// `http://127.0.0.1:<port>`.
+    Lawruler {
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+    },
+    /// A Cal.com API v2 compatible scheduling service with a demo API key and event types.
+    Scheduling {
+        #[arg(long, default_value_t = 8082)]
+        port: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,9 +103,13 @@ pub enum UserCommand {
 const MIN_PASSWORD: usize = 12;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Sim { service } = &cli.command {
+        return run_sim(service).await;
+    }
     let config = Config::load(cli.config.as_deref())?;
     init_tracing(&config);
     match cli.command {
+        Command::Sim { .. } => unreachable!("handled above"),
         Command::Serve => {
             let runtime = Runtime::start(config).await?;
             let listener = tokio::net::TcpListener::bind(runtime.config.listen)
@@ -188,6 +213,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// Simulators need no configuration or database; they log to stderr and run until Ctrl-C.
+async fn run_sim(service: &SimService) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .try_init();
+    let (name, port) = match service {
+        SimService::Lawruler { port } => ("Law Ruler", *port),
+        SimService::Scheduling { port } => ("scheduling", *port),
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    eprintln!("{name} simulator on http://{}", listener.local_addr()?);
+    let serve = async {
+        match service {
+            SimService::Lawruler { .. } => {
+                casebridge_sim::lawruler::serve(
+                    listener,
+                    casebridge_sim::lawruler::LawRulerSim::new(),
+                )
+                .await
+            }
+            SimService::Scheduling { .. } => {
+                casebridge_sim::scheduling::serve(
+                    listener,
+                    casebridge_sim::scheduling::SchedulingSim::demo(),
+                )
+                .await
+            }
+        }
+    };
+    tokio::select! {
+        r = serve => r.map_err(Into::into),
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 

@@ -50,7 +50,11 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, db_url: &str) -> Self {
-        let mut child = casebridge(data_dir, db_url)
+        Self::start_with(casebridge(data_dir, db_url))
+    }
+
+    fn start_with(mut cmd: Command) -> Self {
+        let mut child = cmd
             .env("CASEBRIDGE_LISTEN", "127.0.0.1:0")
             .arg("serve")
             .stdout(Stdio::null())
@@ -141,6 +145,34 @@ backend_tests! {
         assert_eq!(r.status(), 200);
         let (_, logs) = server.stop();
         assert!(!logs.join("\n").contains("generated a master key"));
+    }
+
+    async fn crm_credentials_never_reach_the_logs_even_at_debug(backend) {
+        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = company_create(dir.path(), &db.url, "Acme")["api_key"].as_str().unwrap().to_owned();
+        let mut cmd = casebridge(dir.path(), &db.url);
+        cmd.env("CASEBRIDGE_LOG", "debug")
+            .env("CASEBRIDGE_ALLOW_HTTP", "true")
+            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        let server = Server::start_with(cmd);
+        let http = reqwest::Client::new();
+        let url = format!("{}/api/v1/integrations/lawruler/connection", server.base);
+        let body = |password: &str| serde_json::json!({"username": "demo", "password": password,
+            "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"});
+        let r = http.put(&url).bearer_auth(&key).json(&body("wrong-password-xyz")).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let r = http.put(&url).bearer_auth(&key).json(&body("demo-password")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let (_, logs) = server.stop();
+        let all = logs.join("\n");
+        assert!(all.contains("DEBUG") || all.contains("\"level\":\"DEBUG\""), "debug logging was on");
+        for secret in ["wrong-password-xyz", "demo-password", "demo-secret", "demo-key", key.as_str()] {
+            assert!(!all.contains(secret), "{secret} appeared in the logs");
+            assert!(!text.contains(secret), "{secret} appeared in the response");
+        }
     }
 
     async fn user_create_reads_the_password_from_stdin(backend) {

@@ -48,6 +48,7 @@ fn parse_new(body: CreateCase) -> Result<NewCase, ValidationError> {
     let case_type_id = id_field(&mut v, "case_type_id", Some(&body.case_type_id));
     let case_status_id = id_field(&mut v, "case_status_id", body.case_status_id.as_deref());
     let client_id = id_field(&mut v, "client_id", body.client_id.as_deref());
+    let campaign_id = id_field(&mut v, "campaign_id", body.campaign_id.as_deref());
     let custom_fields = match body.custom_fields {
         None | Some(serde_json::Value::Null) => Some(CustomFields::default()),
         Some(raw) => v.check(CustomFields::parse(raw)),
@@ -59,6 +60,7 @@ fn parse_new(body: CreateCase) -> Result<NewCase, ValidationError> {
         case_type_id: case_type_id.expect("validated"),
         case_status_id,
         client_id,
+        campaign_id,
         custom_fields: custom_fields.expect("validated"),
         external_refs,
     })
@@ -75,6 +77,9 @@ fn parse_patch(body: UpdateCase) -> Result<CasePatch, ValidationError> {
         client_id: body
             .client_id
             .map(|o| id_field(&mut v, "client_id", o.as_deref())),
+        campaign_id: body
+            .campaign_id
+            .map(|o| id_field(&mut v, "campaign_id", o.as_deref())),
         custom_fields: body
             .custom_fields
             .and_then(|raw| v.check(CustomFields::parse(raw))),

@@ -8,8 +8,10 @@ mod activity;
 mod cases;
 mod clients;
 mod company;
+mod integrations;
 mod lists;
 mod named;
+mod scheduling;
 mod webhooks;
 
 /// Everything under `/api/v1`.
@@ -22,6 +24,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(lists::routes())
         .merge(activity::routes())
         .merge(webhooks::routes())
+        .merge(integrations::routes())
+        .merge(scheduling::routes())
+}
+
+/// Inbound webhooks from CRMs, authenticated by the token in their URL.
+pub fn hooks() -> OpenApiRouter<AppState> {
+    integrations::hooks()
 }
 
 /// Health and metrics, outside the versioned API and without authentication.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every scenario on SQLite and on PostgreSQL with the sizes used for bench/README.md,
+# each scenario on both backends in turn, so both see similar machine noise.
+#
+#   bench/run-all.sh                      # builds and runs with cargo
+#   BENCH_BIN=path/to/casebridge-bench bench/run-all.sh   # an already built binary
+#
+# Extra arguments are passed to every run (e.g. --repeat 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ -z "${BENCH_BIN:-}" ]]; then
+    cargo build --release -p casebridge-bench
+    BENCH_BIN=target/release/casebridge-bench
+fi
+run() {
+    for backend in sqlite postgres; do
+        echo "=== $* --backend $backend" >&2
+        "$BENCH_BIN" "$@" --backend "$backend" "${EXTRA[@]}"
+    done
+}
+EXTRA=("$@")
+run throughput --endpoints 1 --events 2000
+run throughput --endpoints 100 --events 50
+run latency --events 1000 --rate 50
+run isolation --burst 200 --rate 20 --duration-s 20
+run backlog --pending 100000 --duration-s 45

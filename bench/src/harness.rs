@@ -1,0 +1,260 @@
+//! The pieces every scenario shares, all built from the project's own crates: a fresh migrated
+//! database (`casebridge_testkit::TestDb`), companies and webhooks created through
+//! `casebridge_store`, events recorded with the webhook outbox (`record_event`), and the real
+//! `webhooks` queue worker (`WebhookRuntime` + `casebridge_queue::Worker`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use casebridge_crypto::{Keyring, MasterKey};
+use casebridge_domain::clock::{Clock, SystemClock};
+use casebridge_domain::company::NewCompany;
+use casebridge_domain::events::{EventType, NewEvent, Subscription};
+use casebridge_domain::ids::{CompanyId, EventId, WebhookId};
+use casebridge_queue::{Worker, WorkerConfig};
+use casebridge_store::webhooks::NewWebhook;
+use casebridge_store::{companies, jobs, webhooks, Store, StoreOptions};
+use casebridge_testkit::{TestBackend, TestDb};
+use casebridge_webhooks::delivery::{secret_aad, WebhookRuntime, ATTEMPT_TIMEOUT};
+use casebridge_webhooks::outbox::{record_event, QUEUE};
+use casebridge_webhooks::policy::UrlPolicy;
+use casebridge_webhooks::signing::SigningSecret;
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Worker settings shared by every scenario (from the command line).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOpts {
+    pub concurrency: usize,
+    pub poll_interval: Duration,
+}
+
+/// A fresh database with the store, keyring and clock the worker will use.
+pub struct Bench {
+    /// Kept alive for the run: dropping it deletes the SQLite file or drops the PostgreSQL
+    /// database.
+    db: TestDb,
+    /// A pool with the production default size (16), on both backends (`TestDb`'s own
+    /// PostgreSQL pool is capped at 8 for tests).
+    pub store: Store,
+    pub keyring: Keyring,
+    pub clock: Arc<SystemClock>,
+}
+
+impl Bench {
+    pub async fn new(backend: TestBackend) -> anyhow::Result<Self> {
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&db.url, StoreOptions::default())
+            .await
+            .context("connect to the benchmark database")?;
+        Ok(Self {
+            db,
+            store,
+            keyring: Keyring::new(MasterKey::generate(), vec![]),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    pub async fn company(&self, name: &str) -> anyhow::Result<CompanyId> {
+        let mut tx = self.store.begin().await?;
+        let company =
+            companies::create(&mut tx, &NewCompany::parse(name, None)?, self.now()).await?;
+        tx.commit().await?;
+        Ok(company.id)
+    }
+
+    /// Creates an active webhook subscribed to every event type, with a sealed signing secret.
+    pub async fn webhook(&self, company: CompanyId, url: &str) -> anyhow::Result<WebhookId> {
+        let id = WebhookId::new();
+        let sealed = self.keyring.seal(
+            &SigningSecret::generate().to_whsec(),
+            &secret_aad(company, id),
+        );
+        let mut tx = self.store.begin().await?;
+        webhooks::create(
+            &mut tx,
+            company,
+            &NewWebhook {
+                id,
+                name: format!("bench {id}"),
+                url: url.to_owned(),
+                subscription: Subscription::default(),
+                app_key_sealed: None,
+                active: true,
+            },
+            &sealed,
+            self.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records `n` events, `batch` per transaction, printing progress now and then.
+    pub async fn record_batched(
+        &self,
+        company: CompanyId,
+        n: usize,
+        batch: usize,
+    ) -> anyhow::Result<Vec<EventId>> {
+        let mut ids = Vec::with_capacity(n);
+        let started = Instant::now();
+        let mut last_print = Instant::now();
+        while ids.len() < n {
+            let take = batch.min(n - ids.len());
+            let mut tx = self.store.begin().await?;
+            for _ in 0..take {
+                let e = record_event(&mut tx, company, &event(ids.len()), self.now()).await?;
+                ids.push(e.id);
+            }
+            tx.commit().await?;
+            if last_print.elapsed() >= Duration::from_secs(2) {
+                progress(&format!(
+                    "recorded {}/{n} events ({:.0}/s)",
+                    ids.len(),
+                    ids.len() as f64 / started.elapsed().as_secs_f64()
+                ));
+                last_print = Instant::now();
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Records `n` events one per transaction at `rate` per second, on a fixed schedule (a late
+    /// event does not push the later ones back). Returns each event with the instant taken just
+    /// before its transaction began.
+    pub async fn record_paced(
+        &self,
+        company: CompanyId,
+        n: usize,
+        rate: f64,
+    ) -> anyhow::Result<Vec<(EventId, Instant)>> {
+        let start = tokio::time::Instant::now();
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            tokio::time::sleep_until(start + period.mul_f64(i as f64)).await;
+            let before = Instant::now();
+            let mut tx = self.store.begin().await?;
+            let e = record_event(&mut tx, company, &event(i), self.now()).await?;
+            tx.commit().await?;
+            out.push((e.id, before));
+        }
+        Ok(out)
+    }
+
+    /// Starts the `webhooks` queue worker, as `casebridge serve` runs it, but allowed to reach
+    /// the loopback receiver over plain http.
+    pub fn start_worker(&self, opts: WorkerOpts) -> anyhow::Result<RunningWorker> {
+        let clock: Arc<dyn Clock> = self.clock.clone();
+        let rt = WebhookRuntime::new(
+            self.store.clone(),
+            self.keyring.clone(),
+            clock.clone(),
+            UrlPolicy {
+                allow_http: true,
+                allowed_private: vec!["127.0.0.0/8".parse()?],
+            },
+            ATTEMPT_TIMEOUT,
+        );
+        let worker = Worker::new(
+            self.store.clone(),
+            clock,
+            rt.registry(),
+            WorkerConfig {
+                concurrency: opts.concurrency,
+                poll_interval: opts.poll_interval,
+                // Short, so stopping after a run with hanging requests does not wait long.
+                shutdown_grace: Duration::from_secs(1),
+                ..WorkerConfig::new(QUEUE)
+            },
+        );
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let handle = tokio::spawn(worker.run(cancel.clone()));
+        Ok(RunningWorker {
+            cancel,
+            handle,
+            started,
+        })
+    }
+
+    /// Jobs left in the table, by status (finished jobs are deleted).
+    pub async fn job_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut conn = self.store.conn().await?;
+        Ok(jobs::counts(&mut conn)
+            .await?
+            .into_iter()
+            .map(|(_, status, n)| (status, n))
+            .collect())
+    }
+
+    pub async fn close(self) {
+        self.store.close().await;
+        self.db.store.close().await;
+        drop(self.db);
+    }
+}
+
+pub struct RunningWorker {
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+    /// Taken just before the worker task was spawned.
+    pub started: Instant,
+}
+
+impl RunningWorker {
+    /// Stops claiming, gives running jobs a second, then releases the rest.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+    }
+}
+
+/// The event every scenario records: a small `call_started`, as the voice agent would report.
+pub fn event(i: usize) -> NewEvent {
+    NewEvent {
+        event_type: EventType::CallStarted,
+        data: json!({
+            "call_id": format!("bench-call-{i}"),
+            "direction": "inbound",
+            "from_number": "+15550102000",
+            "to_number": "+15550103000",
+        }),
+        campaign_id: None,
+        case_id: None,
+    }
+}
+
+/// This process's resident set size in MiB (`VmRSS` in `/proc/self/status`).
+pub fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The machine's 1-minute load average (`/proc/loadavg`): how busy the other processes on this
+/// shared machine were when a run started.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// A progress line on stderr, so stdout keeps only the tables.
+pub fn progress(msg: &str) {
+    eprintln!("  .. {msg}");
+}

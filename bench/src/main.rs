@@ -1,0 +1,219 @@
+//! `casebridge-bench`: load generators for outbound webhook delivery (issue 3, "Benchmark").
+//!
+//! Every scenario runs the project's own pieces — a migrated database from
+//! `casebridge_testkit::TestDb`, events recorded with the webhook outbox, the real `webhooks`
+//! queue worker signing and posting over HTTP — against a local counting receiver, repeats the
+//! measurement, prints medians with min and max, and appends a JSON line to
+//! `bench/results.jsonl`. See `bench/README.md` for what each scenario measures and the latest
+//! numbers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use casebridge_testkit::TestBackend;
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod backlog;
+mod harness;
+mod isolation;
+mod latency;
+mod receiver;
+mod report;
+mod throughput;
+
+use harness::{progress, WorkerOpts};
+
+#[derive(Parser)]
+#[command(
+    name = "casebridge-bench",
+    about = "Webhook delivery benchmarks: throughput, latency, isolation, backlog memory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Database backend: a fresh SQLite file (in $TMPDIR) or a fresh PostgreSQL database on the
+    /// server named by CASEBRIDGE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Sqlite)]
+    backend: Backend,
+    /// Runs of the scenario; the median is reported, with min and max.
+    #[arg(long, global = true, default_value_t = 3)]
+    repeat: usize,
+    /// Jobs the worker runs at once (WorkerConfig::concurrency).
+    #[arg(long, global = true, default_value_t = 16)]
+    concurrency: usize,
+    /// How long an idle worker sleeps before claiming again, in ms.
+    #[arg(long, global = true, default_value_t = 50)]
+    poll_ms: u64,
+    /// Where the JSON line goes.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.jsonl"))]
+    results: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Deliveries per second from pre-loaded events to 1 or 100 endpoints.
+    Throughput {
+        #[arg(long, default_value_t = 1)]
+        endpoints: usize,
+        /// Events to pre-load (default: 2000 for one endpoint, 200 for more).
+        #[arg(long)]
+        events: Option<usize>,
+        /// Events recorded per transaction while pre-loading.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Give up waiting for the deliveries after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        limit_s: u64,
+    },
+    /// Event-to-first-attempt latency at a steady event rate.
+    Latency {
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        /// Events per second, one per transaction.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+    },
+    /// A healthy endpoint's latency with and without another tenant's hanging endpoint.
+    Isolation {
+        /// Events for the hanging endpoint, recorded at once.
+        #[arg(long, default_value_t = 200)]
+        burst: usize,
+        /// Events per second for the healthy endpoint.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Seconds of healthy traffic per phase.
+        #[arg(long, default_value_t = 20)]
+        duration_s: u64,
+    },
+    /// Process memory while a large backlog of deliveries is pending.
+    Backlog {
+        #[arg(long, default_value_t = 100_000)]
+        pending: usize,
+        /// Endpoints the backlog is spread over (all answer 503, Retry-After: 3600).
+        #[arg(long, default_value_t = 1)]
+        endpoints: usize,
+        /// Seconds to sample while the worker makes first attempts (stops early when all are made).
+        #[arg(long, default_value_t = 60)]
+        duration_s: u64,
+        /// Events written per transaction while loading.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, value_enum, default_value_t = backlog::Via::Direct)]
+        via: backlog::Via,
+    },
+}
+
+/// Runs one repeat and adds the load average seen when it started.
+async fn with_load(
+    run: impl std::future::Future<Output = anyhow::Result<Vec<report::Measure>>>,
+) -> anyhow::Result<Vec<report::Measure>> {
+    let load = harness::loadavg();
+    let mut measures = run.await?;
+    measures.push(report::m("loadavg_1m_at_start", "load", load));
+    Ok(measures)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let backend = match cli.backend {
+        Backend::Sqlite => TestBackend::Sqlite,
+        Backend::Postgres => TestBackend::Postgres,
+    };
+    let backend_name = format!("{:?}", cli.backend).to_lowercase();
+    let opts = WorkerOpts {
+        concurrency: cli.concurrency,
+        poll_interval: Duration::from_millis(cli.poll_ms),
+    };
+    let worker_params = serde_json::json!({
+        "worker_concurrency": opts.concurrency,
+        "poll_ms": cli.poll_ms,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+    });
+    let repeat = cli.repeat.max(1);
+
+    let (name, mut params, runs) = match cli.scenario {
+        Scenario::Throughput {
+            endpoints,
+            events,
+            batch,
+            limit_s,
+        } => {
+            let p = throughput::Params {
+                endpoints,
+                events: events.unwrap_or(if endpoints == 1 { 2000 } else { 200 }),
+                batch,
+                limit: Duration::from_secs(limit_s),
+            };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!(
+                    "throughput run {}/{repeat} on {backend_name}",
+                    i + 1
+                ));
+                runs.push(with_load(throughput::run(backend, p, opts)).await?);
+            }
+            ("throughput", p.json(), runs)
+        }
+        Scenario::Latency { events, rate } => {
+            let p = latency::Params { events, rate };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!("latency run {}/{repeat} on {backend_name}", i + 1));
+                runs.push(with_load(latency::run(backend, p, opts)).await?);
+            }
+            ("latency", p.json(), runs)
+        }
+        Scenario::Isolation {
+            burst,
+            rate,
+            duration_s,
+        } => {
+            let p = isolation::Params {
+                burst,
+                rate,
+                duration: Duration::from_secs(duration_s),
+            };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!(
+                    "isolation run {}/{repeat} on {backend_name}",
+                    i + 1
+                ));
+                runs.push(with_load(isolation::run(backend, p, opts)).await?);
+            }
+            ("isolation", p.json(), runs)
+        }
+        Scenario::Backlog {
+            pending,
+            endpoints,
+            duration_s,
+            batch,
+            via,
+        } => {
+            let p = backlog::Params {
+                pending,
+                endpoints: endpoints.max(1),
+                duration: Duration::from_secs(duration_s),
+                batch,
+                via,
+            };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!("backlog run {}/{repeat} on {backend_name}", i + 1));
+                runs.push(with_load(backlog::run(backend, p, opts)).await?);
+            }
+            ("backlog", p.json(), runs)
+        }
+    };
+    if let (Some(p), Some(w)) = (params.as_object_mut(), worker_params.as_object()) {
+        p.extend(w.clone());
+    }
+    report::finish(&cli.results, name, &backend_name, params, &runs)
+}

@@ -1,0 +1,1385 @@
+//! CRM integrations (SPEC §3, §5): connection, settings, the CRM catalog, mappings, the sync log,
+//! list auto-add rules, and Law Ruler's inbound webhook.
+//!
+//! Mappings, settings and the sync log are provider-neutral (`/integrations/{provider}/…`);
+//! connecting and loading the catalog go through the provider's adapter in `casebridge-crm`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{header, StatusCode};
+use casebridge_crm::lawruler::client::{
+    ConnectError, Credentials, LawRulerClient, LawRulerError, LawRulerPaths,
+};
+use casebridge_crm::lawruler::inbound::{self, InboundError};
+use casebridge_crm::lawruler::ingest::{self, IngestError};
+use casebridge_crypto::mask;
+use casebridge_domain::error::Validator;
+use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
+use casebridge_domain::integrations::{
+    AutoAddRule, Checklist, ErrorKind, PlatformField, Provider, SyncOutcome, Toggles,
+};
+use casebridge_domain::records::NamedKind;
+use casebridge_domain::ValidationError;
+use casebridge_store::integrations::{self as store, CrmField, CrmItem, Integration, NewSyncEntry};
+use casebridge_store::{named, Conn};
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::dto::{page_request, PageOut};
+use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::extract::{path_id, Auth, Json, Query};
+use crate::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_integrations))
+        .routes(routes!(get_integration))
+        .routes(routes!(connect, disconnect))
+        .routes(routes!(update_settings))
+        .routes(routes!(refresh_catalog))
+        .routes(routes!(field_preview))
+        .routes(routes!(get_links, put_links))
+        .routes(routes!(get_field_mappings, put_field_mappings))
+        .routes(routes!(get_status_mappings, put_status_mappings))
+        .routes(routes!(get_sync_log))
+        .routes(routes!(list_rules, add_rule))
+        .routes(routes!(delete_rule))
+}
+
+/// Inbound webhooks, authenticated by the token in the path (outside `/api/v1`).
+pub fn hooks() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(lawruler_hook))
+}
+
+fn provider(raw: &str) -> Result<Provider, ApiError> {
+    Provider::parse(raw).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no integration `{raw}`; there are `lawruler` and `smartadvocate`"
+        ))
+    })
+}
+
+fn credentials_aad(company: CompanyId, provider: Provider) -> String {
+    format!("integration/{company}/{}", provider.as_str())
+}
+
+/// A random, unguessable token for the inbound webhook URL (LR2).
+fn new_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn ensure(
+    state: &AppState,
+    company: CompanyId,
+    p: Provider,
+) -> Result<Integration, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let i = store::ensure(
+        &mut tx,
+        company,
+        p.as_str(),
+        &new_token(),
+        state.clock.now(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(i)
+}
+
+fn toggles(i: &Integration) -> Toggles {
+    serde_json::from_value(i.settings.clone()).unwrap_or_default()
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone)]
+struct StoredCredentials {
+    username: String,
+    password: String,
+    client_root: String,
+    client_secret: String,
+    key: String,
+}
+
+impl StoredCredentials {
+    fn into_credentials(self) -> Credentials {
+        Credentials::new(
+            self.username,
+            self.password,
+            self.client_root,
+            self.client_secret,
+            self.key,
+        )
+    }
+}
+
+fn open_credentials(
+    state: &AppState,
+    i: &Integration,
+    p: Provider,
+) -> Result<Option<StoredCredentials>, ApiError> {
+    let Some(sealed) = &i.credentials_sealed else {
+        return Ok(None);
+    };
+    let plain = state
+        .keyring
+        .open(sealed, &credentials_aad(i.company_id, p))
+        .map_err(|e| ApiError::Internal(format!("opening stored credentials: {e}")))?;
+    serde_json::from_str(plain.expose_secret())
+        .map(Some)
+        .map_err(|e| ApiError::Internal(format!("stored credentials: {e}")))
+}
+
+fn lawruler_client(state: &AppState, creds: Credentials) -> Result<LawRulerClient, ApiError> {
+    LawRulerClient::new(state.outbound.clone(), creds, LawRulerPaths::default())
+        .map_err(|e| ValidationError::single("client_root", e.to_string()).into())
+}
+
+// ---- views ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationCard {
+    pub provider: String,
+    pub name: String,
+    /// `connected` or `not_connected`.
+    pub status: String,
+    /// Whether casebridge can connect this provider yet.
+    pub available: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaskedCredentials {
+    pub username: String,
+    pub password: String,
+    pub client_root: String,
+    pub client_secret: String,
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    pub last_integration_sync_at: Option<String>,
+    pub last_status_pull_at: Option<String>,
+    pub last_status_push_at: Option<String>,
+    pub last_webhook_at: Option<String>,
+    pub catalog_refreshed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationOut {
+    pub provider: String,
+    pub name: String,
+    pub status: String,
+    pub connected_at: Option<String>,
+    /// Masked; absent when not connected.
+    pub credentials: Option<MaskedCredentials>,
+    /// Paste this into Law Ruler (Setup → Webhooks → API URL). Optional query parameters:
+    /// `list_id`, `list_name`, `list_action`, `remove_from_list`, `campaign_id`.
+    pub webhook_url: String,
+    /// The toggles as set, in the safe order.
+    #[schema(value_type = Object)]
+    pub settings: Value,
+    /// Toggles that are on but have no effect because one they depend on is off.
+    pub inert_settings: Vec<String>,
+    #[schema(value_type = Object)]
+    pub checklist: Value,
+    pub health: HealthOut,
+    /// A configuration problem found while syncing (e.g. the Key was rejected).
+    pub config_error: Option<String>,
+    /// Why the CRM's case types, statuses or fields could not be loaded, if they could not.
+    pub catalog_error: Option<String>,
+}
+
+fn time(t: Option<jiff::Timestamp>) -> Option<String> {
+    t.map(|t| t.to_string())
+}
+
+async fn view(state: &AppState, p: Provider, i: Integration) -> Result<IntegrationOut, ApiError> {
+    let mut conn = state.store.conn().await?;
+    let creds = open_credentials(state, &i, p)?;
+    let t = toggles(&i);
+    let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
+    let links = store::links(&mut conn, i.company_id, p.as_str()).await?;
+    let checklist = Checklist {
+        connected: creds.is_some(),
+        first_webhook_received: i.first_webhook_at.is_some(),
+        case_types_linked: !links.is_empty()
+            && crm_types
+                .iter()
+                .all(|c| links.iter().any(|(l, _)| *l == c.crm_id)),
+        sync_enabled: t.enable_integration,
+    };
+    let base = state
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let settings = json!(Toggles::ORDER
+        .iter()
+        .map(|name| (
+            name.to_string(),
+            serde_json::to_value(t).unwrap()[name].clone()
+        ))
+        .collect::<serde_json::Map<_, _>>());
+    Ok(IntegrationOut {
+        provider: p.as_str().into(),
+        name: p.label().into(),
+        status: if creds.is_some() {
+            "connected"
+        } else {
+            "not_connected"
+        }
+        .into(),
+        connected_at: time(i.connected_at),
+        credentials: creds.map(|c| MaskedCredentials {
+            username: c.username,
+            password: mask(&c.password),
+            client_root: c.client_root,
+            client_secret: mask(&c.client_secret),
+            key: mask(&c.key),
+        }),
+        webhook_url: format!(
+            "{}/hooks/{}/{}",
+            base.trim_end_matches('/'),
+            p.as_str(),
+            i.webhook_token
+        ),
+        settings,
+        inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
+        checklist: serde_json::to_value(checklist).expect("serializable"),
+        health: HealthOut {
+            last_integration_sync_at: time(i.last_integration_sync_at),
+            last_status_pull_at: time(i.last_status_pull_at),
+            last_status_push_at: time(i.last_status_push_at),
+            last_webhook_at: time(i.last_webhook_at),
+            catalog_refreshed_at: time(i.catalog_refreshed_at),
+        },
+        config_error: i.config_error,
+        catalog_error: i.catalog_error,
+    })
+}
+
+/// The integrations and whether each is connected (Settings → Integrations).
+#[utoipa::path(get, path = "/integrations", tag = "integrations", security(("bearer" = [])),
+    responses((status = 200, body = Vec<IntegrationCard>)))]
+async fn list_integrations(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+) -> Result<axum::Json<Vec<IntegrationCard>>, ApiError> {
+    let mut conn = s.store.conn().await?;
+    let mut out = Vec::new();
+    for p in [Provider::LawRuler, Provider::SmartAdvocate] {
+        let connected = store::get(&mut conn, company, p.as_str())
+            .await?
+            .is_some_and(|i| i.credentials_sealed.is_some());
+        out.push(IntegrationCard {
+            provider: p.as_str().into(),
+            name: p.label().into(),
+            status: if connected {
+                "connected"
+            } else {
+                "not_connected"
+            }
+            .into(),
+            available: p == Provider::LawRuler,
+        });
+    }
+    Ok(axum::Json(out))
+}
+
+/// An integration's setup screen: status, masked credentials, webhook URL, toggles, checklist
+/// and sync health (LR12).
+#[utoipa::path(get, path = "/integrations/{provider}", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = IntegrationOut), (status = 404, body = ErrorBody)))]
+async fn get_integration(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<IntegrationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let i = ensure(&s, company, p).await?;
+    Ok(axum::Json(view(&s, p, i).await?))
+}
+
+// ---- connection ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectBody {
+    /// Your Law Ruler user name.
+    pub username: String,
+    /// The password of that user.
+    pub password: String,
+    /// Your firm's Law Ruler address: the subdomain (`yourfirm`) or the full URL
+    /// (`https://yourfirm.lawruler.com`).
+    pub client_root: String,
+    /// The Client Secret Law Ruler issued with Advanced API access.
+    pub client_secret: String,
+    /// The lead-API Key from Law Ruler (Setup → API).
+    pub key: String,
+}
+
+/// Connects Law Ruler: the five values are checked against Law Ruler, and a wrong one is named.
+/// Stored encrypted. Reconnecting replaces them.
+#[utoipa::path(put, path = "/integrations/{provider}/connection", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)), request_body = ConnectBody,
+    responses((status = 200, body = IntegrationOut), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+async fn connect(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Json(body): Json<ConnectBody>,
+) -> Result<axum::Json<IntegrationOut>, ApiError> {
+    let p = provider(&raw)?;
+    if p != Provider::LawRuler {
+        return Err(ApiError::Conflict(format!(
+            "{} cannot be connected in this version yet",
+            p.label()
+        )));
+    }
+    let mut v = Validator::new();
+    for (field, value) in [
+        ("username", &body.username),
+        ("password", &body.password),
+        ("client_root", &body.client_root),
+        ("client_secret", &body.client_secret),
+        ("key", &body.key),
+    ] {
+        if value.trim().is_empty() {
+            v.push(field, "is required");
+        }
+    }
+    v.finish()?;
+    let stored = StoredCredentials {
+        username: body.username.trim().to_owned(),
+        password: body.password,
+        client_root: body.client_root.trim().to_owned(),
+        client_secret: body.client_secret.trim().to_owned(),
+        key: body.key.trim().to_owned(),
+    };
+    let client = lawruler_client(&s, stored.clone().into_credentials())?;
+    // Where the Client Root points is checked like any outbound destination (W2), so a refusal
+    // reads as such rather than as "cannot connect".
+    s.url_policy
+        .vet(client.client_root().as_str())
+        .await
+        .map_err(|e| ValidationError::single("client_root", e.to_string()))?;
+    client.verify().await.map_err(|e| match e {
+        ConnectError::WrongValue { field, message } => {
+            ApiError::Validation(ValidationError::single(field.as_str(), message))
+        }
+        other => ApiError::Unavailable(other.to_string()),
+    })?;
+    let sealed = s.keyring.seal(
+        &serde_json::to_string(&stored).expect("serializable"),
+        &credentials_aad(company, p),
+    );
+    let now = s.clock.now();
+    let mut tx = s.store.begin().await?;
+    store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
+    store::set_credentials(&mut tx, company, p.as_str(), Some(&sealed), now).await?;
+    store::log(
+        &mut tx,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction: "outbound",
+            operation: "connect",
+            record_ref: None,
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some("connected; credentials verified"),
+        },
+        now,
+    )
+    .await?;
+    let i = store::get(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
+    tx.commit().await?;
+    Ok(axum::Json(view(&s, p, i).await?))
+}
+
+/// Disconnects: the stored credentials are deleted; mappings and settings stay.
+#[utoipa::path(delete, path = "/integrations/{provider}/connection", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = IntegrationOut)))]
+async fn disconnect(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<IntegrationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let i = ensure(&s, company, p).await?;
+    let mut tx = s.store.begin().await?;
+    store::set_credentials(&mut tx, company, p.as_str(), None, s.clock.now()).await?;
+    tx.commit().await?;
+    let i = Integration {
+        credentials_sealed: None,
+        connected_at: None,
+        ..i
+    };
+    Ok(axum::Json(view(&s, p, i).await?))
+}
+
+// ---- settings ----
+
+/// The toggles to change (LR7); omitted ones stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    pub enable_integration: Option<bool>,
+    pub receive: Option<bool>,
+    pub send: Option<bool>,
+    pub send_mapped_fields: Option<bool>,
+    pub send_messages: Option<bool>,
+    pub send_call_records: Option<bool>,
+    pub send_documents: Option<bool>,
+    pub sync_statuses: Option<bool>,
+}
+
+/// Changes the toggles. Turning the integration on needs a connection; turning status sync on
+/// needs at least one status mapping (the safe order). Toggles whose parents are off are kept
+/// but reported in `inert_settings`, and the engine ignores them.
+#[utoipa::path(put, path = "/integrations/{provider}/settings", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)), request_body = SettingsBody,
+    responses((status = 200, body = IntegrationOut), (status = 409, body = ErrorBody)))]
+async fn update_settings(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Json(body): Json<SettingsBody>,
+) -> Result<axum::Json<IntegrationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let i = ensure(&s, company, p).await?;
+    let mut t = toggles(&i);
+    let set = |slot: &mut bool, v: Option<bool>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut t.enable_integration, body.enable_integration);
+    set(&mut t.receive, body.receive);
+    set(&mut t.send, body.send);
+    set(&mut t.send_mapped_fields, body.send_mapped_fields);
+    set(&mut t.send_messages, body.send_messages);
+    set(&mut t.send_call_records, body.send_call_records);
+    set(&mut t.send_documents, body.send_documents);
+    set(&mut t.sync_statuses, body.sync_statuses);
+    if t.enable_integration && i.credentials_sealed.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "connect {} before enabling the integration",
+            p.label()
+        )));
+    }
+    let mut tx = s.store.begin().await?;
+    if t.sync_statuses
+        && body.sync_statuses == Some(true)
+        && store::status_mappings(&mut tx, company, p.as_str())
+            .await?
+            .is_empty()
+    {
+        return Err(ApiError::Conflict(
+            "map statuses before turning on status sync (CRM Mappings → Status Mapping)".into(),
+        ));
+    }
+    store::set_settings(
+        &mut tx,
+        company,
+        p.as_str(),
+        &serde_json::to_value(t).expect("json"),
+        s.clock.now(),
+    )
+    .await?;
+    let i = store::get(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
+    tx.commit().await?;
+    Ok(axum::Json(view(&s, p, i).await?))
+}
+
+// ---- catalog ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogOut {
+    pub case_types: usize,
+    pub statuses: usize,
+    pub fields: usize,
+    pub refreshed_at: String,
+}
+
+/// Loads the CRM's case types, statuses and custom fields again. Saved mappings are kept. If
+/// Law Ruler cannot be reached or refuses, the error is shown here and on the integration, and
+/// the previous catalog stays.
+#[utoipa::path(post, path = "/integrations/{provider}/fields/refresh", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = CatalogOut), (status = 409, body = ErrorBody),
+              (status = 502, body = ErrorBody)))]
+async fn refresh_catalog(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<CatalogOut>, ApiError> {
+    let p = provider(&raw)?;
+    let i = ensure(&s, company, p).await?;
+    let creds = open_credentials(&s, &i, p)?
+        .ok_or_else(|| ApiError::Conflict(format!("connect {} first", p.label())))?;
+    let client = lawruler_client(&s, creds.into_credentials())?;
+    let loaded = async {
+        let case_types = client.case_types().await?;
+        let statuses = client.statuses().await?;
+        let mut fields = Vec::new();
+        for ct in &case_types {
+            for f in client.custom_fields(&ct.id).await? {
+                fields.push(CrmField {
+                    crm_case_type_id: ct.id.clone(),
+                    key: f.key,
+                    crm_field_id: f.id,
+                    label: f.label,
+                    input_type: f.input_type,
+                    form_section: f.form_section,
+                });
+            }
+        }
+        Ok::<_, LawRulerError>((case_types, statuses, fields))
+    }
+    .await;
+    let now = s.clock.now();
+    let (case_types, statuses, fields) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            let message = format!("could not load fields from {}: {e}", p.label());
+            let mut conn = s.store.conn().await?;
+            store::set_catalog_error(&mut conn, company, p.as_str(), &message, now).await?;
+            return Err(ApiError::BadGateway(message));
+        }
+    };
+    let item = |id: &str, name: &str| CrmItem {
+        crm_id: id.to_owned(),
+        name: name.to_owned(),
+    };
+    let ct: Vec<CrmItem> = case_types.iter().map(|c| item(&c.id, &c.name)).collect();
+    let st: Vec<CrmItem> = statuses.iter().map(|c| item(&c.id, &c.name)).collect();
+    let mut tx = s.store.begin().await?;
+    store::replace_catalog(&mut tx, company, p.as_str(), &ct, &st, &fields, now).await?;
+    tx.commit().await?;
+    Ok(axum::Json(CatalogOut {
+        case_types: ct.len(),
+        statuses: st.len(),
+        fields: fields.len(),
+        refreshed_at: now.to_string(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FieldQuery {
+    /// The CRM case type to show fields for.
+    crm_case_type_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldOut {
+    /// The CRM field key (what mappings refer to), e.g. `custom1234`.
+    pub key: String,
+    pub label: String,
+    pub input_type: String,
+    pub form_section: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldPreviewOut {
+    pub crm_case_type_id: String,
+    pub fields: Vec<FieldOut>,
+    pub refreshed_at: Option<String>,
+    /// The last load error; the fields shown are from the last successful load.
+    pub error: Option<String>,
+}
+
+/// The CRM fields of one case type: key, input type and form section (field preview, LR8).
+#[utoipa::path(get, path = "/integrations/{provider}/fields", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), FieldQuery),
+    responses((status = 200, body = FieldPreviewOut), (status = 404, body = ErrorBody)))]
+async fn field_preview(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Query(q): Query<FieldQuery>,
+) -> Result<axum::Json<FieldPreviewOut>, ApiError> {
+    let p = provider(&raw)?;
+    let i = ensure(&s, company, p).await?;
+    let mut conn = s.store.conn().await?;
+    let types = store::crm_case_types(&mut conn, company, p.as_str()).await?;
+    if !types.iter().any(|t| t.crm_id == q.crm_case_type_id) {
+        return Err(ApiError::NotFound(format!(
+            "no {} case type {} (refresh the fields if it was added recently)",
+            p.label(),
+            q.crm_case_type_id
+        )));
+    }
+    let fields = store::crm_fields(&mut conn, company, p.as_str(), &q.crm_case_type_id).await?;
+    Ok(axum::Json(FieldPreviewOut {
+        crm_case_type_id: q.crm_case_type_id,
+        fields: fields
+            .into_iter()
+            .map(|f| FieldOut {
+                key: f.key,
+                label: f.label,
+                input_type: f.input_type,
+                form_section: f.form_section,
+            })
+            .collect(),
+        refreshed_at: time(i.catalog_refreshed_at),
+        error: i.catalog_error,
+    }))
+}
+
+// ---- case type links ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkOut {
+    pub crm_case_type_id: String,
+    pub crm_case_type_name: Option<String>,
+    pub case_type_id: Option<String>,
+    /// Mapped-field sync works for a case type only when it is linked (LR8).
+    pub ready: bool,
+    pub reason: Option<String>,
+}
+
+/// Every CRM case type with the platform case type it is linked to, and whether it is ready.
+#[utoipa::path(get, path = "/integrations/{provider}/case-type-links", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = Vec<LinkOut>)))]
+async fn get_links(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<Vec<LinkOut>>, ApiError> {
+    let p = provider(&raw)?;
+    let mut conn = s.store.conn().await?;
+    Ok(axum::Json(links_view(&mut conn, company, p).await?))
+}
+
+async fn links_view(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+) -> Result<Vec<LinkOut>, ApiError> {
+    let types = store::crm_case_types(conn, company, p.as_str()).await?;
+    let links: HashMap<String, CaseTypeId> = store::links(conn, company, p.as_str())
+        .await?
+        .into_iter()
+        .collect();
+    let mut out: Vec<LinkOut> = types
+        .iter()
+        .map(|t| {
+            let linked = links.get(&t.crm_id);
+            LinkOut {
+                crm_case_type_id: t.crm_id.clone(),
+                crm_case_type_name: Some(t.name.clone()),
+                case_type_id: linked.map(|c| c.to_string()),
+                ready: linked.is_some(),
+                reason: linked.is_none().then(|| {
+                    "not ready: this case type is not linked to a platform case type".into()
+                }),
+            }
+        })
+        .collect();
+    // Links whose CRM case type is no longer in the catalog are still shown.
+    for (crm, ct) in &links {
+        if !types.iter().any(|t| &t.crm_id == crm) {
+            out.push(LinkOut {
+                crm_case_type_id: crm.clone(),
+                crm_case_type_name: None,
+                case_type_id: Some(ct.to_string()),
+                ready: true,
+                reason: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    pub crm_case_type_id: String,
+    /// `null` removes the link.
+    pub case_type_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinksBody {
+    pub links: Vec<LinkBody>,
+}
+
+/// Links (or unlinks) CRM case types to platform case types.
+#[utoipa::path(put, path = "/integrations/{provider}/case-type-links", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)), request_body = LinksBody,
+    responses((status = 200, body = Vec<LinkOut>), (status = 422, body = ErrorBody)))]
+async fn put_links(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Json(body): Json<LinksBody>,
+) -> Result<axum::Json<Vec<LinkOut>>, ApiError> {
+    let p = provider(&raw)?;
+    let mut tx = s.store.begin().await?;
+    let known = store::crm_case_types(&mut tx, company, p.as_str()).await?;
+    let mut v = Validator::new();
+    let mut parsed = Vec::new();
+    for (i, l) in body.links.iter().enumerate() {
+        if !known.iter().any(|k| k.crm_id == l.crm_case_type_id) {
+            v.push(
+                format!("links[{i}].crm_case_type_id"),
+                format!(
+                    "no {} case type {}; refresh the fields first",
+                    p.label(),
+                    l.crm_case_type_id
+                ),
+            );
+            continue;
+        }
+        let ct = match &l.case_type_id {
+            None => None,
+            Some(raw) => match raw.parse::<CaseTypeId>() {
+                Ok(id) if named::exists(&mut tx, company, NamedKind::CaseType, raw).await? => {
+                    Some(id)
+                }
+                _ => {
+                    v.push(
+                        format!("links[{i}].case_type_id"),
+                        format!("no case type with id {raw}"),
+                    );
+                    continue;
+                }
+            },
+        };
+        parsed.push((l.crm_case_type_id.clone(), ct));
+    }
+    v.finish()?;
+    for (crm, ct) in parsed {
+        store::set_link(&mut tx, company, p.as_str(), &crm, ct).await?;
+    }
+    let out = links_view(&mut tx, company, p).await?;
+    tx.commit().await?;
+    Ok(axum::Json(out))
+}
+
+// ---- field mappings ----
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMapping {
+    /// `case.name`, `client.first_name`, `client.last_name`, `client.email`, `client.phone` or
+    /// `custom.<name>`.
+    pub platform_field: String,
+    /// The CRM field key from the field preview, e.g. `custom1234`.
+    pub crm_field_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMappingsBody {
+    pub crm_case_type_id: String,
+    pub mappings: Vec<FieldMapping>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct MappingQuery {
+    crm_case_type_id: String,
+}
+
+/// The field mappings of one CRM case type.
+#[utoipa::path(get, path = "/integrations/{provider}/field-mappings", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), MappingQuery),
+    responses((status = 200, body = FieldMappingsBody)))]
+async fn get_field_mappings(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Query(q): Query<MappingQuery>,
+) -> Result<axum::Json<FieldMappingsBody>, ApiError> {
+    let p = provider(&raw)?;
+    let mut conn = s.store.conn().await?;
+    let rows = store::field_mappings(&mut conn, company, p.as_str(), &q.crm_case_type_id).await?;
+    Ok(axum::Json(FieldMappingsBody {
+        crm_case_type_id: q.crm_case_type_id,
+        mappings: rows
+            .into_iter()
+            .map(|(platform_field, crm_field_key)| FieldMapping {
+                platform_field,
+                crm_field_key,
+            })
+            .collect(),
+    }))
+}
+
+/// Replaces the field mappings of one CRM case type. Every CRM field must exist in the loaded
+/// catalog for that case type.
+#[utoipa::path(put, path = "/integrations/{provider}/field-mappings", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)), request_body = FieldMappingsBody,
+    responses((status = 200, body = FieldMappingsBody), (status = 422, body = ErrorBody)))]
+async fn put_field_mappings(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Json(body): Json<FieldMappingsBody>,
+) -> Result<axum::Json<FieldMappingsBody>, ApiError> {
+    let p = provider(&raw)?;
+    let mut tx = s.store.begin().await?;
+    let fields = store::crm_fields(&mut tx, company, p.as_str(), &body.crm_case_type_id).await?;
+    let mut v = Validator::new();
+    let mut rows = Vec::new();
+    for (i, m) in body.mappings.iter().enumerate() {
+        match PlatformField::parse(&m.platform_field) {
+            Ok(f) => {
+                if rows
+                    .iter()
+                    .any(|(pf, _): &(String, String)| *pf == f.as_string())
+                {
+                    v.push(format!("mappings[{i}].platform_field"), "mapped twice");
+                }
+                if fields.iter().any(|cf| cf.key == m.crm_field_key) {
+                    rows.push((f.as_string(), m.crm_field_key.clone()));
+                } else {
+                    v.push(
+                        format!("mappings[{i}].crm_field_key"),
+                        format!(
+                            "no field `{}` on {} case type {}",
+                            m.crm_field_key,
+                            p.label(),
+                            body.crm_case_type_id
+                        ),
+                    );
+                }
+            }
+            Err(e) => v.push(
+                format!("mappings[{i}].platform_field"),
+                e.errors[0].message.clone(),
+            ),
+        }
+    }
+    v.finish()?;
+    store::replace_field_mappings(&mut tx, company, p.as_str(), &body.crm_case_type_id, &rows)
+        .await?;
+    tx.commit().await?;
+    Ok(axum::Json(body))
+}
+
+// ---- status mappings ----
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusMapping {
+    pub case_status_id: String,
+    pub crm_status_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusMappingsBody {
+    pub mappings: Vec<StatusMapping>,
+}
+
+/// How platform statuses and CRM statuses correspond.
+#[utoipa::path(get, path = "/integrations/{provider}/status-mappings", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = StatusMappingsBody)))]
+async fn get_status_mappings(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<StatusMappingsBody>, ApiError> {
+    let p = provider(&raw)?;
+    let mut conn = s.store.conn().await?;
+    let rows = store::status_mappings(&mut conn, company, p.as_str()).await?;
+    Ok(axum::Json(StatusMappingsBody {
+        mappings: rows
+            .into_iter()
+            .map(|(st, crm)| StatusMapping {
+                case_status_id: st.to_string(),
+                crm_status_id: crm,
+            })
+            .collect(),
+    }))
+}
+
+/// Replaces the status mappings. Each platform status and each CRM status appears at most once.
+#[utoipa::path(put, path = "/integrations/{provider}/status-mappings", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)), request_body = StatusMappingsBody,
+    responses((status = 200, body = StatusMappingsBody), (status = 422, body = ErrorBody)))]
+async fn put_status_mappings(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Json(body): Json<StatusMappingsBody>,
+) -> Result<axum::Json<StatusMappingsBody>, ApiError> {
+    let p = provider(&raw)?;
+    let mut tx = s.store.begin().await?;
+    let crm = store::crm_statuses(&mut tx, company, p.as_str()).await?;
+    let mut v = Validator::new();
+    let mut rows: Vec<(CaseStatusId, String)> = Vec::new();
+    for (i, m) in body.mappings.iter().enumerate() {
+        let status = match m.case_status_id.parse::<CaseStatusId>() {
+            Ok(id)
+                if named::exists(&mut tx, company, NamedKind::CaseStatus, &m.case_status_id)
+                    .await? =>
+            {
+                id
+            }
+            _ => {
+                v.push(
+                    format!("mappings[{i}].case_status_id"),
+                    format!("no case status with id {}", m.case_status_id),
+                );
+                continue;
+            }
+        };
+        if !crm.iter().any(|c| c.crm_id == m.crm_status_id) {
+            v.push(
+                format!("mappings[{i}].crm_status_id"),
+                format!(
+                    "no {} status {}; refresh the fields first",
+                    p.label(),
+                    m.crm_status_id
+                ),
+            );
+            continue;
+        }
+        if rows
+            .iter()
+            .any(|(s, c)| *s == status || *c == m.crm_status_id)
+        {
+            v.push(format!("mappings[{i}]"), "each status may be mapped once");
+            continue;
+        }
+        rows.push((status, m.crm_status_id.clone()));
+    }
+    v.finish()?;
+    store::replace_status_mappings(&mut tx, company, p.as_str(), &rows).await?;
+    tx.commit().await?;
+    Ok(axum::Json(body))
+}
+
+// ---- sync log ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncEntryOut {
+    pub id: String,
+    pub direction: String,
+    pub operation: String,
+    pub record_ref: Option<String>,
+    /// `ok`, `skipped` or `error`.
+    pub outcome: String,
+    /// For errors: `transient` (will pass on retry), `configuration` (needs an admin) or
+    /// `validation` (the record itself is unusable).
+    pub error_kind: Option<String>,
+    pub message: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SyncLogQuery {
+    /// `ok`, `skipped` or `error`.
+    outcome: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// What was synced, skipped or failed, newest first (SYNC3).
+#[utoipa::path(get, path = "/integrations/{provider}/sync-log", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), SyncLogQuery),
+    responses((status = 200, body = PageOut<SyncEntryOut>)))]
+async fn get_sync_log(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Query(q): Query<SyncLogQuery>,
+) -> Result<axum::Json<PageOut<SyncEntryOut>>, ApiError> {
+    let p = provider(&raw)?;
+    let page = page_request(q.cursor, q.limit)?;
+    if let Some(o) = &q.outcome {
+        if !["ok", "skipped", "error"].contains(&o.as_str()) {
+            return Err(ValidationError::single("outcome", "must be ok, skipped or error").into());
+        }
+    }
+    let mut conn = s.store.conn().await?;
+    let entries =
+        store::sync_log(&mut conn, company, p.as_str(), q.outcome.as_deref(), &page).await?;
+    Ok(axum::Json(PageOut::from_page(entries, |e| SyncEntryOut {
+        id: e.id,
+        direction: e.direction,
+        operation: e.operation,
+        record_ref: e.record_ref,
+        outcome: e.outcome,
+        error_kind: e.error_kind,
+        message: e.message,
+        created_at: e.created_at.to_string(),
+    })))
+}
+
+// ---- list auto-add rules ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    /// Default `lawruler`.
+    pub provider: Option<String>,
+    /// The CRM case type's id or name.
+    pub case_type: Option<String>,
+    /// The CRM status's id or name.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleOut {
+    pub id: String,
+    pub list_id: String,
+    pub provider: String,
+    pub case_type: Option<String>,
+    pub status: Option<String>,
+    pub created_at: String,
+}
+
+fn rule_out(r: store::StoredRule) -> RuleOut {
+    RuleOut {
+        id: r.id,
+        list_id: r.list_id.to_string(),
+        provider: r.provider,
+        case_type: r.rule.case_type,
+        status: r.rule.status,
+        created_at: r.created_at.to_string(),
+    }
+}
+
+/// A list's auto-add rules: CRM records whose case type and/or status match are put on the list.
+#[utoipa::path(get, path = "/lists/{id}/auto-add-rules", tag = "lists", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<RuleOut>), (status = 404, body = ErrorBody)))]
+async fn list_rules(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<RuleOut>>, ApiError> {
+    let list: ListId = path_id(&id, "list")?;
+    let mut conn = s.store.conn().await?;
+    named::get(&mut conn, company, NamedKind::List, &id)
+        .await
+        .or_not_found("list", &id)?;
+    let rules = store::rules(&mut conn, company, Some(list), None).await?;
+    Ok(axum::Json(rules.into_iter().map(rule_out).collect()))
+}
+
+/// Adds an auto-add rule to a list.
+#[utoipa::path(post, path = "/lists/{id}/auto-add-rules", tag = "lists", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = RuleBody,
+    responses((status = 201, body = RuleOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn add_rule(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<RuleBody>,
+) -> Result<(StatusCode, axum::Json<RuleOut>), ApiError> {
+    let list: ListId = path_id(&id, "list")?;
+    let p = match body.provider.as_deref() {
+        None => Provider::LawRuler,
+        Some(raw) => Provider::parse(raw).ok_or_else(|| {
+            ValidationError::single("provider", "must be lawruler or smartadvocate")
+        })?,
+    };
+    let rule = AutoAddRule::parse(body.case_type.as_deref(), body.status.as_deref())?;
+    let mut tx = s.store.begin().await?;
+    named::get(&mut tx, company, NamedKind::List, &id)
+        .await
+        .or_not_found("list", &id)?;
+    let stored = store::add_rule(&mut tx, company, list, p.as_str(), &rule, s.clock.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(rule_out(stored))))
+}
+
+/// Removes an auto-add rule.
+#[utoipa::path(delete, path = "/lists/{id}/auto-add-rules/{rule_id}", tag = "lists",
+    security(("bearer" = [])), params(("id" = String, Path), ("rule_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_rule(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path((id, rule_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let list: ListId = path_id(&id, "list")?;
+    let mut tx = s.store.begin().await?;
+    store::delete_rule(&mut tx, company, list, &rule_id)
+        .await
+        .or_not_found("auto-add rule", &rule_id)?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- inbound webhook ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookOut {
+    /// `applied`, `duplicate` (the same content was applied before) or `ignored` (receiving is
+    /// turned off; see `reason`).
+    pub status: String,
+    pub reason: Option<String>,
+    pub case_id: Option<String>,
+    pub client_id: Option<String>,
+    pub case_created: Option<bool>,
+    pub lists_added: Vec<String>,
+    pub lists_removed: Vec<String>,
+}
+
+impl HookOut {
+    fn bare(status: &str, reason: Option<String>) -> Self {
+        Self {
+            status: status.into(),
+            reason,
+            case_id: None,
+            client_id: None,
+            case_created: None,
+            lists_added: Vec::new(),
+            lists_removed: Vec::new(),
+        }
+    }
+}
+
+/// Reads the body's fields whatever its format: JSON, form-encoded or multipart.
+async fn body_fields(state: &AppState, req: Request) -> Result<Vec<(String, String)>, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let mut mp = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("the multipart body is malformed: {e}")))?;
+        let mut out = Vec::new();
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("the multipart body is malformed: {e}")))?
+        {
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            if field.file_name().is_some() {
+                continue; // files are not part of a lead
+            }
+            let text = field.text().await.map_err(|e| {
+                ApiError::BadRequest(format!("the multipart body is malformed: {e}"))
+            })?;
+            out.push((name, text));
+        }
+        return Ok(out);
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("the request body is larger than the limit".into())
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return Ok(inbound::pairs_from_form(&bytes));
+    }
+    if content_type.starts_with("application/json") || content_type.is_empty() {
+        return inbound::pairs_from_json(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()));
+    }
+    Err(ApiError::UnsupportedMediaType(
+        "send the lead as JSON, form-encoded or multipart/form-data".into(),
+    ))
+}
+
+async fn log_hook(
+    state: &AppState,
+    company: CompanyId,
+    outcome: SyncOutcome,
+    kind: Option<ErrorKind>,
+    record: Option<&str>,
+    message: &str,
+) -> Result<(), ApiError> {
+    let mut conn = state.store.conn().await?;
+    store::log(
+        &mut conn,
+        company,
+        ingest::PROVIDER,
+        &NewSyncEntry {
+            direction: "inbound",
+            operation: "webhook",
+            record_ref: record,
+            outcome,
+            error_kind: kind,
+            message: Some(message),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Law Ruler's webhook (LR2–LR6). Paste `webhook_url` from `GET /api/v1/integrations/lawruler`
+/// into Law Ruler. Accepts JSON, form-encoded and multipart bodies; field names match ignoring
+/// case, spaces, underscores and hyphens. Optional `list_id`, `list_name`, `list_action`
+/// (add | attach | detach | remove), `remove_from_list`, `campaign_id` in the URL or the body.
+/// Missing required fields → 422 naming them. When receiving is turned off the answer is
+/// 200 `ignored` with the reason (so Law Ruler does not retry), and nothing changes.
+#[utoipa::path(post, path = "/hooks/lawruler/{token}", tag = "inbound",
+    params(("token" = String, Path)),
+    responses((status = 200, body = HookOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn lawruler_hook(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Result<axum::Json<HookOut>, ApiError> {
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| inbound::pairs_from_form(q.as_bytes()))
+        .unwrap_or_default();
+    let integration = {
+        let mut conn = s.store.conn().await?;
+        store::by_token(&mut conn, ingest::PROVIDER, &token)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("no such webhook".into()))?
+    };
+    let company = integration.company_id;
+    tracing::Span::current().record("company.id", tracing::field::display(company));
+    let body = body_fields(&s, req).await?;
+
+    let t = toggles(&integration);
+    let reason = if integration.credentials_sealed.is_none() {
+        Some("Law Ruler is not connected".to_owned())
+    } else if !t.enable_integration {
+        Some("the integration is turned off (Enable Integration)".to_owned())
+    } else if !t.gates().receive {
+        Some("receiving data from Law Ruler is turned off".to_owned())
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        log_hook(
+            &s,
+            company,
+            SyncOutcome::Skipped,
+            Some(ErrorKind::Configuration),
+            None,
+            &reason,
+        )
+        .await?;
+        return Ok(axum::Json(HookOut::bare("ignored", Some(reason))));
+    }
+
+    let lead = match inbound::parse_lead(&query, &body) {
+        Ok(l) => l,
+        Err(e) => {
+            let record = body
+                .iter()
+                .find(|(k, _)| inbound::normalize_key(k) == "leadid")
+                .map(|(_, v)| v.clone());
+            log_hook(
+                &s,
+                company,
+                SyncOutcome::Error,
+                Some(ErrorKind::Validation),
+                record.as_deref(),
+                &e.to_string(),
+            )
+            .await?;
+            let field = match &e {
+                InboundError::Missing(_) => "body",
+                InboundError::BadListAction(_) | InboundError::ListActionWithoutList(_) => {
+                    "list_action"
+                }
+                InboundError::BadRemoveFlag(_) => "remove_from_list",
+                InboundError::BadJson(_) | InboundError::NotAnObject => "body",
+            };
+            return Err(ValidationError::single(field, e.to_string()).into());
+        }
+    };
+
+    let now = s.clock.now();
+    let hash = inbound::content_hash(&query, &body);
+    let mut tx = s.store.begin().await?;
+    if !store::record_receipt(&mut tx, company, ingest::PROVIDER, &hash, now).await? {
+        tx.rollback().await?;
+        return Ok(axum::Json(HookOut::bare(
+            "duplicate",
+            Some("the same content was received and applied before".into()),
+        )));
+    }
+    let applied = match ingest::apply_lead(&mut tx, company, &lead, now).await {
+        Ok(a) => a,
+        Err(e) => {
+            drop(tx); // rolled back: nothing of this webhook is kept
+            let (kind, err) = match e {
+                IngestError::Invalid(v) => (ErrorKind::Validation, ApiError::Validation(v)),
+                IngestError::Store(e) => (ErrorKind::Transient, ApiError::from(e)),
+            };
+            log_hook(
+                &s,
+                company,
+                SyncOutcome::Error,
+                Some(kind),
+                Some(&lead.lead_id),
+                &err.to_string(),
+            )
+            .await?;
+            return Err(err);
+        }
+    };
+    let message = if applied.auto_linked.is_empty() {
+        format!("lead {} applied", lead.lead_id)
+    } else {
+        format!(
+            "lead {} applied; {}",
+            lead.lead_id,
+            applied.auto_linked.join("; ")
+        )
+    };
+    store::log(
+        &mut tx,
+        company,
+        ingest::PROVIDER,
+        &NewSyncEntry {
+            direction: "inbound",
+            operation: "webhook",
+            record_ref: Some(&lead.lead_id),
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(&message),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(HookOut {
+        status: "applied".into(),
+        reason: None,
+        case_id: Some(applied.case_id.to_string()),
+        client_id: Some(applied.client_id.to_string()),
+        case_created: Some(applied.case_created),
+        lists_added: applied.lists_added.iter().map(|l| l.to_string()).collect(),
+        lists_removed: applied
+            .lists_removed
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+    }))
+}

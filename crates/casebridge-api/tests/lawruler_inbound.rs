@@ -1,0 +1,313 @@
+//! Law Ruler's inbound webhook (LR2–LR7) on both backends: body formats, field-name styles,
+//! required fields, idempotency, lists, auto-add rules, campaigns, toggles and tenant isolation.
+
+use casebridge_testkit::{backend_tests, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const LABELS: [(&str, &str); 12] = [
+    ("Lead ID", "1001"),
+    ("Case Type ID", "12"),
+    ("Case Type", "Auto Accident"),
+    ("Status ID", "7"),
+    ("Status", "Intake"),
+    ("Full Name", "Jane Doe"),
+    ("Created Date", "2026-11-01"),
+    ("Primary Contact ID", "PC-9"),
+    ("First Name", "Jane"),
+    ("Last Name", "Doe"),
+    ("Email", "jane@example.com"),
+    ("Cell Phone", "+1 555 010 2000"),
+];
+
+fn lead(changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = LABELS
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    for (k, v) in changes {
+        match out.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = (*v).into(),
+            None => out.push(((*k).into(), (*v).into())),
+        }
+    }
+    out
+}
+
+fn compact(fields: &[(String, String)]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.replace(' ', ""), v.clone()))
+        .collect()
+}
+
+/// Connects the integration (credentials stored directly: these tests are about inbound data;
+/// connecting against the simulator is tested elsewhere) and turns receiving on.
+async fn connected(app: &TestApp) -> String {
+    let r = app.get("/api/v1/integrations/lawruler").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let url = r.body["webhook_url"].as_str().unwrap().to_owned();
+    let sealed = app.keyring.seal(
+        &json!({"username": "u", "password": "p", "client_root": "http://127.0.0.1:9",
+                "client_secret": "s", "key": "k"})
+        .to_string(),
+        &format!("integration/{}/lawruler", app.company_id),
+    );
+    let mut conn = app.db.store.conn().await.unwrap();
+    casebridge_store::integrations::set_credentials(
+        &mut conn,
+        app.company_id,
+        "lawruler",
+        Some(&sealed),
+        jiff::Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"enable_integration": true, "receive": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The hook path, to be sent to this test server.
+    url.split_once("/hooks/")
+        .map(|(_, rest)| format!("/hooks/{rest}"))
+        .unwrap()
+}
+
+enum Format {
+    Json,
+    Form,
+    Multipart,
+}
+
+async fn send(
+    app: &TestApp,
+    path: &str,
+    format: Format,
+    fields: &[(String, String)],
+) -> casebridge_testkit::Reply {
+    let req = app.http.post(app.url(path));
+    let req = match format {
+        Format::Json => req.json(
+            &fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+        ),
+        Format::Form => req.form(fields),
+        Format::Multipart => {
+            let mut form = reqwest::multipart::Form::new();
+            for (k, v) in fields {
+                form = form.text(k.clone(), v.clone());
+            }
+            req.multipart(form)
+        }
+    };
+    TestApp::reply(req.send().await.unwrap()).await
+}
+
+async fn count(app: &TestApp, path: &str) -> usize {
+    app.get(path).await.body["data"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0)
+}
+
+async fn sync_errors(app: &TestApp) -> Vec<Value> {
+    app.get("/api/v1/integrations/lawruler/sync-log?outcome=error")
+        .await
+        .body["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+backend_tests! {
+    async fn json_form_and_multipart_bodies_with_any_name_style(backend) {
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("applied")), "{}", r.text);
+        assert_eq!(r.body["case_created"], true);
+        let case_id = r.body["case_id"].as_str().unwrap().to_owned();
+
+        let case = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=1001").await.body;
+        assert_eq!(case["id"], case_id.as_str());
+        assert_eq!(case["name"], "Jane Doe");
+        let client = app.get("/api/v1/clients/by-external-ref?provider=lawruler&external_id=PC-9").await.body;
+        assert_eq!((client["first_name"].as_str(), client["phone"].as_str()), (Some("Jane"), Some("+1 555 010 2000")));
+        assert_eq!(case["client_id"], client["id"]);
+        // The Law Ruler case type and status were mapped to platform records of the same name.
+        let ct = app.get(&format!("/api/v1/case-types/{}", case["case_type_id"].as_str().unwrap())).await.body;
+        assert_eq!(ct["name"], "Auto Accident");
+
+        // The same lead, compact names, as a form, with a new status: updated, not duplicated.
+        let r = send(&app, &hook, Format::Form, &compact(&lead(&[("Status ID", "8"), ("Status", "Signed")]))).await;
+        assert_eq!((r.status, r.body["case_created"].as_bool()), (StatusCode::OK, Some(false)), "{}", r.text);
+        assert_eq!(r.body["case_id"], case_id.as_str());
+        // Snake case, multipart, another lead of the same contact.
+        let snake: Vec<(String, String)> = lead(&[("Lead ID", "1002")]).into_iter()
+            .map(|(k, v)| (k.to_lowercase().replace(' ', "_"), v)).collect();
+        let r = send(&app, &hook, Format::Multipart, &snake).await;
+        assert_eq!((r.status, r.body["case_created"].as_bool()), (StatusCode::OK, Some(true)), "{}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 2);
+        assert_eq!(count(&app, "/api/v1/clients").await, 1, "the contact is matched by Primary Contact ID");
+        let status = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=1001").await.body["case_status_id"].clone();
+        let status = app.get(&format!("/api/v1/case-statuses/{}", status.as_str().unwrap())).await.body;
+        assert_eq!(status["name"], "Signed");
+
+        // A repeated delivery is a no-op.
+        let r = send(&app, &hook, Format::Json, &lead(&[("Lead ID", "1002")])).await;
+        assert_eq!(r.body["status"], "duplicate", "{}", r.text);
+
+        let health = app.get("/api/v1/integrations/lawruler").await.body;
+        assert_eq!(health["checklist"]["first_webhook_received"], true);
+        assert!(health["health"]["last_integration_sync_at"].is_string());
+    }
+
+    async fn each_missing_required_field_is_named_and_nothing_is_stored(backend) {
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        for (label, _) in LABELS.iter().take(10) {
+            let fields: Vec<(String, String)> = lead(&[]).into_iter().filter(|(k, _)| k != label).collect();
+            let r = send(&app, &hook, Format::Json, &fields).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{label}: {}", r.text);
+            assert!(r.body["error"]["message"].as_str().unwrap().contains(label), "{label}: {}", r.text);
+        }
+        assert_eq!(count(&app, "/api/v1/cases").await, 0);
+        assert_eq!(count(&app, "/api/v1/clients").await, 0);
+        assert_eq!(count(&app, "/api/v1/case-types").await, 0);
+        let errors = sync_errors(&app).await;
+        assert_eq!(errors.len(), 10);
+        assert_eq!(errors[0]["error_kind"], "validation");
+        assert!(errors.iter().any(|e| e["message"].as_str().unwrap().contains("Primary Contact ID")));
+    }
+
+    async fn lists_by_id_and_name_from_url_and_body(backend) {
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        let intake = app.create("/api/v1/lists", json!({"name": "Intake"})).await;
+        let hot = app.create("/api/v1/lists", json!({"name": "Hot"})).await;
+        let members = |list: String| { let app = &app; async move { count(app, &format!("/api/v1/lists/{list}/cases")).await } };
+
+        // add by id in the URL
+        let r = send(&app, &format!("{hook}?list_id={intake}"), Format::Json, &lead(&[])).await;
+        assert_eq!(r.body["lists_added"], json!([intake]), "{}", r.text);
+        // attach by name in the body (Params tab)
+        let r = send(&app, &hook, Format::Form, &lead(&[("list_name", "Hot"), ("list_action", "attach"), ("Status", "Hot lead")])).await;
+        assert_eq!(r.body["lists_added"], json!([hot]), "{}", r.text);
+        assert_eq!((members(intake.clone()).await, members(hot.clone()).await), (1, 1));
+        // detach by name in the URL
+        let r = send(&app, &format!("{hook}?list_name=Hot&list_action=detach"), Format::Json, &lead(&[("Status", "Cold")])).await;
+        assert_eq!(r.body["lists_removed"], json!([hot]), "{}", r.text);
+        // remove_from_list=true in the body
+        let r = send(&app, &hook, Format::Json, &lead(&[("list_id", &intake), ("remove_from_list", "true"), ("Status", "Closed")])).await;
+        assert_eq!(r.body["lists_removed"], json!([intake]), "{}", r.text);
+        assert_eq!((members(intake.clone()).await, members(hot.clone()).await), (0, 0));
+
+        // A list that does not exist: 422, and the webhook changes nothing at all.
+        let r = send(&app, &format!("{hook}?list_name=Nope"), Format::Json, &lead(&[("Lead ID", "2000")])).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let r = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=2000").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = send(&app, &format!("{hook}?list_action=explode&list_id={intake}"), Format::Json, &lead(&[])).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    async fn auto_add_rules_and_campaigns(backend) {
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        let autos = app.create("/api/v1/lists", json!({"name": "Auto intake"})).await;
+        let signed = app.create("/api/v1/lists", json!({"name": "Signed"})).await;
+        let r = app.post(&format!("/api/v1/lists/{autos}/auto-add-rules"), json!({"case_type": "auto accident", "status": "7"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        app.post(&format!("/api/v1/lists/{signed}/auto-add-rules"), json!({"status": "Signed"})).await;
+        let r = app.post(&format!("/api/v1/lists/{signed}/auto-add-rules"), json!({})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(app.get(&format!("/api/v1/lists/{autos}/auto-add-rules")).await.body.as_array().unwrap().len(), 1);
+
+        let campaign = app.create("/api/v1/campaigns", json!({"name": "MVA fall push"})).await;
+        let r = send(&app, &format!("{hook}?campaign_id={campaign}"), Format::Json, &lead(&[])).await;
+        assert_eq!(r.body["lists_added"], json!([autos]), "{}", r.text);
+        let case = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=1001").await.body;
+        assert_eq!(case["campaign_id"], campaign.as_str());
+
+        let r = send(&app, &hook, Format::Json, &lead(&[("Status ID", "9"), ("Status", "Signed")])).await;
+        assert_eq!(r.body["lists_added"], json!([signed]), "{}", r.text);
+        let r = send(&app, &format!("{hook}?campaign_id=01a1feab-0000-7000-8000-000000000000"), Format::Json, &lead(&[("Lead ID", "3")])).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    async fn toggles_off_means_ignored_and_nothing_changes(backend) {
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"receive": false}))).await;
+        let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ignored")));
+        assert!(r.body["reason"].as_str().unwrap().contains("receiving"));
+        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"receive": true, "enable_integration": false}))).await;
+        let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert!(r.body["reason"].as_str().unwrap().contains("Enable Integration"), "{}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 0);
+        let skipped = app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
+        assert_eq!(skipped["data"].as_array().unwrap().len(), 2);
+
+        // Disconnecting keeps settings but stops receiving.
+        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"enable_integration": true}))).await;
+        let r = app.call(reqwest::Method::DELETE, "/api/v1/integrations/lawruler/connection", None).await;
+        assert_eq!(r.body["status"], "not_connected");
+        let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!(r.body["status"], "ignored");
+        assert_eq!(count(&app, "/api/v1/cases").await, 0);
+        // Enabling needs a connection (safe order).
+        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"enable_integration": false}))).await;
+        let r = app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"enable_integration": true}))).await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+    }
+
+    async fn wrong_or_foreign_tokens_touch_nothing(backend) {
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        let r = send(&app, "/hooks/lawruler/not-a-token", Format::Json, &lead(&[])).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(count(&app, "/api/v1/cases").await, 0);
+
+        // Company B's webhook lands in B, never in A.
+        let (_, b_key) = app.new_company("Firm B").await;
+        let b_view = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/integrations/lawruler", None).await.body;
+        let b_hook = b_view["webhook_url"].as_str().unwrap().split_once("/hooks/").map(|(_, r)| format!("/hooks/{r}")).unwrap();
+        assert_ne!(b_hook, hook);
+        let r = send(&app, &b_hook, Format::Json, &lead(&[])).await;
+        assert_eq!(r.body["status"], "ignored", "B has not connected: {}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 0);
+        send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!(count(&app, "/api/v1/cases").await, 1);
+        let b_cases = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/cases", None).await.body;
+        assert!(b_cases["data"].as_array().unwrap().is_empty());
+        // B's admin cannot read A's integration, rules or log either.
+        let b_log = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/integrations/lawruler/sync-log", None).await.body;
+        assert!(b_log["data"].as_array().unwrap().iter().all(|e| e["operation"] != "webhook" || e["outcome"] == "skipped"));
+    }
+
+    async fn settings_report_inert_toggles_and_guard_status_sync(backend) {
+        let app = TestApp::start(backend).await;
+        connected(&app).await;
+        let r = app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"send_messages": true}))).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body["inert_settings"], json!(["send_messages"]), "send data is off");
+        let order: Vec<&str> = r.body["settings"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(order.len(), 8);
+        let r = app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"sync_statuses": true}))).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        let r = app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"sync_everything": true}))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

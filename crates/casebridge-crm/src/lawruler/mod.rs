@@ -1,0 +1,5 @@
+//! Law Ruler: the lead and campaign APIs (public guide) and the modelled Advanced API.
+
+pub mod client;
+pub mod inbound;
+pub mod ingest;

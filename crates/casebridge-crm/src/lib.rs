@@ -1,0 +1,5 @@
+//! CRM adapters. Everything we only *model* about a CRM's protocol (endpoint paths, parameter
+//! names, failure bodies) lives in that CRM's module, with the paths in configuration, so a
+//! correction touches one place.
+
+pub mod lawruler;

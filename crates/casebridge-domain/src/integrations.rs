@@ -1,0 +1,318 @@
+//! CRM integrations, provider-neutral: toggles and their gates, the setup checklist, mapping
+//! targets, list auto-add rules, and the sync log's vocabulary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    LawRuler,
+    SmartAdvocate,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::LawRuler => "lawruler",
+            Provider::SmartAdvocate => "smartadvocate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lawruler" => Some(Provider::LawRuler),
+            "smartadvocate" => Some(Provider::SmartAdvocate),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::LawRuler => "Law Ruler",
+            Provider::SmartAdvocate => "SmartAdvocate",
+        }
+    }
+}
+
+/// The eight toggles of a CRM integration (LR7), in the safe order an admin turns them on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Toggles {
+    pub enable_integration: bool,
+    pub receive: bool,
+    pub send: bool,
+    pub send_mapped_fields: bool,
+    pub send_messages: bool,
+    pub send_call_records: bool,
+    pub send_documents: bool,
+    pub sync_statuses: bool,
+}
+
+/// What the engine actually does: each toggle counts only when the toggles it depends on are on.
+/// "Enable Integration" gates everything; "Send data" gates every outgoing kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Gates {
+    pub receive: bool,
+    pub send_mapped_fields: bool,
+    pub send_messages: bool,
+    pub send_call_records: bool,
+    pub send_documents: bool,
+    pub sync_statuses: bool,
+}
+
+impl Toggles {
+    /// The toggle names in the safe order (LR7).
+    pub const ORDER: [&'static str; 8] = [
+        "enable_integration",
+        "receive",
+        "send",
+        "send_mapped_fields",
+        "send_messages",
+        "send_call_records",
+        "send_documents",
+        "sync_statuses",
+    ];
+
+    pub fn gates(&self) -> Gates {
+        let on = self.enable_integration;
+        let send = on && self.send;
+        Gates {
+            receive: on && self.receive,
+            send_mapped_fields: send && self.send_mapped_fields,
+            send_messages: send && self.send_messages,
+            send_call_records: send && self.send_call_records,
+            send_documents: send && self.send_documents,
+            sync_statuses: on && self.sync_statuses,
+        }
+    }
+
+    /// Toggles that are on but have no effect because a toggle they depend on is off, so the
+    /// admin is told instead of left wondering.
+    pub fn inert(&self) -> Vec<&'static str> {
+        let g = self.gates();
+        let mut out = Vec::new();
+        let pairs = [
+            ("receive", self.receive, g.receive),
+            ("send", self.send, self.enable_integration && self.send),
+            (
+                "send_mapped_fields",
+                self.send_mapped_fields,
+                g.send_mapped_fields,
+            ),
+            ("send_messages", self.send_messages, g.send_messages),
+            (
+                "send_call_records",
+                self.send_call_records,
+                g.send_call_records,
+            ),
+            ("send_documents", self.send_documents, g.send_documents),
+            ("sync_statuses", self.sync_statuses, g.sync_statuses),
+        ];
+        for (name, set, effective) in pairs {
+            if set && !effective {
+                out.push(name);
+            }
+        }
+        out
+    }
+}
+
+/// A platform value a CRM field can be mapped to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PlatformField {
+    CaseName,
+    ClientFirstName,
+    ClientLastName,
+    ClientEmail,
+    ClientPhone,
+    /// A case custom field by name.
+    Custom(String),
+}
+
+impl PlatformField {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let f = match raw {
+            "case.name" => PlatformField::CaseName,
+            "client.first_name" => PlatformField::ClientFirstName,
+            "client.last_name" => PlatformField::ClientLastName,
+            "client.email" => PlatformField::ClientEmail,
+            "client.phone" => PlatformField::ClientPhone,
+            other => match other.strip_prefix("custom.") {
+                Some(k) if !k.is_empty() && k.chars().count() <= 100 => {
+                    PlatformField::Custom(k.to_owned())
+                }
+                _ => {
+                    return Err(ValidationError::single(
+                        "platform_field",
+                        format!(
+                            "`{raw}` is not a platform field: use case.name, client.first_name, \
+                             client.last_name, client.email, client.phone or custom.<name>"
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(f)
+    }
+
+    pub fn as_string(&self) -> String {
+        match self {
+            PlatformField::CaseName => "case.name".into(),
+            PlatformField::ClientFirstName => "client.first_name".into(),
+            PlatformField::ClientLastName => "client.last_name".into(),
+            PlatformField::ClientEmail => "client.email".into(),
+            PlatformField::ClientPhone => "client.phone".into(),
+            PlatformField::Custom(k) => format!("custom.{k}"),
+        }
+    }
+}
+
+/// A list's auto-add rule: a CRM record whose case type and/or status match is put on the list.
+/// Each condition matches the CRM's id or name (names case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoAddRule {
+    pub case_type: Option<String>,
+    pub status: Option<String>,
+}
+
+/// A CRM value as it arrived: id and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmValue {
+    pub id: String,
+    pub name: String,
+}
+
+impl CrmValue {
+    fn is(&self, wanted: &str) -> bool {
+        let w = wanted.trim();
+        self.id == w || self.name.trim().eq_ignore_ascii_case(w)
+    }
+}
+
+impl AutoAddRule {
+    pub fn parse(case_type: Option<&str>, status: Option<&str>) -> Result<Self, ValidationError> {
+        let clean = |s: Option<&str>| {
+            s.map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let rule = Self {
+            case_type: clean(case_type),
+            status: clean(status),
+        };
+        if rule.case_type.is_none() && rule.status.is_none() {
+            return Err(ValidationError::single(
+                "case_type",
+                "a rule needs a case type, a status, or both",
+            ));
+        }
+        Ok(rule)
+    }
+
+    pub fn matches(&self, case_type: &CrmValue, status: &CrmValue) -> bool {
+        self.case_type.as_deref().is_none_or(|c| case_type.is(c))
+            && self.status.as_deref().is_none_or(|s| status.is(s))
+    }
+}
+
+/// The setup checklist shown to admins (LR12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Checklist {
+    pub connected: bool,
+    pub first_webhook_received: bool,
+    pub case_types_linked: bool,
+    pub sync_enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Ok,
+    Skipped,
+    Error,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncOutcome::Ok => "ok",
+            SyncOutcome::Skipped => "skipped",
+            SyncOutcome::Error => "error",
+        }
+    }
+}
+
+/// Why a sync failed, so admins know whether to wait or to act (SYNC3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Will pass on a retry (timeouts, rate limits, 5xx).
+    Transient,
+    /// Needs an admin: wrong credentials, missing mapping, integration off.
+    Configuration,
+    /// The record itself is unusable (missing required fields).
+    Validation,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Configuration => "configuration",
+            ErrorKind::Validation => "validation",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_follow_the_safe_order() {
+        let mut t = Toggles {
+            send_messages: true,
+            receive: true,
+            sync_statuses: true,
+            ..Default::default()
+        };
+        assert!(!t.gates().receive);
+        assert_eq!(t.inert(), ["receive", "send_messages", "sync_statuses"]);
+        t.enable_integration = true;
+        assert!(t.gates().receive && t.gates().sync_statuses);
+        assert!(!t.gates().send_messages, "send data is off");
+        t.send = true;
+        assert!(t.gates().send_messages);
+        assert!(t.inert().is_empty());
+    }
+
+    #[test]
+    fn platform_fields_parse_and_print() {
+        for f in ["case.name", "client.phone", "custom.injury_date"] {
+            assert_eq!(PlatformField::parse(f).unwrap().as_string(), f);
+        }
+        assert!(PlatformField::parse("custom.").is_err());
+        assert!(PlatformField::parse("case.secret").is_err());
+    }
+
+    #[test]
+    fn auto_add_rules_match_ids_or_names() {
+        let ct = CrmValue {
+            id: "12".into(),
+            name: "Auto Accident".into(),
+        };
+        let st = CrmValue {
+            id: "7".into(),
+            name: "Intake".into(),
+        };
+        assert!(AutoAddRule::parse(Some("12"), None)
+            .unwrap()
+            .matches(&ct, &st));
+        assert!(AutoAddRule::parse(Some("auto accident"), Some("INTAKE"))
+            .unwrap()
+            .matches(&ct, &st));
+        assert!(!AutoAddRule::parse(Some("12"), Some("8"))
+            .unwrap()
+            .matches(&ct, &st));
+        assert!(AutoAddRule::parse(None, Some(" ")).is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! Simulators of the external services casebridge talks to. Each behaves like the real service
+//! where casebridge depends on it (authentication, validation, rate limits, error bodies) and adds
+//! what tests need: injected faults, a request log, and a settable clock.
+
+pub mod lawruler;
+pub mod scheduling;

@@ -1,0 +1,809 @@
+//! CRM integrations: connection state, toggles, the inbound webhook token, the CRM catalog cache,
+//! mappings, list auto-add rules, inbound receipts and the sync log. Provider-neutral: every
+//! function takes the provider's slug.
+
+use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
+use casebridge_domain::integrations::{AutoAddRule, ErrorKind, SyncOutcome};
+use casebridge_domain::page::{Page, PageRequest};
+use jiff::Timestamp;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{parse_id, ts, Conn, Result, StoreError, Tx};
+
+/// An integration's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Integration {
+    pub company_id: CompanyId,
+    pub provider: String,
+    pub webhook_token: String,
+    pub credentials_sealed: Option<String>,
+    pub connected_at: Option<Timestamp>,
+    /// The toggles as JSON (see `casebridge_domain::integrations::Toggles`).
+    pub settings: serde_json::Value,
+    pub config_error: Option<String>,
+    pub first_webhook_at: Option<Timestamp>,
+    pub last_webhook_at: Option<Timestamp>,
+    pub last_integration_sync_at: Option<Timestamp>,
+    pub last_status_pull_at: Option<Timestamp>,
+    pub last_status_push_at: Option<Timestamp>,
+    pub catalog_refreshed_at: Option<Timestamp>,
+    pub catalog_error: Option<String>,
+}
+
+const COLUMNS: &str = "company_id, provider, webhook_token, credentials_sealed, connected_at,
+    settings, config_error, first_webhook_at, last_webhook_at, last_integration_sync_at,
+    last_status_pull_at, last_status_push_at, catalog_refreshed_at, catalog_error";
+
+#[derive(FromRow)]
+struct Row {
+    company_id: String,
+    provider: String,
+    webhook_token: String,
+    credentials_sealed: Option<String>,
+    connected_at: Option<i64>,
+    settings: String,
+    config_error: Option<String>,
+    first_webhook_at: Option<i64>,
+    last_webhook_at: Option<i64>,
+    last_integration_sync_at: Option<i64>,
+    last_status_pull_at: Option<i64>,
+    last_status_push_at: Option<i64>,
+    catalog_refreshed_at: Option<i64>,
+    catalog_error: Option<String>,
+}
+
+fn opt_ts(v: Option<i64>) -> Result<Option<Timestamp>> {
+    v.map(ts).transpose()
+}
+
+impl Row {
+    fn into_model(self) -> Result<Integration> {
+        Ok(Integration {
+            company_id: parse_id("integrations.company_id", &self.company_id)?,
+            provider: self.provider,
+            webhook_token: self.webhook_token,
+            credentials_sealed: self.credentials_sealed,
+            connected_at: opt_ts(self.connected_at)?,
+            settings: serde_json::from_str(&self.settings)
+                .map_err(|e| StoreError::Corrupt(format!("integrations.settings: {e}")))?,
+            config_error: self.config_error,
+            first_webhook_at: opt_ts(self.first_webhook_at)?,
+            last_webhook_at: opt_ts(self.last_webhook_at)?,
+            last_integration_sync_at: opt_ts(self.last_integration_sync_at)?,
+            last_status_pull_at: opt_ts(self.last_status_pull_at)?,
+            last_status_push_at: opt_ts(self.last_status_push_at)?,
+            catalog_refreshed_at: opt_ts(self.catalog_refreshed_at)?,
+            catalog_error: self.catalog_error,
+        })
+    }
+}
+
+/// The integration of a company with a provider, created (with `new_token` as its inbound
+/// webhook token) the first time it is asked for.
+pub async fn ensure(
+    conn: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    new_token: &str,
+    now: Timestamp,
+) -> Result<Integration> {
+    let conn: &mut Conn = conn;
+    sqlx::query(
+        "INSERT INTO integrations (company_id, provider, webhook_token, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (company_id, provider) DO NOTHING",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(new_token)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    get(conn, company, provider)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn get(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Option<Integration>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Row::into_model).transpose()
+}
+
+/// The integration an inbound webhook token belongs to. The token is the credential of the
+/// inbound URL, so this is the one lookup not scoped by a company: it finds the company.
+pub async fn by_token(conn: &mut Conn, provider: &str, token: &str) -> Result<Option<Integration>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM integrations WHERE provider = $1 AND webhook_token = $2"
+    ))
+    .bind(provider)
+    .bind(token)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Row::into_model).transpose()
+}
+
+/// Stores (sealed) credentials, or removes them (`None`: disconnected). Mappings stay.
+pub async fn set_credentials(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    sealed: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET credentials_sealed = $3,
+                connected_at = CASE WHEN $3 IS NULL THEN NULL ELSE $4 END,
+                config_error = NULL, updated_at = $4
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(sealed.map(str::to_owned))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_settings(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    settings: &serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET settings = $3, updated_at = $4 WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(settings.to_string())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that a webhook was applied (health timestamps, LR12).
+pub async fn touch_webhook(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET first_webhook_at = COALESCE(first_webhook_at, $3),
+                last_webhook_at = $3, last_integration_sync_at = $3
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A CRM case type, status or field as loaded from the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmItem {
+    pub crm_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmField {
+    pub crm_case_type_id: String,
+    pub key: String,
+    pub crm_field_id: String,
+    pub label: String,
+    pub input_type: String,
+    pub form_section: String,
+}
+
+/// Replaces the cached CRM catalog with a fresh load. Mappings are separate rows and stay.
+pub async fn replace_catalog(
+    conn: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    case_types: &[CrmItem],
+    statuses: &[CrmItem],
+    fields: &[CrmField],
+    now: Timestamp,
+) -> Result<()> {
+    let conn: &mut Conn = conn;
+    for table in ["crm_case_types", "crm_statuses", "crm_fields"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE company_id = $1 AND provider = $2"
+        ))
+        .bind(company.to_string())
+        .bind(provider)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (table, items) in [("crm_case_types", case_types), ("crm_statuses", statuses)] {
+        for it in items {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (company_id, provider, crm_id, name) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING"
+            ))
+            .bind(company.to_string())
+            .bind(provider)
+            .bind(&it.crm_id)
+            .bind(&it.name)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for f in fields {
+        sqlx::query(
+            "INSERT INTO crm_fields (company_id, provider, crm_case_type_id, field_key, crm_field_id,
+                                     label, input_type, form_section)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(company.to_string())
+        .bind(provider)
+        .bind(&f.crm_case_type_id)
+        .bind(&f.key)
+        .bind(&f.crm_field_id)
+        .bind(&f.label)
+        .bind(&f.input_type)
+        .bind(&f.form_section)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE integrations SET catalog_refreshed_at = $3, catalog_error = NULL, updated_at = $3
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that loading the CRM catalog failed; the previous catalog stays usable.
+pub async fn set_catalog_error(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    error: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET catalog_error = $3, updated_at = $4
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(error)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn items(
+    conn: &mut Conn,
+    table: &str,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<CrmItem>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT crm_id, name FROM {table} WHERE company_id = $1 AND provider = $2 ORDER BY name, crm_id"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(crm_id, name)| CrmItem { crm_id, name })
+        .collect())
+}
+
+pub async fn crm_case_types(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<CrmItem>> {
+    items(conn, "crm_case_types", company, provider).await
+}
+
+pub async fn crm_statuses(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<CrmItem>> {
+    items(conn, "crm_statuses", company, provider).await
+}
+
+pub async fn crm_fields(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    crm_case_type_id: &str,
+) -> Result<Vec<CrmField>> {
+    let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT crm_case_type_id, field_key, crm_field_id, label, input_type, form_section
+         FROM crm_fields WHERE company_id = $1 AND provider = $2 AND crm_case_type_id = $3
+         ORDER BY form_section, label",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(crm_case_type_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(crm_case_type_id, key, crm_field_id, label, input_type, form_section)| CrmField {
+                crm_case_type_id,
+                key,
+                crm_field_id,
+                label,
+                input_type,
+                form_section,
+            },
+        )
+        .collect())
+}
+
+// ---- case type links ----
+
+/// `(crm_case_type_id, case_type_id)` for every link.
+pub async fn links(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<(String, CaseTypeId)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT crm_case_type_id, case_type_id FROM case_type_links
+         WHERE company_id = $1 AND provider = $2 ORDER BY crm_case_type_id",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(c, p)| Ok((c, parse_id("case_type_links.case_type_id", &p)?)))
+        .collect()
+}
+
+pub async fn linked_case_type(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    crm_case_type_id: &str,
+) -> Result<Option<CaseTypeId>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT case_type_id FROM case_type_links
+         WHERE company_id = $1 AND provider = $2 AND crm_case_type_id = $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(crm_case_type_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    id.map(|i| parse_id("case_type_links.case_type_id", &i))
+        .transpose()
+}
+
+/// Links a CRM case type to a platform case type, or unlinks it (`None`).
+pub async fn set_link(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    crm_case_type_id: &str,
+    case_type: Option<CaseTypeId>,
+) -> Result<()> {
+    match case_type {
+        Some(ct) => {
+            sqlx::query(
+                "INSERT INTO case_type_links (company_id, provider, crm_case_type_id, case_type_id)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (company_id, provider, crm_case_type_id)
+                 DO UPDATE SET case_type_id = excluded.case_type_id",
+            )
+            .bind(company.to_string())
+            .bind(provider)
+            .bind(crm_case_type_id)
+            .bind(ct.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "DELETE FROM case_type_links
+                 WHERE company_id = $1 AND provider = $2 AND crm_case_type_id = $3",
+            )
+            .bind(company.to_string())
+            .bind(provider)
+            .bind(crm_case_type_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+// ---- field mappings ----
+
+/// `(platform_field, crm_field_key)` for one CRM case type.
+pub async fn field_mappings(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    crm_case_type_id: &str,
+) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT platform_field, crm_field_key FROM field_mappings
+         WHERE company_id = $1 AND provider = $2 AND crm_case_type_id = $3 ORDER BY platform_field",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(crm_case_type_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Replaces the field mappings of one CRM case type.
+pub async fn replace_field_mappings(
+    conn: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    crm_case_type_id: &str,
+    mappings: &[(String, String)],
+) -> Result<()> {
+    let conn: &mut Conn = conn;
+    sqlx::query(
+        "DELETE FROM field_mappings WHERE company_id = $1 AND provider = $2 AND crm_case_type_id = $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(crm_case_type_id)
+    .execute(&mut *conn)
+    .await?;
+    for (platform, crm) in mappings {
+        sqlx::query(
+            "INSERT INTO field_mappings (company_id, provider, crm_case_type_id, platform_field, crm_field_key)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(company.to_string())
+        .bind(provider)
+        .bind(crm_case_type_id)
+        .bind(platform)
+        .bind(crm)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// ---- status mappings ----
+
+/// `(case_status_id, crm_status_id)` for every mapping.
+pub async fn status_mappings(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<(CaseStatusId, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT case_status_id, crm_status_id FROM status_mappings
+         WHERE company_id = $1 AND provider = $2 ORDER BY crm_status_id",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(p, c)| Ok((parse_id("status_mappings.case_status_id", &p)?, c)))
+        .collect()
+}
+
+pub async fn replace_status_mappings(
+    conn: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    mappings: &[(CaseStatusId, String)],
+) -> Result<()> {
+    let conn: &mut Conn = conn;
+    sqlx::query("DELETE FROM status_mappings WHERE company_id = $1 AND provider = $2")
+        .bind(company.to_string())
+        .bind(provider)
+        .execute(&mut *conn)
+        .await?;
+    for (status, crm) in mappings {
+        sqlx::query(
+            "INSERT INTO status_mappings (company_id, provider, case_status_id, crm_status_id)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(company.to_string())
+        .bind(provider)
+        .bind(status.to_string())
+        .bind(crm)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            StoreError::from(e).on_conflict(|| {
+                format!("CRM status {crm} is mapped twice; each CRM status maps to one status")
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// The platform status a CRM status maps to, if any.
+pub async fn mapped_status(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    crm_status_id: &str,
+) -> Result<Option<CaseStatusId>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT case_status_id FROM status_mappings
+         WHERE company_id = $1 AND provider = $2 AND crm_status_id = $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(crm_status_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    id.map(|i| parse_id("status_mappings.case_status_id", &i))
+        .transpose()
+}
+
+pub async fn add_status_mapping(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    status: CaseStatusId,
+    crm_status_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO status_mappings (company_id, provider, case_status_id, crm_status_id)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(status.to_string())
+    .bind(crm_status_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---- list auto-add rules ----
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRule {
+    pub id: String,
+    pub list_id: ListId,
+    pub provider: String,
+    pub rule: AutoAddRule,
+    pub created_at: Timestamp,
+}
+
+type RuleRow = (String, String, String, Option<String>, Option<String>, i64);
+
+fn rule_from(row: RuleRow) -> Result<StoredRule> {
+    let (id, list_id, provider, case_type, status, created_at) = row;
+    Ok(StoredRule {
+        id,
+        list_id: parse_id("list_auto_add_rules.list_id", &list_id)?,
+        provider,
+        rule: AutoAddRule { case_type, status },
+        created_at: ts(created_at)?,
+    })
+}
+
+pub async fn add_rule(
+    conn: &mut Conn,
+    company: CompanyId,
+    list: ListId,
+    provider: &str,
+    rule: &AutoAddRule,
+    now: Timestamp,
+) -> Result<StoredRule> {
+    let id = Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO list_auto_add_rules (id, company_id, list_id, provider, case_type, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(company.to_string())
+    .bind(list.to_string())
+    .bind(provider)
+    .bind(rule.case_type.clone())
+    .bind(rule.status.clone())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(StoredRule {
+        id,
+        list_id: list,
+        provider: provider.to_owned(),
+        rule: rule.clone(),
+        created_at: now,
+    })
+}
+
+/// The rules of one list, or (with `list = None`) every rule of a provider in the company.
+pub async fn rules(
+    conn: &mut Conn,
+    company: CompanyId,
+    list: Option<ListId>,
+    provider: Option<&str>,
+) -> Result<Vec<StoredRule>> {
+    let rows: Vec<RuleRow> = sqlx::query_as(
+        "SELECT id, list_id, provider, case_type, status, created_at FROM list_auto_add_rules
+         WHERE company_id = $1 AND ($2 IS NULL OR list_id = $2) AND ($3 IS NULL OR provider = $3)
+         ORDER BY id",
+    )
+    .bind(company.to_string())
+    .bind(list.map(|l| l.to_string()))
+    .bind(provider.map(str::to_owned))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(rule_from).collect()
+}
+
+pub async fn delete_rule(
+    conn: &mut Conn,
+    company: CompanyId,
+    list: ListId,
+    id: &str,
+) -> Result<()> {
+    let done = sqlx::query(
+        "DELETE FROM list_auto_add_rules WHERE company_id = $1 AND list_id = $2 AND id = $3",
+    )
+    .bind(company.to_string())
+    .bind(list.to_string())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+// ---- inbound receipts ----
+
+/// Records an inbound body by its hash. Returns false when the same body was seen before.
+pub async fn record_receipt(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    content_hash: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO inbound_receipts (company_id, provider, content_hash, received_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(content_hash)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---- sync log ----
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncEntry {
+    pub id: String,
+    pub direction: String,
+    pub operation: String,
+    pub record_ref: Option<String>,
+    pub outcome: String,
+    pub error_kind: Option<String>,
+    pub message: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// What to log about one sync operation.
+#[derive(Debug, Clone)]
+pub struct NewSyncEntry<'a> {
+    pub direction: &'a str,
+    pub operation: &'a str,
+    pub record_ref: Option<&'a str>,
+    pub outcome: SyncOutcome,
+    pub error_kind: Option<ErrorKind>,
+    pub message: Option<&'a str>,
+}
+
+pub async fn log(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    entry: &NewSyncEntry<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_log (id, company_id, provider, direction, operation, record_ref, outcome,
+                               error_kind, message, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(entry.direction)
+    .bind(entry.operation)
+    .bind(entry.record_ref.map(str::to_owned))
+    .bind(entry.outcome.as_str())
+    .bind(entry.error_kind.map(|k| k.as_str()))
+    .bind(entry.message.map(str::to_owned))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+type SyncRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The sync log, newest first.
+pub async fn sync_log(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    outcome: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<SyncEntry>> {
+    let before = page.after.clone().unwrap_or_else(|| "~".to_owned());
+    let rows: Vec<SyncRow> = sqlx::query_as(
+        "SELECT id, direction, operation, record_ref, outcome, error_kind, message, created_at
+             FROM sync_log WHERE company_id = $1 AND provider = $2 AND id < $3
+               AND ($4 IS NULL OR outcome = $4)
+             ORDER BY id DESC LIMIT $5",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(before)
+    .bind(outcome.map(str::to_owned))
+    .bind(i64::from(page.limit) + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(
+            |(id, direction, operation, record_ref, outcome, error_kind, message, created_at)| {
+                Ok(SyncEntry {
+                    id,
+                    direction,
+                    operation,
+                    record_ref,
+                    outcome,
+                    error_kind,
+                    message,
+                    created_at: ts(created_at)?,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |e| e.id.clone()))
+}
