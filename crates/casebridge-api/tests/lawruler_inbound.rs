@@ -160,9 +160,16 @@ backend_tests! {
         let status = app.get(&format!("/api/v1/case-statuses/{}", status.as_str().unwrap())).await.body;
         assert_eq!(status["name"], "Signed");
 
-        // A repeated delivery is a no-op.
+        // A repeated delivery is a no-op...
         let r = send(&app, &hook, Format::Json, &lead(&[("Lead ID", "1002")])).await;
         assert_eq!(r.body["status"], "duplicate", "{}", r.text);
+        // ...but a lead that changes and changes back is applied each time.
+        let first = lead(&[]);
+        let r = send(&app, &hook, Format::Json, &first).await;
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
+        let c = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=1001").await.body;
+        let name = app.get(&format!("/api/v1/case-statuses/{}", c["case_status_id"].as_str().unwrap())).await.body["name"].clone();
+        assert_eq!(name, "Intake");
 
         let health = app.get("/api/v1/integrations/lawruler").await.body;
         assert_eq!(health["checklist"]["first_webhook_received"], true);

@@ -435,6 +435,14 @@ backend_tests! {
 
     async fn agents_round_trip_and_are_tenant_scoped(backend) {
         let (app, _sim) = setup(backend).await;
+        let doc = TestApp::reply(app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap()).await;
+        let paths = doc.body["paths"].as_object().unwrap();
+        for p in ["/api/v1/agents", "/api/v1/agents/{id}", "/api/v1/agents/{id}/availability",
+                  "/api/v1/agents/{id}/bookings", "/api/v1/integrations/scheduling",
+                  "/api/v1/integrations/scheduling/connection"] {
+            assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+        }
+        assert!(doc.body["components"]["schemas"]["SchedulingErrorBody"].is_object());
         connect(&app).await;
         let r = app.post("/api/v1/agents", json!({"name": "  Intake  ", "event_type_id": "1001"})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

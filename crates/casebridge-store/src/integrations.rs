@@ -682,25 +682,43 @@ pub async fn delete_rule(
 
 // ---- inbound receipts ----
 
-/// Records an inbound body by its hash. Returns false when the same body was seen before.
+/// Records the content last applied for a CRM record. Returns false when it equals the content
+/// applied last time for that record (a repeated delivery), true otherwise.
 pub async fn record_receipt(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     provider: &str,
+    record_id: &str,
     content_hash: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO inbound_receipts (company_id, provider, content_hash, received_at)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    let conn: &mut Conn = conn;
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT content_hash FROM inbound_receipts
+         WHERE company_id = $1 AND provider = $2 AND record_id = $3",
     )
     .bind(company.to_string())
     .bind(provider)
+    .bind(record_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if last.as_deref() == Some(content_hash) {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO inbound_receipts (company_id, provider, record_id, content_hash, received_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (company_id, provider, record_id)
+         DO UPDATE SET content_hash = excluded.content_hash, received_at = excluded.received_at",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(record_id)
     .bind(content_hash)
     .bind(now.as_millisecond())
     .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(true)
 }
 
 // ---- sync log ----

@@ -1317,11 +1317,20 @@ async fn lawruler_hook(
     let now = s.clock.now();
     let hash = inbound::content_hash(&query, &body);
     let mut tx = s.store.begin().await?;
-    if !store::record_receipt(&mut tx, company, ingest::PROVIDER, &hash, now).await? {
+    if !store::record_receipt(
+        &mut tx,
+        company,
+        ingest::PROVIDER,
+        &lead.lead_id,
+        &hash,
+        now,
+    )
+    .await?
+    {
         tx.rollback().await?;
         return Ok(axum::Json(HookOut::bare(
             "duplicate",
-            Some("the same content was received and applied before".into()),
+            Some("identical to the last webhook applied for this lead".into()),
         )));
     }
     let applied = match ingest::apply_lead(&mut tx, company, &lead, now).await {

@@ -96,13 +96,15 @@ CREATE TABLE list_auto_add_rules (
 );
 CREATE INDEX auto_add_rules_company ON list_auto_add_rules(company_id, provider);
 
--- One row per distinct inbound webhook body: a repeated delivery is recognised and changes nothing.
+-- The last applied content per CRM record: a delivery identical to the last one applied for the
+-- same record is a repeat and changes nothing; a record that changes and changes back is applied.
 CREATE TABLE inbound_receipts (
     company_id    TEXT NOT NULL,
     provider      TEXT NOT NULL,
+    record_id     TEXT NOT NULL,
     content_hash  TEXT NOT NULL,
     received_at   BIGINT NOT NULL,
-    PRIMARY KEY (company_id, provider, content_hash)
+    PRIMARY KEY (company_id, provider, record_id)
 );
 
 CREATE TABLE sync_log (
