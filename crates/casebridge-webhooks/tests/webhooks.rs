@@ -390,6 +390,8 @@ backend_tests! {
         // Replay: the same event id again, trigger "manual".
         let r = app.post(&format!("/api/v1/deliveries/{test_delivery}/replay"), json!({})).await;
         assert_eq!(r.status, StatusCode::ACCEPTED);
+        let r = app.post(&format!("/api/v1/deliveries/{test_delivery}/replay"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "already queued: {}", r.text);
         w.drain().await.unwrap();
         let got = rx.received("/t");
         assert_eq!(got.len(), 2);

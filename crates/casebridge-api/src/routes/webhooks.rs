@@ -826,10 +826,12 @@ async fn get_delivery(
     }))
 }
 
-/// Sends one delivery again, with the same event id, whatever its status (W8).
+/// Sends one delivery again, with the same event id (W8). A delivery that is still pending is
+/// already queued for its next attempt: 409.
 #[utoipa::path(post, path = "/deliveries/{id}/replay", tag = "webhooks",
     security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 202, body = QueuedOut), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = QueuedOut), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
 async fn replay(
     State(s): State<AppState>,
     Auth(company): Auth,
@@ -841,6 +843,11 @@ async fn replay(
     let delivery = webhooks::delivery(&mut tx, company, did)
         .await
         .or_not_found("delivery", &id)?;
+    if delivery.status == DeliveryStatus::Pending {
+        return Err(ApiError::Conflict(
+            "this delivery is still pending: its next attempt is already queued".into(),
+        ));
+    }
     webhooks::mark_pending(&mut tx, company, did, now).await?;
     enqueue_delivery(
         &mut tx,
