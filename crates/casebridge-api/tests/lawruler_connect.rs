@@ -55,7 +55,9 @@ backend_tests! {
         }
         assert!(r.body["webhook_url"].as_str().unwrap().starts_with("https://casebridge.example.test/hooks/lawruler/"));
         let cards = app.get("/api/v1/integrations").await.body;
-        assert_eq!(cards[0]["status"], "connected");
+        let status: Vec<(&str, &str)> = cards.as_array().unwrap().iter()
+            .map(|c| (c["provider"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
+        assert_eq!(status, [("lawruler", "connected"), ("smartadvocate", "not_connected"), ("scheduling", "not_connected")]);
 
         // Disconnect keeps mappings; reconnect works.
         app.post("/api/v1/integrations/lawruler/fields/refresh", json!({})).await;

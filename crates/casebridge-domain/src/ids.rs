@@ -74,6 +74,14 @@ id_type!(CallId);
 id_type!(TransferId);
 id_type!(MessageId);
 id_type!(TaskId);
+id_type!(
+    /// A voice agent of the platform, as far as scheduling is concerned.
+    AgentId
+);
+id_type!(
+    /// A booking made through the scheduling service.
+    BookingId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,61 +6,16 @@
 //! back) is refused with a message naming the offsets to choose from, never guessed.
 
 use std::fmt;
-use std::str::FromStr;
 
 use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, ToSpan, Zoned};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::{ValidationError, Validator};
 use crate::ids::{CaseId, CompanyId};
 use crate::records::{ClientFields, Name};
 
-macro_rules! scheduling_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            /// A fresh, time-ordered id (UUIDv7, like every other id).
-            pub fn new() -> Self {
-                Self(Uuid::now_v7())
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.hyphenated().fmt(f)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
-            }
-        }
-    };
-}
-
-scheduling_id!(
-    /// A voice agent of the platform, as far as scheduling is concerned.
-    AgentId
-);
-scheduling_id!(
-    /// A booking made through the scheduling service.
-    BookingId
-);
+pub use crate::ids::{AgentId, BookingId};
 
 /// The longest availability range one request may ask for.
 pub const MAX_RANGE_DAYS: i64 = 31;

@@ -282,7 +282,7 @@ pub async fn add_refs(
 }
 
 /// Deletes a case with its list memberships and external refs. A case with recorded activity
-/// (calls, messages, tasks) is kept: that history belongs to it.
+/// (calls, messages, tasks, bookings) is kept: that history belongs to it.
 pub async fn delete(conn: &mut Tx, company: CompanyId, id: CaseId) -> Result<()> {
     let conn: &mut Conn = conn;
     let done = sqlx::query("DELETE FROM cases WHERE company_id = $1 AND id = $2")
@@ -292,7 +292,7 @@ pub async fn delete(conn: &mut Tx, company: CompanyId, id: CaseId) -> Result<()>
         .await
         .map_err(|e| {
             StoreError::from(e).on_conflict(|| {
-                "this case has calls, messages or tasks recorded; it cannot be deleted".into()
+                "this case has calls, messages, tasks or bookings recorded; it cannot be deleted".into()
             })
         })?;
     if done.rows_affected() == 0 {

@@ -290,6 +290,18 @@ async fn list_integrations(
             available: p == Provider::LawRuler,
         });
     }
+    let scheduling = casebridge_store::scheduling::connection(&mut conn, company).await?;
+    out.push(IntegrationCard {
+        provider: "scheduling".into(),
+        name: "Scheduling".into(),
+        status: if scheduling.is_some() {
+            "connected"
+        } else {
+            "not_connected"
+        }
+        .into(),
+        available: true,
+    });
     Ok(axum::Json(out))
 }
 
