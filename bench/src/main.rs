@@ -122,6 +122,14 @@ async fn with_load(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Logs are off unless asked for: the worker logs every failed attempt, which would cost
+    // time in the scenarios that fail on purpose (isolation, backlog).
+    if let Ok(filter) = std::env::var("CASEBRIDGE_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let backend = match cli.backend {
         Backend::Sqlite => TestBackend::Sqlite,
         Backend::Postgres => TestBackend::Postgres,

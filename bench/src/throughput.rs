@@ -90,12 +90,13 @@ pub async fn run(
     let last = first.values().max().copied().unwrap_or(started);
     let first_at = first.values().min().copied().unwrap_or(started);
     let elapsed = last.duration_since(started).as_secs_f64();
-    let left: i64 = bench.job_counts().await?.iter().map(|(_, n)| n).sum();
+    let counts = bench.job_counts().await?;
+    let left: i64 = counts.iter().map(|(_, n)| n).sum();
     bench.close().await;
 
     progress(&format!(
         "{delivered}/{expected} delivered in {elapsed:.2} s, {duplicates} duplicate(s), \
-         {missing} missing, {left} job(s) left"
+         {missing} missing, jobs left by status: {counts:?}"
     ));
     Ok(vec![
         m(

@@ -284,21 +284,36 @@ backend_tests! {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert_eq!(count(&app, "/api/v1/cases").await, 0);
 
-        // Company B's webhook lands in B, never in A.
-        let (_, b_key) = app.new_company("Firm B").await;
+        // Company B, connected too: the same lead sent to each URL lands in each company only.
+        let (b_id, b_key) = app.new_company("Firm B").await;
         let b_view = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/integrations/lawruler", None).await.body;
         let b_hook = b_view["webhook_url"].as_str().unwrap().split_once("/hooks/").map(|(_, r)| format!("/hooks/{r}")).unwrap();
         assert_ne!(b_hook, hook);
-        let r = send(&app, &b_hook, Format::Json, &lead(&[])).await;
-        assert_eq!(r.body["status"], "ignored", "B has not connected: {}", r.text);
-        assert_eq!(count(&app, "/api/v1/cases").await, 0);
-        send(&app, &hook, Format::Json, &lead(&[])).await;
+        let sealed = app.keyring.seal(
+            &json!({"username": "u", "password": "p", "client_root": "http://127.0.0.1:9",
+                    "client_secret": "s", "key": "k"}).to_string(),
+            &format!("integration/{b_id}/lawruler"),
+        );
+        let mut conn = app.db.store.conn().await.unwrap();
+        casebridge_store::integrations::set_credentials(&mut conn, b_id, "lawruler", Some(&sealed), jiff::Timestamp::now())
+            .await.unwrap();
+        drop(conn);
+        app.call_as(&b_key, reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"enable_integration": true, "receive": true}))).await;
+
+        let r = send(&app, &b_hook, Format::Json, &lead(&[("Full Name", "B's Jane")])).await;
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 0, "nothing reached A");
+        let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
         assert_eq!(count(&app, "/api/v1/cases").await, 1);
-        let b_cases = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/cases", None).await.body;
-        assert!(b_cases["data"].as_array().unwrap().is_empty());
-        // B's admin cannot read A's integration, rules or log either.
-        let b_log = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/integrations/lawruler/sync-log", None).await.body;
-        assert!(b_log["data"].as_array().unwrap().iter().all(|e| e["operation"] != "webhook" || e["outcome"] == "skipped"));
+        let a_case = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=1001").await.body;
+        let b_case = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/cases/by-external-ref?provider=lawruler&external_id=1001", None).await.body;
+        assert_eq!((a_case["name"].as_str(), b_case["name"].as_str()), (Some("Jane Doe"), Some("B's Jane")));
+        assert_ne!(a_case["id"], b_case["id"]);
+        // Each company's sync log has only its own webhook.
+        let b_log = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/integrations/lawruler/sync-log?outcome=ok", None).await.body;
+        assert_eq!(b_log["data"].as_array().unwrap().len(), 1);
     }
 
     async fn settings_report_inert_toggles_and_guard_status_sync(backend) {

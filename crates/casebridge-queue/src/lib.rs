@@ -53,6 +53,10 @@ impl JobError {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn run(&self, job: &Job) -> Result<(), JobError>;
+
+    /// Called once after the job was dead-lettered (retries spent or a permanent error), so the
+    /// record the job works on can say so. Best effort: errors are the handler's to log.
+    async fn on_dead(&self, _job: &Job, _error: &str) {}
 }
 
 /// The handlers of a queue, by job kind, each with its retry policy.
@@ -297,6 +301,7 @@ impl Worker {
         // aborted when this future is dropped (shutdown past its grace period), so a released
         // job is never still running here while another worker takes it.
         let mut heartbeat = AbortOnDrop(self.heartbeat(job.clone()));
+        let handler_dead = handler.clone();
         let mut run = AbortOnDrop({
             let job = job.clone();
             tokio::spawn(async move { handler.run(&job).await })
@@ -318,6 +323,11 @@ impl Worker {
         drop(heartbeat);
 
         let now = inner.clock.now();
+        let handler_for_dead = handler_dead;
+        let result_error = match &result {
+            Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        };
         let outcome = match result {
             Ok(()) => jobs::complete(&inner.store, job)
                 .await
@@ -348,6 +358,14 @@ impl Worker {
             }
         };
         match outcome {
+            Ok((true, "dead")) => {
+                self.record(job, "dead", started);
+                let error = match &result_error {
+                    Some(e) => e.as_str(),
+                    None => "dead-lettered",
+                };
+                handler_for_dead.on_dead(job, error).await;
+            }
             Ok((true, label)) => self.record(job, label, started),
             Ok((false, _)) => {
                 warn!("lease lost before the outcome was recorded; another worker owns the job");

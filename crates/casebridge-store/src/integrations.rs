@@ -693,23 +693,13 @@ pub async fn record_receipt(
     now: Timestamp,
 ) -> Result<bool> {
     let conn: &mut Conn = conn;
-    let last: Option<String> = sqlx::query_scalar(
-        "SELECT content_hash FROM inbound_receipts
-         WHERE company_id = $1 AND provider = $2 AND record_id = $3",
-    )
-    .bind(company.to_string())
-    .bind(provider)
-    .bind(record_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if last.as_deref() == Some(content_hash) {
-        return Ok(false);
-    }
-    sqlx::query(
+    // One statement, so two identical deliveries racing each other cannot both apply.
+    let done = sqlx::query(
         "INSERT INTO inbound_receipts (company_id, provider, record_id, content_hash, received_at)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (company_id, provider, record_id)
-         DO UPDATE SET content_hash = excluded.content_hash, received_at = excluded.received_at",
+         DO UPDATE SET content_hash = excluded.content_hash, received_at = excluded.received_at
+         WHERE inbound_receipts.content_hash <> excluded.content_hash",
     )
     .bind(company.to_string())
     .bind(provider)
@@ -718,7 +708,7 @@ pub async fn record_receipt(
     .bind(now.as_millisecond())
     .execute(&mut *conn)
     .await?;
-    Ok(true)
+    Ok(done.rows_affected() == 1)
 }
 
 // ---- sync log ----
@@ -792,16 +782,15 @@ pub async fn sync_log(
     outcome: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<SyncEntry>> {
-    let before = page.after.clone().unwrap_or_else(|| "~".to_owned());
     let rows: Vec<SyncRow> = sqlx::query_as(
         "SELECT id, direction, operation, record_ref, outcome, error_kind, message, created_at
-             FROM sync_log WHERE company_id = $1 AND provider = $2 AND id < $3
+             FROM sync_log WHERE company_id = $1 AND provider = $2 AND ($3 IS NULL OR id < $3)
                AND ($4 IS NULL OR outcome = $4)
              ORDER BY id DESC LIMIT $5",
     )
     .bind(company.to_string())
     .bind(provider)
-    .bind(before)
+    .bind(page.after.clone())
     .bind(outcome.map(str::to_owned))
     .bind(i64::from(page.limit) + 1)
     .fetch_all(&mut *conn)

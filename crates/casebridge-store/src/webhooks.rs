@@ -442,16 +442,15 @@ pub async fn deliveries(
     page: &PageRequest,
 ) -> Result<Page<Delivery>> {
     // Newest first: the cursor is the last id seen, and ids are time-ordered.
-    let before = page.after.clone().unwrap_or_else(|| "~".to_owned());
     let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-         WHERE d.company_id = $1 AND d.webhook_id = $2 AND d.id < $3
+         WHERE d.company_id = $1 AND d.webhook_id = $2 AND ($3 IS NULL OR d.id < $3)
            AND ($4 IS NULL OR d.status = $4)
          ORDER BY d.id DESC LIMIT $5"
     ))
     .bind(company.to_string())
     .bind(webhook.to_string())
-    .bind(before)
+    .bind(page.after.clone())
     .bind(status.map(|s| s.as_str()))
     .bind(i64::from(page.limit) + 1)
     .fetch_all(&mut *conn)
@@ -487,26 +486,28 @@ pub async fn failed_since(
         .collect()
 }
 
-/// Puts a delivery back to pending (a replay is about to be queued).
+/// Puts a finished delivery back to pending (a replay is about to be queued). Returns false when
+/// it is already pending: its next attempt is queued, and a second job must not be.
 pub async fn mark_pending(
     conn: &mut Conn,
     company: CompanyId,
     id: DeliveryId,
     now: Timestamp,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE webhook_deliveries SET status = 'pending', updated_at = $3
-         WHERE company_id = $1 AND id = $2",
+         WHERE company_id = $1 AND id = $2 AND status <> 'pending'",
     )
     .bind(company.to_string())
     .bind(id.to_string())
     .bind(now.as_millisecond())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// Marks a delivery failed without an attempt (e.g. its webhook was turned off).
+/// Marks a pending delivery failed (its webhook was turned off, or its job was dead-lettered).
+/// A delivery that already succeeded or failed is left as it is.
 pub async fn mark_failed(
     conn: &mut Conn,
     company: CompanyId,
@@ -516,7 +517,7 @@ pub async fn mark_failed(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE webhook_deliveries SET status = 'failed', last_error = $3, updated_at = $4
-         WHERE company_id = $1 AND id = $2",
+         WHERE company_id = $1 AND id = $2 AND status = 'pending'",
     )
     .bind(company.to_string())
     .bind(id.to_string())

@@ -189,6 +189,10 @@ struct Outcome {
 
 #[async_trait]
 impl Handler for Deliver {
+    async fn on_dead(&self, job: &Job, error: &str) {
+        self.fail_delivery(job, error).await;
+    }
+
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let rt = &self.0;
         let company = company_of(job)?;
@@ -333,6 +337,34 @@ impl Handler for Deliver {
 }
 
 impl Deliver {
+    /// Marks the delivery failed once its job is dead-lettered, whatever killed it (retries
+    /// spent, a store error, an unreadable secret), so no delivery stays "pending" forever.
+    async fn fail_delivery(&self, job: &Job, error: &str) {
+        let rt = &self.0;
+        let Ok(payload) = serde_json::from_value::<DeliverPayload>(job.payload.clone()) else {
+            return;
+        };
+        let Some(company) = job.company_id else {
+            return;
+        };
+        let result = async {
+            let mut conn = rt.store.conn().await?;
+            webhooks::mark_failed(
+                &mut conn,
+                company,
+                payload.delivery_id,
+                error,
+                rt.clock.now(),
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, delivery.id = %payload.delivery_id,
+                "could not mark a dead delivery failed");
+        }
+    }
+
     async fn secrets(
         &self,
         conn: &mut Conn,

@@ -479,6 +479,28 @@ backend_tests! {
         }
     }
 
+    async fn a_delivery_whose_job_dies_before_any_attempt_is_marked_failed(backend) {
+        let app = TestApp::start(backend).await;
+        let rx = Receiver::start().await;
+        let (id, _) = hook(&app, &rx.url("/k"), json!({})).await;
+        emit(&app, EventType::CallStarted, None, None).await;
+        // A worker whose master key is not the one the secret was sealed with cannot sign.
+        let wrong_keys = casebridge_crypto::Keyring::new(casebridge_crypto::MasterKey::generate(), vec![]);
+        let rt = WebhookRuntime::new(app.db.store.clone(), wrong_keys, Arc::new(app.clock.clone()),
+            app.options.url_policy.clone(), Duration::from_secs(15));
+        Worker::new(app.db.store.clone(), Arc::new(app.clock.clone()), rt.registry(), WorkerConfig::new(QUEUE))
+            .drain().await.unwrap();
+        assert!(rx.received("/k").is_empty());
+        let d = delivery_of(&app, &id).await;
+        assert_eq!(d["status"], "failed", "not left pending forever: {d}");
+        assert!(d["last_error"].as_str().unwrap().contains("signing secret"), "{d}");
+        // Now it can be replayed, with the right key.
+        let did = d["id"].as_str().unwrap();
+        assert_eq!(app.post(&format!("/api/v1/deliveries/{did}/replay"), json!({})).await.status, StatusCode::ACCEPTED);
+        app.webhook_worker(2).drain().await.unwrap();
+        assert_eq!(rx.received("/k").len(), 1);
+    }
+
     async fn retention_prunes_old_log_but_keeps_pending_work(backend) {
         let app = TestApp::start(backend).await;
         let rx = Receiver::start().await;

@@ -14,7 +14,6 @@ use casebridge_crm::lawruler::client::{
 };
 use casebridge_crm::lawruler::inbound::{self, InboundError};
 use casebridge_crm::lawruler::ingest::{self, IngestError};
-use casebridge_crypto::mask;
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
@@ -197,6 +196,8 @@ pub struct IntegrationOut {
     pub catalog_error: Option<String>,
 }
 
+const SECRET_MASK: &str = "••••••••";
+
 fn time(t: Option<jiff::Timestamp>) -> Option<String> {
     t.map(|t| t.to_string())
 }
@@ -237,12 +238,13 @@ async fn view(state: &AppState, p: Provider, i: Integration) -> Result<Integrati
         }
         .into(),
         connected_at: time(i.connected_at),
+        // Secrets are shown as a fixed mask: not even their first characters.
         credentials: creds.map(|c| MaskedCredentials {
             username: c.username,
-            password: mask(&c.password),
+            password: SECRET_MASK.into(),
             client_root: c.client_root,
-            client_secret: mask(&c.client_secret),
-            key: mask(&c.key),
+            client_secret: SECRET_MASK.into(),
+            key: SECRET_MASK.into(),
         }),
         webhook_url: format!(
             "{}/hooks/{}/{}",
@@ -631,6 +633,10 @@ async fn field_preview(
     let mut conn = s.store.conn().await?;
     let types = store::crm_case_types(&mut conn, company, p.as_str()).await?;
     if !types.iter().any(|t| t.crm_id == q.crm_case_type_id) {
+        // Never a silent empty list: if loading failed, say so.
+        if let Some(error) = i.catalog_error {
+            return Err(ApiError::BadGateway(error));
+        }
         return Err(ApiError::NotFound(format!(
             "no {} case type {} (refresh the fields if it was added recently)",
             p.label(),
@@ -1351,6 +1357,14 @@ async fn lawruler_hook(
             drop(tx); // rolled back: nothing of this webhook is kept
             let (kind, err) = match e {
                 IngestError::Invalid(v) => (ErrorKind::Validation, ApiError::Validation(v)),
+                // A uniqueness conflict here means another webhook for the same contact or
+                // mapping won a race: Law Ruler should simply send again, so 503, not 409.
+                IngestError::Store(casebridge_store::StoreError::Conflict(m)) => (
+                    ErrorKind::Transient,
+                    ApiError::Unavailable(format!(
+                        "a concurrent update got there first ({m}); send again"
+                    )),
+                ),
                 IngestError::Store(e) => (ErrorKind::Transient, ApiError::from(e)),
             };
             log_hook(

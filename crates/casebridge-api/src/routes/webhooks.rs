@@ -790,17 +790,15 @@ async fn recover(
         .await
         .or_not_found("webhook", &id)?;
     let failed = webhooks::failed_since(&mut tx, company, wid, since).await?;
+    let mut recovered = 0;
     for d in &failed {
-        webhooks::mark_pending(&mut tx, company, *d, now).await?;
-        enqueue_delivery(&mut tx, company, wid, *d, Trigger::Manual, now).await?;
+        if webhooks::mark_pending(&mut tx, company, *d, now).await? {
+            enqueue_delivery(&mut tx, company, wid, *d, Trigger::Manual, now).await?;
+            recovered += 1;
+        }
     }
     tx.commit().await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(RecoveredOut {
-            recovered: failed.len(),
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, axum::Json(RecoveredOut { recovered })))
 }
 
 /// One delivery with its payload and every attempt (W9).
@@ -843,12 +841,11 @@ async fn replay(
     let delivery = webhooks::delivery(&mut tx, company, did)
         .await
         .or_not_found("delivery", &id)?;
-    if delivery.status == DeliveryStatus::Pending {
+    if !webhooks::mark_pending(&mut tx, company, did, now).await? {
         return Err(ApiError::Conflict(
             "this delivery is still pending: its next attempt is already queued".into(),
         ));
     }
-    webhooks::mark_pending(&mut tx, company, did, now).await?;
     enqueue_delivery(
         &mut tx,
         company,
