@@ -479,6 +479,37 @@ backend_tests! {
         }
     }
 
+    async fn the_log_caps_bodies_keeps_headers_and_retry_after_stops_at_the_window(backend) {
+        let app = TestApp::start(backend).await;
+        let rx = Receiver::start().await;
+        let big = "x".repeat(100 * 1024);
+        rx.always("/big", R::status(503).header("retry-after", "172800").header("x-request-id", "req-42").body(big));
+        let (id, _) = hook(&app, &rx.url("/big"), json!({})).await;
+        let start = casebridge_domain::clock::Clock::now(&app.clock);
+        emit(&app, EventType::CallStarted, None, None).await;
+        let w = app.webhook_worker(2);
+        w.drain().await.unwrap();
+
+        let d = delivery_of(&app, &id).await;
+        let a = &d["attempts"][0];
+        assert_eq!(a["response"]["body"].as_str().unwrap().len(), 64 * 1024, "bodies are capped at 64 KiB");
+        let headers: Vec<(String, String)> = serde_json::from_value(a["response"]["headers"].clone()).unwrap();
+        assert!(headers.contains(&("x-request-id".to_owned(), "req-42".to_owned())));
+        assert!(a["duration_ms"].is_u64());
+        assert_eq!(a["request"]["url"], rx.url("/big").as_str());
+        assert_eq!(a["attempt_no"], 1);
+
+        // Retry-After of two days is cut to the 24-hour window's end, then the delivery fails.
+        let mut conn = app.db.store.conn().await.unwrap();
+        let next = jobs::next_run_at(&mut conn, QUEUE).await.unwrap().unwrap();
+        drop(conn);
+        assert_eq!(next.as_millisecond() - start.as_millisecond(), 86_400_000);
+        app.clock.set(next);
+        w.drain().await.unwrap();
+        let d = delivery_of(&app, &id).await;
+        assert_eq!((d["status"].as_str(), d["attempt_count"].as_u64()), (Some("failed"), Some(2)));
+    }
+
     async fn a_delivery_whose_job_dies_before_any_attempt_is_marked_failed(backend) {
         let app = TestApp::start(backend).await;
         let rx = Receiver::start().await;
