@@ -31,6 +31,7 @@ pub mod cases;
 pub mod clients;
 pub mod companies;
 pub mod events;
+pub mod imports;
 pub mod integrations;
 pub mod jobs;
 pub mod lists;

@@ -1,4 +1,5 @@
-//! The operator interface: `serve`, `worker`, `migrate`, `company create`, `user create`.
+//! The operator interface: `serve`, `worker`, `migrate`, `company create`, `user create`,
+//! `import lawruler`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Manage admin-UI users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Import existing records from a CRM export.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Run a simulator of an external service, for trying casebridge without a live tenant.
     Sim {
         #[command(subcommand)]
@@ -83,6 +87,20 @@ pub enum CompanyCommand {
         company: String,
         #[arg(long, default_value = "operator key")]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import Law Ruler leads from a CSV file (header row with Lead ID, Case Type ID, Case Type,
+    /// Status ID, Status, Full Name, Created Date, Primary Contact ID, First Name, Last Name;
+    /// optional Email, Cell Phone, …). Rows are applied here, with a progress bar, exactly as the
+    /// API's import does; importing the same file again changes nothing.
+    Lawruler {
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        file: PathBuf,
     },
 }
 
@@ -185,6 +203,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Import(ImportCommand::Lawruler { company, file }) => {
+            let company = parse_company(&company)?;
+            let store = open_store(&config).await?;
+            let result = import_lawruler(&store, company, &file).await;
+            store.close().await;
+            result
+        }
         Command::User(UserCommand::Create {
             company,
             email,
@@ -265,6 +290,96 @@ async fn require_company(
     match companies::get(conn, company).await {
         Err(StoreError::NotFound) => bail!("--company: no company with id {company}"),
         other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+/// Stores and enqueues the import as the API does, then applies it in this process while
+/// showing its progress (read back from the import's row, as the API shows it).
+async fn import_lawruler(
+    store: &casebridge_store::Store,
+    company: CompanyId,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use casebridge_crm::lawruler::import;
+    use casebridge_domain::clock::{Clock, SystemClock};
+    use casebridge_store::imports::{self, ImportStatus};
+
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("--file: cannot read {} as UTF-8 text", file.display()))?;
+    let total = import::check(&text).map_err(|e| anyhow::anyhow!("--file: {e}"))?;
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut tx = store.begin().await?;
+    require_company(&mut tx, company).await?;
+    let created =
+        import::enqueue(&mut tx, company, name.as_deref(), &text, total, clock.now()).await?;
+    tx.commit().await?;
+    let id = created.id;
+
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} rows ({percent}%) {elapsed_precise} {msg}",
+        )
+        .expect("static template"),
+    );
+    // The job stays queued too: a worker that picks it up meanwhile shares the work safely
+    // (progress only moves forward), and one that comes later finds the import done.
+    let run = tokio::spawn({
+        let store = store.clone();
+        let clock = clock.clone();
+        async move {
+            import::run(
+                &store,
+                clock.as_ref(),
+                company,
+                id,
+                import::BATCH_ROWS,
+                None,
+            )
+            .await
+        }
+    });
+    let show = |i: &imports::Import| {
+        bar.set_position(i.counts.processed);
+        bar.set_message(format!(
+            "{} created, {} updated, {} unchanged, {} failed",
+            i.counts.created, i.counts.updated, i.counts.unchanged, i.counts.failed
+        ));
+    };
+    while !run.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut conn = store.conn().await?;
+        show(&imports::get(&mut conn, company, id).await?);
+    }
+    run.await
+        .context("the import task failed")?
+        .context("the import stopped; run the command again, or let a worker finish it")?;
+    let mut conn = store.conn().await?;
+    let done = imports::get(&mut conn, company, id).await?;
+    show(&done);
+    bar.finish();
+    println!("import {id}: {}", done.status.as_str());
+    println!(
+        "{} rows: {} created, {} updated, {} unchanged, {} failed",
+        done.total_rows,
+        done.counts.created,
+        done.counts.updated,
+        done.counts.unchanged,
+        done.counts.failed
+    );
+    for e in done.errors.iter().take(20) {
+        println!("  row {}: {}", e.row, e.message);
+    }
+    if done.counts.failed > 20 {
+        println!(
+            "  … {} more; see GET /api/v1/integrations/lawruler/import/{id} (row numbers count data rows, not the header)",
+            done.counts.failed - 20
+        );
+    }
+    match (done.status, &done.failure) {
+        (ImportStatus::Failed, Some(why)) => bail!("the import failed: {why}"),
+        _ => Ok(()),
     }
 }
 

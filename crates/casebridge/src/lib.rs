@@ -127,7 +127,13 @@ impl Runtime {
             self.url_policy(),
             ATTEMPT_TIMEOUT,
         );
-        let queues: Vec<(&str, Registry)> = vec![(webhook_outbox::QUEUE, webhooks.registry())];
+        let queues: Vec<(&str, Registry)> = vec![
+            (webhook_outbox::QUEUE, webhooks.registry()),
+            (
+                casebridge_crm::lawruler::import::QUEUE,
+                casebridge_crm::lawruler::import::registry(self.store.clone(), self.clock.clone()),
+            ),
+        ];
         queues
             .into_iter()
             .map(|(queue, registry)| {

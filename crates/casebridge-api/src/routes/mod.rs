@@ -8,6 +8,7 @@ mod activity;
 mod cases;
 mod clients;
 mod company;
+mod import;
 mod integrations;
 mod lists;
 mod named;
@@ -25,6 +26,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(activity::routes())
         .merge(webhooks::routes())
         .merge(integrations::routes())
+        .merge(import::routes())
         .merge(scheduling::routes())
 }
 

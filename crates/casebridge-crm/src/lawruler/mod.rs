@@ -1,5 +1,6 @@
 //! Law Ruler: the lead and campaign APIs (public guide) and the modelled Advanced API.
 
 pub mod client;
+pub mod import;
 pub mod inbound;
 pub mod ingest;
