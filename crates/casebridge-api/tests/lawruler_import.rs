@@ -279,38 +279,7 @@ backend_tests! {
     }
 }
 
-/// Connects the integration (credentials stored directly, as in lawruler_inbound.rs) and turns
-/// receiving on; returns the inbound hook's path.
 async fn connected(app: &TestApp) -> String {
-    let r = app.get("/api/v1/integrations/lawruler").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let url = r.body["webhook_url"].as_str().unwrap().to_owned();
-    let sealed = app.keyring.seal(
-        &json!({"username": "u", "password": "p", "client_root": "http://127.0.0.1:9",
-                "client_secret": "s", "key": "k"})
-        .to_string(),
-        &format!("integration/{}/lawruler", app.company_id),
-    );
-    let mut conn = app.db.store.conn().await.unwrap();
-    casebridge_store::integrations::set_credentials(
-        &mut conn,
-        app.company_id,
-        "lawruler",
-        Some(&sealed),
-        jiff::Timestamp::now(),
-    )
-    .await
-    .unwrap();
-    drop(conn);
-    let r = app
-        .call(
-            reqwest::Method::PUT,
-            "/api/v1/integrations/lawruler/settings",
-            Some(json!({"enable_integration": true, "receive": true})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    url.split_once("/hooks/")
-        .map(|(_, rest)| format!("/hooks/{rest}"))
-        .unwrap()
+    app.lawruler_connected_offline(app.company_id, &app.api_key)
+        .await
 }

@@ -41,41 +41,9 @@ fn compact(fields: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Connects the integration (credentials stored directly: these tests are about inbound data;
-/// connecting against the simulator is tested elsewhere) and turns receiving on.
 async fn connected(app: &TestApp) -> String {
-    let r = app.get("/api/v1/integrations/lawruler").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let url = r.body["webhook_url"].as_str().unwrap().to_owned();
-    let sealed = app.keyring.seal(
-        &json!({"username": "u", "password": "p", "client_root": "http://127.0.0.1:9",
-                "client_secret": "s", "key": "k"})
-        .to_string(),
-        &format!("integration/{}/lawruler", app.company_id),
-    );
-    let mut conn = app.db.store.conn().await.unwrap();
-    casebridge_store::integrations::set_credentials(
-        &mut conn,
-        app.company_id,
-        "lawruler",
-        Some(&sealed),
-        jiff::Timestamp::now(),
-    )
-    .await
-    .unwrap();
-    drop(conn);
-    let r = app
-        .call(
-            reqwest::Method::PUT,
-            "/api/v1/integrations/lawruler/settings",
-            Some(json!({"enable_integration": true, "receive": true})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    // The hook path, to be sent to this test server.
-    url.split_once("/hooks/")
-        .map(|(_, rest)| format!("/hooks/{rest}"))
-        .unwrap()
+    app.lawruler_connected_offline(app.company_id, &app.api_key)
+        .await
 }
 
 enum Format {
@@ -289,18 +257,7 @@ backend_tests! {
         let b_view = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/integrations/lawruler", None).await.body;
         let b_hook = b_view["webhook_url"].as_str().unwrap().split_once("/hooks/").map(|(_, r)| format!("/hooks/{r}")).unwrap();
         assert_ne!(b_hook, hook);
-        let sealed = app.keyring.seal(
-            &json!({"username": "u", "password": "p", "client_root": "http://127.0.0.1:9",
-                    "client_secret": "s", "key": "k"}).to_string(),
-            &format!("integration/{b_id}/lawruler"),
-        );
-        let mut conn = app.db.store.conn().await.unwrap();
-        casebridge_store::integrations::set_credentials(&mut conn, b_id, "lawruler", Some(&sealed), jiff::Timestamp::now())
-            .await.unwrap();
-        drop(conn);
-        app.call_as(&b_key, reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
-            Some(json!({"enable_integration": true, "receive": true}))).await;
-
+        assert_eq!(app.lawruler_connected_offline(b_id, &b_key).await, b_hook);
         let r = send(&app, &b_hook, Format::Json, &lead(&[("Full Name", "B's Jane")])).await;
         assert_eq!(r.body["status"], "applied", "{}", r.text);
         assert_eq!(count(&app, "/api/v1/cases").await, 0, "nothing reached A");

@@ -146,6 +146,47 @@ impl TestApp {
         )
     }
 
+    /// Marks Law Ruler connected for `key`'s company without a Law Ruler to verify against (the
+    /// credentials are sealed as the connect endpoint would seal them) and turns receiving on.
+    /// Returns the path of the company's inbound webhook. For tests about inbound data; connecting
+    /// itself is tested against the simulator.
+    pub async fn lawruler_connected_offline(&self, company: CompanyId, key: &str) -> String {
+        let view = self
+            .call_as(key, Method::GET, "/api/v1/integrations/lawruler", None)
+            .await;
+        assert_eq!(view.status, StatusCode::OK, "{}", view.text);
+        let sealed = self.keyring.seal(
+            &serde_json::json!({"username": "u", "password": "p",
+                "client_root": "http://127.0.0.1:9", "client_secret": "s", "key": "k"})
+            .to_string(),
+            &format!("integration/{company}/lawruler"),
+        );
+        let mut conn = self.db.store.conn().await.unwrap();
+        casebridge_store::integrations::set_credentials(
+            &mut conn,
+            company,
+            "lawruler",
+            Some(&sealed),
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        let r = self
+            .call_as(
+                key,
+                Method::PUT,
+                "/api/v1/integrations/lawruler/settings",
+                Some(serde_json::json!({"enable_integration": true, "receive": true})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let url = view.body["webhook_url"].as_str().expect("webhook_url");
+        url.split_once("/hooks/")
+            .map(|(_, rest)| format!("/hooks/{rest}"))
+            .expect("a hook URL")
+    }
+
     /// Moves the shared clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
