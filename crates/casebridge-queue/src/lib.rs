@@ -185,9 +185,13 @@ impl Worker {
                 }
             };
             if claimed.is_empty() {
+                // Nothing runnable now. Look again after the poll interval, when woken, or as
+                // soon as a running job ends: its end may make the next job of its concurrency
+                // key or ordering key runnable, which must not wait a whole poll interval.
                 tokio::select! {
                     _ = tokio::time::sleep(cfg.poll_interval) => {}
                     _ = self.inner.notify.notified() => {}
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     _ = shutdown.cancelled() => break,
                 }
                 continue;
