@@ -189,7 +189,8 @@ pub async fn claim(
 /// Returns false when the lease was lost (expired and taken over, or released).
 async fn with_lease(store: &Store, sql: &str, job: &Job, binds: LeaseBinds<'_>) -> Result<bool> {
     let lease = job.lease_id.as_deref().unwrap_or_default();
-    let mut conn = store.conn().await?;
+    // A write transaction, so on SQLite it queues with the other writers (see `Tx`).
+    let mut conn = store.begin().await?;
     let mut q = sqlx::query(sql).bind(job.id.to_string()).bind(lease);
     if let Some(t) = binds.at {
         q = q.bind(t.as_millisecond());
@@ -201,6 +202,7 @@ async fn with_lease(store: &Store, sql: &str, job: &Job, binds: LeaseBinds<'_>) 
         q = q.bind(n.as_millisecond());
     }
     let done = q.execute(&mut *conn).await?;
+    conn.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -51,15 +51,28 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so it holds the single write lock from
 /// the start and never fails half-way with a lock upgrade error. Dropped without
 /// [`Tx::commit`], it rolls back.
-pub struct Tx(sqlx::Transaction<'static, Any>);
+///
+/// On SQLite a write transaction also holds the store's in-process write lock (a fair, FIFO
+/// mutex): writers queue in order instead of racing SQLite's busy handler, which is not fair and
+/// can starve a writer past its timeout under load.
+pub struct Tx(
+    sqlx::Transaction<'static, Any>,
+    Option<tokio::sync::OwnedMutexGuard<()>>,
+);
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        Ok(self.0.commit().await?)
+        let Tx(tx, guard) = self;
+        let done = tx.commit().await;
+        drop(guard);
+        Ok(done?)
     }
 
     pub async fn rollback(self) -> Result<()> {
-        Ok(self.0.rollback().await?)
+        let Tx(tx, guard) = self;
+        let done = tx.rollback().await;
+        drop(guard);
+        Ok(done?)
     }
 }
 
@@ -122,6 +135,8 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: serialises write transactions in this process (see [`Tx`]).
+    write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
     backend: Backend,
 }
 
@@ -156,7 +171,13 @@ impl Store {
             .connect(url)
             .await
             .map_err(StoreError::from)?;
-        Ok(Self { pool, backend })
+        let write_lock =
+            (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Self {
+            pool,
+            backend,
+            write_lock,
+        })
     }
 
     /// Applies pending migrations for this backend. Safe to run from several processes.
@@ -175,11 +196,17 @@ impl Store {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
+        // Queue for the write lock before taking a connection, so waiting writers do not hold
+        // pooled connections.
+        let guard = match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx(tx))
+        Ok(Tx(tx, guard))
     }
 
     /// A pooled connection for reads outside a transaction.
