@@ -214,10 +214,13 @@ impl Handler for Deliver {
             .await
             .map_err(store_err)?;
         if !hook.active && delivery.event_type != EventType::WebhookTest {
+            drop(conn);
             let why = "the webhook is turned off";
-            webhooks::mark_failed(&mut conn, company, delivery.id, why, rt.clock.now())
+            let mut tx = rt.store.begin().await.map_err(store_err)?;
+            webhooks::mark_failed(&mut tx, company, delivery.id, why, rt.clock.now())
                 .await
                 .map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
             return Err(JobError::Permanent(why.into()));
         }
         let body = events::payload(&mut conn, company, delivery.event_id)

@@ -571,8 +571,9 @@ async fn refresh_catalog(
         Ok(l) => l,
         Err(e) => {
             let message = format!("could not load fields from {}: {e}", p.label());
-            let mut conn = s.store.conn().await?;
-            store::set_catalog_error(&mut conn, company, p.as_str(), &message, now).await?;
+            let mut tx = s.store.begin().await?;
+            store::set_catalog_error(&mut tx, company, p.as_str(), &message, now).await?;
+            tx.commit().await?;
             return Err(ApiError::BadGateway(message));
         }
     };
@@ -1232,9 +1233,9 @@ async fn log_hook(
     record: Option<&str>,
     message: &str,
 ) -> Result<(), ApiError> {
-    let mut conn = state.store.conn().await?;
+    let mut tx = state.store.begin().await?;
     store::log(
-        &mut conn,
+        &mut tx,
         company,
         ingest::PROVIDER,
         &NewSyncEntry {
@@ -1248,6 +1249,7 @@ async fn log_hook(
         state.clock.now(),
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

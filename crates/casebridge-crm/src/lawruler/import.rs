@@ -242,15 +242,19 @@ pub async fn run(
     let Some(source) = imports::source(&mut conn, company, id).await? else {
         return Ok(import);
     };
-    imports::start(&mut conn, company, id, clock.now()).await?;
     drop(conn);
+    let mut tx = store.begin().await?;
+    imports::start(&mut tx, company, id, clock.now()).await?;
+    tx.commit().await?;
     let rows = match read(&source) {
         Ok(r) => r.rows,
         Err(e) => {
             // Checked at upload; only a changed parser could get here.
-            let mut conn = store.conn().await?;
-            imports::finish(&mut conn, company, id, Some(&e.to_string()), clock.now()).await?;
-            return Ok(imports::get(&mut conn, company, id).await?);
+            let mut tx = store.begin().await?;
+            imports::finish(&mut tx, company, id, Some(&e.to_string()), clock.now()).await?;
+            let import = imports::get(&mut tx, company, id).await?;
+            tx.commit().await?;
+            return Ok(import);
         }
     };
 
@@ -453,8 +457,9 @@ impl Handler for ImportJob {
             return;
         };
         let result = async {
-            let mut conn = self.store.conn().await?;
-            imports::finish(&mut conn, company, id, Some(error), self.clock.now()).await
+            let mut tx = self.store.begin().await?;
+            imports::finish(&mut tx, company, id, Some(error), self.clock.now()).await?;
+            tx.commit().await
         }
         .await;
         if let Err(e) = result {
