@@ -63,7 +63,9 @@ pub enum SimService {
         #[arg(long, default_value_t = 8081)]
         port: u16,
     },
-    /// A Cal.com API v2 compatible scheduling service with a demo API key and event types.
+    /// A Cal.com API v2 compatible scheduling service. Demo API key `cal_sim_demo_key`; event
+    /// types 1001 (30 min, weekdays 09:00-17:00 New York) and 1002 (60 min, weekdays 10:00-16:00
+    /// Chicago).
     Scheduling {
         #[arg(long, default_value_t = 8082)]
         port: u16,
