@@ -273,6 +273,22 @@ backend_tests! {
         assert_eq!(b_log["data"].as_array().unwrap().len(), 1);
     }
 
+    async fn concurrent_settings_changes_are_all_kept(backend) {
+        let app = TestApp::start(backend).await;
+        connected(&app).await;
+        let toggles = ["send", "send_mapped_fields", "send_messages", "send_call_records", "send_documents"];
+        let puts = toggles.iter().map(|t| {
+            app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({ *t: true })))
+        });
+        for r in futures::future::join_all(puts).await {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        let settings = app.get("/api/v1/integrations/lawruler").await.body["settings"].clone();
+        for t in toggles {
+            assert_eq!(settings[t], true, "{t} was lost: {settings}");
+        }
+    }
+
     async fn settings_report_inert_toggles_and_guard_status_sync(backend) {
         let app = TestApp::start(backend).await;
         connected(&app).await;

@@ -25,17 +25,10 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 use sqlx::FromRow;
 
-use crate::{cases, events, jobs, named, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
-
-/// Row locking for a read-then-write: PostgreSQL locks the row; SQLite's write transaction
-/// (`BEGIN IMMEDIATE`) already excludes every other writer.
-fn for_update(conn: &Conn) -> &'static str {
-    if conn.backend_name() == "PostgreSQL" {
-        " FOR UPDATE"
-    } else {
-        ""
-    }
-}
+use crate::{
+    cases, events, for_update, jobs, named, parse_id, parse_opt_id, ts, Conn, Result, StoreError,
+    Tx,
+};
 
 fn corrupt(column: &str, raw: &str) -> StoreError {
     StoreError::Corrupt(format!("{column} holds `{raw}`"))

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{parse_id, ts, Conn, Result, StoreError, Tx};
+use crate::{for_update, parse_id, ts, Conn, Result, StoreError, Tx};
 
 /// An integration's row.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +102,24 @@ pub async fn ensure(
     get(conn, company, provider)
         .await?
         .ok_or(StoreError::NotFound)
+}
+
+/// The integration, locked until the transaction ends (for read-modify-write of its settings).
+pub async fn get_for_update(
+    conn: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Option<Integration>> {
+    let conn: &mut Conn = conn;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2{}",
+        for_update(conn)
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Row::into_model).transpose()
 }
 
 pub async fn get(

@@ -247,6 +247,16 @@ fn ensure_sqlite_dir(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// `FOR UPDATE` on PostgreSQL, nothing on SQLite (whose write transactions already exclude each
+/// other): appended to a read that a read-modify-write must not lose to a concurrent writer.
+fn for_update(conn: &Conn) -> &'static str {
+    if conn.backend_name() == "PostgreSQL" {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
 /// Parses a stored id, reporting a corrupt row rather than panicking.
 fn parse_id<T: FromStr>(column: &str, raw: &str) -> Result<T> {
     raw.parse()

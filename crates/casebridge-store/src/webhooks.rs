@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use sqlx::FromRow;
 
-use crate::{parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
+use crate::{for_update, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
 
 const COLUMNS: &str = "id, company_id, scope_campaign_id, name, url, event_types,
     filter_campaign_ids, filter_case_type_ids, app_key_sealed, active, disabled_reason,
@@ -202,7 +202,17 @@ pub async fn update(
     now: Timestamp,
 ) -> Result<Webhook> {
     let conn: &mut Conn = conn;
-    let mut w = get(conn, company, id).await?;
+    // Locked until commit, so a concurrent change (such as a 410 turning the webhook off) is
+    // not overwritten with what this update read before it.
+    let row: Row = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE company_id = $1 AND id = $2{}",
+        for_update(conn)
+    ))
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut w = row.into_model()?;
     if let Some(n) = &patch.name {
         w.name = n.clone();
     }

@@ -473,7 +473,13 @@ async fn update_settings(
     Json(body): Json<SettingsBody>,
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
     let p = provider(&raw)?;
-    let i = ensure(&s, company, p).await?;
+    ensure(&s, company, p).await?;
+    // Read and write the toggles in one transaction, the row locked, so concurrent changes of
+    // different toggles do not undo each other.
+    let mut tx = s.store.begin().await?;
+    let i = store::get_for_update(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
     let mut t = toggles(&i);
     let set = |slot: &mut bool, v: Option<bool>| {
         if let Some(v) = v {
@@ -494,7 +500,6 @@ async fn update_settings(
             p.label()
         )));
     }
-    let mut tx = s.store.begin().await?;
     if t.sync_statuses
         && body.sync_statuses == Some(true)
         && store::status_mappings(&mut tx, company, p.as_str())
