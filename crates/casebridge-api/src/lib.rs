@@ -50,6 +50,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Base URL of the Cal.com-compatible scheduling API.
     pub scheduling_url: String,
+    /// Law Ruler clients (SSRF-safe HTTP client, configured endpoint paths, cached per company).
+    pub lawruler: casebridge_crm::lawruler::connection::Clients,
 }
 
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@
 
 mod de;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,15 @@ pub struct Config {
     /// CASEBRIDGE_SCHEDULING_URL, default `https://api.cal.com`: base URL of the Cal.com-compatible
     /// scheduling API (point it at `casebridge sim scheduling` to try things out).
     pub scheduling_url: String,
+    /// CASEBRIDGE_LAWRULER_REQUESTS_PER_MINUTE, default 120: the per-connection limit on calls to
+    /// Law Ruler (LR15); 0 turns the limiter off.
+    pub lawruler_requests_per_minute: u32,
+    /// CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS, default 3600: how often notes and changed leads
+    /// are pulled from Law Ruler (LR13).
+    pub lawruler_pull_interval_secs: u64,
+    /// `[lawruler_paths]` (CASEBRIDGE_LAWRULER_PATHS): corrections to the modelled Law Ruler
+    /// endpoint paths, by name (`token`, `notes`, …); unset names keep their defaults.
+    pub lawruler_paths: BTreeMap<String, String>,
 }
 
 /// Log output format.
@@ -154,6 +164,15 @@ const SETTINGS: &[Setting] = &[
         "CASEBRIDGE_WEBHOOK_LOG_RETENTION_DAYS",
     ),
     setting("scheduling_url", "CASEBRIDGE_SCHEDULING_URL"),
+    setting(
+        "lawruler_requests_per_minute",
+        "CASEBRIDGE_LAWRULER_REQUESTS_PER_MINUTE",
+    ),
+    setting(
+        "lawruler_pull_interval_secs",
+        "CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS",
+    ),
+    setting("lawruler_paths", "CASEBRIDGE_LAWRULER_PATHS"),
 ];
 
 const ENV_PREFIX: &str = "CASEBRIDGE_";
@@ -202,6 +221,9 @@ struct RawConfig {
     webhook_log_retention_days: u32,
     #[serde(deserialize_with = "de::string")]
     scheduling_url: String,
+    lawruler_requests_per_minute: u32,
+    lawruler_pull_interval_secs: u64,
+    lawruler_paths: BTreeMap<String, String>,
 }
 
 impl Default for RawConfig {
@@ -224,6 +246,9 @@ impl Default for RawConfig {
             shutdown_grace_secs: 20,
             webhook_log_retention_days: 30,
             scheduling_url: "https://api.cal.com".into(),
+            lawruler_requests_per_minute: 120,
+            lawruler_pull_interval_secs: 3600,
+            lawruler_paths: BTreeMap::new(),
         }
     }
 }
@@ -323,6 +348,15 @@ impl fmt::Debug for Config {
                 &self.webhook_log_retention_days,
             )
             .field("scheduling_url", &self.scheduling_url)
+            .field(
+                "lawruler_requests_per_minute",
+                &self.lawruler_requests_per_minute,
+            )
+            .field(
+                "lawruler_pull_interval_secs",
+                &self.lawruler_pull_interval_secs,
+            )
+            .field("lawruler_paths", &self.lawruler_paths)
             .finish()
     }
 }
@@ -568,7 +602,23 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         shutdown_grace_secs: raw.shutdown_grace_secs,
         webhook_log_retention_days: raw.webhook_log_retention_days,
         scheduling_url,
+        lawruler_requests_per_minute: raw.lawruler_requests_per_minute,
+        lawruler_pull_interval_secs: lawruler_pull_interval_secs(
+            raw.lawruler_pull_interval_secs,
+            &origin("lawruler_pull_interval_secs"),
+        )?,
+        lawruler_paths: raw.lawruler_paths,
     })
+}
+
+fn lawruler_pull_interval_secs(secs: u64, origin: &str) -> Result<u64, ConfigError> {
+    if secs < 60 {
+        return Err(invalid(
+            "lawruler_pull_interval_secs",
+            format!("must be at least 60 seconds{origin}"),
+        ));
+    }
+    Ok(secs)
 }
 
 /// Parses a CIDR network; a bare address means just that host (/32 or /128). Host bits are

@@ -47,6 +47,9 @@ pub struct Toggles {
     pub send_call_records: bool,
     pub send_documents: bool,
     pub sync_statuses: bool,
+    /// Not a toggle of the safe order but an option of call records (LR10): send the phone
+    /// number that reached the client as `CellPhone`.
+    pub sync_enriched_phones: bool,
 }
 
 /// What the engine actually does: each toggle counts only when the toggles it depends on are on.

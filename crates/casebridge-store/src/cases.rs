@@ -136,6 +136,22 @@ pub async fn create(
     get(conn, company, id).await
 }
 
+/// The case, its row locked until the transaction ends, for a change that must compare the
+/// record before and after (outbound sync diffs) without losing to a concurrent writer.
+pub async fn get_for_update(conn: &mut Tx, company: CompanyId, id: CaseId) -> Result<Case> {
+    let conn: &mut Conn = conn;
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM cases WHERE company_id = $1 AND id = $2{}",
+        crate::for_update(conn)
+    ))
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    found.ok_or(StoreError::NotFound)?;
+    get(conn, company, id).await
+}
+
 pub async fn get(conn: &mut Conn, company: CompanyId, id: CaseId) -> Result<Case> {
     let row: Row = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM cases WHERE company_id = $1 AND id = $2"

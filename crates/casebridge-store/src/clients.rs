@@ -64,6 +64,22 @@ pub async fn create(
     get(conn, company, parse_id("clients.id", &id)?).await
 }
 
+/// The client, its row locked until the transaction ends, for a change that must compare the
+/// record before and after (outbound sync diffs) without losing to a concurrent writer.
+pub async fn get_for_update(conn: &mut Tx, company: CompanyId, id: ClientId) -> Result<Client> {
+    let conn: &mut Conn = conn;
+    let found: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM clients WHERE company_id = $1 AND id = $2{}",
+        crate::for_update(conn)
+    ))
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    found.ok_or(StoreError::NotFound)?;
+    get(conn, company, id).await
+}
+
 pub async fn get(conn: &mut Conn, company: CompanyId, id: ClientId) -> Result<Client> {
     let row: Row = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM clients WHERE company_id = $1 AND id = $2"

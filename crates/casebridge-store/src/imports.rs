@@ -1,6 +1,10 @@
 //! Manual imports (SPEC LR14): an uploaded file, its progress counters and its row errors.
 //! The file itself is kept (`source`) until the import finishes, so a job that dies half-way
 //! resumes from `processed_rows`.
+//!
+//! An import comes from an uploaded CSV file ([`ImportOrigin::Csv`], created with its `source`)
+//! or from the CRM's API ([`ImportOrigin::Api`], created without one: its job fetches the
+//! records, stores them as CSV with [`set_fetched`], then applies them as an upload).
 
 use casebridge_domain::ids::CompanyId;
 use casebridge_domain::page::{Page, PageRequest};
@@ -43,6 +47,32 @@ impl ImportStatus {
     }
 }
 
+/// Where an import's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOrigin {
+    /// An uploaded CSV file.
+    Csv,
+    /// Fetched from the CRM's API by the import's job.
+    Api,
+}
+
+impl ImportOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportOrigin::Csv => "csv",
+            ImportOrigin::Api => "api",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "csv" => ImportOrigin::Csv,
+            "api" => ImportOrigin::Api,
+            _ => return None,
+        })
+    }
+}
+
 /// A row that could not be imported: its 1-based data row number (the header is not counted)
 /// and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +97,11 @@ pub struct Import {
     pub company_id: CompanyId,
     pub provider: String,
     pub status: ImportStatus,
+    pub origin: ImportOrigin,
+    /// For an API import: the time its records were fetched changed since (`None`: all).
+    pub fetch_since: Option<Timestamp>,
+    /// For an API import: when the fetched records were stored; until then `total_rows` is 0.
+    pub fetched_at: Option<Timestamp>,
     pub file_name: Option<String>,
     pub total_rows: u64,
     pub counts: Counts,
@@ -78,9 +113,9 @@ pub struct Import {
     pub finished_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "id, company_id, provider, status, file_name, total_rows, processed_rows,
-    created_count, updated_count, unchanged_count, failed_count, errors, failure, created_at,
-    started_at, finished_at";
+const COLUMNS: &str = "id, company_id, provider, status, origin, fetch_since, fetched_at,
+    file_name, total_rows, processed_rows, created_count, updated_count, unchanged_count,
+    failed_count, errors, failure, created_at, started_at, finished_at";
 
 #[derive(FromRow)]
 struct Row {
@@ -88,6 +123,9 @@ struct Row {
     company_id: String,
     provider: String,
     status: String,
+    origin: String,
+    fetch_since: Option<i64>,
+    fetched_at: Option<i64>,
     file_name: Option<String>,
     total_rows: i64,
     processed_rows: i64,
@@ -118,6 +156,10 @@ impl Row {
             provider: self.provider,
             status: ImportStatus::parse(&self.status)
                 .ok_or_else(|| StoreError::Corrupt(format!("imports.status `{}`", self.status)))?,
+            origin: ImportOrigin::parse(&self.origin)
+                .ok_or_else(|| StoreError::Corrupt(format!("imports.origin `{}`", self.origin)))?,
+            fetch_since: self.fetch_since.map(ts).transpose()?,
+            fetched_at: self.fetched_at.map(ts).transpose()?,
             file_name: self.file_name,
             total_rows: count(self.total_rows),
             counts: Counts {
@@ -168,6 +210,56 @@ pub async fn create(
     row.into_model()
 }
 
+/// A new import from the CRM's API, `queued`, without rows yet: its job fetches the records
+/// changed since `since` (all when `None`) and stores them with [`set_fetched`].
+pub async fn create_from_api(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Import> {
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO imports (id, company_id, provider, status, origin, fetch_since, total_rows,
+                              created_at, updated_at)
+         VALUES ($1, $2, $3, 'queued', 'api', $4, 0, $5, $5) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7().to_string())
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(since.map(|t| t.as_millisecond()))
+    .bind(now.as_millisecond())
+    .fetch_one(&mut *conn)
+    .await?;
+    row.into_model()
+}
+
+/// Stores what an API import fetched (as the CSV an upload would be) and its row count. Only
+/// once, and only while the import is unfinished: returns false when it was already stored or
+/// the import has ended.
+pub async fn set_fetched(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: Uuid,
+    source: &str,
+    total_rows: u64,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE imports SET source = $3, total_rows = $4, fetched_at = $5, updated_at = $5
+         WHERE company_id = $1 AND id = $2 AND origin = 'api' AND fetched_at IS NULL
+           AND status IN ('queued', 'running')",
+    )
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .bind(source)
+    .bind(int(total_rows))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The import, or `NotFound` (also for another company's).
 pub async fn get(conn: &mut Conn, company: CompanyId, id: Uuid) -> Result<Import> {
     let row: Option<Row> = sqlx::query_as(&format!(
@@ -207,7 +299,8 @@ pub async fn list(
     }))
 }
 
-/// The uploaded file, while the import has not finished (`None` afterwards).
+/// The uploaded (or fetched) file, while the import has not finished (`None` afterwards, and
+/// for an API import that has not fetched yet).
 pub async fn source(conn: &mut Conn, company: CompanyId, id: Uuid) -> Result<Option<String>> {
     let row: Option<(Option<String>,)> =
         sqlx::query_as("SELECT source FROM imports WHERE company_id = $1 AND id = $2")

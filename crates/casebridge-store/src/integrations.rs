@@ -29,11 +29,17 @@ pub struct Integration {
     pub last_status_push_at: Option<Timestamp>,
     pub catalog_refreshed_at: Option<Timestamp>,
     pub catalog_error: Option<String>,
+    /// Pull cursors: the CRM storage time of the newest lead / note seen (LR13).
+    pub leads_cursor: Option<Timestamp>,
+    pub notes_cursor: Option<Timestamp>,
+    pub last_pull_at: Option<Timestamp>,
+    pub last_pull_error: Option<String>,
 }
 
 const COLUMNS: &str = "company_id, provider, webhook_token, credentials_sealed, connected_at,
     settings, config_error, first_webhook_at, last_webhook_at, last_integration_sync_at,
-    last_status_pull_at, last_status_push_at, catalog_refreshed_at, catalog_error";
+    last_status_pull_at, last_status_push_at, catalog_refreshed_at, catalog_error,
+    leads_cursor, notes_cursor, last_pull_at, last_pull_error";
 
 #[derive(FromRow)]
 struct Row {
@@ -51,6 +57,10 @@ struct Row {
     last_status_push_at: Option<i64>,
     catalog_refreshed_at: Option<i64>,
     catalog_error: Option<String>,
+    leads_cursor: Option<i64>,
+    notes_cursor: Option<i64>,
+    last_pull_at: Option<i64>,
+    last_pull_error: Option<String>,
 }
 
 fn opt_ts(v: Option<i64>) -> Result<Option<Timestamp>> {
@@ -75,6 +85,10 @@ impl Row {
             last_status_push_at: opt_ts(self.last_status_push_at)?,
             catalog_refreshed_at: opt_ts(self.catalog_refreshed_at)?,
             catalog_error: self.catalog_error,
+            leads_cursor: opt_ts(self.leads_cursor)?,
+            notes_cursor: opt_ts(self.notes_cursor)?,
+            last_pull_at: opt_ts(self.last_pull_at)?,
+            last_pull_error: self.last_pull_error,
         })
     }
 }
@@ -210,6 +224,148 @@ pub async fn touch_webhook(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Which health timestamp to move (LR12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Anything was synced in either direction.
+    IntegrationSync,
+    /// Statuses were read from the CRM (webhook or pull).
+    StatusPull,
+    /// A status was written to the CRM.
+    StatusPush,
+}
+
+/// Moves a health timestamp (and, for every kind, `last_integration_sync_at`) to `now`.
+pub async fn touch_health(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    what: Health,
+    now: Timestamp,
+) -> Result<()> {
+    let also = match what {
+        Health::IntegrationSync => "",
+        Health::StatusPull => ", last_status_pull_at = $3",
+        Health::StatusPush => ", last_status_push_at = $3",
+    };
+    sqlx::query(&format!(
+        "UPDATE integrations SET last_integration_sync_at = $3{also}
+         WHERE company_id = $1 AND provider = $2"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a configuration problem found while syncing (the Key was rejected, …), or clears it.
+pub async fn set_config_error(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    error: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET config_error = $3, updated_at = $4
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(error.map(str::to_owned))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a pull: the new cursors (unchanged when `None`), when, and its error if it failed.
+pub async fn record_pull(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    leads_cursor: Option<Timestamp>,
+    notes_cursor: Option<Timestamp>,
+    error: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET leads_cursor = COALESCE($3, leads_cursor),
+                notes_cursor = COALESCE($4, notes_cursor), last_pull_at = $5,
+                last_pull_error = $6
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(leads_cursor.map(|t| t.as_millisecond()))
+    .bind(notes_cursor.map(|t| t.as_millisecond()))
+    .bind(now.as_millisecond())
+    .bind(error.map(str::to_owned))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The companies with a connected integration of `provider` (for scheduled pulls).
+pub async fn connected(conn: &mut Conn, provider: &str) -> Result<Vec<CompanyId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT company_id FROM integrations
+         WHERE provider = $1 AND credentials_sealed IS NOT NULL ORDER BY company_id",
+    )
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.iter()
+        .map(|i| parse_id("integrations.company_id", i))
+        .collect()
+}
+
+/// The CRM case types linked to a platform case type, `(crm_id, name)`, by CRM id.
+pub async fn crm_case_types_linked_to(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    case_type: CaseTypeId,
+) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT l.crm_case_type_id, COALESCE(t.name, l.crm_case_type_id)
+         FROM case_type_links l
+         LEFT JOIN crm_case_types t ON t.company_id = l.company_id AND t.provider = l.provider
+                                   AND t.crm_id = l.crm_case_type_id
+         WHERE l.company_id = $1 AND l.provider = $2 AND l.case_type_id = $3
+         ORDER BY l.crm_case_type_id",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(case_type.to_string())
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The CRM status a platform status maps to, `(crm_id, name)` (the name from the catalog, or
+/// the id when the catalog does not have it).
+pub async fn crm_status_for(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    case_status: CaseStatusId,
+) -> Result<Option<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT m.crm_status_id, COALESCE(s.name, m.crm_status_id)
+         FROM status_mappings m
+         LEFT JOIN crm_statuses s ON s.company_id = m.company_id AND s.provider = m.provider
+                                 AND s.crm_id = m.crm_status_id
+         WHERE m.company_id = $1 AND m.provider = $2 AND m.case_status_id = $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(case_status.to_string())
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// A CRM case type, status or field as loaded from the CRM.
@@ -727,6 +883,18 @@ pub async fn record_receipt(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// How many CRM records were received (distinct records with an applied receipt).
+pub async fn records_received(conn: &mut Conn, company: CompanyId, provider: &str) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM inbound_receipts WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 // ---- sync log ----

@@ -2,6 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_api::{AppState, HttpOptions};
+use casebridge_crm::lawruler::client::LawRulerPaths;
+use casebridge_crm::lawruler::connection::Clients;
+use casebridge_crm::lawruler::outbound;
 use casebridge_crypto::{generate_api_key, Keyring, MasterKey};
 use casebridge_domain::clock::ManualClock;
 use casebridge_domain::company::NewCompany;
@@ -17,6 +20,15 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::{TestBackend, TestDb};
+
+/// Law Ruler clients as the server builds them, with the test URL policy.
+fn lawruler_clients(keyring: &Keyring, policy: &UrlPolicy) -> Clients {
+    Clients::new(
+        casebridge_webhooks::policy::safe_client(Arc::new(policy.clone()), Duration::from_secs(20)),
+        LawRulerPaths::default(),
+        keyring.clone(),
+    )
+}
 
 /// How a [`TestApp`] is set up.
 #[derive(Debug, Clone)]
@@ -93,6 +105,7 @@ impl TestApp {
             ),
             public_url: options.public_url.clone(),
             scheduling_url: options.scheduling_url.clone(),
+            lawruler: lawruler_clients(&keyring, &options.url_policy),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -142,6 +155,35 @@ impl TestApp {
                 poll_interval: Duration::from_millis(20),
                 shutdown_grace: Duration::from_secs(1),
                 ..WorkerConfig::new(QUEUE)
+            },
+        )
+    }
+
+    /// A worker for the `crm` queue (imports and outbound Law Ruler operations) sharing the
+    /// app's store, keyring, clock and URL policy. `requests_per_minute` is the per-connection
+    /// Law Ruler limit (0: none).
+    pub fn crm_worker(&self, requests_per_minute: u32) -> Worker {
+        let clock: Arc<dyn casebridge_domain::clock::Clock> = Arc::new(self.clock.clone());
+        let registry =
+            casebridge_crm::lawruler::import::registry(self.db.store.clone(), clock.clone());
+        let registry = outbound::register(
+            registry,
+            outbound::OpHandler::new(
+                self.db.store.clone(),
+                clock.clone(),
+                lawruler_clients(&self.keyring, &self.options.url_policy),
+                requests_per_minute,
+            ),
+        );
+        Worker::new(
+            self.db.store.clone(),
+            clock,
+            registry,
+            WorkerConfig {
+                concurrency: 8,
+                poll_interval: Duration::from_millis(20),
+                shutdown_grace: Duration::from_secs(1),
+                ..WorkerConfig::new(outbound::QUEUE)
             },
         )
     }

@@ -7,6 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use casebridge_api::{AppState, HttpOptions};
 use casebridge_config::{Config, LogFormat};
+use casebridge_crm::lawruler::client::LawRulerPaths;
+use casebridge_crm::lawruler::connection::Clients;
+use casebridge_crm::lawruler::outbound;
 use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
 use casebridge_domain::clock::{Clock, SystemClock};
 use casebridge_queue::{Registry, Worker, WorkerConfig};
@@ -88,6 +91,17 @@ pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
     Ok(Keyring::new(primary, older))
 }
 
+/// How long one call to Law Ruler may take (an upload of a long recording included).
+const LAWRULER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Law Ruler endpoint paths: defaults, with `[lawruler_paths]` corrections. An unknown name
+/// is an error naming the setting, not a silently ignored typo.
+pub fn lawruler_paths(config: &Config) -> anyhow::Result<LawRulerPaths> {
+    serde_json::to_value(&config.lawruler_paths)
+        .and_then(serde_json::from_value)
+        .context("CASEBRIDGE_LAWRULER_PATHS (lawruler_paths)")
+}
+
 /// Everything a running process shares.
 #[derive(Clone)]
 pub struct Runtime {
@@ -95,17 +109,21 @@ pub struct Runtime {
     pub store: Store,
     pub keyring: Keyring,
     pub clock: Arc<dyn Clock>,
+    /// The Law Ruler endpoint paths: the defaults with the configured corrections.
+    pub lawruler_paths: LawRulerPaths,
 }
 
 impl Runtime {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let keyring = keyring(&config)?;
+        let lawruler_paths = lawruler_paths(&config)?;
         let store = open_store(&config).await?;
         Ok(Self {
             config,
             store,
             keyring,
             clock: Arc::new(SystemClock),
+            lawruler_paths,
         })
     }
 
@@ -115,6 +133,31 @@ impl Runtime {
             allow_http: self.config.allow_http,
             allowed_private: self.config.allow_private_networks.clone(),
         }
+    }
+
+    /// Law Ruler clients over the SSRF-safe HTTP client, cached per company.
+    pub fn lawruler_clients(&self) -> Clients {
+        Clients::new(
+            casebridge_webhooks::policy::safe_client(Arc::new(self.url_policy()), LAWRULER_TIMEOUT),
+            self.lawruler_paths.clone(),
+            self.keyring.clone(),
+        )
+    }
+
+    /// The handlers of the `crm` queue: imports and outbound operations.
+    pub fn crm_registry(&self) -> Registry {
+        let clients = self.lawruler_clients();
+        let registry =
+            casebridge_crm::lawruler::import::registry(self.store.clone(), self.clock.clone());
+        outbound::register(
+            registry,
+            outbound::OpHandler::new(
+                self.store.clone(),
+                self.clock.clone(),
+                clients,
+                self.config.lawruler_requests_per_minute,
+            ),
+        )
     }
 
     /// The worker pools of this build, one per queue, each with its handlers. A job whose kind
@@ -129,10 +172,7 @@ impl Runtime {
         );
         let queues: Vec<(&str, Registry)> = vec![
             (webhook_outbox::QUEUE, webhooks.registry()),
-            (
-                casebridge_crm::lawruler::import::QUEUE,
-                casebridge_crm::lawruler::import::registry(self.store.clone(), self.clock.clone()),
-            ),
+            (outbound::QUEUE, self.crm_registry()),
         ];
         queues
             .into_iter()
@@ -164,15 +204,11 @@ impl Runtime {
         with_workers: bool,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let workers = if with_workers {
-            self.workers()
+        let worker_tasks = if with_workers {
+            self.spawn_workers(&shutdown)
         } else {
             Vec::new()
         };
-        let worker_tasks: Vec<_> = workers
-            .into_iter()
-            .map(|w| tokio::spawn(w.run(shutdown.clone())))
-            .collect();
         let state = AppState {
             store: self.store.clone(),
             clock: self.clock.clone(),
@@ -185,6 +221,7 @@ impl Runtime {
             ),
             public_url: self.config.public_url.clone(),
             scheduling_url: self.config.scheduling_url.clone(),
+            lawruler: self.lawruler_clients(),
         };
         let options = HttpOptions {
             body_limit_bytes: self.config.body_limit_bytes,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use casebridge_crm::lawruler::outbound as crm_outbound;
 use casebridge_domain::activity::{
     self as rules, Call, CallAnalysis, CallEnd, CallInput, CallStatus, Channel, Direction, Message,
     MessageInput, MessageStatus, NewAnalysis, NewCall, NewMessage, NewTask, Speaker, Task,
@@ -678,6 +679,8 @@ async fn analyze_call(
     let call = activity::analyze_call(&mut tx, company, call_id, &analysis, now)
         .await
         .or_not_found("call", &id)?;
+    // The Voice AI call result, notes and recording go to Law Ruler (LR10).
+    crm_outbound::call_analyzed(&mut tx, company, &call, now).await?;
     let (campaign, case) = (call.campaign_id, call.case_id);
     let data = CallAnalyzedData::new(call.into());
     let event = new_event(EventType::CallAnalyzed, &data, campaign, case)?;
@@ -823,6 +826,7 @@ async fn send_message(
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
     let message = activity::create_message(&mut tx, company, &new, now).await?;
+    crm_outbound::message_recorded(&mut tx, company, &message, now).await?;
     let (campaign, case) = (message.campaign_id, message.case_id);
     let data = MessageEventData {
         message: message.into(),

@@ -2,6 +2,7 @@ use std::str::FromStr;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use casebridge_crm::lawruler::outbound;
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::CaseId;
 use casebridge_domain::records::{
@@ -131,8 +132,10 @@ async fn create_case(
     Json(body): Json<CreateCase>,
 ) -> Result<(StatusCode, axum::Json<CaseOut>), ApiError> {
     let new = parse_new(body)?;
+    let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let case = cases::create(&mut tx, company, &new, s.clock.now()).await?;
+    let case = cases::create(&mut tx, company, &new, now).await?;
+    outbound::case_changed(&mut tx, company, None, &case, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(case.into())))
 }
@@ -188,10 +191,16 @@ async fn update_case(
 ) -> Result<axum::Json<CaseOut>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
     let patch = parse_patch(body)?;
+    let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let case = cases::update(&mut tx, company, case_id, &patch, s.clock.now())
+    let before = cases::get_for_update(&mut tx, company, case_id)
         .await
         .or_not_found("case", &id)?;
+    let case = cases::update(&mut tx, company, case_id, &patch, now)
+        .await
+        .or_not_found("case", &id)?;
+    // Mapped fields and status go to the CRM in the same transaction (LR9).
+    outbound::case_changed(&mut tx, company, Some(&before), &case, now).await?;
     tx.commit().await?;
     Ok(axum::Json(case.into()))
 }

@@ -1,5 +1,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use casebridge_crm::lawruler::outbound;
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::ClientId;
 use casebridge_domain::records::{
@@ -166,10 +167,15 @@ async fn update_client(
         email: body.email,
         phone: body.phone,
     };
+    let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let client = clients::update(&mut tx, company, client_id, &patch, s.clock.now())
+    let before = clients::get_for_update(&mut tx, company, client_id)
         .await
         .or_not_found("client", &id)?;
+    let client = clients::update(&mut tx, company, client_id, &patch, now)
+        .await
+        .or_not_found("client", &id)?;
+    outbound::client_changed(&mut tx, company, &before, &client, now).await?;
     tx.commit().await?;
     Ok(axum::Json(client.into()))
 }

@@ -1,14 +1,19 @@
-//! Manual import of existing Law Ruler leads from a CSV file (SPEC LR14). The upload is checked
-//! (a header with every required column) and stored with its job; a worker on the `crm` queue
-//! applies the rows (`casebridge_crm::lawruler::import`) and the import's row shows the progress.
+//! Manual import of existing Law Ruler leads (SPEC LR14), from a CSV file or from the Law Ruler
+//! API. An upload is checked (a header with every required column) and stored with its job; a
+//! JSON `{"source": "lawruler_api"}` stores an import without a file whose job first reads the
+//! leads from Law Ruler. Either way a worker on the `crm` queue applies the rows
+//! (`casebridge_crm::lawruler::import`) and the import's row shows the progress. The handler
+//! never calls Law Ruler itself.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
-use casebridge_crm::lawruler::import::{self, FileError};
+use casebridge_crm::lawruler::import::{self, ApiImportError, FileError};
 use casebridge_crm::lawruler::ingest;
+use casebridge_domain::error::Validator;
 use casebridge_domain::ValidationError;
-use casebridge_store::imports::{self as store, Import};
+use casebridge_store::imports::{self as store, Import, ImportOrigin, ImportStatus};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -37,14 +42,37 @@ pub struct RowErrorOut {
     pub message: String,
 }
 
+/// Starts an import from the Law Ruler API instead of a file.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportFromApiIn {
+    /// `lawruler_api`.
+    pub source: String,
+    /// RFC 3339 with an offset (`2025-01-01T00:00:00Z`): import only the leads created or
+    /// changed in Law Ruler at or after this time. Default: every lead.
+    pub since: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportOut {
     pub id: String,
     pub provider: String,
     /// `queued`, `running`, `done` or `failed`.
     pub status: String,
+    /// Where the rows come from: `csv` (an uploaded file) or `lawruler_api` (read from Law
+    /// Ruler by the import's job).
+    pub source: String,
+    /// What the import is doing: `fetching` (an import from the Law Ruler API that has not read
+    /// the leads yet; `total_rows` is 0 until it has), `applying` (queued or applying rows), or
+    /// `finished` (`status` is `done` or `failed`).
+    pub phase: String,
+    /// For `lawruler_api`: the `since` asked for (none: every lead).
+    pub since: Option<String>,
+    /// For `lawruler_api`: when the leads were read from Law Ruler.
+    pub fetched_at: Option<String>,
     pub file_name: Option<String>,
-    /// Data rows in the file (the header is not counted).
+    /// Data rows in the file (the header is not counted), or leads read from Law Ruler (0 while
+    /// `phase` is `fetching`).
     pub total_rows: u64,
     pub processed_rows: u64,
     /// Cases created.
@@ -63,12 +91,28 @@ pub struct ImportOut {
     pub finished_at: Option<String>,
 }
 
+/// The request's and the response's name for where an import's rows come from.
+const SOURCE_LAWRULER_API: &str = "lawruler_api";
+
 impl From<Import> for ImportOut {
     fn from(i: Import) -> Self {
+        let phase = match (i.status, i.origin, i.fetched_at) {
+            (ImportStatus::Done | ImportStatus::Failed, _, _) => "finished",
+            (_, ImportOrigin::Api, None) => "fetching",
+            _ => "applying",
+        };
         Self {
             id: i.id.to_string(),
             provider: i.provider,
             status: i.status.as_str().to_owned(),
+            source: match i.origin {
+                ImportOrigin::Csv => "csv",
+                ImportOrigin::Api => SOURCE_LAWRULER_API,
+            }
+            .to_owned(),
+            phase: phase.to_owned(),
+            since: i.fetch_since.map(|t| t.to_string()),
+            fetched_at: i.fetched_at.map(|t| t.to_string()),
             file_name: i.file_name,
             total_rows: i.total_rows,
             processed_rows: i.counts.processed,
@@ -107,14 +151,59 @@ fn too_large_or_bad(e: axum::extract::rejection::BytesRejection) -> ApiError {
     }
 }
 
-/// The file's bytes and name: a `text/csv` body, or the `file` part of a multipart form.
-async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String>), ApiError> {
-    let content_type = req
-        .headers()
+fn content_type(req: &Request) -> String {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+const WHAT_TO_SEND: &str = "send the file as text/csv or as the `file` part of \
+    multipart/form-data, or JSON {\"source\": \"lawruler_api\"} to import from the Law Ruler API";
+
+/// The `since` of a JSON import request. A JSON body without `source` is not an import request
+/// (415, as for any other unsupported body); with one, its values are checked (422).
+fn api_request(body: &[u8]) -> Result<Option<Timestamp>, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if value.get("source").is_none() {
+        return Err(ApiError::UnsupportedMediaType(WHAT_TO_SEND.into()));
+    }
+    let req: ImportFromApiIn = serde_json::from_value(value)
+        .map_err(|e| ValidationError::single("body", e.to_string()))?;
+    let mut v = Validator::new();
+    if req.source != SOURCE_LAWRULER_API {
+        v.push(
+            "source",
+            format!(
+                "must be `{SOURCE_LAWRULER_API}` (a CSV file is sent as text/csv or multipart)"
+            ),
+        );
+    }
+    let since = match req.since.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<Timestamp>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                v.push(
+                    "since",
+                    format!(
+                        "`{raw}` is not an RFC 3339 time with an offset, such as \
+                         2025-01-01T00:00:00Z"
+                    ),
+                );
+                None
+            }
+        },
+    };
+    v.finish()?;
+    Ok(since)
+}
+
+/// The file's bytes and name: a `text/csv` body, or the `file` part of a multipart form.
+async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String>), ApiError> {
+    let content_type = content_type(&req);
     if content_type.starts_with("multipart/form-data") {
         let mut mp = axum::extract::Multipart::from_request(req, state)
             .await
@@ -132,9 +221,7 @@ async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String
         .iter()
         .any(|t| content_type.starts_with(t));
     if !csv_like {
-        return Err(ApiError::UnsupportedMediaType(
-            "send the file as text/csv, or as the `file` part of multipart/form-data".into(),
-        ));
+        return Err(ApiError::UnsupportedMediaType(WHAT_TO_SEND.into()));
     }
     let bytes = Bytes::from_request(req, state)
         .await
@@ -142,25 +229,54 @@ async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String
     Ok((bytes, None))
 }
 
-/// Starts an import of Law Ruler leads from a CSV file (LR14): one row per lead, a header row
-/// naming the columns as Law Ruler does (the ten required fields: Lead ID, Case Type ID, Case
-/// Type, Status ID, Status, Full Name, Created Date, Primary Contact ID, First Name, Last Name;
-/// names match ignoring case, spaces, underscores and hyphens; other columns such as Email,
-/// Cell Phone, list_name, campaign_id are read as the webhook reads them). Send the file as
-/// `text/csv` or as the `file` part of a multipart form. A file missing required columns → 422
-/// naming them, and nothing is stored. Otherwise 202: the rows are applied in the background;
-/// follow `GET /integrations/lawruler/import/{id}`. Importing a file again changes nothing for
-/// rows whose content is unchanged.
+/// Starts an import of existing Law Ruler leads (LR14), from a CSV file or from the Law Ruler API.
+///
+/// **CSV file**: one row per lead, a header row naming the columns as Law Ruler does (the ten
+/// required fields: Lead ID, Case Type ID, Case Type, Status ID, Status, Full Name, Created Date,
+/// Primary Contact ID, First Name, Last Name; names match ignoring case, spaces, underscores and
+/// hyphens; other columns such as Email, Cell Phone, list_name, campaign_id are read as the
+/// webhook reads them). Send the file as `text/csv` or as the `file` part of a multipart form. A
+/// file missing required columns → 422 naming them, and nothing is stored.
+///
+/// **Law Ruler API**: JSON `{"source": "lawruler_api", "since": "<RFC 3339, optional>"}`. Needs
+/// a connected Law Ruler integration (409 otherwise). The import's job reads the leads created
+/// or changed since `since` (every lead without it) from Law Ruler, then applies them as a file
+/// with the webhook's columns would be; while it reads, `phase` is `fetching` and `total_rows`
+/// is 0.
+///
+/// Either way: 202, the rows are applied in the background; follow
+/// `GET /integrations/lawruler/import/{id}`. Importing the same leads again changes nothing for
+/// leads whose content is unchanged, and later webhooks update the same cases.
 #[utoipa::path(post, path = "/integrations/lawruler/import", tag = "integrations",
     security(("bearer" = [])),
-    request_body(content = String, content_type = "text/csv"),
-    responses((status = 202, body = ImportOut), (status = 413, body = ErrorBody),
+    request_body(content(
+        (String = "text/csv"),
+        (ImportFromApiIn = "application/json"),
+    )),
+    responses((status = 202, body = ImportOut), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upload(
     State(s): State<AppState>,
     Auth(company): Auth,
     req: Request,
 ) -> Result<(StatusCode, axum::Json<ImportOut>), ApiError> {
+    if content_type(&req).starts_with("application/json") {
+        let body = Bytes::from_request(req, &s)
+            .await
+            .map_err(too_large_or_bad)?;
+        let since = api_request(&body)?;
+        let now = s.clock.now();
+        let mut tx = s.store.begin().await?;
+        let created = import::enqueue_from_api(&mut tx, company, since, now)
+            .await
+            .map_err(|e| match e {
+                ApiImportError::NotConnected => ApiError::Conflict(e.to_string()),
+                ApiImportError::Store(e) => e.into(),
+            })?;
+        tx.commit().await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(created.into())));
+    }
     let (bytes, file_name) = file_of(&s, req).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ValidationError::single("file", "is not UTF-8 text"))?;

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
-use casebridge_crm::lawruler::client::{
-    ConnectError, Credentials, LawRulerClient, LawRulerError, LawRulerPaths,
-};
+use casebridge_crm::lawruler::client::{ConnectError, Credentials, LawRulerClient, LawRulerError};
+use casebridge_crm::lawruler::connection::{self, StoredCredentials};
 use casebridge_crm::lawruler::inbound::{self, InboundError};
 use casebridge_crm::lawruler::ingest::{self, IngestError};
+use casebridge_crm::lawruler::outbound;
+use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
@@ -24,7 +25,6 @@ use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, CrmField, CrmItem, Integration, NewSyncEntry};
 use casebridge_store::{named, Conn};
 use rand::RngCore;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -42,6 +42,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_integration))
         .routes(routes!(connect, disconnect))
         .routes(routes!(update_settings))
+        .routes(routes!(get_status_sync, put_status_sync))
+        .routes(routes!(list_operations))
         .routes(routes!(refresh_catalog))
         .routes(routes!(field_preview))
         .routes(routes!(get_links, put_links))
@@ -63,10 +65,6 @@ fn provider(raw: &str) -> Result<Provider, ApiError> {
             "no integration `{raw}`; there are `lawruler` and `smartadvocate`"
         ))
     })
-}
-
-fn credentials_aad(company: CompanyId, provider: Provider) -> String {
-    format!("integration/{company}/{}", provider.as_str())
 }
 
 /// A random, unguessable token for the inbound webhook URL (LR2).
@@ -98,46 +96,17 @@ fn toggles(i: &Integration) -> Toggles {
     serde_json::from_value(i.settings.clone()).unwrap_or_default()
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone)]
-struct StoredCredentials {
-    username: String,
-    password: String,
-    client_root: String,
-    client_secret: String,
-    key: String,
-}
-
-impl StoredCredentials {
-    fn into_credentials(self) -> Credentials {
-        Credentials::new(
-            self.username,
-            self.password,
-            self.client_root,
-            self.client_secret,
-            self.key,
-        )
-    }
-}
-
 fn open_credentials(
     state: &AppState,
     i: &Integration,
-    p: Provider,
 ) -> Result<Option<StoredCredentials>, ApiError> {
-    let Some(sealed) = &i.credentials_sealed else {
-        return Ok(None);
-    };
-    let plain = state
-        .keyring
-        .open(sealed, &credentials_aad(i.company_id, p))
-        .map_err(|e| ApiError::Internal(format!("opening stored credentials: {e}")))?;
-    serde_json::from_str(plain.expose_secret())
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("stored credentials: {e}")))
+    connection::open(&state.keyring, i).map_err(ApiError::Internal)
 }
 
 fn lawruler_client(state: &AppState, creds: Credentials) -> Result<LawRulerClient, ApiError> {
-    LawRulerClient::new(state.outbound.clone(), creds, LawRulerPaths::default())
+    state
+        .lawruler
+        .build(creds)
         .map_err(|e| ValidationError::single("client_root", e.to_string()).into())
 }
 
@@ -194,6 +163,32 @@ pub struct IntegrationOut {
     pub config_error: Option<String>,
     /// Why the CRM's case types, statuses or fields could not be loaded, if they could not.
     pub catalog_error: Option<String>,
+    /// Sync monitoring (SYNC3).
+    pub sync: SyncOut,
+}
+
+/// Sync monitoring (SYNC3): what was synced, what waits, the last error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncOut {
+    pub last_sync_at: Option<String>,
+    /// CRM records received (webhooks, pulls, imports), counted once per record.
+    pub records_received: u64,
+    /// Outbound operations sent.
+    pub operations_done: u64,
+    /// Outbound operations waiting to be sent (including retries after transient errors).
+    pub operations_pending: u64,
+    /// Status changes held while status sync is off (LR11).
+    pub operations_held: u64,
+    /// Waiting for the connection to be fixed (configuration error).
+    pub operations_blocked: u64,
+    /// Refused by the CRM; see the sync log for the reasons.
+    pub operations_failed: u64,
+    pub operations_skipped: u64,
+    /// The newest error of the sync log, if any.
+    pub last_error: Option<SyncEntryOut>,
+    /// The last pull of notes and changed records (LR13), and its error if it failed.
+    pub last_pull_at: Option<String>,
+    pub last_pull_error: Option<String>,
 }
 
 const SECRET_MASK: &str = "••••••••";
@@ -204,7 +199,7 @@ fn time(t: Option<jiff::Timestamp>) -> Option<String> {
 
 async fn view(state: &AppState, p: Provider, i: Integration) -> Result<IntegrationOut, ApiError> {
     let mut conn = state.store.conn().await?;
-    let creds = open_credentials(state, &i, p)?;
+    let creds = open_credentials(state, &i)?;
     let t = toggles(&i);
     let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
     let links = store::links(&mut conn, i.company_id, p.as_str()).await?;
@@ -228,7 +223,37 @@ async fn view(state: &AppState, p: Provider, i: Integration) -> Result<Integrati
             serde_json::to_value(t).unwrap()[name].clone()
         ))
         .collect::<serde_json::Map<_, _>>());
+    let counts = casebridge_store::crm_ops::counts(&mut conn, i.company_id, p.as_str()).await?;
+    let count = |st: OpState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+    let last_error = store::sync_log(
+        &mut conn,
+        i.company_id,
+        p.as_str(),
+        Some("error"),
+        &page_request(None, Some(1))?,
+    )
+    .await?
+    .items
+    .into_iter()
+    .next()
+    .map(sync_entry_out);
+    let sync = SyncOut {
+        last_sync_at: time(i.last_integration_sync_at),
+        records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
+        operations_done: count(OpState::Done),
+        operations_pending: count(OpState::Pending),
+        operations_held: count(OpState::Held),
+        operations_blocked: count(OpState::Blocked),
+        operations_failed: count(OpState::Failed),
+        operations_skipped: count(OpState::Skipped),
+        last_error,
+        last_pull_at: time(i.last_pull_at),
+        last_pull_error: i.last_pull_error.clone(),
+    };
+    let mut settings = settings;
+    settings["sync_enriched_phones"] = json!(t.sync_enriched_phones);
     Ok(IntegrationOut {
+        sync,
         provider: p.as_str().into(),
         name: p.label().into(),
         status: if creds.is_some() {
@@ -392,14 +417,18 @@ async fn connect(
         }
         other => ApiError::Unavailable(other.to_string()),
     })?;
-    let sealed = s.keyring.seal(
-        &serde_json::to_string(&stored).expect("serializable"),
-        &credentials_aad(company, p),
-    );
+    let sealed = connection::seal(&s.keyring, company, &stored);
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
     store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
     store::set_credentials(&mut tx, company, p.as_str(), Some(&sealed), now).await?;
+    // Operations parked by a configuration error go out again, in order.
+    let requeued = outbound::requeue_blocked(&mut tx, company, now).await?;
+    let connected_msg = if requeued == 0 {
+        "connected; credentials verified".to_owned()
+    } else {
+        format!("connected; credentials verified; {requeued} waiting operation(s) sent again")
+    };
     store::log(
         &mut tx,
         company,
@@ -410,7 +439,7 @@ async fn connect(
             record_ref: None,
             outcome: SyncOutcome::Ok,
             error_kind: None,
-            message: Some("connected; credentials verified"),
+            message: Some(&connected_msg),
         },
         now,
     )
@@ -458,6 +487,8 @@ pub struct SettingsBody {
     pub send_call_records: Option<bool>,
     pub send_documents: Option<bool>,
     pub sync_statuses: Option<bool>,
+    /// Call records: send the phone number that reached the client as `CellPhone` (LR10).
+    pub sync_enriched_phones: Option<bool>,
 }
 
 /// Changes the toggles. Turning the integration on needs a connection; turning status sync on
@@ -493,7 +524,15 @@ async fn update_settings(
     set(&mut t.send_messages, body.send_messages);
     set(&mut t.send_call_records, body.send_call_records);
     set(&mut t.send_documents, body.send_documents);
+    let resuming = body.sync_statuses == Some(true) && !t.sync_statuses;
     set(&mut t.sync_statuses, body.sync_statuses);
+    set(&mut t.sync_enriched_phones, body.sync_enriched_phones);
+    if resuming && outbound::held_count(&mut tx, company).await? > 0 {
+        return Err(ApiError::Conflict(
+            "status changes were held while status sync was off: turn it on with              PUT /integrations/lawruler/status-sync and choose `non_retroactive` or `retroactive`"
+                .into(),
+        ));
+    }
     if t.enable_integration && i.credentials_sealed.is_none() {
         return Err(ApiError::Conflict(format!(
             "connect {} before enabling the integration",
@@ -525,6 +564,224 @@ async fn update_settings(
     Ok(axum::Json(view(&s, p, i).await?))
 }
 
+// ---- status sync (LR11) ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusSyncOut {
+    /// Whether status sync is on (the `sync_statuses` toggle).
+    pub enabled: bool,
+    /// Status changes made while it was off, waiting for the admin's choice.
+    pub held: u64,
+    /// What turning it on just did with the held changes, when it did.
+    pub replayed: Option<u64>,
+    pub skipped: Option<u64>,
+    /// Set when held changes were replayed: they may overwrite newer Law Ruler statuses.
+    pub warning: Option<String>,
+}
+
+/// Whether status sync is on and how many status changes are held.
+#[utoipa::path(get, path = "/integrations/{provider}/status-sync", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = StatusSyncOut)))]
+async fn get_status_sync(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<StatusSyncOut>, ApiError> {
+    let p = provider(&raw)?;
+    let i = ensure(&s, company, p).await?;
+    let mut conn = s.store.conn().await?;
+    Ok(axum::Json(StatusSyncOut {
+        enabled: toggles(&i).sync_statuses,
+        held: outbound::held_count(&mut conn, company).await?,
+        replayed: None,
+        skipped: None,
+        warning: None,
+    }))
+}
+
+/// Turns status sync on or off.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSyncBody {
+    pub enabled: bool,
+    /// Required when turning it on while status changes are held: `non_retroactive` (the
+    /// default choice: the held changes are skipped, only new ones are sent) or `retroactive`
+    /// (the held changes are sent in the order they were made).
+    pub mode: Option<String>,
+}
+
+/// Turns status sync off (status changes are then held) or on. Turning it on while changes
+/// are held requires a `mode`: `non_retroactive` skips them, `retroactive` replays them in order
+/// and warns that they may overwrite newer Law Ruler statuses.
+#[utoipa::path(put, path = "/integrations/{provider}/status-sync", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)), request_body = StatusSyncBody,
+    responses((status = 200, body = StatusSyncOut), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn put_status_sync(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Json(body): Json<StatusSyncBody>,
+) -> Result<axum::Json<StatusSyncOut>, ApiError> {
+    let p = provider(&raw)?;
+    let mode = match body.mode.as_deref() {
+        None => None,
+        Some(m) => Some(ResumeMode::parse(m).ok_or_else(|| {
+            ValidationError::single(
+                "mode",
+                format!("`{m}` is not a mode: use `non_retroactive` or `retroactive`"),
+            )
+        })?),
+    };
+    ensure(&s, company, p).await?;
+    let now = s.clock.now();
+    let mut tx = s.store.begin().await?;
+    let i = store::get_for_update(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
+    let mut t = toggles(&i);
+    let mut out = StatusSyncOut {
+        enabled: body.enabled,
+        held: 0,
+        replayed: None,
+        skipped: None,
+        warning: None,
+    };
+    if body.enabled && !t.sync_statuses {
+        if store::status_mappings(&mut tx, company, p.as_str())
+            .await?
+            .is_empty()
+        {
+            return Err(ApiError::Conflict(
+                "map statuses before turning on status sync (CRM Mappings → Status Mapping)".into(),
+            ));
+        }
+        let held = outbound::held_count(&mut tx, company).await?;
+        if held > 0 {
+            let mode = mode.ok_or_else(|| {
+                ValidationError::single(
+                    "mode",
+                    format!(
+                        "{held} status change(s) were made while status sync was off: choose                          `non_retroactive` (skip them; the default choice) or `retroactive`                          (send them in order; they may overwrite newer Law Ruler statuses)"
+                    ),
+                )
+            })?;
+            let r = outbound::resume_status_sync(&mut tx, company, mode, now).await?;
+            out.replayed = Some(r.replayed);
+            out.skipped = Some(r.skipped);
+            if mode == ResumeMode::Retroactive && r.replayed > 0 {
+                out.warning = Some(format!(
+                    "{} held status change(s) will be sent in the order they were made; they \
+                     may overwrite statuses changed in Law Ruler since",
+                    r.replayed
+                ));
+            }
+        }
+    }
+    t.sync_statuses = body.enabled;
+    store::set_settings(
+        &mut tx,
+        company,
+        p.as_str(),
+        &serde_json::to_value(t).expect("json"),
+        now,
+    )
+    .await?;
+    out.held = outbound::held_count(&mut tx, company).await?;
+    tx.commit().await?;
+    Ok(axum::Json(out))
+}
+
+// ---- outbound operations (SYNC3) ----
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationOut {
+    pub id: String,
+    /// `mapped_fields`, `status`, `message`, `call_record` or `document`.
+    pub kind: String,
+    /// `held`, `pending`, `done`, `skipped`, `failed` or `blocked`.
+    pub state: String,
+    pub case_id: Option<String>,
+    /// The Law Ruler Lead ID.
+    pub record_id: String,
+    /// What is sent, e.g. `add note "Call Analysis Summary"`.
+    pub description: String,
+    /// What is sent, as stored.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<casebridge_store::crm_ops::CrmOp> for OperationOut {
+    fn from(o: casebridge_store::crm_ops::CrmOp) -> Self {
+        Self {
+            description: o.action.describe(),
+            payload: redact_payload(serde_json::to_value(&o.action).expect("json")),
+            id: o.id,
+            kind: o.kind.as_str().into(),
+            state: o.state.as_str().into(),
+            case_id: o.case_id.map(|c| c.to_string()),
+            record_id: o.record_id,
+            attempts: o.attempts,
+            last_error: o.last_error,
+            created_at: o.created_at.to_string(),
+            finished_at: time(o.finished_at),
+        }
+    }
+}
+
+/// Payloads carry no secrets (the Key is added when sending), but notes can be long: bodies
+/// are cut to 500 characters in listings.
+fn redact_payload(mut v: Value) -> Value {
+    if let Some(body) = v.get_mut("body") {
+        if let Some(text) = body.as_str() {
+            if text.chars().count() > 500 {
+                *body = Value::String(text.chars().take(500).collect::<String>() + "…");
+            }
+        }
+    }
+    v
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsQuery {
+    /// Only operations in this state.
+    pub state: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Outbound operations, newest first: what was sent, what waits and why.
+#[utoipa::path(get, path = "/integrations/{provider}/operations", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), OperationsQuery),
+    responses((status = 200, body = PageOut<OperationOut>)))]
+async fn list_operations(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    Query(q): Query<OperationsQuery>,
+) -> Result<axum::Json<PageOut<OperationOut>>, ApiError> {
+    let p = provider(&raw)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(raw) => Some(OpState::parse(raw).ok_or_else(|| {
+            ValidationError::single(
+                "state",
+                "use held, pending, done, skipped, failed or blocked",
+            )
+        })?),
+    };
+    let page = page_request(q.cursor, q.limit)?;
+    let mut conn = s.store.conn().await?;
+    let ops = casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, &page).await?;
+    Ok(axum::Json(PageOut::from_page(ops, OperationOut::from)))
+}
+
 // ---- catalog ----
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -549,7 +806,7 @@ async fn refresh_catalog(
 ) -> Result<axum::Json<CatalogOut>, ApiError> {
     let p = provider(&raw)?;
     let i = ensure(&s, company, p).await?;
-    let creds = open_credentials(&s, &i, p)?
+    let creds = open_credentials(&s, &i)?
         .ok_or_else(|| ApiError::Conflict(format!("connect {} first", p.label())))?;
     let client = lawruler_client(&s, creds.into_credentials())?;
     let loaded = async {
@@ -1042,7 +1299,11 @@ async fn get_sync_log(
     let mut conn = s.store.conn().await?;
     let entries =
         store::sync_log(&mut conn, company, p.as_str(), q.outcome.as_deref(), &page).await?;
-    Ok(axum::Json(PageOut::from_page(entries, |e| SyncEntryOut {
+    Ok(axum::Json(PageOut::from_page(entries, sync_entry_out)))
+}
+
+fn sync_entry_out(e: store::SyncEntry) -> SyncEntryOut {
+    SyncEntryOut {
         id: e.id,
         direction: e.direction,
         operation: e.operation,
@@ -1051,7 +1312,7 @@ async fn get_sync_log(
         error_kind: e.error_kind,
         message: e.message,
         created_at: e.created_at.to_string(),
-    })))
+    }
 }
 
 // ---- list auto-add rules ----

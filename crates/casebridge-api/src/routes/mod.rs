@@ -8,6 +8,7 @@ mod activity;
 mod cases;
 mod clients;
 mod company;
+mod documents;
 mod import;
 mod integrations;
 mod lists;
@@ -27,6 +28,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::routes())
         .merge(integrations::routes())
         .merge(import::routes())
+        .merge(documents::routes())
         .merge(scheduling::routes())
 }
 

@@ -11,6 +11,20 @@
 //! of [`BATCH_ROWS`], each batch in one transaction together with the import's progress counters,
 //! so a run that dies resumes after the last committed batch. Bad rows are recorded with their
 //! 1-based data row number (the header row is not counted) and do not stop the import.
+//!
+//! **From the Law Ruler API** (LR14's "or a pull from the Law Ruler API"): [`enqueue_from_api`]
+//! stores an import without a file (origin `api`, with an optional `since`) and the same job.
+//! The job first fetches the leads changed since then (all leads without one) with the
+//! connection's client, sorts them by creation, and stores them in the import as the CSV an
+//! upload of them would be ([`fetch`], [`records_csv`]: the webhook's columns, built by
+//! [`lead_fields`](super::pull::lead_fields) as the hourly pull builds them), with the row count
+//! (`total_rows` is 0 until then). From there it is a CSV import: same batches, progress, resume,
+//! row errors and dedupe, so importing again changes nothing and later webhooks and pulls match
+//! the same records. A fetch that fails with 429 or 5xx is retried by the queue; a wrong
+//! connection value shows on the integration as a configuration error and fails the import; any
+//! other refusal fails the import with Law Ruler's reason. The job needs Law Ruler clients for
+//! this ([`ImportJob::clients`], [`register_with_clients`]); a worker registered without them
+//! fails API imports with a message saying so, and still runs CSV imports.
 
 use std::sync::Arc;
 
@@ -21,15 +35,20 @@ use casebridge_domain::integrations::{ErrorKind, SyncOutcome};
 use casebridge_domain::jobs::{Job, NewJob};
 use casebridge_domain::retry::RetryPolicy;
 use casebridge_queue::{Handler, JobError, Registry};
-use casebridge_store::imports::{self, Counts, Import, NewImport, RowError};
+use casebridge_store::imports::{
+    self, Counts, Import, ImportOrigin, ImportStatus, NewImport, RowError,
+};
 use casebridge_store::integrations::{self, NewSyncEntry};
 use casebridge_store::{jobs, Store, StoreError, Tx};
 use jiff::Timestamp;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::client::{LawRulerError, LeadRecord};
+use super::connection::Clients;
 use super::inbound::{content_hash, normalize_key, parse_lead, REQUIRED};
 use super::ingest::{apply_lead, IngestError, PROVIDER};
+use super::pull::{lead_fields, WEBHOOK_LABELS};
 
 /// The queue import jobs run on.
 pub const QUEUE: &str = "crm";
@@ -134,16 +153,188 @@ pub async fn enqueue(
         now,
     )
     .await?;
+    enqueue_job(tx, company, import.id, now).await?;
+    Ok(import)
+}
+
+async fn enqueue_job(
+    tx: &mut Tx,
+    company: CompanyId,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     jobs::enqueue(
         tx,
-        &NewJob::new(QUEUE, KIND, json!({ "import_id": import.id.to_string() }))
+        &NewJob::new(QUEUE, KIND, json!({ "import_id": id.to_string() }))
             .company(company)
             // One import of a company at a time, in upload order.
             .ordering_key(format!("lawruler.import/{company}")),
         now,
     )
     .await?;
+    Ok(())
+}
+
+/// Why an import from the Law Ruler API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiImportError {
+    #[error(
+        "Law Ruler is not connected; connect it (Username, Password, Client Root, Client Secret, \
+         Key) before importing from the Law Ruler API"
+    )]
+    NotConnected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stores an import from the Law Ruler API and its job, in the caller's transaction: the job
+/// fetches the leads changed since `since` (every lead when `None`), then applies them as a CSV
+/// import. Needs a connected integration.
+pub async fn enqueue_from_api(
+    tx: &mut Tx,
+    company: CompanyId,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Import, ApiImportError> {
+    let connected = integrations::get(tx, company, PROVIDER)
+        .await?
+        .is_some_and(|i| i.credentials_sealed.is_some());
+    if !connected {
+        return Err(ApiImportError::NotConnected);
+    }
+    let import = imports::create_from_api(tx, company, PROVIDER, since, now).await?;
+    enqueue_job(tx, company, import.id, now).await?;
     Ok(import)
+}
+
+/// The CSV an upload of `records` would be: a header of the webhook's columns
+/// ([`WEBHOOK_LABELS`]) and one row per lead, in the given order.
+pub fn records_csv(records: &[LeadRecord]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(WEBHOOK_LABELS).expect("writing to memory");
+    for r in records {
+        w.write_record(lead_fields(r).iter().map(|(_, v)| v))
+            .expect("writing to memory");
+    }
+    String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 in, UTF-8 out")
+}
+
+/// Why a fetch stopped without settling the import.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Law Ruler failed in a way worth retrying (429, 5xx, timeout).
+    #[error(transparent)]
+    Retry(LawRulerError),
+}
+
+/// Ends an import whose fetch cannot succeed and logs why; a wrong connection value also shows
+/// on the integration as its configuration error.
+async fn fetch_failed(
+    store: &Store,
+    clock: &dyn Clock,
+    company: CompanyId,
+    id: Uuid,
+    message: &str,
+    config_error: Option<&str>,
+) -> Result<Import, StoreError> {
+    let now = clock.now();
+    let mut tx = store.begin().await?;
+    if let Some(e) = config_error {
+        integrations::set_config_error(&mut tx, company, PROVIDER, Some(e), now).await?;
+    }
+    integrations::log(
+        &mut tx,
+        company,
+        PROVIDER,
+        &NewSyncEntry {
+            direction: "inbound",
+            operation: "import",
+            record_ref: Some(&id.to_string()),
+            outcome: SyncOutcome::Error,
+            error_kind: Some(ErrorKind::Configuration),
+            message: Some(message),
+        },
+        now,
+    )
+    .await?;
+    imports::finish(&mut tx, company, id, Some(message), now).await?;
+    let import = imports::get(&mut tx, company, id).await?;
+    tx.commit().await?;
+    Ok(import)
+}
+
+/// The fetch step of an import from the Law Ruler API: reads the leads and stores them in the
+/// import as CSV with the row count. Does nothing for a CSV import, an import that already
+/// fetched, or one that has ended. A failure that retrying cannot fix ends the import as
+/// `failed` (and returns it); a retryable one is [`FetchError::Retry`], with the import left
+/// `running` for the next attempt.
+pub async fn fetch(
+    store: &Store,
+    clock: &dyn Clock,
+    clients: &Clients,
+    company: CompanyId,
+    id: Uuid,
+) -> Result<Import, FetchError> {
+    let (import, integration) = {
+        let mut conn = store.conn().await?;
+        let import = imports::get(&mut conn, company, id).await?;
+        let integration = integrations::get(&mut conn, company, PROVIDER).await?;
+        (import, integration)
+    };
+    if !needs_fetch(&import) {
+        return Ok(import);
+    }
+    let mut tx = store.begin().await?;
+    imports::start(&mut tx, company, id, clock.now()).await?;
+    tx.commit().await?;
+
+    let client = match integration.filter(|i| i.credentials_sealed.is_some()) {
+        Some(i) => clients.for_integration(&i),
+        None => Ok(None),
+    };
+    let since = import.fetch_since.unwrap_or(Timestamp::UNIX_EPOCH);
+    let fetched = match client {
+        Ok(Some(c)) => c.leads_changed_since(since).await,
+        Ok(None) => {
+            let message = "Law Ruler is no longer connected; connect it and start the import again";
+            return Ok(fetch_failed(store, clock, company, id, message, None).await?);
+        }
+        Err(e) => Err(e),
+    };
+    let mut records = match fetched {
+        Ok(r) => r,
+        Err(e) if e.is_retryable() => return Err(FetchError::Retry(e)),
+        Err(e) => {
+            let message = format!("reading the leads from Law Ruler failed: {e}");
+            let config = e.is_config().then(|| e.to_string());
+            return Ok(fetch_failed(store, clock, company, id, &message, config.as_deref()).await?);
+        }
+    };
+    // Oldest lead first, so row numbers follow the leads' creation.
+    records.sort_by(|a, b| (a.created_at, &a.lead_id).cmp(&(b.created_at, &b.lead_id)));
+    let text = records_csv(&records);
+    let mut tx = store.begin().await?;
+    imports::set_fetched(
+        &mut tx,
+        company,
+        id,
+        &text,
+        records.len() as u64,
+        clock.now(),
+    )
+    .await?;
+    let import = imports::get(&mut tx, company, id).await?;
+    tx.commit().await?;
+    Ok(import)
+}
+
+/// Whether an import still has to fetch its rows from the Law Ruler API.
+fn needs_fetch(import: &Import) -> bool {
+    import.origin == ImportOrigin::Api
+        && import.fetched_at.is_none()
+        && matches!(import.status, ImportStatus::Queued | ImportStatus::Running)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +343,9 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
-/// What one row did.
-enum Outcome {
+/// What one row (or pulled lead) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
     Created,
     Updated,
     Unchanged,
@@ -161,13 +353,14 @@ enum Outcome {
 
 /// A row's own failure: the message for the report, and whether it happened after the row
 /// started writing (the transaction must then be rolled back).
-struct RowFailure {
-    message: String,
-    wrote: bool,
+pub(crate) struct RowFailure {
+    pub(crate) message: String,
+    pub(crate) wrote: bool,
 }
 
-/// Applies one row inside `tx`.
-async fn apply_row(
+/// Applies one row inside `tx`: the webhook's path (`parse_lead`, the dedupe receipt,
+/// `apply_lead`). Also how the hourly pull applies a lead (`super::pull`).
+pub(crate) async fn apply_row(
     tx: &mut Tx,
     company: CompanyId,
     fields: &[(String, String)],
@@ -221,7 +414,8 @@ fn fail(counts: &mut Counts, errors: &mut Vec<RowError>, row: u64, message: Stri
 
 /// Runs (or resumes) an import: applies the rows after `processed_rows` in batches of
 /// `batch_rows`, stopping after `max_batches` when given (tests and tools use that to look at
-/// progress half-way). Returns the import as it then is.
+/// progress half-way). Returns the import as it then is. An import from the Law Ruler API that
+/// has not fetched its rows yet ([`fetch`]) is returned as it is.
 pub async fn run(
     store: &Store,
     clock: &dyn Clock,
@@ -233,10 +427,7 @@ pub async fn run(
     let batch_rows = batch_rows.max(1);
     let mut conn = store.conn().await?;
     let import = imports::get(&mut conn, company, id).await?;
-    if matches!(
-        import.status,
-        imports::ImportStatus::Done | imports::ImportStatus::Failed
-    ) {
+    if matches!(import.status, ImportStatus::Done | ImportStatus::Failed) {
         return Ok(import);
     }
     let Some(source) = imports::source(&mut conn, company, id).await? else {
@@ -279,13 +470,13 @@ pub async fn run(
     let now = clock.now();
     let mut tx = store.begin().await?;
     imports::finish(&mut tx, company, id, None, now).await?;
+    let what = match import.origin {
+        ImportOrigin::Csv => format!("import of {} rows", rows.len()),
+        ImportOrigin::Api => format!("import of {} leads from the Law Ruler API", rows.len()),
+    };
     let message = format!(
-        "import of {} rows: {} created, {} updated, {} unchanged, {} failed",
-        rows.len(),
-        counts.created,
-        counts.updated,
-        counts.unchanged,
-        counts.failed
+        "{what}: {} created, {} updated, {} unchanged, {} failed",
+        counts.created, counts.updated, counts.unchanged, counts.failed
     );
     integrations::log(
         &mut tx,
@@ -401,21 +592,38 @@ pub struct ImportJob {
     store: Store,
     clock: Arc<dyn Clock>,
     batch_rows: usize,
+    clients: Option<Clients>,
 }
 
 impl ImportJob {
+    /// A job that runs CSV imports; add [`ImportJob::clients`] for imports from the Law Ruler
+    /// API.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,
             batch_rows: BATCH_ROWS,
+            clients: None,
         }
+    }
+
+    /// The Law Ruler clients imports from the Law Ruler API fetch with.
+    pub fn clients(mut self, clients: Clients) -> Self {
+        self.clients = Some(clients);
+        self
     }
 
     /// Rows per transaction (default [`BATCH_ROWS`]).
     pub fn batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
         self
+    }
+}
+
+fn run_error(e: StoreError) -> JobError {
+    match e {
+        StoreError::NotFound => JobError::Permanent("the import no longer exists".into()),
+        e => JobError::retry(e.to_string()),
     }
 }
 
@@ -434,6 +642,31 @@ fn target(job: &Job) -> Result<(CompanyId, Uuid), JobError> {
 impl Handler for ImportJob {
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let (company, id) = target(job)?;
+        let import = {
+            let mut conn = self.store.conn().await.map_err(run_error)?;
+            imports::get(&mut conn, company, id)
+                .await
+                .map_err(run_error)?
+        };
+        if needs_fetch(&import) {
+            let Some(clients) = &self.clients else {
+                return Err(JobError::Permanent(
+                    "this worker cannot import from the Law Ruler API: its import job was \
+                     registered without Law Ruler clients (import::register_with_clients)"
+                        .into(),
+                ));
+            };
+            match fetch(&self.store, self.clock.as_ref(), clients, company, id).await {
+                Ok(_) => {}
+                Err(FetchError::Retry(e)) => {
+                    return Err(JobError::Retry {
+                        error: e.to_string(),
+                        retry_after: e.retry_after(),
+                    })
+                }
+                Err(FetchError::Store(e)) => return Err(run_error(e)),
+            }
+        }
         match run(
             &self.store,
             self.clock.as_ref(),
@@ -445,10 +678,7 @@ impl Handler for ImportJob {
         .await
         {
             Ok(_) => Ok(()),
-            Err(RunError::Store(StoreError::NotFound)) => {
-                Err(JobError::Permanent("the import no longer exists".into()))
-            }
-            Err(RunError::Store(e)) => Err(JobError::retry(e.to_string())),
+            Err(RunError::Store(e)) => Err(run_error(e)),
         }
     }
 
@@ -468,9 +698,25 @@ impl Handler for ImportJob {
     }
 }
 
-/// Adds the import job to a queue's registry (the `crm` queue).
+/// Adds the import job to a queue's registry (the `crm` queue), for CSV imports only: imports
+/// from the Law Ruler API fail on it with a message naming [`register_with_clients`].
 pub fn register(registry: Registry, store: Store, clock: Arc<dyn Clock>) -> Registry {
     registry.register(KIND, ImportJob::new(store, clock), RetryPolicy::standard())
+}
+
+/// Adds the import job to a queue's registry (the `crm` queue), for CSV imports and imports
+/// from the Law Ruler API.
+pub fn register_with_clients(
+    registry: Registry,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    clients: Clients,
+) -> Registry {
+    registry.register(
+        KIND,
+        ImportJob::new(store, clock).clients(clients),
+        RetryPolicy::standard(),
+    )
 }
 
 /// A registry with only the import job, for the `crm` queue.

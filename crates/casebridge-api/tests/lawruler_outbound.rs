@@ -1,0 +1,621 @@
+//! Law Ruler outbound sync (LR9–LR11, LR15) end to end: platform changes through the API, the
+//! `crm` worker, and exactly what the Law Ruler simulator receives. Both backends.
+
+use std::time::Duration;
+
+use casebridge_queue::Worker;
+use casebridge_sim::lawruler::{LawRulerSim, LoggedRequest, RunningSim};
+use casebridge_testkit::{backend_tests, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const LEAD: &str = "10001"; // seeded: Jane Doe, case type 12 (Auto Accident)
+const LEAD2: &str = "10002"; // seeded: John Roe, case type 13
+
+struct Setup {
+    lr: RunningSim,
+    app: TestApp,
+    worker: Worker,
+    case_id: String,
+    case2_id: String,
+    intake: String,
+    qualified: String,
+    review: String,
+}
+
+fn values(root: &str) -> Value {
+    json!({"username": "demo", "password": "demo-password", "client_root": root,
+           "client_secret": "demo-secret", "key": "demo-key"})
+}
+
+const ALL_ON: [&str; 8] = [
+    "enable_integration",
+    "receive",
+    "send",
+    "send_mapped_fields",
+    "send_messages",
+    "send_call_records",
+    "send_documents",
+    "sync_statuses",
+];
+
+async fn settings(app: &TestApp, body: Value) {
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// Connected to the simulator, catalog loaded, "Auto" linked to Law Ruler 12 with two mapped
+/// custom fields, three statuses mapped, two cases linked to the seeded leads, every toggle on
+/// (status sync included) unless `toggles_off` names some.
+async fn setup(backend: casebridge_testkit::TestBackend, toggles_off: &[&str]) -> Setup {
+    let lr = LawRulerSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            Some(values(&lr.base_url)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post("/api/v1/integrations/lawruler/fields/refresh", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let auto = app
+        .create("/api/v1/case-types", json!({"name": "Auto"}))
+        .await;
+    let slip = app
+        .create("/api/v1/case-types", json!({"name": "Slip"}))
+        .await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/case-type-links",
+            Some(
+                json!({"links": [{"crm_case_type_id": "12", "case_type_id": auto},
+                                  {"crm_case_type_id": "13", "case_type_id": slip}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/field-mappings",
+            Some(json!({"crm_case_type_id": "12", "mappings": [
+                {"platform_field": "custom.injury_date", "crm_field_key": "custom1234"},
+                {"platform_field": "custom.police_report", "crm_field_key": "custom1235"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let intake = app
+        .create("/api/v1/case-statuses", json!({"name": "Intake"}))
+        .await;
+    let qualified = app
+        .create(
+            "/api/v1/case-statuses",
+            json!({"name": "Qualified – Intake Completed"}),
+        )
+        .await;
+    let review = app
+        .create("/api/v1/case-statuses", json!({"name": "Review Needed"}))
+        .await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-mappings",
+            Some(json!({"mappings": [
+                {"case_status_id": intake, "crm_status_id": "7"},
+                {"case_status_id": qualified, "crm_status_id": "8"},
+                {"case_status_id": review, "crm_status_id": "10"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let jane = app
+        .create(
+            "/api/v1/clients",
+            json!({"first_name": "Jane", "last_name": "Doe", "phone": "+1 555 010 2000"}),
+        )
+        .await;
+    let john = app
+        .create(
+            "/api/v1/clients",
+            json!({"first_name": "John", "last_name": "Roe"}),
+        )
+        .await;
+    // The cases exist before the integration is on, so creating them sends nothing.
+    let case_id = app
+        .create(
+            "/api/v1/cases",
+            json!({"name": "Jane Doe", "case_type_id": auto, "client_id": jane,
+                   "case_status_id": intake,
+                   "external_refs": [{"provider": "lawruler", "external_id": LEAD}]}),
+        )
+        .await;
+    let case2_id = app
+        .create(
+            "/api/v1/cases",
+            json!({"name": "John Roe", "case_type_id": slip, "client_id": john,
+                   "external_refs": [{"provider": "lawruler", "external_id": LEAD2}]}),
+        )
+        .await;
+    let mut on = serde_json::Map::new();
+    for t in ALL_ON {
+        on.insert(t.into(), json!(!toggles_off.contains(&t)));
+    }
+    settings(&app, Value::Object(on)).await;
+    lr.sim.clear_requests();
+    let worker = app.crm_worker(0);
+    Setup {
+        lr,
+        app,
+        worker,
+        case_id,
+        case2_id,
+        intake,
+        qualified,
+        review,
+    }
+}
+
+impl Setup {
+    async fn drain(&self) {
+        self.worker.drain().await.expect("drain");
+    }
+
+    /// Requests Law Ruler received (the token endpoint aside), in order.
+    fn received(&self) -> Vec<LoggedRequest> {
+        self.lr
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| !r.path.contains("token"))
+            .collect()
+    }
+
+    fn to(&self, path_part: &str) -> Vec<LoggedRequest> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path.contains(path_part))
+            .collect()
+    }
+
+    async fn view(&self) -> Value {
+        self.app.get("/api/v1/integrations/lawruler").await.body
+    }
+
+    async fn message(&self, case: &str, body: &str) {
+        let r = self
+            .app
+            .post(
+                "/api/v1/messages",
+                json!({"case_id": case, "channel": "sms", "direction": "outbound",
+                       "from": "+15550001000", "to": "+15550102000", "body": body}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+
+    async fn set_status(&self, case: &str, status: &str) {
+        let r = self
+            .app
+            .patch(
+                &format!("/api/v1/cases/{case}"),
+                json!({"case_status_id": status}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    /// A complete call on the first case: transcript, end, recording, analysis.
+    async fn call(&self, campaign: Option<&str>, successful: bool, recording: bool) -> String {
+        let mut body = json!({"case_id": self.case_id, "direction": "outbound",
+                              "from_number": "+15550001000", "to_number": "+15550109999",
+                              "started_at": "2026-05-01T14:30:00Z"});
+        if let Some(c) = campaign {
+            body["campaign_id"] = json!(c);
+        }
+        let call = self.app.create("/api/v1/calls", body).await;
+        let turns = if successful {
+            json!([{"speaker": "agent", "text": "Hello, this is Kayse..."},
+                   {"speaker": "client", "text": "Yes, I'm listening..."}])
+        } else {
+            json!([{"speaker": "agent", "text": "Hello, this is Kayse, please call back."}])
+        };
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/transcript"),
+                json!({ "turns": turns }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let end = if successful { "hangup" } else { "voicemail" };
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/end"),
+                json!({"ended_at": "2026-05-01T14:42:05Z", "end_reason": end}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if recording {
+            let r = self
+                .app
+                .http
+                .post(self.app.url(&format!("/api/v1/calls/{call}/recording")))
+                .bearer_auth(&self.app.api_key)
+                .header("content-type", "audio/wav")
+                .header("content-disposition", "attachment; filename=\"call.wav\"")
+                .body(wav(1, 8000))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::CREATED,
+                "{}",
+                r.text().await.unwrap()
+            );
+        }
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/analysis"),
+                json!({"summary": "Rear-ended on I-95; neck pain.",
+                       "post_call_result": "Qualified – Intake Completed",
+                       "custom": {"injury_date": "2000-01-01", "police_report": true,
+                                  "visits": 3}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        call
+    }
+}
+
+/// A `seconds`-long 440 Hz PCM16 mono WAV.
+fn wav(seconds: u32, rate: u32) -> Vec<u8> {
+    let samples = seconds * rate;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let v = (f64::from(i) * 440.0 * std::f64::consts::TAU / f64::from(rate)).sin();
+        out.extend_from_slice(&((v * 12000.0) as i16).to_le_bytes());
+    }
+    out
+}
+
+fn params(r: &LoggedRequest) -> Vec<(String, String)> {
+    r.form.iter().filter(|(k, _)| k != "Key").cloned().collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+backend_tests! {
+    async fn a_completed_call_sends_the_campaign_request_two_notes_and_the_recording(backend) {
+        let s = setup(backend, &[]).await;
+        settings(&s.app, json!({"sync_enriched_phones": true})).await;
+        let campaign = s.app.create("/api/v1/campaigns", json!({"name": "Spring MVA"})).await;
+        s.call(Some(&campaign), true, true).await;
+        s.drain().await;
+
+        let got = s.received();
+        let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
+                           "/api/v2/leads/10001/notes", "/api/v2/leads/10001/documents"], "{got:#?}");
+        // 1. The campaign API: exactly the seed's parameters, the Key first.
+        assert_eq!(got[0].form[0], ("Key".to_owned(), "demo-key".to_owned()));
+        assert_eq!(params(&got[0]), pairs(&[
+            ("LeadID", LEAD), ("OverriddenLead", "true"), ("Tags", "Kayse"),
+            ("Status", "Qualified – Intake Completed"), ("CellPhone", "+15550109999"),
+            ("FirstName", "Jane"), ("LastName", "Doe"),
+            ("Custom1234", "1/1/2000"), ("Custom1235", "Yes")]));
+        // 2. The summary note, with the _custom values.
+        let summary = got[1].json.clone().unwrap();
+        assert_eq!(summary["category"], "Client Communications");
+        assert_eq!(summary["subject"], "Call Analysis Summary");
+        let body = summary["body"].as_str().unwrap();
+        assert!(body.starts_with("Rear-ended on I-95; neck pain."), "{body}");
+        for line in ["_custom.injury_date: 1/1/2000", "_custom.police_report: Yes", "_custom.visits: 3"] {
+            assert!(body.contains(line), "{line} in {body}");
+        }
+        // 3. The transcript note, one turn a line.
+        let transcript = got[2].json.clone().unwrap();
+        assert_eq!(transcript["subject"], "Full Call Transcript");
+        assert_eq!(transcript["category"], "Client Communications");
+        assert_eq!(transcript["body"], "[AGENT]: Hello, this is Kayse...\n[CLIENT]: Yes, I'm listening...");
+        // 4. The recording, transcoded to MP3, in /recordings, metadata "Recording".
+        let upload = &got[3];
+        assert_eq!(upload.param("folder"), Some("/recordings"));
+        assert_eq!(upload.param("formField"), Some("Recording"));
+        assert_eq!(upload.param("fileName"),
+                   Some("Kayse VoiceAI Recording – Spring MVA (2026-05-01 14-42-05 UTC).mp3"));
+        assert_eq!(upload.files.len(), 1);
+        assert_eq!(upload.files[0].content_type.as_deref(), Some("audio/mpeg"));
+        let doc = s.lr.sim.documents(LEAD).pop().expect("stored in the lead");
+        assert!(doc.bytes.starts_with(b"ID3") || (doc.bytes[0] == 0xFF && doc.bytes[1] & 0xE0 == 0xE0),
+                "an MP3 stream, not the WAV");
+        assert!(doc.size < wav(1, 8000).len(), "transcoded, not renamed");
+        // The call's own times, in order: summary, transcript, recording.
+        let t = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+        let (a, b, c) = (t(&summary["createdAt"]), t(&transcript["createdAt"]),
+                         upload.param("createdAt").unwrap().parse::<jiff::Timestamp>().unwrap());
+        assert_eq!(a, "2026-05-01T14:42:05Z".parse().unwrap());
+        assert!(a < b && b < c, "{a} {b} {c}");
+        // Law Ruler's lead shows it.
+        let lead = s.lr.sim.lead(LEAD).unwrap();
+        assert_eq!(lead.status, "Qualified – Intake Completed");
+        assert!(lead.tags.iter().any(|t| t == "Kayse"));
+        assert_eq!(lead.cell_phone.as_deref(), Some("+15550109999"));
+        let view = s.view().await;
+        assert_eq!(view["sync"]["operations_done"], 4, "{view}");
+        assert_eq!(view["sync"]["operations_pending"], 0);
+        assert!(view["health"]["last_integration_sync_at"].is_string());
+    }
+
+    async fn an_unsuccessful_call_without_campaign_or_enriched_phone(backend) {
+        let s = setup(backend, &[]).await;
+        s.call(None, false, true).await;
+        s.drain().await;
+        let got = s.received();
+        let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
+                           "/api/v2/leads/10001/documents"], "no transcript note: {got:#?}");
+        assert!(got[0].param("CellPhone").is_none(), "Sync enriched phones is off");
+        assert_eq!(got[1].json.as_ref().unwrap()["subject"], "Call Analysis Summary");
+        assert_eq!(got[2].param("fileName"),
+                   Some("Kayse VoiceAI Recording (2026-05-01 14-42-05 UTC).mp3"));
+    }
+
+    async fn each_toggle_off_sends_nothing_of_its_kind(backend) {
+        for (off, path_part) in [("send_mapped_fields", "api-legalcrmapp"),
+                                 ("send_messages", "/notes"),
+                                 ("send_call_records", "legalrcampaign"),
+                                 ("send_documents", "/documents")] {
+            let s = setup(backend, &[off]).await;
+            // One of each kind: mapped field change, message, call (no recording), document.
+            let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+                json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            s.message(&s.case_id, "We received your documents.").await;
+            s.call(None, true, false).await;
+            let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+                .bearer_auth(&s.app.api_key)
+                .multipart(reqwest::multipart::Form::new().part("file",
+                    reqwest::multipart::Part::bytes(b"%PDF-1.4 retainer".to_vec())
+                        .file_name("retainer.pdf").mime_str("application/pdf").unwrap()))
+                .send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            s.drain().await;
+            let got = s.received();
+            let kinds = |part: &str| got.iter().filter(|r| r.path.contains(part)).count();
+            match off {
+                "send_messages" => {
+                    // Call notes still go; the message note does not.
+                    let subjects: Vec<String> = s.lr.sim.notes(LEAD).iter().map(|n| n.subject.clone()).collect();
+                    assert!(!subjects.iter().any(|x| x.starts_with("SMS")), "{off}: {subjects:?}");
+                    assert!(subjects.iter().any(|x| x == "Call Analysis Summary"), "{off}: {subjects:?}");
+                }
+                "send_call_records" => {
+                    assert_eq!(kinds(path_part), 0, "{off}");
+                    let subjects: Vec<String> = s.lr.sim.notes(LEAD).iter().map(|n| n.subject.clone()).collect();
+                    assert_eq!(subjects, ["SMS sent to +15550102000"], "{off}");
+                }
+                _ => assert_eq!(kinds(path_part), 0, "{off}: {got:#?}"),
+            }
+            // The other kinds went out.
+            if off != "send_mapped_fields" {
+                let updates = s.to("api-legalcrmapp");
+                assert_eq!(updates.len(), 1, "{off}");
+                assert_eq!(updates[0].param("custom1234"), Some("2/3/2001"), "{off}");
+            }
+            if off != "send_documents" {
+                assert_eq!(s.lr.sim.documents(LEAD).len(), 1, "{off}");
+            }
+            if off != "send_call_records" {
+                assert_eq!(kinds("legalrcampaign"), 1, "{off}");
+            }
+        }
+    }
+
+    async fn mapped_fields_send_only_what_changed_and_unlinked_types_are_not_ready(backend) {
+        let s = setup(backend, &[]).await;
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03", "unmapped": "x"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"police_report": false}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.drain().await;
+        let updates = s.to("api-legalcrmapp");
+        assert_eq!(updates.len(), 2, "{updates:#?}");
+        assert_eq!(params(&updates[0]), pairs(&[("LeadID", LEAD), ("overridelead", "true"),
+                                                ("custom1234", "2/3/2001")]));
+        assert_eq!(params(&updates[1]), pairs(&[("LeadID", LEAD), ("overridelead", "true"),
+                                                ("custom1235", "No")]));
+        // A case whose type is not linked: shown as not ready, nothing sent.
+        let other = s.app.create("/api/v1/case-types", json!({"name": "Unlinked"})).await;
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case2_id),
+            json!({"case_type_id": other, "custom_fields": {"injury_date": "2001-02-03"}})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), 2);
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
+        let msgs: Vec<&str> = log["data"].as_array().unwrap().iter()
+            .filter_map(|e| e["message"].as_str()).collect();
+        assert!(msgs.iter().any(|m| m.contains("not ready") && m.contains("Unlinked")), "{msgs:?}");
+    }
+
+    async fn status_sync_off_holds_changes_then_non_retroactive_or_retroactive(backend) {
+        let s = setup(backend, &["sync_statuses"]).await;
+        s.set_status(&s.case_id, &s.review).await;
+        s.set_status(&s.case_id, &s.qualified).await;
+        s.drain().await;
+        assert!(s.to("api-legalcrmapp").is_empty(), "held while off");
+        let st = s.app.get("/api/v1/integrations/lawruler/status-sync").await.body;
+        assert_eq!(st["held"], 2, "{st}");
+        // Turning it on needs a choice; the plain settings toggle refuses too.
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": true}))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.text.contains("non_retroactive") && r.text.contains("retroactive"));
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"sync_statuses": true}))).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        // Non-Retroactive: the held changes are dropped; new ones are sent.
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": true, "mode": "non_retroactive"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["skipped"], 2);
+        assert_eq!(r.body["held"], 0);
+        assert!(r.body["warning"].is_null());
+        s.drain().await;
+        assert!(s.to("api-legalcrmapp").is_empty(), "skipped changes are not sent");
+        s.set_status(&s.case_id, &s.intake).await;
+        s.drain().await;
+        let sent = s.to("api-legalcrmapp");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].param("StatusID"), Some("7"));
+        assert!(s.view().await["health"]["last_status_push_at"].is_string());
+
+        // Off again; two changes; Retroactive replays both, in order, with a warning.
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": false}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.set_status(&s.case_id, &s.review).await;
+        s.set_status(&s.case_id, &s.qualified).await;
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), 1);
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": true, "mode": "retroactive"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["replayed"], 2);
+        assert!(r.body["warning"].as_str().unwrap().contains("overwrite"), "{}", r.text);
+        s.drain().await;
+        let sent: Vec<Option<String>> = s.to("api-legalcrmapp").iter()
+            .map(|r| r.param("StatusID").map(str::to_owned)).collect();
+        assert_eq!(sent, [Some("7".into()), Some("10".into()), Some("8".into())]);
+        assert_eq!(s.lr.sim.lead(LEAD).unwrap().status, "Qualified – Intake Completed");
+    }
+
+    async fn an_outage_loses_nothing_and_keeps_per_lead_order(backend) {
+        let s = setup(backend, &[]).await;
+        s.lr.sim.fail_5xx(1000);
+        for i in 0..5 {
+            s.message(&s.case_id, &format!("jane {i}")).await;
+            s.message(&s.case2_id, &format!("john {i}")).await;
+        }
+        s.drain().await;
+        // Retried and retried while Law Ruler is down; each lead waits for its first message.
+        for _ in 0..4 {
+            s.app.advance(Duration::from_secs(60));
+            s.drain().await;
+        }
+        assert!(s.lr.sim.notes(LEAD).is_empty());
+        let view = s.view().await;
+        assert_eq!(view["sync"]["operations_pending"], 10, "{view}");
+        assert_eq!(view["sync"]["last_error"]["error_kind"], "transient", "{view}");
+        // Law Ruler is back.
+        s.lr.sim.clear_faults();
+        s.app.advance(Duration::from_secs(700));
+        s.drain().await;
+        for (lead, who) in [(LEAD, "jane"), (LEAD2, "john")] {
+            let bodies: Vec<String> = s.lr.sim.notes(lead).iter().map(|n| n.body.clone()).collect();
+            let want: Vec<String> = (0..5).map(|i| format!("{who} {i}")).collect();
+            assert_eq!(bodies, want, "every message once, in order, for lead {lead}");
+        }
+        assert_eq!(s.view().await["sync"]["operations_done"], 10);
+    }
+
+    async fn a_429_pauses_the_whole_connection_for_its_retry_after(backend) {
+        let s = setup(backend, &[]).await;
+        s.lr.sim.rate_limit(30, 1);
+        s.message(&s.case_id, "first").await;
+        s.message(&s.case2_id, "second").await;
+        s.drain().await;
+        // The token request or the first note got the 429 (whichever came first).
+        let after_429 = s.lr.sim.requests().len();
+        assert_eq!(s.lr.sim.requests().iter().filter(|r| r.status == 429).count(), 1);
+        // Within the 30 s, nothing more is sent for this connection, for either lead.
+        s.app.advance(Duration::from_secs(20));
+        s.drain().await;
+        assert_eq!(s.lr.sim.requests().len(), after_429, "{:#?}", s.lr.sim.requests());
+        s.app.advance(Duration::from_secs(15));
+        s.drain().await;
+        assert_eq!(s.lr.sim.notes(LEAD).len(), 1);
+        assert_eq!(s.lr.sim.notes(LEAD2).len(), 1);
+    }
+
+    async fn a_wrong_key_is_a_configuration_error_until_the_connection_is_saved(backend) {
+        let s = setup(backend, &[]).await;
+        s.lr.sim.wrong_key(true);
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        s.message(&s.case_id, "after the field change").await;
+        s.drain().await;
+        let view = s.view().await;
+        assert!(view["config_error"].as_str().unwrap_or("").contains("Key"), "{view}");
+        assert_eq!(view["sync"]["operations_blocked"], 2, "{view}");
+        assert_eq!(view["sync"]["last_error"]["error_kind"], "configuration");
+        // Not retried forever: nothing more goes out, however long we wait.
+        let sent = s.received().len();
+        s.app.advance(Duration::from_secs(3600));
+        s.drain().await;
+        assert_eq!(s.received().len(), sent);
+        assert!(s.lr.sim.notes(LEAD).is_empty(), "later operations wait too, to keep the order");
+        // The admin fixes the Key: saving the connection sends what waited, in order.
+        s.lr.sim.wrong_key(false);
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/connection",
+            Some(values(&s.lr.base_url))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(r.body["config_error"].is_null());
+        s.drain().await;
+        assert_eq!(s.lr.sim.lead(LEAD).unwrap().fields.get("custom1234").map(String::as_str), Some("2/3/2001"));
+        assert_eq!(s.lr.sim.notes(LEAD).len(), 1);
+        assert_eq!(s.view().await["sync"]["operations_blocked"], 0);
+    }
+
+    async fn a_recording_that_is_not_audio_is_refused_and_nothing_is_stored(backend) {
+        let s = setup(backend, &[]).await;
+        let call = s.app.create("/api/v1/calls",
+            json!({"case_id": s.case_id, "direction": "outbound"})).await;
+        let r = s.app.http.post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
+            .bearer_auth(&s.app.api_key).header("content-type", "audio/wav")
+            .body(b"definitely not audio".to_vec()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = s.app.http.post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
+            .bearer_auth(&s.app.api_key).header("content-type", "audio/wav")
+            .body(Vec::new()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        s.drain().await;
+        assert!(s.received().is_empty());
+        let docs = s.app.get(&format!("/api/v1/cases/{}/documents", s.case_id)).await.body;
+        assert_eq!(docs, json!([]));
+        let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
+        assert_eq!(ops["data"], json!([]));
+    }
+}

@@ -1,0 +1,1328 @@
+//! Law Ruler outbound sync (SPEC LR9–LR11, LR15): platform changes become CRM operations in the
+//! CRM outbox, and a queue handler sends them.
+//!
+//! Recording side (called by the API inside the transaction of the change, so an accepted change
+//! and its operations commit together): [`case_changed`], [`client_changed`],
+//! [`message_recorded`], [`call_analyzed`], [`recording_stored`], [`document_stored`]. Each
+//! checks the integration (connected, enabled) and the toggle of its kind: a kind whose toggle is
+//! off records nothing, except status changes, which are `held` while status sync is off (LR11)
+//! until [`resume_status_sync`] skips or replays them. Changes that arrive *from* Law Ruler
+//! (webhooks, pulls, imports) never come through here, so nothing echoes back.
+//!
+//! Sending side ([`OpHandler`], job kind [`KIND`] on the `crm` queue): jobs are ordered per lead
+//! (`lawruler/<company>/<lead>`), at most [`CONNECTION_CONCURRENCY`] run at once per connection,
+//! and a per-connection rate limiter spaces requests. Outcomes:
+//! - success → `done`, health timestamps, sync log `ok`;
+//! - 429 / 5xx / timeout → retried without limit (backoff up to 10 min; `Retry-After` honoured
+//!   and applied to the whole connection), the first failure logged as a transient error;
+//! - a wrong Key or credentials → the integration shows a configuration error, the operation is
+//!   `blocked`, and so is every later one until the connection is saved again
+//!   ([`requeue_blocked`] then sends them in order);
+//! - a refusal (`Failed|…` on HTTP 200, a 4xx) → `failed`, logged with Law Ruler's reason;
+//! - toggle turned off before sending → `skipped` (status changes go back to `held`).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use casebridge_domain::activity::{Call, Direction, Message};
+use casebridge_domain::clock::Clock;
+use casebridge_domain::crm_ops::{OpAction, OpKind, OpState, ResumeMode};
+use casebridge_domain::ids::{CaseId, CompanyId};
+use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Toggles};
+use casebridge_domain::jobs::{Job, NewJob};
+use casebridge_domain::model::{Case, Client};
+use casebridge_domain::records::{CaseFilter, NamedKind};
+use casebridge_domain::retry::{Backoff, RetryPolicy};
+use casebridge_queue::{Handler, JobError, Registry};
+use casebridge_store::crm_notes::{self, CrmNote};
+use casebridge_store::crm_ops::{self, CrmOp, NewOp};
+use casebridge_store::documents::{self, Document};
+use casebridge_store::integrations::{self, Health, Integration, NewSyncEntry};
+use casebridge_store::{cases, clients, companies, jobs, named, Conn, Store, StoreError, Tx};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::client::FormField;
+use super::client::{LawRulerClient, LawRulerError, Note, Upload, CLIENT_COMMUNICATIONS};
+use super::connection::Clients;
+use super::ingest::PROVIDER;
+use super::voice::{self, CallContext};
+
+/// The queue outbound operations run on.
+pub const QUEUE: &str = "crm";
+/// The job kind; its payload is `{"op_id": "<uuid>"}`.
+pub const KIND: &str = "lawruler.op";
+/// Operations of one connection in flight at once (across leads).
+pub const CONNECTION_CONCURRENCY: u32 = 4;
+/// Where documents sent with "Send documents" go in the lead's documents.
+pub const DOCUMENTS_FOLDER: &str = "/documents";
+/// How many held or blocked operations one call moves at a time.
+const BATCH: u32 = 500;
+
+// =============================================================================================
+// Recording side
+// =============================================================================================
+
+/// The toggles of a connected, enabled Law Ruler integration; `None` when nothing may be sent.
+async fn active(conn: &mut Conn, company: CompanyId) -> Result<Option<Toggles>, StoreError> {
+    let Some(i) = integrations::get(conn, company, PROVIDER).await? else {
+        return Ok(None);
+    };
+    let t = toggles(&i);
+    Ok((i.credentials_sealed.is_some() && t.enable_integration).then_some(t))
+}
+
+pub fn toggles(i: &Integration) -> Toggles {
+    serde_json::from_value(i.settings.clone()).unwrap_or_default()
+}
+
+/// The Law Ruler Lead ID of a case, if it came from (or was linked to) Law Ruler.
+pub fn lead_of(case: &Case) -> Option<&str> {
+    case.external_refs
+        .iter()
+        .find(|r| r.provider == PROVIDER)
+        .map(|r| r.external_id.as_str())
+}
+
+async fn enqueue_job(
+    conn: &mut Conn,
+    company: CompanyId,
+    op_id: &str,
+    lead: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    jobs::enqueue(
+        conn,
+        &NewJob::new(QUEUE, KIND, json!({ "op_id": op_id }))
+            .company(company)
+            .ordering_key(format!("{PROVIDER}/{company}/{lead}"))
+            .concurrency(format!("{PROVIDER}/{company}"), CONNECTION_CONCURRENCY),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records one operation (pending with its job, or held), unless its toggle is off.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    tx: &mut Tx,
+    company: CompanyId,
+    t: &Toggles,
+    kind: OpKind,
+    case_id: Option<CaseId>,
+    lead: &str,
+    action: &OpAction,
+    now: Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let state = if kind.allowed(&t.gates()) {
+        OpState::Pending
+    } else if kind == OpKind::Status {
+        OpState::Held
+    } else {
+        return Ok(None);
+    };
+    let id = crm_ops::insert(
+        tx,
+        company,
+        &NewOp {
+            provider: PROVIDER,
+            kind,
+            case_id,
+            record_id: lead,
+            action,
+            state,
+        },
+        now,
+    )
+    .await?;
+    if state == OpState::Pending {
+        enqueue_job(tx, company, &id, lead, now).await?;
+    }
+    Ok(Some(id))
+}
+
+async fn log(
+    conn: &mut Conn,
+    company: CompanyId,
+    record_ref: Option<&str>,
+    operation: &str,
+    outcome: SyncOutcome,
+    error_kind: Option<ErrorKind>,
+    message: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    integrations::log(
+        conn,
+        company,
+        PROVIDER,
+        &NewSyncEntry {
+            direction: "outbound",
+            operation,
+            record_ref,
+            outcome,
+            error_kind,
+            message: Some(message),
+        },
+        now,
+    )
+    .await
+}
+
+/// The Law Ruler case type a case's mapped fields follow: among the Law Ruler case types linked
+/// to its platform case type, the one the lead last arrived with, else the first.
+async fn lead_case_type(
+    conn: &mut Conn,
+    company: CompanyId,
+    case: &Case,
+) -> Result<Option<String>, StoreError> {
+    let linked =
+        integrations::crm_case_types_linked_to(conn, company, PROVIDER, case.case_type_id).await?;
+    let arrived_with = case
+        .custom_fields
+        .get("lawruler_case_type")
+        .and_then(Value::as_str);
+    Ok(linked
+        .iter()
+        .find(|(_, name)| Some(name.as_str()) == arrived_with)
+        .or(linked.first())
+        .map(|(id, _)| id.clone()))
+}
+
+/// A mapped platform value as text ("" when empty, which clears the Law Ruler field).
+fn platform_value(field: &PlatformField, case: &Case, client: Option<&Client>) -> String {
+    let c = client.map(|c| &c.fields);
+    let text = |v: Option<&String>| v.cloned().unwrap_or_default();
+    match field {
+        PlatformField::CaseName => case.name.clone(),
+        PlatformField::ClientFirstName => text(c.and_then(|c| c.first_name.as_ref())),
+        PlatformField::ClientLastName => text(c.and_then(|c| c.last_name.as_ref())),
+        PlatformField::ClientEmail => text(c.and_then(|c| c.email.as_ref())),
+        PlatformField::ClientPhone => text(c.and_then(|c| c.phone.as_ref())),
+        PlatformField::Custom(k) => case
+            .custom_fields
+            .get(k)
+            .and_then(voice::custom_value_string)
+            .unwrap_or_default(),
+    }
+}
+
+/// Records the mapped-field update for a case whose values (or whose client's) changed.
+#[allow(clippy::too_many_arguments)]
+async fn mapped_fields(
+    tx: &mut Tx,
+    company: CompanyId,
+    t: &Toggles,
+    lead: &str,
+    before: Option<(&Case, Option<&Client>)>,
+    after: (&Case, Option<&Client>),
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if !t.gates().send_mapped_fields {
+        return Ok(());
+    }
+    let case = after.0;
+    let Some(crm_type) = lead_case_type(tx, company, case).await? else {
+        let type_name = named::get(
+            tx,
+            company,
+            NamedKind::CaseType,
+            &case.case_type_id.to_string(),
+        )
+        .await
+        .map(|n| n.name)
+        .unwrap_or_else(|_| case.case_type_id.to_string());
+        let msg = format!(
+            "not ready: case type \"{type_name}\" is not linked to a Law Ruler case type, so its \
+             mapped fields were not sent (CRM Mappings → Case Types)"
+        );
+        return log(
+            tx,
+            company,
+            Some(lead),
+            "update fields",
+            SyncOutcome::Skipped,
+            Some(ErrorKind::Configuration),
+            &msg,
+            now,
+        )
+        .await;
+    };
+    let mut fields = Vec::new();
+    for (platform, key) in integrations::field_mappings(tx, company, PROVIDER, &crm_type).await? {
+        let Ok(field) = PlatformField::parse(&platform) else {
+            continue;
+        };
+        let new = platform_value(&field, after.0, after.1);
+        let old = before.map(|(c, cl)| platform_value(&field, c, cl));
+        if old.as_deref() != Some(new.as_str()) && !(old.is_none() && new.is_empty()) {
+            fields.push((key, new));
+        }
+    }
+    if fields.is_empty() {
+        return Ok(());
+    }
+    record(
+        tx,
+        company,
+        t,
+        OpKind::MappedFields,
+        Some(case.id),
+        lead,
+        &OpAction::UpdateFields { fields },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A platform case was created or changed through the API: its status (LR9, LR11) and mapped
+/// fields go to its Law Ruler lead.
+pub async fn case_changed(
+    tx: &mut Tx,
+    company: CompanyId,
+    before: Option<&Case>,
+    after: &Case,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let Some(lead) = lead_of(after) else {
+        return Ok(());
+    };
+    if let Some(status) = after.case_status_id {
+        if before.and_then(|b| b.case_status_id) != Some(status) {
+            match integrations::crm_status_for(tx, company, PROVIDER, status).await? {
+                Some((crm_status_id, crm_status_name)) => {
+                    record(
+                        tx,
+                        company,
+                        &t,
+                        OpKind::Status,
+                        Some(after.id),
+                        lead,
+                        &OpAction::SetStatus {
+                            crm_status_id,
+                            crm_status_name,
+                        },
+                        now,
+                    )
+                    .await?;
+                }
+                None => {
+                    let name = named::get(tx, company, NamedKind::CaseStatus, &status.to_string())
+                        .await
+                        .map(|n| n.name)
+                        .unwrap_or_else(|_| status.to_string());
+                    let msg = format!(
+                        "status \"{name}\" has no Law Ruler status mapping, so it was not sent \
+                         (CRM Mappings → Status Mapping)"
+                    );
+                    log(
+                        tx,
+                        company,
+                        Some(lead),
+                        "set status",
+                        SyncOutcome::Skipped,
+                        Some(ErrorKind::Configuration),
+                        &msg,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
+    let client_after = match after.client_id {
+        Some(id) => Some(clients::get(tx, company, id).await?),
+        None => None,
+    };
+    let client_before = match before.and_then(|b| b.client_id) {
+        Some(id) if Some(id) == after.client_id => client_after.clone(),
+        Some(id) => Some(clients::get(tx, company, id).await?),
+        None => None,
+    };
+    mapped_fields(
+        tx,
+        company,
+        &t,
+        lead,
+        before.map(|b| (b, client_before.as_ref())),
+        (after, client_after.as_ref()),
+        now,
+    )
+    .await
+}
+
+/// A client changed through the API: the mapped client fields of each of its Law Ruler cases.
+pub async fn client_changed(
+    tx: &mut Tx,
+    company: CompanyId,
+    before: &Client,
+    after: &Client,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    if before.fields == after.fields {
+        return Ok(());
+    }
+    let filter = CaseFilter {
+        client_id: Some(after.id),
+        ..CaseFilter::default()
+    };
+    let mut page = casebridge_domain::page::PageRequest {
+        after: None,
+        limit: 100,
+    };
+    loop {
+        let found = cases::list(tx, company, &filter, &page).await?;
+        for case in &found.items {
+            if let Some(lead) = lead_of(case) {
+                mapped_fields(
+                    tx,
+                    company,
+                    &t,
+                    lead,
+                    Some((case, Some(before))),
+                    (case, Some(after)),
+                    now,
+                )
+                .await?;
+            }
+        }
+        match found.next_after {
+            Some(c) => page.after = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn case_lead(
+    conn: &mut Conn,
+    company: CompanyId,
+    case_id: Option<CaseId>,
+) -> Result<Option<(Case, String)>, StoreError> {
+    let Some(id) = case_id else { return Ok(None) };
+    let case = cases::get(conn, company, id).await?;
+    Ok(lead_of(&case).map(str::to_owned).map(|l| (case, l)))
+}
+
+/// The note subject for a message: "SMS sent to +1555…", "Email received from a@b.c".
+pub fn message_subject(m: &Message) -> String {
+    let channel = match m.channel {
+        casebridge_domain::activity::Channel::Sms => "SMS",
+        casebridge_domain::activity::Channel::Email => "Email",
+    };
+    match m.direction {
+        Direction::Outbound => format!("{channel} sent to {}", m.to),
+        Direction::Inbound => format!(
+            "{channel} received from {}",
+            m.from.as_deref().unwrap_or("unknown sender")
+        ),
+    }
+}
+
+/// A message was sent or received on a case: a note in "Client Communications".
+pub async fn message_recorded(
+    tx: &mut Tx,
+    company: CompanyId,
+    m: &Message,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let Some((case, lead)) = case_lead(tx, company, m.case_id).await? else {
+        return Ok(());
+    };
+    let action = OpAction::AddNote {
+        category: CLIENT_COMMUNICATIONS.into(),
+        subject: message_subject(m),
+        body: m.body.clone(),
+        noted_at: m.sent_at,
+    };
+    record(
+        tx,
+        company,
+        &t,
+        OpKind::Message,
+        Some(case.id),
+        &lead,
+        &action,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn company_zone(conn: &mut Conn, company: CompanyId) -> Result<TimeZone, StoreError> {
+    let c = companies::get(conn, company).await?;
+    Ok(TimeZone::get(&c.timezone).unwrap_or(TimeZone::UTC))
+}
+
+async fn campaign_name(conn: &mut Conn, company: CompanyId, call: &Call) -> Option<String> {
+    let id = call.campaign_id?;
+    named::get(conn, company, NamedKind::Campaign, &id.to_string())
+        .await
+        .ok()
+        .map(|n| n.name)
+}
+
+/// `Custom<ID>` parameter id for a `_custom` key written as `Custom1234`, `custom1234` or `1234`.
+fn direct_custom_id(key: &str) -> Option<String> {
+    let digits = key
+        .strip_prefix("Custom")
+        .or_else(|| key.strip_prefix("custom"))
+        .unwrap_or(key);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.to_owned())
+}
+
+/// Everything the campaign request needs about the call's lead.
+async fn call_context(
+    tx: &mut Tx,
+    company: CompanyId,
+    t: &Toggles,
+    call: &Call,
+    case: &Case,
+    lead: &str,
+) -> Result<CallContext, StoreError> {
+    let analysis = call.analysis.as_ref();
+    // Status: the post-call result is a platform status name; through the status mapping it
+    // becomes the Law Ruler status. Without a mapping the result is sent as it is.
+    let mut status = analysis.map(|a| a.post_call_result.clone());
+    if let Some(result) = analysis.map(|a| a.post_call_result.as_str()) {
+        if let Some(st) = named::find_by_name(tx, company, NamedKind::CaseStatus, result).await? {
+            if let Ok(id) = st.id.parse() {
+                if let Some((_, name)) =
+                    integrations::crm_status_for(tx, company, PROVIDER, id).await?
+                {
+                    status = Some(name);
+                }
+            }
+        }
+    }
+    let client = match case.client_id {
+        Some(id) => Some(clients::get(tx, company, id).await?),
+        None => None,
+    };
+    let cell_phone = t
+        .sync_enriched_phones
+        .then(|| match call.direction {
+            Direction::Outbound => call.to_number.clone(),
+            Direction::Inbound => call.from_number.clone(),
+        })
+        .flatten();
+    // `_custom` keys → Law Ruler custom field ids: through the field mappings of the lead's
+    // case type (`custom.<key>` → `custom<ID>`), or written directly as `Custom<ID>`.
+    let mut custom_ids = Vec::new();
+    if let Some(a) = analysis {
+        let mut mapped: HashMap<String, String> = HashMap::new();
+        if let Some(crm_type) = lead_case_type(tx, company, case).await? {
+            let fields = integrations::crm_fields(tx, company, PROVIDER, &crm_type).await?;
+            for (platform, key) in
+                integrations::field_mappings(tx, company, PROVIDER, &crm_type).await?
+            {
+                if let Ok(PlatformField::Custom(name)) = PlatformField::parse(&platform) {
+                    let id = fields
+                        .iter()
+                        .find(|f| f.key == key)
+                        .map(|f| f.crm_field_id.clone())
+                        .or_else(|| direct_custom_id(&key));
+                    if let Some(id) = id {
+                        mapped.insert(name, id);
+                    }
+                }
+            }
+        }
+        for key in a.custom.keys() {
+            if let Some(id) = mapped.get(key).cloned().or_else(|| direct_custom_id(key)) {
+                custom_ids.push((id, key.clone()));
+            }
+        }
+    }
+    Ok(CallContext {
+        lead_id: lead.to_owned(),
+        status,
+        cell_phone,
+        first_name: client.as_ref().and_then(|c| c.fields.first_name.clone()),
+        last_name: client.as_ref().and_then(|c| c.fields.last_name.clone()),
+        custom_ids,
+        campaign_name: campaign_name(tx, company, call).await,
+    })
+}
+
+/// A call's analysis arrived (the call is complete, LR10): the campaign request, the notes and,
+/// if the recording is already stored, the recording, in that order.
+pub async fn call_analyzed(
+    tx: &mut Tx,
+    company: CompanyId,
+    call: &Call,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    if !OpKind::CallRecord.allowed(&t.gates()) {
+        return Ok(());
+    }
+    let Some((case, lead)) = case_lead(tx, company, call.case_id).await? else {
+        return Ok(());
+    };
+    let ctx = call_context(tx, company, &t, call, &case, &lead).await?;
+    let Some(actions) = voice::call_actions(call, &ctx) else {
+        return Ok(());
+    };
+    for action in &actions {
+        record(
+            tx,
+            company,
+            &t,
+            OpKind::CallRecord,
+            Some(case.id),
+            &lead,
+            action,
+            now,
+        )
+        .await?;
+    }
+    if let Some(rec) = documents::recording_of(tx, company, call.id).await? {
+        let tz = company_zone(tx, company).await?;
+        let action = voice::recording_action(call, &rec.id, ctx.campaign_name.as_deref(), &tz);
+        record(
+            tx,
+            company,
+            &t,
+            OpKind::CallRecord,
+            Some(case.id),
+            &lead,
+            &action,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A call's recording was stored. Sent now if the call's analysis was already sent (otherwise
+/// [`call_analyzed`] sends it after the notes).
+pub async fn recording_stored(
+    tx: &mut Tx,
+    company: CompanyId,
+    call: &Call,
+    recording: &Document,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if call.analysis.is_none() {
+        return Ok(());
+    }
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let Some((case, lead)) = case_lead(tx, company, call.case_id).await? else {
+        return Ok(());
+    };
+    let tz = company_zone(tx, company).await?;
+    let campaign = campaign_name(tx, company, call).await;
+    let action = voice::recording_action(call, &recording.id, campaign.as_deref(), &tz);
+    record(
+        tx,
+        company,
+        &t,
+        OpKind::CallRecord,
+        Some(case.id),
+        &lead,
+        &action,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A document was added to a case: uploaded to the lead (LR9, "Send documents").
+pub async fn document_stored(
+    tx: &mut Tx,
+    company: CompanyId,
+    case: &Case,
+    doc: &Document,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let Some(lead) = lead_of(case) else {
+        return Ok(());
+    };
+    let action = OpAction::UploadDocument {
+        document_id: doc.id.clone(),
+        folder: DOCUMENTS_FOLDER.into(),
+        form_field: FormField::File.as_str().into(),
+        file_name: doc.file_name.clone(),
+        as_mp3: false,
+        created_at: doc.created_at,
+    };
+    record(
+        tx,
+        company,
+        &t,
+        OpKind::Document,
+        Some(case.id),
+        lead,
+        &action,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// What turning status sync back on did with the changes held while it was off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resumed {
+    pub replayed: u64,
+    pub skipped: u64,
+}
+
+/// The held status changes, handled as the admin chose (LR11): skipped (Non-Retroactive) or
+/// replayed in the order they were made (Retroactive). Call in the transaction that turns the
+/// toggle on.
+pub async fn resume_status_sync(
+    tx: &mut Tx,
+    company: CompanyId,
+    mode: ResumeMode,
+    now: Timestamp,
+) -> Result<Resumed, StoreError> {
+    let mut out = Resumed::default();
+    loop {
+        let held = crm_ops::in_state(
+            tx,
+            company,
+            PROVIDER,
+            OpState::Held,
+            Some(OpKind::Status),
+            BATCH,
+        )
+        .await?;
+        if held.is_empty() {
+            break;
+        }
+        for op in &held {
+            match mode {
+                ResumeMode::NonRetroactive => {
+                    let reason = "status sync resumed non-retroactively: change made while it \
+                                  was off was not sent";
+                    if crm_ops::transition(
+                        tx,
+                        company,
+                        &op.id,
+                        OpState::Held,
+                        OpState::Skipped,
+                        false,
+                        Some(reason),
+                        now,
+                    )
+                    .await?
+                    {
+                        out.skipped += 1;
+                    }
+                }
+                ResumeMode::Retroactive => {
+                    if crm_ops::transition(
+                        tx,
+                        company,
+                        &op.id,
+                        OpState::Held,
+                        OpState::Pending,
+                        false,
+                        None,
+                        now,
+                    )
+                    .await?
+                    {
+                        enqueue_job(tx, company, &op.id, &op.record_id, now).await?;
+                        out.replayed += 1;
+                    }
+                }
+            }
+        }
+    }
+    if out != Resumed::default() {
+        let msg = match mode {
+            ResumeMode::NonRetroactive => format!(
+                "status sync resumed (non-retroactive): {} held status change(s) skipped",
+                out.skipped
+            ),
+            ResumeMode::Retroactive => format!(
+                "status sync resumed (retroactive): {} held status change(s) replayed in order",
+                out.replayed
+            ),
+        };
+        log(
+            tx,
+            company,
+            None,
+            "resume status sync",
+            SyncOutcome::Ok,
+            None,
+            &msg,
+            now,
+        )
+        .await?;
+    }
+    Ok(out)
+}
+
+/// How many status changes are held.
+pub async fn held_count(conn: &mut Conn, company: CompanyId) -> Result<u64, StoreError> {
+    Ok(crm_ops::counts(conn, company, PROVIDER)
+        .await?
+        .into_iter()
+        .find(|(s, _)| *s == OpState::Held)
+        .map_or(0, |(_, n)| n))
+}
+
+/// Sends the operations parked by a configuration error again, in order. Call in the
+/// transaction that saves a working connection.
+pub async fn requeue_blocked(
+    tx: &mut Tx,
+    company: CompanyId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    loop {
+        let blocked =
+            crm_ops::in_state(tx, company, PROVIDER, OpState::Blocked, None, BATCH).await?;
+        if blocked.is_empty() {
+            break;
+        }
+        for op in &blocked {
+            if crm_ops::transition(
+                tx,
+                company,
+                &op.id,
+                OpState::Blocked,
+                OpState::Pending,
+                false,
+                None,
+                now,
+            )
+            .await?
+            {
+                enqueue_job(tx, company, &op.id, &op.record_id, now).await?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+// =============================================================================================
+// Sending side
+// =============================================================================================
+
+/// How outbound operations are retried: without limit (never dropped), 2 s doubling to 10 min.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        backoff: Backoff::Exponential {
+            initial: Duration::from_secs(2),
+            factor: 2.0,
+            max: Duration::from_secs(600),
+        },
+        jitter: 0.2,
+        max_attempts: u32::MAX,
+        window: None,
+    }
+}
+
+/// Sends outbound operations; see the module docs.
+pub struct OpHandler {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    clients: Clients,
+    limiter: Option<DefaultKeyedRateLimiter<CompanyId>>,
+    /// Per connection: no request before this time (Law Ruler answered 429 with Retry-After).
+    cooldown: Mutex<HashMap<CompanyId, Timestamp>>,
+}
+
+/// What the handler decided without calling Law Ruler.
+enum Gate {
+    Send(Arc<LawRulerClient>),
+    Park(OpState, String),
+}
+
+impl OpHandler {
+    /// `requests_per_minute`: the per-connection limit; 0 means no limit.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        clients: Clients,
+        requests_per_minute: u32,
+    ) -> Self {
+        let limiter = NonZeroU32::new(requests_per_minute).map(|n| {
+            // Allow a short burst of up to a tenth of the minute's budget.
+            let burst = NonZeroU32::new((n.get() / 10).max(1)).expect("nonzero");
+            RateLimiter::keyed(Quota::per_minute(n).allow_burst(burst))
+        });
+        Self {
+            store,
+            clock,
+            clients,
+            limiter,
+            cooldown: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn gate(&self, i: Option<&Integration>, op: &CrmOp) -> Gate {
+        let Some(i) = i.filter(|i| i.credentials_sealed.is_some()) else {
+            return Gate::Park(OpState::Blocked, "Law Ruler is not connected".into());
+        };
+        if let Some(err) = &i.config_error {
+            return Gate::Park(
+                OpState::Blocked,
+                format!("waiting for the connection to be fixed: {err}"),
+            );
+        }
+        let t = toggles(i);
+        if !t.enable_integration {
+            return Gate::Park(OpState::Skipped, "the integration is turned off".into());
+        }
+        if !op.kind.allowed(&t.gates()) {
+            return if op.kind == OpKind::Status {
+                Gate::Park(OpState::Held, "status sync is off".into())
+            } else {
+                Gate::Park(
+                    OpState::Skipped,
+                    format!("{} was turned off before it was sent", op.kind.toggle()),
+                )
+            };
+        }
+        match self.clients.for_integration(i) {
+            Ok(Some(c)) => Gate::Send(c),
+            Ok(None) => Gate::Park(OpState::Blocked, "Law Ruler is not connected".into()),
+            Err(e) => Gate::Park(OpState::Blocked, e.to_string()),
+        }
+    }
+
+    /// Waits for the connection's rate limiter; `Err` with the remaining wait while Law Ruler's
+    /// own `Retry-After` is in force.
+    async fn throttle(&self, company: CompanyId) -> Result<(), Duration> {
+        let now = self.clock.now();
+        if let Some(until) = self.cooldown.lock().expect("lock").get(&company) {
+            if *until > now {
+                let wait = until.duration_since(now).unsigned_abs();
+                return Err(wait);
+            }
+        }
+        if let Some(l) = &self.limiter {
+            l.until_key_ready(&company).await;
+        }
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        client: &LawRulerClient,
+        op: &CrmOp,
+    ) -> Result<Option<String>, LawRulerError> {
+        let lead = op.record_id.as_str();
+        match &op.action {
+            OpAction::UpdateFields { fields } => {
+                client.update_lead(lead, fields).await.map(|_| None)
+            }
+            OpAction::SetStatus { crm_status_id, .. } => client
+                .update_lead(lead, &[("StatusID".to_owned(), crm_status_id.clone())])
+                .await
+                .map(|_| None),
+            OpAction::AddNote {
+                category,
+                subject,
+                body,
+                noted_at,
+            } => {
+                client
+                    .add_note(
+                        lead,
+                        &Note {
+                            category: category.clone(),
+                            subject: subject.clone(),
+                            body: body.clone(),
+                            created_at: *noted_at,
+                        },
+                    )
+                    .await
+            }
+            OpAction::CallResult { params } => {
+                client.campaign_call_result(params).await.map(|_| None)
+            }
+            OpAction::UploadDocument {
+                document_id,
+                folder,
+                form_field,
+                file_name,
+                as_mp3,
+                created_at,
+            } => {
+                let upload = self
+                    .load_upload(
+                        op.company_id,
+                        document_id,
+                        folder,
+                        form_field,
+                        file_name,
+                        *as_mp3,
+                        *created_at,
+                    )
+                    .await?;
+                client.upload_document(lead, &upload).await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn load_upload(
+        &self,
+        company: CompanyId,
+        document_id: &str,
+        folder: &str,
+        form_field: &str,
+        file_name: &str,
+        as_mp3: bool,
+        created_at: Timestamp,
+    ) -> Result<Upload, LawRulerError> {
+        let transient = |e: StoreError| LawRulerError::Transient(format!("reading the file: {e}"));
+        let mut conn = self.store.conn().await.map_err(transient)?;
+        let doc = documents::get(&mut conn, company, document_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => {
+                    LawRulerError::Rejected(format!("the file {document_id} no longer exists"))
+                }
+                other => transient(other),
+            })?;
+        let bytes = documents::bytes(&mut conn, company, document_id)
+            .await
+            .map_err(transient)?;
+        drop(conn);
+        let (bytes, content_type) = if as_mp3 {
+            let ct = doc.content_type.clone();
+            let name = doc.file_name.clone();
+            let mp3 = tokio::task::spawn_blocking(move || {
+                casebridge_audio::to_mp3(
+                    &bytes,
+                    casebridge_audio::Hint {
+                        content_type: Some(&ct),
+                        file_name: Some(&name),
+                    },
+                )
+            })
+            .await
+            .map_err(|e| LawRulerError::Transient(format!("transcoding: {e}")))?
+            .map_err(|e| {
+                LawRulerError::Rejected(format!("the recording cannot be sent as MP3: {e}"))
+            })?;
+            (mp3.bytes, "audio/mpeg".to_owned())
+        } else {
+            (bytes, doc.content_type.clone())
+        };
+        Ok(Upload {
+            folder: folder.to_owned(),
+            form_field: if form_field == FormField::Recording.as_str() {
+                FormField::Recording
+            } else {
+                FormField::File
+            },
+            file_name: file_name.to_owned(),
+            content_type,
+            bytes,
+            created_at,
+        })
+    }
+
+    /// Moves a pending operation to `to` and logs why, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        op: &CrmOp,
+        to: OpState,
+        attempted: bool,
+        error: Option<&str>,
+        outcome: SyncOutcome,
+        kind: Option<ErrorKind>,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let moved = crm_ops::transition(
+            &mut tx,
+            op.company_id,
+            &op.id,
+            OpState::Pending,
+            to,
+            attempted,
+            error,
+            now,
+        )
+        .await?;
+        if moved {
+            log(
+                &mut tx,
+                op.company_id,
+                Some(&op.record_id),
+                &op.action.describe(),
+                outcome,
+                kind,
+                message,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn succeeded(&self, op: &CrmOp, created: Option<String>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let moved = crm_ops::transition(
+            &mut tx,
+            op.company_id,
+            &op.id,
+            OpState::Pending,
+            OpState::Done,
+            true,
+            None,
+            now,
+        )
+        .await?;
+        if moved {
+            let health = if op.kind == OpKind::Status {
+                Health::StatusPush
+            } else {
+                Health::IntegrationSync
+            };
+            integrations::touch_health(&mut tx, op.company_id, PROVIDER, health, now).await?;
+            if let (
+                Some(note_id),
+                OpAction::AddNote {
+                    category,
+                    subject,
+                    body,
+                    noted_at,
+                },
+            ) = (created, &op.action)
+            {
+                // Remember the note as ours, so the hourly pull does not bring it back.
+                crm_notes::insert(
+                    &mut tx,
+                    op.company_id,
+                    PROVIDER,
+                    &CrmNote {
+                        crm_note_id: note_id,
+                        record_id: op.record_id.clone(),
+                        case_id: op.case_id,
+                        origin: "platform".into(),
+                        category: category.clone(),
+                        subject: subject.clone(),
+                        body: body.clone(),
+                        noted_at: *noted_at,
+                    },
+                    now,
+                )
+                .await?;
+            }
+            log(
+                &mut tx,
+                op.company_id,
+                Some(&op.record_id),
+                &op.action.describe(),
+                SyncOutcome::Ok,
+                None,
+                "sent",
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn configuration_error(&self, op: &CrmOp, message: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if crm_ops::transition(
+            &mut tx,
+            op.company_id,
+            &op.id,
+            OpState::Pending,
+            OpState::Blocked,
+            true,
+            Some(message),
+            now,
+        )
+        .await?
+        {
+            integrations::set_config_error(&mut tx, op.company_id, PROVIDER, Some(message), now)
+                .await?;
+            log(
+                &mut tx,
+                op.company_id,
+                Some(&op.record_id),
+                &op.action.describe(),
+                SyncOutcome::Error,
+                Some(ErrorKind::Configuration),
+                &format!("{message}; sending is paused until the connection is saved again"),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn transient(&self, op: &CrmOp, message: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        crm_ops::record_retry(&mut tx, op.company_id, &op.id, message, now).await?;
+        if op.attempts == 0 {
+            // Logged once per operation, so an outage does not flood the sync log.
+            log(
+                &mut tx,
+                op.company_id,
+                Some(&op.record_id),
+                &op.action.describe(),
+                SyncOutcome::Error,
+                Some(ErrorKind::Transient),
+                &format!("{message}; retrying until it goes through"),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+}
+
+fn store_retry(e: StoreError) -> JobError {
+    JobError::retry(format!("database: {e}"))
+}
+
+#[async_trait]
+impl Handler for OpHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let company = job
+            .company_id
+            .ok_or_else(|| JobError::Permanent("job has no company".into()))?;
+        let op_id = job
+            .payload
+            .get("op_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| JobError::Permanent("job payload has no op_id".into()))?;
+        let (op, integration) = {
+            let mut conn = self.store.conn().await.map_err(store_retry)?;
+            let op = match crm_ops::get(&mut conn, company, op_id).await {
+                Ok(op) => op,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(e) => return Err(store_retry(e)),
+            };
+            let i = integrations::get(&mut conn, company, PROVIDER)
+                .await
+                .map_err(store_retry)?;
+            (op, i)
+        };
+        if op.state != OpState::Pending {
+            return Ok(()); // already settled by an earlier run
+        }
+        let client = match self.gate(integration.as_ref(), &op) {
+            Gate::Send(c) => c,
+            Gate::Park(state, why) => {
+                let (outcome, kind) = match state {
+                    OpState::Blocked => (SyncOutcome::Error, Some(ErrorKind::Configuration)),
+                    _ => (SyncOutcome::Skipped, None),
+                };
+                self.settle(&op, state, false, Some(&why), outcome, kind, &why)
+                    .await
+                    .map_err(store_retry)?;
+                return Ok(());
+            }
+        };
+        if let Err(wait) = self.throttle(company).await {
+            return Err(JobError::Retry {
+                error: "Law Ruler asked to wait (rate limit)".into(),
+                retry_after: Some(wait),
+            });
+        }
+        match self.execute(&client, &op).await {
+            Ok(created) => self.succeeded(&op, created).await.map_err(store_retry),
+            Err(e) if e.is_retryable() => {
+                let retry_after = e.retry_after();
+                if let Some(wait) = retry_after {
+                    let until = self.clock.now() + wait;
+                    self.cooldown.lock().expect("lock").insert(company, until);
+                }
+                self.transient(&op, &e.to_string())
+                    .await
+                    .map_err(store_retry)?;
+                Err(JobError::Retry {
+                    error: e.to_string(),
+                    retry_after,
+                })
+            }
+            Err(e @ LawRulerError::Config { .. }) => self
+                .configuration_error(&op, &e.to_string())
+                .await
+                .map_err(store_retry),
+            Err(e) => {
+                let msg = e.to_string();
+                self.settle(
+                    &op,
+                    OpState::Failed,
+                    true,
+                    Some(&msg),
+                    SyncOutcome::Error,
+                    Some(ErrorKind::Validation),
+                    &msg,
+                )
+                .await
+                .map_err(store_retry)
+                .map(drop)
+            }
+        }
+    }
+
+    async fn on_dead(&self, job: &Job, error: &str) {
+        let (Some(company), Some(op_id)) = (
+            job.company_id,
+            job.payload.get("op_id").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let op = match self.store.conn().await {
+            Ok(mut conn) => crm_ops::get(&mut conn, company, op_id).await,
+            Err(e) => Err(e),
+        };
+        if let Ok(op) = op {
+            if let Err(e) = self
+                .settle(
+                    &op,
+                    OpState::Failed,
+                    false,
+                    Some(error),
+                    SyncOutcome::Error,
+                    None,
+                    error,
+                )
+                .await
+            {
+                tracing::warn!(op = op_id, error = %e, "could not mark the operation failed");
+            }
+        }
+    }
+}
+
+/// Adds the outbound handler to the `crm` queue's registry.
+pub fn register(registry: Registry, handler: OpHandler) -> Registry {
+    registry.register(KIND, handler, retry_policy())
+}

@@ -1,0 +1,96 @@
+//! Notes on CRM records: pulled from the CRM (LR13) and written there by casebridge, keyed by
+//! the CRM's note id so a pull never stores a note twice.
+
+use casebridge_domain::ids::{CaseId, CompanyId};
+use jiff::Timestamp;
+
+use crate::{parse_opt_id, ts, Conn, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmNote {
+    pub crm_note_id: String,
+    pub record_id: String,
+    pub case_id: Option<CaseId>,
+    /// `crm` (pulled) or `platform` (written by casebridge).
+    pub origin: String,
+    pub category: String,
+    pub subject: String,
+    pub body: String,
+    pub noted_at: Timestamp,
+}
+
+/// Stores a note unless one with its CRM id is already stored. Returns whether it was new.
+pub async fn insert(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    note: &CrmNote,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO crm_notes (company_id, provider, crm_note_id, record_id, case_id, origin,
+                                category, subject, body, noted_at, pulled_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (company_id, provider, crm_note_id) DO NOTHING",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(&note.crm_note_id)
+    .bind(&note.record_id)
+    .bind(note.case_id.map(|c| c.to_string()))
+    .bind(&note.origin)
+    .bind(&note.category)
+    .bind(&note.subject)
+    .bind(&note.body)
+    .bind(note.noted_at.as_millisecond())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+type NoteRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    i64,
+);
+
+/// A case's notes, in the CRM's note order (oldest first).
+pub async fn for_case(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    case: CaseId,
+) -> Result<Vec<CrmNote>> {
+    let rows: Vec<NoteRow> = sqlx::query_as(
+        "SELECT crm_note_id, record_id, case_id, origin, category, subject, body, noted_at
+         FROM crm_notes WHERE company_id = $1 AND provider = $2 AND case_id = $3
+         ORDER BY noted_at, crm_note_id",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(case.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(crm_note_id, record_id, case_id, origin, category, subject, body, noted_at)| {
+                Ok(CrmNote {
+                    crm_note_id,
+                    record_id,
+                    case_id: parse_opt_id("crm_notes.case_id", case_id.as_deref())?,
+                    origin,
+                    category,
+                    subject,
+                    body,
+                    noted_at: ts(noted_at)?,
+                })
+            },
+        )
+        .collect()
+}

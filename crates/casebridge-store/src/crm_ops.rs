@@ -1,0 +1,256 @@
+//! The CRM outbox: outbound operations and their states (see `casebridge_domain::crm_ops`).
+//!
+//! Invariants:
+//! - An operation is inserted in the transaction of the change that caused it, together with its
+//!   job when it is `pending` (the caller enqueues), so accepted work is never lost.
+//! - Ids are UUIDv7, so `ORDER BY id` is creation order: held status changes replay in order.
+//! - State changes out of `pending` name the state they expect (`WHERE state = 'pending'`), so
+//!   a stale worker cannot overwrite a newer outcome.
+
+use casebridge_domain::crm_ops::{OpAction, OpKind, OpState};
+use casebridge_domain::ids::{CaseId, CompanyId};
+use casebridge_domain::page::{Page, PageRequest};
+use jiff::Timestamp;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::{parse_id, parse_opt_id, ts, Conn, Result, StoreError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmOp {
+    pub id: String,
+    pub company_id: CompanyId,
+    pub provider: String,
+    pub kind: OpKind,
+    pub case_id: Option<CaseId>,
+    /// The CRM record it is about (Law Ruler: the Lead ID).
+    pub record_id: String,
+    pub action: OpAction,
+    pub state: OpState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// An operation to record.
+#[derive(Debug, Clone)]
+pub struct NewOp<'a> {
+    pub provider: &'a str,
+    pub kind: OpKind,
+    pub case_id: Option<CaseId>,
+    pub record_id: &'a str,
+    pub action: &'a OpAction,
+    /// `Pending` or `Held`.
+    pub state: OpState,
+}
+
+const COLUMNS: &str = "id, company_id, provider, kind, case_id, record_id, payload, state,
+    attempts, last_error, created_at, updated_at, finished_at";
+
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    company_id: String,
+    provider: String,
+    kind: String,
+    case_id: Option<String>,
+    record_id: String,
+    payload: String,
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl Row {
+    fn into_model(self) -> Result<CrmOp> {
+        Ok(CrmOp {
+            company_id: parse_id("crm_ops.company_id", &self.company_id)?,
+            provider: self.provider,
+            kind: OpKind::parse(&self.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("crm_ops.kind `{}`", self.kind)))?,
+            case_id: parse_opt_id("crm_ops.case_id", self.case_id.as_deref())?,
+            record_id: self.record_id,
+            action: serde_json::from_str(&self.payload)
+                .map_err(|e| StoreError::Corrupt(format!("crm_ops.payload: {e}")))?,
+            state: OpState::parse(&self.state)
+                .ok_or_else(|| StoreError::Corrupt(format!("crm_ops.state `{}`", self.state)))?,
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            last_error: self.last_error,
+            created_at: ts(self.created_at)?,
+            updated_at: ts(self.updated_at)?,
+            finished_at: self.finished_at.map(ts).transpose()?,
+            id: self.id,
+        })
+    }
+}
+
+/// Records an operation; returns its id. The caller enqueues its job when it is pending.
+pub async fn insert(
+    conn: &mut Conn,
+    company: CompanyId,
+    op: &NewOp<'_>,
+    now: Timestamp,
+) -> Result<String> {
+    let id = Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO crm_ops (id, company_id, provider, kind, case_id, record_id, payload, state,
+                              attempts, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+    )
+    .bind(&id)
+    .bind(company.to_string())
+    .bind(op.provider)
+    .bind(op.kind.as_str())
+    .bind(op.case_id.map(|c| c.to_string()))
+    .bind(op.record_id)
+    .bind(serde_json::to_string(op.action).expect("serializable"))
+    .bind(op.state.as_str())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn get(conn: &mut Conn, company: CompanyId, id: &str) -> Result<CrmOp> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM crm_ops WHERE company_id = $1 AND id = $2"
+    ))
+    .bind(company.to_string())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.ok_or(StoreError::NotFound)?.into_model()
+}
+
+/// Counts an attempt that will be retried, with its error. Only a pending operation changes.
+pub async fn record_retry(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: &str,
+    error: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE crm_ops SET attempts = attempts + 1, last_error = $3, updated_at = $4
+         WHERE company_id = $1 AND id = $2 AND state = 'pending'",
+    )
+    .bind(company.to_string())
+    .bind(id)
+    .bind(error)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves an operation from `from` to `to` (counting the attempt when `attempted`). Returns
+/// false when it was not in `from` any more (another worker or an admin got there first).
+#[allow(clippy::too_many_arguments)]
+pub async fn transition(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: &str,
+    from: OpState,
+    to: OpState,
+    attempted: bool,
+    error: Option<&str>,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE crm_ops SET state = $4, attempts = attempts + $5,
+                last_error = COALESCE($6, last_error), updated_at = $7,
+                finished_at = CASE WHEN $8 THEN $7 ELSE NULL END
+         WHERE company_id = $1 AND id = $2 AND state = $3",
+    )
+    .bind(company.to_string())
+    .bind(id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(i64::from(attempted))
+    .bind(error.map(str::to_owned))
+    .bind(now.as_millisecond())
+    .bind(to.is_final())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The operations of a provider in `state`, oldest first (at most `limit`).
+pub async fn in_state(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    state: OpState,
+    kind: Option<OpKind>,
+    limit: u32,
+) -> Result<Vec<CrmOp>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM crm_ops
+         WHERE company_id = $1 AND provider = $2 AND state = $3 AND ($4 IS NULL OR kind = $4)
+         ORDER BY id LIMIT $5"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(state.as_str())
+    .bind(kind.map(|k| k.as_str()))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Row::into_model).collect()
+}
+
+/// Operations newest first, optionally of one state.
+pub async fn list(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    state: Option<OpState>,
+    page: &PageRequest,
+) -> Result<Page<CrmOp>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM crm_ops
+         WHERE company_id = $1 AND provider = $2 AND ($3 IS NULL OR id < $3)
+           AND ($4 IS NULL OR state = $4)
+         ORDER BY id DESC LIMIT $5"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(page.after.clone())
+    .bind(state.map(|s| s.as_str()))
+    .bind(i64::from(page.limit) + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(Row::into_model)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |o| o.id.clone()))
+}
+
+/// How many operations are in each state.
+pub async fn counts(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<(OpState, u64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state, COUNT(*) FROM crm_ops WHERE company_id = $1 AND provider = $2
+         GROUP BY state",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(s, n)| {
+            let state = OpState::parse(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("crm_ops.state `{s}`")))?;
+            Ok((state, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
