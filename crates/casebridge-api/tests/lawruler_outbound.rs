@@ -569,6 +569,21 @@ backend_tests! {
         assert_eq!(s.lr.sim.notes(LEAD2).len(), 1);
     }
 
+    async fn the_per_connection_limiter_spaces_requests(backend) {
+        // 60 a minute with a burst of 6: the 9th request cannot go before about 3 s.
+        let s = setup(backend, &[]).await;
+        let worker = s.app.crm_worker(60);
+        for i in 0..9 {
+            let case = if i % 2 == 0 { &s.case_id } else { &s.case2_id };
+            s.message(case, &format!("note {i}")).await;
+        }
+        let started = std::time::Instant::now();
+        worker.drain().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(s.lr.sim.notes(LEAD).len() + s.lr.sim.notes(LEAD2).len(), 9);
+        assert!(took >= Duration::from_millis(2500), "9 requests in {took:?}");
+    }
+
     async fn a_wrong_key_is_a_configuration_error_until_the_connection_is_saved(backend) {
         let s = setup(backend, &[]).await;
         s.lr.sim.wrong_key(true);

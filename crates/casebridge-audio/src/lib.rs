@@ -36,14 +36,19 @@
 //!
 //! # Licence of the MP3 encoder
 //!
-//! Encoding uses LAME 3.100 through the `mp3lame-encoder`/`mp3lame-sys` crates, which compile it
-//! from source and link it **statically** into the casebridge binary. LAME is licensed under the
-//! **LGPL-3.0** (the rest of casebridge is Apache-2.0). The LGPL's obligations attach to
-//! *distributing* the binary: whoever ships a casebridge binary (or an image containing it) to
-//! someone else must give them LAME's licence and source and let them relink casebridge against
-//! a modified LAME (for example by offering casebridge's object files or source). Running
-//! casebridge on our own servers and serving its results over the network is not distribution
-//! and triggers none of this.
+//! Encoding uses LAME 3.100 through the `mp3lame-encoder`/`mp3lame-sys` crates, which build it
+//! from the C source they bundle (`./configure && make`, so building needs gcc and make) and
+//! link it **statically** into the casebridge binary. LAME is licensed under the **LGPL-3.0**;
+//! the rest of casebridge is Apache-2.0, and the MP3 files it produces are not covered by
+//! either.
+//!
+//! The LGPL's obligations attach only to *distributing* the binary. Whoever gives a casebridge
+//! binary (or a container image holding one) to someone else must tell them LAME is inside,
+//! pass on the LGPL-3.0 and GPL-3.0 texts, offer LAME's source, and, because the linking is
+//! static, make it possible to relink casebridge against a modified LAME (for example by
+//! offering casebridge's source or object files). Running casebridge on our own servers and
+//! serving its results over the network is not distribution (the LGPL, unlike the AGPL, has no
+//! network clause) and triggers none of this.
 
 mod decode;
 mod encode;

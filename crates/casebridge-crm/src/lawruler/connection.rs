@@ -69,6 +69,9 @@ pub fn open(keyring: &Keyring, i: &Integration) -> Result<Option<StoredCredentia
         .map_err(|e| format!("stored credentials: {e}"))
 }
 
+/// A company's client and the sealed credentials it was built from.
+type Cached = (String, Arc<LawRulerClient>);
+
 /// Law Ruler clients per company, reused across jobs so the access token is fetched once per
 /// connection rather than once per operation. A client is replaced when the stored credentials
 /// change (reconnect).
@@ -77,7 +80,7 @@ pub struct Clients {
     http: reqwest::Client,
     paths: LawRulerPaths,
     keyring: Keyring,
-    cache: Arc<Mutex<HashMap<CompanyId, (String, Arc<LawRulerClient>)>>>,
+    cache: Arc<Mutex<HashMap<CompanyId, Cached>>>,
 }
 
 impl Clients {

@@ -147,6 +147,7 @@ async fn record(
     Ok(Some(id))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn log(
     conn: &mut Conn,
     company: CompanyId,
