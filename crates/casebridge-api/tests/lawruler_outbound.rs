@@ -632,5 +632,29 @@ backend_tests! {
         assert_eq!(docs, json!([]));
         let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
         assert_eq!(ops["data"], json!([]));
+
+        // Documents may be far larger than other requests (3 MiB here).
+        let big = vec![b'x'; 3 * 1024 * 1024];
+        let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+            .bearer_auth(&s.app.api_key).header("content-type", "application/pdf")
+            .header("content-disposition", "attachment; filename=\"../../etc/big.pdf\"")
+            .body(big).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let doc: Value = r.json().await.unwrap();
+        assert_eq!(doc["file_name"], "big.pdf", "path parts are dropped");
+        assert_eq!(doc["size"], 3 * 1024 * 1024);
+        // Another company can neither add to nor list this case's documents.
+        let (_, other_key) = s.app.new_company("Other Firm").await;
+        let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+            .bearer_auth(&other_key).header("content-type", "application/pdf")
+            .body(b"%PDF".to_vec()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = s.app.call_as(&other_key, Method::GET,
+            &format!("/api/v1/cases/{}/documents", s.case_id), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = s.app.http.post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
+            .bearer_auth(&other_key).header("content-type", "audio/wav")
+            .body(wav(1, 8000)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -308,7 +308,7 @@ pub async fn delete(conn: &mut Tx, company: CompanyId, id: CaseId) -> Result<()>
         .await
         .map_err(|e| {
             StoreError::from(e).on_conflict(|| {
-                "this case has calls, messages, tasks or bookings recorded; it cannot be deleted".into()
+                "this case has calls, messages, tasks, bookings, documents or Law Ruler notes recorded; it cannot be deleted".into()
             })
         })?;
     if done.rows_affected() == 0 {
