@@ -232,12 +232,16 @@ backend_tests! {
 
     async fn a_later_webhook_updates_the_imported_case(backend) {
         let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
         let id = upload(&app, &csv([row(1)])).await;
         worker(&app).drain().await.unwrap();
         assert_eq!(status(&app, &id).await["created"], 1);
         let case = app.get("/api/v1/cases/by-external-ref?provider=lawruler&external_id=L1").await.body;
 
-        let hook = connected(&app).await;
+        // An import is not a webhook: the checklist still waits for the first one.
+        let view = app.get("/api/v1/integrations/lawruler").await.body;
+        assert_eq!(view["checklist"]["first_webhook_received"], false, "{view}");
+        assert!(view["health"]["last_status_pull_at"].is_string(), "the import brought statuses");
         let r = app.http.post(app.url(&hook)).json(&json!({
             "Lead ID": "L1", "Case Type ID": "13", "Case Type": "Slip and Fall",
             "Status ID": "9", "Status": "Retained", "Full Name": "Jane Doe",
@@ -254,6 +258,8 @@ backend_tests! {
         let after = app.get(&format!("/api/v1/cases/{}", case["id"].as_str().unwrap())).await.body;
         let st = app.get(&format!("/api/v1/case-statuses/{}", after["case_status_id"].as_str().unwrap())).await.body;
         assert_eq!(st["name"], "Retained");
+        let view = app.get("/api/v1/integrations/lawruler").await.body;
+        assert_eq!(view["checklist"]["first_webhook_received"], true, "{view}");
     }
 
     async fn imports_are_scoped_to_their_company(backend) {

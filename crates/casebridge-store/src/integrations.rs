@@ -206,7 +206,8 @@ pub async fn set_settings(
     Ok(())
 }
 
-/// Records that a webhook was applied (health timestamps, LR12).
+/// Records that a webhook arrived and was accepted, applied or identical to the last one (the
+/// checklist's "first webhook received" and the health timestamps, LR12).
 pub async fn touch_webhook(
     conn: &mut Conn,
     company: CompanyId,
@@ -215,7 +216,7 @@ pub async fn touch_webhook(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE integrations SET first_webhook_at = COALESCE(first_webhook_at, $3),
-                last_webhook_at = $3, last_integration_sync_at = $3
+                last_webhook_at = $3, last_integration_sync_at = $3, last_status_pull_at = $3
          WHERE company_id = $1 AND provider = $2",
     )
     .bind(company.to_string())

@@ -159,19 +159,30 @@ impl TestApp {
         )
     }
 
-    /// A worker for the `crm` queue (imports and outbound Law Ruler operations) sharing the
+    /// A worker for the `crm` queue (imports, pulls and outbound Law Ruler operations) sharing the
     /// app's store, keyring, clock and URL policy. `requests_per_minute` is the per-connection
     /// Law Ruler limit (0: none).
     pub fn crm_worker(&self, requests_per_minute: u32) -> Worker {
         let clock: Arc<dyn casebridge_domain::clock::Clock> = Arc::new(self.clock.clone());
-        let registry =
-            casebridge_crm::lawruler::import::registry(self.db.store.clone(), clock.clone());
+        let clients = lawruler_clients(&self.keyring, &self.options.url_policy);
+        let registry = casebridge_crm::lawruler::import::register_with_clients(
+            casebridge_queue::Registry::new(),
+            self.db.store.clone(),
+            clock.clone(),
+            clients.clone(),
+        );
+        let registry = casebridge_crm::lawruler::pull::register(
+            registry,
+            self.db.store.clone(),
+            clock.clone(),
+            clients.clone(),
+        );
         let registry = outbound::register(
             registry,
             outbound::OpHandler::new(
                 self.db.store.clone(),
                 clock.clone(),
-                lawruler_clients(&self.keyring, &self.options.url_policy),
+                clients,
                 requests_per_minute,
             ),
         );

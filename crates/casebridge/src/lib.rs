@@ -144,11 +144,22 @@ impl Runtime {
         )
     }
 
-    /// The handlers of the `crm` queue: imports and outbound operations.
+    /// The handlers of the `crm` queue: imports (CSV and from the Law Ruler API), the hourly
+    /// pull, and outbound operations.
     pub fn crm_registry(&self) -> Registry {
         let clients = self.lawruler_clients();
-        let registry =
-            casebridge_crm::lawruler::import::registry(self.store.clone(), self.clock.clone());
+        let registry = casebridge_crm::lawruler::import::register_with_clients(
+            Registry::new(),
+            self.store.clone(),
+            self.clock.clone(),
+            clients.clone(),
+        );
+        let registry = casebridge_crm::lawruler::pull::register(
+            registry,
+            self.store.clone(),
+            self.clock.clone(),
+            clients.clone(),
+        );
         outbound::register(
             registry,
             outbound::OpHandler::new(
@@ -249,6 +260,12 @@ impl Runtime {
             self.clock.clone(),
             Duration::from_secs(u64::from(self.config.webhook_log_retention_days) * 86_400),
             Duration::from_secs(3600),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(casebridge_crm::lawruler::pull::schedule_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            Duration::from_secs(self.config.lawruler_pull_interval_secs),
             shutdown.clone(),
         )));
         tasks

@@ -154,6 +154,10 @@ pub struct IntegrationOut {
     /// The toggles as set, in the safe order.
     #[schema(value_type = Object)]
     pub settings: Value,
+    /// Options outside the toggle order: `sync_enriched_phones` (send the phone number that
+    /// reached the client with a call's result, LR10).
+    #[schema(value_type = Object)]
+    pub options: Value,
     /// Toggles that are on but have no effect because one they depend on is off.
     pub inert_settings: Vec<String>,
     #[schema(value_type = Object)]
@@ -250,9 +254,8 @@ async fn view(state: &AppState, p: Provider, i: Integration) -> Result<Integrati
         last_pull_at: time(i.last_pull_at),
         last_pull_error: i.last_pull_error.clone(),
     };
-    let mut settings = settings;
-    settings["sync_enriched_phones"] = json!(t.sync_enriched_phones);
     Ok(IntegrationOut {
+        options: json!({"sync_enriched_phones": t.sync_enriched_phones}),
         sync,
         provider: p.as_str().into(),
         name: p.label().into(),
@@ -1613,7 +1616,9 @@ async fn lawruler_hook(
     )
     .await?
     {
-        tx.rollback().await?;
+        // Nothing changes, but a webhook did arrive (the checklist's "first webhook received").
+        store::touch_webhook(&mut tx, company, ingest::PROVIDER, now).await?;
+        tx.commit().await?;
         return Ok(axum::Json(HookOut::bare(
             "duplicate",
             Some("identical to the last webhook applied for this lead".into()),
@@ -1647,6 +1652,7 @@ async fn lawruler_hook(
             return Err(err);
         }
     };
+    store::touch_webhook(&mut tx, company, ingest::PROVIDER, now).await?;
     let message = if applied.auto_linked.is_empty() {
         format!("lead {} applied", lead.lead_id)
     } else {

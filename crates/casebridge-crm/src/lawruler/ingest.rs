@@ -310,7 +310,9 @@ pub async fn apply_lead(
             lists_added.push(stored.list_id);
         }
     }
-    integrations::touch_webhook(tx, company, PROVIDER, now).await?;
+    // The lead brought its Law Ruler status with it (webhook, pull or import).
+    integrations::touch_health(tx, company, PROVIDER, integrations::Health::StatusPull, now)
+        .await?;
 
     Ok(Applied {
         case_id,
