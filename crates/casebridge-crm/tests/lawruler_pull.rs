@@ -301,6 +301,15 @@ backend_tests! {
         let i = env.integration().await;
         assert_eq!((i.leads_cursor, i.notes_cursor), (Some(at(80)), Some(at(80))));
         assert_eq!(i.last_status_pull_at, Some(at(135)));
+
+        // A note that came before its lead had a case joins the case when the lead arrives.
+        sim.set_now(Some(at(140)));
+        sim.set_status("10002", "Signed Up").unwrap();
+        env.clock.set(at(200));
+        env.pulled().await;
+        let john = env.case("10002").await.expect("pulled now");
+        let subjects: Vec<String> = env.notes(&john).await.into_iter().map(|n| n.subject).collect();
+        assert_eq!(subjects, ["Other lead"]);
     }
 
     async fn a_lead_that_cannot_be_applied_is_logged_and_the_pull_goes_on(backend) {

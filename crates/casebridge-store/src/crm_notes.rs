@@ -94,3 +94,24 @@ pub async fn for_case(
         )
         .collect()
 }
+
+/// Links the notes of a CRM record that arrived before its case existed to that case.
+pub async fn attach_to_case(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    record_id: &str,
+    case: CaseId,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE crm_notes SET case_id = $4
+         WHERE company_id = $1 AND provider = $2 AND record_id = $3 AND case_id IS NULL",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(record_id)
+    .bind(case.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -96,13 +96,24 @@ pub enum CompanyCommand {
 pub enum ImportCommand {
     /// Import Law Ruler leads from a CSV file (header row with Lead ID, Case Type ID, Case Type,
     /// Status ID, Status, Full Name, Created Date, Primary Contact ID, First Name, Last Name;
-    /// optional Email, Cell Phone, …). Rows are applied here, with a progress bar, exactly as the
-    /// API's import does; importing the same file again changes nothing.
+    /// optional Email, Cell Phone, …), or with --from-api from the connected Law Ruler account.
+    /// Rows are applied here, with a progress bar, exactly as the API's import does; importing
+    /// the same records again changes nothing.
     Lawruler {
         #[arg(long)]
         company: String,
+        #[arg(
+            long,
+            required_unless_present = "from_api",
+            conflicts_with = "from_api"
+        )]
+        file: Option<PathBuf>,
+        /// Pull the leads from the Law Ruler API (the company must be connected).
         #[arg(long)]
-        file: PathBuf,
+        from_api: bool,
+        /// With --from-api: only leads changed at or after this time (RFC 3339).
+        #[arg(long, requires = "from_api")]
+        since: Option<String>,
     },
 }
 
@@ -205,8 +216,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Import(ImportCommand::Lawruler { company, file }) => {
+        Command::Import(ImportCommand::Lawruler {
+            company,
+            file,
+            from_api,
+            since,
+        }) => {
             let company = parse_company(&company)?;
+            if from_api {
+                let since = since
+                    .map(|s| {
+                        s.parse::<jiff::Timestamp>()
+                            .with_context(|| format!("--since: `{s}` is not an RFC 3339 time"))
+                    })
+                    .transpose()?;
+                let rt = Runtime::start(config).await?;
+                let result = import_lawruler_api(&rt, company, since).await;
+                rt.store.close().await;
+                return result;
+            }
+            let file = file.expect("clap requires --file without --from-api");
             let store = open_store(&config).await?;
             let result = import_lawruler(&store, company, &file).await;
             store.close().await;
@@ -304,7 +333,6 @@ async fn import_lawruler(
 ) -> anyhow::Result<()> {
     use casebridge_crm::lawruler::import;
     use casebridge_domain::clock::{Clock, SystemClock};
-    use casebridge_store::imports::{self, ImportStatus};
 
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("--file: cannot read {} as UTF-8 text", file.display()))?;
@@ -316,7 +344,61 @@ async fn import_lawruler(
     let created =
         import::enqueue(&mut tx, company, name.as_deref(), &text, total, clock.now()).await?;
     tx.commit().await?;
-    let id = created.id;
+    apply_with_progress(store, clock, company, created.id, total).await
+}
+
+/// Fetches the leads from the connected Law Ruler account into an import (as the API's
+/// `{"source": "lawruler_api"}` does), then applies them with a progress bar.
+async fn import_lawruler_api(
+    rt: &Runtime,
+    company: CompanyId,
+    since: Option<jiff::Timestamp>,
+) -> anyhow::Result<()> {
+    use casebridge_crm::lawruler::import;
+    use casebridge_store::imports::ImportStatus;
+
+    let clock = rt.clock.clone();
+    let mut tx = rt.store.begin().await?;
+    require_company(&mut tx, company).await?;
+    let created = import::enqueue_from_api(&mut tx, company, since, clock.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("fetching leads from Law Ruler…");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let fetched = import::fetch(
+        &rt.store,
+        clock.as_ref(),
+        &rt.lawruler_clients(),
+        company,
+        created.id,
+    )
+    .await;
+    spinner.finish_and_clear();
+    let fetched = fetched.map_err(|e| {
+        anyhow::anyhow!(
+            "fetching from Law Ruler failed: {e}; a worker retries it, or run the command again"
+        )
+    })?;
+    if let (ImportStatus::Failed, Some(why)) = (fetched.status, &fetched.failure) {
+        bail!("the import failed: {why}");
+    }
+    let total = fetched.total_rows;
+    apply_with_progress(&rt.store, clock, company, created.id, total).await
+}
+
+/// Applies an import in this process while showing its progress (read back from the import's
+/// row, as the API shows it), then prints the outcome and the first failed rows.
+async fn apply_with_progress(
+    store: &casebridge_store::Store,
+    clock: std::sync::Arc<dyn casebridge_domain::clock::Clock>,
+    company: CompanyId,
+    id: uuid::Uuid,
+    total: u64,
+) -> anyhow::Result<()> {
+    use casebridge_crm::lawruler::import;
+    use casebridge_store::imports::{self, ImportStatus};
 
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(

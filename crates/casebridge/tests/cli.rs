@@ -175,6 +175,49 @@ backend_tests! {
         }
     }
 
+    async fn import_from_the_law_ruler_api_with_progress(backend) {
+        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let created = company_create(dir.path(), &db.url, "Acme");
+        let (company, key) = (created["company_id"].as_str().unwrap().to_owned(),
+                              created["api_key"].as_str().unwrap().to_owned());
+        let with_net = |mut cmd: Command| {
+            cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+                .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+            cmd
+        };
+        let import = || {
+            with_net(casebridge(dir.path(), &db.url))
+                .args(["import", "lawruler", "--company", &company, "--from-api"])
+                .output()
+                .unwrap()
+        };
+        // Not connected yet: a clear refusal.
+        let out = import();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not connected"),
+                "{}", String::from_utf8_lossy(&out.stderr));
+        let server = Server::start_with(with_net(casebridge(dir.path(), &db.url)));
+        let r = reqwest::Client::new()
+            .put(format!("{}/api/v1/integrations/lawruler/connection", server.base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"username": "demo", "password": "demo-password",
+                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}))
+            .send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop();
+        let out = import();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let seeded = lr.sim.leads().len();
+        assert!(stdout.contains(&format!("{seeded} rows: {seeded} created")), "{stdout}");
+        // Again: nothing changes.
+        let out = import();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("{seeded} rows: 0 created, 0 updated, {seeded} unchanged")), "{stdout}");
+    }
+
     async fn user_create_reads_the_password_from_stdin(backend) {
         let db = TestDb::empty(backend).await;
         let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,9 @@ use casebridge_domain::records::{
     NewCase, NewClient,
 };
 use casebridge_domain::ValidationError;
-use casebridge_store::{cases, clients, integrations, lists, named, Conn, StoreError, Tx};
+use casebridge_store::{
+    cases, clients, crm_notes, integrations, lists, named, Conn, StoreError, Tx,
+};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -279,6 +281,8 @@ pub async fn apply_lead(
                 now,
             )
             .await?;
+            // Notes pulled before the lead had a case now belong to it.
+            crm_notes::attach_to_case(tx, company, PROVIDER, &lead.lead_id, created.id).await?;
             (created.id, true)
         }
         Err(e) => return Err(e.into()),
