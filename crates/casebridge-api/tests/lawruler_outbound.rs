@@ -247,23 +247,7 @@ impl Setup {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         if recording {
-            let r = self
-                .app
-                .http
-                .post(self.app.url(&format!("/api/v1/calls/{call}/recording")))
-                .bearer_auth(&self.app.api_key)
-                .header("content-type", "audio/wav")
-                .header("content-disposition", "attachment; filename=\"call.wav\"")
-                .body(wav(1, 8000))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                r.status(),
-                StatusCode::CREATED,
-                "{}",
-                r.text().await.unwrap()
-            );
+            self.upload_recording(&call).await;
         }
         let r = self
             .app
@@ -277,6 +261,37 @@ impl Setup {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         call
+    }
+
+    async fn analyze(&self, call: &str, summary: &str) {
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/analysis"),
+                json!({"summary": summary, "post_call_result": "Qualified – Intake Completed"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    async fn upload_recording(&self, call: &str) {
+        let r = self
+            .app
+            .http
+            .post(self.app.url(&format!("/api/v1/calls/{call}/recording")))
+            .bearer_auth(&self.app.api_key)
+            .header("content-type", "audio/wav")
+            .header("content-disposition", "attachment; filename=\"call.wav\"")
+            .body(wav(1, 8000))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
     }
 }
 
@@ -376,18 +391,46 @@ backend_tests! {
         assert!(view["health"]["last_integration_sync_at"].is_string());
     }
 
-    async fn an_unsuccessful_call_without_campaign_or_enriched_phone(backend) {
+    async fn an_unsuccessful_call_without_campaign_sends_no_transcript_and_no_phone(backend) {
         let s = setup(backend, &[]).await;
+        // Even with enriched phones on: a voicemail did not reach the client.
+        settings(&s.app, json!({"sync_enriched_phones": true})).await;
         s.call(None, false, true).await;
         s.drain().await;
         let got = s.received();
         let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
                            "/api/v2/leads/10001/documents"], "no transcript note: {got:#?}");
-        assert!(got[0].param("CellPhone").is_none(), "Sync enriched phones is off");
+        assert!(got[0].param("CellPhone").is_none(), "no number reached the client");
         assert_eq!(got[1].json.as_ref().unwrap()["subject"], "Call Analysis Summary");
         assert_eq!(got[2].param("fileName"),
                    Some("Kayse VoiceAI Recording (2026-05-01 14-42-05 UTC).mp3"));
+    }
+
+    async fn a_recording_after_the_analysis_and_a_revised_analysis(backend) {
+        let s = setup(backend, &[]).await;
+        // Enriched phones off: no CellPhone even for a successful call.
+        let call = s.call(None, true, false).await;
+        s.upload_recording(&call).await;
+        s.drain().await;
+        let paths: Vec<String> = s.received().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
+                           "/api/v2/leads/10001/notes", "/api/v2/leads/10001/documents"]);
+        assert!(s.received()[0].param("CellPhone").is_none(), "Sync enriched phones is off");
+        // A later analysis replaces the first: the call result and a revised summary only; no
+        // second transcript, no second upload. With status sync off, no Status either.
+        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": false}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.lr.sim.clear_requests();
+        s.analyze(&call, "Second look: also a wrist injury.").await;
+        s.drain().await;
+        let got = s.received();
+        let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes"], "{got:#?}");
+        assert!(got[0].param("Status").is_none(), "status sync is off");
+        assert_eq!(got[1].json.as_ref().unwrap()["subject"], "Call Analysis Summary (revised)");
+        assert_eq!(s.lr.sim.documents(LEAD).len(), 1);
     }
 
     async fn each_toggle_off_sends_nothing_of_its_kind(backend) {
@@ -602,6 +645,9 @@ backend_tests! {
         s.drain().await;
         assert_eq!(s.received().len(), sent);
         assert!(s.lr.sim.notes(LEAD).is_empty(), "later operations wait too, to keep the order");
+        // One more while it waits, not yet picked up by a worker when the admin fixes it.
+        s.message(&s.case_id, "queued before the fix").await;
+        s.lr.sim.clear_requests();
         // The admin fixes the Key: saving the connection sends what waited, in order.
         s.lr.sim.wrong_key(false);
         let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/connection",
@@ -610,7 +656,13 @@ backend_tests! {
         assert!(r.body["config_error"].is_null());
         s.drain().await;
         assert_eq!(s.lr.sim.lead(LEAD).unwrap().fields.get("custom1234").map(String::as_str), Some("2/3/2001"));
-        assert_eq!(s.lr.sim.notes(LEAD).len(), 1);
+        // (The connection save's own Key check is a GetStatus call.)
+        let sent: Vec<String> = s.received().iter().filter(|r| r.param("Operation") != Some("GetStatus"))
+            .map(|r| match &r.json { Some(j) => j["body"].as_str().unwrap().to_owned(), None => r.path.clone() })
+            .collect();
+        let sent: Vec<&str> = sent.iter().map(String::as_str).filter(|p| !p.starts_with("/api/v2/casetypes")).collect();
+        assert_eq!(sent, ["/api-legalcrmapp.aspx", "after the field change", "queued before the fix"],
+                   "the lead's operations in the order they were made");
         assert_eq!(s.view().await["sync"]["operations_blocked"], 0);
     }
 

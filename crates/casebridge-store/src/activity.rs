@@ -159,6 +159,13 @@ pub async fn get_call(conn: &mut Conn, company: CompanyId, id: CallId) -> Result
     fetch_call(conn, company, id, false).await
 }
 
+/// The call, its row locked until the transaction ends (on PostgreSQL), so a change that depends
+/// on the call's current state (a recording that must follow its analysis) cannot interleave
+/// with another change of the call.
+pub async fn get_call_for_update(conn: &mut Tx, company: CompanyId, id: CallId) -> Result<Call> {
+    fetch_call(conn, company, id, true).await
+}
+
 async fn fetch_call(conn: &mut Conn, company: CompanyId, id: CallId, lock: bool) -> Result<Call> {
     let lock = if lock { for_update(conn) } else { "" };
     let row: CallRow = sqlx::query_as(&format!(

@@ -163,7 +163,8 @@ pub async fn transition(
 ) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE crm_ops SET state = $4, attempts = attempts + $5,
-                last_error = COALESCE($6, last_error), updated_at = $7,
+                last_error = CASE WHEN $4 = 'done' THEN NULL ELSE COALESCE($6, last_error) END,
+                updated_at = $7,
                 finished_at = CASE WHEN $8 THEN $7 ELSE NULL END
          WHERE company_id = $1 AND id = $2 AND state = $3",
     )
@@ -202,6 +203,27 @@ pub async fn in_state(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(Row::into_model).collect()
+}
+
+/// Whether an operation that uploads the stored document `document_id` exists (in any state
+/// but `skipped`), so the same file is not sent twice.
+pub async fn sends_document(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    document_id: &str,
+) -> Result<bool> {
+    // Document ids are UUIDs, so the JSON text match is exact.
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM crm_ops WHERE company_id = $1 AND provider = $2
+           AND state <> 'skipped' AND payload LIKE $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(format!("%\"document_id\":\"{document_id}\"%"))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
 }
 
 /// Operations newest first, optionally of one state.

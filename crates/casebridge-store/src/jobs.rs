@@ -115,6 +115,20 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<Jo
     Ok(id)
 }
 
+/// Removes the pending (not running) jobs of `queue` with `ordering_key` and returns them, so
+/// the caller can enqueue their work again in another order, in its transaction.
+pub async fn take_pending(conn: &mut Conn, queue: &str, ordering_key: &str) -> Result<Vec<Job>> {
+    let taken: Vec<Row> = sqlx::query_as(&format!(
+        "DELETE FROM jobs WHERE queue = $1 AND ordering_key = $2 AND status = 'pending'
+         RETURNING {COLUMNS}"
+    ))
+    .bind(queue)
+    .bind(ordering_key)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows(taken)
+}
+
 /// Claims up to `limit` runnable jobs of `queue` for `lease`, in `run_at` order.
 pub async fn claim(
     store: &Store,

@@ -676,11 +676,16 @@ async fn analyze_call(
     let analysis = NewAnalysis::parse(&body.summary, &body.post_call_result, body.custom.as_ref())?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
+    // Locked, so a recording uploaded at the same moment either sees this analysis or is seen.
+    let before = activity::get_call_for_update(&mut tx, company, call_id)
+        .await
+        .or_not_found("call", &id)?;
     let call = activity::analyze_call(&mut tx, company, call_id, &analysis, now)
         .await
         .or_not_found("call", &id)?;
     // The Voice AI call result, notes and recording go to Law Ruler (LR10).
-    crm_outbound::call_analyzed(&mut tx, company, &call, now).await?;
+    let revised = before.analysis.is_some();
+    crm_outbound::call_analyzed(&mut tx, company, &call, revised, now).await?;
     let (campaign, case) = (call.campaign_id, call.case_id);
     let data = CallAnalyzedData::new(call.into());
     let event = new_event(EventType::CallAnalyzed, &data, campaign, case)?;

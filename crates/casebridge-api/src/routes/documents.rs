@@ -280,7 +280,8 @@ async fn add_recording(
     .map_err(|e| ValidationError::single("file", e.to_string()))?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let call = activity::get_call(&mut tx, company, call_id)
+    // Locked, so an analysis arriving at the same moment either sees this recording or is seen.
+    let call = activity::get_call_for_update(&mut tx, company, call_id)
         .await
         .or_not_found("call", &id)?;
     let doc = documents::create(

@@ -67,6 +67,17 @@ fn provider(raw: &str) -> Result<Provider, ApiError> {
     })
 }
 
+/// Features built for Law Ruler only so far: another provider is "not found" there.
+fn lawruler_only(raw: &str) -> Result<Provider, ApiError> {
+    match provider(raw)? {
+        Provider::LawRuler => Ok(Provider::LawRuler),
+        other => Err(ApiError::NotFound(format!(
+            "{} has no outbound sync in this version",
+            other.label()
+        ))),
+    }
+}
+
 /// A random, unguessable token for the inbound webhook URL (LR2).
 fn new_token() -> String {
     let mut bytes = [0u8; 24];
@@ -530,9 +541,10 @@ async fn update_settings(
     let resuming = body.sync_statuses == Some(true) && !t.sync_statuses;
     set(&mut t.sync_statuses, body.sync_statuses);
     set(&mut t.sync_enriched_phones, body.sync_enriched_phones);
-    if resuming && outbound::held_count(&mut tx, company).await? > 0 {
+    if resuming && p == Provider::LawRuler && outbound::held_count(&mut tx, company).await? > 0 {
         return Err(ApiError::Conflict(
-            "status changes were held while status sync was off: turn it on with              PUT /integrations/lawruler/status-sync and choose `non_retroactive` or `retroactive`"
+            "status changes were held while status sync was off: turn it on with \
+             PUT /integrations/lawruler/status-sync and choose `non_retroactive` or `retroactive`"
                 .into(),
         ));
     }
@@ -591,7 +603,7 @@ async fn get_status_sync(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<StatusSyncOut>, ApiError> {
-    let p = provider(&raw)?;
+    let p = lawruler_only(&raw)?;
     let i = ensure(&s, company, p).await?;
     let mut conn = s.store.conn().await?;
     Ok(axum::Json(StatusSyncOut {
@@ -627,7 +639,7 @@ async fn put_status_sync(
     Path(raw): Path<String>,
     Json(body): Json<StatusSyncBody>,
 ) -> Result<axum::Json<StatusSyncOut>, ApiError> {
-    let p = provider(&raw)?;
+    let p = lawruler_only(&raw)?;
     let mode = match body.mode.as_deref() {
         None => None,
         Some(m) => Some(ResumeMode::parse(m).ok_or_else(|| {
@@ -651,22 +663,28 @@ async fn put_status_sync(
         skipped: None,
         warning: None,
     };
-    if body.enabled && !t.sync_statuses {
-        if store::status_mappings(&mut tx, company, p.as_str())
+    if body.enabled
+        && !t.sync_statuses
+        && store::status_mappings(&mut tx, company, p.as_str())
             .await?
             .is_empty()
-        {
-            return Err(ApiError::Conflict(
-                "map statuses before turning on status sync (CRM Mappings → Status Mapping)".into(),
-            ));
-        }
+    {
+        return Err(ApiError::Conflict(
+            "map statuses before turning on status sync (CRM Mappings → Status Mapping)".into(),
+        ));
+    }
+    // Held changes are resolved whenever status sync is (or stays) on: a change recorded by a
+    // request that raced the switch is held too, and must not stay stuck.
+    if body.enabled {
         let held = outbound::held_count(&mut tx, company).await?;
         if held > 0 {
             let mode = mode.ok_or_else(|| {
                 ValidationError::single(
                     "mode",
                     format!(
-                        "{held} status change(s) were made while status sync was off: choose                          `non_retroactive` (skip them; the default choice) or `retroactive`                          (send them in order; they may overwrite newer Law Ruler statuses)"
+                        "{held} status change(s) were made while status sync was off: choose \
+                         `non_retroactive` (skip them; the default choice) or `retroactive` \
+                         (send them in order; they may overwrite newer Law Ruler statuses)"
                     ),
                 )
             })?;

@@ -61,6 +61,11 @@ pub const KIND: &str = "lawruler.op";
 pub const CONNECTION_CONCURRENCY: u32 = 4;
 /// Where documents sent with "Send documents" go in the lead's documents.
 pub const DOCUMENTS_FOLDER: &str = "/documents";
+/// The longest a job waits in the rate limiter while holding its worker slot.
+const MAX_LIMITER_WAIT: Duration = Duration::from_secs(5);
+/// Answers this client does not understand are retried this many times before the operation
+/// is marked failed (a maintenance page on HTTP 200 passes; a changed protocol needs a person).
+const MAX_UNEXPECTED_ATTEMPTS: u32 = 10;
 /// How many held or blocked operations one call moves at a time.
 const BATCH: u32 = 500;
 
@@ -89,6 +94,11 @@ pub fn lead_of(case: &Case) -> Option<&str> {
         .map(|r| r.external_id.as_str())
 }
 
+/// The queue's ordering key of a lead's operations: one at a time, in order.
+fn ordering_key(company: CompanyId, lead: &str) -> String {
+    format!("{PROVIDER}/{company}/{lead}")
+}
+
 async fn enqueue_job(
     conn: &mut Conn,
     company: CompanyId,
@@ -100,7 +110,7 @@ async fn enqueue_job(
         conn,
         &NewJob::new(QUEUE, KIND, json!({ "op_id": op_id }))
             .company(company)
-            .ordering_key(format!("{PROVIDER}/{company}/{lead}"))
+            .ordering_key(ordering_key(company, lead))
             .concurrency(format!("{PROVIDER}/{company}"), CONNECTION_CONCURRENCY),
         now,
     )
@@ -498,8 +508,15 @@ async fn call_context(
     let analysis = call.analysis.as_ref();
     // Status: the post-call result is a platform status name; through the status mapping it
     // becomes the Law Ruler status. Without a mapping the result is sent as it is.
-    let mut status = analysis.map(|a| a.post_call_result.clone());
-    if let Some(result) = analysis.map(|a| a.post_call_result.as_str()) {
+    // With status sync off, the call result does not change the lead's status either.
+    let status_sync = OpKind::Status.allowed(&t.gates());
+    let mut status = analysis
+        .filter(|_| status_sync)
+        .map(|a| a.post_call_result.clone());
+    if let Some(result) = analysis
+        .filter(|_| status_sync)
+        .map(|a| a.post_call_result.as_str())
+    {
         if let Some(st) = named::find_by_name(tx, company, NamedKind::CaseStatus, result).await? {
             if let Ok(id) = st.id.parse() {
                 if let Some((_, name)) =
@@ -514,8 +531,8 @@ async fn call_context(
         Some(id) => Some(clients::get(tx, company, id).await?),
         None => None,
     };
-    let cell_phone = t
-        .sync_enriched_phones
+    // "The number that reached the client": only a call that reached a conversation has one.
+    let cell_phone = (t.sync_enriched_phones && voice::is_successful(call))
         .then(|| match call.direction {
             Direction::Outbound => call.to_number.clone(),
             Direction::Inbound => call.from_number.clone(),
@@ -562,10 +579,15 @@ async fn call_context(
 
 /// A call's analysis arrived (the call is complete, LR10): the campaign request, the notes and,
 /// if the recording is already stored, the recording, in that order.
+///
+/// `revised`: the call had an analysis already (a later analysis replaces it). Then only the
+/// campaign request and a "Call Analysis Summary (revised)" note are sent: the transcript and the
+/// recording went with the first analysis, and notes cannot be taken back in Law Ruler.
 pub async fn call_analyzed(
     tx: &mut Tx,
     company: CompanyId,
     call: &Call,
+    revised: bool,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let Some(t) = active(tx, company).await? else {
@@ -578,9 +600,17 @@ pub async fn call_analyzed(
         return Ok(());
     };
     let ctx = call_context(tx, company, &t, call, &case, &lead).await?;
-    let Some(actions) = voice::call_actions(call, &ctx) else {
+    let Some(mut actions) = voice::call_actions(call, &ctx) else {
         return Ok(());
     };
+    if revised {
+        actions.retain(|a| !matches!(a, OpAction::AddNote { subject, .. } if subject == voice::TRANSCRIPT_SUBJECT));
+        for a in &mut actions {
+            if let OpAction::AddNote { subject, .. } = a {
+                *subject = format!("{} (revised)", voice::SUMMARY_SUBJECT);
+            }
+        }
+    }
     for action in &actions {
         record(
             tx,
@@ -595,6 +625,9 @@ pub async fn call_analyzed(
         .await?;
     }
     if let Some(rec) = documents::recording_of(tx, company, call.id).await? {
+        if crm_ops::sends_document(tx, company, PROVIDER, &rec.id).await? {
+            return Ok(()); // already on its way (or sent) with an earlier analysis
+        }
         let tz = company_zone(tx, company).await?;
         let action = voice::recording_action(call, &rec.id, ctx.campaign_name.as_deref(), &tz);
         record(
@@ -790,6 +823,10 @@ pub async fn held_count(conn: &mut Conn, company: CompanyId) -> Result<u64, Stor
 
 /// Sends the operations parked by a configuration error again, in order. Call in the
 /// transaction that saves a working connection.
+///
+/// Order per lead is kept: a lead's operations that were still waiting unclaimed (enqueued
+/// after the first one was parked) are taken out of the queue and enqueued again together with
+/// the parked ones, in creation order.
 pub async fn requeue_blocked(
     tx: &mut Tx,
     company: CompanyId,
@@ -802,21 +839,42 @@ pub async fn requeue_blocked(
         if blocked.is_empty() {
             break;
         }
-        for op in &blocked {
-            if crm_ops::transition(
-                tx,
-                company,
-                &op.id,
-                OpState::Blocked,
-                OpState::Pending,
-                false,
-                None,
-                now,
-            )
-            .await?
-            {
-                enqueue_job(tx, company, &op.id, &op.record_id, now).await?;
-                n += 1;
+        let mut leads: Vec<&str> = blocked.iter().map(|o| o.record_id.as_str()).collect();
+        leads.sort_unstable();
+        leads.dedup();
+        for lead in leads {
+            let key = ordering_key(company, lead);
+            // (op id, was blocked); UUIDv7 ids sort in creation order.
+            let mut ops: Vec<(String, bool)> = blocked
+                .iter()
+                .filter(|o| o.record_id == lead)
+                .map(|o| (o.id.clone(), true))
+                .collect();
+            for job in jobs::take_pending(tx, QUEUE, &key).await? {
+                if let Some(id) = job.payload.get("op_id").and_then(Value::as_str) {
+                    ops.push((id.to_owned(), false));
+                }
+            }
+            ops.sort();
+            for (id, was_blocked) in ops {
+                if was_blocked {
+                    if !crm_ops::transition(
+                        tx,
+                        company,
+                        &id,
+                        OpState::Blocked,
+                        OpState::Pending,
+                        false,
+                        None,
+                        now,
+                    )
+                    .await?
+                    {
+                        continue;
+                    }
+                    n += 1;
+                }
+                enqueue_job(tx, company, &id, lead, now).await?;
             }
         }
     }
@@ -921,7 +979,14 @@ impl OpHandler {
             }
         }
         if let Some(l) = &self.limiter {
-            l.until_key_ready(&company).await;
+            // Wait here for a short gap (keeps the request flowing at the configured rate);
+            // a longer one gives the worker slot back and the job comes again later.
+            if tokio::time::timeout(MAX_LIMITER_WAIT, l.until_key_ready(&company))
+                .await
+                .is_err()
+            {
+                return Err(MAX_LIMITER_WAIT);
+            }
         }
         Ok(())
     }
@@ -1152,23 +1217,58 @@ impl OpHandler {
         tx.commit().await
     }
 
-    async fn configuration_error(&self, op: &CrmOp, message: &str) -> Result<(), StoreError> {
+    /// Parks a pending operation as `blocked` (setting the integration's configuration error
+    /// when `set_error`), unless the connection changed since the worker read it (`seen`: the
+    /// sealed credentials and configuration error it acted on): then nothing is parked, the
+    /// caller retries, and the fixed connection is used. Returns whether it parked.
+    #[allow(clippy::too_many_arguments)]
+    async fn block(
+        &self,
+        op: &CrmOp,
+        seen: &(Option<String>, Option<String>),
+        message: &str,
+        set_error: bool,
+        attempted: bool,
+    ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        // Locked: a connection save (which clears the error and requeues blocked operations)
+        // either comes before this, and is seen, or after, and requeues this one.
+        let current = integrations::get_for_update(&mut tx, op.company_id, PROVIDER)
+            .await?
+            .map(|i| (i.credentials_sealed, i.config_error))
+            .unwrap_or((None, None));
+        let changed = if set_error {
+            current.0 != seen.0
+        } else {
+            current != *seen
+        };
+        if changed {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         if crm_ops::transition(
             &mut tx,
             op.company_id,
             &op.id,
             OpState::Pending,
             OpState::Blocked,
-            true,
+            attempted,
             Some(message),
             now,
         )
         .await?
         {
-            integrations::set_config_error(&mut tx, op.company_id, PROVIDER, Some(message), now)
+            if set_error {
+                integrations::set_config_error(
+                    &mut tx,
+                    op.company_id,
+                    PROVIDER,
+                    Some(message),
+                    now,
+                )
                 .await?;
+            }
             log(
                 &mut tx,
                 op.company_id,
@@ -1181,7 +1281,8 @@ impl OpHandler {
             )
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn transient(&self, op: &CrmOp, message: &str) -> Result<(), StoreError> {
@@ -1236,8 +1337,23 @@ impl Handler for OpHandler {
         if op.state != OpState::Pending {
             return Ok(()); // already settled by an earlier run
         }
+        let seen = integration
+            .as_ref()
+            .map(|i| (i.credentials_sealed.clone(), i.config_error.clone()))
+            .unwrap_or((None, None));
+        let connection_changed = || JobError::Retry {
+            error: "the Law Ruler connection changed while sending; trying again".into(),
+            retry_after: None,
+        };
         let client = match self.gate(integration.as_ref(), &op) {
             Gate::Send(c) => c,
+            Gate::Park(OpState::Blocked, why) => {
+                return match self.block(&op, &seen, &why, false, false).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(connection_changed()),
+                    Err(e) => Err(store_retry(e)),
+                };
+            }
             Gate::Park(state, why) => {
                 let (outcome, kind) = match state {
                     OpState::Blocked => (SyncOutcome::Error, Some(ErrorKind::Configuration)),
@@ -1271,10 +1387,19 @@ impl Handler for OpHandler {
                     retry_after,
                 })
             }
-            Err(e @ LawRulerError::Config { .. }) => self
-                .configuration_error(&op, &e.to_string())
-                .await
-                .map_err(store_retry),
+            Err(e @ LawRulerError::Config { .. }) => {
+                match self.block(&op, &seen, &e.to_string(), true, true).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(connection_changed()),
+                    Err(e) => Err(store_retry(e)),
+                }
+            }
+            Err(e @ LawRulerError::Unexpected(_)) if op.attempts + 1 < MAX_UNEXPECTED_ATTEMPTS => {
+                self.transient(&op, &e.to_string())
+                    .await
+                    .map_err(store_retry)?;
+                Err(JobError::retry(e.to_string()))
+            }
             Err(e) => {
                 let msg = e.to_string();
                 self.settle(
