@@ -1,7 +1,8 @@
 //! The pieces every scenario shares, all built from the project's own crates: a fresh migrated
 //! database (`casebridge_testkit::TestDb`), companies and webhooks created through
 //! `casebridge_store`, events recorded with the webhook outbox (`record_event`), and the real
-//! `webhooks` queue worker (`WebhookRuntime` + `casebridge_queue::Worker`).
+//! `webhooks` queue worker (`WebhookRuntime` + `casebridge_queue::Worker`). The Law Ruler
+//! scenarios add the real API server and the `crm` worker (`server.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,11 +179,7 @@ impl Bench {
         let cancel = CancellationToken::new();
         let started = Instant::now();
         let handle = tokio::spawn(worker.run(cancel.clone()));
-        Ok(RunningWorker {
-            cancel,
-            handle,
-            started,
-        })
+        Ok(RunningWorker::new(cancel, handle, started))
     }
 
     /// Jobs left in the table, by status (finished jobs are deleted).
@@ -191,6 +188,17 @@ impl Bench {
         Ok(jobs::counts(&mut conn)
             .await?
             .into_iter()
+            .map(|(_, status, n)| (status, n))
+            .collect())
+    }
+
+    /// Jobs left in one queue, by status.
+    pub async fn job_counts_in(&self, queue: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut conn = self.store.conn().await?;
+        Ok(jobs::counts(&mut conn)
+            .await?
+            .into_iter()
+            .filter(|(q, _, _)| q == queue)
             .map(|(_, status, n)| (status, n))
             .collect())
     }
@@ -210,6 +218,14 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
+    pub fn new(cancel: CancellationToken, handle: JoinHandle<()>, started: Instant) -> Self {
+        Self {
+            cancel,
+            handle,
+            started,
+        }
+    }
+
     /// Stops claiming, gives running jobs a second, then releases the rest.
     pub async fn stop(self) {
         self.cancel.cancel();

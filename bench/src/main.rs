@@ -1,8 +1,10 @@
-//! `casebridge-bench`: load generators for outbound webhook delivery (issue 3, "Benchmark").
+//! `casebridge-bench`: load generators for outbound webhook delivery (issue 3, "Benchmark") and
+//! for the Law Ruler integration (SPEC §10: inbound webhook ingest, outbound operations).
 //!
 //! Every scenario runs the project's own pieces — a migrated database from
 //! `casebridge_testkit::TestDb`, events recorded with the webhook outbox, the real `webhooks`
-//! queue worker signing and posting over HTTP — against a local counting receiver, repeats the
+//! queue worker signing and posting over HTTP to a local counting receiver; for Law Ruler, the
+//! real API server in-process, the `crm` worker and the Law Ruler simulator — repeats the
 //! measurement, prints medians with min and max, and appends a JSON line to
 //! `bench/results.jsonl`. See `bench/README.md` for what each scenario measures and the latest
 //! numbers.
@@ -17,8 +19,11 @@ mod backlog;
 mod harness;
 mod isolation;
 mod latency;
+mod lawruler_ingest;
+mod lawruler_outbound;
 mod receiver;
 mod report;
+mod server;
 mod throughput;
 
 use harness::{progress, WorkerOpts};
@@ -26,7 +31,8 @@ use harness::{progress, WorkerOpts};
 #[derive(Parser)]
 #[command(
     name = "casebridge-bench",
-    about = "Webhook delivery benchmarks: throughput, latency, isolation, backlog memory"
+    about = "Benchmarks: webhook delivery (throughput, latency, isolation, backlog memory) and \
+             Law Ruler (inbound ingest, outbound operations)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,9 +44,10 @@ struct Cli {
     /// Runs of the scenario; the median is reported, with min and max.
     #[arg(long, global = true, default_value_t = 3)]
     repeat: usize,
-    /// Jobs the worker runs at once (WorkerConfig::concurrency).
-    #[arg(long, global = true, default_value_t = 16)]
-    concurrency: usize,
+    /// Jobs the worker runs at once (WorkerConfig::concurrency; default 16). In lawruler-ingest,
+    /// which runs no worker: concurrent client tasks posting webhooks (default 8).
+    #[arg(long, global = true)]
+    concurrency: Option<usize>,
     /// How long an idle worker sleeps before claiming again, in ms.
     #[arg(long, global = true, default_value_t = 50)]
     poll_ms: u64,
@@ -107,6 +114,35 @@ enum Scenario {
         #[arg(long, value_enum, default_value_t = backlog::Via::Direct)]
         via: backlog::Via,
     },
+    /// Inbound Law Ruler webhooks per second through the real HTTP server (durable: a 2xx
+    /// answer means applied and committed), with request latency. `--concurrency` is the
+    /// number of client tasks.
+    LawrulerIngest {
+        #[arg(long, default_value_t = 2000)]
+        webhooks: usize,
+        /// Percent of the webhooks that update a lead sent earlier (another status).
+        #[arg(long, default_value_t = 0)]
+        updates: u32,
+        /// Start cold: no warm-up webhooks, so the first concurrent webhooks race to create the
+        /// case type link and status mappings.
+        #[arg(long)]
+        no_warmup: bool,
+    },
+    /// Outbound Law Ruler operations (notes from outbound SMS) per second against the Law
+    /// Ruler simulator, no rate limit.
+    LawrulerOutbound {
+        #[arg(long, default_value_t = 2000)]
+        ops: usize,
+        /// Leads (linked cases) the operations are spread over.
+        #[arg(long, default_value_t = 50)]
+        leads: usize,
+        /// Client tasks posting the messages in the load phase.
+        #[arg(long, default_value_t = 8)]
+        load_clients: usize,
+        /// Give up waiting for the notes after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        limit_s: u64,
+    },
 }
 
 /// Runs one repeat and adds the load average seen when it started.
@@ -136,10 +172,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let backend_name = format!("{:?}", cli.backend).to_lowercase();
     let opts = WorkerOpts {
-        concurrency: cli.concurrency,
+        concurrency: cli.concurrency.unwrap_or(16),
         poll_interval: Duration::from_millis(cli.poll_ms),
     };
-    let worker_params = serde_json::json!({
+    let mut worker_params = serde_json::json!({
         "worker_concurrency": opts.concurrency,
         "poll_ms": cli.poll_ms,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -218,6 +254,53 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(with_load(backlog::run(backend, p, opts)).await?);
             }
             ("backlog", p.json(), runs)
+        }
+        Scenario::LawrulerIngest {
+            webhooks,
+            updates,
+            no_warmup,
+        } => {
+            let p = lawruler_ingest::Params {
+                webhooks,
+                clients: cli.concurrency.unwrap_or(8).max(1),
+                updates_pct: updates.min(100),
+                warmup: !no_warmup,
+            };
+            // No worker runs in this scenario.
+            worker_params = serde_json::json!({
+                "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            });
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!(
+                    "lawruler-ingest run {}/{repeat} on {backend_name}",
+                    i + 1
+                ));
+                runs.push(with_load(lawruler_ingest::run(backend, p)).await?);
+            }
+            ("lawruler-ingest", p.json(), runs)
+        }
+        Scenario::LawrulerOutbound {
+            ops,
+            leads,
+            load_clients,
+            limit_s,
+        } => {
+            let p = lawruler_outbound::Params {
+                ops,
+                leads: leads.max(1),
+                load_clients,
+                limit: Duration::from_secs(limit_s),
+            };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!(
+                    "lawruler-outbound run {}/{repeat} on {backend_name}",
+                    i + 1
+                ));
+                runs.push(with_load(lawruler_outbound::run(backend, p, opts)).await?);
+            }
+            ("lawruler-outbound", p.json(), runs)
         }
     };
     if let (Some(p), Some(w)) = (params.as_object_mut(), worker_params.as_object()) {
