@@ -245,6 +245,33 @@ backend_tests! {
         assert_eq!(r.status, StatusCode::CONFLICT);
     }
 
+    async fn concurrent_first_webhooks_share_the_new_case_type_and_status(backend) {
+        // The first webhooks of a firm often come in a burst, all naming a case type and status
+        // not seen before. Each round names new ones; every webhook must be applied.
+        let app = TestApp::start(backend).await;
+        let hook = connected(&app).await;
+        for round in 0..4 {
+            let sends = (0..16).map(|i| {
+                let fields = lead(&[
+                    ("Lead ID", &format!("L{round}-{i}")),
+                    ("Primary Contact ID", &format!("PC-{round}-{i}")),
+                    ("Case Type ID", &format!("CT{round}")),
+                    ("Case Type", &format!("Type {round}")),
+                    ("Status ID", &format!("S{round}")),
+                    ("Status", &format!("Status {round}")),
+                ]);
+                let (app, hook) = (&app, hook.clone());
+                async move { send(app, &hook, Format::Json, &fields).await }
+            });
+            for r in futures::future::join_all(sends).await {
+                assert_eq!(r.status, StatusCode::OK, "round {round}: {}", r.text);
+            }
+        }
+        assert_eq!(count(&app, "/api/v1/cases?limit=200").await, 64);
+        assert_eq!(count(&app, "/api/v1/case-types").await, 4);
+        assert_eq!(count(&app, "/api/v1/case-statuses").await, 4);
+    }
+
     async fn wrong_or_foreign_tokens_touch_nothing(backend) {
         let app = TestApp::start(backend).await;
         let hook = connected(&app).await;

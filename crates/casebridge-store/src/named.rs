@@ -73,6 +73,33 @@ pub async fn create(
     row.into_model(kind)
 }
 
+/// The record named `name`, created if there is none. Safe under concurrency: two transactions
+/// creating the same name at once both end up with the one record (the second insert waits for
+/// the first and then does nothing), where [`create`] would fail one of them.
+pub async fn find_or_create(
+    conn: &mut Conn,
+    company: CompanyId,
+    kind: NamedKind,
+    name: &Name,
+    now: Timestamp,
+) -> Result<Named> {
+    let sql = format!(
+        "INSERT INTO {} (id, company_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (company_id, name) DO NOTHING",
+        table(kind)
+    );
+    sqlx::query(&sql)
+        .bind(Uuid::now_v7().hyphenated().to_string())
+        .bind(company.to_string())
+        .bind(name.as_str())
+        .bind(now.as_millisecond())
+        .execute(&mut *conn)
+        .await?;
+    find_by_name(conn, company, kind, name.as_str())
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
 pub async fn get(conn: &mut Conn, company: CompanyId, kind: NamedKind, id: &str) -> Result<Named> {
     let sql = format!(
         "SELECT id, name, created_at, updated_at FROM {} WHERE company_id = $1 AND id = $2",

@@ -38,7 +38,7 @@ use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::imports::{
     self, Counts, Import, ImportOrigin, ImportStatus, NewImport, RowError,
 };
-use casebridge_store::integrations::{self, NewSyncEntry};
+use casebridge_store::integrations::{self, Health, NewSyncEntry};
 use casebridge_store::{jobs, Store, StoreError, Tx};
 use jiff::Timestamp;
 use serde_json::json;
@@ -546,6 +546,8 @@ async fn apply_batch(
         if !imports::record_progress(&mut tx, company, id, from, &next, &next_errors, now).await? {
             return Ok(false);
         }
+        // The batch brought Law Ruler statuses with it (health, LR12), once per batch.
+        integrations::touch_health(&mut tx, company, PROVIDER, Health::StatusPull, now).await?;
         tx.commit().await?;
         *counts = next;
         *errors = next_errors;
@@ -580,6 +582,7 @@ async fn apply_batch(
         if !imports::record_progress(&mut tx, company, id, from, &next, &next_errors, now).await? {
             return Ok(false);
         }
+        integrations::touch_health(&mut tx, company, PROVIDER, Health::StatusPull, now).await?;
         tx.commit().await?;
         *counts = next;
         *errors = next_errors;

@@ -74,10 +74,10 @@ async fn resolve_named(
     }
     let conn: &mut Conn = tx;
     let name = Name::parse(kind.label(), &value.name)?;
-    let id = match named::find_by_name(conn, company, kind, name.as_str()).await? {
-        Some(existing) => existing.id,
-        None => named::create(conn, company, kind, &name, now).await?.id,
-    };
+    // Concurrent first webhooks naming the same new value all get the one record.
+    let id = named::find_or_create(conn, company, kind, &name, now)
+        .await?
+        .id;
     notes.push(format!(
         "Law Ruler {} {} ({}) mapped to the {} of the same name",
         kind.label(),
@@ -314,10 +314,6 @@ pub async fn apply_lead(
             lists_added.push(stored.list_id);
         }
     }
-    // The lead brought its Law Ruler status with it (webhook, pull or import).
-    integrations::touch_health(tx, company, PROVIDER, integrations::Health::StatusPull, now)
-        .await?;
-
     Ok(Applied {
         case_id,
         client_id,
