@@ -625,20 +625,9 @@ pub async fn call_analyzed(
         .await?;
     }
     if let Some(rec) = documents::recording_of(tx, company, call.id).await? {
-        if crm_ops::sends_document(tx, company, PROVIDER, &rec.id).await? {
-            return Ok(()); // already on its way (or sent) with an earlier analysis
-        }
-        let tz = company_zone(tx, company).await?;
-        let action = voice::recording_action(call, &rec.id, ctx.campaign_name.as_deref(), &tz);
-        record(
-            tx,
-            company,
-            &t,
-            OpKind::CallRecord,
-            Some(case.id),
-            &lead,
-            &action,
-            now,
+        let campaign = ctx.campaign_name.as_deref();
+        record_recording(
+            tx, company, &t, call, case.id, &lead, &rec.id, campaign, now,
         )
         .await?;
     }
@@ -663,16 +652,46 @@ pub async fn recording_stored(
     let Some((case, lead)) = case_lead(tx, company, call.case_id).await? else {
         return Ok(());
     };
-    let tz = company_zone(tx, company).await?;
     let campaign = campaign_name(tx, company, call).await;
-    let action = voice::recording_action(call, &recording.id, campaign.as_deref(), &tz);
-    record(
+    record_recording(
         tx,
         company,
         &t,
-        OpKind::CallRecord,
-        Some(case.id),
+        call,
+        case.id,
         &lead,
+        &recording.id,
+        campaign.as_deref(),
+        now,
+    )
+    .await
+}
+
+/// Records the upload of a call's recording, unless that file is already on its way (or sent).
+#[allow(clippy::too_many_arguments)]
+async fn record_recording(
+    tx: &mut Tx,
+    company: CompanyId,
+    t: &Toggles,
+    call: &Call,
+    case_id: CaseId,
+    lead: &str,
+    document_id: &str,
+    campaign: Option<&str>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if crm_ops::sends_document(tx, company, PROVIDER, document_id).await? {
+        return Ok(());
+    }
+    let tz = company_zone(tx, company).await?;
+    let action = voice::recording_action(call, document_id, campaign, &tz);
+    record(
+        tx,
+        company,
+        t,
+        OpKind::CallRecord,
+        Some(case_id),
+        lead,
         &action,
         now,
     )
