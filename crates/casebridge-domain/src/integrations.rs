@@ -77,6 +77,11 @@ impl Toggles {
         "sync_statuses",
     ];
 
+    /// The toggles stored on an integration row (missing or unreadable ones are off).
+    pub fn from_settings(settings: &serde_json::Value) -> Self {
+        serde_json::from_value(settings.clone()).unwrap_or_default()
+    }
+
     pub fn gates(&self) -> Gates {
         let on = self.enable_integration;
         let send = on && self.send;

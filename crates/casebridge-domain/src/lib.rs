@@ -4,6 +4,9 @@
 //! wall clock except through [`clock::Clock`]. Inputs from the outside world are parsed into the
 //! types here ("parse, don't validate"), so code that holds a [`records::NewCase`] knows it is valid.
 
+#[macro_use]
+mod text_enum;
+
 pub mod activity;
 pub mod clock;
 pub mod company;

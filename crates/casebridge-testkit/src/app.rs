@@ -208,11 +208,16 @@ impl TestApp {
             .call_as(key, Method::GET, "/api/v1/integrations/lawruler", None)
             .await;
         assert_eq!(view.status, StatusCode::OK, "{}", view.text);
-        let sealed = self.keyring.seal(
-            &serde_json::json!({"username": "u", "password": "p",
-                "client_root": "http://127.0.0.1:9", "client_secret": "s", "key": "k"})
-            .to_string(),
-            &format!("integration/{company}/lawruler"),
+        let sealed = casebridge_crm::lawruler::connection::seal(
+            &self.keyring,
+            company,
+            &casebridge_crm::lawruler::connection::StoredCredentials {
+                username: "u".into(),
+                password: "p".into(),
+                client_root: "http://127.0.0.1:9".into(),
+                client_secret: "s".into(),
+                key: "k".into(),
+            },
         );
         let mut conn = self.db.store.conn().await.unwrap();
         casebridge_store::integrations::set_credentials(

@@ -104,7 +104,7 @@ async fn ensure(
 }
 
 fn toggles(i: &Integration) -> Toggles {
-    serde_json::from_value(i.settings.clone()).unwrap_or_default()
+    Toggles::from_settings(&i.settings)
 }
 
 fn open_credentials(
@@ -741,7 +741,7 @@ impl From<casebridge_store::crm_ops::CrmOp> for OperationOut {
     fn from(o: casebridge_store::crm_ops::CrmOp) -> Self {
         Self {
             description: o.action.describe(),
-            payload: redact_payload(serde_json::to_value(&o.action).expect("json")),
+            payload: shorten_payload(serde_json::to_value(&o.action).expect("json")),
             id: o.id,
             kind: o.kind.as_str().into(),
             state: o.state.as_str().into(),
@@ -755,9 +755,9 @@ impl From<casebridge_store::crm_ops::CrmOp> for OperationOut {
     }
 }
 
-/// Payloads carry no secrets (the Key is added when sending), but notes can be long: bodies
-/// are cut to 500 characters in listings.
-fn redact_payload(mut v: Value) -> Value {
+/// Note bodies are cut to 500 characters in listings. (Payloads carry no secrets: the Key is
+/// added when sending.)
+fn shorten_payload(mut v: Value) -> Value {
     if let Some(body) = v.get_mut("body") {
         if let Some(text) = body.as_str() {
             if text.chars().count() > 500 {

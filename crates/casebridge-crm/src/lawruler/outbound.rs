@@ -83,7 +83,7 @@ async fn active(conn: &mut Conn, company: CompanyId) -> Result<Option<Toggles>, 
 }
 
 pub fn toggles(i: &Integration) -> Toggles {
-    serde_json::from_value(i.settings.clone()).unwrap_or_default()
+    Toggles::from_settings(&i.settings)
 }
 
 /// The Law Ruler Lead ID of a case, if it came from (or was linked to) Law Ruler.
@@ -1373,14 +1373,19 @@ impl Handler for OpHandler {
                     Err(e) => Err(store_retry(e)),
                 };
             }
+            // Skipped (toggle off) or back to held (status sync off).
             Gate::Park(state, why) => {
-                let (outcome, kind) = match state {
-                    OpState::Blocked => (SyncOutcome::Error, Some(ErrorKind::Configuration)),
-                    _ => (SyncOutcome::Skipped, None),
-                };
-                self.settle(&op, state, false, Some(&why), outcome, kind, &why)
-                    .await
-                    .map_err(store_retry)?;
+                self.settle(
+                    &op,
+                    state,
+                    false,
+                    Some(&why),
+                    SyncOutcome::Skipped,
+                    None,
+                    &why,
+                )
+                .await
+                .map_err(store_retry)?;
                 return Ok(());
             }
         };
