@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use casebridge_api::{AppState, HttpOptions};
+use casebridge_api::{AppParts, AppState, HttpOptions};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::{self, Clients, StoredCredentials};
 use casebridge_crm::lawruler::outbound;
@@ -71,17 +71,19 @@ pub struct Reply {
 impl ApiServer {
     pub async fn start(bench: &Bench) -> anyhow::Result<Self> {
         let policy = url_policy();
-        let state = AppState {
-            store: bench.store.clone(),
-            clock: bench.clock.clone(),
-            metrics: casebridge_api::metrics_handle(),
-            keyring: bench.keyring.clone(),
-            url_policy: Arc::new(policy.clone()),
-            outbound: safe_client(Arc::new(policy), Duration::from_secs(20)),
-            public_url: None,
-            scheduling_url: "http://127.0.0.1:9".into(),
-            lawruler: lawruler_clients(bench),
-        };
+        let state = AppState::new(
+            AppParts {
+                store: bench.store.clone(),
+                clock: bench.clock.clone(),
+                keyring: bench.keyring.clone(),
+                url_policy: Arc::new(policy.clone()),
+                outbound: safe_client(Arc::new(policy), Duration::from_secs(20)),
+                public_url: None,
+                scheduling_url: "http://127.0.0.1:9".into(),
+                lawruler: lawruler_clients(bench),
+            },
+            casebridge_api::metrics_handle(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let shutdown = CancellationToken::new();

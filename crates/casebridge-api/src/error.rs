@@ -4,6 +4,7 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use casebridge_app::AppError;
 use casebridge_domain::{FieldError, ValidationError};
 use casebridge_store::StoreError;
 use serde::Serialize;
@@ -108,6 +109,22 @@ impl IntoResponse for ApiError {
             },
         };
         (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::BadRequest(m) => ApiError::BadRequest(m),
+            AppError::NotFound(m) => ApiError::NotFound(m),
+            AppError::Conflict(m) => ApiError::Conflict(m),
+            AppError::PayloadTooLarge(m) => ApiError::PayloadTooLarge(m),
+            AppError::UnsupportedMediaType(m) => ApiError::UnsupportedMediaType(m),
+            AppError::Validation(v) => ApiError::Validation(v),
+            AppError::Unavailable(m) => ApiError::Unavailable(m),
+            AppError::BadGateway(m) => ApiError::BadGateway(m),
+            AppError::Internal(m) => ApiError::Internal(m),
+        }
     }
 }
 

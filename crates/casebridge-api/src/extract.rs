@@ -2,9 +2,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use casebridge_crypto::hash_api_key;
 use casebridge_domain::ids::CompanyId;
-use casebridge_store::api_keys;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -96,8 +94,7 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".into())
             })?;
-        let mut conn = state.store.conn().await?;
-        let company = api_keys::authenticate(&mut conn, &hash_api_key(key))
+        let company = casebridge_app::auth::company_for_api_key(&state.app, key)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
         tracing::Span::current().record("company.id", tracing::field::display(company));

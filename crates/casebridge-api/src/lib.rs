@@ -31,27 +31,40 @@ pub mod extract;
 mod openapi;
 mod routes;
 
+pub use casebridge_app::{App, AppParts};
 pub use error::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach: the service layer and the metrics registry.
 #[derive(Clone)]
 pub struct AppState {
+    pub app: App,
+    pub metrics: PrometheusHandle,
+    // Transitional: the handlers not yet moved onto `app` still reach these directly.
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-    pub metrics: PrometheusHandle,
-    /// Seals secrets at rest (webhook signing secrets, App Keys, CRM credentials).
     pub keyring: Keyring,
-    /// Which outbound destinations may be saved (webhook URLs) or called (CRM, scheduling).
     pub url_policy: Arc<UrlPolicy>,
-    /// The SSRF-safe client for the few calls a request must make itself: verifying credentials
-    /// when an integration is connected, and live availability and booking during a call.
     pub outbound: reqwest::Client,
-    /// Base of the inbound webhook URLs shown to admins (`CASEBRIDGE_PUBLIC_URL`).
     pub public_url: Option<String>,
-    /// Base URL of the Cal.com-compatible scheduling API.
     pub scheduling_url: String,
-    /// Law Ruler clients (SSRF-safe HTTP client, configured endpoint paths, cached per company).
     pub lawruler: casebridge_crm::lawruler::connection::Clients,
+}
+
+impl AppState {
+    pub fn new(parts: AppParts, metrics: PrometheusHandle) -> Self {
+        Self {
+            metrics,
+            store: parts.store.clone(),
+            clock: parts.clock.clone(),
+            keyring: parts.keyring.clone(),
+            url_policy: parts.url_policy.clone(),
+            outbound: parts.outbound.clone(),
+            public_url: parts.public_url.clone(),
+            scheduling_url: parts.scheduling_url.clone(),
+            lawruler: parts.lawruler.clone(),
+            app: App::new(parts),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -177,10 +190,6 @@ pub async fn serve(
 }
 
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<dto::HealthOut>, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    state.app.ready().await?;
     Ok(axum::Json(dto::HealthOut { status: "ready" }))
 }

@@ -1,5 +1,8 @@
 //! CRM adapters. Everything we only *model* about a CRM's protocol (endpoint paths, parameter
 //! names, failure bodies) lives in that CRM's module, with the paths in configuration, so a
-//! correction touches one place.
+//! correction touches one place. [`connector`] is the one interface the service layer uses.
 
+pub mod connector;
 pub mod lawruler;
+
+pub use connector::{Connector, Connectors, PlatformChange};

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use casebridge_api::{AppState, HttpOptions};
+use casebridge_api::{AppParts, AppState, HttpOptions};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
 use casebridge_crm::lawruler::outbound;
@@ -93,20 +93,22 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let clock = ManualClock::new(jiff::Timestamp::now());
         let keyring = Keyring::new(MasterKey::generate(), Vec::new());
-        let state = AppState {
-            store: db.store.clone(),
-            clock: Arc::new(clock.clone()),
-            metrics: casebridge_api::metrics_handle(),
-            keyring: keyring.clone(),
-            url_policy: Arc::new(options.url_policy.clone()),
-            outbound: casebridge_webhooks::policy::safe_client(
-                Arc::new(options.url_policy.clone()),
-                Duration::from_secs(20),
-            ),
-            public_url: options.public_url.clone(),
-            scheduling_url: options.scheduling_url.clone(),
-            lawruler: lawruler_clients(&keyring, &options.url_policy),
-        };
+        let state = AppState::new(
+            AppParts {
+                store: db.store.clone(),
+                clock: Arc::new(clock.clone()),
+                keyring: keyring.clone(),
+                url_policy: Arc::new(options.url_policy.clone()),
+                outbound: casebridge_webhooks::policy::safe_client(
+                    Arc::new(options.url_policy.clone()),
+                    Duration::from_secs(20),
+                ),
+                public_url: options.public_url.clone(),
+                scheduling_url: options.scheduling_url.clone(),
+                lawruler: lawruler_clients(&keyring, &options.url_policy),
+            },
+            casebridge_api::metrics_handle(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use casebridge_api::{AppState, HttpOptions};
+use casebridge_api::{AppParts, AppState, HttpOptions};
 use casebridge_config::{Config, LogFormat};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
@@ -220,20 +220,22 @@ impl Runtime {
         } else {
             Vec::new()
         };
-        let state = AppState {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            metrics: casebridge_api::metrics_handle(),
-            keyring: self.keyring.clone(),
-            url_policy: Arc::new(self.url_policy()),
-            outbound: casebridge_webhooks::policy::safe_client(
-                Arc::new(self.url_policy()),
-                Duration::from_secs(20),
-            ),
-            public_url: self.config.public_url.clone(),
-            scheduling_url: self.config.scheduling_url.clone(),
-            lawruler: self.lawruler_clients(),
-        };
+        let state = AppState::new(
+            AppParts {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                keyring: self.keyring.clone(),
+                url_policy: Arc::new(self.url_policy()),
+                outbound: casebridge_webhooks::policy::safe_client(
+                    Arc::new(self.url_policy()),
+                    Duration::from_secs(20),
+                ),
+                public_url: self.config.public_url.clone(),
+                scheduling_url: self.config.scheduling_url.clone(),
+                lawruler: self.lawruler_clients(),
+            },
+            casebridge_api::metrics_handle(),
+        );
         let options = HttpOptions {
             body_limit_bytes: self.config.body_limit_bytes,
         };

@@ -8,3 +8,7 @@ pub mod ingest;
 pub mod outbound;
 pub mod pull;
 pub mod voice;
+
+mod connector;
+
+pub use connector::LawRuler;
