@@ -17,7 +17,7 @@
 //! The job first fetches the leads changed since then (all leads without one) with the
 //! connection's client, sorts them by creation, and stores them in the import as the CSV an
 //! upload of them would be ([`fetch`], [`records_csv`]: the webhook's columns, built by
-//! [`lead_fields`](super::pull::lead_fields) as the hourly pull builds them), with the row count
+//! [`lead_fields`](super::lead::lead_fields) as the hourly pull builds them), with the row count
 //! (`total_rows` is 0 until then). From there it is a CSV import: same batches, progress, resume,
 //! row errors and dedupe, so importing again changes nothing and later webhooks and pulls match
 //! the same records. A fetch that fails with 429 or 5xx is retried by the queue; a wrong
@@ -46,9 +46,9 @@ use uuid::Uuid;
 
 use super::client::{LawRulerError, LeadRecord};
 use super::connection::Clients;
-use super::inbound::{content_hash, normalize_key, parse_lead, REQUIRED};
-use super::ingest::{apply_lead, IngestError, PROVIDER};
-use super::pull::{lead_fields, WEBHOOK_LABELS};
+use super::inbound::{normalize_key, REQUIRED};
+use super::ingest::PROVIDER;
+use super::lead::{apply_row, lead_fields, Outcome, RowFailure, WEBHOOK_LABELS};
 
 /// The queue import jobs run on.
 pub const QUEUE: &str = "crm";
@@ -341,60 +341,6 @@ fn needs_fetch(import: &Import) -> bool {
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What one row (or pulled lead) did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-}
-
-/// A row's own failure: the message for the report, and whether it happened after the row
-/// started writing (the transaction must then be rolled back).
-pub(crate) struct RowFailure {
-    pub(crate) message: String,
-    pub(crate) wrote: bool,
-}
-
-/// Applies one row inside `tx`: the webhook's path (`parse_lead`, the dedupe receipt,
-/// `apply_lead`). Also how the hourly pull applies a lead (`super::pull`).
-pub(crate) async fn apply_row(
-    tx: &mut Tx,
-    company: CompanyId,
-    fields: &[(String, String)],
-    now: Timestamp,
-) -> Result<Result<Outcome, RowFailure>, StoreError> {
-    let lead = match parse_lead(&[], fields) {
-        Ok(l) => l,
-        Err(e) => {
-            return Ok(Err(RowFailure {
-                message: e.to_string(),
-                wrote: false,
-            }))
-        }
-    };
-    let failed = |message: String| {
-        Ok(Err(RowFailure {
-            message,
-            wrote: true,
-        }))
-    };
-    let hash = content_hash(&[], fields);
-    if !integrations::record_receipt(tx, company, PROVIDER, &lead.lead_id, &hash, now).await? {
-        return Ok(Ok(Outcome::Unchanged));
-    }
-    match apply_lead(tx, company, &lead, now).await {
-        Ok(a) if a.case_created => Ok(Ok(Outcome::Created)),
-        Ok(_) => Ok(Ok(Outcome::Updated)),
-        Err(IngestError::Invalid(v)) => failed(format!("Lead ID {}: {v}", lead.lead_id)),
-        Err(IngestError::Store(StoreError::Conflict(m))) => failed(format!(
-            "Lead ID {}: conflicts with an existing record ({m})",
-            lead.lead_id
-        )),
-        Err(IngestError::Store(e)) => Err(e),
-    }
 }
 
 fn tally(counts: &mut Counts, outcome: Outcome) {

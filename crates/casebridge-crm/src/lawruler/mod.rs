@@ -5,6 +5,7 @@ pub mod connection;
 pub mod import;
 pub mod inbound;
 pub mod ingest;
+pub mod lead;
 pub mod outbound;
 pub mod pull;
 pub mod voice;

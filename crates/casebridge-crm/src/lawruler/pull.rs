@@ -67,15 +67,14 @@ use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
 use casebridge_store::integrations::{self, Health, Integration, NewSyncEntry};
 use casebridge_store::{activity, cases, jobs, Store, StoreError, Tx};
-use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{LawRulerError, LeadRecord, NoteRecord};
 use super::connection::Clients;
-use super::import::{apply_row, Outcome, RowFailure};
 use super::ingest::PROVIDER;
+use super::lead::{apply_row, lead_fields, Outcome, RowFailure};
 use super::outbound::toggles;
 
 /// The queue pulls run on.
@@ -90,62 +89,6 @@ pub const MAX_ATTEMPTS: u32 = 6;
 const NOTES_PER_TX: usize = 200;
 /// The longest wait between two looks of [`schedule_loop`].
 const MAX_TICK: Duration = Duration::from_secs(300);
-
-/// The fields of a Law Ruler lead webhook, in the order Law Ruler sends them (SPEC LR3 plus
-/// Email and Cell Phone).
-pub const WEBHOOK_LABELS: [&str; 12] = [
-    "Lead ID",
-    "Case Type ID",
-    "Case Type",
-    "Status ID",
-    "Status",
-    "Full Name",
-    "Created Date",
-    "Primary Contact ID",
-    "First Name",
-    "Last Name",
-    "Email",
-    "Cell Phone",
-];
-
-/// A lead from the "leads changed since" endpoint as the field pairs a webhook for it carries
-/// ([`WEBHOOK_LABELS`]), so it parses, hashes and applies exactly as that webhook would: "Full
-/// Name" is First and Last Name, "Created Date" is written `MM/DD/YYYY hh:mm:ss AM` in UTC as
-/// Law Ruler writes it in webhooks (modelled). Missing values are empty (and so count as missing
-/// when parsed). The record's other fields (`custom<ID>`, …) are left out: webhooks do not carry
-/// them, and a custom field must never be read as a routing parameter (`list_id`, `campaign_id`).
-pub fn lead_fields(r: &LeadRecord) -> Vec<(String, String)> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let first = opt(&r.first_name);
-    let last = opt(&r.last_name);
-    let full_name = format!("{} {}", first.trim(), last.trim())
-        .trim()
-        .to_owned();
-    let created = r
-        .created_at
-        .to_zoned(TimeZone::UTC)
-        .strftime("%m/%d/%Y %I:%M:%S %p")
-        .to_string();
-    let values = [
-        r.lead_id.clone(),
-        opt(&r.case_type_id),
-        opt(&r.case_type),
-        opt(&r.status_id),
-        opt(&r.status),
-        full_name,
-        created,
-        opt(&r.primary_contact_id),
-        first,
-        last,
-        opt(&r.email),
-        opt(&r.cell_phone),
-    ];
-    WEBHOOK_LABELS
-        .iter()
-        .map(|l| (*l).to_owned())
-        .zip(values)
-        .collect()
-}
 
 /// The ordering key of a company's pulls.
 pub fn ordering_key(company: CompanyId) -> String {
