@@ -1,1 +1,938 @@
-//! (being moved here from the API handlers)
+//! CRM integrations (SPEC §3, §5): the connection, the toggles, status sync, the CRM catalog,
+//! case type links, field and status mappings, the sync log, outbound operations and list
+//! auto-add rules.
+//!
+//! Mappings, settings and the sync log are provider-neutral; connecting, loading the catalog and
+//! status sync go through the provider's [`Connector`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use casebridge_crm::connector::{CatalogError, ConnectError};
+use casebridge_crm::Connector;
+use casebridge_domain::crm_ops::{OpState, ResumeMode};
+use casebridge_domain::error::Validator;
+use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
+use casebridge_domain::integrations::{
+    AutoAddRule, Checklist, PlatformField, Provider, SyncOutcome, Toggles,
+};
+use casebridge_domain::page::{Page, PageRequest};
+use casebridge_domain::records::NamedKind;
+use casebridge_domain::ValidationError;
+use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry};
+use casebridge_store::{named, Conn};
+use jiff::Timestamp;
+use rand::RngCore;
+use serde_json::{Map, Value};
+
+pub use casebridge_store::crm_ops::CrmOp;
+pub use casebridge_store::integrations::{Integration, StoredRule, SyncEntry};
+
+use crate::{App, AppError, OrNotFound, Result};
+
+/// The providers shown on the integrations list, in order.
+const PROVIDERS: [Provider; 2] = [Provider::LawRuler, Provider::SmartAdvocate];
+
+/// A provider named in a request; an unknown one is not found.
+pub fn provider(raw: &str) -> Result<Provider> {
+    Provider::parse(raw).ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no integration `{raw}`; there are `lawruler` and `smartadvocate`"
+        ))
+    })
+}
+
+/// The connector of a provider casebridge can connect; another one gets `missing`.
+fn connector(
+    app: &App,
+    p: Provider,
+    missing: impl FnOnce() -> AppError,
+) -> Result<&Arc<dyn Connector>> {
+    app.connectors().get(p).ok_or_else(missing)
+}
+
+/// A provider whose status sync can be turned on and off (status changes held meanwhile).
+fn status_sync_connector(app: &App, p: Provider) -> Result<&Arc<dyn Connector>> {
+    let missing = || {
+        AppError::NotFound(format!(
+            "{} has no outbound sync in this version",
+            p.label()
+        ))
+    };
+    let c = connector(app, p, missing)?;
+    if c.holds_status_changes() {
+        Ok(c)
+    } else {
+        Err(missing())
+    }
+}
+
+/// A random, unguessable token for the inbound webhook URL (LR2).
+fn new_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The company's integration row for `p`, created on first use (with its webhook token).
+async fn ensure(app: &App, company: CompanyId, p: Provider) -> Result<Integration> {
+    let mut tx = app.store().begin().await?;
+    let i = store::ensure(&mut tx, company, p.as_str(), &new_token(), app.now()).await?;
+    tx.commit().await?;
+    Ok(i)
+}
+
+fn vanished() -> AppError {
+    AppError::Internal("integration vanished".into())
+}
+
+// ---- views ----
+
+/// One card of Settings → Integrations.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub provider: String,
+    pub name: String,
+    pub connected: bool,
+    /// Whether casebridge can connect this provider yet.
+    pub available: bool,
+}
+
+/// Outbound operations by state (SYNC3).
+#[derive(Debug, Clone, Default)]
+pub struct OpCounts {
+    pub done: u64,
+    pub pending: u64,
+    pub held: u64,
+    pub blocked: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+/// An integration's setup screen: the row, its connection as shown, the webhook URL, the
+/// checklist and sync monitoring (LR12, SYNC3).
+#[derive(Debug, Clone)]
+pub struct IntegrationView {
+    pub provider: Provider,
+    pub integration: Integration,
+    /// Masked; `None` when not connected.
+    pub credentials: Option<Map<String, Value>>,
+    pub webhook_url: String,
+    pub toggles: Toggles,
+    pub checklist: Checklist,
+    pub records_received: u64,
+    pub operations: OpCounts,
+    /// The newest error of the sync log.
+    pub last_error: Option<SyncEntry>,
+}
+
+impl IntegrationView {
+    pub fn connected(&self) -> bool {
+        self.credentials.is_some()
+    }
+}
+
+async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView> {
+    let credentials = match app.connectors().get(p) {
+        Some(c) => c.masked_credentials(&i).map_err(AppError::Internal)?,
+        None => None,
+    };
+    let mut conn = app.store().conn().await?;
+    let toggles = Toggles::from_settings(&i.settings);
+    let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
+    let links = store::links(&mut conn, i.company_id, p.as_str()).await?;
+    let checklist = Checklist {
+        connected: credentials.is_some(),
+        first_webhook_received: i.first_webhook_at.is_some(),
+        case_types_linked: !links.is_empty()
+            && crm_types
+                .iter()
+                .all(|c| links.iter().any(|(l, _)| *l == c.crm_id)),
+        sync_enabled: toggles.enable_integration,
+    };
+    let base = app.public_url().unwrap_or("http://127.0.0.1:8080");
+    let counts = casebridge_store::crm_ops::counts(&mut conn, i.company_id, p.as_str()).await?;
+    let count = |st: OpState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+    let last_error = store::sync_log(
+        &mut conn,
+        i.company_id,
+        p.as_str(),
+        Some("error"),
+        &PageRequest::first(1),
+    )
+    .await?
+    .items
+    .into_iter()
+    .next();
+    Ok(IntegrationView {
+        provider: p,
+        webhook_url: format!(
+            "{}/hooks/{}/{}",
+            base.trim_end_matches('/'),
+            p.as_str(),
+            i.webhook_token
+        ),
+        records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
+        operations: OpCounts {
+            done: count(OpState::Done),
+            pending: count(OpState::Pending),
+            held: count(OpState::Held),
+            blocked: count(OpState::Blocked),
+            failed: count(OpState::Failed),
+            skipped: count(OpState::Skipped),
+        },
+        last_error,
+        credentials,
+        toggles,
+        checklist,
+        integration: i,
+    })
+}
+
+/// The integrations and whether each is connected (Settings → Integrations): the CRMs, then
+/// scheduling.
+pub async fn list(app: &App, company: CompanyId) -> Result<Vec<Card>> {
+    let mut conn = app.store().conn().await?;
+    let mut out = Vec::new();
+    for p in PROVIDERS {
+        let connected = store::get(&mut conn, company, p.as_str())
+            .await?
+            .is_some_and(|i| i.credentials_sealed.is_some());
+        out.push(Card {
+            provider: p.as_str().into(),
+            name: p.label().into(),
+            connected,
+            available: app.connectors().get(p).is_some(),
+        });
+    }
+    let scheduling = casebridge_store::scheduling::connection(&mut conn, company).await?;
+    out.push(Card {
+        provider: "scheduling".into(),
+        name: "Scheduling".into(),
+        connected: scheduling.is_some(),
+        available: true,
+    });
+    Ok(out)
+}
+
+/// An integration's setup screen.
+pub async fn get(app: &App, company: CompanyId, p: Provider) -> Result<IntegrationView> {
+    let i = ensure(app, company, p).await?;
+    view(app, p, i).await
+}
+
+// ---- connection ----
+
+/// Connects a CRM: the connector checks the values against the CRM and names a wrong one; they
+/// are stored sealed. Reconnecting replaces them, and operations parked by a configuration
+/// error go out again, in order.
+pub async fn connect(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    input: &Value,
+) -> Result<IntegrationView> {
+    let c = connector(app, p, || {
+        AppError::Conflict(format!(
+            "{} cannot be connected in this version yet",
+            p.label()
+        ))
+    })?;
+    // The CRM is called before any database connection is taken.
+    let sealed = c
+        .connect(company, input, app.url_policy())
+        .await
+        .map_err(|e| match e {
+            ConnectError::Invalid(v) => AppError::Validation(v),
+            ConnectError::Unavailable(m) => AppError::Unavailable(m),
+        })?;
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
+    store::set_credentials(&mut tx, company, p.as_str(), Some(&sealed), now).await?;
+    let requeued = c.requeue_blocked(&mut tx, company, now).await?;
+    let connected_msg = if requeued == 0 {
+        "connected; credentials verified".to_owned()
+    } else {
+        format!("connected; credentials verified; {requeued} waiting operation(s) sent again")
+    };
+    store::log(
+        &mut tx,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction: "outbound",
+            operation: "connect",
+            record_ref: None,
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(&connected_msg),
+        },
+        now,
+    )
+    .await?;
+    let i = store::get(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(vanished)?;
+    tx.commit().await?;
+    view(app, p, i).await
+}
+
+/// Disconnects: the stored credentials are deleted; mappings and settings stay.
+pub async fn disconnect(app: &App, company: CompanyId, p: Provider) -> Result<IntegrationView> {
+    let i = ensure(app, company, p).await?;
+    let mut tx = app.store().begin().await?;
+    store::set_credentials(&mut tx, company, p.as_str(), None, app.now()).await?;
+    tx.commit().await?;
+    let i = Integration {
+        credentials_sealed: None,
+        connected_at: None,
+        ..i
+    };
+    view(app, p, i).await
+}
+
+// ---- settings ----
+
+/// The toggles to change (LR7); `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TogglesChange {
+    pub enable_integration: Option<bool>,
+    pub receive: Option<bool>,
+    pub send: Option<bool>,
+    pub send_mapped_fields: Option<bool>,
+    pub send_messages: Option<bool>,
+    pub send_call_records: Option<bool>,
+    pub send_documents: Option<bool>,
+    pub sync_statuses: Option<bool>,
+    pub sync_enriched_phones: Option<bool>,
+}
+
+const MAP_STATUSES_FIRST: &str =
+    "map statuses before turning on status sync (CRM Mappings → Status Mapping)";
+
+/// Changes the toggles. Turning the integration on needs a connection; turning status sync on
+/// needs at least one status mapping (the safe order), and held status changes are resolved
+/// through [`set_status_sync`] instead. The row is read locked and written in one transaction,
+/// so concurrent changes of different toggles do not undo each other.
+pub async fn change_settings(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    change: &TogglesChange,
+) -> Result<IntegrationView> {
+    ensure(app, company, p).await?;
+    let mut tx = app.store().begin().await?;
+    let i = store::get_for_update(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(vanished)?;
+    let mut t = Toggles::from_settings(&i.settings);
+    let set = |slot: &mut bool, v: Option<bool>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut t.enable_integration, change.enable_integration);
+    set(&mut t.receive, change.receive);
+    set(&mut t.send, change.send);
+    set(&mut t.send_mapped_fields, change.send_mapped_fields);
+    set(&mut t.send_messages, change.send_messages);
+    set(&mut t.send_call_records, change.send_call_records);
+    set(&mut t.send_documents, change.send_documents);
+    let resuming = change.sync_statuses == Some(true) && !t.sync_statuses;
+    set(&mut t.sync_statuses, change.sync_statuses);
+    set(&mut t.sync_enriched_phones, change.sync_enriched_phones);
+    if resuming {
+        if let Some(c) = app.connectors().get(p).filter(|c| c.holds_status_changes()) {
+            if c.held_status_changes(&mut tx, company).await? > 0 {
+                return Err(AppError::Conflict(format!(
+                    "status changes were held while status sync was off: turn it on with \
+                     PUT /integrations/{}/status-sync and choose `non_retroactive` or \
+                     `retroactive`",
+                    p.as_str()
+                )));
+            }
+        }
+    }
+    if t.enable_integration && i.credentials_sealed.is_none() {
+        return Err(AppError::Conflict(format!(
+            "connect {} before enabling the integration",
+            p.label()
+        )));
+    }
+    if t.sync_statuses
+        && change.sync_statuses == Some(true)
+        && store::status_mappings(&mut tx, company, p.as_str())
+            .await?
+            .is_empty()
+    {
+        return Err(AppError::Conflict(MAP_STATUSES_FIRST.into()));
+    }
+    store::set_settings(
+        &mut tx,
+        company,
+        p.as_str(),
+        &serde_json::to_value(t).expect("json"),
+        app.now(),
+    )
+    .await?;
+    let i = store::get(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(vanished)?;
+    tx.commit().await?;
+    view(app, p, i).await
+}
+
+// ---- status sync (LR11) ----
+
+/// Status sync's state, and what turning it on just did with the held changes.
+#[derive(Debug, Clone, Default)]
+pub struct StatusSync {
+    pub enabled: bool,
+    pub held: u64,
+    pub replayed: Option<u64>,
+    pub skipped: Option<u64>,
+    /// Set when held changes were replayed: they may overwrite newer CRM statuses.
+    pub warning: Option<String>,
+}
+
+/// Whether status sync is on and how many status changes are held.
+pub async fn status_sync(app: &App, company: CompanyId, p: Provider) -> Result<StatusSync> {
+    let c = status_sync_connector(app, p)?;
+    let i = ensure(app, company, p).await?;
+    let mut conn = app.store().conn().await?;
+    Ok(StatusSync {
+        enabled: Toggles::from_settings(&i.settings).sync_statuses,
+        held: c.held_status_changes(&mut conn, company).await?,
+        ..StatusSync::default()
+    })
+}
+
+/// Turns status sync off (status changes are then held) or on. Turning it on while changes are
+/// held requires a `mode`: non-retroactive skips them, retroactive replays them in order.
+pub async fn set_status_sync(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    enabled: bool,
+    mode: Option<ResumeMode>,
+) -> Result<StatusSync> {
+    let c = status_sync_connector(app, p)?;
+    ensure(app, company, p).await?;
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    let i = store::get_for_update(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(vanished)?;
+    let mut t = Toggles::from_settings(&i.settings);
+    let mut out = StatusSync {
+        enabled,
+        ..StatusSync::default()
+    };
+    if enabled
+        && !t.sync_statuses
+        && store::status_mappings(&mut tx, company, p.as_str())
+            .await?
+            .is_empty()
+    {
+        return Err(AppError::Conflict(MAP_STATUSES_FIRST.into()));
+    }
+    // Held changes are resolved whenever status sync is (or stays) on: a change recorded by a
+    // request that raced the switch is held too, and must not stay stuck.
+    if enabled {
+        let held = c.held_status_changes(&mut tx, company).await?;
+        if held > 0 {
+            let mode = mode.ok_or_else(|| {
+                ValidationError::single(
+                    "mode",
+                    format!(
+                        "{held} status change(s) were made while status sync was off: choose \
+                         `non_retroactive` (skip them; the default choice) or `retroactive` \
+                         (send them in order; they may overwrite newer {} statuses)",
+                        p.label()
+                    ),
+                )
+            })?;
+            let r = c.resume_status_sync(&mut tx, company, mode, now).await?;
+            out.replayed = Some(r.replayed);
+            out.skipped = Some(r.skipped);
+            if mode == ResumeMode::Retroactive && r.replayed > 0 {
+                out.warning = Some(format!(
+                    "{} held status change(s) will be sent in the order they were made; they \
+                     may overwrite statuses changed in {} since",
+                    r.replayed,
+                    p.label()
+                ));
+            }
+        }
+    }
+    t.sync_statuses = enabled;
+    store::set_settings(
+        &mut tx,
+        company,
+        p.as_str(),
+        &serde_json::to_value(t).expect("json"),
+        now,
+    )
+    .await?;
+    out.held = c.held_status_changes(&mut tx, company).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+// ---- outbound operations (SYNC3) ----
+
+/// Outbound operations, newest first, optionally in one state.
+pub async fn operations(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    state: Option<OpState>,
+    page: &PageRequest,
+) -> Result<Page<CrmOp>> {
+    let mut conn = app.store().conn().await?;
+    Ok(casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, page).await?)
+}
+
+// ---- catalog ----
+
+/// What a catalog refresh loaded.
+#[derive(Debug, Clone)]
+pub struct CatalogLoaded {
+    pub case_types: usize,
+    pub statuses: usize,
+    pub fields: usize,
+    pub refreshed_at: Timestamp,
+}
+
+/// Loads the CRM's case types, statuses and custom fields again. Saved mappings are kept. If
+/// the CRM cannot be reached or refuses, the error is kept on the integration (and returned),
+/// and the previous catalog stays.
+pub async fn refresh_catalog(app: &App, company: CompanyId, p: Provider) -> Result<CatalogLoaded> {
+    let not_connected = || AppError::Conflict(format!("connect {} first", p.label()));
+    let i = ensure(app, company, p).await?;
+    let c = connector(app, p, not_connected)?;
+    let loaded = c.load_catalog(&i).await;
+    let now = app.now();
+    let catalog = match loaded {
+        Ok(catalog) => catalog,
+        Err(CatalogError::NotConnected) => return Err(not_connected()),
+        Err(CatalogError::Invalid(v)) => return Err(AppError::Validation(v)),
+        Err(CatalogError::Internal(m)) => return Err(AppError::Internal(m)),
+        Err(CatalogError::Load(e)) => {
+            let message = format!("could not load fields from {}: {e}", p.label());
+            let mut tx = app.store().begin().await?;
+            store::set_catalog_error(&mut tx, company, p.as_str(), &message, now).await?;
+            tx.commit().await?;
+            return Err(AppError::BadGateway(message));
+        }
+    };
+    let mut tx = app.store().begin().await?;
+    store::replace_catalog(
+        &mut tx,
+        company,
+        p.as_str(),
+        &catalog.case_types,
+        &catalog.statuses,
+        &catalog.fields,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CatalogLoaded {
+        case_types: catalog.case_types.len(),
+        statuses: catalog.statuses.len(),
+        fields: catalog.fields.len(),
+        refreshed_at: now,
+    })
+}
+
+/// The CRM fields of one case type (field preview, LR8), from the last successful load.
+#[derive(Debug, Clone)]
+pub struct FieldPreview {
+    pub fields: Vec<CrmField>,
+    pub refreshed_at: Option<Timestamp>,
+    /// The last load error, if the last load failed.
+    pub error: Option<String>,
+}
+
+pub use casebridge_store::integrations::CrmField as Field;
+
+/// The CRM fields of one case type. Never a silent empty list: an unknown case type is an
+/// error, and says that loading failed if it did.
+pub async fn field_preview(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    crm_case_type_id: &str,
+) -> Result<FieldPreview> {
+    let i = ensure(app, company, p).await?;
+    let mut conn = app.store().conn().await?;
+    let types = store::crm_case_types(&mut conn, company, p.as_str()).await?;
+    if !types.iter().any(|t| t.crm_id == crm_case_type_id) {
+        if let Some(error) = i.catalog_error {
+            return Err(AppError::BadGateway(error));
+        }
+        return Err(AppError::NotFound(format!(
+            "no {} case type {} (refresh the fields if it was added recently)",
+            p.label(),
+            crm_case_type_id
+        )));
+    }
+    let fields = store::crm_fields(&mut conn, company, p.as_str(), crm_case_type_id).await?;
+    Ok(FieldPreview {
+        fields,
+        refreshed_at: i.catalog_refreshed_at,
+        error: i.catalog_error,
+    })
+}
+
+// ---- case type links ----
+
+/// A CRM case type and the platform case type it is linked to.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub crm_case_type_id: String,
+    /// `None` for a link whose CRM case type is no longer in the catalog.
+    pub crm_case_type_name: Option<String>,
+    pub case_type_id: Option<CaseTypeId>,
+}
+
+impl Link {
+    /// Mapped-field sync works for a case type only when it is linked (LR8).
+    pub fn ready(&self) -> bool {
+        self.case_type_id.is_some()
+    }
+}
+
+/// Every CRM case type with the platform case type it is linked to.
+pub async fn links(app: &App, company: CompanyId, p: Provider) -> Result<Vec<Link>> {
+    let mut conn = app.store().conn().await?;
+    links_in(&mut conn, company, p).await
+}
+
+async fn links_in(conn: &mut Conn, company: CompanyId, p: Provider) -> Result<Vec<Link>> {
+    let types = store::crm_case_types(conn, company, p.as_str()).await?;
+    let links: HashMap<String, CaseTypeId> = store::links(conn, company, p.as_str())
+        .await?
+        .into_iter()
+        .collect();
+    let mut out: Vec<Link> = types
+        .iter()
+        .map(|t| Link {
+            crm_case_type_id: t.crm_id.clone(),
+            crm_case_type_name: Some(t.name.clone()),
+            case_type_id: links.get(&t.crm_id).copied(),
+        })
+        .collect();
+    // Links whose CRM case type is no longer in the catalog are still shown.
+    for (crm, ct) in &links {
+        if !types.iter().any(|t| &t.crm_id == crm) {
+            out.push(Link {
+                crm_case_type_id: crm.clone(),
+                crm_case_type_name: None,
+                case_type_id: Some(*ct),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One link to set: a CRM case type and the platform case type id as given (`None` unlinks).
+#[derive(Debug, Clone)]
+pub struct LinkChange {
+    pub crm_case_type_id: String,
+    pub case_type_id: Option<String>,
+}
+
+/// Links (or unlinks) CRM case types to platform case types. Every CRM case type must be in the
+/// catalog and every case type must exist; otherwise nothing changes.
+pub async fn set_links(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    changes: &[LinkChange],
+) -> Result<Vec<Link>> {
+    let mut tx = app.store().begin().await?;
+    let known = store::crm_case_types(&mut tx, company, p.as_str()).await?;
+    let mut v = Validator::new();
+    let mut parsed = Vec::new();
+    for (i, l) in changes.iter().enumerate() {
+        if !known.iter().any(|k| k.crm_id == l.crm_case_type_id) {
+            v.push(
+                format!("links[{i}].crm_case_type_id"),
+                format!(
+                    "no {} case type {}; refresh the fields first",
+                    p.label(),
+                    l.crm_case_type_id
+                ),
+            );
+            continue;
+        }
+        let ct = match &l.case_type_id {
+            None => None,
+            Some(raw) => match raw.parse::<CaseTypeId>() {
+                Ok(id) if named::exists(&mut tx, company, NamedKind::CaseType, raw).await? => {
+                    Some(id)
+                }
+                _ => {
+                    v.push(
+                        format!("links[{i}].case_type_id"),
+                        format!("no case type with id {raw}"),
+                    );
+                    continue;
+                }
+            },
+        };
+        parsed.push((l.crm_case_type_id.clone(), ct));
+    }
+    v.finish()?;
+    for (crm, ct) in parsed {
+        store::set_link(&mut tx, company, p.as_str(), &crm, ct).await?;
+    }
+    let out = links_in(&mut tx, company, p).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+// ---- field mappings ----
+
+/// A platform field and the CRM field key it maps to, as given.
+#[derive(Debug, Clone)]
+pub struct FieldMapping {
+    pub platform_field: String,
+    pub crm_field_key: String,
+}
+
+/// The field mappings of one CRM case type.
+pub async fn field_mappings(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    crm_case_type_id: &str,
+) -> Result<Vec<FieldMapping>> {
+    let mut conn = app.store().conn().await?;
+    let rows = store::field_mappings(&mut conn, company, p.as_str(), crm_case_type_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(platform_field, crm_field_key)| FieldMapping {
+            platform_field,
+            crm_field_key,
+        })
+        .collect())
+}
+
+/// Replaces the field mappings of one CRM case type. Every CRM field must exist in the loaded
+/// catalog for that case type, and a platform field may be mapped once.
+pub async fn set_field_mappings(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    crm_case_type_id: &str,
+    mappings: &[FieldMapping],
+) -> Result<()> {
+    let mut tx = app.store().begin().await?;
+    let fields = store::crm_fields(&mut tx, company, p.as_str(), crm_case_type_id).await?;
+    let mut v = Validator::new();
+    let mut rows = Vec::new();
+    for (i, m) in mappings.iter().enumerate() {
+        match PlatformField::parse(&m.platform_field) {
+            Ok(f) => {
+                if rows
+                    .iter()
+                    .any(|(pf, _): &(String, String)| *pf == f.as_string())
+                {
+                    v.push(format!("mappings[{i}].platform_field"), "mapped twice");
+                }
+                if fields.iter().any(|cf| cf.key == m.crm_field_key) {
+                    rows.push((f.as_string(), m.crm_field_key.clone()));
+                } else {
+                    v.push(
+                        format!("mappings[{i}].crm_field_key"),
+                        format!(
+                            "no field `{}` on {} case type {}",
+                            m.crm_field_key,
+                            p.label(),
+                            crm_case_type_id
+                        ),
+                    );
+                }
+            }
+            Err(e) => v.push(
+                format!("mappings[{i}].platform_field"),
+                e.errors[0].message.clone(),
+            ),
+        }
+    }
+    v.finish()?;
+    store::replace_field_mappings(&mut tx, company, p.as_str(), crm_case_type_id, &rows).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---- status mappings ----
+
+/// A platform status (id as given) and the CRM status it corresponds to.
+#[derive(Debug, Clone)]
+pub struct StatusMapping {
+    pub case_status_id: String,
+    pub crm_status_id: String,
+}
+
+/// How platform statuses and CRM statuses correspond.
+pub async fn status_mappings(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+) -> Result<Vec<StatusMapping>> {
+    let mut conn = app.store().conn().await?;
+    let rows = store::status_mappings(&mut conn, company, p.as_str()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(st, crm)| StatusMapping {
+            case_status_id: st.to_string(),
+            crm_status_id: crm,
+        })
+        .collect())
+}
+
+/// Replaces the status mappings. Each platform status and each CRM status appears at most once,
+/// and both must exist.
+pub async fn set_status_mappings(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    mappings: &[StatusMapping],
+) -> Result<()> {
+    let mut tx = app.store().begin().await?;
+    let crm = store::crm_statuses(&mut tx, company, p.as_str()).await?;
+    let mut v = Validator::new();
+    let mut rows: Vec<(CaseStatusId, String)> = Vec::new();
+    for (i, m) in mappings.iter().enumerate() {
+        let status = match m.case_status_id.parse::<CaseStatusId>() {
+            Ok(id)
+                if named::exists(&mut tx, company, NamedKind::CaseStatus, &m.case_status_id)
+                    .await? =>
+            {
+                id
+            }
+            _ => {
+                v.push(
+                    format!("mappings[{i}].case_status_id"),
+                    format!("no case status with id {}", m.case_status_id),
+                );
+                continue;
+            }
+        };
+        if !crm.iter().any(|c| c.crm_id == m.crm_status_id) {
+            v.push(
+                format!("mappings[{i}].crm_status_id"),
+                format!(
+                    "no {} status {}; refresh the fields first",
+                    p.label(),
+                    m.crm_status_id
+                ),
+            );
+            continue;
+        }
+        if rows
+            .iter()
+            .any(|(s, c)| *s == status || *c == m.crm_status_id)
+        {
+            v.push(format!("mappings[{i}]"), "each status may be mapped once");
+            continue;
+        }
+        rows.push((status, m.crm_status_id.clone()));
+    }
+    v.finish()?;
+    store::replace_status_mappings(&mut tx, company, p.as_str(), &rows).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---- sync log ----
+
+/// What was synced, skipped or failed, newest first (SYNC3); `outcome` filters by `ok`,
+/// `skipped` or `error`.
+pub async fn sync_log(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    outcome: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<SyncEntry>> {
+    if let Some(o) = outcome {
+        if !["ok", "skipped", "error"].contains(&o) {
+            return Err(ValidationError::single("outcome", "must be ok, skipped or error").into());
+        }
+    }
+    let mut conn = app.store().conn().await?;
+    Ok(store::sync_log(&mut conn, company, p.as_str(), outcome, page).await?)
+}
+
+// ---- list auto-add rules ----
+
+/// A list's auto-add rules: CRM records whose case type and/or status match are put on the list.
+pub async fn rules(app: &App, company: CompanyId, list_id: &str) -> Result<Vec<StoredRule>> {
+    let list: ListId = list_id
+        .parse()
+        .map_err(|_| AppError::not_found("list", list_id))?;
+    let mut conn = app.store().conn().await?;
+    named::get(&mut conn, company, NamedKind::List, list_id)
+        .await
+        .or_not_found("list", list_id)?;
+    Ok(store::rules(&mut conn, company, Some(list), None).await?)
+}
+
+/// An auto-add rule as given: the CRM (default Law Ruler, the first CRM casebridge served), and
+/// the CRM case type and/or status (id or name).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewRule<'a> {
+    pub provider: Option<&'a str>,
+    pub case_type: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+/// Adds an auto-add rule to a list.
+pub async fn add_rule(
+    app: &App,
+    company: CompanyId,
+    list_id: &str,
+    new: &NewRule<'_>,
+) -> Result<StoredRule> {
+    let list: ListId = list_id
+        .parse()
+        .map_err(|_| AppError::not_found("list", list_id))?;
+    let p = match new.provider {
+        None => Provider::LawRuler,
+        Some(raw) => Provider::parse(raw).ok_or_else(|| {
+            ValidationError::single("provider", "must be lawruler or smartadvocate")
+        })?,
+    };
+    let rule = AutoAddRule::parse(new.case_type, new.status)?;
+    let mut tx = app.store().begin().await?;
+    named::get(&mut tx, company, NamedKind::List, list_id)
+        .await
+        .or_not_found("list", list_id)?;
+    let stored = store::add_rule(&mut tx, company, list, p.as_str(), &rule, app.now()).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Removes an auto-add rule.
+pub async fn delete_rule(
+    app: &App,
+    company: CompanyId,
+    list_id: &str,
+    rule_id: &str,
+) -> Result<()> {
+    let list: ListId = list_id
+        .parse()
+        .map_err(|_| AppError::not_found("list", list_id))?;
+    let mut tx = app.store().begin().await?;
+    store::delete_rule(&mut tx, company, list, rule_id)
+        .await
+        .or_not_found("auto-add rule", rule_id)?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -9,12 +9,22 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use casebridge_domain::activity::{Call, Message};
-use casebridge_domain::ids::CompanyId;
+use casebridge_domain::clock::Clock;
+use casebridge_domain::crm_ops::ResumeMode;
+use casebridge_domain::ids::{CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, ListId};
 use casebridge_domain::integrations::Provider;
 use casebridge_domain::model::{Case, Client};
+use casebridge_domain::ValidationError;
+use casebridge_queue::Registry;
 use casebridge_store::documents::Document;
-use casebridge_store::{StoreError, Tx};
+use casebridge_store::imports::Import;
+use casebridge_store::integrations::{CrmField, CrmItem, Integration};
+use casebridge_store::{Conn, Store, StoreError, Tx};
+use casebridge_webhooks::policy::UrlPolicy;
 use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+pub use crate::lawruler::outbound::Resumed;
 
 use crate::lawruler;
 
@@ -45,10 +55,197 @@ pub enum PlatformChange<'a> {
     },
 }
 
-/// One CRM, as the service layer sees it.
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A value is missing or wrong; the CRM's own answer names which when it can.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The CRM cannot be reached or did not answer usably; the values may be right.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why the catalog could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("not connected")]
+    NotConnected,
+    /// The stored connection cannot be used (say, a Client Root the URL policy now refuses).
+    #[error(transparent)]
+    Invalid(ValidationError),
+    /// The CRM refused or failed; the message says why, for the admin.
+    #[error("{0}")]
+    Load(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The CRM's case types, statuses and custom fields (per case type), as loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub case_types: Vec<CrmItem>,
+    pub statuses: Vec<CrmItem>,
+    pub fields: Vec<CrmField>,
+}
+
+/// An inbound webhook's body, as the HTTP layer read it. Reading problems travel here too, so
+/// that an unknown webhook token is reported before anything about the body.
+#[derive(Debug)]
+pub enum InboundBody {
+    Json(Vec<u8>),
+    Form(Vec<u8>),
+    /// Text fields of a multipart form (files are not part of a record).
+    Fields(Vec<(String, String)>),
+    /// The body could not be read: the reason, and whether it was too large.
+    Unreadable {
+        message: String,
+        too_large: bool,
+    },
+    Unsupported,
+}
+
+/// One inbound webhook, parsed by its connector: which CRM record it is about, a hash of its
+/// content (for the dedupe receipt), and the parsed record for [`Connector::apply_inbound`].
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    pub record_id: String,
+    pub content_hash: String,
+    pub(crate) parsed: Parsed,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Parsed {
+    LawRuler(lawruler::inbound::LeadWebhook),
+}
+
+/// Why an inbound webhook's body could not be read.
+#[derive(Debug, Clone)]
+pub enum InboundRejection {
+    /// The body is not in a format the CRM sends (JSON/form that does not parse).
+    Malformed(String),
+    TooLarge(String),
+    /// A content type the CRM does not send; the message says which it does.
+    Unsupported(String),
+}
+
+/// Why an inbound webhook's fields do not make a record: the field to name, the message, and
+/// the CRM record the webhook was about when it could be read (for the sync log).
+#[derive(Debug, Clone)]
+pub struct InvalidInbound {
+    pub field: &'static str,
+    pub message: String,
+    pub record_ref: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The record names something that does not exist here (a list, a campaign) or carries
+    /// values the platform cannot accept.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(v) => IngestError::Invalid(v),
+            other => IngestError::Store(other),
+        }
+    }
+}
+
+/// What applying an inbound record did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub case_id: CaseId,
+    pub client_id: ClientId,
+    pub case_created: bool,
+    pub client_created: bool,
+    pub case_type_id: CaseTypeId,
+    pub case_status_id: CaseStatusId,
+    /// Lists the case was put on (by the URL/Params directive or by auto-add rules).
+    pub lists_added: Vec<ListId>,
+    pub lists_removed: Vec<ListId>,
+    /// Mappings created because the CRM value had none (case type links, status mappings).
+    pub auto_linked: Vec<String>,
+}
+
+/// Why an import from a CRM's API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiImportError {
+    /// Not connected; the message says what to do.
+    #[error("{0}")]
+    NotConnected(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The queue-facing settings a connector's job handlers need.
+#[derive(Debug, Clone, Copy)]
+pub struct JobSettings {
+    /// Outbound requests per minute per connection (0: unlimited).
+    pub requests_per_minute: u32,
+}
+
+/// One CRM, as the service layer sees it. Everything here is provider-neutral; the CRM's module
+/// translates.
 #[async_trait]
 pub trait Connector: Send + Sync {
     fn provider(&self) -> Provider;
+
+    // ---- connection ----
+
+    /// Checks the connect form's values (`input` is the JSON object an admin sent), verifies
+    /// them against the CRM (`policy` vets where they point), and returns them sealed for the
+    /// integration row.
+    async fn connect(
+        &self,
+        company: CompanyId,
+        input: &Value,
+        policy: &UrlPolicy,
+    ) -> Result<String, ConnectError>;
+
+    /// The stored connection as an admin may see it (secrets as a fixed mask), or `None` when
+    /// not connected.
+    fn masked_credentials(&self, i: &Integration) -> Result<Option<Map<String, Value>>, String>;
+
+    // ---- catalog ----
+
+    /// Loads the case types, statuses and fields of the connected account.
+    async fn load_catalog(&self, i: &Integration) -> Result<Catalog, CatalogError>;
+
+    // ---- inbound ----
+
+    /// Why a webhook must be ignored (not connected, turned off), or `None` to apply it.
+    fn inbound_gate(&self, i: &Integration) -> Option<String>;
+
+    /// The fields of a webhook's query string and body.
+    fn inbound_fields(
+        &self,
+        query: &str,
+        body: InboundBody,
+    ) -> Result<(Vec<(String, String)>, Vec<(String, String)>), InboundRejection>;
+
+    /// Parses a webhook's fields into a record. No I/O.
+    fn parse_inbound(
+        &self,
+        query: &[(String, String)],
+        body: &[(String, String)],
+    ) -> Result<InboundRecord, InvalidInbound>;
+
+    /// Applies a parsed record inside the caller's transaction (whole or not at all).
+    async fn apply_inbound(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        record: &InboundRecord,
+        now: Timestamp,
+    ) -> Result<Applied, IngestError>;
+
+    // ---- outbound ----
 
     /// Records the outbound operations a platform change causes, in the change's transaction
     /// (the CRM outbox). Does nothing when the integration is not connected, not enabled, or the
@@ -60,7 +257,78 @@ pub trait Connector: Send + Sync {
         change: &PlatformChange<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Operations parked by a configuration error go out again, in order (after a reconnect).
+    /// Returns how many.
+    async fn requeue_blocked(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Whether status changes are held while status sync is off, to be skipped or replayed
+    /// when it is turned on again. `false`: the CRM has no status sync.
+    fn holds_status_changes(&self) -> bool;
+
+    /// Status changes held while status sync was off.
+    async fn held_status_changes(
+        &self,
+        conn: &mut Conn,
+        company: CompanyId,
+    ) -> Result<u64, StoreError>;
+
+    /// Skips or replays the held status changes.
+    async fn resume_status_sync(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        mode: ResumeMode,
+        now: Timestamp,
+    ) -> Result<Resumed, StoreError>;
+
+    // ---- imports ----
+
+    /// Checks an import file and counts its records; a file the CRM's export cannot be is
+    /// refused with the field to name (`file`, `columns`).
+    fn check_import_file(&self, text: &str) -> Result<u64, ValidationError>;
+
+    /// Stores an import of `text` and its job, in the caller's transaction.
+    async fn enqueue_file_import(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        file_name: Option<&str>,
+        text: &str,
+        total_rows: u64,
+        now: Timestamp,
+    ) -> Result<Import, StoreError>;
+
+    /// Stores an import read from the CRM's API (records changed since `since`), in the caller's
+    /// transaction. Needs a connected integration.
+    async fn enqueue_api_import(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Import, ApiImportError>;
+
+    // ---- jobs ----
+
+    /// Registers the connector's job handlers (sending one operation, pulling changes since the
+    /// last pull, imports) on the `crm` queue's registry.
+    fn register_jobs(
+        &self,
+        registry: Registry,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: JobSettings,
+    ) -> Registry;
 }
+
+/// The queue every connector's jobs run on (operations, pulls, imports).
+pub const QUEUE: &str = "crm";
 
 /// Every CRM casebridge can connect, by provider.
 #[derive(Clone)]
@@ -82,5 +350,18 @@ impl Connectors {
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Connector>> {
         self.all.iter()
+    }
+
+    /// Every connector's job handlers on one registry (the `crm` queue's).
+    pub fn register_jobs(
+        &self,
+        registry: Registry,
+        store: &Store,
+        clock: &Arc<dyn Clock>,
+        settings: JobSettings,
+    ) -> Registry {
+        self.all.iter().fold(registry, |r, c| {
+            c.register_jobs(r, store.clone(), clock.clone(), settings)
+        })
     }
 }

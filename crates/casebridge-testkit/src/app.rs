@@ -4,7 +4,7 @@ use std::time::Duration;
 use casebridge_api::{AppParts, AppState, HttpOptions};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
-use casebridge_crm::lawruler::outbound;
+use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
 use casebridge_crypto::{generate_api_key, Keyring, MasterKey};
 use casebridge_domain::clock::ManualClock;
 use casebridge_domain::company::NewCompany;
@@ -72,6 +72,8 @@ pub struct TestApp {
     pub company_id: CompanyId,
     pub api_key: String,
     pub http: reqwest::Client,
+    /// The service layer the server runs on, for tests that drive a use case without HTTP.
+    pub services: casebridge_api::App,
     shutdown: CancellationToken,
 }
 
@@ -109,6 +111,7 @@ impl TestApp {
             },
             casebridge_api::metrics_handle(),
         );
+        let services = state.app.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -130,6 +133,7 @@ impl TestApp {
             company_id: CompanyId::new(),
             api_key: String::new(),
             http: reqwest::Client::new(),
+            services,
             shutdown,
         };
         let (company_id, api_key) = app.new_company("Test Firm").await;
@@ -166,28 +170,15 @@ impl TestApp {
     /// Law Ruler limit (0: none).
     pub fn crm_worker(&self, requests_per_minute: u32) -> Worker {
         let clock: Arc<dyn casebridge_domain::clock::Clock> = Arc::new(self.clock.clone());
-        let clients = lawruler_clients(&self.keyring, &self.options.url_policy);
-        let registry = casebridge_crm::lawruler::import::register_with_clients(
-            casebridge_queue::Registry::new(),
-            self.db.store.clone(),
-            clock.clone(),
-            clients.clone(),
-        );
-        let registry = casebridge_crm::lawruler::pull::register(
-            registry,
-            self.db.store.clone(),
-            clock.clone(),
-            clients.clone(),
-        );
-        let registry = outbound::register(
-            registry,
-            outbound::OpHandler::new(
-                self.db.store.clone(),
-                clock.clone(),
-                clients,
-                requests_per_minute,
-            ),
-        );
+        let registry = Connectors::new(lawruler_clients(&self.keyring, &self.options.url_policy))
+            .register_jobs(
+                casebridge_queue::Registry::new(),
+                &self.db.store,
+                &clock,
+                JobSettings {
+                    requests_per_minute,
+                },
+            );
         Worker::new(
             self.db.store.clone(),
             clock,
@@ -196,7 +187,7 @@ impl TestApp {
                 concurrency: 8,
                 poll_interval: Duration::from_millis(20),
                 shutdown_grace: Duration::from_secs(1),
-                ..WorkerConfig::new(outbound::QUEUE)
+                ..WorkerConfig::new(crm::QUEUE)
             },
         )
     }

@@ -9,7 +9,7 @@ use casebridge_api::{AppParts, AppState, HttpOptions};
 use casebridge_config::{Config, LogFormat};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
-use casebridge_crm::lawruler::outbound;
+use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
 use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
 use casebridge_domain::clock::{Clock, SystemClock};
 use casebridge_queue::{Registry, Worker, WorkerConfig};
@@ -144,30 +144,16 @@ impl Runtime {
         )
     }
 
-    /// The handlers of the `crm` queue: imports (CSV and from the Law Ruler API), the hourly
-    /// pull, and outbound operations.
+    /// The handlers of the `crm` queue: every CRM connector's (imports, pulls, outbound
+    /// operations).
     pub fn crm_registry(&self) -> Registry {
-        let clients = self.lawruler_clients();
-        let registry = casebridge_crm::lawruler::import::register_with_clients(
+        Connectors::new(self.lawruler_clients()).register_jobs(
             Registry::new(),
-            self.store.clone(),
-            self.clock.clone(),
-            clients.clone(),
-        );
-        let registry = casebridge_crm::lawruler::pull::register(
-            registry,
-            self.store.clone(),
-            self.clock.clone(),
-            clients.clone(),
-        );
-        outbound::register(
-            registry,
-            outbound::OpHandler::new(
-                self.store.clone(),
-                self.clock.clone(),
-                clients,
-                self.config.lawruler_requests_per_minute,
-            ),
+            &self.store,
+            &self.clock,
+            JobSettings {
+                requests_per_minute: self.config.lawruler_requests_per_minute,
+            },
         )
     }
 
@@ -183,7 +169,7 @@ impl Runtime {
         );
         let queues: Vec<(&str, Registry)> = vec![
             (webhook_outbox::QUEUE, webhooks.registry()),
-            (outbound::QUEUE, self.crm_registry()),
+            (crm::QUEUE, self.crm_registry()),
         ];
         queues
             .into_iter()

@@ -1,27 +1,22 @@
-//! Manual import of existing Law Ruler leads (SPEC LR14), from a CSV file or from the Law Ruler
-//! API. An upload is checked (a header with every required column) and stored with its job; a
-//! JSON `{"source": "lawruler_api"}` stores an import without a file whose job first reads the
-//! leads from Law Ruler. Either way a worker on the `crm` queue applies the rows
-//! (`casebridge_crm::lawruler::import`) and the import's row shows the progress. The handler
-//! never calls Law Ruler itself.
+//! Manual import of a CRM's existing records (SPEC LR14), from an export file or from the
+//! CRM's API. The handlers read the request; `casebridge_app::imports` checks and stores the
+//! import with its job, and a worker applies the rows. The handler never calls the CRM.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
-use casebridge_crm::lawruler::import::{self, ApiImportError, FileError};
-use casebridge_crm::lawruler::ingest;
-use casebridge_domain::error::Validator;
+use casebridge_app::imports::{self as svc, Import, ImportOrigin, ImportStatus};
+use casebridge_app::integrations::provider;
+use casebridge_domain::integrations::Provider;
 use casebridge_domain::ValidationError;
-use casebridge_store::imports::{self as store, Import, ImportOrigin, ImportStatus};
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::dto::{page_request, PageOut};
-use crate::error::{ApiError, ErrorBody, OrNotFound};
-use crate::extract::{path_id, Auth, Query};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Auth, Query};
 use crate::AppState;
 
 /// Uploads may be larger than other requests: a 10,000-row export is a few megabytes.
@@ -46,7 +41,7 @@ pub struct RowErrorOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportFromApiIn {
-    /// `lawruler_api`.
+    /// `<provider>_api`: the provider of the path, then `_api`.
     pub source: String,
     /// RFC 3339 with an offset (`2025-01-01T00:00:00Z`): import only the leads created or
     /// changed in Law Ruler at or after this time. Default: every lead.
@@ -59,16 +54,16 @@ pub struct ImportOut {
     pub provider: String,
     /// `queued`, `running`, `done` or `failed`.
     pub status: String,
-    /// Where the rows come from: `csv` (an uploaded file) or `lawruler_api` (read from Law
+    /// Where the rows come from: `csv` (an uploaded file) or `<provider>_api` (read from Law
     /// Ruler by the import's job).
     pub source: String,
     /// What the import is doing: `fetching` (an import from the Law Ruler API that has not read
     /// the leads yet; `total_rows` is 0 until it has), `applying` (queued or applying rows), or
     /// `finished` (`status` is `done` or `failed`).
     pub phase: String,
-    /// For `lawruler_api`: the `since` asked for (none: every lead).
+    /// For `<provider>_api`: the `since` asked for (none: every lead).
     pub since: Option<String>,
-    /// For `lawruler_api`: when the leads were read from Law Ruler.
+    /// For `<provider>_api`: when the leads were read from Law Ruler.
     pub fetched_at: Option<String>,
     pub file_name: Option<String>,
     /// Data rows in the file (the header is not counted), or leads read from Law Ruler (0 while
@@ -91,8 +86,10 @@ pub struct ImportOut {
     pub finished_at: Option<String>,
 }
 
-/// The request's and the response's name for where an import's rows come from.
-const SOURCE_LAWRULER_API: &str = "lawruler_api";
+/// `<provider>_api`: an import read from the CRM's API.
+fn return_api_source(provider: &str) -> String {
+    Provider::parse(provider).map_or_else(|| format!("{provider}_api"), svc::api_source)
+}
 
 impl From<Import> for ImportOut {
     fn from(i: Import) -> Self {
@@ -101,15 +98,15 @@ impl From<Import> for ImportOut {
             (_, ImportOrigin::Api, None) => "fetching",
             _ => "applying",
         };
+        let source = match i.origin {
+            ImportOrigin::Csv => "csv".to_owned(),
+            ImportOrigin::Api => return_api_source(&i.provider),
+        };
         Self {
             id: i.id.to_string(),
             provider: i.provider,
             status: i.status.as_str().to_owned(),
-            source: match i.origin {
-                ImportOrigin::Csv => "csv",
-                ImportOrigin::Api => SOURCE_LAWRULER_API,
-            }
-            .to_owned(),
+            source,
             phase: phase.to_owned(),
             since: i.fetch_since.map(|t| t.to_string()),
             fetched_at: i.fetched_at.map(|t| t.to_string()),
@@ -159,51 +156,35 @@ fn content_type(req: &Request) -> String {
         .to_ascii_lowercase()
 }
 
-const WHAT_TO_SEND: &str = "send the file as text/csv or as the `file` part of \
-    multipart/form-data, or JSON {\"source\": \"lawruler_api\"} to import from the Law Ruler API";
-
-/// The `since` of a JSON import request. A JSON body without `source` is not an import request
-/// (415, as for any other unsupported body); with one, its values are checked (422).
-fn api_request(body: &[u8]) -> Result<Option<Timestamp>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    if value.get("source").is_none() {
-        return Err(ApiError::UnsupportedMediaType(WHAT_TO_SEND.into()));
-    }
-    let req: ImportFromApiIn = serde_json::from_value(value)
-        .map_err(|e| ValidationError::single("body", e.to_string()))?;
-    let mut v = Validator::new();
-    if req.source != SOURCE_LAWRULER_API {
-        v.push(
-            "source",
-            format!(
-                "must be `{SOURCE_LAWRULER_API}` (a CSV file is sent as text/csv or multipart)"
-            ),
-        );
-    }
-    let since = match req.since.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(raw) => match raw.parse::<Timestamp>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                v.push(
-                    "since",
-                    format!(
-                        "`{raw}` is not an RFC 3339 time with an offset, such as \
-                         2025-01-01T00:00:00Z"
-                    ),
-                );
-                None
-            }
-        },
-    };
-    v.finish()?;
-    Ok(since)
+/// An import request, read from the body: a file, or a JSON request to read from the CRM's API.
+enum ImportRequest {
+    File(Bytes, Option<String>),
+    Api(ImportFromApiIn),
 }
 
-/// The file's bytes and name: a `text/csv` body, or the `file` part of a multipart form.
-async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String>), ApiError> {
+/// Reads the request: JSON `{"source": …}` (a JSON body without `source` is not an import
+/// request: 415, as for any other unsupported body), a `text/csv` body, or the `file` part of a
+/// multipart form.
+async fn read_request(
+    state: &AppState,
+    p: Provider,
+    req: Request,
+) -> Result<ImportRequest, ApiError> {
     let content_type = content_type(&req);
+    let unsupported = || ApiError::UnsupportedMediaType(svc::what_to_send(p));
+    if content_type.starts_with("application/json") {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(too_large_or_bad)?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        if value.get("source").is_none() {
+            return Err(unsupported());
+        }
+        let api: ImportFromApiIn = serde_json::from_value(value)
+            .map_err(|e| ValidationError::single("body", e.to_string()))?;
+        return Ok(ImportRequest::Api(api));
+    }
     if content_type.starts_with("multipart/form-data") {
         let mut mp = axum::extract::Multipart::from_request(req, state)
             .await
@@ -212,7 +193,7 @@ async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String
             if field.name() == Some("file") {
                 let name = field.file_name().map(str::to_owned);
                 let bytes = field.bytes().await.map_err(malformed)?;
-                return Ok((bytes, name));
+                return Ok(ImportRequest::File(bytes, name));
             }
         }
         return Err(ValidationError::single("file", "the form has no `file` part").into());
@@ -221,12 +202,12 @@ async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String
         .iter()
         .any(|t| content_type.starts_with(t));
     if !csv_like {
-        return Err(ApiError::UnsupportedMediaType(WHAT_TO_SEND.into()));
+        return Err(unsupported());
     }
     let bytes = Bytes::from_request(req, state)
         .await
         .map_err(too_large_or_bad)?;
-    Ok((bytes, None))
+    Ok(ImportRequest::File(bytes, None))
 }
 
 /// Starts an import of existing Law Ruler leads (LR14), from a CSV file or from the Law Ruler API.
@@ -238,59 +219,40 @@ async fn file_of(state: &AppState, req: Request) -> Result<(Bytes, Option<String
 /// webhook reads them). Send the file as `text/csv` or as the `file` part of a multipart form. A
 /// file missing required columns → 422 naming them, and nothing is stored.
 ///
-/// **Law Ruler API**: JSON `{"source": "lawruler_api", "since": "<RFC 3339, optional>"}`. Needs
+/// **Law Ruler API**: JSON `{"source": "<provider>_api", "since": "<RFC 3339, optional>"}`. Needs
 /// a connected Law Ruler integration (409 otherwise). The import's job reads the leads created
 /// or changed since `since` (every lead without it) from Law Ruler, then applies them as a file
 /// with the webhook's columns would be; while it reads, `phase` is `fetching` and `total_rows`
 /// is 0.
 ///
 /// Either way: 202, the rows are applied in the background; follow
-/// `GET /integrations/lawruler/import/{id}`. Importing the same leads again changes nothing for
+/// `GET /integrations/{provider}/import/{id}`. Importing the same leads again changes nothing for
 /// leads whose content is unchanged, and later webhooks update the same cases.
-#[utoipa::path(post, path = "/integrations/lawruler/import", tag = "integrations",
-    security(("bearer" = [])),
+#[utoipa::path(post, path = "/integrations/{provider}/import", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
     request_body(content(
         (String = "text/csv"),
         (ImportFromApiIn = "application/json"),
     )),
     responses((status = 202, body = ImportOut), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upload(
     State(s): State<AppState>,
     Auth(company): Auth,
+    Path(raw): Path<String>,
     req: Request,
 ) -> Result<(StatusCode, axum::Json<ImportOut>), ApiError> {
-    if content_type(&req).starts_with("application/json") {
-        let body = Bytes::from_request(req, &s)
-            .await
-            .map_err(too_large_or_bad)?;
-        let since = api_request(&body)?;
-        let now = s.clock.now();
-        let mut tx = s.store.begin().await?;
-        let created = import::enqueue_from_api(&mut tx, company, since, now)
-            .await
-            .map_err(|e| match e {
-                ApiImportError::NotConnected => ApiError::Conflict(e.to_string()),
-                ApiImportError::Store(e) => e.into(),
-            })?;
-        tx.commit().await?;
-        return Ok((StatusCode::ACCEPTED, axum::Json(created.into())));
-    }
-    let (bytes, file_name) = file_of(&s, req).await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ValidationError::single("file", "is not UTF-8 text"))?;
-    let total = import::check(text).map_err(|e| {
-        let field = match e {
-            FileError::MissingColumns(_) => "columns",
-            FileError::Empty | FileError::BadHeader(_) => "file",
-        };
-        ValidationError::single(field, e.to_string())
-    })?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let created = import::enqueue(&mut tx, company, file_name.as_deref(), text, total, now).await?;
-    tx.commit().await?;
+    let p = provider(&raw)?;
+    let created = match read_request(&s, p, req).await? {
+        ImportRequest::Api(r) => {
+            svc::start_from_api(&s.app, company, p, &r.source, r.since.as_deref()).await?
+        }
+        ImportRequest::File(bytes, name) => {
+            svc::start_from_file(&s.app, company, p, name.as_deref(), &bytes).await?
+        }
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(created.into())))
 }
 
@@ -301,35 +263,32 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-/// The company's Law Ruler imports, newest first.
-#[utoipa::path(get, path = "/integrations/lawruler/import", tag = "integrations",
-    security(("bearer" = [])), params(ListQuery),
+/// The company's imports from a CRM, newest first.
+#[utoipa::path(get, path = "/integrations/{provider}/import", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), ListQuery),
     responses((status = 200, body = PageOut<ImportOut>)))]
 async fn list_imports(
     State(s): State<AppState>,
     Auth(company): Auth,
+    Path(raw): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<PageOut<ImportOut>>, ApiError> {
+    let p = provider(&raw)?;
     let page = page_request(q.cursor, q.limit)?;
-    let mut conn = s.store.conn().await?;
-    let imports = store::list(&mut conn, company, ingest::PROVIDER, &page).await?;
+    let imports = svc::list(&s.app, company, p, &page).await?;
     Ok(axum::Json(PageOut::from_page(imports, ImportOut::from)))
 }
 
 /// An import's status and progress: rows processed of the total, what they did, and the rows
 /// that failed with their row numbers and reasons.
-#[utoipa::path(get, path = "/integrations/lawruler/import/{id}", tag = "integrations",
-    security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/integrations/{provider}/import/{id}", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = ImportOut), (status = 404, body = ErrorBody)))]
 async fn get_import(
     State(s): State<AppState>,
     Auth(company): Auth,
-    Path(raw): Path<String>,
+    Path((raw, id)): Path<(String, String)>,
 ) -> Result<axum::Json<ImportOut>, ApiError> {
-    let id: uuid::Uuid = path_id(&raw, "import")?;
-    let mut conn = s.store.conn().await?;
-    let found = store::get(&mut conn, company, id)
-        .await
-        .or_not_found("import", &raw)?;
-    Ok(axum::Json(found.into()))
+    provider(&raw)?;
+    Ok(axum::Json(svc::get(&s.app, company, &id).await?.into()))
 }

@@ -1,39 +1,26 @@
 //! CRM integrations (SPEC §3, §5): connection, settings, the CRM catalog, mappings, the sync log,
-//! list auto-add rules, and Law Ruler's inbound webhook.
-//!
-//! Mappings, settings and the sync log are provider-neutral (`/integrations/{provider}/…`);
-//! connecting and loading the catalog go through the provider's adapter in `casebridge-crm`.
-
-use std::collections::HashMap;
+//! list auto-add rules, and the CRMs' inbound webhooks. Every route is served once for every
+//! provider; the use cases live in `casebridge_app::integrations` and `casebridge_app::inbound`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
-use casebridge_crm::lawruler::client::{ConnectError, Credentials, LawRulerClient, LawRulerError};
-use casebridge_crm::lawruler::connection::{self, StoredCredentials};
-use casebridge_crm::lawruler::inbound::{self, InboundError};
-use casebridge_crm::lawruler::ingest::{self, IngestError};
-use casebridge_crm::lawruler::outbound;
-use casebridge_domain::crm_ops::{OpState, ResumeMode};
-use casebridge_domain::error::Validator;
-use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
-use casebridge_domain::integrations::{
-    AutoAddRule, Checklist, ErrorKind, PlatformField, Provider, SyncOutcome, Toggles,
+use casebridge_app::inbound::{self, InboundBody, Received};
+use casebridge_app::integrations::{
+    self as svc, CrmOp, IntegrationView, Link, StoredRule, SyncEntry, TogglesChange,
 };
-use casebridge_domain::records::NamedKind;
+use casebridge_domain::crm_ops::{OpState, ResumeMode};
+use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::ValidationError;
-use casebridge_store::integrations::{self as store, CrmField, CrmItem, Integration, NewSyncEntry};
-use casebridge_store::{named, Conn};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::dto::{page_request, PageOut};
-use crate::error::{ApiError, ErrorBody, OrNotFound};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Auth, Json, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -56,69 +43,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Inbound webhooks, authenticated by the token in the path (outside `/api/v1`).
 pub fn hooks() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(lawruler_hook))
+    OpenApiRouter::new().routes(routes!(crm_hook))
 }
 
-fn provider(raw: &str) -> Result<Provider, ApiError> {
-    Provider::parse(raw).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no integration `{raw}`; there are `lawruler` and `smartadvocate`"
-        ))
-    })
+/// The provider named in the path; an unknown one is a 404.
+pub(crate) fn provider(raw: &str) -> Result<Provider, ApiError> {
+    Ok(svc::provider(raw)?)
 }
 
-/// Features built for Law Ruler only so far: another provider is "not found" there.
-fn lawruler_only(raw: &str) -> Result<Provider, ApiError> {
-    match provider(raw)? {
-        Provider::LawRuler => Ok(Provider::LawRuler),
-        other => Err(ApiError::NotFound(format!(
-            "{} has no outbound sync in this version",
-            other.label()
-        ))),
-    }
-}
-
-/// A random, unguessable token for the inbound webhook URL (LR2).
-fn new_token() -> String {
-    let mut bytes = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-async fn ensure(
-    state: &AppState,
-    company: CompanyId,
-    p: Provider,
-) -> Result<Integration, ApiError> {
-    let mut tx = state.store.begin().await?;
-    let i = store::ensure(
-        &mut tx,
-        company,
-        p.as_str(),
-        &new_token(),
-        state.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(i)
-}
-
-fn toggles(i: &Integration) -> Toggles {
-    Toggles::from_settings(&i.settings)
-}
-
-fn open_credentials(
-    state: &AppState,
-    i: &Integration,
-) -> Result<Option<StoredCredentials>, ApiError> {
-    connection::open(&state.keyring, i).map_err(ApiError::Internal)
-}
-
-fn lawruler_client(state: &AppState, creds: Credentials) -> Result<LawRulerClient, ApiError> {
-    state
-        .lawruler
-        .build(creds)
-        .map_err(|e| ValidationError::single("client_root", e.to_string()).into())
+fn time(t: Option<jiff::Timestamp>) -> Option<String> {
+    t.map(|t| t.to_string())
 }
 
 // ---- views ----
@@ -131,15 +65,6 @@ pub struct IntegrationCard {
     pub status: String,
     /// Whether casebridge can connect this provider yet.
     pub available: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MaskedCredentials {
-    pub username: String,
-    pub password: String,
-    pub client_root: String,
-    pub client_secret: String,
-    pub key: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,8 +83,9 @@ pub struct IntegrationOut {
     pub status: String,
     pub connected_at: Option<String>,
     /// Masked; absent when not connected.
-    pub credentials: Option<MaskedCredentials>,
-    /// Paste this into Law Ruler (Setup → Webhooks → API URL). Optional query parameters:
+    #[schema(value_type = Option<Object>)]
+    pub credentials: Option<Map<String, Value>>,
+    /// Paste this into the CRM (Law Ruler: Setup → Webhooks → API URL). Optional query parameters:
     /// `list_id`, `list_name`, `list_action`, `remove_from_list`, `campaign_id`.
     pub webhook_url: String,
     /// The toggles as set, in the safe order.
@@ -206,104 +132,62 @@ pub struct SyncOut {
     pub last_pull_error: Option<String>,
 }
 
-const SECRET_MASK: &str = "••••••••";
-
-fn time(t: Option<jiff::Timestamp>) -> Option<String> {
-    t.map(|t| t.to_string())
+impl From<IntegrationView> for IntegrationOut {
+    fn from(v: IntegrationView) -> Self {
+        let connected = v.connected();
+        let t = v.toggles;
+        let i = v.integration;
+        let settings = json!(Toggles::ORDER
+            .iter()
+            .map(|name| (
+                name.to_string(),
+                serde_json::to_value(t).unwrap()[name].clone()
+            ))
+            .collect::<Map<_, _>>());
+        let ops = v.operations;
+        Self {
+            options: json!({"sync_enriched_phones": t.sync_enriched_phones}),
+            sync: SyncOut {
+                last_sync_at: time(i.last_integration_sync_at),
+                records_received: v.records_received,
+                operations_done: ops.done,
+                operations_pending: ops.pending,
+                operations_held: ops.held,
+                operations_blocked: ops.blocked,
+                operations_failed: ops.failed,
+                operations_skipped: ops.skipped,
+                last_error: v.last_error.map(SyncEntryOut::from),
+                last_pull_at: time(i.last_pull_at),
+                last_pull_error: i.last_pull_error.clone(),
+            },
+            provider: v.provider.as_str().into(),
+            name: v.provider.label().into(),
+            status: connection_status(connected).into(),
+            connected_at: time(i.connected_at),
+            credentials: v.credentials,
+            webhook_url: v.webhook_url,
+            settings,
+            inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
+            checklist: serde_json::to_value(v.checklist).expect("serializable"),
+            health: HealthOut {
+                last_integration_sync_at: time(i.last_integration_sync_at),
+                last_status_pull_at: time(i.last_status_pull_at),
+                last_status_push_at: time(i.last_status_push_at),
+                last_webhook_at: time(i.last_webhook_at),
+                catalog_refreshed_at: time(i.catalog_refreshed_at),
+            },
+            config_error: i.config_error,
+            catalog_error: i.catalog_error,
+        }
+    }
 }
 
-async fn view(state: &AppState, p: Provider, i: Integration) -> Result<IntegrationOut, ApiError> {
-    let mut conn = state.store.conn().await?;
-    let creds = open_credentials(state, &i)?;
-    let t = toggles(&i);
-    let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
-    let links = store::links(&mut conn, i.company_id, p.as_str()).await?;
-    let checklist = Checklist {
-        connected: creds.is_some(),
-        first_webhook_received: i.first_webhook_at.is_some(),
-        case_types_linked: !links.is_empty()
-            && crm_types
-                .iter()
-                .all(|c| links.iter().any(|(l, _)| *l == c.crm_id)),
-        sync_enabled: t.enable_integration,
-    };
-    let base = state
-        .public_url
-        .clone()
-        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
-    let settings = json!(Toggles::ORDER
-        .iter()
-        .map(|name| (
-            name.to_string(),
-            serde_json::to_value(t).unwrap()[name].clone()
-        ))
-        .collect::<serde_json::Map<_, _>>());
-    let counts = casebridge_store::crm_ops::counts(&mut conn, i.company_id, p.as_str()).await?;
-    let count = |st: OpState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
-    let last_error = store::sync_log(
-        &mut conn,
-        i.company_id,
-        p.as_str(),
-        Some("error"),
-        &page_request(None, Some(1))?,
-    )
-    .await?
-    .items
-    .into_iter()
-    .next()
-    .map(sync_entry_out);
-    let sync = SyncOut {
-        last_sync_at: time(i.last_integration_sync_at),
-        records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
-        operations_done: count(OpState::Done),
-        operations_pending: count(OpState::Pending),
-        operations_held: count(OpState::Held),
-        operations_blocked: count(OpState::Blocked),
-        operations_failed: count(OpState::Failed),
-        operations_skipped: count(OpState::Skipped),
-        last_error,
-        last_pull_at: time(i.last_pull_at),
-        last_pull_error: i.last_pull_error.clone(),
-    };
-    Ok(IntegrationOut {
-        options: json!({"sync_enriched_phones": t.sync_enriched_phones}),
-        sync,
-        provider: p.as_str().into(),
-        name: p.label().into(),
-        status: if creds.is_some() {
-            "connected"
-        } else {
-            "not_connected"
-        }
-        .into(),
-        connected_at: time(i.connected_at),
-        // Secrets are shown as a fixed mask: not even their first characters.
-        credentials: creds.map(|c| MaskedCredentials {
-            username: c.username,
-            password: SECRET_MASK.into(),
-            client_root: c.client_root,
-            client_secret: SECRET_MASK.into(),
-            key: SECRET_MASK.into(),
-        }),
-        webhook_url: format!(
-            "{}/hooks/{}/{}",
-            base.trim_end_matches('/'),
-            p.as_str(),
-            i.webhook_token
-        ),
-        settings,
-        inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
-        checklist: serde_json::to_value(checklist).expect("serializable"),
-        health: HealthOut {
-            last_integration_sync_at: time(i.last_integration_sync_at),
-            last_status_pull_at: time(i.last_status_pull_at),
-            last_status_push_at: time(i.last_status_push_at),
-            last_webhook_at: time(i.last_webhook_at),
-            catalog_refreshed_at: time(i.catalog_refreshed_at),
-        },
-        config_error: i.config_error,
-        catalog_error: i.catalog_error,
-    })
+fn connection_status(connected: bool) -> &'static str {
+    if connected {
+        "connected"
+    } else {
+        "not_connected"
+    }
 }
 
 /// The integrations and whether each is connected (Settings → Integrations).
@@ -313,37 +197,18 @@ async fn list_integrations(
     State(s): State<AppState>,
     Auth(company): Auth,
 ) -> Result<axum::Json<Vec<IntegrationCard>>, ApiError> {
-    let mut conn = s.store.conn().await?;
-    let mut out = Vec::new();
-    for p in [Provider::LawRuler, Provider::SmartAdvocate] {
-        let connected = store::get(&mut conn, company, p.as_str())
-            .await?
-            .is_some_and(|i| i.credentials_sealed.is_some());
-        out.push(IntegrationCard {
-            provider: p.as_str().into(),
-            name: p.label().into(),
-            status: if connected {
-                "connected"
-            } else {
-                "not_connected"
-            }
-            .into(),
-            available: p == Provider::LawRuler,
-        });
-    }
-    let scheduling = casebridge_store::scheduling::connection(&mut conn, company).await?;
-    out.push(IntegrationCard {
-        provider: "scheduling".into(),
-        name: "Scheduling".into(),
-        status: if scheduling.is_some() {
-            "connected"
-        } else {
-            "not_connected"
-        }
-        .into(),
-        available: true,
-    });
-    Ok(axum::Json(out))
+    let cards = svc::list(&s.app, company).await?;
+    Ok(axum::Json(
+        cards
+            .into_iter()
+            .map(|c| IntegrationCard {
+                status: connection_status(c.connected).into(),
+                provider: c.provider,
+                name: c.name,
+                available: c.available,
+            })
+            .collect(),
+    ))
 }
 
 /// An integration's setup screen: status, masked credentials, webhook URL, toggles, checklist
@@ -356,35 +221,25 @@ async fn get_integration(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
-    let p = provider(&raw)?;
-    let i = ensure(&s, company, p).await?;
-    Ok(axum::Json(view(&s, p, i).await?))
+    let view = svc::get(&s.app, company, provider(&raw)?).await?;
+    Ok(axum::Json(view.into()))
 }
 
 // ---- connection ----
 
+/// The connect form of the provider, as a JSON object. Law Ruler: `username`, `password`,
+/// `client_root` (the firm's subdomain, `yourfirm`, or the full address of its site),
+/// `client_secret` (issued with Advanced API access) and `key` (the lead-API Key, Setup → API).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectBody {
-    /// Your Law Ruler user name.
-    pub username: String,
-    /// The password of that user.
-    pub password: String,
-    /// Your firm's Law Ruler address: the subdomain (`yourfirm`) or the full URL
-    /// (`https://yourfirm.lawruler.com`).
-    pub client_root: String,
-    /// The Client Secret Law Ruler issued with Advanced API access.
-    pub client_secret: String,
-    /// The lead-API Key from Law Ruler (Setup → API).
-    pub key: String,
-}
+#[schema(value_type = Object)]
+pub struct ConnectBody(pub Map<String, Value>);
 
-/// Connects Law Ruler: the five values are checked against Law Ruler, and a wrong one is named.
-/// Stored encrypted. Reconnecting replaces them.
+/// Connects a CRM: the values are checked against the CRM, and a wrong one is named. Stored
+/// encrypted. Reconnecting replaces them.
 #[utoipa::path(put, path = "/integrations/{provider}/connection", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = ConnectBody,
-    responses((status = 200, body = IntegrationOut), (status = 422, body = ErrorBody),
-              (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = IntegrationOut), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn connect(
     State(s): State<AppState>,
     Auth(company): Auth,
@@ -392,77 +247,8 @@ async fn connect(
     Json(body): Json<ConnectBody>,
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
     let p = provider(&raw)?;
-    if p != Provider::LawRuler {
-        return Err(ApiError::Conflict(format!(
-            "{} cannot be connected in this version yet",
-            p.label()
-        )));
-    }
-    let mut v = Validator::new();
-    for (field, value) in [
-        ("username", &body.username),
-        ("password", &body.password),
-        ("client_root", &body.client_root),
-        ("client_secret", &body.client_secret),
-        ("key", &body.key),
-    ] {
-        if value.trim().is_empty() {
-            v.push(field, "is required");
-        }
-    }
-    v.finish()?;
-    let stored = StoredCredentials {
-        username: body.username.trim().to_owned(),
-        password: body.password,
-        client_root: body.client_root.trim().to_owned(),
-        client_secret: body.client_secret.trim().to_owned(),
-        key: body.key.trim().to_owned(),
-    };
-    let client = lawruler_client(&s, stored.clone().into_credentials())?;
-    // Where the Client Root points is checked like any outbound destination (W2), so a refusal
-    // reads as such rather than as "cannot connect".
-    s.url_policy
-        .vet(client.client_root().as_str())
-        .await
-        .map_err(|e| ValidationError::single("client_root", e.to_string()))?;
-    client.verify().await.map_err(|e| match e {
-        ConnectError::WrongValue { field, message } => {
-            ApiError::Validation(ValidationError::single(field.as_str(), message))
-        }
-        other => ApiError::Unavailable(other.to_string()),
-    })?;
-    let sealed = connection::seal(&s.keyring, company, &stored);
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
-    store::set_credentials(&mut tx, company, p.as_str(), Some(&sealed), now).await?;
-    // Operations parked by a configuration error go out again, in order.
-    let requeued = outbound::requeue_blocked(&mut tx, company, now).await?;
-    let connected_msg = if requeued == 0 {
-        "connected; credentials verified".to_owned()
-    } else {
-        format!("connected; credentials verified; {requeued} waiting operation(s) sent again")
-    };
-    store::log(
-        &mut tx,
-        company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "outbound",
-            operation: "connect",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&connected_msg),
-        },
-        now,
-    )
-    .await?;
-    let i = store::get(&mut tx, company, p.as_str())
-        .await?
-        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
-    tx.commit().await?;
-    Ok(axum::Json(view(&s, p, i).await?))
+    let view = svc::connect(&s.app, company, p, &Value::Object(body.0)).await?;
+    Ok(axum::Json(view.into()))
 }
 
 /// Disconnects: the stored credentials are deleted; mappings and settings stay.
@@ -474,17 +260,8 @@ async fn disconnect(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
-    let p = provider(&raw)?;
-    let i = ensure(&s, company, p).await?;
-    let mut tx = s.store.begin().await?;
-    store::set_credentials(&mut tx, company, p.as_str(), None, s.clock.now()).await?;
-    tx.commit().await?;
-    let i = Integration {
-        credentials_sealed: None,
-        connected_at: None,
-        ..i
-    };
-    Ok(axum::Json(view(&s, p, i).await?))
+    let view = svc::disconnect(&s.app, company, provider(&raw)?).await?;
+    Ok(axum::Json(view.into()))
 }
 
 // ---- settings ----
@@ -515,68 +292,21 @@ async fn update_settings(
     State(s): State<AppState>,
     Auth(company): Auth,
     Path(raw): Path<String>,
-    Json(body): Json<SettingsBody>,
+    Json(b): Json<SettingsBody>,
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
-    let p = provider(&raw)?;
-    ensure(&s, company, p).await?;
-    // Read and write the toggles in one transaction, the row locked, so concurrent changes of
-    // different toggles do not undo each other.
-    let mut tx = s.store.begin().await?;
-    let i = store::get_for_update(&mut tx, company, p.as_str())
-        .await?
-        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
-    let mut t = toggles(&i);
-    let set = |slot: &mut bool, v: Option<bool>| {
-        if let Some(v) = v {
-            *slot = v;
-        }
+    let change = TogglesChange {
+        enable_integration: b.enable_integration,
+        receive: b.receive,
+        send: b.send,
+        send_mapped_fields: b.send_mapped_fields,
+        send_messages: b.send_messages,
+        send_call_records: b.send_call_records,
+        send_documents: b.send_documents,
+        sync_statuses: b.sync_statuses,
+        sync_enriched_phones: b.sync_enriched_phones,
     };
-    set(&mut t.enable_integration, body.enable_integration);
-    set(&mut t.receive, body.receive);
-    set(&mut t.send, body.send);
-    set(&mut t.send_mapped_fields, body.send_mapped_fields);
-    set(&mut t.send_messages, body.send_messages);
-    set(&mut t.send_call_records, body.send_call_records);
-    set(&mut t.send_documents, body.send_documents);
-    let resuming = body.sync_statuses == Some(true) && !t.sync_statuses;
-    set(&mut t.sync_statuses, body.sync_statuses);
-    set(&mut t.sync_enriched_phones, body.sync_enriched_phones);
-    if resuming && p == Provider::LawRuler && outbound::held_count(&mut tx, company).await? > 0 {
-        return Err(ApiError::Conflict(
-            "status changes were held while status sync was off: turn it on with \
-             PUT /integrations/lawruler/status-sync and choose `non_retroactive` or `retroactive`"
-                .into(),
-        ));
-    }
-    if t.enable_integration && i.credentials_sealed.is_none() {
-        return Err(ApiError::Conflict(format!(
-            "connect {} before enabling the integration",
-            p.label()
-        )));
-    }
-    if t.sync_statuses
-        && body.sync_statuses == Some(true)
-        && store::status_mappings(&mut tx, company, p.as_str())
-            .await?
-            .is_empty()
-    {
-        return Err(ApiError::Conflict(
-            "map statuses before turning on status sync (CRM Mappings → Status Mapping)".into(),
-        ));
-    }
-    store::set_settings(
-        &mut tx,
-        company,
-        p.as_str(),
-        &serde_json::to_value(t).expect("json"),
-        s.clock.now(),
-    )
-    .await?;
-    let i = store::get(&mut tx, company, p.as_str())
-        .await?
-        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
-    tx.commit().await?;
-    Ok(axum::Json(view(&s, p, i).await?))
+    let view = svc::change_settings(&s.app, company, provider(&raw)?, &change).await?;
+    Ok(axum::Json(view.into()))
 }
 
 // ---- status sync (LR11) ----
@@ -594,6 +324,18 @@ pub struct StatusSyncOut {
     pub warning: Option<String>,
 }
 
+impl From<svc::StatusSync> for StatusSyncOut {
+    fn from(s: svc::StatusSync) -> Self {
+        Self {
+            enabled: s.enabled,
+            held: s.held,
+            replayed: s.replayed,
+            skipped: s.skipped,
+            warning: s.warning,
+        }
+    }
+}
+
 /// Whether status sync is on and how many status changes are held.
 #[utoipa::path(get, path = "/integrations/{provider}/status-sync", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)),
@@ -603,16 +345,8 @@ async fn get_status_sync(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<StatusSyncOut>, ApiError> {
-    let p = lawruler_only(&raw)?;
-    let i = ensure(&s, company, p).await?;
-    let mut conn = s.store.conn().await?;
-    Ok(axum::Json(StatusSyncOut {
-        enabled: toggles(&i).sync_statuses,
-        held: outbound::held_count(&mut conn, company).await?,
-        replayed: None,
-        skipped: None,
-        warning: None,
-    }))
+    let out = svc::status_sync(&s.app, company, provider(&raw)?).await?;
+    Ok(axum::Json(out.into()))
 }
 
 /// Turns status sync on or off.
@@ -628,7 +362,7 @@ pub struct StatusSyncBody {
 
 /// Turns status sync off (status changes are then held) or on. Turning it on while changes
 /// are held requires a `mode`: `non_retroactive` skips them, `retroactive` replays them in order
-/// and warns that they may overwrite newer Law Ruler statuses.
+/// and warns that they may overwrite newer statuses in the CRM.
 #[utoipa::path(put, path = "/integrations/{provider}/status-sync", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = StatusSyncBody,
     responses((status = 200, body = StatusSyncOut), (status = 409, body = ErrorBody),
@@ -639,7 +373,7 @@ async fn put_status_sync(
     Path(raw): Path<String>,
     Json(body): Json<StatusSyncBody>,
 ) -> Result<axum::Json<StatusSyncOut>, ApiError> {
-    let p = lawruler_only(&raw)?;
+    let p = provider(&raw)?;
     let mode = match body.mode.as_deref() {
         None => None,
         Some(m) => Some(ResumeMode::parse(m).ok_or_else(|| {
@@ -649,69 +383,8 @@ async fn put_status_sync(
             )
         })?),
     };
-    ensure(&s, company, p).await?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let i = store::get_for_update(&mut tx, company, p.as_str())
-        .await?
-        .ok_or_else(|| ApiError::Internal("integration vanished".into()))?;
-    let mut t = toggles(&i);
-    let mut out = StatusSyncOut {
-        enabled: body.enabled,
-        held: 0,
-        replayed: None,
-        skipped: None,
-        warning: None,
-    };
-    if body.enabled
-        && !t.sync_statuses
-        && store::status_mappings(&mut tx, company, p.as_str())
-            .await?
-            .is_empty()
-    {
-        return Err(ApiError::Conflict(
-            "map statuses before turning on status sync (CRM Mappings → Status Mapping)".into(),
-        ));
-    }
-    // Held changes are resolved whenever status sync is (or stays) on: a change recorded by a
-    // request that raced the switch is held too, and must not stay stuck.
-    if body.enabled {
-        let held = outbound::held_count(&mut tx, company).await?;
-        if held > 0 {
-            let mode = mode.ok_or_else(|| {
-                ValidationError::single(
-                    "mode",
-                    format!(
-                        "{held} status change(s) were made while status sync was off: choose \
-                         `non_retroactive` (skip them; the default choice) or `retroactive` \
-                         (send them in order; they may overwrite newer Law Ruler statuses)"
-                    ),
-                )
-            })?;
-            let r = outbound::resume_status_sync(&mut tx, company, mode, now).await?;
-            out.replayed = Some(r.replayed);
-            out.skipped = Some(r.skipped);
-            if mode == ResumeMode::Retroactive && r.replayed > 0 {
-                out.warning = Some(format!(
-                    "{} held status change(s) will be sent in the order they were made; they \
-                     may overwrite statuses changed in Law Ruler since",
-                    r.replayed
-                ));
-            }
-        }
-    }
-    t.sync_statuses = body.enabled;
-    store::set_settings(
-        &mut tx,
-        company,
-        p.as_str(),
-        &serde_json::to_value(t).expect("json"),
-        now,
-    )
-    .await?;
-    out.held = outbound::held_count(&mut tx, company).await?;
-    tx.commit().await?;
-    Ok(axum::Json(out))
+    let out = svc::set_status_sync(&s.app, company, p, body.enabled, mode).await?;
+    Ok(axum::Json(out.into()))
 }
 
 // ---- outbound operations (SYNC3) ----
@@ -737,8 +410,8 @@ pub struct OperationOut {
     pub finished_at: Option<String>,
 }
 
-impl From<casebridge_store::crm_ops::CrmOp> for OperationOut {
-    fn from(o: casebridge_store::crm_ops::CrmOp) -> Self {
+impl From<CrmOp> for OperationOut {
+    fn from(o: CrmOp) -> Self {
         Self {
             description: o.action.describe(),
             payload: shorten_payload(serde_json::to_value(&o.action).expect("json")),
@@ -798,8 +471,7 @@ async fn list_operations(
         })?),
     };
     let page = page_request(q.cursor, q.limit)?;
-    let mut conn = s.store.conn().await?;
-    let ops = casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, &page).await?;
+    let ops = svc::operations(&s.app, company, p, state, &page).await?;
     Ok(axum::Json(PageOut::from_page(ops, OperationOut::from)))
 }
 
@@ -814,7 +486,7 @@ pub struct CatalogOut {
 }
 
 /// Loads the CRM's case types, statuses and custom fields again. Saved mappings are kept. If
-/// Law Ruler cannot be reached or refuses, the error is shown here and on the integration, and
+/// the CRM cannot be reached or refuses, the error is shown here and on the integration, and
 /// the previous catalog stays.
 #[utoipa::path(post, path = "/integrations/{provider}/fields/refresh", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)),
@@ -825,55 +497,12 @@ async fn refresh_catalog(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<CatalogOut>, ApiError> {
-    let p = provider(&raw)?;
-    let i = ensure(&s, company, p).await?;
-    let creds = open_credentials(&s, &i)?
-        .ok_or_else(|| ApiError::Conflict(format!("connect {} first", p.label())))?;
-    let client = lawruler_client(&s, creds.into_credentials())?;
-    let loaded = async {
-        let case_types = client.case_types().await?;
-        let statuses = client.statuses().await?;
-        let mut fields = Vec::new();
-        for ct in &case_types {
-            for f in client.custom_fields(&ct.id).await? {
-                fields.push(CrmField {
-                    crm_case_type_id: ct.id.clone(),
-                    key: f.key,
-                    crm_field_id: f.id,
-                    label: f.label,
-                    input_type: f.input_type,
-                    form_section: f.form_section,
-                });
-            }
-        }
-        Ok::<_, LawRulerError>((case_types, statuses, fields))
-    }
-    .await;
-    let now = s.clock.now();
-    let (case_types, statuses, fields) = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            let message = format!("could not load fields from {}: {e}", p.label());
-            let mut tx = s.store.begin().await?;
-            store::set_catalog_error(&mut tx, company, p.as_str(), &message, now).await?;
-            tx.commit().await?;
-            return Err(ApiError::BadGateway(message));
-        }
-    };
-    let item = |id: &str, name: &str| CrmItem {
-        crm_id: id.to_owned(),
-        name: name.to_owned(),
-    };
-    let ct: Vec<CrmItem> = case_types.iter().map(|c| item(&c.id, &c.name)).collect();
-    let st: Vec<CrmItem> = statuses.iter().map(|c| item(&c.id, &c.name)).collect();
-    let mut tx = s.store.begin().await?;
-    store::replace_catalog(&mut tx, company, p.as_str(), &ct, &st, &fields, now).await?;
-    tx.commit().await?;
+    let loaded = svc::refresh_catalog(&s.app, company, provider(&raw)?).await?;
     Ok(axum::Json(CatalogOut {
-        case_types: ct.len(),
-        statuses: st.len(),
-        fields: fields.len(),
-        refreshed_at: now.to_string(),
+        case_types: loaded.case_types,
+        statuses: loaded.statuses,
+        fields: loaded.fields,
+        refreshed_at: loaded.refreshed_at.to_string(),
     }))
 }
 
@@ -913,24 +542,11 @@ async fn field_preview(
     Query(q): Query<FieldQuery>,
 ) -> Result<axum::Json<FieldPreviewOut>, ApiError> {
     let p = provider(&raw)?;
-    let i = ensure(&s, company, p).await?;
-    let mut conn = s.store.conn().await?;
-    let types = store::crm_case_types(&mut conn, company, p.as_str()).await?;
-    if !types.iter().any(|t| t.crm_id == q.crm_case_type_id) {
-        // Never a silent empty list: if loading failed, say so.
-        if let Some(error) = i.catalog_error {
-            return Err(ApiError::BadGateway(error));
-        }
-        return Err(ApiError::NotFound(format!(
-            "no {} case type {} (refresh the fields if it was added recently)",
-            p.label(),
-            q.crm_case_type_id
-        )));
-    }
-    let fields = store::crm_fields(&mut conn, company, p.as_str(), &q.crm_case_type_id).await?;
+    let preview = svc::field_preview(&s.app, company, p, &q.crm_case_type_id).await?;
     Ok(axum::Json(FieldPreviewOut {
         crm_case_type_id: q.crm_case_type_id,
-        fields: fields
+        fields: preview
+            .fields
             .into_iter()
             .map(|f| FieldOut {
                 key: f.key,
@@ -939,8 +555,8 @@ async fn field_preview(
                 form_section: f.form_section,
             })
             .collect(),
-        refreshed_at: time(i.catalog_refreshed_at),
-        error: i.catalog_error,
+        refreshed_at: time(preview.refreshed_at),
+        error: preview.error,
     }))
 }
 
@@ -956,6 +572,25 @@ pub struct LinkOut {
     pub reason: Option<String>,
 }
 
+impl From<Link> for LinkOut {
+    fn from(l: Link) -> Self {
+        // A link to a case type no longer in the catalog is ready; an unlinked one says why not.
+        let ready = l.ready();
+        Self {
+            reason: (!ready)
+                .then(|| "not ready: this case type is not linked to a platform case type".into()),
+            ready,
+            crm_case_type_id: l.crm_case_type_id,
+            crm_case_type_name: l.crm_case_type_name,
+            case_type_id: l.case_type_id.map(|c| c.to_string()),
+        }
+    }
+}
+
+fn links_out(links: Vec<Link>) -> axum::Json<Vec<LinkOut>> {
+    axum::Json(links.into_iter().map(LinkOut::from).collect())
+}
+
 /// Every CRM case type with the platform case type it is linked to, and whether it is ready.
 #[utoipa::path(get, path = "/integrations/{provider}/case-type-links", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)),
@@ -965,49 +600,9 @@ async fn get_links(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<Vec<LinkOut>>, ApiError> {
-    let p = provider(&raw)?;
-    let mut conn = s.store.conn().await?;
-    Ok(axum::Json(links_view(&mut conn, company, p).await?))
-}
-
-async fn links_view(
-    conn: &mut Conn,
-    company: CompanyId,
-    p: Provider,
-) -> Result<Vec<LinkOut>, ApiError> {
-    let types = store::crm_case_types(conn, company, p.as_str()).await?;
-    let links: HashMap<String, CaseTypeId> = store::links(conn, company, p.as_str())
-        .await?
-        .into_iter()
-        .collect();
-    let mut out: Vec<LinkOut> = types
-        .iter()
-        .map(|t| {
-            let linked = links.get(&t.crm_id);
-            LinkOut {
-                crm_case_type_id: t.crm_id.clone(),
-                crm_case_type_name: Some(t.name.clone()),
-                case_type_id: linked.map(|c| c.to_string()),
-                ready: linked.is_some(),
-                reason: linked.is_none().then(|| {
-                    "not ready: this case type is not linked to a platform case type".into()
-                }),
-            }
-        })
-        .collect();
-    // Links whose CRM case type is no longer in the catalog are still shown.
-    for (crm, ct) in &links {
-        if !types.iter().any(|t| &t.crm_id == crm) {
-            out.push(LinkOut {
-                crm_case_type_id: crm.clone(),
-                crm_case_type_name: None,
-                case_type_id: Some(ct.to_string()),
-                ready: true,
-                reason: None,
-            });
-        }
-    }
-    Ok(out)
+    Ok(links_out(
+        svc::links(&s.app, company, provider(&raw)?).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1035,46 +630,17 @@ async fn put_links(
     Json(body): Json<LinksBody>,
 ) -> Result<axum::Json<Vec<LinkOut>>, ApiError> {
     let p = provider(&raw)?;
-    let mut tx = s.store.begin().await?;
-    let known = store::crm_case_types(&mut tx, company, p.as_str()).await?;
-    let mut v = Validator::new();
-    let mut parsed = Vec::new();
-    for (i, l) in body.links.iter().enumerate() {
-        if !known.iter().any(|k| k.crm_id == l.crm_case_type_id) {
-            v.push(
-                format!("links[{i}].crm_case_type_id"),
-                format!(
-                    "no {} case type {}; refresh the fields first",
-                    p.label(),
-                    l.crm_case_type_id
-                ),
-            );
-            continue;
-        }
-        let ct = match &l.case_type_id {
-            None => None,
-            Some(raw) => match raw.parse::<CaseTypeId>() {
-                Ok(id) if named::exists(&mut tx, company, NamedKind::CaseType, raw).await? => {
-                    Some(id)
-                }
-                _ => {
-                    v.push(
-                        format!("links[{i}].case_type_id"),
-                        format!("no case type with id {raw}"),
-                    );
-                    continue;
-                }
-            },
-        };
-        parsed.push((l.crm_case_type_id.clone(), ct));
-    }
-    v.finish()?;
-    for (crm, ct) in parsed {
-        store::set_link(&mut tx, company, p.as_str(), &crm, ct).await?;
-    }
-    let out = links_view(&mut tx, company, p).await?;
-    tx.commit().await?;
-    Ok(axum::Json(out))
+    let changes: Vec<svc::LinkChange> = body
+        .links
+        .into_iter()
+        .map(|l| svc::LinkChange {
+            crm_case_type_id: l.crm_case_type_id,
+            case_type_id: l.case_type_id,
+        })
+        .collect();
+    Ok(links_out(
+        svc::set_links(&s.app, company, p, &changes).await?,
+    ))
 }
 
 // ---- field mappings ----
@@ -1113,15 +679,14 @@ async fn get_field_mappings(
     Query(q): Query<MappingQuery>,
 ) -> Result<axum::Json<FieldMappingsBody>, ApiError> {
     let p = provider(&raw)?;
-    let mut conn = s.store.conn().await?;
-    let rows = store::field_mappings(&mut conn, company, p.as_str(), &q.crm_case_type_id).await?;
+    let rows = svc::field_mappings(&s.app, company, p, &q.crm_case_type_id).await?;
     Ok(axum::Json(FieldMappingsBody {
         crm_case_type_id: q.crm_case_type_id,
         mappings: rows
             .into_iter()
-            .map(|(platform_field, crm_field_key)| FieldMapping {
-                platform_field,
-                crm_field_key,
+            .map(|m| FieldMapping {
+                platform_field: m.platform_field,
+                crm_field_key: m.crm_field_key,
             })
             .collect(),
     }))
@@ -1139,43 +704,15 @@ async fn put_field_mappings(
     Json(body): Json<FieldMappingsBody>,
 ) -> Result<axum::Json<FieldMappingsBody>, ApiError> {
     let p = provider(&raw)?;
-    let mut tx = s.store.begin().await?;
-    let fields = store::crm_fields(&mut tx, company, p.as_str(), &body.crm_case_type_id).await?;
-    let mut v = Validator::new();
-    let mut rows = Vec::new();
-    for (i, m) in body.mappings.iter().enumerate() {
-        match PlatformField::parse(&m.platform_field) {
-            Ok(f) => {
-                if rows
-                    .iter()
-                    .any(|(pf, _): &(String, String)| *pf == f.as_string())
-                {
-                    v.push(format!("mappings[{i}].platform_field"), "mapped twice");
-                }
-                if fields.iter().any(|cf| cf.key == m.crm_field_key) {
-                    rows.push((f.as_string(), m.crm_field_key.clone()));
-                } else {
-                    v.push(
-                        format!("mappings[{i}].crm_field_key"),
-                        format!(
-                            "no field `{}` on {} case type {}",
-                            m.crm_field_key,
-                            p.label(),
-                            body.crm_case_type_id
-                        ),
-                    );
-                }
-            }
-            Err(e) => v.push(
-                format!("mappings[{i}].platform_field"),
-                e.errors[0].message.clone(),
-            ),
-        }
-    }
-    v.finish()?;
-    store::replace_field_mappings(&mut tx, company, p.as_str(), &body.crm_case_type_id, &rows)
-        .await?;
-    tx.commit().await?;
+    let mappings: Vec<svc::FieldMapping> = body
+        .mappings
+        .iter()
+        .map(|m| svc::FieldMapping {
+            platform_field: m.platform_field.clone(),
+            crm_field_key: m.crm_field_key.clone(),
+        })
+        .collect();
+    svc::set_field_mappings(&s.app, company, p, &body.crm_case_type_id, &mappings).await?;
     Ok(axum::Json(body))
 }
 
@@ -1203,15 +740,13 @@ async fn get_status_mappings(
     Auth(company): Auth,
     Path(raw): Path<String>,
 ) -> Result<axum::Json<StatusMappingsBody>, ApiError> {
-    let p = provider(&raw)?;
-    let mut conn = s.store.conn().await?;
-    let rows = store::status_mappings(&mut conn, company, p.as_str()).await?;
+    let rows = svc::status_mappings(&s.app, company, provider(&raw)?).await?;
     Ok(axum::Json(StatusMappingsBody {
         mappings: rows
             .into_iter()
-            .map(|(st, crm)| StatusMapping {
-                case_status_id: st.to_string(),
-                crm_status_id: crm,
+            .map(|m| StatusMapping {
+                case_status_id: m.case_status_id,
+                crm_status_id: m.crm_status_id,
             })
             .collect(),
     }))
@@ -1228,49 +763,15 @@ async fn put_status_mappings(
     Json(body): Json<StatusMappingsBody>,
 ) -> Result<axum::Json<StatusMappingsBody>, ApiError> {
     let p = provider(&raw)?;
-    let mut tx = s.store.begin().await?;
-    let crm = store::crm_statuses(&mut tx, company, p.as_str()).await?;
-    let mut v = Validator::new();
-    let mut rows: Vec<(CaseStatusId, String)> = Vec::new();
-    for (i, m) in body.mappings.iter().enumerate() {
-        let status = match m.case_status_id.parse::<CaseStatusId>() {
-            Ok(id)
-                if named::exists(&mut tx, company, NamedKind::CaseStatus, &m.case_status_id)
-                    .await? =>
-            {
-                id
-            }
-            _ => {
-                v.push(
-                    format!("mappings[{i}].case_status_id"),
-                    format!("no case status with id {}", m.case_status_id),
-                );
-                continue;
-            }
-        };
-        if !crm.iter().any(|c| c.crm_id == m.crm_status_id) {
-            v.push(
-                format!("mappings[{i}].crm_status_id"),
-                format!(
-                    "no {} status {}; refresh the fields first",
-                    p.label(),
-                    m.crm_status_id
-                ),
-            );
-            continue;
-        }
-        if rows
-            .iter()
-            .any(|(s, c)| *s == status || *c == m.crm_status_id)
-        {
-            v.push(format!("mappings[{i}]"), "each status may be mapped once");
-            continue;
-        }
-        rows.push((status, m.crm_status_id.clone()));
-    }
-    v.finish()?;
-    store::replace_status_mappings(&mut tx, company, p.as_str(), &rows).await?;
-    tx.commit().await?;
+    let mappings: Vec<svc::StatusMapping> = body
+        .mappings
+        .iter()
+        .map(|m| svc::StatusMapping {
+            case_status_id: m.case_status_id.clone(),
+            crm_status_id: m.crm_status_id.clone(),
+        })
+        .collect();
+    svc::set_status_mappings(&s.app, company, p, &mappings).await?;
     Ok(axum::Json(body))
 }
 
@@ -1289,6 +790,21 @@ pub struct SyncEntryOut {
     pub error_kind: Option<String>,
     pub message: Option<String>,
     pub created_at: String,
+}
+
+impl From<SyncEntry> for SyncEntryOut {
+    fn from(e: SyncEntry) -> Self {
+        Self {
+            id: e.id,
+            direction: e.direction,
+            operation: e.operation,
+            record_ref: e.record_ref,
+            outcome: e.outcome,
+            error_kind: e.error_kind,
+            message: e.message,
+            created_at: e.created_at.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1312,28 +828,8 @@ async fn get_sync_log(
 ) -> Result<axum::Json<PageOut<SyncEntryOut>>, ApiError> {
     let p = provider(&raw)?;
     let page = page_request(q.cursor, q.limit)?;
-    if let Some(o) = &q.outcome {
-        if !["ok", "skipped", "error"].contains(&o.as_str()) {
-            return Err(ValidationError::single("outcome", "must be ok, skipped or error").into());
-        }
-    }
-    let mut conn = s.store.conn().await?;
-    let entries =
-        store::sync_log(&mut conn, company, p.as_str(), q.outcome.as_deref(), &page).await?;
-    Ok(axum::Json(PageOut::from_page(entries, sync_entry_out)))
-}
-
-fn sync_entry_out(e: store::SyncEntry) -> SyncEntryOut {
-    SyncEntryOut {
-        id: e.id,
-        direction: e.direction,
-        operation: e.operation,
-        record_ref: e.record_ref,
-        outcome: e.outcome,
-        error_kind: e.error_kind,
-        message: e.message,
-        created_at: e.created_at.to_string(),
-    }
+    let entries = svc::sync_log(&s.app, company, p, q.outcome.as_deref(), &page).await?;
+    Ok(axum::Json(PageOut::from_page(entries, SyncEntryOut::from)))
 }
 
 // ---- list auto-add rules ----
@@ -1341,7 +837,7 @@ fn sync_entry_out(e: store::SyncEntry) -> SyncEntryOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
-    /// Default `lawruler`.
+    /// The CRM whose records the rule matches; default: Law Ruler.
     pub provider: Option<String>,
     /// The CRM case type's id or name.
     pub case_type: Option<String>,
@@ -1359,14 +855,16 @@ pub struct RuleOut {
     pub created_at: String,
 }
 
-fn rule_out(r: store::StoredRule) -> RuleOut {
-    RuleOut {
-        id: r.id,
-        list_id: r.list_id.to_string(),
-        provider: r.provider,
-        case_type: r.rule.case_type,
-        status: r.rule.status,
-        created_at: r.created_at.to_string(),
+impl From<StoredRule> for RuleOut {
+    fn from(r: StoredRule) -> Self {
+        Self {
+            id: r.id,
+            list_id: r.list_id.to_string(),
+            provider: r.provider,
+            case_type: r.rule.case_type,
+            status: r.rule.status,
+            created_at: r.created_at.to_string(),
+        }
     }
 }
 
@@ -1379,13 +877,8 @@ async fn list_rules(
     Auth(company): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<RuleOut>>, ApiError> {
-    let list: ListId = path_id(&id, "list")?;
-    let mut conn = s.store.conn().await?;
-    named::get(&mut conn, company, NamedKind::List, &id)
-        .await
-        .or_not_found("list", &id)?;
-    let rules = store::rules(&mut conn, company, Some(list), None).await?;
-    Ok(axum::Json(rules.into_iter().map(rule_out).collect()))
+    let rules = svc::rules(&s.app, company, &id).await?;
+    Ok(axum::Json(rules.into_iter().map(RuleOut::from).collect()))
 }
 
 /// Adds an auto-add rule to a list.
@@ -1399,21 +892,13 @@ async fn add_rule(
     Path(id): Path<String>,
     Json(body): Json<RuleBody>,
 ) -> Result<(StatusCode, axum::Json<RuleOut>), ApiError> {
-    let list: ListId = path_id(&id, "list")?;
-    let p = match body.provider.as_deref() {
-        None => Provider::LawRuler,
-        Some(raw) => Provider::parse(raw).ok_or_else(|| {
-            ValidationError::single("provider", "must be lawruler or smartadvocate")
-        })?,
+    let rule = svc::NewRule {
+        provider: body.provider.as_deref(),
+        case_type: body.case_type.as_deref(),
+        status: body.status.as_deref(),
     };
-    let rule = AutoAddRule::parse(body.case_type.as_deref(), body.status.as_deref())?;
-    let mut tx = s.store.begin().await?;
-    named::get(&mut tx, company, NamedKind::List, &id)
-        .await
-        .or_not_found("list", &id)?;
-    let stored = store::add_rule(&mut tx, company, list, p.as_str(), &rule, s.clock.now()).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(rule_out(stored))))
+    let stored = svc::add_rule(&s.app, company, &id, &rule).await?;
+    Ok((StatusCode::CREATED, axum::Json(stored.into())))
 }
 
 /// Removes an auto-add rule.
@@ -1425,16 +910,11 @@ async fn delete_rule(
     Auth(company): Auth,
     Path((id, rule_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let list: ListId = path_id(&id, "list")?;
-    let mut tx = s.store.begin().await?;
-    store::delete_rule(&mut tx, company, list, &rule_id)
-        .await
-        .or_not_found("auto-add rule", &rule_id)?;
-    tx.commit().await?;
+    svc::delete_rule(&s.app, company, &id, &rule_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-// ---- inbound webhook ----
+// ---- inbound webhooks ----
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HookOut {
@@ -1450,10 +930,10 @@ pub struct HookOut {
 }
 
 impl HookOut {
-    fn bare(status: &str, reason: Option<String>) -> Self {
+    fn bare(status: &str, reason: String) -> Self {
         Self {
             status: status.into(),
-            reason,
+            reason: Some(reason),
             case_id: None,
             client_id: None,
             case_created: None,
@@ -1463,8 +943,34 @@ impl HookOut {
     }
 }
 
-/// Reads the body's fields whatever its format: JSON, form-encoded or multipart.
-async fn body_fields(state: &AppState, req: Request) -> Result<Vec<(String, String)>, ApiError> {
+impl From<Received> for HookOut {
+    fn from(r: Received) -> Self {
+        match r {
+            Received::Ignored { reason } => HookOut::bare("ignored", reason),
+            Received::Duplicate { reason } => HookOut::bare("duplicate", reason),
+            Received::Applied(a) => HookOut {
+                status: "applied".into(),
+                reason: None,
+                case_id: Some(a.case_id.to_string()),
+                client_id: Some(a.client_id.to_string()),
+                case_created: Some(a.case_created),
+                lists_added: a.lists_added.iter().map(|l| l.to_string()).collect(),
+                lists_removed: a.lists_removed.iter().map(|l| l.to_string()).collect(),
+            },
+        }
+    }
+}
+
+fn malformed_multipart(e: impl std::fmt::Display) -> InboundBody {
+    InboundBody::Unreadable {
+        message: format!("the multipart body is malformed: {e}"),
+        too_large: false,
+    }
+}
+
+/// Reads the body whatever its format: JSON, form-encoded or multipart (its text fields). A
+/// body that cannot be read is passed on as such, so that the token is checked first.
+async fn read_body(state: &AppState, req: Request) -> InboundBody {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -1472,241 +978,72 @@ async fn body_fields(state: &AppState, req: Request) -> Result<Vec<(String, Stri
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
-        let mut mp = axum::extract::Multipart::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("the multipart body is malformed: {e}")))?;
+        let mut mp = match axum::extract::Multipart::from_request(req, state).await {
+            Ok(mp) => mp,
+            Err(e) => return malformed_multipart(e),
+        };
         let mut out = Vec::new();
-        while let Some(field) = mp
-            .next_field()
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("the multipart body is malformed: {e}")))?
-        {
+        loop {
+            let field = match mp.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => return InboundBody::Fields(out),
+                Err(e) => return malformed_multipart(e),
+            };
             let Some(name) = field.name().map(str::to_owned) else {
                 continue;
             };
             if field.file_name().is_some() {
-                continue; // files are not part of a lead
+                continue; // files are not part of a record
             }
-            let text = field.text().await.map_err(|e| {
-                ApiError::BadRequest(format!("the multipart body is malformed: {e}"))
-            })?;
-            out.push((name, text));
+            match field.text().await {
+                Ok(text) => out.push((name, text)),
+                Err(e) => return malformed_multipart(e),
+            }
         }
-        return Ok(out);
     }
-    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge("the request body is larger than the limit".into())
-        } else {
-            ApiError::BadRequest(e.body_text())
+    let bytes = match Bytes::from_request(req, state).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = e.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            return InboundBody::Unreadable {
+                message: if too_large {
+                    "the request body is larger than the limit".into()
+                } else {
+                    e.body_text()
+                },
+                too_large,
+            };
         }
-    })?;
+    };
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        return Ok(inbound::pairs_from_form(&bytes));
+        InboundBody::Form(bytes.to_vec())
+    } else if content_type.starts_with("application/json") || content_type.is_empty() {
+        InboundBody::Json(bytes.to_vec())
+    } else {
+        InboundBody::Unsupported
     }
-    if content_type.starts_with("application/json") || content_type.is_empty() {
-        return inbound::pairs_from_json(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()));
-    }
-    Err(ApiError::UnsupportedMediaType(
-        "send the lead as JSON, form-encoded or multipart/form-data".into(),
-    ))
 }
 
-async fn log_hook(
-    state: &AppState,
-    company: CompanyId,
-    outcome: SyncOutcome,
-    kind: Option<ErrorKind>,
-    record: Option<&str>,
-    message: &str,
-) -> Result<(), ApiError> {
-    let mut tx = state.store.begin().await?;
-    store::log(
-        &mut tx,
-        company,
-        ingest::PROVIDER,
-        &NewSyncEntry {
-            direction: "inbound",
-            operation: "webhook",
-            record_ref: record,
-            outcome,
-            error_kind: kind,
-            message: Some(message),
-        },
-        state.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Law Ruler's webhook (LR2–LR6). Paste `webhook_url` from `GET /api/v1/integrations/lawruler`
-/// into Law Ruler. Accepts JSON, form-encoded and multipart bodies; field names match ignoring
-/// case, spaces, underscores and hyphens. Optional `list_id`, `list_name`, `list_action`
-/// (add | attach | detach | remove), `remove_from_list`, `campaign_id` in the URL or the body.
-/// Missing required fields → 422 naming them. When receiving is turned off the answer is
-/// 200 `ignored` with the reason (so Law Ruler does not retry), and nothing changes.
-#[utoipa::path(post, path = "/hooks/lawruler/{token}", tag = "inbound",
-    params(("token" = String, Path)),
+/// A CRM's webhook. Law Ruler (LR2–LR6): paste `webhook_url` from
+/// `GET /api/v1/integrations/{provider}` into the CRM. Accepts JSON, form-encoded and multipart
+/// bodies; field names match ignoring case, spaces, underscores and hyphens. Optional `list_id`,
+/// `list_name`, `list_action` (add | attach | detach | remove), `remove_from_list`,
+/// `campaign_id` in the URL or the body. Missing required fields → 422 naming them. When
+/// receiving is turned off the answer is 200 `ignored` with the reason (so the CRM does not
+/// retry), and nothing changes.
+#[utoipa::path(post, path = "/hooks/{provider}/{token}", tag = "inbound",
+    params(("provider" = String, Path), ("token" = String, Path)),
     responses((status = 200, body = HookOut), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
-async fn lawruler_hook(
+async fn crm_hook(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    Path((raw, token)): Path<(String, String)>,
     req: Request,
 ) -> Result<axum::Json<HookOut>, ApiError> {
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| inbound::pairs_from_form(q.as_bytes()))
-        .unwrap_or_default();
-    let integration = {
-        let mut conn = s.store.conn().await?;
-        store::by_token(&mut conn, ingest::PROVIDER, &token)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("no such webhook".into()))?
-    };
-    let company = integration.company_id;
+    let p = provider(&raw)?;
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let body = read_body(&s, req).await;
+    let (company, received) = inbound::receive(&s.app, p, &token, &query, body).await?;
     tracing::Span::current().record("company.id", tracing::field::display(company));
-    let body = body_fields(&s, req).await?;
-
-    let t = toggles(&integration);
-    let reason = if integration.credentials_sealed.is_none() {
-        Some("Law Ruler is not connected".to_owned())
-    } else if !t.enable_integration {
-        Some("the integration is turned off (Enable Integration)".to_owned())
-    } else if !t.gates().receive {
-        Some("receiving data from Law Ruler is turned off".to_owned())
-    } else {
-        None
-    };
-    if let Some(reason) = reason {
-        log_hook(
-            &s,
-            company,
-            SyncOutcome::Skipped,
-            Some(ErrorKind::Configuration),
-            None,
-            &reason,
-        )
-        .await?;
-        return Ok(axum::Json(HookOut::bare("ignored", Some(reason))));
-    }
-
-    let lead = match inbound::parse_lead(&query, &body) {
-        Ok(l) => l,
-        Err(e) => {
-            let record = body
-                .iter()
-                .find(|(k, _)| inbound::normalize_key(k) == "leadid")
-                .map(|(_, v)| v.clone());
-            log_hook(
-                &s,
-                company,
-                SyncOutcome::Error,
-                Some(ErrorKind::Validation),
-                record.as_deref(),
-                &e.to_string(),
-            )
-            .await?;
-            let field = match &e {
-                InboundError::Missing(_) => "body",
-                InboundError::BadListAction(_) | InboundError::ListActionWithoutList(_) => {
-                    "list_action"
-                }
-                InboundError::BadRemoveFlag(_) => "remove_from_list",
-                InboundError::BadJson(_) | InboundError::NotAnObject => "body",
-            };
-            return Err(ValidationError::single(field, e.to_string()).into());
-        }
-    };
-
-    let now = s.clock.now();
-    let hash = inbound::content_hash(&query, &body);
-    let mut tx = s.store.begin().await?;
-    if !store::record_receipt(
-        &mut tx,
-        company,
-        ingest::PROVIDER,
-        &lead.lead_id,
-        &hash,
-        now,
-    )
-    .await?
-    {
-        // Nothing changes, but a webhook did arrive (the checklist's "first webhook received").
-        store::touch_webhook(&mut tx, company, ingest::PROVIDER, now).await?;
-        tx.commit().await?;
-        return Ok(axum::Json(HookOut::bare(
-            "duplicate",
-            Some("identical to the last webhook applied for this lead".into()),
-        )));
-    }
-    let applied = match ingest::apply_lead(&mut tx, company, &lead, now).await {
-        Ok(a) => a,
-        Err(e) => {
-            drop(tx); // rolled back: nothing of this webhook is kept
-            let (kind, err) = match e {
-                IngestError::Invalid(v) => (ErrorKind::Validation, ApiError::Validation(v)),
-                // A uniqueness conflict here means another webhook for the same contact or
-                // mapping won a race: Law Ruler should simply send again, so 503, not 409.
-                IngestError::Store(casebridge_store::StoreError::Conflict(m)) => (
-                    ErrorKind::Transient,
-                    ApiError::Unavailable(format!(
-                        "a concurrent update got there first ({m}); send again"
-                    )),
-                ),
-                IngestError::Store(e) => (ErrorKind::Transient, ApiError::from(e)),
-            };
-            log_hook(
-                &s,
-                company,
-                SyncOutcome::Error,
-                Some(kind),
-                Some(&lead.lead_id),
-                &err.to_string(),
-            )
-            .await?;
-            return Err(err);
-        }
-    };
-    store::touch_webhook(&mut tx, company, ingest::PROVIDER, now).await?;
-    let message = if applied.auto_linked.is_empty() {
-        format!("lead {} applied", lead.lead_id)
-    } else {
-        format!(
-            "lead {} applied; {}",
-            lead.lead_id,
-            applied.auto_linked.join("; ")
-        )
-    };
-    store::log(
-        &mut tx,
-        company,
-        ingest::PROVIDER,
-        &NewSyncEntry {
-            direction: "inbound",
-            operation: "webhook",
-            record_ref: Some(&lead.lead_id),
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&message),
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(axum::Json(HookOut {
-        status: "applied".into(),
-        reason: None,
-        case_id: Some(applied.case_id.to_string()),
-        client_id: Some(applied.client_id.to_string()),
-        case_created: Some(applied.case_created),
-        lists_added: applied.lists_added.iter().map(|l| l.to_string()).collect(),
-        lists_removed: applied
-            .lists_removed
-            .iter()
-            .map(|l| l.to_string())
-            .collect(),
-    }))
+    Ok(axum::Json(received.into()))
 }

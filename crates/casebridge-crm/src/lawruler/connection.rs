@@ -93,6 +93,10 @@ impl Clients {
         }
     }
 
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
     pub fn paths(&self) -> &LawRulerPaths {
         &self.paths
     }

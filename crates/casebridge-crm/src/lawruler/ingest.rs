@@ -4,9 +4,7 @@
 //! applied whole or not at all.
 
 use casebridge_domain::error::Validator;
-use casebridge_domain::ids::{
-    CampaignId, CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, ListId,
-};
+use casebridge_domain::ids::{CampaignId, CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::CrmValue;
 use casebridge_domain::records::{
     CasePatch, ClientFields, ClientInput, ClientPatch, CustomFields, ExternalRef, Name, NamedKind,
@@ -23,40 +21,7 @@ use super::inbound::{LeadWebhook, ListAction, ListRef};
 
 pub const PROVIDER: &str = "lawruler";
 
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// The webhook names something that does not exist here (a list, a campaign) or carries
-    /// values the platform cannot accept.
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for IngestError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Invalid(v) => IngestError::Invalid(v),
-            other => IngestError::Store(other),
-        }
-    }
-}
-
-/// What applying a webhook did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
-    pub case_id: CaseId,
-    pub client_id: ClientId,
-    pub case_created: bool,
-    pub client_created: bool,
-    pub case_type_id: CaseTypeId,
-    pub case_status_id: CaseStatusId,
-    /// Lists the case was put on (by the URL/Params directive or by auto-add rules).
-    pub lists_added: Vec<ListId>,
-    pub lists_removed: Vec<ListId>,
-    /// Mappings created because the CRM value had none (case type links, status mappings).
-    pub auto_linked: Vec<String>,
-}
+pub use crate::connector::{Applied, IngestError};
 
 /// The platform record for a CRM value: the mapping if there is one; otherwise a platform record
 /// of the same name (created if needed), which is then mapped, so the next webhook is direct.
