@@ -255,7 +255,8 @@ backend_tests! {
 
         // Both bodies are documented.
         let doc = TestApp::reply(app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap()).await.body;
-        let content = &doc["paths"]["/api/v1/integrations/lawruler/import"]["post"]["requestBody"]["content"];
+        // Served once for every provider (the path names `{provider}`).
+        let content = &doc["paths"]["/api/v1/integrations/{provider}/import"]["post"]["requestBody"]["content"];
         assert!(content["text/csv"].is_object(), "{content}");
         assert_eq!(content["application/json"]["schema"]["$ref"], "#/components/schemas/ImportFromApiIn", "{content}");
         let out = &doc["components"]["schemas"]["ImportOut"]["properties"];
