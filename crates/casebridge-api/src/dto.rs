@@ -81,6 +81,15 @@ pub struct ExternalRefBody {
     pub external_id: String,
 }
 
+/// `?provider=&external_id=`: finds a record by one of its external refs.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RefQuery {
+    /// e.g. `lawruler`
+    pub provider: String,
+    pub external_id: String,
+}
+
 impl From<ExternalRef> for ExternalRefBody {
     fn from(r: ExternalRef) -> Self {
         Self {

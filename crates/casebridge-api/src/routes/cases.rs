@@ -2,24 +2,22 @@ use std::str::FromStr;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use casebridge_crm::lawruler::outbound;
+use casebridge_app::cases;
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::CaseId;
 use casebridge_domain::records::{
     parse_external_refs, CaseFilter, CasePatch, CustomFields, ExternalRef, Name, NewCase,
 };
 use casebridge_domain::ValidationError;
-use casebridge_store::cases;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::clients::RefQuery;
 use crate::dto::{
-    page_request, ref_pairs, CaseOut, CreateCase, ExternalRefBody, PageOut, UpdateCase,
+    page_request, ref_pairs, CaseOut, CreateCase, ExternalRefBody, PageOut, RefQuery, UpdateCase,
 };
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json, Query};
 use crate::AppState;
 
@@ -116,8 +114,7 @@ async fn list_cases(
         client_id: id_field(&mut v, "client_id", q.client_id.as_deref()),
     };
     v.finish()?;
-    let mut conn = s.store.conn().await?;
-    let found = cases::list(&mut conn, company, &filter, &page).await?;
+    let found = cases::list(&s.app, company, &filter, &page).await?;
     Ok(axum::Json(PageOut::from_page(found, Into::into)))
 }
 
@@ -132,11 +129,7 @@ async fn create_case(
     Json(body): Json<CreateCase>,
 ) -> Result<(StatusCode, axum::Json<CaseOut>), ApiError> {
     let new = parse_new(body)?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let case = cases::create(&mut tx, company, &new, now).await?;
-    outbound::case_changed(&mut tx, company, None, &case, now).await?;
-    tx.commit().await?;
+    let case = cases::create(&s.app, company, &new).await?;
     Ok((StatusCode::CREATED, axum::Json(case.into())))
 }
 
@@ -149,16 +142,7 @@ async fn case_by_external_ref(
     Auth(company): Auth,
     Query(q): Query<RefQuery>,
 ) -> Result<axum::Json<CaseOut>, ApiError> {
-    let mut conn = s.store.conn().await?;
-    let (provider, external_id) = q.parts();
-    let case = cases::find_by_ref(&mut conn, company, provider, external_id)
-        .await
-        .map_err(|e| match e {
-            casebridge_store::StoreError::NotFound => {
-                ApiError::NotFound(format!("no case with external ref {}", q.describe()))
-            }
-            e => e.into(),
-        })?;
+    let case = cases::by_external_ref(&s.app, company, &q.provider, &q.external_id).await?;
     Ok(axum::Json(case.into()))
 }
 
@@ -171,10 +155,7 @@ async fn get_case(
     Path(id): Path<String>,
 ) -> Result<axum::Json<CaseOut>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
-    let mut conn = s.store.conn().await?;
-    let case = cases::get(&mut conn, company, case_id)
-        .await
-        .or_not_found("case", &id)?;
+    let case = cases::get(&s.app, company, case_id).await?;
     Ok(axum::Json(case.into()))
 }
 
@@ -191,17 +172,7 @@ async fn update_case(
 ) -> Result<axum::Json<CaseOut>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
     let patch = parse_patch(body)?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let before = cases::get_for_update(&mut tx, company, case_id)
-        .await
-        .or_not_found("case", &id)?;
-    let case = cases::update(&mut tx, company, case_id, &patch, now)
-        .await
-        .or_not_found("case", &id)?;
-    // Mapped fields and status go to the CRM in the same transaction (LR9).
-    outbound::case_changed(&mut tx, company, Some(&before), &case, now).await?;
-    tx.commit().await?;
+    let case = cases::update(&s.app, company, case_id, &patch).await?;
     Ok(axum::Json(case.into()))
 }
 
@@ -215,11 +186,7 @@ async fn delete_case(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
-    let mut tx = s.store.begin().await?;
-    cases::delete(&mut tx, company, case_id)
-        .await
-        .or_not_found("case", &id)?;
-    tx.commit().await?;
+    cases::delete(&s.app, company, case_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,10 +203,6 @@ async fn add_case_ref(
 ) -> Result<axum::Json<CaseOut>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
     let r = ExternalRef::parse("external_ref", &body.provider, &body.external_id)?;
-    let mut tx = s.store.begin().await?;
-    let case = cases::add_refs(&mut tx, company, case_id, &[r], s.clock.now())
-        .await
-        .or_not_found("case", &id)?;
-    tx.commit().await?;
+    let case = cases::add_ref(&s.app, company, case_id, r).await?;
     Ok(axum::Json(case.into()))
 }

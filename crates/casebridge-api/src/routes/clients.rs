@@ -1,6 +1,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use casebridge_crm::lawruler::outbound;
+use casebridge_app::clients;
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::ClientId;
 use casebridge_domain::records::{
@@ -8,16 +8,16 @@ use casebridge_domain::records::{
     NewClient,
 };
 use casebridge_domain::ValidationError;
-use casebridge_store::clients;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::dto::{
-    page_request, ref_pairs, ClientOut, CreateClient, ExternalRefBody, PageOut, UpdateClient,
+    page_request, ref_pairs, ClientOut, CreateClient, ExternalRefBody, PageOut, RefQuery,
+    UpdateClient,
 };
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json, Query};
 use crate::AppState;
 
@@ -72,8 +72,7 @@ async fn list_clients(
         email: q.email,
         phone: q.phone,
     };
-    let mut conn = s.store.conn().await?;
-    let found = clients::list(&mut conn, company, &filter, &page).await?;
+    let found = clients::list(&s.app, company, &filter, &page).await?;
     Ok(axum::Json(PageOut::from_page(found, Into::into)))
 }
 
@@ -88,28 +87,8 @@ async fn create_client(
     Json(body): Json<CreateClient>,
 ) -> Result<(StatusCode, axum::Json<ClientOut>), ApiError> {
     let new = parse_new(body)?;
-    let mut tx = s.store.begin().await?;
-    let client = clients::create(&mut tx, company, &new, s.clock.now()).await?;
-    tx.commit().await?;
+    let client = clients::create(&s.app, company, &new).await?;
     Ok((StatusCode::CREATED, axum::Json(client.into())))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RefQuery {
-    /// e.g. `lawruler`
-    provider: String,
-    external_id: String,
-}
-
-impl RefQuery {
-    pub(super) fn parts(&self) -> (&str, &str) {
-        (&self.provider, &self.external_id)
-    }
-
-    pub(super) fn describe(&self) -> String {
-        format!("{}/{}", self.provider, self.external_id)
-    }
 }
 
 /// Finds the client that carries an external ref.
@@ -121,15 +100,7 @@ async fn client_by_external_ref(
     Auth(company): Auth,
     Query(q): Query<RefQuery>,
 ) -> Result<axum::Json<ClientOut>, ApiError> {
-    let mut conn = s.store.conn().await?;
-    let client = clients::find_by_ref(&mut conn, company, &q.provider, &q.external_id)
-        .await
-        .map_err(|e| match e {
-            casebridge_store::StoreError::NotFound => {
-                ApiError::NotFound(format!("no client with external ref {}", q.describe()))
-            }
-            e => e.into(),
-        })?;
+    let client = clients::by_external_ref(&s.app, company, &q.provider, &q.external_id).await?;
     Ok(axum::Json(client.into()))
 }
 
@@ -142,10 +113,7 @@ async fn get_client(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ClientOut>, ApiError> {
     let client_id: ClientId = path_id(&id, "client")?;
-    let mut conn = s.store.conn().await?;
-    let client = clients::get(&mut conn, company, client_id)
-        .await
-        .or_not_found("client", &id)?;
+    let client = clients::get(&s.app, company, client_id).await?;
     Ok(axum::Json(client.into()))
 }
 
@@ -167,16 +135,7 @@ async fn update_client(
         email: body.email,
         phone: body.phone,
     };
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let before = clients::get_for_update(&mut tx, company, client_id)
-        .await
-        .or_not_found("client", &id)?;
-    let client = clients::update(&mut tx, company, client_id, &patch, now)
-        .await
-        .or_not_found("client", &id)?;
-    outbound::client_changed(&mut tx, company, &before, &client, now).await?;
-    tx.commit().await?;
+    let client = clients::update(&s.app, company, client_id, &patch).await?;
     Ok(axum::Json(client.into()))
 }
 
@@ -190,11 +149,7 @@ async fn delete_client(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let client_id: ClientId = path_id(&id, "client")?;
-    let mut tx = s.store.begin().await?;
-    clients::delete(&mut tx, company, client_id)
-        .await
-        .or_not_found("client", &id)?;
-    tx.commit().await?;
+    clients::delete(&s.app, company, client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,10 +166,6 @@ async fn add_client_ref(
 ) -> Result<axum::Json<ClientOut>, ApiError> {
     let client_id: ClientId = path_id(&id, "client")?;
     let r = ExternalRef::parse("external_ref", &body.provider, &body.external_id)?;
-    let mut tx = s.store.begin().await?;
-    let client = clients::add_refs(&mut tx, company, client_id, &[r], s.clock.now())
-        .await
-        .or_not_found("client", &id)?;
-    tx.commit().await?;
+    let client = clients::add_ref(&s.app, company, client_id, r).await?;
     Ok(axum::Json(client.into()))
 }

@@ -1,11 +1,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use casebridge_crypto::generate_api_key;
+use casebridge_app::company as companies;
 use casebridge_domain::company::{CompanyPatch, TimeZoneName};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::ApiKeyId;
 use casebridge_domain::records::Name;
-use casebridge_store::{api_keys, companies};
 use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,7 +13,7 @@ use crate::dto::{
     page_request, ApiKeyOut, CompanyOut, CreateApiKey, CreatedApiKeyOut, PageOut, PageQuery,
     UpdateCompany,
 };
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json, Query};
 use crate::AppState;
 
@@ -32,8 +31,7 @@ async fn get_company(
     State(s): State<AppState>,
     Auth(company): Auth,
 ) -> Result<axum::Json<CompanyOut>, ApiError> {
-    let mut conn = s.store.conn().await?;
-    Ok(axum::Json(companies::get(&mut conn, company).await?.into()))
+    Ok(axum::Json(companies::get(&s.app, company).await?.into()))
 }
 
 /// Renames the company or changes its time zone.
@@ -53,9 +51,7 @@ async fn update_company(
             .and_then(|t| v.check(TimeZoneName::parse("timezone", &t))),
     };
     v.finish()?;
-    let mut tx = s.store.begin().await?;
-    let updated = companies::update(&mut tx, company, &patch, s.clock.now()).await?;
-    tx.commit().await?;
+    let updated = companies::update(&s.app, company, &patch).await?;
     Ok(axum::Json(updated.into()))
 }
 
@@ -68,8 +64,7 @@ async fn list_api_keys(
     Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<PageOut<ApiKeyOut>>, ApiError> {
     let page = page_request(q.cursor, q.limit)?;
-    let mut conn = s.store.conn().await?;
-    let keys = api_keys::list(&mut conn, company, &page).await?;
+    let keys = companies::api_keys(&s.app, company, &page).await?;
     Ok(axum::Json(PageOut::from_page(keys, Into::into)))
 }
 
@@ -83,23 +78,12 @@ async fn create_api_key(
     Json(body): Json<CreateApiKey>,
 ) -> Result<(StatusCode, axum::Json<CreatedApiKeyOut>), ApiError> {
     let name = Name::parse("name", &body.name)?;
-    let key = generate_api_key();
-    let mut tx = s.store.begin().await?;
-    let info = api_keys::create(
-        &mut tx,
-        company,
-        name.as_str(),
-        &key.prefix,
-        &key.hash,
-        s.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
+    let created = companies::create_api_key(&s.app, company, &name).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedApiKeyOut {
-            info: info.into(),
-            key: key.secret.expose_secret().to_owned(),
+            info: created.info.into(),
+            key: created.key.expose_secret().to_owned(),
         }),
     ))
 }
@@ -114,10 +98,6 @@ async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ApiKeyOut>, ApiError> {
     let key: ApiKeyId = path_id(&id, "API key")?;
-    let mut tx = s.store.begin().await?;
-    let info = api_keys::revoke(&mut tx, company, key, s.clock.now())
-        .await
-        .or_not_found("API key", &id)?;
-    tx.commit().await?;
+    let info = companies::revoke_api_key(&s.app, company, key).await?;
     Ok(axum::Json(info.into()))
 }

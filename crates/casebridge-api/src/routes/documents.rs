@@ -1,23 +1,19 @@
 //! Files on cases and calls: case documents (`/cases/{id}/documents`), call recordings
-//! (`/calls/{id}/recording`), and the CRM notes of a case (`/cases/{id}/notes`). Stored files are
-//! sent to Law Ruler by the outbound sync when its toggles allow (LR9 documents, LR10
-//! recordings), in the same transaction as the upload.
+//! (`/calls/{id}/recording`), and the CRM notes of a case (`/cases/{id}/notes`). The upload's
+//! format (multipart or raw body) is read here; storing it and telling the CRMs is the service's.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
-use casebridge_crm::lawruler::ingest::PROVIDER;
-use casebridge_crm::lawruler::outbound;
+use casebridge_app::documents::{self, Document, Upload};
 use casebridge_domain::ids::{CallId, CaseId};
 use casebridge_domain::ValidationError;
-use casebridge_store::documents::{self, Document, DocumentKind, NewDocument};
-use casebridge_store::{activity, cases, crm_notes};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth};
 use crate::AppState;
 
@@ -63,14 +59,6 @@ impl From<Document> for DocumentOut {
     }
 }
 
-/// An uploaded file: the `file` part of a multipart form, or a raw body with its content type
-/// (the name then comes from `Content-Disposition: attachment; filename=…`, else `default_name`).
-struct Upload {
-    bytes: Bytes,
-    file_name: String,
-    content_type: String,
-}
-
 fn malformed(e: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("the multipart body is malformed: {e}"))
 }
@@ -97,12 +85,14 @@ fn disposition_name(v: &str) -> Option<String> {
         .map(|n| n.trim_matches('"').to_owned())
 }
 
+/// An uploaded file: the `file` part of a multipart form, or a raw body with its content type
+/// (the name then comes from `Content-Disposition: attachment; filename=…`, else `default_name`).
 async fn upload_of(
     state: &AppState,
     req: Request,
     what: &str,
     default_name: &str,
-) -> Result<Upload, ApiError> {
+) -> Result<Upload<Bytes>, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -194,27 +184,7 @@ async fn add_document(
 ) -> Result<(StatusCode, axum::Json<DocumentOut>), ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
     let upload = upload_of(&s, req, "document", "document").await?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let case = cases::get(&mut tx, company, case_id)
-        .await
-        .or_not_found("case", &id)?;
-    let doc = documents::create(
-        &mut tx,
-        company,
-        &NewDocument {
-            case_id: Some(case.id),
-            call_id: None,
-            kind: DocumentKind::Document,
-            file_name: &upload.file_name,
-            content_type: &upload.content_type,
-            bytes: &upload.bytes,
-        },
-        now,
-    )
-    .await?;
-    outbound::document_stored(&mut tx, company, &case, &doc, now).await?;
-    tx.commit().await?;
+    let doc = documents::add_document(&s.app, company, case_id, &upload).await?;
     Ok((StatusCode::CREATED, axum::Json(doc.into())))
 }
 
@@ -228,11 +198,7 @@ async fn list_documents(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<DocumentOut>>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
-    let mut conn = s.store.conn().await?;
-    if !cases::exists(&mut conn, company, case_id).await? {
-        return Err(ApiError::NotFound(format!("no case with id {id}")));
-    }
-    let docs = documents::for_case(&mut conn, company, case_id).await?;
+    let docs = documents::for_case(&s.app, company, case_id).await?;
     Ok(axum::Json(docs.into_iter().map(Into::into).collect()))
 }
 
@@ -262,50 +228,13 @@ async fn add_recording(
 ) -> Result<(StatusCode, axum::Json<RecordingOut>), ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
     let upload = upload_of(&s, req, "recording", "recording").await?;
-    // Checked before anything is stored: a recording that cannot become MP3 is refused now,
-    // not discovered when it is sent.
-    let probe_bytes = upload.bytes.clone();
-    let (ct, name) = (upload.content_type.clone(), upload.file_name.clone());
-    let info = tokio::task::spawn_blocking(move || {
-        casebridge_audio::probe(
-            &probe_bytes,
-            casebridge_audio::Hint {
-                content_type: Some(&ct),
-                file_name: Some(&name),
-            },
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("probing the recording: {e}")))?
-    .map_err(|e| ValidationError::single("file", e.to_string()))?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    // Locked, so an analysis arriving at the same moment either sees this recording or is seen.
-    let call = activity::get_call_for_update(&mut tx, company, call_id)
-        .await
-        .or_not_found("call", &id)?;
-    let doc = documents::create(
-        &mut tx,
-        company,
-        &NewDocument {
-            case_id: call.case_id,
-            call_id: Some(call.id),
-            kind: DocumentKind::Recording,
-            file_name: &upload.file_name,
-            content_type: &upload.content_type,
-            bytes: &upload.bytes,
-        },
-        now,
-    )
-    .await?;
-    outbound::recording_stored(&mut tx, company, &call, &doc, now).await?;
-    tx.commit().await?;
+    let stored = documents::add_recording(&s.app, company, call_id, upload).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(RecordingOut {
-            document: doc.into(),
-            format: info.format.name().into(),
-            duration_seconds: info.duration.map(|d| d.as_secs_f64()),
+            document: stored.document.into(),
+            format: stored.audio.format.name().into(),
+            duration_seconds: stored.audio.duration.map(|d| d.as_secs_f64()),
         }),
     ))
 }
@@ -335,11 +264,7 @@ async fn list_notes(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<NoteOut>>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
-    let mut conn = s.store.conn().await?;
-    if !cases::exists(&mut conn, company, case_id).await? {
-        return Err(ApiError::NotFound(format!("no case with id {id}")));
-    }
-    let notes = crm_notes::for_case(&mut conn, company, PROVIDER, case_id).await?;
+    let notes = documents::notes(&s.app, company, case_id).await?;
     Ok(axum::Json(
         notes
             .into_iter()

@@ -2,14 +2,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use casebridge_app::lists;
 use casebridge_domain::ids::{CaseId, ListId};
 use casebridge_domain::ValidationError;
-use casebridge_store::lists;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::dto::{page_request, AddCaseToList, CaseOut, PageOut, PageQuery};
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json, Query};
 use crate::AppState;
 
@@ -31,10 +31,7 @@ async fn list_members(
 ) -> Result<axum::Json<PageOut<CaseOut>>, ApiError> {
     let list: ListId = path_id(&id, "list")?;
     let page = page_request(q.cursor, q.limit)?;
-    let mut conn = s.store.conn().await?;
-    let found = lists::cases(&mut conn, company, list, &page)
-        .await
-        .or_not_found("list", &id)?;
+    let found = lists::cases(&s.app, company, list, &page).await?;
     Ok(axum::Json(PageOut::from_page(found, Into::into)))
 }
 
@@ -53,11 +50,7 @@ async fn add_member(
     let case: CaseId = body.case_id.parse().map_err(|_| {
         ValidationError::single("case_id", format!("`{}` is not an id", body.case_id))
     })?;
-    let mut tx = s.store.begin().await?;
-    let added = lists::add_case(&mut tx, company, list, case, s.clock.now())
-        .await
-        .or_not_found("list", &id)?;
-    tx.commit().await?;
+    let added = lists::add_case(&s.app, company, list, case).await?;
     Ok(if added {
         StatusCode::CREATED
     } else {
@@ -76,16 +69,6 @@ async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let list: ListId = path_id(&id, "list")?;
     let case: CaseId = path_id(&case_id, "case")?;
-    let mut tx = s.store.begin().await?;
-    let removed = lists::remove_case(&mut tx, company, list, case)
-        .await
-        .or_not_found("list", &id)?;
-    tx.commit().await?;
-    if removed {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!(
-            "case {case_id} is not on list {id}"
-        )))
-    }
+    lists::remove_case(&s.app, company, list, case).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

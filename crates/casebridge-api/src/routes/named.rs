@@ -23,13 +23,13 @@ macro_rules! named_resource {
         pub mod $module {
             use axum::extract::{Path, State};
             use axum::http::StatusCode;
+            use casebridge_app::named;
             use casebridge_domain::records::NamedKind;
-            use casebridge_store::named;
             use utoipa_axum::router::OpenApiRouter;
             use utoipa_axum::routes;
 
             use crate::dto::{page_request, NamedBody, NamedOut, PageOut, PageQuery};
-            use crate::error::{ApiError, ErrorBody, OrNotFound};
+            use crate::error::{ApiError, ErrorBody};
             use crate::extract::{Auth, Json, Query};
             use crate::AppState;
 
@@ -50,8 +50,7 @@ macro_rules! named_resource {
                 Query(q): Query<PageQuery>,
             ) -> Result<axum::Json<PageOut<NamedOut>>, ApiError> {
                 let page = page_request(q.cursor, q.limit)?;
-                let mut conn = s.store.conn().await?;
-                let items = named::list(&mut conn, company, KIND, &page).await?;
+                let items = named::list(&s.app, company, KIND, &page).await?;
                 Ok(axum::Json(PageOut::from_page(items, Into::into)))
             }
 
@@ -66,9 +65,7 @@ macro_rules! named_resource {
                 Json(body): Json<NamedBody>,
             ) -> Result<(StatusCode, axum::Json<NamedOut>), ApiError> {
                 let name = super::parse_name(&body.name)?;
-                let mut tx = s.store.begin().await?;
-                let created = named::create(&mut tx, company, KIND, &name, s.clock.now()).await?;
-                tx.commit().await?;
+                let created = named::create(&s.app, company, KIND, &name).await?;
                 Ok((StatusCode::CREATED, axum::Json(created.into())))
             }
 
@@ -81,10 +78,7 @@ macro_rules! named_resource {
                 Auth(company): Auth,
                 Path(id): Path<String>,
             ) -> Result<axum::Json<NamedOut>, ApiError> {
-                let mut conn = s.store.conn().await?;
-                let found = named::get(&mut conn, company, KIND, &id)
-                    .await
-                    .or_not_found($label, &id)?;
+                let found = named::get(&s.app, company, KIND, &id).await?;
                 Ok(axum::Json(found.into()))
             }
 
@@ -100,11 +94,7 @@ macro_rules! named_resource {
                 Json(body): Json<NamedBody>,
             ) -> Result<axum::Json<NamedOut>, ApiError> {
                 let name = super::parse_name(&body.name)?;
-                let mut tx = s.store.begin().await?;
-                let renamed = named::rename(&mut tx, company, KIND, &id, &name, s.clock.now())
-                    .await
-                    .or_not_found($label, &id)?;
-                tx.commit().await?;
+                let renamed = named::rename(&s.app, company, KIND, &id, &name).await?;
                 Ok(axum::Json(renamed.into()))
             }
 
@@ -118,11 +108,7 @@ macro_rules! named_resource {
                 Auth(company): Auth,
                 Path(id): Path<String>,
             ) -> Result<StatusCode, ApiError> {
-                let mut tx = s.store.begin().await?;
-                named::delete(&mut tx, company, KIND, &id)
-                    .await
-                    .or_not_found($label, &id)?;
-                tx.commit().await?;
+                named::delete(&s.app, company, KIND, &id).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
         }
