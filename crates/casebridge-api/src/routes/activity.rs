@@ -1,27 +1,24 @@
 //! Calls, transfers, messages and tasks: the platform activity that webhooks report (SPEC W3).
 //!
-//! Every change writes its new state and its event (with the event's `webhook.dispatch` job) in
-//! one transaction, so a consumer hears about exactly the changes that were committed (P4).
-//! An event's `data` is built from the same response types the API returns, so the two cannot
-//! drift; [`event_examples`] documents each event's `data` with a JSON schema and an example.
+//! The handlers parse each request into domain types and call one use case of
+//! `casebridge_app::activity`, which writes the change and its event in one transaction (P4).
+//! An event's `data` is built from the same response types the API returns (each use case takes
+//! their builder and returns what it built), so the two cannot drift; [`event_examples`]
+//! documents each event's `data` with a JSON schema and an example.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use casebridge_crm::lawruler::outbound as crm_outbound;
+use casebridge_app::activity;
 use casebridge_domain::activity::{
     self as rules, Call, CallAnalysis, CallEnd, CallInput, CallStatus, Channel, Direction, Message,
     MessageInput, MessageStatus, NewAnalysis, NewCall, NewMessage, NewTask, Speaker, Task,
     TaskAction, TaskInput, TaskKind, TaskStatus, Transfer, TransferAction, TransferStatus, Turn,
     TurnInput,
 };
-use casebridge_domain::events::{EventType, NewEvent};
-use casebridge_domain::ids::{
-    CallId, CampaignId, CaseId, CompanyId, MessageId, TaskId, TransferId,
-};
-use casebridge_store::activity;
-use casebridge_webhooks::outbox;
+use casebridge_domain::events::EventType;
+use casebridge_domain::ids::{CallId, CompanyId, MessageId, TaskId, TransferId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -33,7 +30,7 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json};
 use crate::AppState;
 
@@ -389,8 +386,26 @@ pub struct TaskEventData {
     pub task: TaskOut,
 }
 
-impl CallAnalyzedData {
-    fn new(call: CallOut) -> Self {
+impl From<Call> for CallEventData {
+    fn from(call: Call) -> Self {
+        Self { call: call.into() }
+    }
+}
+
+impl TranscriptUpdatedData {
+    fn new(call: Call, turns: Vec<Turn>) -> Self {
+        let call = CallOut::from(call);
+        Self {
+            transcript_length: call.transcript.len() as u64,
+            turns: turns.into_iter().map(Into::into).collect(),
+            call,
+        }
+    }
+}
+
+impl From<Call> for CallAnalyzedData {
+    fn from(call: Call) -> Self {
+        let call = CallOut::from(call);
         let (summary, post_call_result, custom) = match &call.analysis {
             Some(a) => (
                 a.summary.clone(),
@@ -408,8 +423,9 @@ impl CallAnalyzedData {
     }
 }
 
-impl TransferEventData {
-    fn new(transfer: TransferOut) -> Self {
+impl From<Transfer> for TransferEventData {
+    fn from(transfer: Transfer) -> Self {
+        let transfer = TransferOut::from(transfer);
         Self {
             call_id: transfer.call_id.clone(),
             transfer,
@@ -417,23 +433,18 @@ impl TransferEventData {
     }
 }
 
-/// An event about a change, for `outbox::record_event` on the change's transaction.
-/// `campaign_id` and `case_id` drive the webhook filters (the case's type is looked up when the
-/// event is recorded).
-fn new_event<T: Serialize>(
-    event_type: EventType,
-    data: &T,
-    campaign_id: Option<CampaignId>,
-    case_id: Option<CaseId>,
-) -> Result<NewEvent, ApiError> {
-    let data = serde_json::to_value(data)
-        .map_err(|e| ApiError::Internal(format!("{} data: {e}", event_type.as_str())))?;
-    Ok(NewEvent {
-        event_type,
-        data,
-        campaign_id,
-        case_id,
-    })
+impl From<Message> for MessageEventData {
+    fn from(message: Message) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Task> for TaskEventData {
+    fn from(task: Task) -> Self {
+        Self { task: task.into() }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,15 +572,7 @@ async fn start_call(
         to_number: body.to_number.as_deref(),
         started_at: body.started_at.as_deref(),
     })?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let call = activity::create_call(&mut tx, company, &new, now).await?;
-    let (campaign, case) = (call.campaign_id, call.case_id);
-    let out = CallOut::from(call);
-    let data = CallEventData { call: out };
-    let event = new_event(EventType::CallStarted, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data = activity::start_call(&s.app, company, &new, CallEventData::from).await?;
     Ok((StatusCode::CREATED, axum::Json(data.call)))
 }
 
@@ -582,10 +585,7 @@ async fn get_call(
     Path(id): Path<String>,
 ) -> Result<axum::Json<CallOut>, ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
-    let mut conn = s.store.conn().await?;
-    let call = activity::get_call(&mut conn, company, call_id)
-        .await
-        .or_not_found("call", &id)?;
+    let call = activity::get_call(&s.app, company, call_id).await?;
     Ok(axum::Json(call.into()))
 }
 
@@ -602,8 +602,7 @@ async fn append_transcript(
     Json(body): Json<AppendTranscript>,
 ) -> Result<axum::Json<CallOut>, ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
-    let now = s.clock.now();
-    let inputs: Vec<TurnInput<'_>> = body
+    let turns: Vec<TurnInput<'_>> = body
         .turns
         .iter()
         .map(|t| TurnInput {
@@ -612,21 +611,9 @@ async fn append_transcript(
             at: t.at.as_deref(),
         })
         .collect();
-    let turns = rules::parse_turns(&inputs, now)?;
-    let mut tx = s.store.begin().await?;
-    let call = activity::append_transcript(&mut tx, company, call_id, &turns, now)
-        .await
-        .or_not_found("call", &id)?;
-    let (campaign, case) = (call.campaign_id, call.case_id);
-    let call = CallOut::from(call);
-    let data = TranscriptUpdatedData {
-        transcript_length: call.transcript.len() as u64,
-        turns: turns.into_iter().map(Into::into).collect(),
-        call,
-    };
-    let event = new_event(EventType::TranscriptUpdated, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data =
+        activity::append_transcript(&s.app, company, call_id, &turns, TranscriptUpdatedData::new)
+            .await?;
     Ok(axum::Json(data.call))
 }
 
@@ -647,16 +634,7 @@ async fn end_call(
         end_reason: None,
     });
     let end = CallEnd::parse(body.ended_at.as_deref(), body.end_reason.as_deref())?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let call = activity::end_call(&mut tx, company, call_id, &end, now)
-        .await
-        .or_not_found("call", &id)?;
-    let (campaign, case) = (call.campaign_id, call.case_id);
-    let data = CallEventData { call: call.into() };
-    let event = new_event(EventType::CallEnded, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data = activity::end_call(&s.app, company, call_id, &end, CallEventData::from).await?;
     Ok(axum::Json(data.call))
 }
 
@@ -674,23 +652,8 @@ async fn analyze_call(
 ) -> Result<axum::Json<CallOut>, ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
     let analysis = NewAnalysis::parse(&body.summary, &body.post_call_result, body.custom.as_ref())?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    // Locked, so a recording uploaded at the same moment either sees this analysis or is seen.
-    let before = activity::get_call_for_update(&mut tx, company, call_id)
-        .await
-        .or_not_found("call", &id)?;
-    let call = activity::analyze_call(&mut tx, company, call_id, &analysis, now)
-        .await
-        .or_not_found("call", &id)?;
-    // The Voice AI call result, notes and recording go to Law Ruler (LR10).
-    let revised = before.analysis.is_some();
-    crm_outbound::call_analyzed(&mut tx, company, &call, revised, now).await?;
-    let (campaign, case) = (call.campaign_id, call.case_id);
-    let data = CallAnalyzedData::new(call.into());
-    let event = new_event(EventType::CallAnalyzed, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data =
+        activity::analyze_call(&s.app, company, call_id, &analysis, CallAnalyzedData::from).await?;
     Ok(axum::Json(data.call))
 }
 
@@ -711,16 +674,14 @@ async fn start_transfer(
 ) -> Result<(StatusCode, axum::Json<TransferOut>), ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
     let to_number = rules::parse_transfer_number(&body.to_number)?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let transfer = activity::create_transfer(&mut tx, company, call_id, &to_number, now)
-        .await
-        .or_not_found("call", &id)?;
-    let (campaign, case) = (transfer.campaign_id, transfer.case_id);
-    let data = TransferEventData::new(transfer.into());
-    let event = new_event(EventType::TransferStarted, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data = activity::start_transfer(
+        &s.app,
+        company,
+        call_id,
+        &to_number,
+        TransferEventData::from,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(data.transfer)))
 }
 
@@ -733,14 +694,11 @@ async fn get_transfer(
     Path(id): Path<String>,
 ) -> Result<axum::Json<TransferOut>, ApiError> {
     let transfer_id: TransferId = path_id(&id, "transfer")?;
-    let mut conn = s.store.conn().await?;
-    let transfer = activity::get_transfer(&mut conn, company, transfer_id)
-        .await
-        .or_not_found("transfer", &id)?;
+    let transfer = activity::get_transfer(&s.app, company, transfer_id).await?;
     Ok(axum::Json(transfer.into()))
 }
 
-/// The three transfer reports share one path through the state rule.
+/// The three transfer reports share one use case.
 async fn move_transfer(
     s: AppState,
     company: CompanyId,
@@ -748,21 +706,14 @@ async fn move_transfer(
     action: TransferAction,
 ) -> Result<axum::Json<TransferOut>, ApiError> {
     let transfer_id: TransferId = path_id(&id, "transfer")?;
-    let event_type = match action {
-        TransferAction::Bridge => EventType::TransferBridged,
-        TransferAction::Cancel => EventType::TransferCancelled,
-        TransferAction::End => EventType::TransferEnded,
-    };
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let transfer = activity::transition_transfer(&mut tx, company, transfer_id, action, now)
-        .await
-        .or_not_found("transfer", &id)?;
-    let (campaign, case) = (transfer.campaign_id, transfer.case_id);
-    let data = TransferEventData::new(transfer.into());
-    let event = new_event(event_type, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data = activity::move_transfer(
+        &s.app,
+        company,
+        transfer_id,
+        action,
+        TransferEventData::from,
+    )
+    .await?;
     Ok(axum::Json(data.transfer))
 }
 
@@ -828,17 +779,7 @@ async fn send_message(
         to: &body.to,
         body: &body.body,
     })?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let message = activity::create_message(&mut tx, company, &new, now).await?;
-    crm_outbound::message_recorded(&mut tx, company, &message, now).await?;
-    let (campaign, case) = (message.campaign_id, message.case_id);
-    let data = MessageEventData {
-        message: message.into(),
-    };
-    let event = new_event(EventType::MessageSent, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data = activity::send_message(&s.app, company, &new, MessageEventData::from).await?;
     Ok((StatusCode::CREATED, axum::Json(data.message)))
 }
 
@@ -851,10 +792,7 @@ async fn get_message(
     Path(id): Path<String>,
 ) -> Result<axum::Json<MessageOut>, ApiError> {
     let message_id: MessageId = path_id(&id, "message")?;
-    let mut conn = s.store.conn().await?;
-    let message = activity::get_message(&mut conn, company, message_id)
-        .await
-        .or_not_found("message", &id)?;
+    let message = activity::get_message(&s.app, company, message_id).await?;
     Ok(axum::Json(message.into()))
 }
 
@@ -870,18 +808,8 @@ async fn message_delivered(
     Path(id): Path<String>,
 ) -> Result<axum::Json<MessageOut>, ApiError> {
     let message_id: MessageId = path_id(&id, "message")?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let message = activity::deliver_message(&mut tx, company, message_id, now)
-        .await
-        .or_not_found("message", &id)?;
-    let (campaign, case) = (message.campaign_id, message.case_id);
-    let data = MessageEventData {
-        message: message.into(),
-    };
-    let event = new_event(EventType::MessageDelivered, &data, campaign, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let data =
+        activity::deliver_message(&s.app, company, message_id, MessageEventData::from).await?;
     Ok(axum::Json(data.message))
 }
 
@@ -903,9 +831,7 @@ async fn create_task(
         kind: &body.kind,
         title: &body.title,
     })?;
-    let mut tx = s.store.begin().await?;
-    let task = activity::create_task(&mut tx, company, &new, s.clock.now()).await?;
-    tx.commit().await?;
+    let task = activity::create_task(&s.app, company, &new).await?;
     Ok((StatusCode::CREATED, axum::Json(task.into())))
 }
 
@@ -918,14 +844,11 @@ async fn get_task(
     Path(id): Path<String>,
 ) -> Result<axum::Json<TaskOut>, ApiError> {
     let task_id: TaskId = path_id(&id, "task")?;
-    let mut conn = s.store.conn().await?;
-    let task = activity::get_task(&mut conn, company, task_id)
-        .await
-        .or_not_found("task", &id)?;
+    let task = activity::get_task(&s.app, company, task_id).await?;
     Ok(axum::Json(task.into()))
 }
 
-/// Completing a task and submitting a form share one path through the state rule.
+/// Completing a task and submitting a form share one use case.
 async fn finish_task(
     s: AppState,
     company: CompanyId,
@@ -934,20 +857,16 @@ async fn finish_task(
     answers: Option<Map<String, Value>>,
 ) -> Result<axum::Json<TaskOut>, ApiError> {
     let task_id: TaskId = path_id(&id, "task")?;
-    let event_type = match action {
-        TaskAction::Complete => EventType::TaskCompleted,
-        TaskAction::Submit => EventType::FormSubmitted,
-    };
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let task = activity::finish_task(&mut tx, company, task_id, action, answers.as_ref(), now)
-        .await
-        .or_not_found("task", &id)?;
-    let case = task.case_id;
-    let data = TaskEventData { task: task.into() };
-    let event = new_event(event_type, &data, None, case)?;
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    let answers = answers.as_ref();
+    let data = activity::finish_task(
+        &s.app,
+        company,
+        task_id,
+        action,
+        answers,
+        TaskEventData::from,
+    )
+    .await?;
     Ok(axum::Json(data.task))
 }
 
@@ -1196,25 +1115,15 @@ fn documented<T: ToSchema + Serialize>(
 /// example `data`, both derived from the types that build the real events.
 pub fn event_examples() -> Vec<(EventType, Value, Value)> {
     use example::*;
-    let call_data = |stage| CallEventData {
-        call: call(stage).into(),
-    };
-    let transfer_data = |status| TransferEventData::new(transfer(status).into());
-    let added: Vec<TurnOut> = turns().into_iter().map(Into::into).collect();
+    let call_data = |stage| CallEventData::from(call(stage));
+    let transfer_data = |status| TransferEventData::from(transfer(status));
     vec![
         documented(EventType::CallStarted, call_data(0)),
         documented(EventType::CallEnded, call_data(2)),
-        documented(
-            EventType::CallAnalyzed,
-            CallAnalyzedData::new(call(3).into()),
-        ),
+        documented(EventType::CallAnalyzed, CallAnalyzedData::from(call(3))),
         documented(
             EventType::TranscriptUpdated,
-            TranscriptUpdatedData {
-                call: call(1).into(),
-                transcript_length: added.len() as u64,
-                turns: added,
-            },
+            TranscriptUpdatedData::new(call(1), turns()),
         ),
         documented(
             EventType::TransferStarted,
@@ -1234,27 +1143,19 @@ pub fn event_examples() -> Vec<(EventType, Value, Value)> {
         ),
         documented(
             EventType::MessageSent,
-            MessageEventData {
-                message: message(false).into(),
-            },
+            MessageEventData::from(message(false)),
         ),
         documented(
             EventType::MessageDelivered,
-            MessageEventData {
-                message: message(true).into(),
-            },
+            MessageEventData::from(message(true)),
         ),
         documented(
             EventType::TaskCompleted,
-            TaskEventData {
-                task: task(TaskKind::Task).into(),
-            },
+            TaskEventData::from(task(TaskKind::Task)),
         ),
         documented(
             EventType::FormSubmitted,
-            TaskEventData {
-                task: task(TaskKind::Form).into(),
-            },
+            TaskEventData::from(task(TaskKind::Form)),
         ),
     ]
 }
