@@ -126,21 +126,11 @@ pub async fn create(
     if let Some(scope) = scope {
         require_campaign(&mut tx, company, scope).await?;
     }
-    let campaign_ids = existing_ids::<CampaignId>(
+    let (campaign_ids, case_type_ids) = filter_ids(
         &mut tx,
         company,
-        NamedKind::Campaign,
-        "campaign_ids",
-        &input.campaign_ids,
-        &mut v,
-    )
-    .await?;
-    let case_type_ids = existing_ids::<CaseTypeId>(
-        &mut tx,
-        company,
-        NamedKind::CaseType,
-        "case_type_ids",
-        &input.case_type_ids,
+        Some(&input.campaign_ids),
+        Some(&input.case_type_ids),
         &mut v,
     )
     .await?;
@@ -158,8 +148,8 @@ pub async fn create(
         subscription: Subscription {
             event_types,
             scope_campaign_id: scope,
-            campaign_ids,
-            case_type_ids,
+            campaign_ids: campaign_ids.unwrap_or_default(),
+            case_type_ids: case_type_ids.unwrap_or_default(),
         },
         app_key_sealed: app_key.map(|k| app.keyring().seal(&k, &app_key_aad(company, id))),
         active: input.active,
@@ -199,34 +189,14 @@ pub async fn update(
         .map(|k| k.and_then(|k| parse_app_key(&k, &mut v)));
     let mut tx = app.store().begin().await?;
     webhook(&mut tx, company, id).await?;
-    let campaign_ids = match &changes.campaign_ids {
-        Some(raw) => Some(
-            existing_ids(
-                &mut tx,
-                company,
-                NamedKind::Campaign,
-                "campaign_ids",
-                raw,
-                &mut v,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let case_type_ids = match &changes.case_type_ids {
-        Some(raw) => Some(
-            existing_ids(
-                &mut tx,
-                company,
-                NamedKind::CaseType,
-                "case_type_ids",
-                raw,
-                &mut v,
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    let (campaign_ids, case_type_ids) = filter_ids(
+        &mut tx,
+        company,
+        changes.campaign_ids.as_deref(),
+        changes.case_type_ids.as_deref(),
+        &mut v,
+    )
+    .await?;
     v.finish()?;
     let patch = WebhookPatch {
         name,
@@ -435,15 +405,50 @@ async fn require_campaign(conn: &mut Conn, company: CompanyId, id: CampaignId) -
     }
 }
 
-/// Parses ids that must name records of `kind` in the company; each bad one is named.
+/// The campaign and case type filters, each when given: every id must name a record of the
+/// company; each bad one is named.
+async fn filter_ids(
+    conn: &mut Conn,
+    company: CompanyId,
+    campaign_ids: Option<&[String]>,
+    case_type_ids: Option<&[String]>,
+    v: &mut Validator,
+) -> Result<(Option<Vec<CampaignId>>, Option<Vec<CaseTypeId>>)> {
+    Ok((
+        existing_ids(
+            conn,
+            company,
+            NamedKind::Campaign,
+            "campaign_ids",
+            campaign_ids,
+            v,
+        )
+        .await?,
+        existing_ids(
+            conn,
+            company,
+            NamedKind::CaseType,
+            "case_type_ids",
+            case_type_ids,
+            v,
+        )
+        .await?,
+    ))
+}
+
+/// Parses ids (when given) that must name records of `kind` in the company; each bad one is
+/// named.
 async fn existing_ids<T: std::str::FromStr + std::fmt::Display>(
     conn: &mut Conn,
     company: CompanyId,
     kind: NamedKind,
     field: &str,
-    raw: &[String],
+    raw: Option<&[String]>,
     v: &mut Validator,
-) -> Result<Vec<T>> {
+) -> Result<Option<Vec<T>>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
         match r.parse::<T>() {
@@ -454,7 +459,7 @@ async fn existing_ids<T: std::str::FromStr + std::fmt::Display>(
             ),
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Checks a destination when it is saved: shape, then (by DNS) where it points (W2).
