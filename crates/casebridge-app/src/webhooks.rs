@@ -1,1 +1,496 @@
-//! (being moved here from the API handlers)
+//! Outbound webhooks: endpoints, secrets, deliveries, replay and recovery (SPEC §2).
+//!
+//! Saving a webhook checks its destination (W2) and seals its signing secret and App Key to it;
+//! every send (a test, a replay, a recovery) marks the delivery and queues its job in the same
+//! transaction, so a delivery is never queued without its record or the other way round.
+
+use casebridge_crypto::mask;
+use casebridge_domain::error::Validator;
+use casebridge_domain::events::{
+    parse_event_types, parse_webhook_name, Attempt, Delivery, DeliveryStatus, EventType, NewEvent,
+    Subscription, Trigger, Webhook,
+};
+use casebridge_domain::ids::{CampaignId, CaseTypeId, CompanyId, DeliveryId, EventId, WebhookId};
+use casebridge_domain::page::{Page, PageRequest};
+use casebridge_domain::records::NamedKind;
+use casebridge_store::webhooks::{NewWebhook, WebhookPatch};
+use casebridge_store::{events, named, webhooks, Conn};
+use casebridge_webhooks::delivery::{app_key_aad, enqueue_delivery, secret_aad};
+use casebridge_webhooks::signing::SigningSecret;
+use jiff::Timestamp;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use crate::{App, AppError, OrNotFound, Result};
+
+/// A new webhook as asked for, before validation.
+#[derive(Debug, Clone)]
+pub struct WebhookInput {
+    pub name: String,
+    pub url: String,
+    /// Empty: every event type, including types added later.
+    pub event_types: Vec<String>,
+    pub campaign_ids: Vec<String>,
+    pub case_type_ids: Vec<String>,
+    pub app_key: Option<String>,
+    pub active: bool,
+    /// A `whsec_…` signing secret; generated when absent.
+    pub secret: Option<String>,
+}
+
+/// Changes to a webhook as asked for, before validation; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookChanges {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub campaign_ids: Option<Vec<String>>,
+    pub case_type_ids: Option<Vec<String>>,
+    /// `Some(None)` removes the App Key.
+    pub app_key: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+/// A webhook as shown to an admin: its App Key, if any, masked.
+#[derive(Debug, Clone)]
+pub struct WebhookView {
+    pub webhook: Webhook,
+    pub app_key_masked: Option<String>,
+}
+
+/// A new webhook and its signing secret (shown only now).
+#[derive(Debug, Clone)]
+pub struct CreatedWebhook {
+    pub webhook: WebhookView,
+    pub secret: String,
+}
+
+/// The new signing secret, and until when the previous ones keep signing alongside it.
+#[derive(Debug, Clone)]
+pub struct RotatedSecret {
+    pub secret: String,
+    pub previous_secrets_expire_at: Timestamp,
+}
+
+/// A delivery queued for its next attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Queued {
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+}
+
+/// One delivery with the envelope every attempt sends and every attempt made.
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    pub delivery: Delivery,
+    pub payload: Value,
+    pub attempts: Vec<Attempt>,
+}
+
+// ---- webhooks ----
+
+/// The company's webhooks; with `campaign`, only those scoped to it (the campaign must exist).
+pub async fn list(
+    app: &App,
+    company: CompanyId,
+    campaign: Option<CampaignId>,
+    page: &PageRequest,
+) -> Result<Page<WebhookView>> {
+    let mut conn = app.store().conn().await?;
+    if let Some(campaign) = campaign {
+        require_campaign(&mut conn, company, campaign).await?;
+    }
+    let found = webhooks::list(&mut conn, company, campaign, page).await?;
+    Ok(found.map(|w| view(app, w)))
+}
+
+/// Creates a webhook; with `scope`, one that receives only that campaign's events. Every
+/// field is checked at once, so the error names each bad one.
+pub async fn create(
+    app: &App,
+    company: CompanyId,
+    scope: Option<CampaignId>,
+    input: WebhookInput,
+) -> Result<CreatedWebhook> {
+    let mut v = Validator::new();
+    let name = v.check(parse_webhook_name(&input.name));
+    let url = vet_url(app, &input.url, &mut v).await;
+    let event_types = parse_event_types(&input.event_types, &mut v);
+    let secret = parse_secret(input.secret.as_deref(), &mut v);
+    let app_key = input
+        .app_key
+        .as_deref()
+        .and_then(|k| parse_app_key(k, &mut v));
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    if let Some(scope) = scope {
+        require_campaign(&mut tx, company, scope).await?;
+    }
+    let (campaign_ids, case_type_ids) = filter_ids(
+        &mut tx,
+        company,
+        Some(&input.campaign_ids),
+        Some(&input.case_type_ids),
+        &mut v,
+    )
+    .await?;
+    v.finish()?;
+    let (name, url, secret) = (
+        name.expect("validated"),
+        url.expect("validated"),
+        secret.expect("validated"),
+    );
+    let id = WebhookId::new();
+    let new = NewWebhook {
+        id,
+        name,
+        url,
+        subscription: Subscription {
+            event_types,
+            scope_campaign_id: scope,
+            campaign_ids: campaign_ids.unwrap_or_default(),
+            case_type_ids: case_type_ids.unwrap_or_default(),
+        },
+        app_key_sealed: app_key.map(|k| app.keyring().seal(&k, &app_key_aad(company, id))),
+        active: input.active,
+    };
+    let whsec = secret.to_whsec();
+    let sealed = app.keyring().seal(&whsec, &secret_aad(company, id));
+    let created = webhooks::create(&mut tx, company, &new, &sealed, now).await?;
+    tx.commit().await?;
+    Ok(CreatedWebhook {
+        webhook: view(app, created),
+        secret: whsec,
+    })
+}
+
+pub async fn get(app: &App, company: CompanyId, id: WebhookId) -> Result<WebhookView> {
+    let mut conn = app.store().conn().await?;
+    Ok(view(app, webhook(&mut conn, company, id).await?))
+}
+
+/// Changes a webhook. A new URL is checked like on creation; turning a webhook back on clears
+/// why it was turned off.
+pub async fn update(
+    app: &App,
+    company: CompanyId,
+    id: WebhookId,
+    changes: WebhookChanges,
+) -> Result<WebhookView> {
+    let mut v = Validator::new();
+    let name = changes.name.and_then(|n| v.check(parse_webhook_name(&n)));
+    let url = match &changes.url {
+        Some(u) => vet_url(app, u, &mut v).await,
+        None => None,
+    };
+    let event_types = changes.event_types.map(|t| parse_event_types(&t, &mut v));
+    let app_key = changes
+        .app_key
+        .map(|k| k.and_then(|k| parse_app_key(&k, &mut v)));
+    let mut tx = app.store().begin().await?;
+    webhook(&mut tx, company, id).await?;
+    let (campaign_ids, case_type_ids) = filter_ids(
+        &mut tx,
+        company,
+        changes.campaign_ids.as_deref(),
+        changes.case_type_ids.as_deref(),
+        &mut v,
+    )
+    .await?;
+    v.finish()?;
+    let patch = WebhookPatch {
+        name,
+        url,
+        event_types,
+        campaign_ids,
+        case_type_ids,
+        app_key_sealed: app_key
+            .map(|k| k.map(|k| app.keyring().seal(&k, &app_key_aad(company, id)))),
+        active: changes.active,
+    };
+    let updated = webhooks::update(&mut tx, company, id, &patch, app.now()).await?;
+    tx.commit().await?;
+    Ok(view(app, updated))
+}
+
+/// Deletes a webhook with its deliveries and their log.
+pub async fn delete(app: &App, company: CompanyId, id: WebhookId) -> Result<()> {
+    let mut tx = app.store().begin().await?;
+    webhooks::delete(&mut tx, company, id)
+        .await
+        .or_not_found("webhook", &id.to_string())?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Starts signing with a new secret (`secret`, or a generated one); the old ones keep signing
+/// alongside it for `overlap_secs` (default a day, at most a week; 0 ends them now).
+pub async fn rotate_secret(
+    app: &App,
+    company: CompanyId,
+    id: WebhookId,
+    secret: Option<&str>,
+    overlap_secs: Option<u64>,
+) -> Result<RotatedSecret> {
+    let mut v = Validator::new();
+    let secret = parse_secret(secret, &mut v);
+    let overlap = overlap_secs.unwrap_or(86_400);
+    if overlap > 7 * 86_400 {
+        v.push("overlap_secs", "must be at most 604800 (a week)");
+    }
+    v.finish()?;
+    let secret = secret.expect("validated");
+    let now = app.now();
+    let until = Timestamp::from_second(now.as_second() + overlap as i64)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut tx = app.store().begin().await?;
+    webhook(&mut tx, company, id).await?;
+    let whsec = secret.to_whsec();
+    let new_id = webhooks::add_secret(
+        &mut tx,
+        company,
+        id,
+        &app.keyring().seal(&whsec, &secret_aad(company, id)),
+        now,
+    )
+    .await?;
+    webhooks::expire_other_secrets(&mut tx, company, id, new_id, until).await?;
+    tx.commit().await?;
+    Ok(RotatedSecret {
+        secret: whsec,
+        previous_secrets_expire_at: until,
+    })
+}
+
+// ---- deliveries ----
+
+/// Records a `webhook.test` event and queues its delivery to this webhook alone, whatever its
+/// subscription (W8).
+pub async fn send_test(app: &App, company: CompanyId, id: WebhookId) -> Result<Queued> {
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    let hook = webhook(&mut tx, company, id).await?;
+    let event = events::insert(
+        &mut tx,
+        company,
+        &NewEvent {
+            event_type: EventType::WebhookTest,
+            data: json!({
+                "webhook_id": hook.id.to_string(),
+                "message": "This is a test event from casebridge.",
+            }),
+            campaign_id: None,
+            case_id: None,
+        },
+        now,
+    )
+    .await?;
+    let delivery = webhooks::create_delivery(&mut tx, company, id, event.id, now)
+        .await?
+        .ok_or_else(|| AppError::Internal("fresh event already delivered".into()))?;
+    enqueue_delivery(&mut tx, company, id, delivery, Trigger::Test, now).await?;
+    tx.commit().await?;
+    Ok(Queued {
+        delivery_id: delivery,
+        event_id: event.id,
+    })
+}
+
+/// A webhook's deliveries, newest first, optionally only those in `status`.
+pub async fn deliveries(
+    app: &App,
+    company: CompanyId,
+    id: WebhookId,
+    status: Option<DeliveryStatus>,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    let mut conn = app.store().conn().await?;
+    webhook(&mut conn, company, id).await?;
+    Ok(webhooks::deliveries(&mut conn, company, id, status, page).await?)
+}
+
+/// Queues again every failed delivery of this webhook created at or after `since` (W8).
+/// Returns how many were queued.
+pub async fn recover(
+    app: &App,
+    company: CompanyId,
+    id: WebhookId,
+    since: Timestamp,
+) -> Result<usize> {
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    webhook(&mut tx, company, id).await?;
+    let failed = webhooks::failed_since(&mut tx, company, id, since).await?;
+    let mut recovered = 0;
+    for d in &failed {
+        if webhooks::mark_pending(&mut tx, company, *d, now).await? {
+            enqueue_delivery(&mut tx, company, id, *d, Trigger::Manual, now).await?;
+            recovered += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(recovered)
+}
+
+/// One delivery with its payload and every attempt (W9).
+pub async fn delivery(app: &App, company: CompanyId, id: DeliveryId) -> Result<DeliveryDetail> {
+    let mut conn = app.store().conn().await?;
+    let delivery = webhooks::delivery(&mut conn, company, id)
+        .await
+        .or_not_found("delivery", &id.to_string())?;
+    let payload = events::payload(&mut conn, company, delivery.event_id).await?;
+    let attempts = webhooks::attempts(&mut conn, company, id).await?;
+    Ok(DeliveryDetail {
+        delivery,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        attempts,
+    })
+}
+
+/// Queues one delivery again, with the same event id (W8). A delivery that is still pending is
+/// already queued for its next attempt: a conflict.
+pub async fn replay(app: &App, company: CompanyId, id: DeliveryId) -> Result<Queued> {
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    let delivery = webhooks::delivery(&mut tx, company, id)
+        .await
+        .or_not_found("delivery", &id.to_string())?;
+    if !webhooks::mark_pending(&mut tx, company, id, now).await? {
+        return Err(AppError::Conflict(
+            "this delivery is still pending: its next attempt is already queued".into(),
+        ));
+    }
+    enqueue_delivery(
+        &mut tx,
+        company,
+        delivery.webhook_id,
+        id,
+        Trigger::Manual,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Queued {
+        delivery_id: id,
+        event_id: delivery.event_id,
+    })
+}
+
+// ---- helpers ----
+
+fn view(app: &App, webhook: Webhook) -> WebhookView {
+    let app_key_masked = webhook.app_key_sealed.as_ref().map(|sealed| {
+        app.keyring()
+            .open(sealed, &app_key_aad(webhook.company_id, webhook.id))
+            .map(|k| mask(k.expose_secret()))
+            .unwrap_or_else(|_| "••••".to_owned())
+    });
+    WebhookView {
+        webhook,
+        app_key_masked,
+    }
+}
+
+async fn webhook(conn: &mut Conn, company: CompanyId, id: WebhookId) -> Result<Webhook> {
+    webhooks::get(conn, company, id)
+        .await
+        .or_not_found("webhook", &id.to_string())
+}
+
+async fn require_campaign(conn: &mut Conn, company: CompanyId, id: CampaignId) -> Result<()> {
+    if named::exists(conn, company, NamedKind::Campaign, &id.to_string()).await? {
+        Ok(())
+    } else {
+        Err(AppError::not_found("campaign", id))
+    }
+}
+
+/// The campaign and case type filters, each when given: every id must name a record of the
+/// company; each bad one is named.
+async fn filter_ids(
+    conn: &mut Conn,
+    company: CompanyId,
+    campaign_ids: Option<&[String]>,
+    case_type_ids: Option<&[String]>,
+    v: &mut Validator,
+) -> Result<(Option<Vec<CampaignId>>, Option<Vec<CaseTypeId>>)> {
+    Ok((
+        existing_ids(
+            conn,
+            company,
+            NamedKind::Campaign,
+            "campaign_ids",
+            campaign_ids,
+            v,
+        )
+        .await?,
+        existing_ids(
+            conn,
+            company,
+            NamedKind::CaseType,
+            "case_type_ids",
+            case_type_ids,
+            v,
+        )
+        .await?,
+    ))
+}
+
+/// Parses ids (when given) that must name records of `kind` in the company; each bad one is
+/// named.
+async fn existing_ids<T: std::str::FromStr + std::fmt::Display>(
+    conn: &mut Conn,
+    company: CompanyId,
+    kind: NamedKind,
+    field: &str,
+    raw: Option<&[String]>,
+    v: &mut Validator,
+) -> Result<Option<Vec<T>>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        match r.parse::<T>() {
+            Ok(id) if named::exists(conn, company, kind, r).await? => out.push(id),
+            _ => v.push(
+                format!("{field}[{i}]"),
+                format!("no {} with id {r}", kind.label()),
+            ),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Checks a destination when it is saved: shape, then (by DNS) where it points (W2).
+async fn vet_url(app: &App, raw: &str, v: &mut Validator) -> Option<String> {
+    match app.url_policy().vet(raw.trim()).await {
+        Ok(u) => Some(u.to_string()),
+        Err(e) => {
+            v.push("url", e.to_string());
+            None
+        }
+    }
+}
+
+fn parse_secret(raw: Option<&str>, v: &mut Validator) -> Option<SigningSecret> {
+    match raw {
+        None => Some(SigningSecret::generate()),
+        Some(s) => match SigningSecret::parse(s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                v.push("secret", e.to_string());
+                None
+            }
+        },
+    }
+}
+
+fn parse_app_key(raw: &str, v: &mut Validator) -> Option<String> {
+    let k = raw.trim();
+    if k.is_empty() || k.len() > 500 {
+        v.push("app_key", "must be 1-500 characters");
+        return None;
+    }
+    Some(k.to_owned())
+}

@@ -1,10 +1,10 @@
 //! Scheduling (SPEC §6): the company's scheduling connection, agents, and availability and
 //! booking during a call.
 //!
-//! Unlike the rest of the API, availability and booking call the scheduling service from the
-//! handler: the agent is on a live call and needs the answer now (SCH3). Connecting a key also
-//! calls it, to check the key. Failures of the service answer in the API's error format with
-//! their own codes:
+//! Unlike the rest of the API, availability and booking call the scheduling service while the
+//! request waits: the agent is on a live call and needs the answer now (SCH3). Connecting a key
+//! also calls it, to check the key. Failures of the service answer in the API's error format
+//! with their own codes:
 //!
 //! | status | code | when |
 //! |---|---|---|
@@ -20,18 +20,17 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use casebridge_app::scheduling::{self, AgentView, SchedulingIntegration};
+use casebridge_app::AppError;
 use casebridge_domain::error::Validator;
-use casebridge_domain::ids::{CaseId, CompanyId};
+use casebridge_domain::ids::CaseId;
 use casebridge_domain::records::Name;
 use casebridge_domain::scheduling::{
-    company_zone, Agent, AgentId, AgentPatch, Booking, BookingBlocker, EventTypeId, NewAgent,
+    company_zone, AgentId, AgentPatch, Booking, BookingBlocker, EventTypeId, NewAgent,
 };
 use casebridge_domain::ValidationError;
 use casebridge_scheduling::slots::{rfc3339, LocalSlot};
-use casebridge_scheduling::{
-    AttendeeAsk, BookingAsk, CalClient, ConnectionView, Scheduling, SchedulingError,
-};
-use casebridge_store::{companies, scheduling as db};
+use casebridge_scheduling::{AttendeeAsk, BookingAsk, SchedulingError};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -41,7 +40,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut};
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json, Query};
 use crate::AppState;
 
@@ -53,17 +52,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_agent, update_agent))
         .routes(routes!(availability))
         .routes(routes!(list_bookings, book))
-}
-
-impl AppState {
-    fn scheduling(&self) -> Scheduling {
-        Scheduling::new(
-            self.store.clone(),
-            self.keyring.clone(),
-            CalClient::new(self.outbound.clone(), &self.scheduling_url),
-            self.clock.clone(),
-        )
-    }
 }
 
 // ---- errors ----
@@ -87,8 +75,8 @@ impl From<SchedulingError> for RouteError {
     }
 }
 
-impl From<casebridge_store::StoreError> for RouteError {
-    fn from(e: casebridge_store::StoreError) -> Self {
+impl From<AppError> for RouteError {
+    fn from(e: AppError) -> Self {
         RouteError::Api(e.into())
     }
 }
@@ -214,8 +202,8 @@ pub struct SchedulingIntegrationOut {
     pub webhook_url: Option<String>,
 }
 
-fn integration_out(s: &AppState, view: Option<ConnectionView>) -> SchedulingIntegrationOut {
-    let (status, api_key, account_email, connected_at) = match view {
+fn integration_out(i: SchedulingIntegration) -> SchedulingIntegrationOut {
+    let (status, api_key, account_email, connected_at) = match i.connection {
         Some(v) => (
             "connected",
             Some(v.api_key_masked),
@@ -231,7 +219,7 @@ fn integration_out(s: &AppState, view: Option<ConnectionView>) -> SchedulingInte
         api_key,
         account_email,
         connected_at,
-        base_url: s.scheduling_url.clone(),
+        base_url: i.base_url,
         webhook_url: None,
     }
 }
@@ -259,11 +247,10 @@ pub struct AgentOut {
     pub updated_at: String,
 }
 
-fn agent_out(a: Agent, connected: bool) -> AgentOut {
+fn agent_out(v: AgentView) -> AgentOut {
+    let a = v.agent;
     AgentOut {
-        booking_status: a
-            .booking_blocker(connected)
-            .map_or("ready", BookingBlocker::as_str),
+        booking_status: v.booking_blocker.map_or("ready", BookingBlocker::as_str),
         id: a.id.to_string(),
         name: a.name,
         appointment_booking: a.appointment_booking,
@@ -457,8 +444,8 @@ async fn get_scheduling(
     State(s): State<AppState>,
     Auth(company): Auth,
 ) -> Result<axum::Json<SchedulingIntegrationOut>, RouteError> {
-    let view = s.scheduling().status(company).await?;
-    Ok(axum::Json(integration_out(&s, view)))
+    let i = scheduling::status(&s.app, company).await?;
+    Ok(axum::Json(integration_out(i)))
 }
 
 /// Connects the company's scheduling API key (SCH1). The key is checked with the scheduling
@@ -476,8 +463,8 @@ async fn connect(
     Auth(company): Auth,
     Json(body): Json<ConnectScheduling>,
 ) -> Result<axum::Json<SchedulingIntegrationOut>, RouteError> {
-    let view = s.scheduling().connect(company, &body.api_key).await?;
-    Ok(axum::Json(integration_out(&s, Some(view))))
+    let i = scheduling::connect(&s.app, company, &body.api_key).await?;
+    Ok(axum::Json(integration_out(i)))
 }
 
 /// Disconnects: deletes the stored key. Agents with booking on can no longer check
@@ -489,15 +476,11 @@ async fn disconnect(
     State(s): State<AppState>,
     Auth(company): Auth,
 ) -> Result<axum::Json<SchedulingIntegrationOut>, RouteError> {
-    s.scheduling().disconnect(company).await?;
-    Ok(axum::Json(integration_out(&s, None)))
+    let i = scheduling::disconnect(&s.app, company).await?;
+    Ok(axum::Json(integration_out(i)))
 }
 
 // ---- agents ----
-
-async fn is_connected(s: &AppState, company: CompanyId) -> Result<bool, RouteError> {
-    Ok(s.scheduling().connected(company).await?)
-}
 
 /// Lists agents with their booking settings.
 #[utoipa::path(get, path = "/agents", tag = "scheduling", security(("bearer" = [])),
@@ -509,12 +492,8 @@ async fn list_agents(
     Query(q): Query<crate::dto::PageQuery>,
 ) -> Result<axum::Json<PageOut<AgentOut>>, RouteError> {
     let page = page_request(q.cursor, q.limit)?;
-    let connected = is_connected(&s, company).await?;
-    let mut conn = s.store.conn().await?;
-    let found = db::list_agents(&mut conn, company, &page).await?;
-    Ok(axum::Json(PageOut::from_page(found, |a| {
-        agent_out(a, connected)
-    })))
+    let found = scheduling::list_agents(&s.app, company, &page).await?;
+    Ok(axum::Json(PageOut::from_page(found, agent_out)))
 }
 
 /// Creates an agent. Appointment booking is off unless `appointment_booking` is true; every
@@ -540,11 +519,8 @@ async fn create_agent(
         appointment_booking: body.appointment_booking,
         event_type_id,
     };
-    let connected = is_connected(&s, company).await?;
-    let mut tx = s.store.begin().await?;
-    let agent = db::create_agent(&mut tx, company, &new, s.clock.now()).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(agent_out(agent, connected))))
+    let agent = scheduling::create_agent(&s.app, company, &new).await?;
+    Ok((StatusCode::CREATED, axum::Json(agent_out(agent))))
 }
 
 #[utoipa::path(get, path = "/agents/{id}", tag = "scheduling", security(("bearer" = [])),
@@ -556,12 +532,8 @@ async fn get_agent(
     Path(id): Path<String>,
 ) -> Result<axum::Json<AgentOut>, RouteError> {
     let agent_id: AgentId = path_id(&id, "agent")?;
-    let connected = is_connected(&s, company).await?;
-    let mut conn = s.store.conn().await?;
-    let agent = db::agent(&mut conn, company, agent_id)
-        .await
-        .or_not_found("agent", &id)?;
-    Ok(axum::Json(agent_out(agent, connected)))
+    let agent = scheduling::agent(&s.app, company, agent_id).await?;
+    Ok(axum::Json(agent_out(agent)))
 }
 
 /// Changes an agent: name, appointment booking on/off, event type (`null` clears it).
@@ -586,13 +558,8 @@ async fn update_agent(
         }),
     };
     v.finish()?;
-    let connected = is_connected(&s, company).await?;
-    let mut tx = s.store.begin().await?;
-    let agent = db::update_agent(&mut tx, company, agent_id, &patch, s.clock.now())
-        .await
-        .or_not_found("agent", &id)?;
-    tx.commit().await?;
-    Ok(axum::Json(agent_out(agent, connected)))
+    let agent = scheduling::update_agent(&s.app, company, agent_id, &patch).await?;
+    Ok(axum::Json(agent_out(agent)))
 }
 
 // ---- availability and booking ----
@@ -621,15 +588,14 @@ async fn availability(
         v.push("end", "is required");
     }
     v.finish()?;
-    let a = s
-        .scheduling()
-        .availability(
-            company,
-            &id,
-            q.start.as_deref().unwrap_or_default(),
-            q.end.as_deref().unwrap_or_default(),
-        )
-        .await?;
+    let a = scheduling::availability(
+        &s.app,
+        company,
+        &id,
+        q.start.as_deref().unwrap_or_default(),
+        q.end.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let tz = company_zone(&a.time_zone);
     Ok(axum::Json(AvailabilityOut {
         agent_id: a.agent.id.to_string(),
@@ -667,7 +633,7 @@ async fn book(
             time_zone: a.time_zone,
         }),
     };
-    let booked = s.scheduling().book(company, &id, &ask).await?;
+    let booked = scheduling::book(&s.app, company, &id, &ask).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(booking_out(booked.booking, &booked.time_zone)),
@@ -694,13 +660,9 @@ async fn list_bookings(
                 .map_err(|_| ValidationError::single("case_id", format!("`{raw}` is not an id")))
         })
         .transpose()?;
-    let mut conn = s.store.conn().await?;
-    db::agent(&mut conn, company, agent_id)
-        .await
-        .or_not_found("agent", &id)?;
-    let tz = company_zone(&companies::get(&mut conn, company).await?.timezone);
-    let found = db::list_bookings(&mut conn, company, agent_id, case_id, &page).await?;
-    Ok(axum::Json(PageOut::from_page(found, |b| {
+    let found = scheduling::bookings(&s.app, company, agent_id, case_id, &page).await?;
+    let tz = found.time_zone;
+    Ok(axum::Json(PageOut::from_page(found.page, |b| {
         booking_out(b, &tz)
     })))
 }

@@ -2,21 +2,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use casebridge_crypto::mask;
-use casebridge_domain::error::Validator;
-use casebridge_domain::events::{
-    parse_event_types, parse_webhook_name, Attempt, Delivery, DeliveryStatus, EventType, NewEvent,
-    Subscription, Trigger, Webhook,
+use casebridge_app::webhooks::{
+    self, CreatedWebhook, Queued, WebhookChanges, WebhookInput, WebhookView,
 };
-use casebridge_domain::ids::{CampaignId, CaseTypeId, CompanyId, DeliveryId, WebhookId};
-use casebridge_domain::records::NamedKind;
+use casebridge_domain::events::{Attempt, Delivery, DeliveryStatus, EventType};
+use casebridge_domain::ids::{CampaignId, DeliveryId, WebhookId};
 use casebridge_domain::ValidationError;
-use casebridge_store::webhooks::{NewWebhook, WebhookPatch};
-use casebridge_store::{events, named, webhooks, Conn};
-use casebridge_webhooks::delivery::{app_key_aad, enqueue_delivery, secret_aad};
-use casebridge_webhooks::signing::SigningSecret;
 use jiff::Timestamp;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -24,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut, PageQuery};
-use crate::error::{ApiError, ErrorBody, OrNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Json, Query};
 use crate::AppState;
 
@@ -279,14 +271,9 @@ fn time(t: Timestamp) -> String {
     t.to_string()
 }
 
-impl AppState {
-    fn webhook_out(&self, w: Webhook) -> WebhookOut {
-        let app_key = w.app_key_sealed.as_ref().map(|sealed| {
-            self.keyring
-                .open(sealed, &app_key_aad(w.company_id, w.id))
-                .map(|k| mask(k.expose_secret()))
-                .unwrap_or_else(|_| "••••".to_owned())
-        });
+impl From<WebhookView> for WebhookOut {
+    fn from(v: WebhookView) -> Self {
+        let w = v.webhook;
         let s = w.subscription;
         WebhookOut {
             id: w.id.to_string(),
@@ -300,11 +287,21 @@ impl AppState {
                 .collect(),
             campaign_ids: s.campaign_ids.iter().map(|c| c.to_string()).collect(),
             case_type_ids: s.case_type_ids.iter().map(|c| c.to_string()).collect(),
-            app_key,
+            app_key: v.app_key_masked,
             active: w.active,
             disabled_reason: w.disabled_reason,
             created_at: time(w.created_at),
             updated_at: time(w.updated_at),
+        }
+    }
+}
+
+impl From<Queued> for QueuedOut {
+    fn from(q: Queued) -> Self {
+        Self {
+            delivery_id: q.delivery_id.to_string(),
+            event_id: q.event_id.to_string(),
+            status: "pending".into(),
         }
     }
 }
@@ -353,134 +350,43 @@ impl From<Attempt> for AttemptOut {
     }
 }
 
-// ---- parsing ----
-
-/// Parses ids that must name records of `kind` in the company; each bad one is named.
-async fn existing_ids<T: std::str::FromStr + std::fmt::Display>(
-    conn: &mut Conn,
-    company: CompanyId,
-    kind: NamedKind,
-    field: &str,
-    raw: &[String],
-    v: &mut Validator,
-) -> Result<Vec<T>, ApiError> {
-    let mut out = Vec::new();
-    for (i, r) in raw.iter().enumerate() {
-        match r.parse::<T>() {
-            Ok(id) if named::exists(conn, company, kind, r).await? => out.push(id),
-            _ => v.push(
-                format!("{field}[{i}]"),
-                format!("no {} with id {r}", kind.label()),
-            ),
-        }
-    }
-    Ok(out)
-}
-
-/// Checks a destination when it is saved: shape, then (by DNS) where it points (W2).
-async fn vet_url(state: &AppState, raw: &str, v: &mut Validator) -> Option<String> {
-    match state.url_policy.vet(raw.trim()).await {
-        Ok(u) => Some(u.to_string()),
-        Err(e) => {
-            v.push("url", e.to_string());
-            None
+impl From<CreateWebhook> for WebhookInput {
+    fn from(b: CreateWebhook) -> Self {
+        Self {
+            name: b.name,
+            url: b.url,
+            event_types: b.event_types,
+            campaign_ids: b.campaign_ids,
+            case_type_ids: b.case_type_ids,
+            app_key: b.app_key,
+            active: b.active,
+            secret: b.secret,
         }
     }
 }
 
-fn parse_secret(raw: Option<&str>, v: &mut Validator) -> Option<SigningSecret> {
-    match raw {
-        None => Some(SigningSecret::generate()),
-        Some(s) => match SigningSecret::parse(s) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                v.push("secret", e.to_string());
-                None
-            }
-        },
-    }
-}
-
-fn parse_app_key(raw: &str, v: &mut Validator) -> Option<String> {
-    let k = raw.trim();
-    if k.is_empty() || k.len() > 500 {
-        v.push("app_key", "must be 1-500 characters");
-        return None;
-    }
-    Some(k.to_owned())
-}
-
-async fn create(
-    state: &AppState,
-    company: CompanyId,
-    scope: Option<CampaignId>,
-    body: CreateWebhook,
-) -> Result<(StatusCode, axum::Json<CreatedWebhookOut>), ApiError> {
-    let mut v = Validator::new();
-    let name = v.check(parse_webhook_name(&body.name));
-    let url = vet_url(state, &body.url, &mut v).await;
-    let event_types = parse_event_types(&body.event_types, &mut v);
-    let secret = parse_secret(body.secret.as_deref(), &mut v);
-    let app_key = body
-        .app_key
-        .as_deref()
-        .and_then(|k| parse_app_key(k, &mut v));
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    if let Some(scope) = scope {
-        if !named::exists(&mut tx, company, NamedKind::Campaign, &scope.to_string()).await? {
-            return Err(ApiError::not_found("campaign", scope));
+impl From<UpdateWebhook> for WebhookChanges {
+    fn from(b: UpdateWebhook) -> Self {
+        Self {
+            name: b.name,
+            url: b.url,
+            event_types: b.event_types,
+            campaign_ids: b.campaign_ids,
+            case_type_ids: b.case_type_ids,
+            app_key: b.app_key,
+            active: b.active,
         }
     }
-    let campaign_ids = existing_ids::<CampaignId>(
-        &mut tx,
-        company,
-        NamedKind::Campaign,
-        "campaign_ids",
-        &body.campaign_ids,
-        &mut v,
-    )
-    .await?;
-    let case_type_ids = existing_ids::<CaseTypeId>(
-        &mut tx,
-        company,
-        NamedKind::CaseType,
-        "case_type_ids",
-        &body.case_type_ids,
-        &mut v,
-    )
-    .await?;
-    v.finish()?;
-    let (name, url, secret) = (
-        name.expect("validated"),
-        url.expect("validated"),
-        secret.expect("validated"),
-    );
-    let id = WebhookId::new();
-    let new = NewWebhook {
-        id,
-        name,
-        url,
-        subscription: Subscription {
-            event_types,
-            scope_campaign_id: scope,
-            campaign_ids,
-            case_type_ids,
-        },
-        app_key_sealed: app_key.map(|k| state.keyring.seal(&k, &app_key_aad(company, id))),
-        active: body.active,
-    };
-    let whsec = secret.to_whsec();
-    let sealed = state.keyring.seal(&whsec, &secret_aad(company, id));
-    let created = webhooks::create(&mut tx, company, &new, &sealed, now).await?;
-    tx.commit().await?;
-    Ok((
+}
+
+fn created(c: CreatedWebhook) -> (StatusCode, axum::Json<CreatedWebhookOut>) {
+    (
         StatusCode::CREATED,
         axum::Json(CreatedWebhookOut {
-            webhook: state.webhook_out(created),
-            secret: whsec,
+            webhook: c.webhook.into(),
+            secret: c.secret,
         }),
-    ))
+    )
 }
 
 // ---- handlers ----
@@ -494,9 +400,8 @@ async fn list_webhooks(
     Query(q): Query<PageQuery>,
 ) -> Result<axum::Json<PageOut<WebhookOut>>, ApiError> {
     let page = page_request(q.cursor, q.limit)?;
-    let mut conn = s.store.conn().await?;
-    let found = webhooks::list(&mut conn, company, None, &page).await?;
-    Ok(axum::Json(PageOut::from_page(found, |w| s.webhook_out(w))))
+    let found = webhooks::list(&s.app, company, None, &page).await?;
+    Ok(axum::Json(PageOut::from_page(found, Into::into)))
 }
 
 /// Creates a company-level webhook. The response carries the signing secret, once.
@@ -508,7 +413,9 @@ async fn create_webhook(
     Auth(company): Auth,
     Json(body): Json<CreateWebhook>,
 ) -> Result<(StatusCode, axum::Json<CreatedWebhookOut>), ApiError> {
-    create(&s, company, None, body).await
+    Ok(created(
+        webhooks::create(&s.app, company, None, body.into()).await?,
+    ))
 }
 
 /// A campaign's webhooks.
@@ -523,12 +430,8 @@ async fn list_campaign_webhooks(
 ) -> Result<axum::Json<PageOut<WebhookOut>>, ApiError> {
     let campaign: CampaignId = path_id(&id, "campaign")?;
     let page = page_request(q.cursor, q.limit)?;
-    let mut conn = s.store.conn().await?;
-    named::get(&mut conn, company, NamedKind::Campaign, &id)
-        .await
-        .or_not_found("campaign", &id)?;
-    let found = webhooks::list(&mut conn, company, Some(campaign), &page).await?;
-    Ok(axum::Json(PageOut::from_page(found, |w| s.webhook_out(w))))
+    let found = webhooks::list(&s.app, company, Some(campaign), &page).await?;
+    Ok(axum::Json(PageOut::from_page(found, Into::into)))
 }
 
 /// Creates a webhook scoped to a campaign: it receives only that campaign's events.
@@ -543,7 +446,9 @@ async fn create_campaign_webhook(
     Json(body): Json<CreateWebhook>,
 ) -> Result<(StatusCode, axum::Json<CreatedWebhookOut>), ApiError> {
     let campaign: CampaignId = path_id(&id, "campaign")?;
-    create(&s, company, Some(campaign), body).await
+    Ok(created(
+        webhooks::create(&s.app, company, Some(campaign), body.into()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
@@ -555,11 +460,8 @@ async fn get_webhook(
     Path(id): Path<String>,
 ) -> Result<axum::Json<WebhookOut>, ApiError> {
     let wid: WebhookId = path_id(&id, "webhook")?;
-    let mut conn = s.store.conn().await?;
-    let w = webhooks::get(&mut conn, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    Ok(axum::Json(s.webhook_out(w)))
+    let w = webhooks::get(&s.app, company, wid).await?;
+    Ok(axum::Json(w.into()))
 }
 
 /// Changes a webhook. A new URL is checked like on creation.
@@ -574,61 +476,8 @@ async fn update_webhook(
     Json(body): Json<UpdateWebhook>,
 ) -> Result<axum::Json<WebhookOut>, ApiError> {
     let wid: WebhookId = path_id(&id, "webhook")?;
-    let mut v = Validator::new();
-    let name = body.name.and_then(|n| v.check(parse_webhook_name(&n)));
-    let url = match &body.url {
-        Some(u) => vet_url(&s, u, &mut v).await,
-        None => None,
-    };
-    let event_types = body.event_types.map(|t| parse_event_types(&t, &mut v));
-    let app_key = body
-        .app_key
-        .map(|k| k.and_then(|k| parse_app_key(&k, &mut v)));
-    let mut tx = s.store.begin().await?;
-    webhooks::get(&mut tx, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    let campaign_ids = match &body.campaign_ids {
-        Some(raw) => Some(
-            existing_ids(
-                &mut tx,
-                company,
-                NamedKind::Campaign,
-                "campaign_ids",
-                raw,
-                &mut v,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let case_type_ids = match &body.case_type_ids {
-        Some(raw) => Some(
-            existing_ids(
-                &mut tx,
-                company,
-                NamedKind::CaseType,
-                "case_type_ids",
-                raw,
-                &mut v,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    v.finish()?;
-    let patch = WebhookPatch {
-        name,
-        url,
-        event_types,
-        campaign_ids,
-        case_type_ids,
-        app_key_sealed: app_key.map(|k| k.map(|k| s.keyring.seal(&k, &app_key_aad(company, wid)))),
-        active: body.active,
-    };
-    let updated = webhooks::update(&mut tx, company, wid, &patch, s.clock.now()).await?;
-    tx.commit().await?;
-    Ok(axum::Json(s.webhook_out(updated)))
+    let updated = webhooks::update(&s.app, company, wid, body.into()).await?;
+    Ok(axum::Json(updated.into()))
 }
 
 /// Deletes a webhook with its deliveries and their log.
@@ -641,11 +490,7 @@ async fn delete_webhook(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let wid: WebhookId = path_id(&id, "webhook")?;
-    let mut tx = s.store.begin().await?;
-    webhooks::delete(&mut tx, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    tx.commit().await?;
+    webhooks::delete(&s.app, company, wid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -661,35 +506,17 @@ async fn rotate_secret(
     Json(body): Json<RotateSecret>,
 ) -> Result<axum::Json<RotatedSecretOut>, ApiError> {
     let wid: WebhookId = path_id(&id, "webhook")?;
-    let mut v = Validator::new();
-    let secret = parse_secret(body.secret.as_deref(), &mut v);
-    let overlap = body.overlap_secs.unwrap_or(86_400);
-    if overlap > 7 * 86_400 {
-        v.push("overlap_secs", "must be at most 604800 (a week)");
-    }
-    v.finish()?;
-    let secret = secret.expect("validated");
-    let now = s.clock.now();
-    let until = Timestamp::from_second(now.as_second() + overlap as i64)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut tx = s.store.begin().await?;
-    webhooks::get(&mut tx, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    let whsec = secret.to_whsec();
-    let new_id = webhooks::add_secret(
-        &mut tx,
+    let rotated = webhooks::rotate_secret(
+        &s.app,
         company,
         wid,
-        &s.keyring.seal(&whsec, &secret_aad(company, wid)),
-        now,
+        body.secret.as_deref(),
+        body.overlap_secs,
     )
     .await?;
-    webhooks::expire_other_secrets(&mut tx, company, wid, new_id, until).await?;
-    tx.commit().await?;
     Ok(axum::Json(RotatedSecretOut {
-        secret: whsec,
-        previous_secrets_expire_at: time(until),
+        secret: rotated.secret,
+        previous_secrets_expire_at: time(rotated.previous_secrets_expire_at),
     }))
 }
 
@@ -703,39 +530,8 @@ async fn send_test(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<QueuedOut>), ApiError> {
     let wid: WebhookId = path_id(&id, "webhook")?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let hook = webhooks::get(&mut tx, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    let event = events::insert(
-        &mut tx,
-        company,
-        &NewEvent {
-            event_type: EventType::WebhookTest,
-            data: json!({
-                "webhook_id": hook.id.to_string(),
-                "message": "This is a test event from casebridge.",
-            }),
-            campaign_id: None,
-            case_id: None,
-        },
-        now,
-    )
-    .await?;
-    let delivery = webhooks::create_delivery(&mut tx, company, wid, event.id, now)
-        .await?
-        .ok_or_else(|| ApiError::Internal("fresh event already delivered".into()))?;
-    enqueue_delivery(&mut tx, company, wid, delivery, Trigger::Test, now).await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(QueuedOut {
-            delivery_id: delivery.to_string(),
-            event_id: event.id.to_string(),
-            status: "pending".into(),
-        }),
-    ))
+    let queued = webhooks::send_test(&s.app, company, wid).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(queued.into())))
 }
 
 /// A webhook's deliveries, newest first.
@@ -758,11 +554,7 @@ async fn list_deliveries(
             })
         })
         .transpose()?;
-    let mut conn = s.store.conn().await?;
-    webhooks::get(&mut conn, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    let found = webhooks::deliveries(&mut conn, company, wid, status, &page).await?;
+    let found = webhooks::deliveries(&s.app, company, wid, status, &page).await?;
     Ok(axum::Json(PageOut::from_page(found, Into::into)))
 }
 
@@ -784,20 +576,7 @@ async fn recover(
             "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z",
         )
     })?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    webhooks::get(&mut tx, company, wid)
-        .await
-        .or_not_found("webhook", &id)?;
-    let failed = webhooks::failed_since(&mut tx, company, wid, since).await?;
-    let mut recovered = 0;
-    for d in &failed {
-        if webhooks::mark_pending(&mut tx, company, *d, now).await? {
-            enqueue_delivery(&mut tx, company, wid, *d, Trigger::Manual, now).await?;
-            recovered += 1;
-        }
-    }
-    tx.commit().await?;
+    let recovered = webhooks::recover(&s.app, company, wid, since).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(RecoveredOut { recovered })))
 }
 
@@ -811,16 +590,11 @@ async fn get_delivery(
     Path(id): Path<String>,
 ) -> Result<axum::Json<DeliveryDetailOut>, ApiError> {
     let did: DeliveryId = path_id(&id, "delivery")?;
-    let mut conn = s.store.conn().await?;
-    let delivery = webhooks::delivery(&mut conn, company, did)
-        .await
-        .or_not_found("delivery", &id)?;
-    let payload = events::payload(&mut conn, company, delivery.event_id).await?;
-    let attempts = webhooks::attempts(&mut conn, company, did).await?;
+    let d = webhooks::delivery(&s.app, company, did).await?;
     Ok(axum::Json(DeliveryDetailOut {
-        delivery: delivery.into(),
-        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
-        attempts: attempts.into_iter().map(Into::into).collect(),
+        delivery: d.delivery.into(),
+        payload: d.payload,
+        attempts: d.attempts.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -836,32 +610,6 @@ async fn replay(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<QueuedOut>), ApiError> {
     let did: DeliveryId = path_id(&id, "delivery")?;
-    let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
-    let delivery = webhooks::delivery(&mut tx, company, did)
-        .await
-        .or_not_found("delivery", &id)?;
-    if !webhooks::mark_pending(&mut tx, company, did, now).await? {
-        return Err(ApiError::Conflict(
-            "this delivery is still pending: its next attempt is already queued".into(),
-        ));
-    }
-    enqueue_delivery(
-        &mut tx,
-        company,
-        delivery.webhook_id,
-        did,
-        Trigger::Manual,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(QueuedOut {
-            delivery_id: did.to_string(),
-            event_id: delivery.event_id.to_string(),
-            status: "pending".into(),
-        }),
-    ))
+    let queued = webhooks::replay(&s.app, company, did).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(queued.into())))
 }
