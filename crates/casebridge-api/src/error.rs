@@ -1,12 +1,12 @@
 //! One error type for every handler. 4xx answers carry a stable code and a readable message;
-//! 5xx answers are logged here, once, with their cause, and returned opaque.
+//! 5xx answers are logged here, once, with their cause, and returned opaque. Service errors
+//! (`AppError`) map to it one to one.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use casebridge_app::AppError;
 use casebridge_domain::{FieldError, ValidationError};
-use casebridge_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -128,18 +128,6 @@ impl From<AppError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::NotFound("not found".into()),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Invalid(v) => ApiError::Validation(v),
-            StoreError::Unavailable(e) => ApiError::Unavailable(e.to_string()),
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
@@ -179,19 +167,5 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::Validation(ValidationError::single("query", r.body_text()))
-    }
-}
-
-/// Names the missing record in a store's `NotFound`.
-pub trait OrNotFound<T> {
-    fn or_not_found(self, what: &str, id: &str) -> Result<T, ApiError>;
-}
-
-impl<T> OrNotFound<T> for Result<T, StoreError> {
-    fn or_not_found(self, what: &str, id: &str) -> Result<T, ApiError> {
-        self.map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found(what, id),
-            other => other.into(),
-        })
     }
 }

@@ -1,8 +1,9 @@
 //! casebridge's HTTP surface: `/api/v1` (authenticated by company API keys), health, metrics
 //! and the OpenAPI document generated from the handlers.
 //!
-//! Handlers are thin: extract the company, parse the body into domain types, call the store
-//! inside one transaction, map the result to a response type. Handlers never call the network.
+//! Handlers are thin: extract the company, parse the body into domain types, call one service
+//! of `casebridge-app` (which runs the transaction), map the result to a response type.
+//! Handlers never touch the store, a CRM module or the network.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use casebridge_crypto::Keyring;
-use casebridge_domain::clock::Clock;
-use casebridge_store::Store;
-use casebridge_webhooks::policy::UrlPolicy;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,35 +31,19 @@ mod routes;
 pub use casebridge_app::{App, AppParts};
 pub use error::ApiError;
 
-/// What every handler can reach: the service layer and the metrics registry.
+/// What every handler can reach: the service layer and the metrics registry. Nothing else:
+/// handlers call services, never the store or a CRM module.
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub metrics: PrometheusHandle,
-    // Transitional: the handlers not yet moved onto `app` still reach these directly.
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
-    pub keyring: Keyring,
-    pub url_policy: Arc<UrlPolicy>,
-    pub outbound: reqwest::Client,
-    pub public_url: Option<String>,
-    pub scheduling_url: String,
-    pub lawruler: casebridge_crm::lawruler::connection::Clients,
 }
 
 impl AppState {
     pub fn new(parts: AppParts, metrics: PrometheusHandle) -> Self {
         Self {
-            metrics,
-            store: parts.store.clone(),
-            clock: parts.clock.clone(),
-            keyring: parts.keyring.clone(),
-            url_policy: parts.url_policy.clone(),
-            outbound: parts.outbound.clone(),
-            public_url: parts.public_url.clone(),
-            scheduling_url: parts.scheduling_url.clone(),
-            lawruler: parts.lawruler.clone(),
             app: App::new(parts),
+            metrics,
         }
     }
 }

@@ -79,7 +79,7 @@ pub async fn receive(
             .ok_or_else(no_hook)?
     };
     let company = integration.company_id;
-    let (query, body) = connector.inbound_fields(query, body).map_err(|r| match r {
+    let fields = connector.inbound_fields(query, body).map_err(|r| match r {
         InboundRejection::Malformed(m) => AppError::BadRequest(m),
         InboundRejection::TooLarge(m) => AppError::PayloadTooLarge(m),
         InboundRejection::Unsupported(m) => AppError::UnsupportedMediaType(m),
@@ -99,7 +99,7 @@ pub async fn receive(
         return Ok((company, Received::Ignored { reason }));
     }
 
-    let record = match connector.parse_inbound(&query, &body) {
+    let record = match connector.parse_inbound(&fields.query, &fields.body) {
         Ok(r) => r,
         Err(InvalidInbound {
             field,

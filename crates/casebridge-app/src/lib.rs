@@ -109,10 +109,6 @@ impl App {
         &self.connectors
     }
 
-    pub(crate) fn lawruler(&self) -> &casebridge_crm::lawruler::connection::Clients {
-        &self.inner.lawruler
-    }
-
     /// Whether the database answers (`/readyz`).
     pub async fn ready(&self) -> Result<()> {
         self.store()

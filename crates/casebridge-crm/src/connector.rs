@@ -96,13 +96,23 @@ pub enum InboundBody {
     Json(Vec<u8>),
     Form(Vec<u8>),
     /// Text fields of a multipart form (files are not part of a record).
-    Fields(Vec<(String, String)>),
+    Fields(Fields),
     /// The body could not be read: the reason, and whether it was too large.
     Unreadable {
         message: String,
         too_large: bool,
     },
     Unsupported,
+}
+
+/// A webhook's fields as name/value pairs, in the order sent.
+pub type Fields = Vec<(String, String)>;
+
+/// The fields of a webhook's query string, and of its body.
+#[derive(Debug, Clone, Default)]
+pub struct InboundFields {
+    pub query: Fields,
+    pub body: Fields,
 }
 
 /// One inbound webhook, parsed by its connector: which CRM record it is about, a hash of its
@@ -227,7 +237,7 @@ pub trait Connector: Send + Sync {
         &self,
         query: &str,
         body: InboundBody,
-    ) -> Result<(Vec<(String, String)>, Vec<(String, String)>), InboundRejection>;
+    ) -> Result<InboundFields, InboundRejection>;
 
     /// Parses a webhook's fields into a record. No I/O.
     fn parse_inbound(

@@ -2,9 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_api::{AppParts, AppState, HttpOptions};
+use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
-use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
 use casebridge_crypto::{generate_api_key, Keyring, MasterKey};
 use casebridge_domain::clock::ManualClock;
 use casebridge_domain::company::NewCompany;

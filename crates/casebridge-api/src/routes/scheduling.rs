@@ -169,7 +169,7 @@ impl IntoResponse for RouteError {
                 scheduling_error(StatusCode::BAD_GATEWAY, "scheduling_error", message)
             }
             SchedulingError::Invalid(v) => ApiError::Validation(v).into_response(),
-            SchedulingError::Store(s) => ApiError::from(s).into_response(),
+            SchedulingError::Store(s) => ApiError::from(AppError::from(s)).into_response(),
             SchedulingError::Sealed(m) => {
                 ApiError::Internal(format!("scheduling key: {m}")).into_response()
             }

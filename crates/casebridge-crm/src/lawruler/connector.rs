@@ -27,8 +27,8 @@ use super::inbound::{self, InboundError};
 use super::{ingest, outbound, pull};
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
-    InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings, Parsed,
-    PlatformChange, Resumed,
+    InboundFields, InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings,
+    Parsed, PlatformChange, Resumed,
 };
 
 /// How secrets are shown: a fixed mask, not even their first characters.
@@ -188,7 +188,7 @@ impl Connector for LawRuler {
         &self,
         query: &str,
         body: InboundBody,
-    ) -> Result<(Vec<(String, String)>, Vec<(String, String)>), InboundRejection> {
+    ) -> Result<InboundFields, InboundRejection> {
         let query = inbound::pairs_from_form(query.as_bytes());
         let body = match body {
             InboundBody::Json(bytes) => inbound::pairs_from_json(&bytes)
@@ -208,7 +208,7 @@ impl Connector for LawRuler {
                 ))
             }
         };
-        Ok((query, body))
+        Ok(InboundFields { query, body })
     }
 
     fn parse_inbound(
