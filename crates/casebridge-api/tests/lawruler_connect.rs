@@ -10,13 +10,12 @@ fn values(root: &str) -> Value {
            "client_secret": "demo-secret", "key": "demo-key"})
 }
 
+async fn connect_to(app: &TestApp, provider: &str, body: Value) -> casebridge_testkit::Reply {
+    app.call(Method::PUT, &format!("/api/v1/integrations/{provider}/connection"), Some(body)).await
+}
+
 async fn connect(app: &TestApp, body: Value) -> casebridge_testkit::Reply {
-    app.call(
-        Method::PUT,
-        "/api/v1/integrations/lawruler/connection",
-        Some(body),
-    )
-    .await
+    connect_to(app, "lawruler", body).await
 }
 
 backend_tests! {
@@ -160,5 +159,42 @@ backend_tests! {
         let case = app.get(&format!("/api/v1/cases/by-external-ref?provider=lawruler&external_id={}", lead.lead_id)).await;
         assert_eq!(case.status, StatusCode::OK, "{}", case.text);
         assert_eq!(app.get("/api/v1/cases").await.body["data"].as_array().unwrap().len(), 1);
+    }
+
+    async fn integration_routes_are_served_for_every_provider_and_unknown_ones_are_not_found(backend) {
+        let app = TestApp::start(backend).await;
+        // An unknown provider is a 404 on every generic route, with the envelope.
+        for (method, path) in [
+            (Method::GET, "/api/v1/integrations/nope"),
+            (Method::PUT, "/api/v1/integrations/nope/settings"),
+            (Method::GET, "/api/v1/integrations/nope/sync-log"),
+            (Method::GET, "/api/v1/integrations/nope/import"),
+        ] {
+            let body = (method == Method::PUT).then(|| json!({}));
+            let r = app.call(method, path, body).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+            assert_eq!(r.body["error"]["code"], "not_found", "{path}: {}", r.text);
+            assert!(r.body["error"]["message"].as_str().unwrap().contains("`nope`"), "{path}: {}", r.text);
+        }
+        let r = TestApp::reply(app.http.post(app.url("/hooks/nope/some-token")).json(&json!({})).send().await.unwrap()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // A known provider without a connector yet: its setup view works, connecting says it
+        // cannot be connected, and it has no webhook or import.
+        let view = app.get("/api/v1/integrations/smartadvocate").await;
+        assert_eq!((view.status, view.body["status"].as_str()), (StatusCode::OK, Some("not_connected")), "{}", view.text);
+        let r = connect_to(&app, "smartadvocate", json!({"username": "u", "password": "p"})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("cannot be connected"), "{}", r.text);
+        let token = view.body["webhook_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+        let r = TestApp::reply(app.http.post(app.url(&format!("/hooks/smartadvocate/{token}"))).json(&json!({})).send().await.unwrap()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        let r = app.post("/api/v1/integrations/smartadvocate/import", json!({"source": "smartadvocate_api"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        // The Law Ruler token does not open another provider's hook either.
+        let lr_token = app.get("/api/v1/integrations/lawruler").await.body["webhook_url"].as_str().unwrap()
+            .rsplit('/').next().unwrap().to_owned();
+        let r = TestApp::reply(app.http.post(app.url(&format!("/hooks/smartadvocate/{lr_token}"))).json(&json!({})).send().await.unwrap()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     }
 }

@@ -32,6 +32,24 @@ pub enum Received {
     },
 }
 
+/// A sync-log line of an inbound webhook.
+fn entry<'a>(
+    outcome: SyncOutcome,
+    kind: Option<ErrorKind>,
+    record: Option<&'a str>,
+    message: &'a str,
+) -> NewSyncEntry<'a> {
+    NewSyncEntry {
+        direction: "inbound",
+        operation: "webhook",
+        record_ref: record,
+        outcome,
+        error_kind: kind,
+        message: Some(message),
+    }
+}
+
+/// Logs a webhook that was not applied, in a transaction of its own.
 async fn log(
     app: &App,
     company: CompanyId,
@@ -42,21 +60,8 @@ async fn log(
     message: &str,
 ) -> Result<()> {
     let mut tx = app.store().begin().await?;
-    store::log(
-        &mut tx,
-        company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "inbound",
-            operation: "webhook",
-            record_ref: record,
-            outcome,
-            error_kind: kind,
-            message: Some(message),
-        },
-        app.now(),
-    )
-    .await?;
+    let line = entry(outcome, kind, record, message);
+    store::log(&mut tx, company, p.as_str(), &line, app.now()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -184,21 +189,8 @@ pub async fn receive(
             applied.auto_linked.join("; ")
         )
     };
-    store::log(
-        &mut tx,
-        company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "inbound",
-            operation: "webhook",
-            record_ref: Some(&record.record_id),
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&message),
-        },
-        now,
-    )
-    .await?;
+    let line = entry(SyncOutcome::Ok, None, Some(&record.record_id), &message);
+    store::log(&mut tx, company, p.as_str(), &line, now).await?;
     tx.commit().await?;
     Ok((company, Received::Applied(applied)))
 }

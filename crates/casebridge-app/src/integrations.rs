@@ -86,6 +86,20 @@ fn vanished() -> AppError {
     AppError::Internal("integration vanished".into())
 }
 
+/// Reads the integration as the transaction left it, commits, and shows it.
+async fn commit_and_view(
+    app: &App,
+    mut tx: casebridge_store::Tx,
+    company: CompanyId,
+    p: Provider,
+) -> Result<IntegrationView> {
+    let i = store::get(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(vanished)?;
+    tx.commit().await?;
+    view(app, p, i).await
+}
+
 // ---- views ----
 
 /// One card of Settings → Integrations.
@@ -271,11 +285,7 @@ pub async fn connect(
         now,
     )
     .await?;
-    let i = store::get(&mut tx, company, p.as_str())
-        .await?
-        .ok_or_else(vanished)?;
-    tx.commit().await?;
-    view(app, p, i).await
+    commit_and_view(app, tx, company, p).await
 }
 
 /// Disconnects: the stored credentials are deleted; mappings and settings stay.
@@ -376,11 +386,7 @@ pub async fn change_settings(
         app.now(),
     )
     .await?;
-    let i = store::get(&mut tx, company, p.as_str())
-        .await?
-        .ok_or_else(vanished)?;
-    tx.commit().await?;
-    view(app, p, i).await
+    commit_and_view(app, tx, company, p).await
 }
 
 // ---- status sync (LR11) ----
