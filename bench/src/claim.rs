@@ -120,7 +120,7 @@ pub async fn run(backend: TestBackend, p: Params) -> anyhow::Result<Vec<Measure>
         out.push(m(name("enqueue_per_s", size), "jobs/s", load_rate));
         loaded = size;
 
-        // Gate the new keyed jobs: each claim gates up to 500 due `scheduled` jobs.
+        // Gate the new keyed jobs (PostgreSQL): each claim gates up to 200 due `scheduled` jobs.
         let t = Instant::now();
         let mut rounds = 0;
         while scheduled(&store).await? > 0 {

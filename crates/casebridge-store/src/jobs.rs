@@ -19,7 +19,8 @@
 //!   enqueued wakes the store's idle workers ([`crate::wake`]).
 //! - A claim reads due `pending` jobs and expired leases through partial indexes (`LIMIT`
 //!   applies in the index), plus the `scheduled` jobs that fell due since the last claim, which
-//!   it gates. Its cost does not depend on how many jobs wait for a time, a key or a slot.
+//!   it gates (at most 200 per claim; on SQLite, enqueue gates a due job itself). Its cost does
+//!   not depend on how many jobs wait for a time, a key or a slot.
 //! - A job is claimed by one worker at a time: on PostgreSQL the claim locks rows with
 //!   `FOR UPDATE SKIP LOCKED`; on SQLite every write transaction holds the single write lock.
 //! - A claim carries a lease (`lease_id`, `locked_until`). Completing, retrying or burying a job
@@ -55,8 +56,9 @@ const COLUMNS: &str =
     "id, queue, kind, company_id, payload, ordering_key, concurrency_key, status, attempts,
     run_at, first_attempt_at, locked_until, lease_id, last_error, created_at";
 
-/// Due `scheduled` jobs a claim gates at most (the rest wait for the next claim).
-const GATE_BATCH: i64 = 500;
+/// Due `scheduled` jobs a claim gates at most (the rest wait for the next claim), so a claim
+/// after a large burst stays short.
+const GATE_BATCH: i64 = 200;
 
 #[derive(FromRow)]
 struct Row {
@@ -195,10 +197,15 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<Jo
         None => false,
     };
     let concurrency_key = job.concurrency.as_ref().map(|(k, _)| k.clone());
-    let status = if behind {
-        "waiting"
-    } else {
-        head_status(concurrency_key.as_deref())
+    let run_at = job.run_at.unwrap_or(now);
+    let status = match &job.concurrency {
+        _ if behind => "waiting",
+        // SQLite: write transactions are serial, so the slot can be given here at no risk of a
+        // deadlock (on PostgreSQL the next claim gates it, under the key's lock).
+        Some((key, limit)) if !is_postgres(conn) && run_at <= now => {
+            gate_at_enqueue(conn, &job.queue, key, i64::from(*limit)).await?
+        }
+        _ => head_status(concurrency_key.as_deref()),
     };
     let id = JobId::new();
     sqlx::query(
@@ -212,17 +219,42 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<Jo
     .bind(job.company_id.map(|c| c.to_string()))
     .bind(job.payload.to_string())
     .bind(job.ordering_key.clone())
-    .bind(job.run_at.unwrap_or(now).as_millisecond())
+    .bind(run_at.as_millisecond())
     .bind(now.as_millisecond())
     .bind(concurrency_key)
     .bind(job.concurrency.as_ref().map(|(_, l)| i64::from(*l)))
     .bind(status)
     .execute(&mut *conn)
     .await?;
-    if !behind {
+    if status != "waiting" && status != "blocked" {
         wake::mark_enqueued();
     }
     Ok(id)
+}
+
+/// SQLite only (inside the caller's write transaction): `pending` if the key has a free slot
+/// and no job waits for one (first come, first served), else `blocked`.
+async fn gate_at_enqueue(
+    conn: &mut Conn,
+    queue: &str,
+    key: &str,
+    limit: i64,
+) -> Result<&'static str> {
+    let (held, blocked): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE queue = $1 AND concurrency_key = $2
+                                          AND status IN ('pending', 'running')),
+                (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND concurrency_key = $2
+                                                          AND status = 'blocked' LIMIT 1) b)",
+    )
+    .bind(queue)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(if held < limit && blocked == 0 {
+        "pending"
+    } else {
+        "blocked"
+    })
 }
 
 /// Removes the jobs of `queue` with `ordering_key` that have not started and returns them, so
