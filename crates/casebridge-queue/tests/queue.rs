@@ -12,7 +12,7 @@ use casebridge_domain::page::PageRequest;
 use casebridge_domain::retry::{Backoff, RetryPolicy};
 use casebridge_queue::{Handler, JobError, Registry, Worker, WorkerConfig};
 use casebridge_store::{jobs, Store};
-use casebridge_testkit::{backend_tests, TestDb};
+use casebridge_testkit::{backend_tests, TestBackend, TestDb};
 use jiff::Timestamp;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -446,6 +446,41 @@ backend_tests! {
         assert!(succeeded.values().all(|&c| c == 1), "a job succeeded twice");
         let mut conn = db.store.conn().await.unwrap();
         assert!(jobs::counts(&mut conn).await.unwrap().is_empty(), "jobs left");
+    }
+
+    async fn an_enqueue_wakes_an_idle_worker_at_once(backend) {
+        let db = TestDb::new(backend).await;
+        let rec = Recorder::default();
+        let mut cfg = config(2);
+        // Far longer than the test may wait: only a wake-up can start the jobs in time.
+        cfg.poll_interval = Duration::from_secs(60);
+        let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
+            Registry::new().register("record", rec.clone(), no_retry_delay()), cfg);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(w.run(stop.clone()));
+        // Let the worker find nothing and go idle (and, on PostgreSQL, start listening).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Enqueued by this process: woken when the transaction commits.
+        enqueue(&db.store, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;
+        wait_until(Duration::from_secs(5), || rec.runs.lock().unwrap().len() == 1).await;
+
+        // Rolled back: no job, and nothing to run.
+        let mut tx = db.store.begin().await.unwrap();
+        jobs::enqueue(&mut tx, &NewJob::new(Q, "record", json!({})), Timestamp::now()).await.unwrap();
+        tx.rollback().await.unwrap();
+
+        if backend == TestBackend::Postgres {
+            // Enqueued by another process (another pool): woken by its NOTIFY.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let other = db.second_store().await;
+            enqueue(&other, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;
+            wait_until(Duration::from_secs(5), || rec.runs.lock().unwrap().len() == 2).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        let expected = if backend == TestBackend::Postgres { 2 } else { 1 };
+        assert_eq!(rec.runs.lock().unwrap().len(), expected);
     }
 
     async fn shutdown_releases_unfinished_jobs(backend) {
