@@ -24,6 +24,7 @@ run throughput --endpoints 100 --events 50
 run latency --events 1000 --rate 50
 run isolation --burst 200 --rate 20 --duration-s 20
 run backlog --pending 100000 --duration-s 45
+run claim --sizes 1000,100000,1000000 --claims 50
 run lawruler-ingest --webhooks 5000 --concurrency 8
 run lawruler-ingest --webhooks 5000 --concurrency 8 --updates 20
 run lawruler-outbound --ops 2000 --leads 50

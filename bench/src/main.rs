@@ -16,6 +16,7 @@ use casebridge_testkit::TestBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod backlog;
+mod claim;
 mod harness;
 mod isolation;
 mod latency;
@@ -113,6 +114,16 @@ enum Scenario {
         batch: usize,
         #[arg(long, value_enum, default_value_t = backlog::Via::Direct)]
         via: backlog::Via,
+    },
+    /// The cost of one claim with 1,000 / 100,000 / 1,000,000 jobs pending that cannot run (not
+    /// due, behind a concurrency key at its limit, behind an ordering key).
+    Claim {
+        /// Backlog sizes, filled in turn in one database.
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+        sizes: Vec<usize>,
+        /// Timed claims at each size.
+        #[arg(long, default_value_t = 50)]
+        claims: usize,
     },
     /// Inbound Law Ruler webhooks per second through the real HTTP server (durable: a 2xx
     /// answer means applied and committed), with request latency. `--concurrency` is the
@@ -254,6 +265,19 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(with_load(backlog::run(backend, p, opts)).await?);
             }
             ("backlog", p.json(), runs)
+        }
+        Scenario::Claim { sizes, claims } => {
+            let p = claim::Params { sizes, claims };
+            // No worker runs in this scenario.
+            worker_params = serde_json::json!({
+                "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            });
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!("claim run {}/{repeat} on {backend_name}", i + 1));
+                runs.push(with_load(claim::run(backend, p.clone())).await?);
+            }
+            ("claim", p.json(), runs)
         }
         Scenario::LawrulerIngest {
             webhooks,

@@ -9,6 +9,11 @@
 //!
 //! Several workers (in one process or many, on one PostgreSQL database) can serve the same queue;
 //! the store's claim guarantees that a job is held by one of them at a time.
+//!
+//! An idle worker does not wait for a poll: it awaits the store's wake-ups
+//! ([`casebridge_store::Store::job_wakeups`]), which fire when a transaction that enqueued a job
+//! commits (and, on PostgreSQL, when another process's does), and sleeps at most until the next
+//! job falls due or a lease ends. The poll interval is only a fallback.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,7 +95,9 @@ pub struct WorkerConfig {
     /// How long a claim holds a job before another worker may take it. Renewed every third of
     /// this while the job runs.
     pub lease: Duration,
-    /// How long an idle worker waits before looking again (it also wakes on [`Worker::notifier`]).
+    /// The longest an idle worker waits before looking again. A fallback: it also wakes when a
+    /// job is enqueued (the store's wake-ups, [`Worker::notifier`]) and when the next job it
+    /// knows of falls due.
     pub poll_interval: Duration,
     /// How long shutdown waits for running jobs before giving them back.
     pub shutdown_grace: Duration,
@@ -102,7 +109,7 @@ impl WorkerConfig {
             queue: queue.into(),
             concurrency: 16,
             lease: Duration::from_secs(60),
-            poll_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(20),
         }
     }
@@ -154,6 +161,7 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(cfg.concurrency));
         let mut tasks = JoinSet::new();
         let mut failures = 0u32;
+        let mut wakeups = self.inner.store.job_wakeups();
         info!(queue = %cfg.queue, concurrency = cfg.concurrency, "worker started");
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
@@ -166,6 +174,9 @@ impl Worker {
                 continue;
             }
             let now = self.inner.clock.now();
+            // Wake-ups from here on are kept: a job committed while this claim runs wakes the
+            // wait below at once.
+            wakeups.mark_seen();
             let claimed =
                 jobs::claim(&self.inner.store, &cfg.queue, free as u32, cfg.lease, now).await;
             let claimed = match claimed {
@@ -185,11 +196,13 @@ impl Worker {
                 }
             };
             if claimed.is_empty() {
-                // Nothing runnable now. Look again after the poll interval, when woken, or as
-                // soon as a running job ends: its end may make the next job of its concurrency
-                // key or ordering key runnable, which must not wait a whole poll interval.
+                // Nothing runnable now. Look again when a job is enqueued (wake-ups), when the
+                // next known job falls due, as soon as a running job ends (its end may hand its
+                // key to the next job), or after the poll interval at the latest.
+                let wait = self.idle_wait().await;
                 tokio::select! {
-                    _ = tokio::time::sleep(cfg.poll_interval) => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = wakeups.changed() => {}
                     _ = self.inner.notify.notified() => {}
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     _ = shutdown.cancelled() => break,
@@ -210,6 +223,27 @@ impl Worker {
             }
         }
         self.stop(tasks).await;
+    }
+
+    /// How long an idle worker may sleep: until the queue's next due time, capped by the poll
+    /// interval (which is also the answer when that time cannot be read or has passed, e.g. a
+    /// due job another process holds).
+    async fn idle_wait(&self) -> Duration {
+        let poll = self.inner.config.poll_interval;
+        let next = match self.inner.store.conn().await {
+            Ok(mut conn) => jobs::next_due(&mut conn, &self.inner.config.queue).await,
+            Err(e) => Err(e),
+        };
+        let Ok(Some(at)) = next else {
+            return poll;
+        };
+        let now = self.inner.clock.now();
+        if at <= now {
+            return poll;
+        }
+        let until = Duration::try_from(at.duration_since(now)).unwrap_or(poll);
+        // A millisecond late rather than early: times are stored in whole milliseconds.
+        (until + Duration::from_millis(1)).min(poll)
     }
 
     async fn stop(&self, mut tasks: JoinSet<()>) {

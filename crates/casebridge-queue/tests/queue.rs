@@ -12,7 +12,7 @@ use casebridge_domain::page::PageRequest;
 use casebridge_domain::retry::{Backoff, RetryPolicy};
 use casebridge_queue::{Handler, JobError, Registry, Worker, WorkerConfig};
 use casebridge_store::{jobs, Store};
-use casebridge_testkit::{backend_tests, TestDb};
+use casebridge_testkit::{backend_tests, TestBackend, TestDb};
 use jiff::Timestamp;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -350,6 +350,137 @@ backend_tests! {
         let last_fast = done.iter().rposition(|k| k == "fast").unwrap();
         let slow_before = done[..last_fast].iter().filter(|k| *k == "slow").count();
         assert!(slow_before <= 4, "fast jobs waited behind slow ones: {done:?}");
+    }
+
+    async fn two_pools_keep_limits_and_order_over_a_large_backlog(backend) {
+        // 10,000 jobs in one transaction: 40 leads x 150 ordered operations over 2 connections
+        // (limit 4 each, as Law Ruler operations are) and 4,000 deliveries to 2 endpoints (limit
+        // 4 each). Two pools, as two processes would have, drain them; some first attempts fail
+        // and retry at once. Limits and order must hold across both pools, every job must succeed
+        // exactly once, and the claims must not slow down with the backlog (it must drain in time).
+        #[derive(Clone, Default)]
+        struct Check {
+            running: Arc<Mutex<HashMap<String, usize>>>,
+            peak: Arc<Mutex<HashMap<String, usize>>>,
+            busy_leads: Arc<Mutex<HashSet<String>>>,
+            seen: Arc<Mutex<HashMap<String, Vec<u64>>>>,
+            succeeded: Arc<Mutex<HashMap<JobId, usize>>>,
+            violations: Arc<Mutex<Vec<String>>>,
+        }
+        #[async_trait]
+        impl Handler for Check {
+            async fn run(&self, job: &Job) -> Result<(), JobError> {
+                let key = job.payload["ck"].as_str().unwrap().to_owned();
+                let n = job.payload["n"].as_u64().unwrap();
+                {
+                    let mut r = self.running.lock().unwrap();
+                    let now = r.entry(key.clone()).or_default();
+                    *now += 1;
+                    if *now > 4 {
+                        self.violations.lock().unwrap().push(format!("{key}: {now} at once"));
+                    }
+                    let mut p = self.peak.lock().unwrap();
+                    let peak = p.entry(key.clone()).or_default();
+                    *peak = (*peak).max(*now);
+                }
+                if let Some(lead) = &job.ordering_key {
+                    if !self.busy_leads.lock().unwrap().insert(lead.clone()) {
+                        self.violations.lock().unwrap().push(format!("{lead} ran twice at once"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(n % 3)).await;
+                if let Some(lead) = &job.ordering_key {
+                    self.busy_leads.lock().unwrap().remove(lead);
+                }
+                *self.running.lock().unwrap().get_mut(&key).unwrap() -= 1;
+                if n % 50 == 7 && job.attempts == 1 {
+                    return Err(JobError::retry("transient"));
+                }
+                if let Some(lead) = &job.ordering_key {
+                    self.seen.lock().unwrap().entry(lead.clone()).or_default().push(n);
+                }
+                *self.succeeded.lock().unwrap().entry(job.id).or_default() += 1;
+                Ok(())
+            }
+        }
+        let db = TestDb::new(backend).await;
+        let now = Timestamp::now();
+        let mut tx = db.store.begin().await.unwrap();
+        for n in 0..150u64 {
+            for lead in 0..40 {
+                let ck = format!("connection-{}", lead % 2);
+                let job = NewJob::new(Q, "check", json!({"n": n, "ck": ck}))
+                    .ordering_key(format!("lead-{lead}"))
+                    .concurrency(ck, 4);
+                jobs::enqueue(&mut tx, &job, now).await.unwrap();
+            }
+        }
+        for n in 0..4000u64 {
+            let ck = format!("endpoint-{}", n % 2);
+            jobs::enqueue(&mut tx, &NewJob::new(Q, "check", json!({"n": n, "ck": ck})).concurrency(ck, 4), now)
+                .await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let check = Check::default();
+        let other = db.second_store().await;
+        let pool = |store: &Store| Worker::new(store.clone(), Arc::new(SystemClock),
+            Registry::new().register("check", check.clone(), no_retry_delay()), config(8));
+        let stop = CancellationToken::new();
+        let r1 = tokio::spawn(pool(&db.store).run(stop.clone()));
+        let r2 = tokio::spawn(pool(&other).run(stop.clone()));
+        wait_until(Duration::from_secs(300), || check.succeeded.lock().unwrap().len() == 10_000).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        r1.await.unwrap();
+        r2.await.unwrap();
+
+        assert!(check.violations.lock().unwrap().is_empty(), "{:?}", &check.violations.lock().unwrap()[..]);
+        let peak = check.peak.lock().unwrap().clone();
+        assert_eq!(peak.len(), 4, "{peak:?}");
+        assert!(peak.values().all(|&p| p <= 4), "{peak:?}");
+        for (lead, ns) in check.seen.lock().unwrap().iter() {
+            assert_eq!(*ns, (0..150).collect::<Vec<_>>(), "order of {lead}");
+        }
+        let succeeded = check.succeeded.lock().unwrap().clone();
+        assert!(succeeded.values().all(|&c| c == 1), "a job succeeded twice");
+        let mut conn = db.store.conn().await.unwrap();
+        assert!(jobs::counts(&mut conn).await.unwrap().is_empty(), "jobs left");
+    }
+
+    async fn an_enqueue_wakes_an_idle_worker_at_once(backend) {
+        let db = TestDb::new(backend).await;
+        let rec = Recorder::default();
+        let mut cfg = config(2);
+        // Far longer than the test may wait: only a wake-up can start the jobs in time.
+        cfg.poll_interval = Duration::from_secs(60);
+        let w = Worker::new(db.store.clone(), Arc::new(SystemClock),
+            Registry::new().register("record", rec.clone(), no_retry_delay()), cfg);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(w.run(stop.clone()));
+        // Let the worker find nothing and go idle (and, on PostgreSQL, start listening).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Enqueued by this process: woken when the transaction commits.
+        enqueue(&db.store, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;
+        wait_until(Duration::from_secs(5), || rec.runs.lock().unwrap().len() == 1).await;
+
+        // Rolled back: no job, and nothing to run.
+        let mut tx = db.store.begin().await.unwrap();
+        jobs::enqueue(&mut tx, &NewJob::new(Q, "record", json!({})), Timestamp::now()).await.unwrap();
+        tx.rollback().await.unwrap();
+
+        if backend == TestBackend::Postgres {
+            // Enqueued by another process (another pool): woken by its NOTIFY.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let other = db.second_store().await;
+            enqueue(&other, NewJob::new(Q, "record", json!({})), Timestamp::now()).await;
+            wait_until(Duration::from_secs(5), || rec.runs.lock().unwrap().len() == 2).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        let expected = if backend == TestBackend::Postgres { 2 } else { 1 };
+        assert_eq!(rec.runs.lock().unwrap().len(), expected);
     }
 
     async fn shutdown_releases_unfinished_jobs(backend) {

@@ -623,7 +623,8 @@ pub async fn recent_events(conn: &mut Conn, company: CompanyId, limit: u32) -> R
 /// The company's pending jobs of one kind (e.g. `webhook.dispatch`), oldest first.
 pub async fn pending_jobs(conn: &mut Conn, company: CompanyId, kind: &str) -> Result<Vec<Job>> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE company_id = $1 AND kind = $2 AND status = 'pending'
+        "SELECT id FROM jobs WHERE company_id = $1 AND kind = $2
+                AND status IN ('pending', 'waiting', 'scheduled', 'blocked')
          ORDER BY id",
     )
     .bind(company.to_string())

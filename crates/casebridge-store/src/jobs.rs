@@ -1,22 +1,46 @@
 //! The job table behind the durable queue (`casebridge-queue` runs the jobs).
 //!
+//! A job's `status` says what it waits for, so a claim reads only jobs that can run:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | `pending` | claimable once `run_at` passes: it is the head of its ordering key and holds a slot of its concurrency key |
+//! | `running` | claimed under a lease until `locked_until` (then claimable again: takeover) |
+//! | `waiting` | behind an earlier unfinished job of its ordering key |
+//! | `scheduled` | has a concurrency key but no slot yet (new, or retried, until `run_at`) |
+//! | `blocked` | due, waiting for a slot of its concurrency key |
+//! | `dead` | retries spent or a permanent error; kept until requeued |
+//!
+//! Outside the store, `waiting`, `scheduled` and `blocked` read as [`JobStatus::Pending`].
+//!
 //! Invariants:
 //! - A job is enqueued with [`enqueue`] on the caller's connection, so it commits or rolls back
-//!   with the change that caused it (transactional outbox).
+//!   with the change that caused it (transactional outbox). Committing a [`crate::Tx`] that
+//!   enqueued wakes the store's idle workers ([`crate::wake`]).
+//! - A claim reads due `pending` jobs and expired leases through partial indexes (`LIMIT`
+//!   applies in the index), plus the `scheduled` jobs that fell due since the last claim, which
+//!   it gates (at most 200 per claim; on SQLite, enqueue gates a due job itself). Its cost does
+//!   not depend on how many jobs wait for a time, a key or a slot.
 //! - A job is claimed by one worker at a time: on PostgreSQL the claim locks rows with
-//!   `FOR UPDATE SKIP LOCKED`; on SQLite the claim runs in a `BEGIN IMMEDIATE` transaction, which
-//!   holds the database's single write lock.
+//!   `FOR UPDATE SKIP LOCKED`; on SQLite every write transaction holds the single write lock.
 //! - A claim carries a lease (`lease_id`, `locked_until`). Completing, retrying or burying a job
 //!   needs the lease id, so a worker whose lease expired cannot overwrite the outcome of the
 //!   worker that took the job over. An expired lease makes the job claimable again.
-//! - Jobs that share an ordering key run one at a time in enqueue order: a job is claimable only
-//!   when no earlier job with its key is pending or running. Dead jobs do not block.
-//! - Jobs that share a concurrency key run at most `concurrency_limit` at once: a claim takes,
-//!   per key, only as many as the limit leaves after counting the key's running jobs. Within a
-//!   process claims are serial, so the bound is exact; two processes claiming at the same instant
-//!   on PostgreSQL can each fill the limit once.
+//! - Ordering keys: at most one job per key is unfinished and not `waiting` (the head; dead jobs
+//!   do not count). Enqueue makes a job `waiting` if its key has an unfinished job; completing
+//!   or burying the head moves the key's oldest `waiting` job on, in the same transaction. A
+//!   retried head stays the head, so order survives retries. On PostgreSQL both sides hold a
+//!   transaction-scoped advisory lock on the key, so enqueue order is commit order.
+//! - Concurrency keys: the key's `pending` and `running` jobs hold its slots, never more than
+//!   its limit. Slots are given only under the key's advisory lock (PostgreSQL), by a claim
+//!   gating due `scheduled` jobs and by the transaction that frees a slot (complete, retry,
+//!   bury), oldest `blocked` job first. Claims take only jobs that hold their slot, so the limit
+//!   is exact across processes. API transactions never take this lock (they only make jobs
+//!   `scheduled`), so the queue's lock order is always ordering key, then concurrency keys in
+//!   sorted order, and cannot deadlock with them.
 //! - Finished jobs are deleted; dead jobs stay (status `dead`) until requeued or pruned.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use casebridge_domain::ids::JobId;
@@ -26,11 +50,15 @@ use jiff::Timestamp;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{parse_id, parse_opt_id, ts, Backend, Conn, Result, Store, StoreError};
+use crate::{parse_id, parse_opt_id, ts, wake, Backend, Conn, Result, Store, StoreError, Tx};
 
 const COLUMNS: &str =
-    "id, queue, kind, company_id, payload, ordering_key, status, attempts, run_at,
-    first_attempt_at, locked_until, lease_id, last_error, created_at";
+    "id, queue, kind, company_id, payload, ordering_key, concurrency_key, status, attempts,
+    run_at, first_attempt_at, locked_until, lease_id, last_error, created_at";
+
+/// Due `scheduled` jobs a claim gates at most (the rest wait for the next claim), so a claim
+/// after a large burst stays short.
+const GATE_BATCH: i64 = 200;
 
 #[derive(FromRow)]
 struct Row {
@@ -40,6 +68,7 @@ struct Row {
     company_id: Option<String>,
     payload: String,
     ordering_key: Option<String>,
+    concurrency_key: Option<String>,
     status: String,
     attempts: i64,
     run_at: i64,
@@ -52,6 +81,11 @@ struct Row {
 
 impl Row {
     fn into_model(self) -> Result<Job> {
+        // The states a job waits in are the store's business: outside, they are all "pending".
+        let status = match self.status.as_str() {
+            "waiting" | "scheduled" | "blocked" => Some(JobStatus::Pending),
+            other => JobStatus::parse(other),
+        };
         Ok(Job {
             id: parse_id("jobs.id", &self.id)?,
             queue: self.queue,
@@ -60,7 +94,7 @@ impl Row {
             payload: serde_json::from_str(&self.payload)
                 .map_err(|e| StoreError::Corrupt(format!("jobs.payload: {e}")))?,
             ordering_key: self.ordering_key,
-            status: JobStatus::parse(&self.status)
+            status: status
                 .ok_or_else(|| StoreError::Corrupt(format!("jobs.status `{}`", self.status)))?,
             attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
             run_at: ts(self.run_at)?,
@@ -81,24 +115,103 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
+fn is_postgres(conn: &Conn) -> bool {
+    conn.backend_name() == "PostgreSQL"
+}
+
+/// Appended to the row selections of queue transactions: on PostgreSQL, rows another
+/// transaction holds are skipped rather than waited for (so the queue's own transactions wait
+/// only on advisory locks, in a fixed order).
+///
+/// Such selections are written as `WITH picked AS MATERIALIZED (… LIMIT n FOR UPDATE SKIP
+/// LOCKED) UPDATE … WHERE seq IN (SELECT seq FROM picked)`: as a plain subquery of the UPDATE,
+/// PostgreSQL may run the selection again for each row, and since the rows the statement already
+/// changed no longer lock, each run picks further rows, well past `LIMIT` (measured: a claim of 8
+/// took 22).
+fn skip_locked(conn: &Conn) -> &'static str {
+    if is_postgres(conn) {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    }
+}
+
+/// PostgreSQL: serialises, until commit, the transactions that change which job heads an
+/// ordering key. (SQLite's write transactions are serial already.)
+async fn lock_ordering_key(conn: &mut Conn, queue: &str, key: &str) -> Result<()> {
+    if is_postgres(conn) {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(format!("{queue}/{key}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: serialises, until commit, the transactions that give out a concurrency key's
+/// slots. Only the queue's own transactions take it (see the module docs).
+async fn lock_concurrency_key(conn: &mut Conn, queue: &str, key: &str) -> Result<()> {
+    if is_postgres(conn) {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 11))")
+            .bind(format!("{queue}/{key}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether the ordering key has an unfinished (not dead) job.
+async fn key_has_unfinished(conn: &mut Conn, queue: &str, key: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs
+                               WHERE queue = $1 AND ordering_key = $2 AND status <> 'dead'
+                               LIMIT 1) t",
+    )
+    .bind(queue)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// The state a job starts in once it heads its ordering key (or has none).
+fn head_status(concurrency_key: Option<&str>) -> &'static str {
+    if concurrency_key.is_some() {
+        // Gated by the next claim, which takes the key's lock; an API transaction must not.
+        "scheduled"
+    } else {
+        "pending"
+    }
+}
+
 /// Adds a job on the caller's connection, normally inside the transaction of the change that
 /// caused it.
 pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<JobId> {
-    if let Some(key) = &job.ordering_key {
-        if conn.backend_name() == "PostgreSQL" {
-            // Serialise enqueues per key until commit, so `seq` order (assigned at insert) is
-            // also commit order and a later job of the key can never become visible first.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-                .bind(format!("{}/{}", job.queue, key))
-                .execute(&mut *conn)
-                .await?;
+    let behind = match &job.ordering_key {
+        Some(key) => {
+            // Held until commit, so `seq` order (assigned at insert) is also commit order and
+            // a later job of the key can never become visible first.
+            lock_ordering_key(conn, &job.queue, key).await?;
+            key_has_unfinished(conn, &job.queue, key).await?
         }
-    }
+        None => false,
+    };
+    let concurrency_key = job.concurrency.as_ref().map(|(k, _)| k.clone());
+    let run_at = job.run_at.unwrap_or(now);
+    let status = match &job.concurrency {
+        _ if behind => "waiting",
+        // SQLite: write transactions are serial, so the slot can be given here at no risk of a
+        // deadlock (on PostgreSQL the next claim gates it, under the key's lock).
+        Some((key, limit)) if !is_postgres(conn) && run_at <= now => {
+            gate_at_enqueue(conn, &job.queue, key, i64::from(*limit)).await?
+        }
+        _ => head_status(concurrency_key.as_deref()),
+    };
     let id = JobId::new();
     sqlx::query(
         "INSERT INTO jobs (id, queue, kind, company_id, payload, ordering_key, concurrency_key,
                            concurrency_limit, status, attempts, run_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $9, $10, 'pending', 0, $7, $8, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $9, $10, $11, 0, $7, $8, $8)",
     )
     .bind(id.to_string())
     .bind(&job.queue)
@@ -106,30 +219,180 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: Timestamp) -> Result<Jo
     .bind(job.company_id.map(|c| c.to_string()))
     .bind(job.payload.to_string())
     .bind(job.ordering_key.clone())
-    .bind(job.run_at.unwrap_or(now).as_millisecond())
+    .bind(run_at.as_millisecond())
     .bind(now.as_millisecond())
-    .bind(job.concurrency.as_ref().map(|(k, _)| k.clone()))
+    .bind(concurrency_key)
     .bind(job.concurrency.as_ref().map(|(_, l)| i64::from(*l)))
+    .bind(status)
     .execute(&mut *conn)
     .await?;
+    if status != "waiting" && status != "blocked" {
+        wake::mark_enqueued();
+    }
     Ok(id)
 }
 
-/// Removes the pending (not running) jobs of `queue` with `ordering_key` and returns them, so
+/// SQLite only (inside the caller's write transaction): `pending` if the key has a free slot
+/// and no job waits for one (first come, first served), else `blocked`.
+async fn gate_at_enqueue(
+    conn: &mut Conn,
+    queue: &str,
+    key: &str,
+    limit: i64,
+) -> Result<&'static str> {
+    let (held, blocked): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE queue = $1 AND concurrency_key = $2
+                                          AND status IN ('pending', 'running')),
+                (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND concurrency_key = $2
+                                                          AND status = 'blocked' LIMIT 1) b)",
+    )
+    .bind(queue)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(if held < limit && blocked == 0 {
+        "pending"
+    } else {
+        "blocked"
+    })
+}
+
+/// Removes the jobs of `queue` with `ordering_key` that have not started and returns them, so
 /// the caller can enqueue their work again in another order, in its transaction.
 pub async fn take_pending(conn: &mut Conn, queue: &str, ordering_key: &str) -> Result<Vec<Job>> {
+    lock_ordering_key(conn, queue, ordering_key).await?;
     let taken: Vec<Row> = sqlx::query_as(&format!(
-        "DELETE FROM jobs WHERE queue = $1 AND ordering_key = $2 AND status = 'pending'
+        "DELETE FROM jobs WHERE queue = $1 AND ordering_key = $2
+                            AND status IN ('pending', 'waiting', 'scheduled', 'blocked')
          RETURNING {COLUMNS}"
     ))
     .bind(queue)
     .bind(ordering_key)
     .fetch_all(&mut *conn)
     .await?;
+    // A taken `pending` job held a slot of its concurrency key. This transaction must not take
+    // the key's lock (module docs), so it hands the slot on through the gate: the key's oldest
+    // blocked job becomes `scheduled` (due), and the next claim gates it, filling every free
+    // slot of the key.
+    let mut freed: Vec<&str> = taken
+        .iter()
+        .filter(|r| r.status == "pending")
+        .filter_map(|r| r.concurrency_key.as_deref())
+        .collect();
+    freed.sort_unstable();
+    freed.dedup();
+    for key in freed {
+        let kicked = sqlx::query(&format!(
+            "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                           WHERE queue = $1 AND concurrency_key = $2 AND status = 'blocked'
+                           ORDER BY run_at, seq LIMIT 1 {})
+             UPDATE jobs SET status = 'scheduled'
+             WHERE seq IN (SELECT seq FROM picked)
+               AND status = 'blocked'",
+            skip_locked(conn)
+        ))
+        .bind(queue)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+        if kicked.rows_affected() > 0 {
+            wake::mark_enqueued();
+        }
+    }
     rows(taken)
 }
 
-/// Claims up to `limit` runnable jobs of `queue` for `lease`, in `run_at` order.
+/// Gives free slots of a concurrency key to its oldest blocked jobs. The caller holds the key's
+/// lock (PostgreSQL).
+async fn hand_off(conn: &mut Conn, queue: &str, key: &str, limit: i64) -> Result<()> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs
+         WHERE queue = $1 AND concurrency_key = $2 AND status IN ('pending', 'running')",
+    )
+    .bind(queue)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    let free = limit - held;
+    if free <= 0 {
+        return Ok(());
+    }
+    let moved = sqlx::query(&format!(
+        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                       WHERE queue = $1 AND concurrency_key = $2 AND status = 'blocked'
+                       ORDER BY run_at, seq LIMIT $3 {})
+         UPDATE jobs SET status = 'pending'
+         WHERE seq IN (SELECT seq FROM picked)
+           AND status = 'blocked'",
+        skip_locked(conn)
+    ))
+    .bind(queue)
+    .bind(key)
+    .bind(free)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() > 0 {
+        wake::mark_enqueued();
+    }
+    Ok(())
+}
+
+/// Locks each key (sorted, so concurrent gates cannot deadlock) and hands off its free slots.
+async fn hand_off_all(conn: &mut Conn, queue: &str, keys: BTreeMap<String, i64>) -> Result<()> {
+    for (key, limit) in keys {
+        lock_concurrency_key(conn, queue, &key).await?;
+        hand_off(conn, queue, &key, limit).await?;
+    }
+    Ok(())
+}
+
+/// Gates the `scheduled` jobs that are due: each becomes `blocked`, and its key's free slots go
+/// to the key's oldest blocked jobs.
+async fn gate_due(tx: &mut Tx, queue: &str, now: i64) -> Result<()> {
+    let gated: Vec<(Option<String>, Option<i64>)> = sqlx::query_as(&format!(
+        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                       WHERE queue = $1 AND status = 'scheduled' AND run_at <= $2
+                       ORDER BY run_at, seq LIMIT {GATE_BATCH} {})
+         UPDATE jobs SET status = CASE WHEN concurrency_key IS NULL THEN 'pending'
+                                       ELSE 'blocked' END
+         WHERE seq IN (SELECT seq FROM picked)
+           AND status = 'scheduled'
+         RETURNING concurrency_key, concurrency_limit",
+        skip_locked(tx)
+    ))
+    .bind(queue)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    let keys: BTreeMap<String, i64> = gated
+        .into_iter()
+        .filter_map(|(k, l)| Some((k?, l.unwrap_or(1))))
+        .collect();
+    hand_off_all(tx, queue, keys).await
+}
+
+/// Whether a claim could find anything: a due `pending` job, a due `scheduled` one to gate, or
+/// an expired lease. Three index probes on a read connection, so an idle worker's look costs
+/// no write transaction (on SQLite, no turn at the write lock).
+async fn has_work(store: &Store, queue: &str, now: i64) -> Result<bool> {
+    let mut conn = store.conn().await?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'pending'
+                                       AND run_at <= $2 LIMIT 1) a)
+              + (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'scheduled'
+                                       AND run_at <= $2 LIMIT 1) b)
+              + (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'running'
+                                       AND locked_until <= $2 LIMIT 1) c)",
+    )
+    .bind(queue)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Claims up to `limit` runnable jobs of `queue` for `lease`: expired leases first, then due
+/// `pending` jobs in `run_at` order. Gates due `scheduled` jobs first, in the same transaction.
 pub async fn claim(
     store: &Store,
     queue: &str,
@@ -140,63 +403,120 @@ pub async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
+    let now_ms = now.as_millisecond();
+    if !has_work(store, queue, now_ms).await? {
+        return Ok(Vec::new());
+    }
+    let mut tx = store.begin().await?;
+    gate_due(&mut tx, queue, now_ms).await?;
+    let lease_id = Uuid::new_v4().to_string();
+    let until = now_ms + ms(lease);
     let lock = match store.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    // Candidates are the runnable jobs (due, or leased by a worker that stopped renewing) that no
-    // earlier job of their ordering key holds back. Per concurrency key, ROW_NUMBER ranks them
-    // so that, added to the key's running count, no more than its limit are taken. The outer
-    // SELECT takes the limit in due order and, on PostgreSQL, skips rows another claim holds.
-    // SQL comments inside the statement are fine for both backends.
-    let sql = format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = $1,
-                locked_until = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
-                updated_at = $3
-         WHERE seq IN (
-             SELECT seq FROM jobs WHERE seq IN (
-                 SELECT c.seq FROM (
-                     SELECT j.seq, j.concurrency_key, j.concurrency_limit,
-                            ROW_NUMBER() OVER (PARTITION BY j.concurrency_key
-                                               ORDER BY j.run_at, j.seq) AS rn
-                     FROM jobs j
-                     WHERE j.queue = $4
-                       AND ((j.status = 'pending' AND j.run_at <= $3)
-                            OR (j.status = 'running' AND j.locked_until <= $3))
-                       AND (j.ordering_key IS NULL OR NOT EXISTS (
-                            SELECT 1 FROM jobs e
-                            WHERE e.queue = j.queue AND e.ordering_key = j.ordering_key
-                              AND e.seq < j.seq AND e.status <> 'dead'))
-                 ) c
-                 WHERE c.concurrency_key IS NULL
-                    OR c.rn + (SELECT COUNT(*) FROM jobs r
-                               WHERE r.queue = $4 AND r.concurrency_key = c.concurrency_key
-                                 AND r.status = 'running' AND r.locked_until > $3)
-                       <= c.concurrency_limit)
-               -- Repeated at the locking level: on PostgreSQL a row that another claim
-               -- changed after our snapshot is re-checked against these conditions.
-               AND ((status = 'pending' AND run_at <= $3)
-                    OR (status = 'running' AND locked_until <= $3))
-             ORDER BY run_at, seq
-             LIMIT $5
-             {lock})
+    // Each selection is a range of one partial index, in index order, so `LIMIT` bounds the
+    // rows read. The conditions are repeated at the locking level: on PostgreSQL a row that
+    // another transaction changed after our snapshot is re-checked against them.
+    let mut claimed: Vec<Row> = sqlx::query_as(&format!(
+        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                       WHERE queue = $4 AND status = 'running' AND locked_until <= $3
+                       ORDER BY locked_until LIMIT $5 {lock})
+         UPDATE jobs SET attempts = attempts + 1, lease_id = $1, locked_until = $2, updated_at = $3
+         WHERE seq IN (SELECT seq FROM picked)
+           AND status = 'running' AND locked_until <= $3
          RETURNING {COLUMNS}"
-    );
-    let lease_id = Uuid::new_v4().to_string();
-    let mut tx = store.begin().await?;
-    let claimed: Vec<Row> = sqlx::query_as(&sql)
+    ))
+    .bind(&lease_id)
+    .bind(until)
+    .bind(now_ms)
+    .bind(queue)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await?;
+    let left = i64::from(limit) - claimed.len() as i64;
+    if left > 0 {
+        let fresh: Vec<Row> = sqlx::query_as(&format!(
+            "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                           WHERE queue = $4 AND status = 'pending' AND run_at <= $3
+                           ORDER BY run_at, seq LIMIT $5 {lock})
+             UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_id = $1,
+                    locked_until = $2, first_attempt_at = COALESCE(first_attempt_at, $3),
+                    updated_at = $3
+             WHERE seq IN (SELECT seq FROM picked)
+               AND status = 'pending' AND run_at <= $3
+             RETURNING {COLUMNS}"
+        ))
         .bind(&lease_id)
-        .bind(now.as_millisecond() + ms(lease))
-        .bind(now.as_millisecond())
+        .bind(until)
+        .bind(now_ms)
         .bind(queue)
-        .bind(i64::from(limit))
+        .bind(left)
         .fetch_all(&mut *tx)
         .await?;
+        claimed.extend(fresh);
+    }
     tx.commit().await?;
     let mut jobs = rows(claimed)?;
     // RETURNING does not promise an order.
     jobs.sort_by_key(|j| (j.run_at, j.id));
     Ok(jobs)
+}
+
+/// The key columns a lease-guarded change returns.
+type Keys = (Option<String>, Option<String>, Option<i64>);
+
+/// The job ended (done: deleted; or dead) under the caller's lease. Moves its ordering key's next
+/// job on and gives its concurrency slot away, in the same transaction. False when the lease was
+/// lost.
+async fn finish(store: &Store, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> Result<bool> {
+    let lease = job.lease_id.as_deref().unwrap_or_default();
+    let mut tx = store.begin().await?;
+    if let Some(key) = &job.ordering_key {
+        lock_ordering_key(&mut tx, &job.queue, key).await?;
+    }
+    let mut q = sqlx::query_as::<_, Keys>(sql)
+        .bind(job.id.to_string())
+        .bind(lease);
+    if let Some(t) = binds.at {
+        q = q.bind(t.as_millisecond());
+    }
+    if let Some(e) = binds.error {
+        q = q.bind(e);
+    }
+    let Some((ordering_key, concurrency_key, limit)) = q.fetch_optional(&mut *tx).await? else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    if let Some(key) = &ordering_key {
+        let next: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT seq, concurrency_key FROM jobs
+             WHERE queue = $1 AND ordering_key = $2 AND status = 'waiting'
+             ORDER BY seq LIMIT 1",
+        )
+        .bind(&job.queue)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((seq, next_key)) = next {
+            sqlx::query("UPDATE jobs SET status = $2 WHERE seq = $1 AND status = 'waiting'")
+                .bind(seq)
+                .bind(head_status(next_key.as_deref()))
+                .execute(&mut *tx)
+                .await?;
+            wake::mark_enqueued();
+        }
+    }
+    if let Some(key) = concurrency_key {
+        hand_off_all(
+            &mut tx,
+            &job.queue,
+            BTreeMap::from([(key, limit.unwrap_or(1))]),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Runs one statement that changes a job only while the caller still holds its lease.
@@ -229,16 +549,18 @@ struct LeaseBinds<'a> {
 
 /// The job succeeded: it is removed.
 pub async fn complete(store: &Store, job: &Job) -> Result<bool> {
-    with_lease(
+    finish(
         store,
-        "DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND status = 'running'",
         job,
+        "DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND status = 'running'
+         RETURNING ordering_key, concurrency_key, concurrency_limit",
         LeaseBinds::default(),
     )
     .await
 }
 
-/// The attempt failed and the job runs again at `at`.
+/// The attempt failed and the job runs again at `at`. It stays the head of its ordering key
+/// (so order survives retries) but gives its concurrency slot back until then (`scheduled`).
 pub async fn retry(
     store: &Store,
     job: &Job,
@@ -246,29 +568,51 @@ pub async fn retry(
     error: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    with_lease(
-        store,
-        "UPDATE jobs SET status = 'pending', run_at = $3, last_error = $4, lease_id = NULL,
-                locked_until = NULL, updated_at = $5
-         WHERE id = $1 AND lease_id = $2 AND status = 'running'",
-        job,
-        LeaseBinds {
-            at: Some(at),
-            error: Some(error),
-            now: Some(now),
-        },
+    let lease = job.lease_id.as_deref().unwrap_or_default();
+    let mut tx = store.begin().await?;
+    let done: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+        "UPDATE jobs SET status = CASE WHEN concurrency_key IS NULL THEN 'pending'
+                                       ELSE 'scheduled' END,
+                run_at = $3, last_error = $4, lease_id = NULL, locked_until = NULL, updated_at = $5
+         WHERE id = $1 AND lease_id = $2 AND status = 'running'
+         RETURNING concurrency_key, concurrency_limit",
     )
-    .await
+    .bind(job.id.to_string())
+    .bind(lease)
+    .bind(at.as_millisecond())
+    .bind(error)
+    .bind(now.as_millisecond())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((concurrency_key, limit)) = done else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    if let Some(key) = concurrency_key {
+        hand_off_all(
+            &mut tx,
+            &job.queue,
+            BTreeMap::from([(key, limit.unwrap_or(1))]),
+        )
+        .await?;
+    }
+    if at <= now {
+        wake::mark_enqueued();
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
-/// The job failed for good (retries spent or a permanent error): dead letter.
+/// The job failed for good (retries spent or a permanent error): dead letter. Dead jobs hold
+/// back nothing: the next job of its ordering key moves on.
 pub async fn bury(store: &Store, job: &Job, now: Timestamp, error: &str) -> Result<bool> {
-    with_lease(
+    finish(
         store,
+        job,
         "UPDATE jobs SET status = 'dead', last_error = $4, lease_id = NULL, locked_until = NULL,
                 updated_at = $3
-         WHERE id = $1 AND lease_id = $2 AND status = 'running'",
-        job,
+         WHERE id = $1 AND lease_id = $2 AND status = 'running'
+         RETURNING ordering_key, concurrency_key, concurrency_limit",
         LeaseBinds {
             at: Some(now),
             error: Some(error),
@@ -293,8 +637,9 @@ pub async fn extend(store: &Store, job: &Job, until: Timestamp) -> Result<bool> 
 }
 
 /// Gives an unfinished job back (graceful shutdown): runnable at once, the attempt not counted.
+/// It keeps its place: the head of its ordering key, a slot of its concurrency key.
 pub async fn release(store: &Store, job: &Job, now: Timestamp) -> Result<bool> {
-    with_lease(
+    let released = with_lease(
         store,
         "UPDATE jobs SET status = 'pending', run_at = $3, attempts = attempts - 1, lease_id = NULL,
                 locked_until = NULL, updated_at = $3
@@ -305,7 +650,11 @@ pub async fn release(store: &Store, job: &Job, now: Timestamp) -> Result<bool> {
             ..LeaseBinds::default()
         },
     )
-    .await
+    .await?;
+    if released {
+        store.wake_workers();
+    }
+    Ok(released)
 }
 
 pub async fn get(conn: &mut Conn, id: JobId) -> Result<Job> {
@@ -332,19 +681,46 @@ pub async fn dead(conn: &mut Conn, queue: &str, page: &PageRequest) -> Result<Pa
     }))
 }
 
-/// Puts a dead job back in line with a fresh attempt budget.
+/// Puts a dead job back in line with a fresh attempt budget: behind its ordering key's
+/// unfinished jobs if it has any (run it in a transaction for that check to be exact on
+/// PostgreSQL).
 pub async fn requeue_dead(conn: &mut Conn, id: JobId, now: Timestamp) -> Result<()> {
+    let found: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT queue, ordering_key, concurrency_key FROM jobs WHERE id = $1 AND status = 'dead'",
+    )
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((queue, ordering_key, concurrency_key)) = found else {
+        return Err(StoreError::NotFound);
+    };
+    let behind = match &ordering_key {
+        Some(key) => {
+            lock_ordering_key(conn, &queue, key).await?;
+            key_has_unfinished(conn, &queue, key).await?
+        }
+        None => false,
+    };
+    let status = if behind {
+        "waiting"
+    } else {
+        head_status(concurrency_key.as_deref())
+    };
     let done = sqlx::query(
-        "UPDATE jobs SET status = 'pending', run_at = $2, attempts = 0, first_attempt_at = NULL,
+        "UPDATE jobs SET status = $3, run_at = $2, attempts = 0, first_attempt_at = NULL,
                 updated_at = $2
          WHERE id = $1 AND status = 'dead'",
     )
     .bind(id.to_string())
     .bind(now.as_millisecond())
+    .bind(status)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
+    }
+    if !behind {
+        wake::mark_enqueued();
     }
     Ok(())
 }
@@ -361,10 +737,31 @@ pub async fn counts(conn: &mut Conn) -> Result<Vec<(String, String, i64)>> {
 /// When the next pending job of `queue` becomes runnable, if any: lets an idle worker sleep
 /// exactly until then.
 pub async fn next_run_at(conn: &mut Conn, queue: &str) -> Result<Option<Timestamp>> {
-    let at: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE queue = $1 AND status = 'pending'")
-            .bind(queue)
-            .fetch_one(&mut *conn)
-            .await?;
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(run_at) FROM jobs
+         WHERE queue = $1 AND status IN ('pending', 'waiting', 'scheduled', 'blocked')",
+    )
+    .bind(queue)
+    .fetch_one(&mut *conn)
+    .await?;
+    at.map(ts).transpose()
+}
+
+/// The earliest time a claim of `queue` could find something it cannot find now: a `pending`
+/// or `scheduled` job's `run_at`, or a lease's end. Three index probes; an idle worker sleeps
+/// until then (or until woken).
+pub async fn next_due(conn: &mut Conn, queue: &str) -> Result<Option<Timestamp>> {
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(t) FROM (
+             SELECT MIN(run_at) AS t FROM jobs WHERE queue = $1 AND status = 'pending'
+             UNION ALL
+             SELECT MIN(run_at) AS t FROM jobs WHERE queue = $1 AND status = 'scheduled'
+             UNION ALL
+             SELECT MIN(locked_until) AS t FROM jobs WHERE queue = $1 AND status = 'running'
+         ) d",
+    )
+    .bind(queue)
+    .fetch_one(&mut *conn)
+    .await?;
     at.map(ts).transpose()
 }

@@ -46,8 +46,10 @@ pub mod webhooks;
 mod error;
 mod jiff_ms;
 mod refs;
+pub mod wake;
 
 pub use error::StoreError;
+pub use wake::JobWakeups;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -58,21 +60,36 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// On SQLite a write transaction also holds the store's in-process write lock (a fair, FIFO
 /// mutex): writers queue in order instead of racing SQLite's busy handler, which is not fair and
 /// can starve a writer past its timeout under load.
-pub struct Tx(
-    sqlx::Transaction<'static, Any>,
-    Option<tokio::sync::OwnedMutexGuard<()>>,
-);
+///
+/// A transaction that enqueued a job wakes the store's idle workers when it commits
+/// ([`wake`]); callers need not do anything for it.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    hub: std::sync::Arc<wake::Hub>,
+    /// [`wake::epoch`] when the transaction began.
+    epoch: u64,
+}
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        let Tx(tx, guard) = self;
+        let Tx {
+            tx,
+            guard,
+            hub,
+            epoch,
+        } = self;
         let done = tx.commit().await;
         drop(guard);
-        Ok(done?)
+        done?;
+        if wake::epoch() != epoch {
+            hub.wake();
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<()> {
-        let Tx(tx, guard) = self;
+        let Tx { tx, guard, .. } = self;
         let done = tx.rollback().await;
         drop(guard);
         Ok(done?)
@@ -82,13 +99,13 @@ impl Tx {
 impl std::ops::Deref for Tx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.0
+        &self.tx
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.0
+        &mut self.tx
     }
 }
 
@@ -141,6 +158,8 @@ pub struct Store {
     /// SQLite only: serialises write transactions in this process (see [`Tx`]).
     write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
     backend: Backend,
+    /// Wakes idle workers after a commit that enqueued jobs ([`wake`]).
+    hub: std::sync::Arc<wake::Hub>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -176,10 +195,13 @@ impl Store {
             .map_err(StoreError::from)?;
         let write_lock =
             (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let hub =
+            wake::Hub::new((backend == Backend::Postgres).then(|| (url.to_owned(), pool.clone())));
         Ok(Self {
             pool,
             backend,
             write_lock,
+            hub: std::sync::Arc::new(hub),
         })
     }
 
@@ -197,8 +219,22 @@ impl Store {
         self.backend
     }
 
+    /// What idle workers await: jobs enqueued in this process (woken when their transaction
+    /// commits) and, on PostgreSQL, in other processes (a debounced NOTIFY; the first
+    /// subscriber starts one listening connection per store, the last one to go stops it).
+    pub fn job_wakeups(&self) -> JobWakeups {
+        self.hub.subscribe()
+    }
+
+    /// Wakes idle workers now, as a commit that enqueued would (for tools that change jobs
+    /// outside a [`Tx`]).
+    pub fn wake_workers(&self) {
+        self.hub.wake();
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
+        let epoch = wake::epoch();
         // Queue for the write lock before taking a connection, so waiting writers do not hold
         // pooled connections.
         let guard = match &self.write_lock {
@@ -209,7 +245,12 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx(tx, guard))
+        Ok(Tx {
+            tx,
+            guard,
+            hub: self.hub.clone(),
+            epoch,
+        })
     }
 
     /// A pooled connection for reads outside a transaction.
