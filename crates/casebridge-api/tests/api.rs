@@ -189,7 +189,7 @@ backend_tests! {
         let r = app.post(&path, json!({"case_id": "01a1feab-0000-7000-8000-000000000000"})).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         // Deleting a case takes it off its lists.
-        app.delete(&format!("/api/v1/cases/{b}")).await;
+        app.delete(&format!("/api/v1/cases/{b}")).await.expect(StatusCode::NO_CONTENT);
         assert!(ids(&app.get(&path).await.body).is_empty());
     }
 
@@ -228,7 +228,7 @@ backend_tests! {
             "external_refs": [{"provider": "lawruler", "external_id": "C1"}]})).await;
         let case = app.create("/api/v1/cases", json!({"name": "A case", "case_type_id": ct, "client_id": client,
             "external_refs": [{"provider": "lawruler", "external_id": "L1"}]})).await;
-        app.post(&format!("/api/v1/lists/{list}/cases"), json!({"case_id": case})).await;
+        app.post(&format!("/api/v1/lists/{list}/cases"), json!({"case_id": case})).await.expect(StatusCode::CREATED);
 
         let (_, b) = app.new_company("Firm B").await;
         let as_b = |m: Method, p: String, body: Option<Value>| {
@@ -352,7 +352,7 @@ backend_tests! {
         assert_eq!(r.status, StatusCode::OK);
         let r = TestApp::reply(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
         assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
-        app.get("/api/v1/cases").await;
+        app.get("/api/v1/cases").await.expect(StatusCode::OK);
         let r = TestApp::reply(app.http.get(app.url("/metrics")).send().await.unwrap()).await;
         assert!(r.text.contains("casebridge_http_requests_total{method=\"GET\",route=\"/api/v1/cases\",status=\"200\"}"), "{}", r.text);
 

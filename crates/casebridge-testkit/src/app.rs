@@ -78,12 +78,23 @@ pub struct TestApp {
 }
 
 /// A response: status, headers and the body parsed as JSON (`Value::Null` when empty or not JSON).
+/// The calls that return one are `#[must_use]`: a test that sends a request checks the answer
+/// (see [`Reply::expect`]).
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
     pub text: String,
+}
+
+impl Reply {
+    /// Asserts the status (showing the body when it differs) and returns the reply.
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{}", self.text);
+        self
+    }
 }
 
 impl TestApp {
@@ -263,10 +274,12 @@ impl TestApp {
     }
 
     /// Sends a request with this app's key. `body` is sent as JSON when given.
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         self.call_as(&self.api_key, method, path, body).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn call_as(
         &self,
         key: &str,
@@ -281,6 +294,7 @@ impl TestApp {
         Self::reply(req.send().await.expect("request sent")).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn reply(resp: reqwest::Response) -> Reply {
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -294,18 +308,22 @@ impl TestApp {
         }
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn delete(&self, path: &str) -> Reply {
         self.call(Method::DELETE, path, None).await
     }
