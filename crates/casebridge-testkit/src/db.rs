@@ -2,7 +2,8 @@ use casebridge_store::{Store, StoreOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// Names the PostgreSQL server used by tests. Default: the local server CI uses.
-/// Set it to `none` to skip the PostgreSQL variants (they are never skipped silently).
+/// `none` is refused (see [`TestBackend::require_postgres`]): a variant that did not run must
+/// not be counted as passed.
 pub const POSTGRES_ENV: &str = "CASEBRIDGE_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -13,8 +14,21 @@ pub enum TestBackend {
 }
 
 impl TestBackend {
+    /// Whether `CASEBRIDGE_TEST_POSTGRES_URL=none` asks to leave PostgreSQL out.
     pub fn postgres_disabled() -> bool {
         std::env::var(POSTGRES_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("none"))
+    }
+
+    /// Called first by every PostgreSQL variant: with `CASEBRIDGE_TEST_POSTGRES_URL=none` the
+    /// variant fails rather than pass without running, and says how to leave it out visibly.
+    #[track_caller]
+    pub fn require_postgres() {
+        assert!(
+            !Self::postgres_disabled(),
+            "{POSTGRES_ENV}=none: this PostgreSQL variant did not run. To leave the PostgreSQL \
+             variants out, unset the variable and run `cargo test --workspace -- --skip ::postgres` \
+             (libtest reports them as filtered out); to run them, point {POSTGRES_ENV} at a server"
+        );
     }
 }
 
@@ -149,7 +163,19 @@ impl Drop for TestDb {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{with_database, TestBackend, POSTGRES_ENV};
+
+    #[test]
+    fn none_fails_a_postgres_variant_instead_of_passing_it() {
+        // The only test in this binary that reads the variable.
+        std::env::set_var(POSTGRES_ENV, "none");
+        let refused = std::panic::catch_unwind(TestBackend::require_postgres);
+        std::env::remove_var(POSTGRES_ENV);
+        let message = refused.expect_err("a variant that did not run must fail");
+        let message = message.downcast_ref::<String>().expect("a message");
+        assert!(message.contains("--skip ::postgres"), "{message}");
+        TestBackend::require_postgres();
+    }
 
     #[test]
     fn replaces_the_database_name() {
