@@ -42,6 +42,8 @@ fn value() -> impl Strategy<Value = (String, String)> {
     })
 }
 
+type Pairs = Vec<(String, String)>;
+
 /// Where a field travels.
 #[derive(Debug, Clone, Copy)]
 enum Place {
@@ -130,7 +132,7 @@ enum Format {
 
 impl Webhook {
     /// The query and body pairs casebridge reads from this webhook sent as `format`.
-    fn sent_as(&self, format: Format) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    fn sent_as(&self, format: Format) -> (Pairs, Pairs) {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         let mut json = serde_json::Map::new();
