@@ -14,6 +14,23 @@ pub use app::{Reply, TestApp, TestOptions};
 pub use db::{postgres_admin_url, TestBackend, TestDb, POSTGRES_ENV};
 pub use receiver::Receiver;
 
+/// Waits until `done` holds, checking every 20 ms; fails after `limit`, naming `what`. For
+/// tests that wait for something to happen: a condition, never a fixed sleep.
+pub async fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut done: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {limit:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs each test on SQLite and on PostgreSQL.
 ///
 /// ```ignore

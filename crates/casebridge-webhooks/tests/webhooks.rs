@@ -283,13 +283,12 @@ backend_tests! {
         let stop = CancellationToken::new();
         let run = tokio::spawn(app.webhook_worker(8).run(stop.clone()));
         rx.wait_for("/hang", 4, WAIT).await;
-        let sent = tokio::time::Instant::now();
         for _ in 0..10 {
             emit(&app, EventType::CallEnded, None, None).await;
         }
-        let got = rx.wait_for("/healthy", 10, WAIT).await;
-        let slowest = got.iter().map(|r| r.at.duration_since(sent)).max().unwrap();
-        assert!(slowest < Duration::from_secs(5), "healthy deliveries took {slowest:?}");
+        // All ten healthy deliveries arrive while the hanging ones are still hanging (30 s).
+        rx.wait_for("/healthy", 10, WAIT).await;
+        assert!(rx.in_flight("/hang") >= 4, "the hanging requests are still open");
         assert!(rx.peak_in_flight("/hang") <= 4, "per-endpoint concurrency is bounded");
         stop.cancel();
         run.await.unwrap();

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use casebridge_testkit::{backend_tests, TestDb};
+use casebridge_testkit::{backend_tests, wait_until, TestDb};
 use serde_json::Value;
 
 fn casebridge(data_dir: &Path, db_url: &str) -> Command {
@@ -122,18 +122,6 @@ async fn api(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-/// Waits until `done` holds, checking every 20 ms; fails after `limit`, showing `what`.
-async fn wait_until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !done().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not within {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 backend_tests! {
