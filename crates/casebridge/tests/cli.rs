@@ -16,7 +16,9 @@ fn casebridge(data_dir: &Path, db_url: &str) -> Command {
         .env("CASEBRIDGE_DATA_DIR", data_dir)
         .env("CASEBRIDGE_DATABASE_URL", db_url)
         .env("CASEBRIDGE_LOG_FORMAT", "json")
-        .env("CASEBRIDGE_SHUTDOWN_GRACE_SECS", "5");
+        .env("CASEBRIDGE_SHUTDOWN_GRACE_SECS", "5")
+        // Few connections, so parallel tests stay inside PostgreSQL's limit.
+        .env("CASEBRIDGE_DB_MAX_CONNECTIONS", "4");
     cmd
 }
 
