@@ -606,4 +606,29 @@ backend_tests! {
         assert_eq!(rx.all_received().len(), 2, "nothing sent after the delete");
     }
 
+
+    async fn an_attempt_that_outlasts_the_timeout_fails_and_is_retried(backend) {
+        // W6: 15 s in production; a short limit here so the test does not wait 15 s.
+        assert_eq!(casebridge_webhooks::delivery::ATTEMPT_TIMEOUT, Duration::from_secs(15));
+        let app = TestApp::start_with(backend, TestOptions { attempt_timeout: Duration::from_millis(300), ..TestOptions::default() }).await;
+        let rx = Receiver::start().await;
+        rx.script("/slow", [R::status(200).delay(Duration::from_secs(30))]);
+        let (id, _) = hook(&app, &rx.url("/slow"), json!({})).await;
+        emit(&app, EventType::CallStarted, None, None).await;
+        let w = app.webhook_worker(2);
+        tokio::time::timeout(Duration::from_secs(10), w.drain()).await
+            .expect("the attempt is cut off, not waited for").unwrap();
+        // The consumer's request was abandoned, and the attempt is a failure saying why.
+        casebridge_testkit::wait_until(Duration::from_secs(5), "the slow request closed", async || rx.in_flight("/slow") == 0).await;
+        let d = delivery_of(&app, &id).await;
+        assert_eq!(d["status"], "pending", "{d}");
+        assert!(d["attempts"][0]["error"].as_str().unwrap_or_default().contains("timed out"), "{d}");
+        assert_eq!(d["attempts"][0]["succeeded"], false, "{d}");
+        // The retry is sent (and answered at once this time).
+        app.advance(Duration::from_secs(3600));
+        w.drain().await.unwrap();
+        assert_eq!(rx.received("/slow").len(), 2);
+        assert_eq!(delivery_of(&app, &id).await["status"], "succeeded");
+    }
+
 }
