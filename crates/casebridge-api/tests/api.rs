@@ -189,7 +189,7 @@ backend_tests! {
         let r = app.post(&path, json!({"case_id": "01a1feab-0000-7000-8000-000000000000"})).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         // Deleting a case takes it off its lists.
-        app.delete(&format!("/api/v1/cases/{b}")).await;
+        app.delete(&format!("/api/v1/cases/{b}")).await.expect(StatusCode::NO_CONTENT);
         assert!(ids(&app.get(&path).await.body).is_empty());
     }
 
@@ -228,7 +228,7 @@ backend_tests! {
             "external_refs": [{"provider": "lawruler", "external_id": "C1"}]})).await;
         let case = app.create("/api/v1/cases", json!({"name": "A case", "case_type_id": ct, "client_id": client,
             "external_refs": [{"provider": "lawruler", "external_id": "L1"}]})).await;
-        app.post(&format!("/api/v1/lists/{list}/cases"), json!({"case_id": case})).await;
+        app.post(&format!("/api/v1/lists/{list}/cases"), json!({"case_id": case})).await.expect(StatusCode::CREATED);
 
         let (_, b) = app.new_company("Firm B").await;
         let as_b = |m: Method, p: String, body: Option<Value>| {
@@ -352,7 +352,7 @@ backend_tests! {
         assert_eq!(r.status, StatusCode::OK);
         let r = TestApp::reply(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
         assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
-        app.get("/api/v1/cases").await;
+        app.get("/api/v1/cases").await.expect(StatusCode::OK);
         let r = TestApp::reply(app.http.get(app.url("/metrics")).send().await.unwrap()).await;
         assert!(r.text.contains("casebridge_http_requests_total{method=\"GET\",route=\"/api/v1/cases\",status=\"200\"}"), "{}", r.text);
 
@@ -372,4 +372,112 @@ backend_tests! {
         let r = TestApp::reply(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
         assert_eq!((r.status, error_code(&r.body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
     }
+
+    async fn every_id_route_answers_another_company_404_and_changes_nothing(backend) {
+        // Table-driven over the OpenAPI document: every path with an id and every method on it,
+        // called with another company's key and this company's ids.
+        let app = TestApp::start(backend).await;
+        let ct = case_type(&app, "Auto").await;
+        let client = app.create("/api/v1/clients", json!({"first_name": "A"})).await;
+        let case = app.create("/api/v1/cases", json!({"name": "A case", "case_type_id": ct, "client_id": client})).await;
+        let call = app.create("/api/v1/calls", json!({"case_id": case, "direction": "outbound"})).await;
+        let mut ids: std::collections::HashMap<&str, String> = [
+            ("case-types", ct),
+            ("case-statuses", app.create("/api/v1/case-statuses", json!({"name": "Intake"})).await),
+            ("campaigns", app.create("/api/v1/campaigns", json!({"name": "Fall"})).await),
+            ("lists", app.create("/api/v1/lists", json!({"name": "A list"})).await),
+            ("clients", client),
+            ("messages", app.create("/api/v1/messages", json!({"case_id": case, "channel": "sms",
+                "direction": "outbound", "from": "+15550001000", "to": "+15550102000", "body": "Hi"})).await),
+            ("tasks", app.create("/api/v1/tasks", json!({"case_id": case, "kind": "task", "title": "Call back"})).await),
+            ("webhooks", app.create("/api/v1/webhooks", json!({"name": "Consumer", "url": "http://127.0.0.1:9/hook"})).await),
+            ("calls", call),
+            ("cases", case),
+        ].into_iter().collect();
+        ids.insert("transfers", app.create(&format!("/api/v1/calls/{}/transfers", ids["calls"]),
+            json!({"to_number": "555-0100"})).await);
+        let doc = TestApp::reply(app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap()).await
+            .expect(StatusCode::OK).body;
+        // A concrete path: each `{…}` after a collection is that collection's record of this
+        // company (`{case_id}` a case); ids of kinds not made here are fresh.
+        let concrete = |template: &str| -> String {
+            let mut out = Vec::new();
+            let mut prev = "";
+            for seg in template.split('/') {
+                let part = match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some("case_id") => ids["cases"].clone(),
+                    Some(_) => ids.get(prev).cloned().unwrap_or_else(|| "01a1feab-0000-7000-8000-000000000000".into()),
+                    None => seg.to_owned(),
+                };
+                prev = seg;
+                out.push(part);
+            }
+            out.join("/")
+        };
+        // A body with the fields each route requires, so that validation does not answer before
+        // the ownership check. Uploads are not JSON: `lawruler_outbound.rs` checks
+        // another company's recording and document uploads.
+        let when = "2026-03-02T09:30:00Z";
+        let valid = |method: &Method, template: &str| -> Option<Value> {
+            let route = template.trim_start_matches("/api/v1");
+            Some(match (method.as_str(), route) {
+                ("GET" | "DELETE", _) => return None,
+                ("POST", "/calls/{id}/analysis") => json!({"summary": "Hijacked", "post_call_result": "Hijacked"}),
+                ("POST", "/calls/{id}/transcript") => json!({"turns": [{"speaker": "agent", "text": "Hijacked"}]}),
+                ("POST", "/calls/{id}/transfers") => json!({"to_number": "555-0100"}),
+                ("POST", "/campaigns/{id}/webhooks") => json!({"name": "Hijack", "url": "http://127.0.0.1:9/x"}),
+                ("POST", "/cases/{id}/external-refs" | "/clients/{id}/external-refs") =>
+                    json!({"provider": "x", "external_id": "1"}),
+                ("POST", "/lists/{id}/auto-add-rules") => json!({"status": "Signed"}),
+                ("POST", "/lists/{id}/cases") => json!({"case_id": ids["cases"]}),
+                ("POST", "/tasks/{id}/submit") => json!({"answers": {}}),
+                ("POST", "/webhooks/{id}/recover") => json!({"since": "2026-01-01T00:00:00Z"}),
+                ("POST", "/agents/{id}/bookings") => json!({"start": when, "attendee": {"name": "Jane", "email": "jane@example.com"}}),
+                ("PATCH", "/clients/{id}") => json!({"first_name": "Hijacked"}),
+                ("PATCH", _) => json!({"name": "Hijacked"}),
+                _ => json!({}),
+            })
+        };
+        let uploads = ["/api/v1/calls/{id}/recording", "/api/v1/cases/{id}/documents"];
+        let routes: Vec<(Method, String, Option<Value>)> = doc["paths"].as_object().unwrap().iter()
+            .filter(|(path, _)| path.contains('{') && !path.contains("{provider}") && !path.contains("{token}"))
+            .flat_map(|(path, ops)| ops.as_object().unwrap().keys().filter_map(|m| {
+                let method = m.to_uppercase().parse::<Method>().unwrap();
+                if method == Method::POST && uploads.contains(&path.as_str()) {
+                    return None;
+                }
+                let mut concrete = concrete(path);
+                if path.ends_with("/availability") {
+                    concrete.push_str("?start=2026-03-02T00:00:00Z&end=2026-03-03T00:00:00Z");
+                }
+                let body = valid(&method, path);
+                Some((method, concrete, body))
+            }).collect::<Vec<_>>())
+            .collect();
+        assert!(routes.len() > 40, "{} routes", routes.len());
+        let gets: Vec<&String> = routes.iter().filter(|(m, _, _)| m == Method::GET).map(|(_, p, _)| p).collect();
+        let snapshot = async || {
+            let mut seen = Vec::new();
+            for p in &gets {
+                let r = app.get(p).await;
+                seen.push((p.to_string(), r.status, r.text));
+            }
+            seen
+        };
+        let before = snapshot().await;
+        let found = before.iter().filter(|(_, status, _)| *status == StatusCode::OK).count();
+        assert!(found >= 15, "the ids are this company's records: {found} of {} GETs found", gets.len());
+
+        let (_, other) = app.new_company("Other Firm").await;
+        let mut wrong = Vec::new();
+        for (method, path, body) in &routes {
+            let r = app.call_as(&other, method.clone(), path, body.clone()).await;
+            if r.status != StatusCode::NOT_FOUND || r.body["error"]["code"].as_str().is_none() {
+                wrong.push(format!("{method} {path}: {} {}", r.status, r.text));
+            }
+        }
+        assert!(wrong.is_empty(), "not a 404 in the envelope:\n{}", wrong.join("\n"));
+        assert_eq!(snapshot().await, before, "this company's records changed");
+    }
+
 }

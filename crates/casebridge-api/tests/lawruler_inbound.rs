@@ -52,6 +52,7 @@ enum Format {
     Multipart,
 }
 
+#[must_use]
 async fn send(
     app: &TestApp,
     path: &str,
@@ -78,20 +79,42 @@ async fn send(
     TestApp::reply(req.send().await.unwrap()).await
 }
 
-async fn count(app: &TestApp, path: &str) -> usize {
-    app.get(path).await.body["data"]
+/// The records a list route returns; the listing itself must succeed, so "nothing stored" is
+/// never a failed request read as an empty list.
+async fn listed(app: &TestApp, path: &str) -> Vec<Value> {
+    let r = app.get(path).await.expect(StatusCode::OK);
+    r.body["data"]
         .as_array()
-        .map(Vec::len)
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("GET {path}: no data array: {}", r.text))
+        .clone()
+}
+
+async fn count(app: &TestApp, path: &str) -> usize {
+    listed(app, path).await.len()
 }
 
 async fn sync_errors(app: &TestApp) -> Vec<Value> {
-    app.get("/api/v1/integrations/lawruler/sync-log?outcome=error")
+    listed(app, "/api/v1/integrations/lawruler/sync-log?outcome=error").await
+}
+
+/// Changes Law Ruler settings and checks they were saved as asked.
+async fn settings(app: &TestApp, change: Value) -> Value {
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(change.clone()),
+        )
         .await
-        .body["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+        .expect(StatusCode::OK);
+    let view = app
+        .get("/api/v1/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    for (name, value) in change.as_object().expect("settings object") {
+        assert_eq!(&view.body["settings"][name], value, "{name}: {}", view.text);
+    }
+    r.body
 }
 
 backend_tests! {
@@ -200,7 +223,7 @@ backend_tests! {
         let signed = app.create("/api/v1/lists", json!({"name": "Signed"})).await;
         let r = app.post(&format!("/api/v1/lists/{autos}/auto-add-rules"), json!({"case_type": "auto accident", "status": "7"})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        app.post(&format!("/api/v1/lists/{signed}/auto-add-rules"), json!({"status": "Signed"})).await;
+        app.post(&format!("/api/v1/lists/{signed}/auto-add-rules"), json!({"status": "Signed"})).await.expect(StatusCode::CREATED);
         let r = app.post(&format!("/api/v1/lists/{signed}/auto-add-rules"), json!({})).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(app.get(&format!("/api/v1/lists/{autos}/auto-add-rules")).await.body.as_array().unwrap().len(), 1);
@@ -220,29 +243,32 @@ backend_tests! {
     async fn toggles_off_means_ignored_and_nothing_changes(backend) {
         let app = TestApp::start(backend).await;
         let hook = connected(&app).await;
-        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"receive": false}))).await;
+        settings(&app, json!({"receive": false})).await;
         let r = send(&app, &hook, Format::Json, &lead(&[])).await;
         assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ignored")));
         assert!(r.body["reason"].as_str().unwrap().contains("receiving"));
-        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
-            Some(json!({"receive": true, "enable_integration": false}))).await;
+        settings(&app, json!({"receive": true, "enable_integration": false})).await;
         let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ignored")), "{}", r.text);
         assert!(r.body["reason"].as_str().unwrap().contains("Enable Integration"), "{}", r.text);
         assert_eq!(count(&app, "/api/v1/cases").await, 0);
-        let skipped = app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
-        assert_eq!(skipped["data"].as_array().unwrap().len(), 2);
+        assert_eq!(count(&app, "/api/v1/integrations/lawruler/sync-log?outcome=skipped").await, 2);
 
         // Disconnecting keeps settings but stops receiving.
-        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"enable_integration": true}))).await;
+        settings(&app, json!({"enable_integration": true})).await;
         let r = app.call(reqwest::Method::DELETE, "/api/v1/integrations/lawruler/connection", None).await;
         assert_eq!(r.body["status"], "not_connected");
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK).body;
+        assert_eq!((&view["settings"]["enable_integration"], &view["settings"]["receive"]), (&json!(true), &json!(true)), "{view}");
         let r = send(&app, &hook, Format::Json, &lead(&[])).await;
-        assert_eq!(r.body["status"], "ignored");
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ignored")), "{}", r.text);
         assert_eq!(count(&app, "/api/v1/cases").await, 0);
         // Enabling needs a connection (safe order).
-        app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"enable_integration": false}))).await;
+        settings(&app, json!({"enable_integration": false})).await;
         let r = app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings", Some(json!({"enable_integration": true}))).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK).body;
+        assert_eq!(view["settings"]["enable_integration"], false, "a refused change changes nothing: {view}");
     }
 
     async fn concurrent_first_webhooks_share_the_new_case_type_and_status(backend) {

@@ -709,4 +709,43 @@ backend_tests! {
             .body(wav(1, 8000)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
+
+    async fn a_refusal_fails_the_operation_with_law_ruler_s_reason(backend) {
+        // A case linked to a lead Law Ruler does not have: the note is refused (404), not retried.
+        let s = setup(backend, &[]).await;
+        let ct = s.app.get("/api/v1/case-types").await.expect(StatusCode::OK).body["data"][0]["id"].clone();
+        let stray = s.app.create("/api/v1/cases", json!({"name": "Nobody", "case_type_id": ct,
+            "external_refs": [{"provider": "lawruler", "external_id": "99999"}]})).await;
+        s.lr.sim.clear_requests();
+        s.message(&stray, "hello?").await;
+        s.drain().await;
+        assert_eq!(s.to("notes").len(), 1, "{:#?}", s.received());
+        s.app.advance(Duration::from_secs(3600));
+        s.drain().await;
+        assert_eq!(s.to("notes").len(), 1, "a refusal is not retried");
+        let view = s.view().await;
+        assert_eq!((view["sync"]["operations_failed"].as_u64(), view["sync"]["operations_pending"].as_u64()),
+                   (Some(1), Some(0)), "{view}");
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=error").await.expect(StatusCode::OK).body;
+        assert!(log["data"].to_string().contains("Lead 99999 not found"), "{log}");
+    }
+
+    async fn a_toggle_turned_off_before_sending_skips_the_operation(backend) {
+        let s = setup(backend, &[]).await;
+        s.message(&s.case_id, "recorded while on").await;
+        settings(&s.app, json!({"send_messages": false})).await;
+        s.drain().await;
+        assert!(s.to("notes").is_empty(), "{:#?}", s.received());
+        let view = s.view().await;
+        assert_eq!((view["sync"]["operations_skipped"].as_u64(), view["sync"]["operations_pending"].as_u64()),
+                   (Some(1), Some(0)), "{view}");
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.expect(StatusCode::OK).body;
+        assert!(log["data"].to_string().contains("turned off before it was sent"), "{log}");
+        // Turning it back on does not send what was skipped.
+        settings(&s.app, json!({"send_messages": true})).await;
+        s.app.advance(Duration::from_secs(3600));
+        s.drain().await;
+        assert!(s.lr.sim.notes(LEAD).is_empty());
+    }
+
 }

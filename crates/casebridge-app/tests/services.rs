@@ -6,6 +6,7 @@ use casebridge_app::integrations::{self, TogglesChange};
 use casebridge_app::AppError;
 use casebridge_domain::integrations::Provider;
 use casebridge_testkit::{backend_tests, TestApp};
+use reqwest::StatusCode;
 use serde_json::json;
 
 fn lead_json(lead_id: &str, status: &str) -> Vec<u8> {
@@ -50,7 +51,7 @@ backend_tests! {
             Received::Ignored { reason } => assert!(reason.contains("not connected"), "{reason}"),
             other => panic!("expected ignored, got {other:?}"),
         }
-        assert_eq!(app.get("/api/v1/cases").await.body["data"].as_array().unwrap().len(), 0);
+        assert_eq!(app.get("/api/v1/cases").await.expect(StatusCode::OK).body["data"].as_array().unwrap().len(), 0);
 
         // The safe order is enforced by the service itself: enabling needs a connection.
         let enable = TogglesChange { enable_integration: Some(true), receive: Some(true), ..Default::default() };
@@ -85,7 +86,7 @@ backend_tests! {
         .await
         .unwrap();
         assert!(matches!(received, Received::Duplicate { .. }), "{received:?}");
-        assert_eq!(app.get("/api/v1/cases").await.body["data"].as_array().unwrap().len(), 1);
+        assert_eq!(app.get("/api/v1/cases").await.expect(StatusCode::OK).body["data"].as_array().unwrap().len(), 1);
 
         // A missing field: a validation error naming the body, and a sync-log error entry.
         let bad = serde_json::to_vec(&json!({"Lead ID": "1002"})).unwrap();

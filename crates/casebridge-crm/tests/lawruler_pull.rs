@@ -462,17 +462,10 @@ backend_tests! {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(pull::schedule_loop(
             env.store().clone(), Arc::new(env.clock.clone()), hour, shutdown.clone()));
-        let mut found = false;
-        for _ in 0..100 {
-            if !env.pending(recent).await.is_empty() {
-                found = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        casebridge_testkit::wait_until(Duration::from_secs(5), "the loop enqueues the pull that became due",
+            async || !env.pending(recent).await.is_empty()).await;
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops on shutdown").unwrap();
-        assert!(found, "the loop enqueued the pull that became due");
         assert!(env.pending(env.company).await.is_empty(), "pulled at minute 180, not due yet");
     }
 }

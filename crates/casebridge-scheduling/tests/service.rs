@@ -76,7 +76,9 @@ backend_tests! {
 
         // The slow answer did book it (the simulator finishes the request): the service is
         // the authority, and the slot is gone there.
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        casebridge_testkit::wait_until(Duration::from_secs(10), "the slow booking made", async || {
+            !running.sim.bookings().is_empty()
+        }).await;
         assert_eq!(running.sim.bookings().len(), 1);
 
         // A refusal, by contrast, leaves nothing behind.

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_api::{AppParts, AppState, HttpOptions};
-use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
+use casebridge_crm::connector as crm;
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
 use casebridge_crypto::{generate_api_key, Keyring, MasterKey};
@@ -11,7 +11,7 @@ use casebridge_domain::company::NewCompany;
 use casebridge_domain::ids::CompanyId;
 use casebridge_queue::{Worker, WorkerConfig};
 use casebridge_store::{api_keys, companies};
-use casebridge_webhooks::delivery::{WebhookRuntime, ATTEMPT_TIMEOUT};
+use casebridge_webhooks::delivery::ATTEMPT_TIMEOUT;
 use casebridge_webhooks::outbox::QUEUE;
 use casebridge_webhooks::policy::UrlPolicy;
 use reqwest::{Method, StatusCode};
@@ -78,12 +78,23 @@ pub struct TestApp {
 }
 
 /// A response: status, headers and the body parsed as JSON (`Value::Null` when empty or not JSON).
+/// The calls that return one are `#[must_use]`: a test that sends a request checks the answer
+/// (see [`Reply::expect`]).
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
     pub text: String,
+}
+
+impl Reply {
+    /// Asserts the status (showing the body when it differs) and returns the reply.
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{}", self.text);
+        self
+    }
 }
 
 impl TestApp {
@@ -145,49 +156,38 @@ impl TestApp {
     /// A worker for the `webhooks` queue sharing the app's store, keyring, clock and URL policy.
     /// Call `drain()` on it for deterministic tests, or spawn `run()`.
     pub fn webhook_worker(&self, concurrency: usize) -> Worker {
-        let rt = WebhookRuntime::new(
-            self.db.store.clone(),
-            self.keyring.clone(),
-            Arc::new(self.clock.clone()),
-            self.options.url_policy.clone(),
-            self.options.attempt_timeout,
-        );
-        Worker::new(
-            self.db.store.clone(),
-            Arc::new(self.clock.clone()),
-            rt.registry(),
-            WorkerConfig {
-                concurrency,
-                poll_interval: Duration::from_millis(20),
-                shutdown_grace: Duration::from_secs(1),
-                ..WorkerConfig::new(QUEUE)
-            },
-        )
+        self.worker(QUEUE, concurrency, 0)
     }
 
     /// A worker for the `crm` queue (imports, pulls and outbound Law Ruler operations) sharing the
     /// app's store, keyring, clock and URL policy. `requests_per_minute` is the per-connection
     /// Law Ruler limit (0: none).
     pub fn crm_worker(&self, requests_per_minute: u32) -> Worker {
+        self.worker(crm::QUEUE, 8, requests_per_minute)
+    }
+
+    /// A worker for `queue` with the handlers the binary registers for it
+    /// ([`casebridge::queue_registry`], from the list `Runtime::workers` uses), polling every 20 ms.
+    fn worker(&self, queue: &str, concurrency: usize, requests_per_minute: u32) -> Worker {
         let clock: Arc<dyn casebridge_domain::clock::Clock> = Arc::new(self.clock.clone());
-        let registry = Connectors::new(lawruler_clients(&self.keyring, &self.options.url_policy))
-            .register_jobs(
-                casebridge_queue::Registry::new(),
-                &self.db.store,
-                &clock,
-                JobSettings {
-                    requests_per_minute,
-                },
-            );
+        let parts = casebridge::QueueParts {
+            store: &self.db.store,
+            keyring: &self.keyring,
+            clock: &clock,
+            url_policy: self.options.url_policy.clone(),
+            attempt_timeout: self.options.attempt_timeout,
+            lawruler: lawruler_clients(&self.keyring, &self.options.url_policy),
+            lawruler_requests_per_minute: requests_per_minute,
+        };
         Worker::new(
             self.db.store.clone(),
-            clock,
-            registry,
+            clock.clone(),
+            casebridge::queue_registry(parts, queue),
             WorkerConfig {
-                concurrency: 8,
+                concurrency,
                 poll_interval: Duration::from_millis(20),
                 shutdown_grace: Duration::from_secs(1),
-                ..WorkerConfig::new(crm::QUEUE)
+                ..WorkerConfig::new(queue)
             },
         )
     }
@@ -263,10 +263,12 @@ impl TestApp {
     }
 
     /// Sends a request with this app's key. `body` is sent as JSON when given.
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         self.call_as(&self.api_key, method, path, body).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn call_as(
         &self,
         key: &str,
@@ -281,6 +283,7 @@ impl TestApp {
         Self::reply(req.send().await.expect("request sent")).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn reply(resp: reqwest::Response) -> Reply {
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -294,18 +297,22 @@ impl TestApp {
         }
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    #[must_use = "a test that sends a request checks the answer: assert on it or `.expect(status)`"]
     pub async fn delete(&self, path: &str) -> Reply {
         self.call(Method::DELETE, path, None).await
     }

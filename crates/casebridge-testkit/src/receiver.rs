@@ -138,6 +138,17 @@ impl Receiver {
     }
 
     /// The most requests to `path` that were being answered at the same time.
+    /// Requests to `path` being answered right now (a delayed reply not yet sent).
+    pub fn in_flight(&self, path: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .in_flight
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn peak_in_flight(&self, path: &str) -> usize {
         self.inner
             .lock()

@@ -147,31 +147,25 @@ impl Runtime {
     /// The handlers of the `crm` queue: every CRM connector's (imports, pulls, outbound
     /// operations).
     pub fn crm_registry(&self) -> Registry {
-        Connectors::new(self.lawruler_clients()).register_jobs(
-            Registry::new(),
-            &self.store,
-            &self.clock,
-            JobSettings {
-                requests_per_minute: self.config.lawruler_requests_per_minute,
-            },
-        )
+        queue_registry(self.queue_parts(), crm::QUEUE)
+    }
+
+    fn queue_parts(&self) -> QueueParts<'_> {
+        QueueParts {
+            store: &self.store,
+            keyring: &self.keyring,
+            clock: &self.clock,
+            url_policy: self.url_policy(),
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            lawruler: self.lawruler_clients(),
+            lawruler_requests_per_minute: self.config.lawruler_requests_per_minute,
+        }
     }
 
     /// The worker pools of this build, one per queue, each with its handlers. A job whose kind
     /// has no handler is dead-lettered with a clear error, never dropped.
     pub fn workers(&self) -> Vec<Worker> {
-        let webhooks = WebhookRuntime::new(
-            self.store.clone(),
-            self.keyring.clone(),
-            self.clock.clone(),
-            self.url_policy(),
-            ATTEMPT_TIMEOUT,
-        );
-        let queues: Vec<(&str, Registry)> = vec![
-            (webhook_outbox::QUEUE, webhooks.registry()),
-            (crm::QUEUE, self.crm_registry()),
-        ];
-        queues
+        queue_registries(self.queue_parts())
             .into_iter()
             .map(|(queue, registry)| {
                 Worker::new(
@@ -269,6 +263,57 @@ impl Runtime {
         self.store.close().await;
         Ok(())
     }
+}
+
+/// What the queues' handlers are built from.
+pub struct QueueParts<'a> {
+    pub store: &'a Store,
+    pub keyring: &'a Keyring,
+    pub clock: &'a Arc<dyn Clock>,
+    pub url_policy: UrlPolicy,
+    /// How long one webhook delivery attempt may take.
+    pub attempt_timeout: Duration,
+    pub lawruler: Clients,
+    /// The per-connection Law Ruler request limit (0: none).
+    pub lawruler_requests_per_minute: u32,
+}
+
+/// Every queue of this build with its handlers: the `webhooks` queue's deliveries and the `crm`
+/// queue's connector jobs. [`Runtime::workers`] and the testkit's workers are both built from
+/// this one list, so tests run the handlers the binary runs.
+pub fn queue_registries(parts: QueueParts<'_>) -> Vec<(&'static str, Registry)> {
+    let webhooks = WebhookRuntime::new(
+        parts.store.clone(),
+        parts.keyring.clone(),
+        parts.clock.clone(),
+        parts.url_policy,
+        parts.attempt_timeout,
+    );
+    vec![
+        (webhook_outbox::QUEUE, webhooks.registry()),
+        (
+            crm::QUEUE,
+            Connectors::new(parts.lawruler).register_jobs(
+                Registry::new(),
+                parts.store,
+                parts.clock,
+                JobSettings {
+                    requests_per_minute: parts.lawruler_requests_per_minute,
+                },
+            ),
+        ),
+    ]
+}
+
+/// The handlers of one queue, from [`queue_registries`].
+///
+/// # Panics
+/// When this build has no such queue (a wiring mistake, not an input error).
+pub fn queue_registry(parts: QueueParts<'_>, queue: &str) -> Registry {
+    queue_registries(parts)
+        .into_iter()
+        .find_map(|(q, registry)| (q == queue).then_some(registry))
+        .unwrap_or_else(|| panic!("this build registers no `{queue}` queue"))
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

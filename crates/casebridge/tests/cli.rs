@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use casebridge_testkit::{backend_tests, TestDb};
+use casebridge_testkit::{backend_tests, wait_until, TestDb};
 use serde_json::Value;
 
 fn casebridge(data_dir: &Path, db_url: &str) -> Command {
@@ -16,7 +16,9 @@ fn casebridge(data_dir: &Path, db_url: &str) -> Command {
         .env("CASEBRIDGE_DATA_DIR", data_dir)
         .env("CASEBRIDGE_DATABASE_URL", db_url)
         .env("CASEBRIDGE_LOG_FORMAT", "json")
-        .env("CASEBRIDGE_SHUTDOWN_GRACE_SECS", "5");
+        .env("CASEBRIDGE_SHUTDOWN_GRACE_SECS", "5")
+        // Few connections, so parallel tests stay inside PostgreSQL's limit.
+        .env("CASEBRIDGE_DB_MAX_CONNECTIONS", "4");
     cmd
 }
 
@@ -101,7 +103,88 @@ impl Server {
     }
 }
 
+/// Calls the API of a running server; returns the status and the JSON body.
+async fn api(
+    base: &str,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 backend_tests! {
+    async fn serve_runs_the_workers_it_wires(backend) {
+        // The binary's own wiring, end to end: `serve` starts the worker pools built by
+        // `Runtime::workers`, so one outbound message is delivered to a webhook consumer
+        // (the `webhooks` queue) and sent to Law Ruler as a note (the `crm` queue).
+        use reqwest::Method;
+        use serde_json::json;
+        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+        let consumer = casebridge_testkit::Receiver::start().await;
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = company_create(dir.path(), &db.url, "Acme")["api_key"].as_str().unwrap().to_owned();
+        let mut cmd = casebridge(dir.path(), &db.url);
+        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        let server = Server::start_with(cmd);
+        let base = server.base.clone();
+        let call = async |method: Method, path: &str, body: Value, want: u16| {
+            let (status, body) = api(&base, &key, method, path, body).await;
+            assert_eq!(status, want, "{path}: {body}");
+            body
+        };
+
+        let hook = call(Method::POST, "/api/v1/webhooks", json!({"name": "Consumer",
+            "url": consumer.url("/events"), "event_types": ["message_sent"]}), 201).await;
+        call(Method::PUT, "/api/v1/integrations/lawruler/connection", json!({"username": "demo",
+            "password": "demo-password", "client_root": lr.base_url, "client_secret": "demo-secret",
+            "key": "demo-key"}), 200).await;
+        call(Method::PUT, "/api/v1/integrations/lawruler/settings", json!({"enable_integration": true,
+            "send": true, "send_messages": true}), 200).await;
+        let case_type = call(Method::POST, "/api/v1/case-types", json!({"name": "Auto"}), 201).await;
+        let case = call(Method::POST, "/api/v1/cases", json!({"name": "Jane Doe",
+            "case_type_id": case_type["id"], "external_refs": [{"provider": "lawruler", "external_id": "10001"}]}), 201).await;
+        let message = call(Method::POST, "/api/v1/messages", json!({"case_id": case["id"], "channel": "sms",
+            "direction": "outbound", "from": "+15550001000", "to": "+15550102000",
+            "body": "We received your documents."}), 201).await;
+
+        let delivered = consumer.wait_for("/events", 1, Duration::from_secs(30)).await;
+        let event = delivered[0].json();
+        assert_eq!(event["type"], "message_sent", "{event}");
+        assert_eq!(event["data"]["message"]["id"], message["id"], "{event}");
+        let deliveries = format!("/api/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+        wait_until(Duration::from_secs(30), "the delivery recorded as succeeded", async || {
+            let list = call(Method::GET, &deliveries, Value::Null, 200).await;
+            list["data"][0]["status"] == "succeeded" && list["data"][0]["last_response_status"] == 200
+        }).await;
+
+        wait_until(Duration::from_secs(30), "a Law Ruler note", async || !lr.sim.notes("10001").is_empty()).await;
+        let notes = lr.sim.notes("10001");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(format!("{:?}", notes[0]).contains("We received your documents."), "{notes:?}");
+        wait_until(Duration::from_secs(30), "the operation recorded as done", async || {
+            let view = call(Method::GET, "/api/v1/integrations/lawruler", Value::Null, 200).await;
+            view["sync"]["operations_done"] == 1 && view["sync"]["operations_pending"] == 0
+        }).await;
+        let (clean, _) = server.stop();
+        assert!(clean, "SIGTERM ends with a clean exit");
+    }
+
     async fn company_create_then_serve_then_graceful_stop(backend) {
         let db = TestDb::empty(backend).await;
         let dir = tempfile::tempdir().unwrap();
