@@ -11,7 +11,12 @@ fn values(root: &str) -> Value {
 }
 
 async fn connect_to(app: &TestApp, provider: &str, body: Value) -> casebridge_testkit::Reply {
-    app.call(Method::PUT, &format!("/api/v1/integrations/{provider}/connection"), Some(body)).await
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/integrations/{provider}/connection"),
+        Some(body),
+    )
+    .await
 }
 
 async fn connect(app: &TestApp, body: Value) -> casebridge_testkit::Reply {

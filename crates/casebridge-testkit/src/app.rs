@@ -30,6 +30,18 @@ fn lawruler_clients(keyring: &Keyring, policy: &UrlPolicy) -> Clients {
     )
 }
 
+/// SmartAdvocate clients as the server builds them, with the test URL policy.
+fn smartadvocate_clients(
+    keyring: &Keyring,
+    policy: &UrlPolicy,
+) -> casebridge_crm::smartadvocate::connection::Clients {
+    casebridge_crm::smartadvocate::connection::Clients::new(
+        casebridge_webhooks::policy::safe_client(Arc::new(policy.clone()), Duration::from_secs(20)),
+        casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
+        keyring.clone(),
+    )
+}
+
 /// How a [`TestApp`] is set up.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -108,6 +120,7 @@ impl TestApp {
                 public_url: options.public_url.clone(),
                 scheduling_url: options.scheduling_url.clone(),
                 lawruler: lawruler_clients(&keyring, &options.url_policy),
+                smartadvocate: smartadvocate_clients(&keyring, &options.url_policy),
             },
             casebridge_api::metrics_handle(),
         );
@@ -170,15 +183,18 @@ impl TestApp {
     /// Law Ruler limit (0: none).
     pub fn crm_worker(&self, requests_per_minute: u32) -> Worker {
         let clock: Arc<dyn casebridge_domain::clock::Clock> = Arc::new(self.clock.clone());
-        let registry = Connectors::new(lawruler_clients(&self.keyring, &self.options.url_policy))
-            .register_jobs(
-                casebridge_queue::Registry::new(),
-                &self.db.store,
-                &clock,
-                JobSettings {
-                    requests_per_minute,
-                },
-            );
+        let registry = Connectors::new(
+            lawruler_clients(&self.keyring, &self.options.url_policy),
+            smartadvocate_clients(&self.keyring, &self.options.url_policy),
+        )
+        .register_jobs(
+            casebridge_queue::Registry::new(),
+            &self.db.store,
+            &clock,
+            JobSettings {
+                requests_per_minute,
+            },
+        );
         Worker::new(
             self.db.store.clone(),
             clock,

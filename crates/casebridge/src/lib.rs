@@ -10,6 +10,7 @@ use casebridge_config::{Config, LogFormat};
 use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
+use casebridge_crm::smartadvocate::{self, SmartAdvocatePaths};
 use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
 use casebridge_domain::clock::{Clock, SystemClock};
 use casebridge_queue::{Registry, Worker, WorkerConfig};
@@ -102,6 +103,17 @@ pub fn lawruler_paths(config: &Config) -> anyhow::Result<LawRulerPaths> {
         .context("CASEBRIDGE_LAWRULER_PATHS (lawruler_paths)")
 }
 
+/// How long one call to SmartAdvocate may take (public clients use 30 s for reads).
+const SMARTADVOCATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SmartAdvocate endpoint paths: defaults, with `[smartadvocate_paths]` corrections. An
+/// unknown name is an error naming the setting.
+pub fn smartadvocate_paths(config: &Config) -> anyhow::Result<SmartAdvocatePaths> {
+    serde_json::to_value(&config.smartadvocate_paths)
+        .and_then(serde_json::from_value)
+        .context("CASEBRIDGE_SMARTADVOCATE_PATHS (smartadvocate_paths)")
+}
+
 /// Everything a running process shares.
 #[derive(Clone)]
 pub struct Runtime {
@@ -111,12 +123,15 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     /// The Law Ruler endpoint paths: the defaults with the configured corrections.
     pub lawruler_paths: LawRulerPaths,
+    /// The SmartAdvocate endpoint paths: the defaults with the configured corrections.
+    pub smartadvocate_paths: SmartAdvocatePaths,
 }
 
 impl Runtime {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let keyring = keyring(&config)?;
         let lawruler_paths = lawruler_paths(&config)?;
+        let smartadvocate_paths = smartadvocate_paths(&config)?;
         let store = open_store(&config).await?;
         Ok(Self {
             config,
@@ -124,6 +139,7 @@ impl Runtime {
             keyring,
             clock: Arc::new(SystemClock),
             lawruler_paths,
+            smartadvocate_paths,
         })
     }
 
@@ -144,10 +160,22 @@ impl Runtime {
         )
     }
 
+    /// SmartAdvocate clients over the SSRF-safe HTTP client, cached per company.
+    pub fn smartadvocate_clients(&self) -> smartadvocate::connection::Clients {
+        smartadvocate::connection::Clients::new(
+            casebridge_webhooks::policy::safe_client(
+                Arc::new(self.url_policy()),
+                SMARTADVOCATE_TIMEOUT,
+            ),
+            self.smartadvocate_paths.clone(),
+            self.keyring.clone(),
+        )
+    }
+
     /// The handlers of the `crm` queue: every CRM connector's (imports, pulls, outbound
     /// operations).
     pub fn crm_registry(&self) -> Registry {
-        Connectors::new(self.lawruler_clients()).register_jobs(
+        Connectors::new(self.lawruler_clients(), self.smartadvocate_clients()).register_jobs(
             Registry::new(),
             &self.store,
             &self.clock,
@@ -219,6 +247,7 @@ impl Runtime {
                 public_url: self.config.public_url.clone(),
                 scheduling_url: self.config.scheduling_url.clone(),
                 lawruler: self.lawruler_clients(),
+                smartadvocate: self.smartadvocate_clients(),
             },
             casebridge_api::metrics_handle(),
         );
