@@ -63,13 +63,16 @@ pub fn open(keyring: &Keyring, i: &Integration) -> Result<Option<StoredCredentia
         .map_err(|e| format!("stored credentials: {e}"))
 }
 
+/// A company's client and the sealed credentials it was built from.
+type Cached = (String, Arc<SmartAdvocateClient>);
+
 /// SmartAdvocate clients per company, replaced when the stored credentials change.
 #[derive(Clone)]
 pub struct Clients {
     http: reqwest::Client,
     paths: SmartAdvocatePaths,
     keyring: Keyring,
-    cache: Arc<Mutex<HashMap<CompanyId, (String, Arc<SmartAdvocateClient>)>>>,
+    cache: Arc<Mutex<HashMap<CompanyId, Cached>>>,
 }
 
 impl Clients {
