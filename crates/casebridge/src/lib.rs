@@ -320,3 +320,31 @@ pub fn cancel_on_signal(token: CancellationToken) {
         token.cancel();
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("casebridge.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path)).unwrap()
+    }
+
+    #[test]
+    fn smartadvocate_paths_take_corrections_and_refuse_unknown_names() {
+        let paths = smartadvocate_paths(&config(
+            "[smartadvocate_paths]\nudfs = \"/case/udf/{case_type_id}\"\n",
+        ))
+        .unwrap();
+        assert_eq!(paths.udfs, "/case/udf/{case_type_id}");
+        assert_eq!(paths.case_info, SmartAdvocatePaths::default().case_info);
+        let err =
+            smartadvocate_paths(&config("[smartadvocate_paths]\nudf = \"/x\"\n")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("CASEBRIDGE_SMARTADVOCATE_PATHS"),
+            "{err:#}"
+        );
+    }
+}
