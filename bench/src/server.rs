@@ -81,6 +81,11 @@ impl ApiServer {
                 public_url: None,
                 scheduling_url: "http://127.0.0.1:9".into(),
                 lawruler: lawruler_clients(bench),
+                smartadvocate: casebridge_crm::smartadvocate::connection::Clients::new(
+                    safe_client(Arc::new(url_policy()), LAWRULER_TIMEOUT),
+                    casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
+                    bench.keyring.clone(),
+                ),
             },
             casebridge_api::metrics_handle(),
         );

@@ -12,7 +12,12 @@ fn values(root: &str) -> Value {
 
 #[must_use]
 async fn connect_to(app: &TestApp, provider: &str, body: Value) -> casebridge_testkit::Reply {
-    app.call(Method::PUT, &format!("/api/v1/integrations/{provider}/connection"), Some(body)).await
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/integrations/{provider}/connection"),
+        Some(body),
+    )
+    .await
 }
 
 #[must_use]
@@ -208,18 +213,19 @@ backend_tests! {
         let r = TestApp::reply(app.http.post(app.url("/hooks/nope/some-token")).json(&json!({})).send().await.unwrap()).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 
-        // A known provider without a connector yet: its setup view works, connecting says it
-        // cannot be connected, and it has no webhook or import.
+        // SmartAdvocate is served through its own connector: its setup view works, connecting
+        // checks its own values, and its hook and import say what this version does not do
+        // (tests/smartadvocate_connect.rs covers it against the simulator).
         let view = app.get("/api/v1/integrations/smartadvocate").await;
         assert_eq!((view.status, view.body["status"].as_str()), (StatusCode::OK, Some("not_connected")), "{}", view.text);
         let r = connect_to(&app, "smartadvocate", json!({"username": "u", "password": "p"})).await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-        assert!(r.body["error"]["message"].as_str().unwrap().contains("cannot be connected"), "{}", r.text);
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("base_url"), "{}", r.text);
         let token = view.body["webhook_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
         let r = TestApp::reply(app.http.post(app.url(&format!("/hooks/smartadvocate/{token}"))).json(&json!({})).send().await.unwrap()).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ignored")), "{}", r.text);
         let r = app.post("/api/v1/integrations/smartadvocate/import", json!({"source": "smartadvocate_api"})).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
         // The Law Ruler token does not open another provider's hook either.
         let lr_token = app.get("/api/v1/integrations/lawruler").await.body["webhook_url"].as_str().unwrap()
             .rsplit('/').next().unwrap().to_owned();

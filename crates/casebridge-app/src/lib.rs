@@ -55,6 +55,9 @@ pub struct AppParts {
     pub scheduling_url: String,
     /// Law Ruler clients (SSRF-safe HTTP client, configured endpoint paths, cached per company).
     pub lawruler: casebridge_crm::lawruler::connection::Clients,
+    /// SmartAdvocate clients (SSRF-safe HTTP client, configured endpoint paths, cached per
+    /// company).
+    pub smartadvocate: casebridge_crm::smartadvocate::connection::Clients,
 }
 
 /// The services' shared context. Cheap to clone. Its parts are private: callers reach the
@@ -68,7 +71,7 @@ pub struct App {
 impl App {
     pub fn new(parts: AppParts) -> Self {
         Self {
-            connectors: Connectors::new(parts.lawruler.clone()),
+            connectors: Connectors::new(parts.lawruler.clone(), parts.smartadvocate.clone()),
             inner: Arc::new(parts),
         }
     }

@@ -66,6 +66,10 @@ pub struct Config {
     /// `[lawruler_paths]` (CASEBRIDGE_LAWRULER_PATHS): corrections to the modelled Law Ruler
     /// endpoint paths, by name (`token`, `notes`, …); unset names keep their defaults.
     pub lawruler_paths: BTreeMap<String, String>,
+    /// `[smartadvocate_paths]` (CASEBRIDGE_SMARTADVOCATE_PATHS): corrections to the modelled
+    /// SmartAdvocate CaseSyncAPI paths, by name (`case_types`, `udfs`, …); unset names keep
+    /// their defaults.
+    pub smartadvocate_paths: BTreeMap<String, String>,
 }
 
 /// Log output format.
@@ -173,6 +177,7 @@ const SETTINGS: &[Setting] = &[
         "CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS",
     ),
     setting("lawruler_paths", "CASEBRIDGE_LAWRULER_PATHS"),
+    setting("smartadvocate_paths", "CASEBRIDGE_SMARTADVOCATE_PATHS"),
 ];
 
 const ENV_PREFIX: &str = "CASEBRIDGE_";
@@ -224,6 +229,7 @@ struct RawConfig {
     lawruler_requests_per_minute: u32,
     lawruler_pull_interval_secs: u64,
     lawruler_paths: BTreeMap<String, String>,
+    smartadvocate_paths: BTreeMap<String, String>,
 }
 
 impl Default for RawConfig {
@@ -249,6 +255,7 @@ impl Default for RawConfig {
             lawruler_requests_per_minute: 120,
             lawruler_pull_interval_secs: 3600,
             lawruler_paths: BTreeMap::new(),
+            smartadvocate_paths: BTreeMap::new(),
         }
     }
 }
@@ -357,6 +364,7 @@ impl fmt::Debug for Config {
                 &self.lawruler_pull_interval_secs,
             )
             .field("lawruler_paths", &self.lawruler_paths)
+            .field("smartadvocate_paths", &self.smartadvocate_paths)
             .finish()
     }
 }
@@ -608,6 +616,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
             &origin("lawruler_pull_interval_secs"),
         )?,
         lawruler_paths: raw.lawruler_paths,
+        smartadvocate_paths: raw.smartadvocate_paths,
     })
 }
 

@@ -26,7 +26,10 @@ use serde_json::{Map, Value};
 
 pub use crate::lawruler::outbound::Resumed;
 
-use crate::lawruler;
+use crate::{lawruler, smartadvocate};
+
+/// How a stored secret is shown: a fixed mask, not even its first characters.
+pub const SECRET_MASK: &str = "••••••••";
 
 /// A change on the platform that CRMs may need to hear about. The connector decides, from its
 /// integration's settings, whether it becomes an outbound operation.
@@ -347,9 +350,15 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    pub fn new(lawruler: lawruler::connection::Clients) -> Self {
+    pub fn new(
+        lawruler: lawruler::connection::Clients,
+        smartadvocate: smartadvocate::connection::Clients,
+    ) -> Self {
         Self {
-            all: vec![Arc::new(lawruler::LawRuler::new(lawruler))],
+            all: vec![
+                Arc::new(lawruler::LawRuler::new(lawruler)),
+                Arc::new(smartadvocate::SmartAdvocate::new(smartadvocate)),
+            ],
         }
     }
 

@@ -4,5 +4,6 @@
 
 pub mod connector;
 pub mod lawruler;
+pub mod smartadvocate;
 
 pub use connector::{Connector, Connectors, PlatformChange};

@@ -4,3 +4,4 @@
 
 pub mod lawruler;
 pub mod scheduling;
+pub mod smartadvocate;

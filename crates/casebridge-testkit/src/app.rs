@@ -30,6 +30,18 @@ fn lawruler_clients(keyring: &Keyring, policy: &UrlPolicy) -> Clients {
     )
 }
 
+/// SmartAdvocate clients as the server builds them, with the test URL policy.
+fn smartadvocate_clients(
+    keyring: &Keyring,
+    policy: &UrlPolicy,
+) -> casebridge_crm::smartadvocate::connection::Clients {
+    casebridge_crm::smartadvocate::connection::Clients::new(
+        casebridge_webhooks::policy::safe_client(Arc::new(policy.clone()), Duration::from_secs(20)),
+        casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
+        keyring.clone(),
+    )
+}
+
 /// How a [`TestApp`] is set up.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -119,6 +131,7 @@ impl TestApp {
                 public_url: options.public_url.clone(),
                 scheduling_url: options.scheduling_url.clone(),
                 lawruler: lawruler_clients(&keyring, &options.url_policy),
+                smartadvocate: smartadvocate_clients(&keyring, &options.url_policy),
             },
             casebridge_api::metrics_handle(),
         );
@@ -177,6 +190,7 @@ impl TestApp {
             url_policy: self.options.url_policy.clone(),
             attempt_timeout: self.options.attempt_timeout,
             lawruler: lawruler_clients(&self.keyring, &self.options.url_policy),
+            smartadvocate: smartadvocate_clients(&self.keyring, &self.options.url_policy),
             lawruler_requests_per_minute: requests_per_minute,
         };
         Worker::new(

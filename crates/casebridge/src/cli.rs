@@ -63,6 +63,19 @@ pub enum SimService {
         #[arg(long, default_value_t = 8081)]
         port: u16,
     },
+    /// SmartAdvocate's CaseSyncAPI (authenticate, CaseInfo with `%` wildcards and second
+    /// statuses, notes, contact lookup, and the modelled case types, status types, statuses and
+    /// UDFs), with a request log and faults under `/_sim/`. Demo user `demo`, password
+    /// `Demo-Password` (case-sensitive); the base URL is `http://127.0.0.1:<port>` (with or
+    /// without `/CaseSyncAPI`).
+    Smartadvocate {
+        #[arg(long, default_value_t = 8083)]
+        port: u16,
+        /// How long issued tokens live (SmartAdvocate's are 2 hours); a few seconds shows
+        /// casebridge refreshing them.
+        #[arg(long, default_value_t = 7200)]
+        token_ttl_secs: u64,
+    },
     /// A Cal.com API v2 compatible scheduling service. Demo API key `cal_sim_demo_key`; event
     /// types 1001 (30 min, weekdays 09:00-17:00 New York) and 1002 (60 min, weekdays 10:00-16:00
     /// Chicago).
@@ -280,6 +293,7 @@ async fn run_sim(service: &SimService) -> anyhow::Result<()> {
     let (name, port) = match service {
         SimService::Lawruler { port } => ("Law Ruler", *port),
         SimService::Scheduling { port } => ("scheduling", *port),
+        SimService::Smartadvocate { port, .. } => ("SmartAdvocate", *port),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -293,6 +307,13 @@ async fn run_sim(service: &SimService) -> anyhow::Result<()> {
                     casebridge_sim::lawruler::LawRulerSim::new(),
                 )
                 .await
+            }
+            SimService::Smartadvocate { token_ttl_secs, .. } => {
+                let sim = casebridge_sim::smartadvocate::SmartAdvocateSim::builder()
+                    .token_ttl(std::time::Duration::from_secs(*token_ttl_secs))
+                    .build();
+                eprintln!("{}", sim.describe());
+                casebridge_sim::smartadvocate::serve(listener, sim).await
             }
             SimService::Scheduling { .. } => {
                 casebridge_sim::scheduling::serve(

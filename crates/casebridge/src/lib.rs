@@ -10,6 +10,7 @@ use casebridge_config::{Config, LogFormat};
 use casebridge_crm::connector::{self as crm, Connectors, JobSettings};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::Clients;
+use casebridge_crm::smartadvocate::{self, SmartAdvocatePaths};
 use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
 use casebridge_domain::clock::{Clock, SystemClock};
 use casebridge_queue::{Registry, Worker, WorkerConfig};
@@ -102,6 +103,17 @@ pub fn lawruler_paths(config: &Config) -> anyhow::Result<LawRulerPaths> {
         .context("CASEBRIDGE_LAWRULER_PATHS (lawruler_paths)")
 }
 
+/// How long one call to SmartAdvocate may take (public clients use 30 s for reads).
+const SMARTADVOCATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SmartAdvocate endpoint paths: defaults, with `[smartadvocate_paths]` corrections. An
+/// unknown name is an error naming the setting.
+pub fn smartadvocate_paths(config: &Config) -> anyhow::Result<SmartAdvocatePaths> {
+    serde_json::to_value(&config.smartadvocate_paths)
+        .and_then(serde_json::from_value)
+        .context("CASEBRIDGE_SMARTADVOCATE_PATHS (smartadvocate_paths)")
+}
+
 /// Everything a running process shares.
 #[derive(Clone)]
 pub struct Runtime {
@@ -111,12 +123,15 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     /// The Law Ruler endpoint paths: the defaults with the configured corrections.
     pub lawruler_paths: LawRulerPaths,
+    /// The SmartAdvocate endpoint paths: the defaults with the configured corrections.
+    pub smartadvocate_paths: SmartAdvocatePaths,
 }
 
 impl Runtime {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let keyring = keyring(&config)?;
         let lawruler_paths = lawruler_paths(&config)?;
+        let smartadvocate_paths = smartadvocate_paths(&config)?;
         let store = open_store(&config).await?;
         Ok(Self {
             config,
@@ -124,6 +139,7 @@ impl Runtime {
             keyring,
             clock: Arc::new(SystemClock),
             lawruler_paths,
+            smartadvocate_paths,
         })
     }
 
@@ -144,6 +160,18 @@ impl Runtime {
         )
     }
 
+    /// SmartAdvocate clients over the SSRF-safe HTTP client, cached per company.
+    pub fn smartadvocate_clients(&self) -> smartadvocate::connection::Clients {
+        smartadvocate::connection::Clients::new(
+            casebridge_webhooks::policy::safe_client(
+                Arc::new(self.url_policy()),
+                SMARTADVOCATE_TIMEOUT,
+            ),
+            self.smartadvocate_paths.clone(),
+            self.keyring.clone(),
+        )
+    }
+
     /// The handlers of the `crm` queue: every CRM connector's (imports, pulls, outbound
     /// operations).
     pub fn crm_registry(&self) -> Registry {
@@ -158,6 +186,7 @@ impl Runtime {
             url_policy: self.url_policy(),
             attempt_timeout: ATTEMPT_TIMEOUT,
             lawruler: self.lawruler_clients(),
+            smartadvocate: self.smartadvocate_clients(),
             lawruler_requests_per_minute: self.config.lawruler_requests_per_minute,
         }
     }
@@ -213,6 +242,7 @@ impl Runtime {
                 public_url: self.config.public_url.clone(),
                 scheduling_url: self.config.scheduling_url.clone(),
                 lawruler: self.lawruler_clients(),
+                smartadvocate: self.smartadvocate_clients(),
             },
             casebridge_api::metrics_handle(),
         );
@@ -274,6 +304,7 @@ pub struct QueueParts<'a> {
     /// How long one webhook delivery attempt may take.
     pub attempt_timeout: Duration,
     pub lawruler: Clients,
+    pub smartadvocate: smartadvocate::connection::Clients,
     /// The per-connection Law Ruler request limit (0: none).
     pub lawruler_requests_per_minute: u32,
 }
@@ -293,7 +324,7 @@ pub fn queue_registries(parts: QueueParts<'_>) -> Vec<(&'static str, Registry)> 
         (webhook_outbox::QUEUE, webhooks.registry()),
         (
             crm::QUEUE,
-            Connectors::new(parts.lawruler).register_jobs(
+            Connectors::new(parts.lawruler, parts.smartadvocate).register_jobs(
                 Registry::new(),
                 parts.store,
                 parts.clock,
@@ -335,4 +366,32 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutdown requested");
         token.cancel();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("casebridge.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path)).unwrap()
+    }
+
+    #[test]
+    fn smartadvocate_paths_take_corrections_and_refuse_unknown_names() {
+        let paths = smartadvocate_paths(&config(
+            "[smartadvocate_paths]\nudfs = \"/case/udf/{case_type_id}\"\n",
+        ))
+        .unwrap();
+        assert_eq!(paths.udfs, "/case/udf/{case_type_id}");
+        assert_eq!(paths.case_info, SmartAdvocatePaths::default().case_info);
+        let err =
+            smartadvocate_paths(&config("[smartadvocate_paths]\nudf = \"/x\"\n")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("CASEBRIDGE_SMARTADVOCATE_PATHS"),
+            "{err:#}"
+        );
+    }
 }

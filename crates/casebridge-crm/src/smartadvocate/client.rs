@@ -1,0 +1,838 @@
+//! The SmartAdvocate CaseSyncAPI client.
+//!
+//! Fact (SmartAdvocate's knowledge base): `POST {base}/CaseSyncAPI/Users/authenticate` with
+//! JSON `{"Username","Password"}` answers `{"username","userID","token"}`; later calls send
+//! `Authorization: Bearer <token>`; the example token is a JWT whose `exp` is 2 hours after its
+//! `iat`; `GET /case/CaseInfo?Casenumber=` answers an array (the number acts as SQL `LIKE`).
+//! Model: every path in [`SmartAdvocatePaths`] marked so, the JSON shapes of the catalog, and
+//! `403` meaning "the API user lacks permission" (the API user is a real SmartAdvocate user
+//! whose rights limit what it may do).
+//!
+//! The token is kept in memory only, behind a lock: refreshed before `exp` (5 minutes before,
+//! or a quarter of its lifetime when that is shorter; a token whose `exp` cannot be read is
+//! assumed to live one hour), and fetched again once when SmartAdvocate answers `401`. A second
+//! `401` is a configuration error. No secret is ever put in an error, a log line or `Debug`.
+//! Every outcome is classified as a [`SmartAdvocateError`]; retries, ordering and rate limits
+//! are the caller's. The `reqwest::Client` is the caller's (in casebridge the SSRF-safe one).
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jiff::Timestamp;
+use reqwest::header::RETRY_AFTER;
+use reqwest::{RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+pub use super::paths::SmartAdvocatePaths;
+
+/// Token lifetime assumed when `exp` cannot be read.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// A token is replaced this long before its `exp` (at most a quarter of its lifetime).
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// Longer lifetimes are not believed.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The part of every path after the base URL.
+pub const API_ROOT: &str = "/CaseSyncAPI";
+
+/// The values an admin enters to connect SmartAdvocate.
+#[derive(Clone)]
+pub struct Credentials {
+    /// As typed; see [`normalize_base_url`].
+    pub base_url: String,
+    pub username: String,
+    pub password: SecretString,
+}
+
+impl Credentials {
+    pub fn new(
+        base_url: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            base_url: base_url.into(),
+            username: username.into(),
+            password: SecretString::from(password.into()),
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong, classified: configuration (`BaseUrl`, `WrongCredentials`,
+/// `PermissionDenied`, `Config`), rate-limited, transient, rejected, or not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmartAdvocateError {
+    /// The base URL is not usable, or does not answer like the CaseSyncAPI.
+    #[error("{0}")]
+    BaseUrl(String),
+    /// SmartAdvocate did not accept the username and password (it does not say which).
+    #[error("SmartAdvocate did not accept this username and password")]
+    WrongCredentials,
+    /// `403`: the API user lacks the right for `operation` (an admin grants it in SmartAdvocate).
+    #[error("the API user lacks permission for {operation}")]
+    PermissionDenied { operation: String },
+    /// Another configuration problem (a token refused right after it was issued).
+    #[error("SmartAdvocate configuration error: {0}")]
+    Config(String),
+    /// `429`; retry after `retry_after` when SmartAdvocate said.
+    #[error("SmartAdvocate rate limit reached{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, 408, a timeout, a connection failure, or `200` with an empty body: worth retrying.
+    #[error("SmartAdvocate is unavailable: {0}")]
+    Transient(String),
+    /// SmartAdvocate understood and refused (`400`, `404`, …): the same request cannot succeed.
+    #[error("SmartAdvocate rejected the request: {0}")]
+    Rejected(String),
+    /// An answer this client does not understand.
+    #[error("unexpected answer from SmartAdvocate: {0}")]
+    Unexpected(String),
+}
+
+impl SmartAdvocateError {
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Transient(_))
+    }
+
+    /// Whether the connection itself needs an admin.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::BaseUrl(_)
+                | Self::WrongCredentials
+                | Self::PermissionDenied { .. }
+                | Self::Config(_)
+        )
+    }
+}
+
+/// Turns a base URL as typed into the one every path is built on: `https://host[/prefix]`
+/// without a trailing slash and without `/CaseSyncAPI` (both are accepted and removed). A
+/// bare host gets `https://`. Credentials in the URL, a query, and schemes other than http(s)
+/// are refused; whether plain http or a private address may be reached is the HTTP client's
+/// policy.
+pub fn normalize_base_url(raw: &str) -> Result<Url, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("the base URL is empty".into());
+    }
+    let full = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("https://{raw}")
+    };
+    let mut url =
+        Url::parse(&full).map_err(|e| format!("the base URL is not a valid address: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "the base URL must be an http or https address, not {}:",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the base URL has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the base URL must not contain a user name or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the base URL must not have a query (?…) or fragment (#…)".into());
+    }
+    let mut path = url.path().trim_end_matches('/').to_owned();
+    if path
+        .to_ascii_lowercase()
+        .ends_with(&API_ROOT.to_ascii_lowercase())
+    {
+        path.truncate(path.len() - API_ROOT.len());
+    }
+    url.set_path(path.trim_end_matches('/'));
+    Ok(url)
+}
+
+/// `{base}` as a string without the trailing `/` that `Url` keeps for an empty path.
+fn base_str(base: &Url) -> String {
+    base.as_str().trim_end_matches('/').to_owned()
+}
+
+/// A case type.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CaseType {
+    #[serde(rename = "caseTypeID", alias = "id", deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(rename = "caseTypeName", alias = "description", alias = "name")]
+    pub name: String,
+}
+
+/// A status type ("Status" is the primary one; the others hold second statuses).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatusType {
+    #[serde(rename = "statusTypeID", alias = "id", deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(rename = "statusTypeName", alias = "name")]
+    pub name: String,
+}
+
+/// A value of a status type.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Status {
+    #[serde(rename = "statusID", alias = "id", deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(rename = "statusName", alias = "name")]
+    pub name: String,
+}
+
+/// A user-defined field of a case type.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Udf {
+    #[serde(rename = "udfID", alias = "id", deserialize_with = "id_string")]
+    pub id: String,
+    /// What values are matched by (exactly).
+    pub udf_name: String,
+    #[serde(default)]
+    pub udf_short_name: Option<String>,
+    #[serde(default)]
+    pub udf_type: String,
+    #[serde(default)]
+    pub udf_group: String,
+}
+
+/// A current second status of a case.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondStatus {
+    #[serde(rename = "statusID", deserialize_with = "id_string")]
+    pub status_id: String,
+    #[serde(default)]
+    pub status_type_name: String,
+    #[serde(default)]
+    pub status_name: String,
+    #[serde(default)]
+    pub from_date: Option<String>,
+}
+
+/// A case, as `CaseInfo` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseInfo {
+    #[serde(rename = "caseID", deserialize_with = "id_string")]
+    pub case_id: String,
+    pub case_number: String,
+    #[serde(rename = "caseTypeID", default, deserialize_with = "opt_id_string")]
+    pub case_type_id: Option<String>,
+    #[serde(default)]
+    pub case_type: Option<String>,
+    #[serde(rename = "caseStatusID", default, deserialize_with = "opt_id_string")]
+    pub case_status_id: Option<String>,
+    #[serde(default)]
+    pub case_status: Option<String>,
+    #[serde(default)]
+    pub second_statuses: Vec<SecondStatus>,
+}
+
+/// A contact from the lookup; names are read tolerantly, as public clients do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    #[serde(
+        rename = "contactID",
+        alias = "contactId",
+        alias = "uniqueContactId",
+        alias = "id",
+        deserialize_with = "id_string"
+    )]
+    pub id: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default, alias = "emailAddress")]
+    pub email: Option<String>,
+    #[serde(default, alias = "phoneNumber", alias = "contactNumber")]
+    pub phone: Option<String>,
+}
+
+/// Ids come as numbers or strings.
+fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!("not an id: {other}"))),
+    }
+}
+
+fn opt_id_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s)),
+        serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(serde::de::Error::custom(format!("not an id: {other}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct JwtTimes {
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    exp: Option<i64>,
+}
+
+struct Token {
+    value: SecretString,
+    use_until: Instant,
+}
+
+/// How long a token may be used from now: its `exp` less the refresh margin.
+fn usable_for(token: &str, now: Timestamp) -> Duration {
+    let times = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+        .and_then(|b| serde_json::from_slice::<JwtTimes>(&b).ok());
+    let Some(JwtTimes {
+        iat,
+        exp: Some(exp),
+    }) = times
+    else {
+        return DEFAULT_TOKEN_LIFETIME - TOKEN_REFRESH_MARGIN;
+    };
+    let left = Duration::from_secs(u64::try_from(exp - now.as_second()).unwrap_or(0))
+        .min(MAX_TOKEN_LIFETIME);
+    let lifetime = iat
+        .and_then(|iat| u64::try_from(exp - iat).ok())
+        .map_or(left, Duration::from_secs);
+    left.saturating_sub(TOKEN_REFRESH_MARGIN.min(lifetime / 4))
+}
+
+/// A client for one SmartAdvocate connection; share it behind an `Arc`.
+pub struct SmartAdvocateClient {
+    http: reqwest::Client,
+    base: Url,
+    creds: Credentials,
+    paths: SmartAdvocatePaths,
+    token: Mutex<Option<Token>>,
+}
+
+impl fmt::Debug for SmartAdvocateClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmartAdvocateClient")
+            .field("base", &self.base.as_str())
+            .field("username", &self.creds.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmartAdvocateClient {
+    /// Fails only if the base URL cannot be used ([`SmartAdvocateError::BaseUrl`]).
+    pub fn new(
+        http: reqwest::Client,
+        creds: Credentials,
+        paths: SmartAdvocatePaths,
+    ) -> Result<Self, SmartAdvocateError> {
+        let base = normalize_base_url(&creds.base_url).map_err(SmartAdvocateError::BaseUrl)?;
+        Ok(Self {
+            http,
+            base,
+            creds,
+            paths,
+            token: Mutex::new(None),
+        })
+    }
+
+    /// The normalised base URL (without `/CaseSyncAPI`).
+    pub fn base_url(&self) -> String {
+        base_str(&self.base)
+    }
+
+    /// Authenticates and probes what casebridge needs: read cases, read notes, insert note,
+    /// read case types and status types. Returns the operations the API user may not perform
+    /// (empty: all fine). The probes change nothing: they ask for a case number that does not
+    /// exist, and insert a note without text into case 0, which SmartAdvocate refuses as
+    /// invalid when the user may insert notes and as forbidden when not.
+    pub async fn verify(&self) -> Result<Vec<String>, SmartAdvocateError> {
+        self.fresh_token().await?;
+        let probe = "casebridge-connection-check";
+        let mut denied = Vec::new();
+        let results = [
+            self.cases_by_number(probe).await.map(drop),
+            self.notes_by_case_number(probe).await.map(drop),
+            self.insert_note("0", &serde_json::json!({}))
+                .await
+                .map(drop),
+            self.case_types().await.map(drop),
+            self.status_types().await.map(drop),
+        ];
+        for r in results {
+            match r {
+                Ok(()) | Err(SmartAdvocateError::Rejected(_)) => {}
+                Err(SmartAdvocateError::PermissionDenied { operation }) => denied.push(operation),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(denied)
+    }
+
+    /// Cases whose number matches `pattern` as SQL `LIKE` (`%`, `_`), as SmartAdvocate answers.
+    pub async fn cases_by_number(
+        &self,
+        pattern: &str,
+    ) -> Result<Vec<CaseInfo>, SmartAdvocateError> {
+        self.get(
+            "read cases",
+            &self.paths.case_info,
+            &[],
+            &[("Casenumber", pattern)],
+        )
+        .await
+    }
+
+    /// The case with exactly this number (`CaseInfo` matches as `LIKE`, so the answer is
+    /// filtered).
+    pub async fn case_by_number(
+        &self,
+        number: &str,
+    ) -> Result<Option<CaseInfo>, SmartAdvocateError> {
+        Ok(self
+            .cases_by_number(number)
+            .await?
+            .into_iter()
+            .find(|c| c.case_number == number))
+    }
+
+    pub async fn notes_by_case_number(
+        &self,
+        number: &str,
+    ) -> Result<Vec<serde_json::Value>, SmartAdvocateError> {
+        self.get(
+            "read notes",
+            &self.paths.notes_by_case_number,
+            &[],
+            &[("CaseNumber", number)],
+        )
+        .await
+    }
+
+    /// Inserts a note (modelled path and body); returns the answer's body.
+    pub async fn insert_note(
+        &self,
+        case_id: &str,
+        note: &serde_json::Value,
+    ) -> Result<String, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.insert_note, &[("case_id", case_id)])?;
+        self.call("insert note", |t| {
+            self.http.post(url.clone()).bearer_auth(t).json(note)
+        })
+        .await
+    }
+
+    pub async fn case_types(&self) -> Result<Vec<CaseType>, SmartAdvocateError> {
+        self.get("read case types", &self.paths.case_types, &[], &[])
+            .await
+    }
+
+    pub async fn status_types(&self) -> Result<Vec<StatusType>, SmartAdvocateError> {
+        self.get("read status types", &self.paths.status_types, &[], &[])
+            .await
+    }
+
+    pub async fn statuses(&self, status_type_id: &str) -> Result<Vec<Status>, SmartAdvocateError> {
+        self.get(
+            "read statuses",
+            &self.paths.statuses,
+            &[("status_type_id", status_type_id)],
+            &[],
+        )
+        .await
+    }
+
+    /// The UDFs of a case type. A failure is an error, never an empty list.
+    pub async fn udfs(&self, case_type_id: &str) -> Result<Vec<Udf>, SmartAdvocateError> {
+        self.get(
+            "read UDF definitions",
+            &self.paths.udfs,
+            &[("case_type_id", case_type_id)],
+            &[],
+        )
+        .await
+    }
+
+    /// Contacts whose name matches (first page of `limit`).
+    pub async fn contact_lookup(
+        &self,
+        first_name: &str,
+        last_name: &str,
+        limit: u32,
+    ) -> Result<Vec<Contact>, SmartAdvocateError> {
+        let limit = limit.to_string();
+        self.get(
+            "look up contacts",
+            &self.paths.contact_lookup,
+            &[],
+            &[
+                ("Name", ""),
+                ("FirstName", first_name),
+                ("LastName", last_name),
+                ("FirstPage", "1"),
+                ("RowLimit", &limit),
+            ],
+        )
+        .await
+    }
+
+    // ---- plumbing ----
+
+    fn endpoint(&self, template: &str, vars: &[(&str, &str)]) -> Result<Url, SmartAdvocateError> {
+        let mut path = template.to_owned();
+        for (name, value) in vars {
+            let placeholder = format!("{{{name}}}");
+            if path.contains(&placeholder) {
+                let ok = !value.is_empty()
+                    && value.len() <= 64
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                    && !matches!(*value, "." | "..");
+                if !ok {
+                    return Err(SmartAdvocateError::Rejected(format!(
+                        "{name} {value:?} is not a valid SmartAdvocate id"
+                    )));
+                }
+                path = path.replace(&placeholder, value);
+            }
+        }
+        if path.contains(['{', '}']) {
+            return Err(SmartAdvocateError::Unexpected(format!(
+                "the configured path {template:?} has an unknown placeholder"
+            )));
+        }
+        Url::parse(&format!("{}{API_ROOT}{path}", base_str(&self.base))).map_err(|e| {
+            SmartAdvocateError::Unexpected(format!(
+                "the configured path {template:?} is invalid: {e}"
+            ))
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        template: &str,
+        vars: &[(&str, &str)],
+        query: &[(&str, &str)],
+    ) -> Result<T, SmartAdvocateError> {
+        let url = self.endpoint(template, vars)?;
+        let body = self
+            .call(what, |t| {
+                self.http.get(url.clone()).bearer_auth(t).query(query)
+            })
+            .await?;
+        serde_json::from_str(&body).map_err(|e| {
+            SmartAdvocateError::Unexpected(format!("{what}: answer not understood ({e})"))
+        })
+    }
+
+    /// One authorised call; a `401` gets one retry with a new token. Returns a 2xx body.
+    async fn call(
+        &self,
+        what: &str,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<String, SmartAdvocateError> {
+        let mut renewed = false;
+        loop {
+            let token = self.access_token().await?;
+            let resp = build(token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| transport(what, &e))?;
+            let status = resp.status();
+            let retry_after = retry_after(resp.headers());
+            let body = resp.text().await.map_err(|e| transport(what, &e))?;
+            tracing::debug!(
+                provider = "smartadvocate",
+                endpoint = what,
+                status = status.as_u16(),
+                "SmartAdvocate answered"
+            );
+            if status == StatusCode::UNAUTHORIZED {
+                if !renewed {
+                    renewed = true;
+                    self.forget_token(&token).await;
+                    continue;
+                }
+                return Err(SmartAdvocateError::Config(format!(
+                    "{what}: SmartAdvocate refused a newly issued token"
+                )));
+            }
+            return classify(what, status, retry_after, body);
+        }
+    }
+
+    async fn access_token(&self) -> Result<SecretString, SmartAdvocateError> {
+        let mut slot = self.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| Instant::now() < t.use_until) {
+            return Ok(t.value.clone());
+        }
+        let fresh = self.authenticate().await?;
+        let value = fresh.value.clone();
+        *slot = Some(fresh);
+        Ok(value)
+    }
+
+    /// Authenticates now, replacing any cached token.
+    async fn fresh_token(&self) -> Result<(), SmartAdvocateError> {
+        let mut slot = self.token.lock().await;
+        *slot = Some(self.authenticate().await?);
+        Ok(())
+    }
+
+    async fn forget_token(&self, bad: &SecretString) {
+        let mut slot = self.token.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|t| t.value.expose_secret() == bad.expose_secret())
+        {
+            *slot = None;
+        }
+    }
+
+    async fn authenticate(&self) -> Result<Token, SmartAdvocateError> {
+        const WHAT: &str = "authenticate";
+        let url = self.endpoint(&self.paths.authenticate, &[])?;
+        let body = serde_json::json!({
+            "Username": self.creds.username,
+            "Password": self.creds.password.expose_secret(),
+        });
+        let host = self.base.host_str().unwrap_or_default().to_owned();
+        let resp = self.http.post(url).json(&body).send().await.map_err(|e| {
+            if e.is_connect() {
+                SmartAdvocateError::BaseUrl(format!(
+                    "could not connect to {host}: {}; check the base URL",
+                    innermost(&e)
+                ))
+            } else {
+                transport(WHAT, &e)
+            }
+        })?;
+        let status = resp.status();
+        let retry_after = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| transport(WHAT, &e))?;
+        tracing::debug!(
+            provider = "smartadvocate",
+            endpoint = WHAT,
+            status = status.as_u16(),
+            "SmartAdvocate answered"
+        );
+        let not_sa = || {
+            SmartAdvocateError::BaseUrl(format!(
+                "{host} answered HTTP {status} where SmartAdvocate's CaseSyncAPI should be; \
+                 check the base URL"
+            ))
+        };
+        match status {
+            s if s.is_success() => {
+                let parsed: AuthBody = serde_json::from_str(&text).map_err(|_| {
+                    if text.trim().is_empty() {
+                        SmartAdvocateError::Transient(format!("{WHAT}: empty answer"))
+                    } else {
+                        not_sa()
+                    }
+                })?;
+                if parsed.token.is_empty() {
+                    return Err(SmartAdvocateError::Unexpected(format!("{WHAT}: no token")));
+                }
+                let use_for = usable_for(&parsed.token, Timestamp::now());
+                Ok(Token {
+                    value: SecretString::from(parsed.token),
+                    use_until: Instant::now() + use_for,
+                })
+            }
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED => {
+                Err(SmartAdvocateError::WrongCredentials)
+            }
+            s if s.is_redirection()
+                || s == StatusCode::NOT_FOUND
+                || s == StatusCode::METHOD_NOT_ALLOWED =>
+            {
+                Err(not_sa())
+            }
+            other => Err(failure(WHAT, other, retry_after, &text)),
+        }
+    }
+}
+
+/// The `message` of a SmartAdvocate error body, else a short excerpt.
+fn describe(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct Message {
+        #[serde(alias = "Message")]
+        message: String,
+    }
+    serde_json::from_str::<Message>(body)
+        .map(|m| m.message)
+        .unwrap_or_else(|_| body.chars().take(200).collect())
+}
+
+fn classify(
+    what: &str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: String,
+) -> Result<String, SmartAdvocateError> {
+    if status.is_success() {
+        if body.trim().is_empty() && status != StatusCode::NO_CONTENT {
+            return Err(SmartAdvocateError::Transient(format!(
+                "{what}: HTTP {status} with an empty body"
+            )));
+        }
+        return Ok(body);
+    }
+    Err(failure(what, status, retry_after, &body))
+}
+
+/// The error of a non-2xx answer.
+fn failure(
+    what: &str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> SmartAdvocateError {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => SmartAdvocateError::RateLimited { retry_after },
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+            SmartAdvocateError::Transient(format!("{what}: HTTP {status}"))
+        }
+        StatusCode::FORBIDDEN => SmartAdvocateError::PermissionDenied {
+            operation: what.to_owned(),
+        },
+        s if s.is_client_error() => {
+            SmartAdvocateError::Rejected(format!("{what}: {} (HTTP {status})", describe(body)))
+        }
+        _ => SmartAdvocateError::Unexpected(format!("{what}: HTTP {status}: {}", describe(body))),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    casebridge_webhooks::delivery::parse_retry_after(value, Timestamp::now())
+}
+
+fn transport(what: &str, e: &reqwest::Error) -> SmartAdvocateError {
+    let m = innermost(e);
+    SmartAdvocateError::Transient(if e.is_timeout() {
+        format!("{what}: timed out: {m}")
+    } else if e.is_connect() {
+        format!("{what}: could not connect: {m}")
+    } else {
+        format!("{what}: request failed: {m}")
+    })
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(raw: &str) -> String {
+        base_str(&normalize_base_url(raw).unwrap())
+    }
+
+    #[test]
+    fn base_urls_with_and_without_the_api_root() {
+        for raw in [
+            "https://app.smartadvocate.com",
+            "https://app.smartadvocate.com/",
+            "https://app.smartadvocate.com/CaseSyncAPI",
+            "https://app.smartadvocate.com/CaseSyncAPI/",
+            " https://app.smartadvocate.com/casesyncapi ",
+            "app.smartadvocate.com",
+        ] {
+            assert_eq!(norm(raw), "https://app.smartadvocate.com", "{raw:?}");
+        }
+        assert_eq!(
+            norm("https://sa.example.com/sa/CaseSyncAPI/"),
+            "https://sa.example.com/sa"
+        );
+        assert_eq!(norm("http://127.0.0.1:8083/"), "http://127.0.0.1:8083");
+        for bad in [
+            "",
+            "ftp://x.example",
+            "https://u:pw@x.example",
+            "https://x.example/?a=1",
+        ] {
+            let err = normalize_base_url(bad).unwrap_err();
+            assert!(!err.contains("pw@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn token_lifetime_from_exp() {
+        let now = Timestamp::from_second(1_620_665_626).unwrap();
+        let jwt = |claims: &str| format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims));
+        // The KB's example: 2 hours; refreshed 5 minutes early.
+        let t = jwt(r#"{"iat":1620665626,"exp":1620672826}"#);
+        assert_eq!(usable_for(&t, now), Duration::from_secs(7200 - 300));
+        // A short token: a quarter of its lifetime early.
+        let t = jwt(r#"{"iat":1620665626,"exp":1620665634}"#);
+        assert_eq!(usable_for(&t, now), Duration::from_secs(6));
+        // No exp, or not a JWT: one hour.
+        assert_eq!(usable_for("opaque", now), Duration::from_secs(3300));
+        // Already expired: use it not at all.
+        let t = jwt(r#"{"exp":1620665000}"#);
+        assert_eq!(usable_for(&t, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Credentials::new("https://x.example", "api", "Secret-Pw");
+        assert!(!format!("{c:?}").contains("Secret-Pw"));
+        let client =
+            SmartAdvocateClient::new(reqwest::Client::new(), c, SmartAdvocatePaths::default())
+                .unwrap();
+        assert!(!format!("{client:?}").contains("Secret-Pw"));
+    }
+
+    #[test]
+    fn answers_are_classified() {
+        let c = |s: u16, body: &str| {
+            classify("x", StatusCode::from_u16(s).unwrap(), None, body.into()).unwrap_err()
+        };
+        assert!(matches!(
+            c(403, ""),
+            SmartAdvocateError::PermissionDenied { .. }
+        ));
+        assert!(c(403, "").is_config());
+        assert!(c(503, "").is_retryable());
+        assert!(c(200, "").is_retryable());
+        assert!(
+            matches!(c(404, r#"{"message":"Case not found"}"#), SmartAdvocateError::Rejected(m) if m.contains("Case not found"))
+        );
+        assert!(matches!(c(429, ""), SmartAdvocateError::RateLimited { .. }));
+    }
+}

@@ -1,0 +1,329 @@
+//! SmartAdvocate behind the [`Connector`] interface.
+//!
+//! Catalog model (SA2): SmartAdvocate has status *types*, each with values; the type named
+//! "Status" is the primary case status, the others hold second statuses (a case has one current
+//! value per type, e.g. "Dialer Status" = "To Dial"). casebridge's catalog has one status list,
+//! so both go into it: a primary status as itself (CRM id = its status id, name = its name), a
+//! second status as the pair (CRM id `<type id>:<status id>`, name `Type = Value`, see
+//! [`second_status_id`]). The existing status mappings then map a platform status to either a
+//! primary status or one type's value. UDFs are the custom fields of each case type: key = the
+//! UDF name (values are matched by exact name), label = its short name when it has one.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use casebridge_domain::clock::Clock;
+use casebridge_domain::crm_ops::ResumeMode;
+use casebridge_domain::error::Validator;
+use casebridge_domain::ids::CompanyId;
+use casebridge_domain::integrations::Provider;
+use casebridge_domain::ValidationError;
+use casebridge_queue::Registry;
+use casebridge_store::imports::Import;
+use casebridge_store::integrations::{CrmField, CrmItem, Integration};
+use casebridge_store::{Conn, Store, StoreError, Tx};
+use casebridge_webhooks::policy::UrlPolicy;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::client::{normalize_base_url, SmartAdvocateError};
+use super::connection::{self, Clients, StoredCredentials};
+use crate::connector::{
+    ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
+    InboundFields, InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings,
+    PlatformChange, Resumed, SECRET_MASK,
+};
+
+/// Says what this version does not do with SmartAdvocate.
+pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting and \
+                           loading the catalog are)";
+
+/// The catalog id of a second status: `<status type id>:<status id>`.
+pub fn second_status_id(status_type_id: &str, status_id: &str) -> String {
+    format!("{status_type_id}:{status_id}")
+}
+
+/// The SmartAdvocate connector.
+pub struct SmartAdvocate {
+    clients: Clients,
+}
+
+impl SmartAdvocate {
+    pub fn new(clients: Clients) -> Self {
+        Self { clients }
+    }
+}
+
+/// The connect values, as an admin sends them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectForm {
+    base_url: String,
+    username: String,
+    password: String,
+}
+
+impl ConnectForm {
+    fn parse(input: &Value) -> Result<StoredCredentials, ValidationError> {
+        let form: ConnectForm = serde_json::from_value(input.clone())
+            .map_err(|e| ValidationError::single("body", e.to_string()))?;
+        let mut v = Validator::new();
+        for (field, value) in [
+            ("base_url", &form.base_url),
+            ("username", &form.username),
+            ("password", &form.password),
+        ] {
+            if value.trim().is_empty() {
+                v.push(field, "is required");
+            }
+        }
+        v.finish()?;
+        let base = normalize_base_url(&form.base_url)
+            .map_err(|m| ValidationError::single("base_url", m))?;
+        Ok(StoredCredentials {
+            base_url: base.as_str().trim_end_matches('/').to_owned(),
+            username: form.username.trim().to_owned(),
+            password: form.password,
+        })
+    }
+}
+
+fn not_yet(what: &str) -> String {
+    format!("{what} {NOT_YET}")
+}
+
+#[async_trait]
+impl Connector for SmartAdvocate {
+    fn provider(&self) -> Provider {
+        Provider::SmartAdvocate
+    }
+
+    async fn connect(
+        &self,
+        company: CompanyId,
+        input: &Value,
+        policy: &UrlPolicy,
+    ) -> Result<String, ConnectError> {
+        let stored = ConnectForm::parse(input)?;
+        let base_error = |m: String| ConnectError::Invalid(ValidationError::single("base_url", m));
+        policy
+            .vet(&stored.base_url)
+            .await
+            .map_err(|e| base_error(e.to_string()))?;
+        let client = self
+            .clients
+            .build(stored.clone().into_credentials())
+            .map_err(|e| base_error(e.to_string()))?;
+        let denied = client.verify().await.map_err(|e| match e {
+            SmartAdvocateError::BaseUrl(m) => base_error(m),
+            SmartAdvocateError::WrongCredentials => ConnectError::Invalid(ValidationError::single(
+                "password",
+                "SmartAdvocate did not accept this username and password (it does not say \
+                 which is wrong)",
+            )),
+            other => ConnectError::Unavailable(other.to_string()),
+        })?;
+        if !denied.is_empty() {
+            let mut v = Validator::new();
+            for op in denied {
+                v.push(
+                    "username",
+                    format!(
+                        "the API user {} lacks permission for {op}; grant it in SmartAdvocate",
+                        stored.username
+                    ),
+                );
+            }
+            v.finish()?;
+        }
+        Ok(connection::seal(self.clients.keyring(), company, &stored))
+    }
+
+    fn masked_credentials(&self, i: &Integration) -> Result<Option<Map<String, Value>>, String> {
+        Ok(connection::open(self.clients.keyring(), i)?.map(|c| {
+            let mut m = Map::new();
+            m.insert("base_url".into(), c.base_url.into());
+            m.insert("username".into(), c.username.into());
+            m.insert("password".into(), SECRET_MASK.into());
+            m
+        }))
+    }
+
+    async fn load_catalog(&self, i: &Integration) -> Result<Catalog, CatalogError> {
+        let client = self
+            .clients
+            .for_integration(i)
+            .map_err(CatalogError::Internal)?
+            .ok_or(CatalogError::NotConnected)?;
+        let item = |crm_id: String, name: String| CrmItem { crm_id, name };
+        let loaded = async {
+            let case_types = client.case_types().await?;
+            let mut statuses = Vec::new();
+            for t in client.status_types().await? {
+                let primary = t.name.eq_ignore_ascii_case("Status");
+                for s in client.statuses(&t.id).await? {
+                    statuses.push(if primary {
+                        item(s.id, s.name)
+                    } else {
+                        item(
+                            second_status_id(&t.id, &s.id),
+                            format!("{} = {}", t.name, s.name),
+                        )
+                    });
+                }
+            }
+            let mut fields = Vec::new();
+            for ct in &case_types {
+                for u in client.udfs(&ct.id).await? {
+                    fields.push(CrmField {
+                        crm_case_type_id: ct.id.clone(),
+                        label: u
+                            .udf_short_name
+                            .filter(|s| !s.trim().is_empty())
+                            .unwrap_or_else(|| u.udf_name.clone()),
+                        key: u.udf_name,
+                        crm_field_id: u.id,
+                        input_type: u.udf_type,
+                        form_section: u.udf_group,
+                    });
+                }
+            }
+            Ok::<_, SmartAdvocateError>(Catalog {
+                case_types: case_types.into_iter().map(|c| item(c.id, c.name)).collect(),
+                statuses,
+                fields,
+            })
+        };
+        loaded.await.map_err(|e| CatalogError::Load(e.to_string()))
+    }
+
+    fn inbound_gate(&self, _: &Integration) -> Option<String> {
+        Some(not_yet("receiving webhooks"))
+    }
+
+    fn inbound_fields(
+        &self,
+        _query: &str,
+        body: InboundBody,
+    ) -> Result<InboundFields, InboundRejection> {
+        // Nothing is read from the body; only a body that could not be read is reported.
+        match body {
+            InboundBody::Unreadable { message, too_large } => Err(if too_large {
+                InboundRejection::TooLarge(message)
+            } else {
+                InboundRejection::Malformed(message)
+            }),
+            _ => Ok(InboundFields::default()),
+        }
+    }
+
+    fn parse_inbound(
+        &self,
+        _query: &[(String, String)],
+        _body: &[(String, String)],
+    ) -> Result<InboundRecord, InvalidInbound> {
+        Err(InvalidInbound {
+            field: "body",
+            message: not_yet("receiving webhooks"),
+            record_ref: None,
+        })
+    }
+
+    async fn apply_inbound(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _record: &InboundRecord,
+        _now: Timestamp,
+    ) -> Result<Applied, IngestError> {
+        Err(ValidationError::single("body", not_yet("receiving webhooks")).into())
+    }
+
+    /// Sends nothing yet, so records nothing.
+    async fn record_change(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _change: &PlatformChange<'_>,
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn requeue_blocked(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn holds_status_changes(&self) -> bool {
+        false
+    }
+
+    async fn held_status_changes(
+        &self,
+        _conn: &mut Conn,
+        _company: CompanyId,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn resume_status_sync(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _mode: ResumeMode,
+        _now: Timestamp,
+    ) -> Result<Resumed, StoreError> {
+        Err(StoreError::Invalid(ValidationError::single(
+            "status_sync",
+            not_yet("status sync"),
+        )))
+    }
+
+    fn check_import_file(&self, _text: &str) -> Result<u64, ValidationError> {
+        Err(ValidationError::single("file", not_yet("importing a file")))
+    }
+
+    async fn enqueue_file_import(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _file_name: Option<&str>,
+        _text: &str,
+        _total_rows: u64,
+        _now: Timestamp,
+    ) -> Result<Import, StoreError> {
+        Err(StoreError::Invalid(ValidationError::single(
+            "file",
+            not_yet("importing a file"),
+        )))
+    }
+
+    async fn enqueue_api_import(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _since: Option<Timestamp>,
+        _now: Timestamp,
+    ) -> Result<Import, ApiImportError> {
+        Err(ApiImportError::NotConnected(not_yet(
+            "importing from the SmartAdvocate API",
+        )))
+    }
+
+    /// No SmartAdvocate jobs yet (no pushes, pulls or imports).
+    fn register_jobs(
+        &self,
+        registry: Registry,
+        _store: Store,
+        _clock: Arc<dyn Clock>,
+        _settings: JobSettings,
+    ) -> Registry {
+        registry
+    }
+}

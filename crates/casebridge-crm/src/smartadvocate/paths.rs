@@ -1,0 +1,71 @@
+//! Where each CaseSyncAPI endpoint lives, relative to `{base URL}/CaseSyncAPI`.
+
+use serde::{Deserialize, Serialize};
+
+/// The path of every CaseSyncAPI endpoint the client calls, relative to
+/// `{base URL}/CaseSyncAPI`.
+///
+/// `authenticate`, `case_info` and `notes_by_case_number` are documented in SmartAdvocate's
+/// knowledge base; `contact_lookup` is seen in public client code. The rest is **modelled**
+/// (no public path was found), so these are configuration (`[smartadvocate_paths]`), not
+/// constants: a correction is a setting, not a code change. `{case_id}`, `{case_type_id}` and
+/// `{status_type_id}` are replaced (the id must be a plain token of letters, digits, `-`, `_`
+/// or `.`).
+///
+/// Deserialises from configuration; a missing key keeps its default, an unknown key is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmartAdvocatePaths {
+    /// Documented: `POST {"Username","Password"}` → `{"username","userID","token"}`.
+    pub authenticate: String,
+    /// Documented: `GET ?Casenumber=` (SQL `LIKE`) → an array of cases.
+    pub case_info: String,
+    /// Documented: `GET ?CaseNumber=` → the case's notes.
+    pub notes_by_case_number: String,
+    /// Modelled: `POST` JSON note; has `{case_id}`.
+    pub insert_note: String,
+    /// Seen in code: `GET ?Name=&FirstName=&LastName=&FirstPage=&RowLimit=` → contacts.
+    pub contact_lookup: String,
+    /// Modelled: `GET` → `[{caseTypeID, caseTypeName}]`.
+    pub case_types: String,
+    /// Modelled: `GET` → `[{statusTypeID, statusTypeName}]`.
+    pub status_types: String,
+    /// Modelled: `GET` → `[{statusID, statusName}]`; has `{status_type_id}`.
+    pub statuses: String,
+    /// Modelled: `GET` → `[{udfID, udfName, udfShortName, udfType, udfGroup}]`; has
+    /// `{case_type_id}`.
+    pub udfs: String,
+    /// Modelled: `GET` → `[{udfID, udfName, value}]`; has `{case_id}`.
+    pub case_udfs: String,
+}
+
+impl Default for SmartAdvocatePaths {
+    fn default() -> Self {
+        Self {
+            authenticate: "/Users/authenticate".into(),
+            case_info: "/case/CaseInfo".into(),
+            notes_by_case_number: "/case/notes/byCaseNumber".into(),
+            insert_note: "/case/{case_id}/notes".into(),
+            contact_lookup: "/Search/contactLookup".into(),
+            case_types: "/case/CaseTypes".into(),
+            status_types: "/case/StatusTypes".into(),
+            statuses: "/case/StatusTypes/{status_type_id}/Statuses".into(),
+            udfs: "/case/CaseTypes/{case_type_id}/UDFs".into(),
+            case_udfs: "/case/{case_id}/UDFs".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_configuration_keeps_the_other_defaults() {
+        let paths: SmartAdvocatePaths =
+            serde_json::from_str(r#"{"udfs": "/case/udf/{case_type_id}"}"#).unwrap();
+        assert_eq!(paths.udfs, "/case/udf/{case_type_id}");
+        assert_eq!(paths.case_info, SmartAdvocatePaths::default().case_info);
+        assert!(serde_json::from_str::<SmartAdvocatePaths>(r#"{"udf": "/x"}"#).is_err());
+    }
+}

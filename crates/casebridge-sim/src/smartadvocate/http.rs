@@ -1,0 +1,530 @@
+//! The simulator's HTTP surface: the CaseSyncAPI under `/CaseSyncAPI`, and the `/_sim/`
+//! controls. Each API request is checked against the faults, answered, and logged.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::jwt::{self, Claims};
+use super::{FaultsPatch, LoggedRequest, Operation, SimNote, SmartAdvocateSim, State as SimState};
+
+const PREFIX: &str = "/CaseSyncAPI";
+const BODY_LIMIT: usize = 1024 * 1024;
+
+pub(super) fn router(sim: SmartAdvocateSim) -> Router {
+    Router::new().fallback(handle).with_state(sim)
+}
+
+/// A request's inputs.
+struct Input {
+    query: Vec<(String, String)>,
+    json: Option<Value>,
+    /// The body was sent but is not JSON.
+    bad_json: bool,
+}
+
+impl Input {
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn handle(State(sim): State<SmartAdvocateSim>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let path = parts.uri.path().to_owned();
+    if path == "/_sim" || path.starts_with("/_sim/") {
+        return controls(&sim, &parts.method, &path, &body);
+    }
+    let input = Input {
+        query: parts
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        json: serde_json::from_slice(&body).ok(),
+        bad_json: !body.is_empty() && serde_json::from_slice::<Value>(&body).is_err(),
+    };
+    let api_path = strip_prefix(&path);
+    let route = api_path.and_then(|p| route(&parts.method, p));
+    let (seq, slow_ms) = {
+        let mut st = sim.state();
+        st.next_seq += 1;
+        (st.next_seq - 1, st.faults.slow_ms)
+    };
+    let at = Timestamp::now();
+    if slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(slow_ms)).await;
+    }
+    let response = match (&route, injected_fault(&sim)) {
+        (Some(_), Some(r)) => r,
+        (Some((op, vars)), None) => answer(&sim, *op, vars, &parts, &input),
+        (None, _) => message(StatusCode::NOT_FOUND, "No HTTP resource was found"),
+    };
+    let logged = LoggedRequest {
+        seq,
+        at,
+        method: parts.method.to_string(),
+        path: api_path.unwrap_or(&path).to_owned(),
+        operation: route.map(|(op, _)| op),
+        query: input.query,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        json: input.json,
+        status: response.status().as_u16(),
+    };
+    sim.state().requests.push(logged);
+    response
+}
+
+/// The path after `/CaseSyncAPI` (matched case-insensitively, as IIS does).
+fn strip_prefix(path: &str) -> Option<&str> {
+    let head = path.get(..PREFIX.len())?;
+    head.eq_ignore_ascii_case(PREFIX)
+        .then(|| &path[PREFIX.len()..])
+        .filter(|rest| rest.starts_with('/'))
+}
+
+/// The operation of a method and path, with the numeric ids in it.
+fn route(method: &Method, path: &str) -> Option<(Operation, Vec<u64>)> {
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let id = |s: &str| s.parse::<u64>().ok();
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    Some(match segs.as_slice() {
+        ["users", "authenticate"] if post => (Operation::Authenticate, vec![]),
+        ["case", "caseinfo"] if get => (Operation::CaseInfo, vec![]),
+        ["case", "notes", "bycasenumber"] if get => (Operation::NotesByCaseNumber, vec![]),
+        ["case", "casetypes"] if get => (Operation::CaseTypes, vec![]),
+        ["case", "statustypes"] if get => (Operation::StatusTypes, vec![]),
+        ["case", "statustypes", t, "statuses"] if get => (Operation::Statuses, vec![id(t)?]),
+        ["case", "casetypes", t, "udfs"] if get => (Operation::Udfs, vec![id(t)?]),
+        ["case", c, "udfs"] if get => (Operation::CaseUdfs, vec![id(c)?]),
+        ["case", c, "notes"] if post => (Operation::InsertNote, vec![id(c)?]),
+        ["search", "contactlookup"] if get => (Operation::ContactLookup, vec![]),
+        _ => return None,
+    })
+}
+
+fn message(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "message": text.into() }))).into_response()
+}
+
+fn ok(body: Value) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// A 429 or 503 when a fault says so (and counts it down).
+fn injected_fault(sim: &SmartAdvocateSim) -> Option<Response> {
+    let mut st = sim.state();
+    if let Some(rl) = st.faults.rate_limit.as_mut() {
+        let retry_after = rl.retry_after;
+        rl.count = rl.count.saturating_sub(1);
+        if rl.count == 0 {
+            st.faults.rate_limit = None;
+        }
+        let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        r.headers_mut().insert(
+            RETRY_AFTER,
+            retry_after.to_string().parse().expect("digits"),
+        );
+        return Some(r);
+    }
+    if st.faults.fail_5xx > 0 {
+        st.faults.fail_5xx -= 1;
+        return Some(message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is unavailable",
+        ));
+    }
+    None
+}
+
+fn answer(
+    sim: &SmartAdvocateSim,
+    op: Operation,
+    vars: &[u64],
+    parts: &Parts,
+    input: &Input,
+) -> Response {
+    let mut st = sim.state();
+    if op == Operation::Authenticate {
+        return authenticate(&mut st, input);
+    }
+    if !authorized(&st, parts) {
+        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    if st.faults.denied.contains(&op) {
+        return message(
+            StatusCode::FORBIDDEN,
+            format!("You do not have permission to {}", op.label()),
+        );
+    }
+    if input.bad_json {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "The request body is not valid JSON",
+        );
+    }
+    let response = match op {
+        Operation::Authenticate => unreachable!("answered above"),
+        Operation::CaseInfo => case_info(&st, input),
+        Operation::NotesByCaseNumber => notes(&st, input),
+        Operation::InsertNote => insert_note(&mut st, vars[0], input),
+        Operation::CaseTypes => ok(json!(st.case_types)),
+        Operation::StatusTypes => ok(json!(st.status_types)),
+        Operation::Statuses => match st.status_type(vars[0]) {
+            Some(t) => ok(json!(t.statuses)),
+            None => message(StatusCode::NOT_FOUND, "Status type not found"),
+        },
+        Operation::Udfs => match st.case_type(vars[0]) {
+            Some(_) => ok(json!(st.udfs.get(&vars[0]).cloned().unwrap_or_default())),
+            None => message(StatusCode::NOT_FOUND, "Case type not found"),
+        },
+        Operation::CaseUdfs => case_udfs(&st, vars[0]),
+        Operation::ContactLookup => contact_lookup(&st, input),
+    };
+    if response.status() == StatusCode::OK && st.faults.empty_bodies > 0 {
+        st.faults.empty_bodies -= 1;
+        return (StatusCode::OK, [(CONTENT_TYPE, "application/json")], "").into_response();
+    }
+    response
+}
+
+fn authenticate(st: &mut SimState, input: &Input) -> Response {
+    // Names are case-sensitive: `username` is not `Username`.
+    let field = |name: &str| {
+        input
+            .json
+            .as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (username, password) = (field("Username"), field("Password"));
+    if username.is_empty() || password.is_empty() {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Username and Password are required",
+        );
+    }
+    if username != st.user.username || password != st.user.password {
+        return message(StatusCode::BAD_REQUEST, "Username or password is incorrect");
+    }
+    let iat = Timestamp::now().as_second();
+    let ttl = i64::try_from(st.token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    let claims = Claims {
+        unique_name: username.clone(),
+        jti: st.next_jti,
+        iat,
+        exp: iat.saturating_add(ttl),
+        iss: "SmartAdvocateSim".into(),
+    };
+    st.next_jti += 1;
+    ok(json!({
+        "username": username,
+        "userID": st.user.user_id,
+        "token": jwt::encode(&st.jwt_key, &claims),
+    }))
+}
+
+/// A valid, unexpired token after exactly `Bearer `.
+fn authorized(st: &SimState, parts: &Parts) -> bool {
+    let Some(token) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    jwt::decode(&st.jwt_key, token.trim())
+        .is_some_and(|c| c.exp > Timestamp::now().as_second() && c.jti >= st.first_valid_jti)
+}
+
+/// SQL `LIKE`: `%` any run of characters, `_` one; case-insensitive.
+fn like(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('_', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => {
+                t.first().is_some_and(|tc| tc.eq_ignore_ascii_case(c)) && go(rest, &t[1..])
+            }
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+fn ts(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn case_info(st: &SimState, input: &Input) -> Response {
+    let Some(pattern) = input.query("Casenumber").filter(|p| !p.is_empty()) else {
+        return message(StatusCode::BAD_REQUEST, "Casenumber is required");
+    };
+    let primary = st.primary_type().map_or(0, |t| t.status_type_id);
+    let found: Vec<Value> = st
+        .cases
+        .iter()
+        .filter(|c| like(pattern, &c.case_number))
+        .map(|c| {
+            let plaintiff = st.contact(c.plaintiff_contact_id);
+            json!({
+                "caseID": c.case_id,
+                "caseNumber": c.case_number,
+                "caseTypeID": c.case_type_id,
+                "caseType": st.case_type(c.case_type_id).map(|t| t.case_type_name.clone()),
+                "caseStatusID": c.status_id,
+                "caseStatus": st.status_name(primary, c.status_id).map(|(_, s)| s),
+                "caseStatusFrom": ts(c.status_from),
+                "officeID": 1,
+                "officeName": "Main Office",
+                "plaintiffs": plaintiff.map(|p| vec![json!({
+                    "id": c.case_id * 10 + 1,
+                    "name": format!("{} {}", p.first_name, p.last_name),
+                    "role": "Plaintiff",
+                    "contactID": p.contact_id,
+                    "primary": true,
+                    "primaryContact": true,
+                })]).unwrap_or_default(),
+                "secondStatuses": c.second_statuses.iter().map(|s| {
+                    let (type_name, name) = st.status_name(s.status_type_id, s.status_id)
+                        .unwrap_or_default();
+                    json!({
+                        "statusID": s.status_id,
+                        "statusTypeID": s.status_type_id,
+                        "fromDate": ts(s.from),
+                        "statusTypeName": type_name,
+                        "statusName": name,
+                    })
+                }).collect::<Vec<_>>(),
+                "createdDate": ts(c.created),
+                "modifiedDate": ts(c.modified),
+            })
+        })
+        .collect();
+    ok(json!(found))
+}
+
+fn notes(st: &SimState, input: &Input) -> Response {
+    let Some(number) = input.query("CaseNumber").filter(|p| !p.is_empty()) else {
+        return message(StatusCode::BAD_REQUEST, "CaseNumber is required");
+    };
+    let out: Vec<Value> = st
+        .cases
+        .iter()
+        .filter(|c| c.case_number == number)
+        .flat_map(|c| {
+            c.notes.iter().map(|n| {
+                json!({
+                    "noteID": n.note_id,
+                    "caseID": c.case_id,
+                    "caseNumber": c.case_number,
+                    "noteTypeID": n.note_type_id,
+                    "noteTypeName": "General",
+                    "noteText": n.note_text,
+                    "subject": n.subject,
+                    "priority": n.priority,
+                    "userID": st.user.user_id,
+                    "noteDate": ts(n.note_date),
+                    "createdDate": ts(n.created),
+                    "isSharedinCP": false,
+                    "isSharedWithAll": true,
+                })
+            })
+        })
+        .collect();
+    ok(json!(out))
+}
+
+fn insert_note(st: &mut SimState, case_id: u64, input: &Input) -> Response {
+    let body = input.json.clone().unwrap_or(Value::Null);
+    let text = body.get("noteText").and_then(Value::as_str).unwrap_or("");
+    if text.trim().is_empty() {
+        return message(StatusCode::BAD_REQUEST, "noteText is required");
+    }
+    let note_id = st.next_note_id;
+    let now = Timestamp::now();
+    let str_of = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let note = SimNote {
+        note_id,
+        note_type_id: body.get("noteTypeID").and_then(Value::as_u64).unwrap_or(1),
+        subject: str_of("subject").unwrap_or_default(),
+        note_text: text.to_owned(),
+        priority: str_of("priority").unwrap_or_else(|| "Normal".into()),
+        note_date: str_of("noteDate")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(now),
+        created: now,
+    };
+    let Some(case) = st.cases.iter_mut().find(|c| c.case_id == case_id) else {
+        return message(StatusCode::NOT_FOUND, "Case not found");
+    };
+    case.notes.push(note);
+    case.modified = now;
+    st.next_note_id += 1;
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "noteID": note_id })),
+    )
+        .into_response()
+}
+
+fn case_udfs(st: &SimState, case_id: u64) -> Response {
+    let Some(case) = st.cases.iter().find(|c| c.case_id == case_id) else {
+        return message(StatusCode::NOT_FOUND, "Case not found");
+    };
+    let defs = st.udfs.get(&case.case_type_id).cloned().unwrap_or_default();
+    ok(json!(defs
+        .iter()
+        .map(|d| json!({
+            "udfID": d.udf_id,
+            "udfName": d.udf_name,
+            "value": case.udf_values.get(&d.udf_id),
+        }))
+        .collect::<Vec<_>>()))
+}
+
+fn contact_lookup(st: &SimState, input: &Input) -> Response {
+    let has = |field: &str, value: &str| {
+        input
+            .query(field)
+            .filter(|q| !q.is_empty())
+            .is_none_or(|q| value.to_ascii_lowercase().contains(&q.to_ascii_lowercase()))
+    };
+    let page = input
+        .query("FirstPage")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let limit = input
+        .query("RowLimit")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let found: Vec<&super::SimContact> = st
+        .contacts
+        .iter()
+        .filter(|c| {
+            has("FirstName", &c.first_name)
+                && has("LastName", &c.last_name)
+                && has("Name", &format!("{} {}", c.first_name, c.last_name))
+        })
+        .skip((page - 1) * limit)
+        .take(limit)
+        .collect();
+    ok(json!(found))
+}
+
+fn controls(sim: &SmartAdvocateSim, method: &Method, path: &str, body: &Bytes) -> Response {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/_sim")
+        .trim_matches('/')
+        .split('/')
+        .collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["requests"]) => ok(json!(sim.requests())),
+        ("DELETE", ["requests"]) => {
+            sim.clear_requests();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", ["faults"]) => ok(json!(sim.faults())),
+        ("POST" | "PUT" | "PATCH", ["faults"]) => {
+            match serde_json::from_slice::<FaultsPatch>(body) {
+                Ok(patch) => {
+                    sim.patch_faults(patch);
+                    ok(json!(sim.faults()))
+                }
+                Err(e) => (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({ "error": e.to_string() })),
+                )
+                    .into_response(),
+            }
+        }
+        ("DELETE", ["faults"]) => {
+            sim.clear_faults();
+            ok(json!(sim.faults()))
+        }
+        ("POST", ["tokens", "expire"]) => {
+            sim.expire_tokens();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", ["cases"]) => ok(json!(sim.cases())),
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "no such simulator control"})),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_as_sql_does() {
+        assert!(like("9000002%", "9000002"));
+        assert!(like("9000002%", "90000021"));
+        assert!(like("%002", "9000002"));
+        assert!(like("9_00002", "9000002"));
+        assert!(!like("9000002", "90000021"));
+        assert!(!like("9000003%", "9000002"));
+    }
+
+    #[test]
+    fn routes_and_prefix() {
+        assert_eq!(
+            strip_prefix("/casesyncapi/case/CaseInfo"),
+            Some("/case/CaseInfo")
+        );
+        assert_eq!(strip_prefix("/case/CaseInfo"), None);
+        assert_eq!(strip_prefix("/CaseSyncAPIx/case"), None);
+        assert_eq!(
+            route(&Method::POST, "/case/12/notes"),
+            Some((Operation::InsertNote, vec![12]))
+        );
+        assert_eq!(route(&Method::GET, "/case/12/notes"), None);
+        assert_eq!(
+            route(&Method::GET, "/case/CaseTypes/2/UDFs"),
+            Some((Operation::Udfs, vec![2]))
+        );
+    }
+}

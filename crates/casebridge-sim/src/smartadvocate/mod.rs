@@ -1,0 +1,609 @@
+//! A SmartAdvocate CaseSyncAPI tenant in memory, for tests and for `casebridge sim smartadvocate`.
+//!
+//! Everything is served under `/CaseSyncAPI`. Documented by SmartAdvocate (strict here as the
+//! real API is known to be):
+//! - `POST /Users/authenticate`, JSON `{"Username","Password"}` (names and values
+//!   case-sensitive) → `{"username","userID","token"}`. The token is an HS256 JWT with `iat`,
+//!   `exp` (= `iat` + the token lifetime, 2 hours unless configured), `iss`
+//!   "SmartAdvocateSim", `unique_name` and `jti`. Wrong values → `400
+//!   {"message":"Username or password is incorrect"}` (the API does not say which).
+//! - Every other endpoint needs `Authorization: Bearer <token>` (exactly that prefix);
+//!   missing, malformed, expired or revoked → `401 {"message":"Unauthorized"}`.
+//! - `GET /case/CaseInfo?Casenumber=` — SQL `LIKE` on the case number (`%` matches any run of
+//!   characters, `_` one), answered as an **array** of `caseID, caseNumber, caseTypeID,
+//!   caseType, caseStatusID, caseStatus, caseStatusFrom, officeID, officeName, plaintiffs[],
+//!   secondStatuses[{statusID, statusTypeID, fromDate, statusTypeName, statusName}],
+//!   createdDate, modifiedDate`.
+//! - `GET /case/notes/byCaseNumber?CaseNumber=` — the case's notes (HTML `noteText`).
+//!
+//! Seen in public client code: `GET /Search/contactLookup?Name=&FirstName=&LastName=&FirstPage=1
+//! &RowLimit=10` → `[{contactID, firstName, lastName, email, phone, address1, city, state,
+//! zip}]` (case-insensitive "contains" on the names).
+//!
+//! **Modelled** (no public path; casebridge's `SmartAdvocatePaths` holds the same defaults):
+//! - `POST /case/{caseId}/notes` JSON `{noteTypeID, noteText, noteDate, subject, priority}` →
+//!   `201 {"noteID"}`; no `noteText` → `400`; unknown case → `404`.
+//! - `GET /case/CaseTypes` → `[{caseTypeID, caseTypeName}]`.
+//! - `GET /case/StatusTypes` → `[{statusTypeID, statusTypeName}]`; the type named "Status" is
+//!   the primary status (as in SmartAdvocate's own conversion scripts), the others are second
+//!   statuses ("Dialer Status", …).
+//! - `GET /case/StatusTypes/{statusTypeId}/Statuses` → `[{statusID, statusName}]`.
+//! - `GET /case/CaseTypes/{caseTypeId}/UDFs` → `[{udfID, udfName, udfShortName, udfType,
+//!   udfGroup}]` (the user-defined fields of a case type).
+//! - `GET /case/{caseId}/UDFs` → `[{udfID, udfName, value}]`.
+//!
+//! Other answers: `403 {"message":"You do not have permission to <operation>"}` for an operation
+//! the API user is denied, `404 {"message"}`, `429` with `Retry-After`, `503`.
+//!
+//! Controls (no auth; never faulted, never logged) under `/_sim/`: `GET|DELETE /_sim/requests`,
+//! `GET|POST|DELETE /_sim/faults` (see [`Faults`]), `POST /_sim/tokens/expire` (every token
+//! issued so far is expired from now: a token expiry in the middle of a run), `GET /_sim/cases`.
+
+mod http;
+mod jwt;
+mod seed;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use seed::{DEMO_PASSWORD, DEMO_USERNAME, PRIMARY_STATUS_TYPE};
+
+/// The API user the simulated tenant accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimUser {
+    pub username: String,
+    pub password: String,
+    pub user_id: u64,
+}
+
+/// An operation of the API, by the name faults and the request log use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Authenticate,
+    CaseInfo,
+    NotesByCaseNumber,
+    InsertNote,
+    CaseTypes,
+    StatusTypes,
+    Statuses,
+    Udfs,
+    CaseUdfs,
+    ContactLookup,
+}
+
+impl Operation {
+    /// What the API user lacks permission for, in the 403's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Authenticate => "authenticate",
+            Self::CaseInfo => "read cases",
+            Self::NotesByCaseNumber => "read notes",
+            Self::InsertNote => "insert note",
+            Self::CaseTypes => "read case types",
+            Self::StatusTypes => "read status types",
+            Self::Statuses => "read statuses",
+            Self::Udfs => "read UDF definitions",
+            Self::CaseUdfs => "read UDF values",
+            Self::ContactLookup => "look up contacts",
+        }
+    }
+}
+
+/// A case type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimCaseType {
+    #[serde(rename = "caseTypeID")]
+    pub case_type_id: u64,
+    pub case_type_name: String,
+}
+
+/// A status value of one status type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimStatus {
+    #[serde(rename = "statusID")]
+    pub status_id: u64,
+    pub status_name: String,
+}
+
+/// A status type and its values. [`PRIMARY_STATUS_TYPE`] is the primary status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimStatusType {
+    #[serde(rename = "statusTypeID")]
+    pub status_type_id: u64,
+    pub status_type_name: String,
+    #[serde(skip)]
+    pub statuses: Vec<SimStatus>,
+}
+
+/// A user-defined field of a case type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimUdf {
+    #[serde(rename = "udfID")]
+    pub udf_id: u64,
+    pub udf_name: String,
+    pub udf_short_name: Option<String>,
+    /// `Text`, `Date`, `Number`, `YesNo` or `List`.
+    pub udf_type: String,
+    pub udf_group: String,
+}
+
+/// A contact (a plaintiff of a case, among others).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimContact {
+    #[serde(rename = "contactID")]
+    pub contact_id: u64,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address1: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+}
+
+/// The current value of one second-status type on a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimSecondStatus {
+    pub status_type_id: u64,
+    pub status_id: u64,
+    pub from: Timestamp,
+}
+
+/// A note on a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimNote {
+    pub note_id: u64,
+    pub note_type_id: u64,
+    pub subject: String,
+    /// HTML.
+    pub note_text: String,
+    pub priority: String,
+    pub note_date: Timestamp,
+    pub created: Timestamp,
+}
+
+/// A case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimCase {
+    pub case_id: u64,
+    pub case_number: String,
+    pub case_type_id: u64,
+    /// A status of [`PRIMARY_STATUS_TYPE`].
+    pub status_id: u64,
+    pub status_from: Timestamp,
+    pub second_statuses: Vec<SimSecondStatus>,
+    pub plaintiff_contact_id: u64,
+    /// UDF id → value.
+    pub udf_values: BTreeMap<u64, String>,
+    pub notes: Vec<SimNote>,
+    pub created: Timestamp,
+    pub modified: Timestamp,
+}
+
+/// One request to a CaseSyncAPI endpoint, as received (the `/_sim/` controls are not logged).
+/// Passwords and tokens appear as sent: this is a test tool for checking exactly what
+/// casebridge sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    /// Arrival order, from 1.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub method: String,
+    /// The path after `/CaseSyncAPI`.
+    pub path: String,
+    /// The operation, when the path is one.
+    pub operation: Option<Operation>,
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    pub json: Option<Value>,
+    /// The status answered (faults included).
+    pub status: u16,
+}
+
+impl LoggedRequest {
+    /// A header's value (`name` in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Answer the next `count` requests with `429` and `Retry-After: retry_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFault {
+    /// Seconds.
+    pub retry_after: u64,
+    pub count: u32,
+}
+
+/// Injected failures. Every CaseSyncAPI request waits `slow_ms`, then may get the rate limit,
+/// then a `503` (`fail_5xx`); then `denied` operations answer `403` (after the token check);
+/// then the next `empty_bodies` answers that would have been `200` with a body are `200` with
+/// an empty body (not for `authenticate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    pub rate_limit: Option<RateLimitFault>,
+    pub fail_5xx: u32,
+    pub slow_ms: u64,
+    /// Operations the API user lacks permission for.
+    pub denied: Vec<Operation>,
+    pub empty_bodies: u32,
+}
+
+/// A change to [`Faults`], as `POST /_sim/faults` takes it: only the keys given change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultsPatch {
+    /// `count: 0` removes the rate limit.
+    pub rate_limit: Option<RateLimitFault>,
+    pub fail_5xx: Option<u32>,
+    pub slow_ms: Option<u64>,
+    pub denied: Option<Vec<Operation>>,
+    pub empty_bodies: Option<u32>,
+}
+
+#[derive(Debug)]
+struct State {
+    user: SimUser,
+    /// The HS256 key tokens are signed with (random per simulator).
+    jwt_key: Vec<u8>,
+    token_ttl: Duration,
+    /// Tokens with a `jti` below this are expired (`/_sim/tokens/expire`).
+    first_valid_jti: u64,
+    next_jti: u64,
+    case_types: Vec<SimCaseType>,
+    status_types: Vec<SimStatusType>,
+    udfs: BTreeMap<u64, Vec<SimUdf>>,
+    contacts: Vec<SimContact>,
+    cases: Vec<SimCase>,
+    next_note_id: u64,
+    requests: Vec<LoggedRequest>,
+    next_seq: u64,
+    faults: Faults,
+}
+
+impl State {
+    fn case_type(&self, id: u64) -> Option<&SimCaseType> {
+        self.case_types.iter().find(|c| c.case_type_id == id)
+    }
+
+    fn status_type(&self, id: u64) -> Option<&SimStatusType> {
+        self.status_types.iter().find(|t| t.status_type_id == id)
+    }
+
+    fn primary_type(&self) -> Option<&SimStatusType> {
+        self.status_types
+            .iter()
+            .find(|t| t.status_type_name == PRIMARY_STATUS_TYPE)
+    }
+
+    fn status_name(&self, type_id: u64, status_id: u64) -> Option<(&str, &str)> {
+        let t = self.status_type(type_id)?;
+        let s = t.statuses.iter().find(|s| s.status_id == status_id)?;
+        Some((t.status_type_name.as_str(), s.status_name.as_str()))
+    }
+
+    fn contact(&self, id: u64) -> Option<&SimContact> {
+        self.contacts.iter().find(|c| c.contact_id == id)
+    }
+}
+
+/// Builds a [`SmartAdvocateSim`]; [`SmartAdvocateSim::builder`] starts from the demo seed.
+#[derive(Debug, Clone)]
+pub struct SmartAdvocateSimBuilder {
+    user: SimUser,
+    token_ttl: Duration,
+    case_types: Vec<SimCaseType>,
+    status_types: Vec<SimStatusType>,
+    udfs: BTreeMap<u64, Vec<SimUdf>>,
+    contacts: Vec<SimContact>,
+    cases: Vec<SimCase>,
+}
+
+impl SmartAdvocateSimBuilder {
+    pub fn user(mut self, username: &str, password: &str) -> Self {
+        self.user.username = username.to_owned();
+        self.user.password = password.to_owned();
+        self
+    }
+
+    /// How long tokens live (default 2 hours, as SmartAdvocate's example token); seconds for
+    /// tests of token refresh.
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = ttl;
+        self
+    }
+
+    pub fn case_type(mut self, id: u64, name: &str) -> Self {
+        self.case_types.push(SimCaseType {
+            case_type_id: id,
+            case_type_name: name.to_owned(),
+        });
+        self
+    }
+
+    /// A status type with its values (`(id, name)`).
+    pub fn status_type(mut self, id: u64, name: &str, statuses: &[(u64, &str)]) -> Self {
+        self.status_types.push(SimStatusType {
+            status_type_id: id,
+            status_type_name: name.to_owned(),
+            statuses: statuses
+                .iter()
+                .map(|(id, n)| SimStatus {
+                    status_id: *id,
+                    status_name: (*n).to_owned(),
+                })
+                .collect(),
+        });
+        self
+    }
+
+    pub fn udf(mut self, case_type_id: u64, udf: SimUdf) -> Self {
+        self.udfs.entry(case_type_id).or_default().push(udf);
+        self
+    }
+
+    pub fn contact(mut self, contact: SimContact) -> Self {
+        self.contacts.push(contact);
+        self
+    }
+
+    pub fn case(mut self, case: SimCase) -> Self {
+        self.cases.push(case);
+        self
+    }
+
+    pub fn build(self) -> SmartAdvocateSim {
+        let state = State {
+            user: self.user,
+            jwt_key: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            token_ttl: self.token_ttl,
+            first_valid_jti: 1,
+            next_jti: 1,
+            case_types: self.case_types,
+            status_types: self.status_types,
+            udfs: self.udfs,
+            contacts: self.contacts,
+            cases: self.cases,
+            next_note_id: 900_001,
+            requests: Vec::new(),
+            next_seq: 1,
+            faults: Faults::default(),
+        };
+        SmartAdvocateSim {
+            inner: Arc::new(Mutex::new(state)),
+        }
+    }
+}
+
+/// The simulated tenant and its controls. Clones share one state, so a test keeps a clone
+/// while the server runs.
+#[derive(Debug, Clone)]
+pub struct SmartAdvocateSim {
+    inner: Arc<Mutex<State>>,
+}
+
+impl Default for SmartAdvocateSim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SmartAdvocateSim {
+    /// The demo seed (see [`seed`]): user `demo` / `Demo-Password`; case types, the primary
+    /// "Status" type, the four dialer status types, UDFs per case type, two cases.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    pub fn builder() -> SmartAdvocateSimBuilder {
+        seed::demo()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a person trying the simulator needs (printed by `casebridge sim smartadvocate`).
+    pub fn describe(&self) -> Value {
+        let st = self.state();
+        serde_json::json!({
+            "username": st.user.username,
+            "password": st.user.password,
+            "token_lifetime_secs": st.token_ttl.as_secs(),
+            "case_types": st.case_types,
+            "status_types": st.status_types.iter().map(|t| serde_json::json!({
+                "statusTypeID": t.status_type_id,
+                "statusTypeName": t.status_type_name,
+                "statuses": t.statuses,
+            })).collect::<Vec<_>>(),
+            "cases": st.cases.iter().map(|c| &c.case_number).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn user(&self) -> SimUser {
+        self.state().user.clone()
+    }
+
+    pub fn case_types(&self) -> Vec<SimCaseType> {
+        self.state().case_types.clone()
+    }
+
+    /// Status types with their values.
+    pub fn status_types(&self) -> Vec<SimStatusType> {
+        self.state().status_types.clone()
+    }
+
+    pub fn udfs(&self, case_type_id: u64) -> Vec<SimUdf> {
+        self.state()
+            .udfs
+            .get(&case_type_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn cases(&self) -> Vec<SimCase> {
+        self.state().cases.clone()
+    }
+
+    /// Every request to a CaseSyncAPI endpoint so far, in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        let mut r = self.state().requests.clone();
+        r.sort_by_key(|r| r.seq);
+        r
+    }
+
+    /// The logged requests of one operation.
+    pub fn requests_of(&self, op: Operation) -> Vec<LoggedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.operation == Some(op))
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state().requests.clear();
+    }
+
+    /// How many tokens were issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.state().next_jti - 1
+    }
+
+    /// Every token issued so far is expired from now on.
+    pub fn expire_tokens(&self) {
+        let mut st = self.state();
+        st.first_valid_jti = st.next_jti;
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.state().faults.clone()
+    }
+
+    pub fn patch_faults(&self, patch: FaultsPatch) {
+        let mut st = self.state();
+        let f = &mut st.faults;
+        if let Some(rl) = patch.rate_limit {
+            f.rate_limit = (rl.count > 0).then_some(rl);
+        }
+        if let Some(n) = patch.fail_5xx {
+            f.fail_5xx = n;
+        }
+        if let Some(ms) = patch.slow_ms {
+            f.slow_ms = ms;
+        }
+        if let Some(d) = patch.denied {
+            f.denied = d;
+        }
+        if let Some(n) = patch.empty_bodies {
+            f.empty_bodies = n;
+        }
+    }
+
+    pub fn clear_faults(&self) {
+        self.state().faults = Faults::default();
+    }
+
+    /// The API user lacks permission for `op` (403) from now on.
+    pub fn deny(&self, op: Operation) {
+        let mut st = self.state();
+        if !st.faults.denied.contains(&op) {
+            st.faults.denied.push(op);
+        }
+    }
+
+    pub fn rate_limit(&self, retry_after_secs: u64, count: u32) {
+        self.patch_faults(FaultsPatch {
+            rate_limit: Some(RateLimitFault {
+                retry_after: retry_after_secs,
+                count,
+            }),
+            ..FaultsPatch::default()
+        });
+    }
+
+    pub fn fail_5xx(&self, count: u32) {
+        self.state().faults.fail_5xx = count;
+    }
+
+    pub fn slow(&self, delay: Duration) {
+        self.state().faults.slow_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    }
+
+    pub fn empty_bodies(&self, count: u32) {
+        self.state().faults.empty_bodies = count;
+    }
+
+    /// Binds `127.0.0.1:0` and serves in the background until the returned value is dropped.
+    pub async fn start(&self) -> RunningSim {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(serve_until(listener, self.clone(), shutdown.clone()));
+        RunningSim {
+            sim: self.clone(),
+            addr,
+            base_url: format!("http://{addr}"),
+            handle,
+            shutdown,
+        }
+    }
+}
+
+/// A simulator serving on a local port; stops when dropped.
+#[derive(Debug)]
+pub struct RunningSim {
+    pub sim: SmartAdvocateSim,
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:<port>`: the base URL to connect with (the host, without
+    /// `/CaseSyncAPI`).
+    pub base_url: String,
+    pub handle: JoinHandle<std::io::Result<()>>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Serves the simulator on `listener` until the process ends (for `casebridge sim
+/// smartadvocate`).
+pub async fn serve(listener: TcpListener, sim: SmartAdvocateSim) -> std::io::Result<()> {
+    serve_until(listener, sim, CancellationToken::new()).await
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and finishes open requests.
+pub async fn serve_until(
+    listener: TcpListener,
+    sim: SmartAdvocateSim,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(sim))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
