@@ -14,7 +14,7 @@ use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
-    AutoAddRule, Checklist, PlatformField, Provider, SyncOutcome, Toggles,
+    unreachable_base_url, AutoAddRule, Checklist, PlatformField, Provider, SyncOutcome, Toggles,
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
@@ -29,6 +29,10 @@ pub use casebridge_store::crm_ops::CrmOp;
 pub use casebridge_store::integrations::{Integration, StoredRule, SyncEntry};
 
 use crate::{App, AppError, OrNotFound, Result};
+
+/// The base of the webhook URLs when the process gave none (the binary always does: the public
+/// URL or its listen address).
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// The providers shown on the integrations list, in order.
 const PROVIDERS: [Provider; 2] = [Provider::LawRuler, Provider::SmartAdvocate];
@@ -118,6 +122,8 @@ pub struct IntegrationView {
     /// Masked; `None` when not connected.
     pub credentials: Option<Map<String, Value>>,
     pub webhook_url: String,
+    /// Why the CRM cannot reach `webhook_url` (a loopback address), when it cannot.
+    pub webhook_url_warning: Option<String>,
     pub toggles: Toggles,
     pub checklist: Checklist,
     pub records_received: u64,
@@ -150,7 +156,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
                 .all(|c| links.iter().any(|(l, _)| *l == c.crm_id)),
         sync_enabled: toggles.enable_integration,
     };
-    let base = app.public_url().unwrap_or("http://127.0.0.1:8080");
+    let base = app.public_url().unwrap_or(DEFAULT_PUBLIC_URL);
     let counts = casebridge_store::crm_ops::counts(&mut conn, i.company_id, p.as_str()).await?;
     let count = |st: OpState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
     let last_error = store::sync_log(
@@ -172,6 +178,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
             p.as_str(),
             i.webhook_token
         ),
+        webhook_url_warning: unreachable_base_url(base),
         records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
         operations: OpCounts {
             done: count(OpState::Done),

@@ -233,6 +233,31 @@ pub struct Checklist {
     pub sync_enabled: bool,
 }
 
+/// Why a CRM could not call the inbound webhook at `base` (the base of the URLs shown to admins),
+/// or `None` when it may: a loopback host (`localhost`, `127.0.0.0/8`, `::1`) is reachable only
+/// from the machine casebridge runs on.
+pub fn unreachable_base_url(base: &str) -> Option<String> {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    loopback.then(|| {
+        format!(
+            "the webhook URLs start with {base}, a loopback address that a CRM cannot reach; \
+             set CASEBRIDGE_PUBLIC_URL to the address the CRM calls"
+        )
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncOutcome {
     Ok,
@@ -291,6 +316,31 @@ mod tests {
         t.send = true;
         assert!(t.gates().send_messages);
         assert!(t.inert().is_empty());
+    }
+
+    #[test]
+    fn loopback_base_urls_are_flagged() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "https://app.localhost",
+            "http://127.1.2.3",
+        ] {
+            let w = unreachable_base_url(base).expect(base);
+            assert!(
+                w.contains(base) && w.contains("CASEBRIDGE_PUBLIC_URL"),
+                "{w}"
+            );
+        }
+        for base in [
+            "https://hooks.acme.test",
+            "http://10.0.0.5:8080",
+            "https://localhost.acme.test",
+            "http://[2001:db8::1]:8080",
+        ] {
+            assert_eq!(unreachable_base_url(base), None, "{base}");
+        }
     }
 
     #[test]

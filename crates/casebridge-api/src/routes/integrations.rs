@@ -88,6 +88,9 @@ pub struct IntegrationOut {
     /// Paste this into the CRM (Law Ruler: Setup → Webhooks → API URL). Optional query parameters:
     /// `list_id`, `list_name`, `list_action`, `remove_from_list`, `campaign_id`.
     pub webhook_url: String,
+    /// Set while `webhook_url` is a loopback address the CRM cannot reach (casebridge runs
+    /// without `CASEBRIDGE_PUBLIC_URL`, and the URL comes from its listen address).
+    pub webhook_url_warning: Option<String>,
     /// The toggles as set, in the safe order.
     #[schema(value_type = Object)]
     pub settings: Value,
@@ -166,6 +169,7 @@ impl From<IntegrationView> for IntegrationOut {
             connected_at: time(i.connected_at),
             credentials: v.credentials,
             webhook_url: v.webhook_url,
+            webhook_url_warning: v.webhook_url_warning,
             settings,
             inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
             checklist: serde_json::to_value(v.checklist).expect("serializable"),
