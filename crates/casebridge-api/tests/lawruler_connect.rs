@@ -154,11 +154,24 @@ backend_tests! {
             .split_once("/hooks/").map(|(_, r)| app.url(&format!("/hooks/{r}"))).unwrap();
         let lead = lr.sim.leads()[0].clone();
         let status = lr.sim.statuses()[1].name.clone();
+        // Each format is accepted: the first creates the case, the repeats find it unchanged.
+        // (reqwest, like Law Ruler's sender, names multipart fields with spaces RFC 2231 style:
+        // `name*=utf-8''Lead%20ID`.)
+        let mut outcomes = Vec::new();
         for format in [WebhookFormat::Json, WebhookFormat::Form, WebhookFormat::Multipart] {
-            lr.sim.send_status_webhook(&lead.lead_id, &status, &hook, format, &[]).await.unwrap();
+            let sent = lr.sim.send_status_webhook(&lead.lead_id, &status, &hook, format, &[]).await.unwrap();
+            assert_eq!(sent.status, Some(200), "{format:?}: {:?}", sent.response_body);
+            let answer: Value = serde_json::from_str(sent.response_body.as_deref().unwrap()).unwrap();
+            outcomes.push((answer["status"].as_str().unwrap().to_owned(), answer["case_id"].clone()));
         }
+        let case_id = outcomes[0].1.clone();
+        assert!(case_id.is_string(), "{outcomes:?}");
+        // The repeats are recognised, and answer with the case they matched.
+        assert_eq!(outcomes, [("applied".to_owned(), case_id.clone()),
+            ("duplicate".to_owned(), case_id.clone()), ("duplicate".to_owned(), case_id.clone())]);
         let case = app.get(&format!("/api/v1/cases/by-external-ref?provider=lawruler&external_id={}", lead.lead_id)).await;
         assert_eq!(case.status, StatusCode::OK, "{}", case.text);
+        assert_eq!(case.body["id"], case_id);
         assert_eq!(app.get("/api/v1/cases").await.body["data"].as_array().unwrap().len(), 1);
     }
 }

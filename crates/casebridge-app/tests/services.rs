@@ -50,7 +50,7 @@ backend_tests! {
             Received::Ignored { reason } => assert!(reason.contains("not connected"), "{reason}"),
             other => panic!("expected ignored, got {other:?}"),
         }
-        assert_eq!(app.get("/api/v1/cases").await.body["items"].as_array().unwrap().len(), 0);
+        assert_eq!(app.get("/api/v1/cases").await.body["data"].as_array().unwrap().len(), 0);
 
         // The safe order is enforced by the service itself: enabling needs a connection.
         let enable = TogglesChange { enable_integration: Some(true), receive: Some(true), ..Default::default() };
@@ -84,8 +84,14 @@ backend_tests! {
         )
         .await
         .unwrap();
-        assert!(matches!(received, Received::Duplicate { .. }), "{received:?}");
-        assert_eq!(app.get("/api/v1/cases").await.body["items"].as_array().unwrap().len(), 1);
+        match received {
+            Received::Duplicate { case_id, client_id, .. } => {
+                assert_eq!(case_id, Some(applied.case_id), "the duplicate names the case it matched");
+                assert_eq!(client_id, Some(applied.client_id));
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+        assert_eq!(app.get("/api/v1/cases").await.body["data"].as_array().unwrap().len(), 1);
 
         // A missing field: a validation error naming the body, and a sync-log error entry.
         let bad = serde_json::to_vec(&json!({"Lead ID": "1002"})).unwrap();

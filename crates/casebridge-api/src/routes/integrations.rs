@@ -91,9 +91,12 @@ pub struct IntegrationOut {
     /// Set while `webhook_url` is a loopback address the CRM cannot reach (casebridge runs
     /// without `CASEBRIDGE_PUBLIC_URL`, and the URL comes from its listen address).
     pub webhook_url_warning: Option<String>,
-    /// The toggles as set, in the safe order.
+    /// The toggles as set, by name (the body `PUT …/settings` takes); `toggles` has them in order.
     #[schema(value_type = Object)]
     pub settings: Value,
+    /// The toggles in the safe order an admin turns them on (LR7): Enable Integration, Receive,
+    /// Send, mapped fields, messages, call records, documents, status sync.
+    pub toggles: Vec<ToggleOut>,
     /// Options outside the toggle order: `sync_enriched_phones` (send the phone number that
     /// reached the client with a call's result, LR10).
     #[schema(value_type = Object)]
@@ -109,6 +112,20 @@ pub struct IntegrationOut {
     pub catalog_error: Option<String>,
     /// Sync monitoring (SYNC3).
     pub sync: SyncOut,
+}
+
+/// One toggle of the setup screen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToggleOut {
+    /// The name `PUT …/settings` takes.
+    pub key: String,
+    pub label: String,
+    pub description: String,
+    pub on: bool,
+    /// The toggles that must be on for this one to take effect.
+    pub gated_by: Vec<String>,
+    /// On, but without effect because a toggle it depends on is off.
+    pub inert: bool,
 }
 
 /// Sync monitoring (SYNC3): what was synced, what waits, the last error.
@@ -171,6 +188,18 @@ impl From<IntegrationView> for IntegrationOut {
             webhook_url: v.webhook_url,
             webhook_url_warning: v.webhook_url_warning,
             settings,
+            toggles: t
+                .listed()
+                .into_iter()
+                .map(|i| ToggleOut {
+                    key: i.key.into(),
+                    label: i.label.into(),
+                    description: i.description.into(),
+                    on: i.on,
+                    gated_by: i.gated_by.iter().map(|g| g.to_string()).collect(),
+                    inert: t.inert().contains(&i.key),
+                })
+                .collect(),
             inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
             checklist: serde_json::to_value(v.checklist).expect("serializable"),
             health: HealthOut {
@@ -926,6 +955,7 @@ pub struct HookOut {
     /// turned off; see `reason`).
     pub status: String,
     pub reason: Option<String>,
+    /// The case the record was applied to (for a duplicate: the case it matched).
     pub case_id: Option<String>,
     pub client_id: Option<String>,
     pub case_created: Option<bool>,
@@ -951,7 +981,15 @@ impl From<Received> for HookOut {
     fn from(r: Received) -> Self {
         match r {
             Received::Ignored { reason } => HookOut::bare("ignored", reason),
-            Received::Duplicate { reason } => HookOut::bare("duplicate", reason),
+            Received::Duplicate {
+                reason,
+                case_id,
+                client_id,
+            } => HookOut {
+                case_id: case_id.map(|c| c.to_string()),
+                client_id: client_id.map(|c| c.to_string()),
+                ..HookOut::bare("duplicate", reason)
+            },
             Received::Applied(a) => HookOut {
                 status: "applied".into(),
                 reason: None,
@@ -993,7 +1031,14 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
                 Ok(None) => return InboundBody::Fields(out),
                 Err(e) => return malformed_multipart(e),
             };
-            let Some(name) = field.name().map(str::to_owned) else {
+            let name = field.name().map(str::to_owned).or_else(|| {
+                field
+                    .headers()
+                    .get(header::CONTENT_DISPOSITION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(inbound::multipart_field_name)
+            });
+            let Some(name) = name else {
                 continue;
             };
             if field.file_name().is_some() {
