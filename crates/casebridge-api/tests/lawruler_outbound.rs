@@ -319,8 +319,14 @@ fn wav(seconds: u32, rate: u32) -> Vec<u8> {
     out
 }
 
+/// A lead or campaign API request's parameters without the Key, wherever they were carried.
 fn params(r: &LoggedRequest) -> Vec<(String, String)> {
-    r.form.iter().filter(|(k, _)| k != "Key").cloned().collect()
+    r.form
+        .iter()
+        .chain(&r.query)
+        .filter(|(k, _)| k != "Key")
+        .cloned()
+        .collect()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -341,8 +347,9 @@ backend_tests! {
         let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
                            "/api/v2/leads/10001/notes", "/api/v2/leads/10001/documents"], "{got:#?}");
-        // 1. The campaign API: exactly the seed's parameters, the Key first.
-        assert_eq!(got[0].form[0], ("Key".to_owned(), "demo-key".to_owned()));
+        // 1. The campaign API: exactly the seed's query parameters, the Key first.
+        assert_eq!(got[0].query[0], ("Key".to_owned(), "demo-key".to_owned()));
+        assert!(got[0].form.is_empty(), "nothing in the body: {:?}", got[0]);
         assert_eq!(params(&got[0]), pairs(&[
             ("LeadID", LEAD), ("OverriddenLead", "true"), ("Tags", "Kayse"),
             ("Status", "Qualified – Intake Completed"), ("CellPhone", "+15550109999"),

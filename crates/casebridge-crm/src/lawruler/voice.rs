@@ -3,7 +3,8 @@
 //! A completed (analysed) call becomes, in this order, all on the same Lead ID:
 //! 1. the campaign-API request: `LeadID`, `OverriddenLead=true`, `Tags=Kayse`, `Status`,
 //!    `CellPhone` (only with "Sync enriched phones"), `FirstName`/`LastName` when known, and one
-//!    `Custom<ID>=<string>` per mapped `_custom` value;
+//!    `Custom<ID>=<string>` per mapped `_custom` value, sent as query parameters (the technical
+//!    reference's words) of a POST with an empty body;
 //! 2. the note "Call Analysis Summary" (the summary, then the `_custom` values);
 //! 3. for successful calls only, the note "Full Call Transcript" (`[AGENT]: …` / `[CLIENT]: …`);
 //! 4. the recording, in `/recordings`, named
