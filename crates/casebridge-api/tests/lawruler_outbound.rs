@@ -396,6 +396,20 @@ backend_tests! {
         assert_eq!(view["sync"]["operations_done"], 4, "{view}");
         assert_eq!(view["sync"]["operations_pending"], 0);
         assert!(view["health"]["last_integration_sync_at"].is_string());
+        // `visits` maps to no Law Ruler field: not sent as Custom<ID>, and the sync log says so,
+        // naming the campaign request's operation.
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
+        let entries = log["data"].as_array().unwrap();
+        let dropped: Vec<&Value> = entries.iter().filter(|e| e["operation"] == "call_result").collect();
+        assert_eq!(dropped.len(), 1, "{log}");
+        let message = dropped[0]["message"].as_str().unwrap();
+        assert!(message.contains("_custom key not sent") && message.contains("visits"), "{message}");
+        assert!(!message.contains("injury_date") && !message.contains("police_report"), "{message}");
+        let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
+        let campaign_op = ops["data"].as_array().unwrap().iter()
+            .find(|o| o["description"].as_str().unwrap_or_default().contains("call result"))
+            .unwrap_or_else(|| panic!("{ops}"));
+        assert!(message.contains(campaign_op["id"].as_str().unwrap()), "{message} / {campaign_op}");
     }
 
     async fn an_unsuccessful_call_without_campaign_sends_no_transcript_and_no_phone(backend) {

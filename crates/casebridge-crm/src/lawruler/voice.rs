@@ -141,6 +141,9 @@ pub struct CallContext {
     pub last_name: Option<String>,
     /// `(custom field id, _custom key)` for the `_custom` values that map to a Law Ruler field.
     pub custom_ids: Vec<(String, String)>,
+    /// The `_custom` keys that map to no Law Ruler field, so are not sent as `Custom<ID>` (they
+    /// still appear in the summary note); the sync log names them.
+    pub unmapped_custom: Vec<String>,
     pub campaign_name: Option<String>,
 }
 
@@ -363,6 +366,7 @@ mod tests {
                     ("1237".into(), "note".into()),
                     ("1238".into(), "absent".into()),
                 ],
+                unmapped_custom: Vec::new(),
                 campaign_name: None,
             },
         )
