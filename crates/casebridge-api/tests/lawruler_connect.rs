@@ -84,6 +84,22 @@ backend_tests! {
         let crm_types = lr.sim.case_types();
         assert_eq!(r.body["case_types"].as_u64().unwrap() as usize, crm_types.len());
 
+        // The case types and statuses with their Law Ruler ids, by name, for mapping.
+        let catalog = app.get("/api/v1/integrations/lawruler/catalog").await;
+        assert_eq!(catalog.status, StatusCode::OK, "{}", catalog.text);
+        let listed = |key: &str| -> Vec<(String, String)> {
+            catalog.body[key].as_array().unwrap().iter()
+                .map(|i| (i["name"].as_str().unwrap().to_owned(), i["crm_id"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        let mut want: Vec<_> = crm_types.iter().map(|t| (t.name.clone(), t.id.clone())).collect();
+        want.sort();
+        assert_eq!(listed("case_types"), want);
+        let mut want: Vec<_> = lr.sim.statuses().iter().map(|t| (t.name.clone(), t.id.clone())).collect();
+        want.sort();
+        assert_eq!(listed("statuses"), want);
+        assert!(catalog.body["refreshed_at"].is_string() && catalog.body["error"].is_null());
+
         // Field preview for one case type: key, input type, form section.
         let crm_ct = crm_types[0].id.clone();
         let preview = app.get(&format!("/api/v1/integrations/lawruler/fields?crm_case_type_id={crm_ct}")).await.body;

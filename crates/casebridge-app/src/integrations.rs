@@ -26,7 +26,7 @@ use rand::RngCore;
 use serde_json::{Map, Value};
 
 pub use casebridge_store::crm_ops::CrmOp;
-pub use casebridge_store::integrations::{Integration, StoredRule, SyncEntry};
+pub use casebridge_store::integrations::{CrmItem, Integration, StoredRule, SyncEntry};
 
 use crate::{App, AppError, OrNotFound, Result};
 
@@ -589,6 +589,28 @@ pub async fn field_preview(
     let fields = store::crm_fields(&mut conn, company, p.as_str(), crm_case_type_id).await?;
     Ok(FieldPreview {
         fields,
+        refreshed_at: i.catalog_refreshed_at,
+        error: i.catalog_error,
+    })
+}
+
+/// The CRM's case types and statuses with their ids, as last loaded (for mapping).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub case_types: Vec<store::CrmItem>,
+    pub statuses: Vec<store::CrmItem>,
+    pub refreshed_at: Option<Timestamp>,
+    /// The last load error; the lists are from the last successful load.
+    pub error: Option<String>,
+}
+
+/// The catalog as last loaded by [`refresh_catalog`].
+pub async fn catalog(app: &App, company: CompanyId, p: Provider) -> Result<Catalog> {
+    let i = ensure(app, company, p).await?;
+    let mut conn = app.store().conn().await?;
+    Ok(Catalog {
+        case_types: store::crm_case_types(&mut conn, company, p.as_str()).await?,
+        statuses: store::crm_statuses(&mut conn, company, p.as_str()).await?,
         refreshed_at: i.catalog_refreshed_at,
         error: i.catalog_error,
     })

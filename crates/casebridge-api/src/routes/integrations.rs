@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_operations))
         .routes(routes!(refresh_catalog))
         .routes(routes!(field_preview))
+        .routes(routes!(get_catalog))
         .routes(routes!(get_links, put_links))
         .routes(routes!(get_field_mappings, put_field_mappings))
         .routes(routes!(get_status_mappings, put_status_mappings))
@@ -562,6 +563,52 @@ pub struct FieldPreviewOut {
     pub refreshed_at: Option<String>,
     /// The last load error; the fields shown are from the last successful load.
     pub error: Option<String>,
+}
+
+/// A CRM case type or status: its id in the CRM and its name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrmItemOut {
+    pub crm_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogListOut {
+    /// By name.
+    pub case_types: Vec<CrmItemOut>,
+    /// By name.
+    pub statuses: Vec<CrmItemOut>,
+    pub refreshed_at: Option<String>,
+    /// The last load error; the lists are from the last successful load.
+    pub error: Option<String>,
+}
+
+/// The CRM's case types and statuses with their ids, as last loaded by `POST …/fields/refresh`:
+/// the ids that case type links, status mappings and auto-add rules take.
+#[utoipa::path(get, path = "/integrations/{provider}/catalog", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = CatalogListOut), (status = 404, body = ErrorBody)))]
+async fn get_catalog(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<CatalogListOut>, ApiError> {
+    let p = provider(&raw)?;
+    let c = svc::catalog(&s.app, company, p).await?;
+    let items = |list: Vec<_>| {
+        list.into_iter()
+            .map(|i: svc::CrmItem| CrmItemOut {
+                crm_id: i.crm_id,
+                name: i.name,
+            })
+            .collect()
+    };
+    Ok(axum::Json(CatalogListOut {
+        case_types: items(c.case_types),
+        statuses: items(c.statuses),
+        refreshed_at: time(c.refreshed_at),
+        error: c.error,
+    }))
 }
 
 /// The CRM fields of one case type: key, input type and form section (field preview, LR8).
