@@ -731,3 +731,50 @@ backend_tests! {
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
 }
+
+backend_tests! {
+    async fn a_failed_operation_can_be_retried_or_dismissed(backend) {
+        let s = setup(backend, &[]).await;
+        // Law Ruler refuses a value that is not a date for a date field: the operation fails.
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "someday"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.drain().await;
+        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.body;
+        let op = failed["data"][0].clone();
+        let id = op["id"].as_str().unwrap_or_else(|| panic!("{failed}")).to_owned();
+        assert_eq!(s.view().await["sync"]["operations_failed"], 1);
+        let sent = s.to("api-legalcrmapp").len();
+
+        // Only a failed operation can be acted on; an unknown one is not found.
+        let r = s.app.post("/api/v1/integrations/lawruler/operations/nope/retry", json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // Retry: pending again, sent again (and refused again, for the same reason).
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/retry"), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["state"], "pending");
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "a pending operation is not dismissed: {}", r.text);
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), sent + 1, "sent once more");
+        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.body;
+        assert_eq!(failed["data"][0]["id"], id.as_str());
+
+        // Dismiss: skipped, no longer counted as failed, and not sent.
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["state"], "skipped");
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), sent + 1);
+        let view = s.view().await;
+        assert_eq!(view["sync"]["operations_failed"], 0, "{view}");
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/retry"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log").await.body;
+        let msgs: Vec<&str> = log["data"].as_array().unwrap().iter()
+            .filter_map(|e| e["message"].as_str()).collect();
+        assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("retried by an admin")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("dismissed by an admin")), "{msgs:?}");
+    }
+}

@@ -501,6 +501,101 @@ pub async fn operations(
     Ok(casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, page).await?)
 }
 
+/// A failed operation, ready to be acted on; another state is a conflict naming it.
+async fn failed_op(conn: &mut Conn, company: CompanyId, p: Provider, id: &str) -> Result<CrmOp> {
+    let op = casebridge_store::crm_ops::get(conn, company, id)
+        .await
+        .or_not_found("operation", id)?;
+    if op.provider != p.as_str() {
+        return Err(AppError::not_found("operation", id));
+    }
+    if op.state != OpState::Failed {
+        return Err(AppError::Conflict(format!(
+            "only a failed operation can be retried or dismissed; this one is {}",
+            op.state.as_str()
+        )));
+    }
+    Ok(op)
+}
+
+/// What an admin does with a failed operation (SYNC3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Send it again: it becomes pending, behind the lead's other operations.
+    Retry,
+    /// Give up: it becomes `skipped` and is not sent.
+    Dismiss,
+}
+
+/// Retries or dismisses a failed operation; the sync log says an admin did. Another state is a
+/// conflict naming it.
+pub async fn settle_operation(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    id: &str,
+    action: Settle,
+) -> Result<CrmOp> {
+    let c = connector(app, p, || AppError::not_found("operation", id))?;
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    let op = failed_op(&mut tx, company, p, id).await?;
+    let (moved, what) = match action {
+        Settle::Retry => (
+            c.retry_failed(&mut tx, company, id, now).await?,
+            "retried by an admin",
+        ),
+        Settle::Dismiss => (
+            casebridge_store::crm_ops::transition(
+                &mut tx,
+                company,
+                id,
+                OpState::Failed,
+                OpState::Skipped,
+                false,
+                None,
+                now,
+            )
+            .await?,
+            "dismissed by an admin",
+        ),
+    };
+    if !moved {
+        return Err(AppError::Conflict("the operation changed meanwhile".into()));
+    }
+    operation_log(&mut tx, company, p, &op, what, now).await?;
+    let op = casebridge_store::crm_ops::get(&mut tx, company, id).await?;
+    tx.commit().await?;
+    Ok(op)
+}
+
+async fn operation_log(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+    op: &CrmOp,
+    what: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let message = format!("operation {} ({}) {what}", op.id, op.action.describe());
+    store::log(
+        conn,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction: "outbound",
+            operation: "operation",
+            record_ref: Some(&op.record_id),
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(&message),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 // ---- catalog ----
 
 /// What a catalog refresh loaded.

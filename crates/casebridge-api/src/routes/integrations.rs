@@ -31,6 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_settings))
         .routes(routes!(get_status_sync, put_status_sync))
         .routes(routes!(list_operations))
+        .routes(routes!(retry_operation))
+        .routes(routes!(dismiss_operation))
         .routes(routes!(refresh_catalog))
         .routes(routes!(field_preview))
         .routes(routes!(get_catalog))
@@ -507,6 +509,38 @@ async fn list_operations(
     let page = page_request(q.cursor, q.limit)?;
     let ops = svc::operations(&s.app, company, p, state, &page).await?;
     Ok(axum::Json(PageOut::from_page(ops, OperationOut::from)))
+}
+
+/// Sends a failed operation again: it becomes `pending`, queued behind the lead's other
+/// operations (409 unless it is `failed`).
+#[utoipa::path(post, path = "/integrations/{provider}/operations/{id}/retry", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = OperationOut), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn retry_operation(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path((raw, id)): Path<(String, String)>,
+) -> Result<axum::Json<OperationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let op = svc::settle_operation(&s.app, company, p, &id, svc::Settle::Retry).await?;
+    Ok(axum::Json(op.into()))
+}
+
+/// Gives up on a failed operation: it becomes `skipped` and is not sent (409 unless it is
+/// `failed`).
+#[utoipa::path(post, path = "/integrations/{provider}/operations/{id}/dismiss", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = OperationOut), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn dismiss_operation(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path((raw, id)): Path<(String, String)>,
+) -> Result<axum::Json<OperationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let op = svc::settle_operation(&s.app, company, p, &id, svc::Settle::Dismiss).await?;
+    Ok(axum::Json(op.into()))
 }
 
 // ---- catalog ----

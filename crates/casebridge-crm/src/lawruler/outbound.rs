@@ -118,6 +118,34 @@ async fn enqueue_job(
     Ok(())
 }
 
+/// An admin's retry of a failed operation: pending again, with a new job behind the lead's
+/// other operations. False when it is not a failed Law Ruler operation (any more).
+pub async fn retry_failed(
+    tx: &mut Tx,
+    company: CompanyId,
+    op_id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let op = crm_ops::get(tx, company, op_id).await?;
+    if op.provider != PROVIDER
+        || !crm_ops::transition(
+            tx,
+            company,
+            op_id,
+            OpState::Failed,
+            OpState::Pending,
+            false,
+            None,
+            now,
+        )
+        .await?
+    {
+        return Ok(false);
+    }
+    enqueue_job(tx, company, op_id, &op.record_id, now).await?;
+    Ok(true)
+}
+
 /// Records one operation (pending with its job, or held), unless its toggle is off.
 #[allow(clippy::too_many_arguments)]
 async fn record(
