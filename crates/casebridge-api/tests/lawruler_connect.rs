@@ -90,6 +90,22 @@ backend_tests! {
         let crm_types = lr.sim.case_types();
         assert_eq!(r.body["case_types"].as_u64().unwrap() as usize, crm_types.len());
 
+        // The case types and statuses with their Law Ruler ids, by name, for mapping.
+        let catalog = app.get("/api/v1/integrations/lawruler/catalog").await;
+        assert_eq!(catalog.status, StatusCode::OK, "{}", catalog.text);
+        let listed = |key: &str| -> Vec<(String, String)> {
+            catalog.body[key].as_array().unwrap().iter()
+                .map(|i| (i["name"].as_str().unwrap().to_owned(), i["crm_id"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        let mut want: Vec<_> = crm_types.iter().map(|t| (t.name.clone(), t.id.clone())).collect();
+        want.sort();
+        assert_eq!(listed("case_types"), want);
+        let mut want: Vec<_> = lr.sim.statuses().iter().map(|t| (t.name.clone(), t.id.clone())).collect();
+        want.sort();
+        assert_eq!(listed("statuses"), want);
+        assert!(catalog.body["refreshed_at"].is_string() && catalog.body["error"].is_null());
+
         // Field preview for one case type: key, input type, form section.
         let crm_ct = crm_types[0].id.clone();
         let preview = app.get(&format!("/api/v1/integrations/lawruler/fields?crm_case_type_id={crm_ct}")).await.body;
@@ -178,19 +194,21 @@ backend_tests! {
             assert_eq!(case["id"], answer["case_id"], "{case}");
             assert_eq!(case_status(&case).await, (json!(status), json!(status)), "{format:?}: {case}");
         }
-        // Multipart: the simulator names its parts with RFC 2231 (`name*=utf-8''Lead%20ID`), which
-        // casebridge does not read yet (issue 16), so today the webhook is refused as missing
-        // every required field and changes nothing. When issue 16 lands this must become
-        // "applied" like the others.
-        let before = app.get(&format!("/api/v1/cases/by-external-ref?provider=lawruler&external_id={}", lead.lead_id))
-            .await.expect(StatusCode::OK).body;
-        let sent = lr.sim.send_status_webhook(&lead.lead_id, &statuses[3].name, &hook, WebhookFormat::Multipart, &[]).await.unwrap();
-        assert_eq!(sent.status, Some(422), "multipart today: {sent:?}");
+        // Multipart too: the simulator names its parts RFC 2231 style (`name*=utf-8''Lead%20ID`),
+        // as Law Ruler's sender does, and the webhook moves the case to a third status.
+        let status = &statuses[3].name;
+        let sent = lr.sim.send_status_webhook(&lead.lead_id, status, &hook, WebhookFormat::Multipart, &[]).await.unwrap();
+        assert_eq!(sent.status, Some(200), "multipart: {sent:?}");
         let answer: Value = serde_json::from_str(sent.response_body.as_deref().unwrap()).unwrap();
-        assert_eq!(answer["error"]["code"], "validation_failed", "{answer}");
-        let after = app.get(&format!("/api/v1/cases/by-external-ref?provider=lawruler&external_id={}", lead.lead_id))
+        assert_eq!((answer["status"].as_str(), answer["case_created"].as_bool()), (Some("applied"), Some(false)), "{answer}");
+        let case = app.get(&format!("/api/v1/cases/by-external-ref?provider=lawruler&external_id={}", lead.lead_id))
             .await.expect(StatusCode::OK).body;
-        assert_eq!(after, before, "a refused webhook changes nothing");
+        assert_eq!(case["id"], answer["case_id"], "{case}");
+        assert_eq!(case_status(&case).await, (json!(status), json!(status)), "multipart: {case}");
+        // The same webhook again is recognised, and answers with the case it matched.
+        let sent = lr.sim.send_status_webhook(&lead.lead_id, status, &hook, WebhookFormat::Multipart, &[]).await.unwrap();
+        let again: Value = serde_json::from_str(sent.response_body.as_deref().unwrap()).unwrap();
+        assert_eq!((again["status"].as_str(), &again["case_id"]), (Some("duplicate"), &case["id"]), "{again}");
         let cases = app.get("/api/v1/cases").await.expect(StatusCode::OK).body;
         assert_eq!(cases["data"].as_array().unwrap().len(), 1, "{cases}");
     }

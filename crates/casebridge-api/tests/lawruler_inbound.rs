@@ -349,8 +349,17 @@ backend_tests! {
             Some(json!({"send_messages": true}))).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["inert_settings"], json!(["send_messages"]), "send data is off");
-        let order: Vec<&str> = r.body["settings"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        assert_eq!(order.len(), 8);
+        assert_eq!(r.body["settings"].as_object().unwrap().len(), 8);
+        // The toggles come as a list, in the safe order of the setup guide (LR7).
+        let toggles = r.body["toggles"].as_array().unwrap();
+        let order: Vec<&str> = toggles.iter().map(|t| t["key"].as_str().unwrap()).collect();
+        assert_eq!(order, ["enable_integration", "receive", "send", "send_mapped_fields",
+            "send_messages", "send_call_records", "send_documents", "sync_statuses"]);
+        assert_eq!(toggles[0]["label"], "Enable Integration");
+        let messages = &toggles[4];
+        assert_eq!((messages["on"].clone(), messages["inert"].clone()), (json!(true), json!(true)));
+        assert_eq!(messages["gated_by"], json!(["enable_integration", "send"]));
+        assert!(toggles.iter().all(|t| !t["description"].as_str().unwrap().is_empty()));
         let r = app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
             Some(json!({"sync_statuses": true}))).await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);

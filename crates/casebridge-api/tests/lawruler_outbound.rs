@@ -319,8 +319,14 @@ fn wav(seconds: u32, rate: u32) -> Vec<u8> {
     out
 }
 
+/// A lead or campaign API request's parameters without the Key, wherever they were carried.
 fn params(r: &LoggedRequest) -> Vec<(String, String)> {
-    r.form.iter().filter(|(k, _)| k != "Key").cloned().collect()
+    r.form
+        .iter()
+        .chain(&r.query)
+        .filter(|(k, _)| k != "Key")
+        .cloned()
+        .collect()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -341,8 +347,9 @@ backend_tests! {
         let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
                            "/api/v2/leads/10001/notes", "/api/v2/leads/10001/documents"], "{got:#?}");
-        // 1. The campaign API: exactly the seed's parameters, the Key first.
-        assert_eq!(got[0].form[0], ("Key".to_owned(), "demo-key".to_owned()));
+        // 1. The campaign API: exactly the seed's query parameters, the Key first.
+        assert_eq!(got[0].query[0], ("Key".to_owned(), "demo-key".to_owned()));
+        assert!(got[0].form.is_empty(), "nothing in the body: {:?}", got[0]);
         assert_eq!(params(&got[0]), pairs(&[
             ("LeadID", LEAD), ("OverriddenLead", "true"), ("Tags", "Kayse"),
             ("Status", "Qualified – Intake Completed"), ("CellPhone", "+15550109999"),
@@ -389,6 +396,20 @@ backend_tests! {
         assert_eq!(view["sync"]["operations_done"], 4, "{view}");
         assert_eq!(view["sync"]["operations_pending"], 0);
         assert!(view["health"]["last_integration_sync_at"].is_string());
+        // `visits` maps to no Law Ruler field: not sent as Custom<ID>, and the sync log says so,
+        // naming the campaign request's operation.
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
+        let entries = log["data"].as_array().unwrap();
+        let dropped: Vec<&Value> = entries.iter().filter(|e| e["operation"] == "call_result").collect();
+        assert_eq!(dropped.len(), 1, "{log}");
+        let message = dropped[0]["message"].as_str().unwrap();
+        assert!(message.contains("_custom key not sent") && message.contains("visits"), "{message}");
+        assert!(!message.contains("injury_date") && !message.contains("police_report"), "{message}");
+        let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
+        let campaign_op = ops["data"].as_array().unwrap().iter()
+            .find(|o| o["description"].as_str().unwrap_or_default().contains("call result"))
+            .unwrap_or_else(|| panic!("{ops}"));
+        assert!(message.contains(campaign_op["id"].as_str().unwrap()), "{message} / {campaign_op}");
     }
 
     async fn an_unsuccessful_call_without_campaign_sends_no_transcript_and_no_phone(backend) {
@@ -748,4 +769,51 @@ backend_tests! {
         assert!(s.lr.sim.notes(LEAD).is_empty());
     }
 
+}
+
+backend_tests! {
+    async fn a_failed_operation_can_be_retried_or_dismissed(backend) {
+        let s = setup(backend, &[]).await;
+        // Law Ruler refuses a value that is not a date for a date field: the operation fails.
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "someday"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.drain().await;
+        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.body;
+        let op = failed["data"][0].clone();
+        let id = op["id"].as_str().unwrap_or_else(|| panic!("{failed}")).to_owned();
+        assert_eq!(s.view().await["sync"]["operations_failed"], 1);
+        let sent = s.to("api-legalcrmapp").len();
+
+        // Only a failed operation can be acted on; an unknown one is not found.
+        let r = s.app.post("/api/v1/integrations/lawruler/operations/nope/retry", json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+        // Retry: pending again, sent again (and refused again, for the same reason).
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/retry"), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["state"], "pending");
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "a pending operation is not dismissed: {}", r.text);
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), sent + 1, "sent once more");
+        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.body;
+        assert_eq!(failed["data"][0]["id"], id.as_str());
+
+        // Dismiss: skipped, no longer counted as failed, and not sent.
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["state"], "skipped");
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), sent + 1);
+        let view = s.view().await;
+        assert_eq!(view["sync"]["operations_failed"], 0, "{view}");
+        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/retry"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        let log = s.app.get("/api/v1/integrations/lawruler/sync-log").await.body;
+        let msgs: Vec<&str> = log["data"].as_array().unwrap().iter()
+            .filter_map(|e| e["message"].as_str()).collect();
+        assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("retried by an admin")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("dismissed by an admin")), "{msgs:?}");
+    }
 }

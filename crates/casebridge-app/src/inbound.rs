@@ -8,7 +8,7 @@
 //! in a transaction of their own.
 
 use casebridge_crm::connector::{InboundRejection, IngestError, InvalidInbound};
-use casebridge_domain::ids::CompanyId;
+use casebridge_domain::ids::{CaseId, ClientId, CompanyId};
 use casebridge_domain::integrations::{ErrorKind, Provider, SyncOutcome};
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, NewSyncEntry};
@@ -18,6 +18,29 @@ pub use casebridge_crm::connector::{Applied, InboundBody};
 
 use crate::{App, AppError, Result};
 
+/// A multipart part's field name from its `Content-Disposition` header, for the parts whose
+/// plain `name="…"` is absent: the RFC 2231 / RFC 5987 form `name*=utf-8''Lead%20ID`, which
+/// senders (reqwest among them) use for names with spaces or non-ASCII letters. `None` when the
+/// header names no field either way.
+pub fn multipart_field_name(content_disposition: &str) -> Option<String> {
+    let value = content_disposition.split(';').find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("name*")
+            .then(|| value.trim().trim_matches('"'))
+    })?;
+    // charset'language'percent-encoded-text; only UTF-8 and its ASCII subset are in use.
+    let mut parts = value.splitn(3, '\'');
+    let (charset, _language, encoded) = (parts.next()?, parts.next()?, parts.next()?);
+    if !(charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("us-ascii")) {
+        return None;
+    }
+    let name = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    (!name.is_empty()).then(|| name.into_owned())
+}
+
 /// What a webhook did.
 #[derive(Debug, Clone)]
 pub enum Received {
@@ -25,6 +48,9 @@ pub enum Received {
     /// The same content was applied before for this record.
     Duplicate {
         reason: String,
+        /// The case and client the record was applied to before.
+        case_id: Option<CaseId>,
+        client_id: Option<ClientId>,
     },
     /// Receiving is turned off (or the CRM is not connected); nothing changed.
     Ignored {
@@ -139,11 +165,26 @@ pub async fn receive(
     {
         // Nothing changes, but a webhook did arrive (the checklist's "first webhook received").
         store::touch_webhook(&mut tx, company, p.as_str(), now).await?;
+        let matched = match casebridge_store::cases::find_by_ref(
+            &mut tx,
+            company,
+            p.as_str(),
+            &record.record_id,
+        )
+        .await
+        {
+            Ok(case) => Some(case),
+            // The case was deleted since: the answer says so by naming none.
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
         tx.commit().await?;
         return Ok((
             company,
             Received::Duplicate {
                 reason: "identical to the last webhook applied for this lead".into(),
+                case_id: matched.as_ref().map(|c| c.id),
+                client_id: matched.and_then(|c| c.client_id),
             },
         ));
     }
@@ -193,4 +234,34 @@ pub async fn receive(
     store::log(&mut tx, company, p.as_str(), &line, now).await?;
     tx.commit().await?;
     Ok((company, Received::Applied(applied)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multipart_field_name;
+
+    #[test]
+    fn rfc_2231_field_names_are_decoded() {
+        let cd = |v: &str| multipart_field_name(v);
+        assert_eq!(
+            cd("form-data; name*=utf-8''Lead%20ID").as_deref(),
+            Some("Lead ID")
+        );
+        assert_eq!(
+            cd("form-data; NAME*=\"UTF-8''Primary%20Contact%20ID\"").as_deref(),
+            Some("Primary Contact ID")
+        );
+        assert_eq!(
+            cd("form-data; name*=utf-8'en'Estado%20%C3%BAltimo").as_deref(),
+            Some("Estado último")
+        );
+        assert_eq!(
+            cd("form-data; name=\"Lead ID\""),
+            None,
+            "the plain form is multer's"
+        );
+        assert_eq!(cd("form-data; name*=iso-8859-1''Lead%20ID"), None);
+        assert_eq!(cd("form-data; name*=utf-8''%FF"), None, "not UTF-8");
+        assert_eq!(cd("form-data; name*=utf-8''"), None);
+    }
 }

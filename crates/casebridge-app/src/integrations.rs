@@ -14,7 +14,7 @@ use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
-    AutoAddRule, Checklist, PlatformField, Provider, SyncOutcome, Toggles,
+    unreachable_base_url, AutoAddRule, Checklist, PlatformField, Provider, SyncOutcome, Toggles,
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
@@ -26,9 +26,13 @@ use rand::RngCore;
 use serde_json::{Map, Value};
 
 pub use casebridge_store::crm_ops::CrmOp;
-pub use casebridge_store::integrations::{Integration, StoredRule, SyncEntry};
+pub use casebridge_store::integrations::{CrmItem, Integration, StoredRule, SyncEntry};
 
 use crate::{App, AppError, OrNotFound, Result};
+
+/// The base of the webhook URLs when the process gave none (the binary always does: the public
+/// URL or its listen address).
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// The providers shown on the integrations list, in order.
 const PROVIDERS: [Provider; 2] = [Provider::LawRuler, Provider::SmartAdvocate];
@@ -132,6 +136,8 @@ pub struct IntegrationView {
     /// Masked; `None` when not connected.
     pub credentials: Option<Map<String, Value>>,
     pub webhook_url: String,
+    /// Why the CRM cannot reach `webhook_url` (a loopback address), when it cannot.
+    pub webhook_url_warning: Option<String>,
     pub toggles: Toggles,
     pub checklist: Checklist,
     pub records_received: u64,
@@ -164,7 +170,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
                 .all(|c| links.iter().any(|(l, _)| *l == c.crm_id)),
         sync_enabled: toggles.enable_integration,
     };
-    let base = app.public_url().unwrap_or("http://127.0.0.1:8080");
+    let base = app.public_url().unwrap_or(DEFAULT_PUBLIC_URL);
     let counts = casebridge_store::crm_ops::counts(&mut conn, i.company_id, p.as_str()).await?;
     let count = |st: OpState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
     let last_error = store::sync_log(
@@ -186,6 +192,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
             p.as_str(),
             i.webhook_token
         ),
+        webhook_url_warning: unreachable_base_url(base),
         records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
         operations: OpCounts {
             done: count(OpState::Done),
@@ -500,6 +507,101 @@ pub async fn operations(
     Ok(casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, page).await?)
 }
 
+/// A failed operation, ready to be acted on; another state is a conflict naming it.
+async fn failed_op(conn: &mut Conn, company: CompanyId, p: Provider, id: &str) -> Result<CrmOp> {
+    let op = casebridge_store::crm_ops::get(conn, company, id)
+        .await
+        .or_not_found("operation", id)?;
+    if op.provider != p.as_str() {
+        return Err(AppError::not_found("operation", id));
+    }
+    if op.state != OpState::Failed {
+        return Err(AppError::Conflict(format!(
+            "only a failed operation can be retried or dismissed; this one is {}",
+            op.state.as_str()
+        )));
+    }
+    Ok(op)
+}
+
+/// What an admin does with a failed operation (SYNC3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Send it again: it becomes pending, behind the lead's other operations.
+    Retry,
+    /// Give up: it becomes `skipped` and is not sent.
+    Dismiss,
+}
+
+/// Retries or dismisses a failed operation; the sync log says an admin did. Another state is a
+/// conflict naming it.
+pub async fn settle_operation(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    id: &str,
+    action: Settle,
+) -> Result<CrmOp> {
+    let c = connector(app, p, || AppError::not_found("operation", id))?;
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    let op = failed_op(&mut tx, company, p, id).await?;
+    let (moved, what) = match action {
+        Settle::Retry => (
+            c.retry_failed(&mut tx, company, id, now).await?,
+            "retried by an admin",
+        ),
+        Settle::Dismiss => (
+            casebridge_store::crm_ops::transition(
+                &mut tx,
+                company,
+                id,
+                OpState::Failed,
+                OpState::Skipped,
+                false,
+                None,
+                now,
+            )
+            .await?,
+            "dismissed by an admin",
+        ),
+    };
+    if !moved {
+        return Err(AppError::Conflict("the operation changed meanwhile".into()));
+    }
+    operation_log(&mut tx, company, p, &op, what, now).await?;
+    let op = casebridge_store::crm_ops::get(&mut tx, company, id).await?;
+    tx.commit().await?;
+    Ok(op)
+}
+
+async fn operation_log(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+    op: &CrmOp,
+    what: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let message = format!("operation {} ({}) {what}", op.id, op.action.describe());
+    store::log(
+        conn,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction: "outbound",
+            operation: "operation",
+            record_ref: Some(&op.record_id),
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(&message),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 // ---- catalog ----
 
 /// What a catalog refresh loaded.
@@ -588,6 +690,28 @@ pub async fn field_preview(
     let fields = store::crm_fields(&mut conn, company, p.as_str(), crm_case_type_id).await?;
     Ok(FieldPreview {
         fields,
+        refreshed_at: i.catalog_refreshed_at,
+        error: i.catalog_error,
+    })
+}
+
+/// The CRM's case types and statuses with their ids, as last loaded (for mapping).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub case_types: Vec<store::CrmItem>,
+    pub statuses: Vec<store::CrmItem>,
+    pub refreshed_at: Option<Timestamp>,
+    /// The last load error; the lists are from the last successful load.
+    pub error: Option<String>,
+}
+
+/// The catalog as last loaded by [`refresh_catalog`].
+pub async fn catalog(app: &App, company: CompanyId, p: Provider) -> Result<Catalog> {
+    let i = ensure(app, company, p).await?;
+    let mut conn = app.store().conn().await?;
+    Ok(Catalog {
+        case_types: store::crm_case_types(&mut conn, company, p.as_str()).await?,
+        statuses: store::crm_statuses(&mut conn, company, p.as_str()).await?,
         refreshed_at: i.catalog_refreshed_at,
         error: i.catalog_error,
     })

@@ -85,7 +85,13 @@ backend_tests! {
         )
         .await
         .unwrap();
-        assert!(matches!(received, Received::Duplicate { .. }), "{received:?}");
+        match received {
+            Received::Duplicate { case_id, client_id, .. } => {
+                assert_eq!(case_id, Some(applied.case_id), "the duplicate names the case it matched");
+                assert_eq!(client_id, Some(applied.client_id));
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
         assert_eq!(app.get("/api/v1/cases").await.expect(StatusCode::OK).body["data"].as_array().unwrap().len(), 1);
 
         // A missing field: a validation error naming the body, and a sync-log error entry.

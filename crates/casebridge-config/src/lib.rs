@@ -321,6 +321,21 @@ impl Config {
         redact_url(&self.effective_database_url())
     }
 
+    /// The base of the inbound webhook URLs shown to admins: `public_url`, or else the address
+    /// the server is bound to (`bound`, which knows the port when `listen` asked for port 0). An
+    /// unspecified address (`0.0.0.0`, `::`) becomes the loopback address of its family.
+    pub fn public_url_or(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let ip = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, bound.port()))
+    }
+
     /// Where the master key is read from, or generated on first start, when `master_key` is not
     /// set.
     pub fn master_key_path(&self) -> PathBuf {

@@ -237,6 +237,36 @@ fn bad_cidr_names_the_entry() {
 }
 
 #[test]
+fn public_url_defaults_to_the_bound_address() {
+    jail(|jail| {
+        let config = Config::load(None).unwrap();
+        let bound = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            config.public_url_or(bound("127.0.0.1:4000")),
+            "http://127.0.0.1:4000"
+        );
+        assert_eq!(
+            config.public_url_or(bound("0.0.0.0:8080")),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            config.public_url_or(bound("[::]:8080")),
+            "http://[::1]:8080"
+        );
+        assert_eq!(
+            config.public_url_or(bound("192.0.2.7:8080")),
+            "http://192.0.2.7:8080"
+        );
+        jail.set_env("CASEBRIDGE_PUBLIC_URL", "https://hooks.acme.test/");
+        let config = Config::load(None).unwrap();
+        assert_eq!(
+            config.public_url_or(bound("0.0.0.0:8080")),
+            "https://hooks.acme.test"
+        );
+    });
+}
+
+#[test]
 fn public_url_scheme_is_checked() {
     jail(|jail| {
         jail.set_env("CASEBRIDGE_PUBLIC_URL", "hooks.example.com");

@@ -280,6 +280,16 @@ pub trait Connector: Send + Sync {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
 
+    /// Sends a failed operation again (an admin's retry): it becomes pending and is queued
+    /// behind the lead's other operations. Returns false when it is not failed (any more).
+    async fn retry_failed(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        op_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// Whether status changes are held while status sync is off, to be skipped or replayed
     /// when it is turned on again. `false`: the CRM has no status sync.
     fn holds_status_changes(&self) -> bool;

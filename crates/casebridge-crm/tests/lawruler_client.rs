@@ -475,13 +475,11 @@ async fn notes_documents_and_the_campaign_call_arrive_exactly() {
     );
     assert!(log.iter().all(|r| r.status / 100 == 2), "{log:#?}");
 
+    // The campaign API takes its values as query parameters (the technical reference's words).
     let campaign = &log[0];
+    assert!(campaign.form.is_empty(), "{campaign:?}");
     assert_eq!(
-        campaign.content_type.as_deref(),
-        Some("application/x-www-form-urlencoded")
-    );
-    assert_eq!(
-        campaign.form,
+        campaign.query,
         pairs(&[
             ("Key", DEMO_KEY),
             ("LeadID", "10001"),

@@ -52,6 +52,17 @@ pub struct Toggles {
     pub sync_enriched_phones: bool,
 }
 
+/// One toggle as the setup screen shows it (LR7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToggleItem {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+    pub on: bool,
+    /// The toggles that must be on for this one to take effect.
+    pub gated_by: &'static [&'static str],
+}
+
 /// What the engine actually does: each toggle counts only when the toggles it depends on are on.
 /// "Enable Integration" gates everything; "Send data" gates every outgoing kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,6 +87,82 @@ impl Toggles {
         "send_documents",
         "sync_statuses",
     ];
+
+    /// The toggles in the safe order, each with its label and description as the setup guide
+    /// words them, whether it is on, and the toggles it depends on (all of them must be on for it
+    /// to take effect).
+    pub fn listed(&self) -> Vec<ToggleItem> {
+        const ON: &[&str] = &["enable_integration"];
+        const SEND: &[&str] = &["enable_integration", "send"];
+        let items = [
+            (
+                "enable_integration",
+                "Enable Integration",
+                "Turns all syncing on or off without disconnecting.",
+                self.enable_integration,
+                &[][..],
+            ),
+            (
+                "receive",
+                "Receive data from the CRM",
+                "Pulls cases, leads and notes in.",
+                self.receive,
+                ON,
+            ),
+            (
+                "send",
+                "Send data to the CRM",
+                "Lets casebridge send data back to the CRM.",
+                self.send,
+                ON,
+            ),
+            (
+                "send_mapped_fields",
+                "Send mapped fields",
+                "Sends mapped field changes back to the CRM.",
+                self.send_mapped_fields,
+                SEND,
+            ),
+            (
+                "send_messages",
+                "Send messages",
+                "Sends messages to the CRM as notes.",
+                self.send_messages,
+                SEND,
+            ),
+            (
+                "send_call_records",
+                "Send call records",
+                "Sends call details and transcripts to the CRM.",
+                self.send_call_records,
+                SEND,
+            ),
+            (
+                "send_documents",
+                "Send documents",
+                "Uploads files to the CRM.",
+                self.send_documents,
+                SEND,
+            ),
+            (
+                "sync_statuses",
+                "Sync case statuses",
+                "Keeps case statuses in sync between both systems.",
+                self.sync_statuses,
+                ON,
+            ),
+        ];
+        items
+            .into_iter()
+            .map(|(key, label, description, on, gated_by)| ToggleItem {
+                key,
+                label,
+                description,
+                on,
+                gated_by,
+            })
+            .collect()
+    }
 
     /// The toggles stored on an integration row (missing or unreadable ones are off).
     pub fn from_settings(settings: &serde_json::Value) -> Self {
@@ -233,6 +320,31 @@ pub struct Checklist {
     pub sync_enabled: bool,
 }
 
+/// Why a CRM could not call the inbound webhook at `base` (the base of the URLs shown to admins),
+/// or `None` when it may: a loopback host (`localhost`, `127.0.0.0/8`, `::1`) is reachable only
+/// from the machine casebridge runs on.
+pub fn unreachable_base_url(base: &str) -> Option<String> {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    loopback.then(|| {
+        format!(
+            "the webhook URLs start with {base}, a loopback address that a CRM cannot reach; \
+             set CASEBRIDGE_PUBLIC_URL to the address the CRM calls"
+        )
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncOutcome {
     Ok,
@@ -291,6 +403,52 @@ mod tests {
         t.send = true;
         assert!(t.gates().send_messages);
         assert!(t.inert().is_empty());
+    }
+
+    #[test]
+    fn the_listed_toggles_follow_the_safe_order_and_name_their_gates() {
+        let t = Toggles {
+            send: true,
+            ..Default::default()
+        };
+        let listed = t.listed();
+        let keys: Vec<_> = listed.iter().map(|i| i.key).collect();
+        assert_eq!(keys, Toggles::ORDER);
+        assert_eq!(listed[0].label, "Enable Integration");
+        assert!(listed[2].on && !listed[1].on);
+        // A gate is always earlier in the order than what it gates.
+        for (i, item) in listed.iter().enumerate() {
+            for gate in item.gated_by {
+                let at = keys.iter().position(|k| k == gate).unwrap();
+                assert!(at < i, "{} is gated by the later {gate}", item.key);
+            }
+        }
+        assert_eq!(listed[5].gated_by, ["enable_integration", "send"]);
+    }
+
+    #[test]
+    fn loopback_base_urls_are_flagged() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "https://app.localhost",
+            "http://127.1.2.3",
+        ] {
+            let w = unreachable_base_url(base).expect(base);
+            assert!(
+                w.contains(base) && w.contains("CASEBRIDGE_PUBLIC_URL"),
+                "{w}"
+            );
+        }
+        for base in [
+            "https://hooks.acme.test",
+            "http://10.0.0.5:8080",
+            "https://localhost.acme.test",
+            "http://[2001:db8::1]:8080",
+        ] {
+            assert_eq!(unreachable_base_url(base), None, "{base}");
+        }
     }
 
     #[test]

@@ -23,8 +23,9 @@ use crate::{cancel_on_signal, init_tracing, open_store, Runtime};
     about = "Integration hub for legal intake"
 )]
 pub struct Cli {
-    /// A TOML configuration file. Environment variables (CASEBRIDGE_*) override it.
-    #[arg(long, global = true, env = "CASEBRIDGE_CONFIG")]
+    /// A TOML configuration file (or set CASEBRIDGE_CONFIG). Environment variables
+    /// (CASEBRIDGE_*) override it.
+    #[arg(long, global = true, env = "CASEBRIDGE_CONFIG", hide_env = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -41,13 +42,15 @@ pub enum Command {
     /// Manage companies (tenants).
     #[command(subcommand)]
     Company(CompanyCommand),
-    /// Manage admin-UI users.
+    /// Manage the users of the admin UI (the UI itself is not built yet; users created now can
+    /// sign in once it is).
     #[command(subcommand)]
     User(UserCommand),
     /// Import existing records from a CRM export.
     #[command(subcommand)]
     Import(ImportCommand),
-    /// Run a simulator of an external service, for trying casebridge without a live tenant.
+    /// Run a simulator of an external service, or a local webhook receiver, for trying
+    /// casebridge without a live tenant.
     Sim {
         #[command(subcommand)]
         service: SimService,
@@ -60,6 +63,7 @@ pub enum SimService {
     /// password `demo-password`, client secret `demo-secret`, key `demo-key`; the Client Root is
     /// `http://127.0.0.1:<port>`.
     Lawruler {
+        /// Port on 127.0.0.1.
         #[arg(long, default_value_t = 8081)]
         port: u16,
     },
@@ -80,8 +84,21 @@ pub enum SimService {
     /// types 1001 (30 min, weekdays 09:00-17:00 New York) and 1002 (60 min, weekdays 10:00-16:00
     /// Chicago).
     Scheduling {
+        /// Port on 127.0.0.1.
         #[arg(long, default_value_t = 8082)]
         port: u16,
+    },
+    /// A firm's server receiving casebridge's webhooks: verifies each signature (Standard
+    /// Webhooks), prints one JSON line per delivery and answers 204, or 401 when the signature
+    /// does not verify. Prints its signing secret at start; give it to casebridge as the
+    /// webhook's `secret`. `GET /_sim/received` lists what arrived.
+    Receiver {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// The `whsec_…` secret to verify with; generated when not given.
+        #[arg(long)]
+        secret: Option<String>,
     },
 }
 
@@ -89,6 +106,7 @@ pub enum SimService {
 pub enum CompanyCommand {
     /// Create a company and its first API key; prints {"company_id","api_key"} as JSON.
     Create {
+        /// The company's name.
         #[arg(long)]
         name: String,
         /// IANA time zone, e.g. America/New_York. Default UTC.
@@ -98,8 +116,10 @@ pub enum CompanyCommand {
     /// Create another API key for an existing company (e.g. after the last one was revoked);
     /// prints {"company_id","api_key"} as JSON.
     AddKey {
+        /// The company's id (as `company create` printed it).
         #[arg(long)]
         company: String,
+        /// A name for the key, to tell keys apart when listing or revoking them.
         #[arg(long, default_value = "operator key")]
         name: String,
     },
@@ -113,8 +133,10 @@ pub enum ImportCommand {
     /// Rows are applied here, with a progress bar, exactly as the API's import does; importing
     /// the same records again changes nothing.
     Lawruler {
+        /// The company's id (as `company create` printed it).
         #[arg(long)]
         company: String,
+        /// The CSV file (UTF-8, header row first).
         #[arg(
             long,
             required_unless_present = "from_api",
@@ -134,8 +156,10 @@ pub enum ImportCommand {
 pub enum UserCommand {
     /// Create an admin-UI user; the password is prompted for, or read from stdin.
     Create {
+        /// The company's id (as `company create` printed it).
         #[arg(long)]
         company: String,
+        /// The user's email address, used to sign in.
         #[arg(long)]
         email: String,
         /// Read the password from standard input instead of prompting.
@@ -170,6 +194,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.work(shutdown).await
         }
         Command::Migrate => {
+            // The key is not needed to migrate, but a malformed one would only surface at the
+            // next start; refuse it now, before anything changes.
+            crate::keyring(&config)?;
             let store = open_store(&config).await?;
             store.close().await;
             println!("migrations applied ({})", store.backend().name());
@@ -291,16 +318,32 @@ async fn run_sim(service: &SimService) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     let (name, port) = match service {
-        SimService::Lawruler { port } => ("Law Ruler", *port),
-        SimService::Scheduling { port } => ("scheduling", *port),
-        SimService::Smartadvocate { port, .. } => ("SmartAdvocate", *port),
+        SimService::Lawruler { port } => ("Law Ruler simulator", *port),
+        SimService::Scheduling { port } => ("scheduling simulator", *port),
+        SimService::Smartadvocate { port, .. } => ("SmartAdvocate simulator", *port),
+        SimService::Receiver { port, .. } => ("webhook receiver", *port),
+    };
+    // Checked before binding, so a bad secret does not leave a port half-used.
+    let receiver = match service {
+        SimService::Receiver { secret, .. } => Some(match secret {
+            Some(s) => casebridge_sim::receiver::Receiver::new(s).context("--secret")?,
+            None => casebridge_sim::receiver::Receiver::generate(),
+        }),
+        _ => None,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    eprintln!("{name} simulator on http://{}", listener.local_addr()?);
+    eprintln!("{name} on http://{}", listener.local_addr()?);
+    if let Some(r) = &receiver {
+        eprintln!("signing secret: {}", r.secret());
+    }
     let serve = async {
         match service {
+            SimService::Receiver { .. } => {
+                let r = receiver.expect("built above").echo();
+                casebridge_sim::receiver::serve(listener, r).await
+            }
             SimService::Lawruler { .. } => {
                 casebridge_sim::lawruler::serve(
                     listener,

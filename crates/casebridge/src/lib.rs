@@ -212,6 +212,17 @@ impl Runtime {
             .collect()
     }
 
+    /// The base of the inbound webhook URLs shown to admins: `CASEBRIDGE_PUBLIC_URL`, or the
+    /// address the server listens on. A loopback base is logged as a warning (the setup view
+    /// shows it too): a CRM cannot reach it.
+    fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        let url = self.config.public_url_or(bound);
+        if let Some(warning) = casebridge_domain::integrations::unreachable_base_url(&url) {
+            tracing::warn!(public_url = %url, "{warning}");
+        }
+        url
+    }
+
     fn grace(&self) -> Duration {
         Duration::from_secs(self.config.shutdown_grace_secs)
     }
@@ -229,6 +240,7 @@ impl Runtime {
         } else {
             Vec::new()
         };
+        let public_url = self.public_url(listener.local_addr()?);
         let state = AppState::new(
             AppParts {
                 store: self.store.clone(),
@@ -239,7 +251,7 @@ impl Runtime {
                     Arc::new(self.url_policy()),
                     Duration::from_secs(20),
                 ),
-                public_url: self.config.public_url.clone(),
+                public_url: Some(public_url),
                 scheduling_url: self.config.scheduling_url.clone(),
                 lawruler: self.lawruler_clients(),
                 smartadvocate: self.smartadvocate_clients(),

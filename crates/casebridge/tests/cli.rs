@@ -397,3 +397,310 @@ fn migrate_creates_the_sqlite_database_under_the_data_dir() {
     );
     assert!(dir.path().join("nested/casebridge.db").exists());
 }
+
+/// A running `casebridge sim receiver`: its address and secret (from stderr) and the deliveries
+/// it printed (stdout, one JSON line each).
+struct ReceiverProcess {
+    child: Child,
+    base: String,
+    secret: String,
+    printed: mpsc::Receiver<Value>,
+}
+
+impl ReceiverProcess {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+            .env_clear()
+            .args(["sim", "receiver", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut next = || stderr.next().expect("receiver output").unwrap();
+        let base = next()
+            .strip_prefix("webhook receiver on ")
+            .expect("the address comes first")
+            .to_owned();
+        let secret = next()
+            .strip_prefix("signing secret: ")
+            .expect("then the secret")
+            .to_owned();
+        let (tx, printed) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).expect("one JSON line per delivery"));
+            }
+        });
+        Self {
+            child,
+            base,
+            secret,
+            printed,
+        }
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+backend_tests! {
+    /// README's first tour, step by step, on a laptop: the server with the two development
+    /// settings, the local receiver, and a delivery arriving verified.
+    async fn the_readme_tour_delivers_a_verified_webhook_to_the_local_receiver(backend) {
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = company_create(dir.path(), &db.url, "Acme Injury Law")["api_key"]
+            .as_str().unwrap().to_owned();
+        let mut cmd = casebridge(dir.path(), &db.url);
+        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        let server = Server::start_with(cmd);
+        let http = reqwest::Client::new();
+        let api = |path: &str| format!("{}/api/v1{path}", server.base);
+        let post = |path: &str, body: Value| {
+            http.post(api(path)).bearer_auth(&key).json(&body).send()
+        };
+
+        let ct: Value = post("/case-types", serde_json::json!({"name": "Motor Vehicle Accident"}))
+            .await.unwrap().json().await.unwrap();
+        let r = post("/clients", serde_json::json!({"first_name": "Jane", "last_name": "Doe",
+            "phone": "+1 555 010 2000",
+            "external_refs": [{"provider": "lawruler", "external_id": "PC-9"}]})).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let r = post("/cases", serde_json::json!({"name": "Doe – rear-end collision",
+            "case_type_id": ct["id"], "custom_fields": {"injury": "neck"},
+            "external_refs": [{"provider": "lawruler", "external_id": "10234"}]})).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let case: Value = r.json().await.unwrap();
+        let found: Value = http
+            .get(api("/cases/by-external-ref?provider=lawruler&external_id=10234"))
+            .bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        assert_eq!(found["id"], case["id"], "{found}");
+
+        let receiver = ReceiverProcess::start();
+        let r = post("/webhooks", serde_json::json!({"name": "Firm server",
+            "url": format!("{}/casebridge", receiver.base), "secret": receiver.secret}))
+            .await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let webhook: Value = r.json().await.unwrap();
+        assert_eq!(webhook["secret"], receiver.secret.as_str());
+
+        let r = post("/calls", serde_json::json!({"direction": "outbound", "case_id": case["id"]}))
+            .await.unwrap();
+        assert_eq!(r.status(), 201);
+        let printed = receiver.printed.recv_timeout(Duration::from_secs(30))
+            .expect("the receiver printed a delivery");
+        assert_eq!(printed["type"], "call_started", "{printed}");
+        assert_eq!(printed["verified"], true, "{printed}");
+
+        // The attempt is recorded once the receiver's answer is back.
+        let list = api(&format!("/webhooks/{}/deliveries", webhook["id"].as_str().unwrap()));
+        let mut deliveries = Value::Null;
+        for _ in 0..100 {
+            deliveries = http.get(&list).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+            if deliveries["data"][0]["status"] != "pending" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let d = &deliveries["data"][0];
+        assert_eq!(d["event_id"], printed["webhook_id"], "{deliveries}");
+        assert_eq!(d["status"], "succeeded", "{deliveries}");
+        assert_eq!(d["last_response_status"], 204);
+        server.stop();
+    }
+
+    /// Without CASEBRIDGE_PUBLIC_URL the webhook URL is built from the address casebridge
+    /// listens on, and both the log and the setup view warn that a CRM cannot reach it.
+    async fn webhook_url_follows_the_listen_address_with_a_warning(backend) {
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = company_create(dir.path(), &db.url, "Acme")["api_key"].as_str().unwrap().to_owned();
+        let server = Server::start(dir.path(), &db.url);
+        let setup: Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/integrations/lawruler", server.base))
+            .bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        let url = setup["webhook_url"].as_str().unwrap();
+        assert!(url.starts_with(&format!("{}/hooks/lawruler/", server.base)), "{url}");
+        let warning = setup["webhook_url_warning"].as_str().expect("a warning");
+        assert!(warning.contains("CASEBRIDGE_PUBLIC_URL"), "{warning}");
+        let (_, logs) = server.stop();
+        let logged: Vec<Value> = logs.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        assert!(logged.iter().any(|l| l["level"] == "WARN"
+            && l["public_url"] == server_base(&logs)
+            && l["message"].as_str().unwrap_or_default().contains("CASEBRIDGE_PUBLIC_URL")),
+            "{logs:#?}");
+
+        // With a public URL: that base, and no warning.
+        let mut cmd = casebridge(dir.path(), &db.url);
+        cmd.env("CASEBRIDGE_PUBLIC_URL", "https://hooks.acme.test/");
+        let server = Server::start_with(cmd);
+        let setup: Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/integrations/lawruler", server.base))
+            .bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        assert!(setup["webhook_url"].as_str().unwrap().starts_with("https://hooks.acme.test/hooks/lawruler/"));
+        assert_eq!(setup["webhook_url_warning"], Value::Null);
+        let (_, logs) = server.stop();
+        assert!(!logs.join("\n").contains("CASEBRIDGE_PUBLIC_URL"));
+    }
+}
+
+/// The `http://…` base the server logged when it started serving.
+fn server_base(logs: &[String]) -> String {
+    logs.iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "casebridge serving")
+        .map(|l| format!("http://{}", l["listen"].as_str().unwrap()))
+        .unwrap()
+}
+
+/// Runs the binary with `args` and expects it to fail with `expect` in its error output.
+fn fails(mut cmd: Command, args: &[&str], expect: &str) -> String {
+    let out = cmd.args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} exited 0; stderr: {stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{args:?}: `{expect}` not in: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn migrate_refuses_a_malformed_master_key_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("casebridge.db");
+    let mut cmd = casebridge(dir.path(), &format!("sqlite://{}?mode=rwc", db.display()));
+    cmd.env("CASEBRIDGE_MASTER_KEY", "not-base64-of-32-bytes");
+    let stderr = fails(cmd, &["migrate"], "CASEBRIDGE_MASTER_KEY");
+    assert!(
+        !stderr.contains("not-base64-of-32-bytes"),
+        "the key is not echoed"
+    );
+    assert!(!db.exists(), "nothing was created");
+
+    let mut cmd = casebridge(dir.path(), &format!("sqlite://{}?mode=rwc", db.display()));
+    cmd.env("CASEBRIDGE_OLD_MASTER_KEYS", "AAAA");
+    fails(cmd, &["migrate"], "CASEBRIDGE_OLD_MASTER_KEYS");
+    assert!(!db.exists());
+}
+
+backend_tests! {
+    /// Every command that did not do what was asked exits non-zero, saying why.
+    async fn every_command_exits_non_zero_when_it_did_not_do_what_was_asked(backend) {
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let company = company_create(dir.path(), &db.url, "Acme")["company_id"].as_str().unwrap().to_owned();
+        let unknown = "01a1feab-0000-7000-8000-000000000000";
+        let run = || casebridge(dir.path(), &db.url);
+        fails(run(), &["company", "create", "--name", "  "], "name");
+        fails(run(), &["company", "add-key", "--company", "nope"], "not a company id");
+        fails(run(), &["company", "add-key", "--company", unknown], "no company with id");
+        fails(run(), &["user", "create", "--company", &company, "--email", "not-an-email",
+                       "--password-stdin"], "not an email address");
+        let missing = dir.path().join("missing.csv");
+        fails(run(), &["import", "lawruler", "--company", &company, "--file",
+                       missing.to_str().unwrap()], "cannot read");
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "Lead ID,Status\n1,Intake\n").unwrap();
+        fails(run(), &["import", "lawruler", "--company", &company, "--file",
+                       bad.to_str().unwrap()], "Case Type ID");
+        fails(run(), &["import", "lawruler", "--company", unknown, "--from-api"],
+              "no company with id");
+        fails(run(), &["import", "lawruler", "--company", &company, "--from-api",
+                       "--since", "yesterday"], "--since");
+        fails(run(), &["sim", "receiver", "--port", "0", "--secret", "plain"], "--secret");
+        fails(run(), &["no-such-command"], "unrecognized subcommand");
+
+        // The port is taken: serve cannot listen.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut cmd = run();
+        cmd.env("CASEBRIDGE_LISTEN", taken.local_addr().unwrap().to_string());
+        fails(cmd, &["serve"], "cannot listen");
+        fails(run(), &["sim", "lawruler", "--port",
+                       &taken.local_addr().unwrap().port().to_string()], "cannot listen");
+    }
+
+    /// `import lawruler --from-api` when the Law Ruler address is refused by the URL policy (the
+    /// development settings are not on): the import did not happen, so the exit is non-zero.
+    async fn import_from_api_refused_by_the_url_policy_exits_non_zero(backend) {
+        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let created = company_create(dir.path(), &db.url, "Acme");
+        let (company, key) = (created["company_id"].as_str().unwrap().to_owned(),
+                              created["api_key"].as_str().unwrap().to_owned());
+        let mut cmd = casebridge(dir.path(), &db.url);
+        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        let server = Server::start_with(cmd);
+        let r = reqwest::Client::new()
+            .put(format!("{}/api/v1/integrations/lawruler/connection", server.base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"username": "demo", "password": "demo-password",
+                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}))
+            .send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop();
+        lr.sim.clear_requests();
+        let stderr = fails(casebridge(dir.path(), &db.url),
+            &["import", "lawruler", "--company", &company, "--from-api"], "error:");
+        assert!(lr.sim.requests().is_empty(), "nothing reached Law Ruler");
+        assert!(!stderr.contains("demo-password"));
+    }
+}
+
+#[test]
+fn help_describes_every_option_and_names_the_config_variable_once() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&[]);
+    assert!(top.contains("CASEBRIDGE_CONFIG"), "{top}");
+    for command in [
+        &["serve"][..],
+        &["migrate"],
+        &["company", "create"],
+        &["company", "add-key"],
+        &["user", "create"],
+        &["import", "lawruler"],
+        &["sim", "lawruler"],
+        &["sim", "scheduling"],
+        &["sim", "receiver"],
+    ] {
+        let text = help(command);
+        assert!(
+            !text.contains("[env: CASEBRIDGE_CONFIG"),
+            "{command:?}: {text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if !trimmed.starts_with('-') {
+                continue;
+            }
+            // `--name <NAME>  The company's name`, or the description on the next line.
+            let same_line = trimmed.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
+            let next_line = lines.get(i + 1).is_some_and(|n| {
+                let n = n.trim_start();
+                !n.is_empty() && !n.starts_with('-')
+            });
+            assert!(
+                same_line || next_line,
+                "{command:?}: `{line}` has no description:\n{text}"
+            );
+        }
+    }
+}

@@ -31,8 +31,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_settings))
         .routes(routes!(get_status_sync, put_status_sync))
         .routes(routes!(list_operations))
+        .routes(routes!(retry_operation))
+        .routes(routes!(dismiss_operation))
         .routes(routes!(refresh_catalog))
         .routes(routes!(field_preview))
+        .routes(routes!(get_catalog))
         .routes(routes!(get_links, put_links))
         .routes(routes!(get_field_mappings, put_field_mappings))
         .routes(routes!(get_status_mappings, put_status_mappings))
@@ -88,9 +91,15 @@ pub struct IntegrationOut {
     /// Paste this into the CRM (Law Ruler: Setup → Webhooks → API URL). Optional query parameters:
     /// `list_id`, `list_name`, `list_action`, `remove_from_list`, `campaign_id`.
     pub webhook_url: String,
-    /// The toggles as set, in the safe order.
+    /// Set while `webhook_url` is a loopback address the CRM cannot reach (casebridge runs
+    /// without `CASEBRIDGE_PUBLIC_URL`, and the URL comes from its listen address).
+    pub webhook_url_warning: Option<String>,
+    /// The toggles as set, by name (the body `PUT …/settings` takes); `toggles` has them in order.
     #[schema(value_type = Object)]
     pub settings: Value,
+    /// The toggles in the safe order an admin turns them on (LR7): Enable Integration, Receive,
+    /// Send, mapped fields, messages, call records, documents, status sync.
+    pub toggles: Vec<ToggleOut>,
     /// Options outside the toggle order: `sync_enriched_phones` (send the phone number that
     /// reached the client with a call's result, LR10).
     #[schema(value_type = Object)]
@@ -106,6 +115,20 @@ pub struct IntegrationOut {
     pub catalog_error: Option<String>,
     /// Sync monitoring (SYNC3).
     pub sync: SyncOut,
+}
+
+/// One toggle of the setup screen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToggleOut {
+    /// The name `PUT …/settings` takes.
+    pub key: String,
+    pub label: String,
+    pub description: String,
+    pub on: bool,
+    /// The toggles that must be on for this one to take effect.
+    pub gated_by: Vec<String>,
+    /// On, but without effect because a toggle it depends on is off.
+    pub inert: bool,
 }
 
 /// Sync monitoring (SYNC3): what was synced, what waits, the last error.
@@ -166,7 +189,20 @@ impl From<IntegrationView> for IntegrationOut {
             connected_at: time(i.connected_at),
             credentials: v.credentials,
             webhook_url: v.webhook_url,
+            webhook_url_warning: v.webhook_url_warning,
             settings,
+            toggles: t
+                .listed()
+                .into_iter()
+                .map(|i| ToggleOut {
+                    key: i.key.into(),
+                    label: i.label.into(),
+                    description: i.description.into(),
+                    on: i.on,
+                    gated_by: i.gated_by.iter().map(|g| g.to_string()).collect(),
+                    inert: t.inert().contains(&i.key),
+                })
+                .collect(),
             inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
             checklist: serde_json::to_value(v.checklist).expect("serializable"),
             health: HealthOut {
@@ -475,6 +511,38 @@ async fn list_operations(
     Ok(axum::Json(PageOut::from_page(ops, OperationOut::from)))
 }
 
+/// Sends a failed operation again: it becomes `pending`, queued behind the lead's other
+/// operations (409 unless it is `failed`).
+#[utoipa::path(post, path = "/integrations/{provider}/operations/{id}/retry", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = OperationOut), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn retry_operation(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path((raw, id)): Path<(String, String)>,
+) -> Result<axum::Json<OperationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let op = svc::settle_operation(&s.app, company, p, &id, svc::Settle::Retry).await?;
+    Ok(axum::Json(op.into()))
+}
+
+/// Gives up on a failed operation: it becomes `skipped` and is not sent (409 unless it is
+/// `failed`).
+#[utoipa::path(post, path = "/integrations/{provider}/operations/{id}/dismiss", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = OperationOut), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn dismiss_operation(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path((raw, id)): Path<(String, String)>,
+) -> Result<axum::Json<OperationOut>, ApiError> {
+    let p = provider(&raw)?;
+    let op = svc::settle_operation(&s.app, company, p, &id, svc::Settle::Dismiss).await?;
+    Ok(axum::Json(op.into()))
+}
+
 // ---- catalog ----
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -529,6 +597,52 @@ pub struct FieldPreviewOut {
     pub refreshed_at: Option<String>,
     /// The last load error; the fields shown are from the last successful load.
     pub error: Option<String>,
+}
+
+/// A CRM case type or status: its id in the CRM and its name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrmItemOut {
+    pub crm_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogListOut {
+    /// By name.
+    pub case_types: Vec<CrmItemOut>,
+    /// By name.
+    pub statuses: Vec<CrmItemOut>,
+    pub refreshed_at: Option<String>,
+    /// The last load error; the lists are from the last successful load.
+    pub error: Option<String>,
+}
+
+/// The CRM's case types and statuses with their ids, as last loaded by `POST …/fields/refresh`:
+/// the ids that case type links, status mappings and auto-add rules take.
+#[utoipa::path(get, path = "/integrations/{provider}/catalog", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = CatalogListOut), (status = 404, body = ErrorBody)))]
+async fn get_catalog(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<CatalogListOut>, ApiError> {
+    let p = provider(&raw)?;
+    let c = svc::catalog(&s.app, company, p).await?;
+    let items = |list: Vec<_>| {
+        list.into_iter()
+            .map(|i: svc::CrmItem| CrmItemOut {
+                crm_id: i.crm_id,
+                name: i.name,
+            })
+            .collect()
+    };
+    Ok(axum::Json(CatalogListOut {
+        case_types: items(c.case_types),
+        statuses: items(c.statuses),
+        refreshed_at: time(c.refreshed_at),
+        error: c.error,
+    }))
 }
 
 /// The CRM fields of one case type: key, input type and form section (field preview, LR8).
@@ -922,6 +1036,7 @@ pub struct HookOut {
     /// turned off; see `reason`).
     pub status: String,
     pub reason: Option<String>,
+    /// The case the record was applied to (for a duplicate: the case it matched).
     pub case_id: Option<String>,
     pub client_id: Option<String>,
     pub case_created: Option<bool>,
@@ -947,7 +1062,15 @@ impl From<Received> for HookOut {
     fn from(r: Received) -> Self {
         match r {
             Received::Ignored { reason } => HookOut::bare("ignored", reason),
-            Received::Duplicate { reason } => HookOut::bare("duplicate", reason),
+            Received::Duplicate {
+                reason,
+                case_id,
+                client_id,
+            } => HookOut {
+                case_id: case_id.map(|c| c.to_string()),
+                client_id: client_id.map(|c| c.to_string()),
+                ..HookOut::bare("duplicate", reason)
+            },
             Received::Applied(a) => HookOut {
                 status: "applied".into(),
                 reason: None,
@@ -989,7 +1112,14 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
                 Ok(None) => return InboundBody::Fields(out),
                 Err(e) => return malformed_multipart(e),
             };
-            let Some(name) = field.name().map(str::to_owned) else {
+            let name = field.name().map(str::to_owned).or_else(|| {
+                field
+                    .headers()
+                    .get(header::CONTENT_DISPOSITION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(inbound::multipart_field_name)
+            });
+            let Some(name) = name else {
                 continue;
             };
             if field.file_name().is_some() {

@@ -229,6 +229,15 @@ struct CreatedBody {
     id: Option<serde_json::Value>,
 }
 
+/// Where a lead/campaign API call carries its parameters.
+#[derive(Debug, Clone, Copy)]
+enum Carry {
+    /// A form-encoded body (the lead API).
+    Form,
+    /// The query string, with an empty body (the campaign API).
+    Query,
+}
+
 impl LawRulerClient {
     /// A client for `creds`, calling Law Ruler through `http` at the paths in `paths`.
     ///
@@ -283,7 +292,7 @@ impl LawRulerClient {
             ("LeadID".to_owned(), "0".to_owned()),
         ];
         match self
-            .lead_call("lead API", &self.paths.lead_api, params)
+            .lead_call("lead API", &self.paths.lead_api, Carry::Form, params)
             .await
         {
             Ok(_) => Ok(()),
@@ -413,7 +422,7 @@ impl LawRulerClient {
     pub async fn create_lead(&self, fields: &[(String, String)]) -> Result<String, LawRulerError> {
         let params = without(fields, &[KEY_PARAM, "LeadID", "overridelead", "Operation"]);
         let pairs = self
-            .lead_call("create lead", &self.paths.lead_api, params)
+            .lead_call("create lead", &self.paths.lead_api, Carry::Form, params)
             .await?;
         LeadAnswer::value(&pairs, "LeadID").ok_or_else(|| {
             LawRulerError::Unexpected("create lead: the success answer has no LeadID".into())
@@ -436,7 +445,7 @@ impl LawRulerClient {
             fields,
             &[KEY_PARAM, "LeadID", "overridelead", "Operation"],
         ));
-        self.lead_call("update lead", &self.paths.lead_api, params)
+        self.lead_call("update lead", &self.paths.lead_api, Carry::Form, params)
             .await
             .map(drop)
     }
@@ -449,7 +458,7 @@ impl LawRulerClient {
             ("LeadID".to_owned(), lead_id.to_owned()),
         ];
         let pairs = self
-            .lead_call("lead status", &self.paths.lead_api, params)
+            .lead_call("lead status", &self.paths.lead_api, Carry::Form, params)
             .await?;
         let status = LeadAnswer::value(&pairs, "Status").ok_or_else(|| {
             LawRulerError::Unexpected("lead status: the success answer has no Status".into())
@@ -462,16 +471,22 @@ impl LawRulerClient {
     }
 
     /// The Voice AI call result through the campaign API (LR10). `params` are sent as given, in
-    /// order, after the Key (a `Key` in `params` is ignored); [`CampaignResult::to_params`]
-    /// builds them.
+    /// order, after the Key (a `Key` in `params` is ignored), as query parameters of a POST with
+    /// an empty body: the technical reference names them query parameters (the lead API, by
+    /// contrast, takes a form body). [`CampaignResult::to_params`] builds them.
     pub async fn campaign_call_result(
         &self,
         params: &[(String, String)],
     ) -> Result<(), LawRulerError> {
         let params = without(params, &[KEY_PARAM]);
-        self.lead_call("campaign call result", &self.paths.campaign_api, params)
-            .await
-            .map(drop)
+        self.lead_call(
+            "campaign call result",
+            &self.paths.campaign_api,
+            Carry::Query,
+            params,
+        )
+        .await
+        .map(drop)
     }
 
     // ---- plumbing ----
@@ -496,23 +511,27 @@ impl LawRulerClient {
         })
     }
 
-    /// A lead/campaign API call: form-encoded, the Key first. Success → the answer's pairs;
-    /// a failure body (even on HTTP 200) → [`LawRulerError::Config`] for a wrong Key, else
+    /// A lead/campaign API call: a POST with the parameters, the Key first, in the body
+    /// (form-encoded) or the query string, as `carry` says. Success → the answer's pairs; a
+    /// failure body (even on HTTP 200) → [`LawRulerError::Config`] for a wrong Key, else
     /// [`LawRulerError::Rejected`].
     async fn lead_call(
         &self,
         what: &str,
         path: &str,
+        carry: Carry,
         params: Vec<(String, String)>,
     ) -> Result<Vec<(String, String)>, LawRulerError> {
         let url = self.endpoint(path, &[])?;
         let mut form = Vec::with_capacity(params.len() + 1);
         form.push((KEY_PARAM, self.creds.key.expose_secret()));
         form.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let resp = self
-            .http
-            .post(url)
-            .form(&form)
+        let req = self.http.post(url);
+        let req = match carry {
+            Carry::Form => req.form(&form),
+            Carry::Query => req.query(&form),
+        };
+        let resp = req
             .send()
             .await
             .map_err(|e| Transport::from_reqwest(&e).into_transient(what))?;

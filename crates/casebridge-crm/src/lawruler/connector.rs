@@ -287,6 +287,16 @@ impl Connector for LawRuler {
         outbound::requeue_blocked(tx, company, now).await
     }
 
+    async fn retry_failed(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        op_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        outbound::retry_failed(tx, company, op_id, now).await
+    }
+
     fn holds_status_changes(&self) -> bool {
         true
     }

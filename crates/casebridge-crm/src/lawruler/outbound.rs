@@ -118,6 +118,34 @@ async fn enqueue_job(
     Ok(())
 }
 
+/// An admin's retry of a failed operation: pending again, with a new job behind the lead's
+/// other operations. False when it is not a failed Law Ruler operation (any more).
+pub async fn retry_failed(
+    tx: &mut Tx,
+    company: CompanyId,
+    op_id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let op = crm_ops::get(tx, company, op_id).await?;
+    if op.provider != PROVIDER
+        || !crm_ops::transition(
+            tx,
+            company,
+            op_id,
+            OpState::Failed,
+            OpState::Pending,
+            false,
+            None,
+            now,
+        )
+        .await?
+    {
+        return Ok(false);
+    }
+    enqueue_job(tx, company, op_id, &op.record_id, now).await?;
+    Ok(true)
+}
+
 /// Records one operation (pending with its job, or held), unless its toggle is off.
 #[allow(clippy::too_many_arguments)]
 async fn record(
@@ -541,6 +569,7 @@ async fn call_context(
     // `_custom` keys → Law Ruler custom field ids: through the field mappings of the lead's
     // case type (`custom.<key>` → `custom<ID>`), or written directly as `Custom<ID>`.
     let mut custom_ids = Vec::new();
+    let mut unmapped_custom = Vec::new();
     if let Some(a) = analysis {
         let mut mapped: HashMap<String, String> = HashMap::new();
         if let Some(crm_type) = lead_case_type(tx, company, case).await? {
@@ -561,8 +590,9 @@ async fn call_context(
             }
         }
         for key in a.custom.keys() {
-            if let Some(id) = mapped.get(key).cloned().or_else(|| direct_custom_id(key)) {
-                custom_ids.push((id, key.clone()));
+            match mapped.get(key).cloned().or_else(|| direct_custom_id(key)) {
+                Some(id) => custom_ids.push((id, key.clone())),
+                None => unmapped_custom.push(key.clone()),
             }
         }
     }
@@ -573,6 +603,7 @@ async fn call_context(
         first_name: client.as_ref().and_then(|c| c.fields.first_name.clone()),
         last_name: client.as_ref().and_then(|c| c.fields.last_name.clone()),
         custom_ids,
+        unmapped_custom,
         campaign_name: campaign_name(tx, company, call).await,
     })
 }
@@ -611,15 +642,45 @@ pub async fn call_analyzed(
             }
         }
     }
+    let mut ids = Vec::new();
     for action in &actions {
-        record(
+        ids.push(
+            record(
+                tx,
+                company,
+                &t,
+                OpKind::CallRecord,
+                Some(case.id),
+                &lead,
+                action,
+                now,
+            )
+            .await?,
+        );
+    }
+    if !ctx.unmapped_custom.is_empty() {
+        // The campaign request is the first action; its operation is named so the admin can
+        // find what was sent without those values.
+        let op = ids.first().cloned().flatten().unwrap_or_default();
+        let message = format!(
+            "call {}: _custom {} not sent with the call result (operation {op}): no Law Ruler \
+             custom field is mapped to {}; map custom.<key> in …/field-mappings",
+            call.id,
+            if ctx.unmapped_custom.len() == 1 {
+                "key"
+            } else {
+                "keys"
+            },
+            ctx.unmapped_custom.join(", "),
+        );
+        log(
             tx,
             company,
-            &t,
-            OpKind::CallRecord,
-            Some(case.id),
-            &lead,
-            action,
+            Some(&lead),
+            "call_result",
+            SyncOutcome::Skipped,
+            Some(ErrorKind::Configuration),
+            &message,
             now,
         )
         .await?;

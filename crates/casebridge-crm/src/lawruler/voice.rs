@@ -3,7 +3,8 @@
 //! A completed (analysed) call becomes, in this order, all on the same Lead ID:
 //! 1. the campaign-API request: `LeadID`, `OverriddenLead=true`, `Tags=Kayse`, `Status`,
 //!    `CellPhone` (only with "Sync enriched phones"), `FirstName`/`LastName` when known, and one
-//!    `Custom<ID>=<string>` per mapped `_custom` value;
+//!    `Custom<ID>=<string>` per mapped `_custom` value, sent as query parameters (the technical
+//!    reference's words) of a POST with an empty body;
 //! 2. the note "Call Analysis Summary" (the summary, then the `_custom` values);
 //! 3. for successful calls only, the note "Full Call Transcript" (`[AGENT]: …` / `[CLIENT]: …`);
 //! 4. the recording, in `/recordings`, named
@@ -140,6 +141,9 @@ pub struct CallContext {
     pub last_name: Option<String>,
     /// `(custom field id, _custom key)` for the `_custom` values that map to a Law Ruler field.
     pub custom_ids: Vec<(String, String)>,
+    /// The `_custom` keys that map to no Law Ruler field, so are not sent as `Custom<ID>` (they
+    /// still appear in the summary note); the sync log names them.
+    pub unmapped_custom: Vec<String>,
     pub campaign_name: Option<String>,
 }
 
@@ -362,6 +366,7 @@ mod tests {
                     ("1237".into(), "note".into()),
                     ("1238".into(), "absent".into()),
                 ],
+                unmapped_custom: Vec::new(),
                 campaign_name: None,
             },
         )

@@ -260,6 +260,17 @@ impl Connector for SmartAdvocate {
         Ok(0)
     }
 
+    /// SmartAdvocate records no operations in this version, so none can have failed.
+    async fn retry_failed(
+        &self,
+        _tx: &mut Tx,
+        _company: CompanyId,
+        _op_id: &str,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     fn holds_status_changes(&self) -> bool {
         false
     }

@@ -10,7 +10,7 @@
 //!   as documents of the lead (folder `/`, form field `File`).
 //! - **Campaign API** `POST /api-legalrcampaign.aspx` — `Key`, `LeadID`, `OverriddenLead=true`,
 //!   `Tags` (comma-separated, added to the lead), `Status`, `CellPhone`, `FirstName`, `LastName`,
-//!   `Custom<ID>`.
+//!   `Custom<ID>`, from the query string (as casebridge sends them) or the body.
 //!
 //!   Both answer **HTTP 200** with a text body (our model of Law Ruler's replies):
 //!   `Success|LeadID=10003`, `Success|LeadID=10003|Status=Intake|StatusID=7`, `Failed|Invalid Key`,
