@@ -3,7 +3,7 @@
 //! (`AppError`) map to it one to one.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use casebridge_app::AppError;
 use casebridge_domain::{FieldError, ValidationError};
@@ -14,14 +14,21 @@ use utoipa::ToSchema;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// The URL's path could not be read (a segment that is not UTF-8).
+    #[error("{0}")]
+    BadPath(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -35,7 +42,11 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The error envelope: `{"error": {"code", "message", "details"}}`.
+/// Seconds a client should wait before trying again after a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// The error envelope: `{"error": {"code", "message", "details"}}`, the same for every error of
+/// every layer (routing, extractors, body limits, handlers, panics).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -43,15 +54,16 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: `malformed_json`, `unauthorized`, `not_found`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `unavailable`,
-    /// `internal_error`.
+    /// Stable, machine-readable: `malformed_json` (400: a body, form or upload that cannot be
+    /// read), `bad_path` (400), `unauthorized` (401), `not_found` (404), `method_not_allowed`
+    /// (405), `conflict` (409), `payload_too_large` (413), `uri_too_long` (414),
+    /// `unsupported_media_type` (415), `validation_failed` (422), `internal_error` (500),
+    /// `upstream_error` (502), `unavailable` (503, with `Retry-After`).
     pub code: &'static str,
     pub message: String,
-    /// For `validation_failed`: every failing field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<FieldErrorOut>>)]
-    pub details: Option<Vec<FieldError>>,
+    /// For `validation_failed`: every failing field. Empty for every other code.
+    #[schema(value_type = Vec<FieldErrorOut>)]
+    pub details: Vec<FieldError>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,10 +80,13 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::BadPath(_) => (StatusCode::BAD_REQUEST, "bad_path"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -89,17 +104,17 @@ impl IntoResponse for ApiError {
         let (message, details) = match self {
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
-                ("something went wrong on our side".to_owned(), None)
+                ("something went wrong on our side".to_owned(), Vec::new())
             }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");
                 (
                     "the service is temporarily unavailable; try again".to_owned(),
-                    None,
+                    Vec::new(),
                 )
             }
-            ApiError::Validation(v) => (v.to_string(), Some(v.errors)),
-            other => (other.to_string(), None),
+            ApiError::Validation(v) => (v.to_string(), v.errors),
+            other => (other.to_string(), Vec::new()),
         };
         let body = ErrorBody {
             error: ErrorDetail {
@@ -108,7 +123,12 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        resp
     }
 }
 

@@ -1,6 +1,6 @@
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::cases;
 use casebridge_domain::error::Validator;
@@ -18,7 +18,7 @@ use crate::dto::{
     page_request, ref_pairs, CaseOut, CreateCase, ExternalRefBody, PageOut, RefQuery, UpdateCase,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Path, Json, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

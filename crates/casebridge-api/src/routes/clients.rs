@@ -1,4 +1,4 @@
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::clients;
 use casebridge_domain::error::Validator;
@@ -18,7 +18,7 @@ use crate::dto::{
     UpdateClient,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Path, Json, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -3,7 +3,7 @@
 //! provider; the use cases live in `casebridge_app::integrations` and `casebridge_app::inbound`.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use casebridge_app::inbound::{self, InboundBody, Received};
 use casebridge_app::integrations::{
@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json, Query};
+use crate::extract::{Auth, Path, Json, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -961,12 +961,19 @@ impl From<Received> for HookOut {
     }
 }
 
-fn malformed_multipart(e: impl std::fmt::Display) -> InboundBody {
+fn malformed_multipart(e: axum::extract::multipart::MultipartError) -> InboundBody {
+    let too_large = e.status() == StatusCode::PAYLOAD_TOO_LARGE;
     InboundBody::Unreadable {
-        message: format!("the multipart body is malformed: {e}"),
-        too_large: false,
+        message: if too_large {
+            TOO_LARGE.into()
+        } else {
+            format!("the multipart body is malformed: {e}")
+        },
+        too_large,
     }
 }
+
+const TOO_LARGE: &str = "the request body is larger than the limit";
 
 /// Reads the body whatever its format: JSON, form-encoded or multipart (its text fields). A
 /// body that cannot be read is passed on as such, so that the token is checked first.
@@ -980,7 +987,12 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
     if content_type.starts_with("multipart/form-data") {
         let mut mp = match axum::extract::Multipart::from_request(req, state).await {
             Ok(mp) => mp,
-            Err(e) => return malformed_multipart(e),
+            Err(e) => {
+                return InboundBody::Unreadable {
+                    message: format!("the multipart body is malformed: {}", e.body_text()),
+                    too_large: false,
+                }
+            }
         };
         let mut out = Vec::new();
         loop {
@@ -1007,7 +1019,7 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
             let too_large = e.status() == StatusCode::PAYLOAD_TOO_LARGE;
             return InboundBody::Unreadable {
                 message: if too_large {
-                    "the request body is larger than the limit".into()
+                    TOO_LARGE.into()
                 } else {
                     e.body_text()
                 },

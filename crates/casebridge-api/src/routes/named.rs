@@ -21,7 +21,8 @@ fn parse_name(raw: &str) -> Result<Name, crate::ApiError> {
 macro_rules! named_resource {
     ($module:ident, $kind:expr, $label:literal, $tag:literal, $list:literal, $item:literal) => {
         pub mod $module {
-            use axum::extract::{Path, State};
+            use axum::extract::State;
+            use crate::extract::Path;
             use axum::http::StatusCode;
             use casebridge_app::named;
             use casebridge_domain::records::NamedKind;

@@ -17,7 +17,7 @@
 //! | 503 | `scheduling_unavailable` | the service cannot be reached, fails, is slow or rate limits (`Retry-After` when known) |
 //! | 502 | `scheduling_error` | the service answered in a way its API does not allow |
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use casebridge_app::scheduling::{self, AgentView, SchedulingIntegration};
@@ -41,7 +41,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Path, Json, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -87,8 +87,8 @@ impl From<ValidationError> for RouteError {
     }
 }
 
-/// The error envelope of scheduling failures: the API's `{"error": {"code", "message"}}`, plus
-/// `available_slots` when a time could not be booked.
+/// The error envelope of scheduling failures: the API's `{"error": {"code", "message",
+/// "details"}}` (`details` is empty), plus `available_slots` when a time could not be booked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SchedulingErrorBody {
     pub error: SchedulingErrorDetail,
@@ -101,6 +101,8 @@ pub struct SchedulingErrorDetail {
     /// `scheduling_unavailable`, `scheduling_error`.
     pub code: &'static str,
     pub message: String,
+    /// Always empty: these are not field errors.
+    pub details: Vec<crate::error::FieldErrorOut>,
     /// For `slot_unavailable`: open slots near the requested time, in the company's zone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available_slots: Option<Vec<SlotOut>>,
@@ -111,6 +113,7 @@ fn scheduling_error(status: StatusCode, code: &'static str, message: String) -> 
         error: SchedulingErrorDetail {
             code,
             message,
+            details: Vec::new(),
             available_slots: None,
         },
     };
@@ -146,6 +149,7 @@ impl IntoResponse for RouteError {
                     error: SchedulingErrorDetail {
                         code: "slot_unavailable",
                         message,
+                        details: Vec::new(),
                         available_slots: Some(alternatives.iter().map(SlotOut::from).collect()),
                     },
                 };
@@ -158,10 +162,9 @@ impl IntoResponse for RouteError {
                     "scheduling_unavailable",
                     message,
                 );
-                if let Some(secs) = retry_after {
-                    resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
+                let secs = retry_after.unwrap_or(crate::error::RETRY_AFTER_SECONDS.into());
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 resp
             }
             SchedulingError::Upstream(_) => {

@@ -1,6 +1,6 @@
 //! Outbound webhooks: endpoints, secrets, deliveries, replay and recovery (SPEC §2).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::webhooks::{
     self, CreatedWebhook, Queued, WebhookChanges, WebhookInput, WebhookView,
@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut, PageQuery};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Path, Json, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
