@@ -2,7 +2,6 @@
 //! 5xx answers are logged here, once, with their cause, and returned opaque. Service errors
 //! (`AppError`) map to it one to one.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use casebridge_app::AppError;
@@ -145,47 +144,5 @@ impl From<AppError> for ApiError {
             AppError::BadGateway(m) => ApiError::BadGateway(m),
             AppError::Internal(m) => ApiError::Internal(m),
         }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::JsonDataError(e) => {
-                // serde's message, prefixed with the path of the offending field
-                // (`custom_fields.x: invalid type ...`), becomes a field error.
-                let inner = innermost(&e);
-                let (field, message) = match inner.split_once(": ") {
-                    Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
-                    _ => ("body".to_owned(), inner),
-                };
-                ApiError::Validation(ValidationError::single(field, message))
-            }
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::BadRequest(format!("the body is not valid JSON: {}", innermost(&e)))
-            }
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-                "send the body as JSON with `Content-Type: application/json`".into(),
-            ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge("the request body is larger than the limit".into())
-            }
-            other => ApiError::BadRequest(other.body_text()),
-        }
-    }
-}
-
-/// The message of the deepest error in a chain: axum's rejections wrap serde's precise message.
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        ApiError::Validation(ValidationError::single("query", r.body_text()))
     }
 }

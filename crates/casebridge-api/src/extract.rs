@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use casebridge_domain::ids::CompanyId;
 use casebridge_domain::input::{self, JsonInputError};
+use casebridge_domain::ValidationError;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -30,7 +31,9 @@ where
                 "send the body as JSON with `Content-Type: application/json`".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
         Ok(Json(json_body(&bytes)?))
     }
 }
@@ -38,19 +41,33 @@ where
 /// Parses a JSON body under [`casebridge_domain::input`]'s rules, answering as [`Json`] does.
 pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match input::strict_json(bytes) {
+        // Read from the checked value, so that equal repeats of a key pass.
+        Ok(value) => serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::Validation(ValidationError::single(field, e.into_inner().to_string()))
+        }),
         Err(JsonInputError::Invalid(v)) => Err(ApiError::Validation(v)),
-        // Syntax errors, and the shape of the value, are reported by axum's own reading (serde's
-        // messages, with the path of the offending field).
-        _ => Ok(axum::Json::<T>::from_bytes(bytes)?.0),
+        Err(JsonInputError::Syntax(e)) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {e}"
+        ))),
     }
 }
 
 /// `Content-Type: application/json` or `application/<something>+json`, parameters allowed.
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -99,20 +116,34 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        check_query(parts.uri.query())?;
-        let axum::extract::Query(v) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Query(v))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let pairs = query_pairs(parts.uri.query())?;
+        // Read from the checked pairs, equal repeats dropped, so that they pass.
+        let mut unique: Vec<&(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in &pairs {
+            if !unique.contains(&pair) {
+                unique.push(pair);
+            }
+        }
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(unique)
+            .finish();
+        serde_urlencoded::from_str(&query).map(Query).map_err(|e| {
+            ApiError::Validation(ValidationError::single(
+                "query",
+                format!("Failed to deserialize query string: {e}"),
+            ))
+        })
     }
 }
 
-/// Holds a query string to [`input::check_pairs`]'s rules.
-pub fn check_query(query: Option<&str>) -> Result<(), ApiError> {
+/// The pairs of a query string, held to [`input::check_pairs`]'s rules.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    Ok(input::check_pairs(&pairs)?)
+    input::check_pairs(&pairs)?;
+    Ok(pairs)
 }
 
 /// `axum::extract::Path` whose rejections are [`ApiError`]s. A segment that is not UTF-8

@@ -217,13 +217,17 @@ mod tests {
             Router::new().route("/boom", get(boom)),
             &HttpOptions::default(),
         );
-        let req = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
+        let req = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
         let (status, body) = envelope(router.clone(), req).await;
         assert_eq!(status, 500);
         assert_eq!(body["error"]["code"], "internal_error");
         assert_eq!(body["error"]["message"], "something went wrong on our side");
         assert_eq!(body["error"]["details"], serde_json::json!([]));
-        let req = axum::http::Request::get("/boom").body(Body::empty()).unwrap();
+        let req = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
         assert_eq!(envelope(router, req).await.0, 500, "still serving");
     }
 }

@@ -34,7 +34,10 @@ pub fn check_text(field: &str, value: &str) -> Result<(), ValidationError> {
 pub fn check_pairs(pairs: &[(String, String)]) -> Result<(), ValidationError> {
     for (i, (k, v)) in pairs.iter().enumerate() {
         if k.contains('\0') {
-            return Err(ValidationError::single(printable(k), "the name has a NUL character"));
+            return Err(ValidationError::single(
+                printable(k),
+                "the name has a NUL character",
+            ));
         }
         check_text(k, v)?;
         if pairs[..i].iter().any(|(pk, pv)| pk == k && pv != v) {
@@ -208,7 +211,10 @@ mod tests {
             refused(r#"{"custom_fields": {"note": "\u0000"}}"#).0,
             "custom_fields.note"
         );
-        assert_eq!(refused(r#"{"items": [{"x": 1}, {"y": "\u0000"}]}"#).0, "items[1].y");
+        assert_eq!(
+            refused(r#"{"items": [{"x": 1}, {"y": "\u0000"}]}"#).0,
+            "items[1].y"
+        );
         assert_eq!(refused(r#"{"a\u0000": 1}"#).0, "a\\u0000");
         assert_eq!(refused(r#""\u0000""#).0, "body");
         assert!(refused(r#"{"name": "\u0000"}"#).1.contains("NUL"));
@@ -239,7 +245,9 @@ mod tests {
     #[test]
     fn pairs_refuse_nul_and_conflicting_repeats() {
         let p = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         assert!(check_pairs(&p(&[("limit", "1"), ("limit", "1")])).is_ok());
         assert_eq!(

@@ -69,15 +69,18 @@ fn is_transient(code: Option<&str>) -> bool {
     // five-character SQLSTATE.
     if code.len() < 5 {
         // The primary result code is the low byte of an extended one.
-        return code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13));
+        return code
+            .parse::<i32>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13));
     }
-    matches!(code, "40P01" | "55P03" | "40001" | "57P01" | "57P02" | "57P03")
-        || code.starts_with("08")
+    matches!(
+        code,
+        "40P01" | "55P03" | "40001" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
         || code.starts_with("53")
 }
 
 impl StoreError {
-
     /// Replaces the generic message of a uniqueness conflict with one that names the field.
     pub(crate) fn on_conflict(self, message: impl FnOnce() -> String) -> Self {
         match self {

@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path, Json};
+use crate::extract::{path_id, Auth, Json, Path};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -18,7 +18,7 @@ use crate::dto::{
     UpdateClient,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -49,6 +49,7 @@ fn parse_new(body: CreateClient) -> Result<NewClient, ValidationError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ClientQuery {
     /// Exact email, case-insensitive.

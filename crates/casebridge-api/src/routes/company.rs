@@ -14,7 +14,7 @@ use crate::dto::{
     UpdateCompany,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

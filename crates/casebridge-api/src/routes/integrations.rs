@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Path, Json, Query};
+use crate::extract::{Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -442,6 +442,7 @@ fn shorten_payload(mut v: Value) -> Value {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OperationsQuery {
     /// Only operations in this state.
@@ -507,6 +508,7 @@ async fn refresh_catalog(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FieldQuery {
     /// The CRM case type to show fields for.
@@ -663,6 +665,7 @@ pub struct FieldMappingsBody {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MappingQuery {
     crm_case_type_id: String,
@@ -808,6 +811,7 @@ impl From<SyncEntry> for SyncEntryOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SyncLogQuery {
     /// `ok`, `skipped` or `error`.

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{page_request, AddCaseToList, CaseOut, PageOut, PageQuery};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -41,7 +41,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -330,6 +330,7 @@ impl From<&LocalSlot> for SlotOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AvailabilityQuery {
     /// RFC 3339 with offset, a local date-time, or a date (`2026-03-08`: from the start of
@@ -429,6 +430,7 @@ fn booking_out(b: Booking, tz: &TimeZone) -> BookingOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct BookingQuery {
     /// Only the bookings of this case.

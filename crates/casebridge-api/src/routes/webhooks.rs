@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut, PageQuery};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -257,6 +257,7 @@ pub struct RecoveredOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
     /// `pending`, `succeeded` or `failed`.

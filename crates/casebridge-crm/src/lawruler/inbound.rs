@@ -535,7 +535,12 @@ mod tests {
 
         // Equal repeats, blank repeats and repeats of fields the lead ignores pass.
         let mut body = full(|k| k.to_owned());
-        body.extend(pairs(&[("LeadID", " 1001 "), ("lead_id", ""), ("Note", "a"), ("note", "b")]));
+        body.extend(pairs(&[
+            ("LeadID", " 1001 "),
+            ("lead_id", ""),
+            ("Note", "a"),
+            ("note", "b"),
+        ]));
         assert_eq!(parse_lead(&[], &body).unwrap().lead_id, "1001");
 
         // Within the URL too; between URL and body the body still wins.
