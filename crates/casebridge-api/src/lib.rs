@@ -81,10 +81,12 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// The routes and the OpenAPI document built from the same handler annotations.
 pub fn router_and_spec() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", routes::api())
         .merge(routes::hooks())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::document_errors(&mut spec);
+    (router, spec)
 }
 
 /// The longest path and query string served (8 KiB); a longer one answers 414 in the error

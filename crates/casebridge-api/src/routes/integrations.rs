@@ -237,6 +237,7 @@ pub struct ConnectBody(pub Map<String, Value>);
 /// Connects a CRM: the values are checked against the CRM, and a wrong one is named. Stored
 /// encrypted. Reconnecting replaces them.
 #[utoipa::path(put, path = "/integrations/{provider}/connection", tag = "integrations",
+    operation_id = "connect_integration",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = ConnectBody,
     responses((status = 200, body = IntegrationOut), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -253,6 +254,7 @@ async fn connect(
 
 /// Disconnects: the stored credentials are deleted; mappings and settings stay.
 #[utoipa::path(delete, path = "/integrations/{provider}/connection", tag = "integrations",
+    operation_id = "disconnect_integration",
     security(("bearer" = [])), params(("provider" = String, Path)),
     responses((status = 200, body = IntegrationOut)))]
 async fn disconnect(
@@ -1049,6 +1051,9 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
 /// retry), and nothing changes.
 #[utoipa::path(post, path = "/hooks/{provider}/{token}", tag = "inbound",
     params(("provider" = String, Path), ("token" = String, Path)),
+    request_body(description = "The lead's fields, as JSON, form-encoded or multipart text fields.",
+        content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"),
+                (Object = "multipart/form-data"))),
     responses((status = 200, body = HookOut), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 async fn crm_hook(

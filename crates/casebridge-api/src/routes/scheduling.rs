@@ -458,6 +458,7 @@ async fn get_scheduling(
 /// cannot be reached the answer is 503. Either way nothing is stored. A new key replaces the
 /// previous one. Stored encrypted; shown masked.
 #[utoipa::path(put, path = "/integrations/scheduling/connection", tag = "scheduling",
+    operation_id = "connect_scheduling",
     security(("bearer" = [])), request_body = ConnectScheduling,
     responses((status = 200, body = SchedulingIntegrationOut),
               (status = 422, body = ErrorBody),
@@ -475,6 +476,7 @@ async fn connect(
 /// Disconnects: deletes the stored key. Agents with booking on can no longer check
 /// availability or book until a key is connected again.
 #[utoipa::path(delete, path = "/integrations/scheduling/connection", tag = "scheduling",
+    operation_id = "disconnect_scheduling",
     security(("bearer" = [])),
     responses((status = 200, body = SchedulingIntegrationOut)))]
 async fn disconnect(
