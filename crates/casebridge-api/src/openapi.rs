@@ -13,7 +13,10 @@ use utoipa::{Modify, OpenApi};
                        campaigns, kept in sync with law firms' CRMs. Authenticate with \
                        `Authorization: Bearer <company API key>`. Errors are \
                        `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists are paginated \
-                       with `cursor` and `limit`."
+                       with `cursor` and `limit`. Times are RFC 3339, from the year 1900 \
+                       through 2999; a webhook `url` is at most 2048 characters; a body at most \
+                       1 MiB; a path and query at most 8 KiB. A NUL character in any text, or a \
+                       field given twice with different values, is refused (422 naming it)."
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::error::ErrorBody))

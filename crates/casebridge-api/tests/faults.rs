@@ -216,6 +216,23 @@ backend_tests! {
         assert_eq!(count(&app, "/api/v1/cases").await, 1);
     }
 
+    async fn urls_and_times_are_kept_to_their_limits(backend) {
+        let app = TestApp::start(backend).await;
+        let url = format!("http://127.0.0.1:9/{}", "a".repeat(casebridge_domain::input::MAX_URL_CHARS));
+        assert_field(&app.post("/api/v1/webhooks", json!({"name": "Long", "url": url})).await, "url");
+        assert_eq!(count(&app, "/api/v1/webhooks").await, 0);
+        let ok = app.post("/api/v1/webhooks", json!({"name": "Short", "url": "http://127.0.0.1:9/h"})).await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+        let id = ok.body["id"].as_str().unwrap();
+        for since in ["0000-01-01T00:00:00Z", "1899-12-31T23:59:59Z", "3000-01-01T00:00:00Z"] {
+            let r = app.post(&format!("/api/v1/webhooks/{id}/recover"), json!({"since": since})).await;
+            assert_field(&r, "since");
+            assert!(r.text.contains("1900") && r.text.contains("2999"), "{}", r.text);
+        }
+        let r = app.post(&format!("/api/v1/webhooks/{id}/recover"), json!({"since": "2026-01-01T00:00:00Z"})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+
     async fn a_database_that_cannot_answer_gives_503_with_retry_after_then_recovers(backend) {
         let app = TestApp::start(backend).await;
         let rename = |name: &str| json!({"name": name});

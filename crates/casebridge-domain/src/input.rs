@@ -16,6 +16,27 @@ use crate::ValidationError;
 
 const NUL_MESSAGE: &str = "must not contain NUL characters (\\u0000)";
 
+/// The earliest and latest times accepted from outside (years 1900 through 2999): a date
+/// outside them is a typo, not an appointment or a call.
+pub const EARLIEST_YEAR: i16 = 1900;
+pub const LATEST_YEAR: i16 = 2999;
+
+/// The longest URL accepted for a destination (a webhook's `url`).
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// Refuses a time outside [`EARLIEST_YEAR`]..=[`LATEST_YEAR`] (in UTC), naming `field`.
+pub fn check_time(field: &str, t: jiff::Timestamp) -> Result<jiff::Timestamp, ValidationError> {
+    let year = t.to_zoned(jiff::tz::TimeZone::UTC).year();
+    if (EARLIEST_YEAR..=LATEST_YEAR).contains(&year) {
+        Ok(t)
+    } else {
+        Err(ValidationError::single(
+            field,
+            format!("must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}"),
+        ))
+    }
+}
+
 /// A field name fit for a message: any NUL in it is shown as `\u0000`.
 pub fn printable(name: &str) -> String {
     name.replace('\0', "\\u0000")
@@ -240,6 +261,24 @@ mod tests {
             strict_json(br#"{"a": [1, 2.5, true, null, "x"]}"#).unwrap(),
             serde_json::json!({"a": [1, 2.5, true, null, "x"]})
         );
+    }
+
+    #[test]
+    fn times_are_kept_to_a_sensible_range() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert!(check_time("at", t("1900-01-01T00:00:00Z")).is_ok());
+        assert!(check_time("at", t("2999-12-31T23:59:59Z")).is_ok());
+        for bad in [
+            "0000-01-01T00:00:00Z",
+            "1899-12-31T23:59:59Z",
+            "3000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                check_time("at", t(bad)).unwrap_err().errors[0].field,
+                "at",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -577,6 +577,7 @@ async fn recover(
             "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z",
         )
     })?;
+    let since = casebridge_domain::input::check_time("since", since)?;
     let recovered = webhooks::recover(&s.app, company, wid, since).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(RecoveredOut { recovered })))
 }
