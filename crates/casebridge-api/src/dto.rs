@@ -32,6 +32,7 @@ impl<T: ToSchema> PageOut<T> {
 
 /// `?cursor=&limit=` for list endpoints without filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// `next_cursor` from the previous page.
@@ -83,6 +84,7 @@ pub struct ExternalRefBody {
 
 /// `?provider=&external_id=`: finds a record by one of its external refs.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RefQuery {
     /// e.g. `lawruler`

@@ -2,8 +2,7 @@
 //! 5xx answers are logged here, once, with their cause, and returned opaque. Service errors
 //! (`AppError`) map to it one to one.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use casebridge_app::AppError;
 use casebridge_domain::{FieldError, ValidationError};
@@ -14,14 +13,21 @@ use utoipa::ToSchema;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// The URL's path could not be read (a segment that is not UTF-8).
+    #[error("{0}")]
+    BadPath(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -35,7 +41,11 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The error envelope: `{"error": {"code", "message", "details"}}`.
+/// Seconds a client should wait before trying again after a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// The error envelope: `{"error": {"code", "message", "details"}}`, the same for every error of
+/// every layer (routing, extractors, body limits, handlers, panics).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -43,15 +53,16 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: `malformed_json`, `unauthorized`, `not_found`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `unavailable`,
-    /// `internal_error`.
+    /// Stable, machine-readable: `malformed_json` (400: a body, form or upload that cannot be
+    /// read), `bad_path` (400), `unauthorized` (401), `not_found` (404), `method_not_allowed`
+    /// (405), `conflict` (409), `payload_too_large` (413), `uri_too_long` (414),
+    /// `unsupported_media_type` (415), `validation_failed` (422), `internal_error` (500),
+    /// `upstream_error` (502), `unavailable` (503, with `Retry-After`).
     pub code: &'static str,
     pub message: String,
-    /// For `validation_failed`: every failing field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<FieldErrorOut>>)]
-    pub details: Option<Vec<FieldError>>,
+    /// For `validation_failed`: every failing field. Empty for every other code.
+    #[schema(value_type = Vec<FieldErrorOut>)]
+    pub details: Vec<FieldError>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,10 +79,13 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::BadPath(_) => (StatusCode::BAD_REQUEST, "bad_path"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -89,17 +103,17 @@ impl IntoResponse for ApiError {
         let (message, details) = match self {
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
-                ("something went wrong on our side".to_owned(), None)
+                ("something went wrong on our side".to_owned(), Vec::new())
             }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");
                 (
                     "the service is temporarily unavailable; try again".to_owned(),
-                    None,
+                    Vec::new(),
                 )
             }
-            ApiError::Validation(v) => (v.to_string(), Some(v.errors)),
-            other => (other.to_string(), None),
+            ApiError::Validation(v) => (v.to_string(), v.errors),
+            other => (other.to_string(), Vec::new()),
         };
         let body = ErrorBody {
             error: ErrorDetail {
@@ -108,7 +122,12 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        resp
     }
 }
 
@@ -125,47 +144,5 @@ impl From<AppError> for ApiError {
             AppError::BadGateway(m) => ApiError::BadGateway(m),
             AppError::Internal(m) => ApiError::Internal(m),
         }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::JsonDataError(e) => {
-                // serde's message, prefixed with the path of the offending field
-                // (`custom_fields.x: invalid type ...`), becomes a field error.
-                let inner = innermost(&e);
-                let (field, message) = match inner.split_once(": ") {
-                    Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
-                    _ => ("body".to_owned(), inner),
-                };
-                ApiError::Validation(ValidationError::single(field, message))
-            }
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::BadRequest(format!("the body is not valid JSON: {}", innermost(&e)))
-            }
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-                "send the body as JSON with `Content-Type: application/json`".into(),
-            ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge("the request body is larger than the limit".into())
-            }
-            other => ApiError::BadRequest(other.body_text()),
-        }
-    }
-}
-
-/// The message of the deepest error in a chain: axum's rejections wrap serde's precise message.
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        ApiError::Validation(ValidationError::single("query", r.body_text()))
     }
 }

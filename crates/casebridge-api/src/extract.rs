@@ -1,14 +1,21 @@
 //! Extractors that answer in the API's own error format, and the authenticated company.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use casebridge_domain::ids::CompanyId;
+use casebridge_domain::input::{self, JsonInputError};
+use casebridge_domain::ValidationError;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::AppState;
 
 /// `axum::Json` whose rejections are [`ApiError`]s (400 malformed, 422 wrong shape, 413, 415).
+/// The body is also held to [`casebridge_domain::input`]'s rules: a NUL character in any string
+/// or a key repeated with a different value answers 422 naming the field.
 pub struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
@@ -19,8 +26,58 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(Json(v))
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        Ok(Json(json_body(&bytes)?))
+    }
+}
+
+/// Parses a JSON body under [`casebridge_domain::input`]'s rules, answering as [`Json`] does.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match input::strict_json(bytes) {
+        // Read from the checked value, so that equal repeats of a key pass.
+        Ok(value) => serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::Validation(ValidationError::single(field, e.into_inner().to_string()))
+        }),
+        Err(JsonInputError::Invalid(v)) => Err(ApiError::Validation(v)),
+        Err(JsonInputError::Syntax(e)) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// `Content-Type: application/json` or `application/<something>+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A body that could not be read: over the limit (413) or broken off (400).
+pub fn body_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge("the request body is larger than the limit".into())
+    } else {
+        ApiError::BadRequest(e.body_text())
     }
 }
 
@@ -48,7 +105,8 @@ where
     }
 }
 
-/// `axum::extract::Query` whose rejections are [`ApiError`]s.
+/// `axum::extract::Query` whose rejections are [`ApiError`]s. A NUL character in a parameter
+/// or a parameter repeated with a different value answers 422 naming it.
 pub struct Query<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Query<T>
@@ -58,10 +116,61 @@ where
 {
     type Rejection = ApiError;
 
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let pairs = query_pairs(parts.uri.query())?;
+        // Read from the checked pairs, equal repeats dropped, so that they pass.
+        let mut unique: Vec<&(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in &pairs {
+            if !unique.contains(&pair) {
+                unique.push(pair);
+            }
+        }
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(unique)
+            .finish();
+        serde_urlencoded::from_str(&query).map(Query).map_err(|e| {
+            ApiError::Validation(ValidationError::single(
+                "query",
+                format!("Failed to deserialize query string: {e}"),
+            ))
+        })
+    }
+}
+
+/// The pairs of a query string, held to [`input::check_pairs`]'s rules.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    input::check_pairs(&pairs)?;
+    Ok(pairs)
+}
+
+/// `axum::extract::Path` whose rejections are [`ApiError`]s. A segment that is not UTF-8
+/// answers 400; a segment with a NUL character cannot name anything and answers 404.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(v) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Query(v))
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadPath(e.body_text()))?;
+        if let Some((_, v)) = raw.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(ApiError::NotFound(format!(
+                "nothing is named `{}`",
+                input::printable(v)
+            )));
+        }
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::BadPath(e.body_text()))
     }
 }
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -82,49 +81,68 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// The routes and the OpenAPI document built from the same handler annotations.
 pub fn router_and_spec() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", routes::api())
         .merge(routes::hooks())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::document_errors(&mut spec);
+    (router, spec)
 }
+
+/// The longest path and query string served (8 KiB); a longer one answers 414 in the error
+/// envelope. (Past 64 KiB the HTTP parser refuses the request line itself, with a bare 414.)
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// The whole application as one axum router.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let (api, spec) = router_and_spec();
     let spec = Arc::new(spec);
-    api.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let spec = spec.clone();
-            async move { axum::Json(spec.as_ref().clone()) }
-        }),
-    )
-    .merge(routes::ops())
-    .fallback(|| async { ApiError::NotFound("no such route".into()) })
-    .method_not_allowed_fallback(|| async {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            axum::Json(serde_json::json!({"error": {
-                "code": "method_not_allowed",
-                "message": "this route does not accept that method"
-            }})),
+    let routes = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { axum::Json(spec.as_ref().clone()) }
+            }),
         )
-    })
-    .layer(middleware::from_fn(record_http_metrics))
-    .layer(DefaultBodyLimit::max(options.body_limit_bytes))
-    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        tracing::info_span!("http", method = %req.method(), route = %route,
-                company.id = tracing::field::Empty)
-    }))
-    .layer(CatchPanicLayer::custom(|_| {
-        ApiError::Internal("handler panicked".into()).into_response()
-    }))
-    .with_state(state)
+        .merge(routes::ops())
+        .with_state(state);
+    layered(routes, options)
+}
+
+/// Wraps routes in what every request passes through: the error envelope for unknown routes and
+/// methods, the URI and body limits, metrics, tracing, and panic catching. Every error any of
+/// these layers gives is an [`ApiError`], so it answers in the one error envelope.
+pub fn layered(routes: Router, options: &HttpOptions) -> Router {
+    routes
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(record_http_metrics))
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            tracing::info_span!("http", method = %req.method(), route = %route,
+                    company.id = tracing::field::Empty)
+        }))
+        .layer(middleware::from_fn(limit_uri))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+}
+
+async fn limit_uri(req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the URL is {len} bytes long; the limit is {MAX_URI_BYTES}"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn record_http_metrics(req: Request, next: Next) -> Response {
@@ -173,4 +191,45 @@ pub async fn serve(
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<dto::HealthOut>, ApiError> {
     state.app.ready().await?;
     Ok(axum::Json(dto::HealthOut { status: "ready" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn envelope(router: Router, req: axum::http::Request<Body>) -> (u16, serde_json::Value) {
+        let resp = router.oneshot(req).await.expect("infallible");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    /// A handler that panics answers 500 in the error envelope, and the process carries on.
+    #[tokio::test]
+    async fn a_panic_answers_500_in_the_envelope() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let router = layered(
+            Router::new().route("/boom", get(boom)),
+            &HttpOptions::default(),
+        );
+        let req = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = envelope(router.clone(), req).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert_eq!(body["error"]["message"], "something went wrong on our side");
+        assert_eq!(body["error"]["details"], serde_json::json!([]));
+        let req = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(envelope(router, req).await.0, 500, "still serving");
+    }
 }

@@ -85,7 +85,7 @@ pub async fn start_from_api(
     let since = match since.map(str::trim) {
         None | Some("") => None,
         Some(raw) => match raw.parse::<Timestamp>() {
-            Ok(t) => Some(t),
+            Ok(t) => v.check(casebridge_domain::input::check_time("since", t)),
             Err(_) => {
                 v.push(
                     "since",

@@ -2,13 +2,15 @@
 //!
 //! The token in the URL names the company's integration. Then, in order: the connector reads
 //! the body's fields; the integration's gates may say to ignore it (answered as such, so the CRM
-//! does not retry, and logged); the connector parses it (a bad field is refused, logged, and
-//! nothing changes); the dedupe receipt, the apply and the sync-log line commit in one
+//! does not retry, and logged); a field with a NUL character or given twice with different
+//! values is refused (422 naming it, logged); the connector parses it (a bad field is refused,
+//! logged, and nothing changes); the dedupe receipt, the apply and the sync-log line commit in one
 //! transaction, so a webhook is applied whole or not at all. Errors are logged to the sync log
 //! in a transaction of their own.
 
 use casebridge_crm::connector::{InboundRejection, IngestError, InvalidInbound};
 use casebridge_domain::ids::{CaseId, ClientId, CompanyId};
+use casebridge_domain::input;
 use casebridge_domain::integrations::{ErrorKind, Provider, SyncOutcome};
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, NewSyncEntry};
@@ -128,6 +130,22 @@ pub async fn receive(
         )
         .await?;
         return Ok((company, Received::Ignored { reason }));
+    }
+
+    // Whatever the CRM: no NUL characters (PostgreSQL cannot store them) and no field given
+    // twice with different values in the URL or in the body.
+    if let Err(invalid) = input::check_pairs(&fields.query).and(input::check_pairs(&fields.body)) {
+        log(
+            app,
+            company,
+            p,
+            SyncOutcome::Error,
+            Some(ErrorKind::Validation),
+            None,
+            &invalid.to_string(),
+        )
+        .await?;
+        return Err(invalid.into());
     }
 
     let record = match connector.parse_inbound(&fields.query, &fields.body) {

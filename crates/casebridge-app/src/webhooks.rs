@@ -464,6 +464,11 @@ async fn existing_ids<T: std::str::FromStr + std::fmt::Display>(
 
 /// Checks a destination when it is saved: shape, then (by DNS) where it points (W2).
 async fn vet_url(app: &App, raw: &str, v: &mut Validator) -> Option<String> {
+    let max = casebridge_domain::input::MAX_URL_CHARS;
+    if raw.trim().chars().count() > max {
+        v.push("url", format!("must be at most {max} characters"));
+        return None;
+    }
     match app.url_policy().vet(raw.trim()).await {
         Ok(u) => Some(u.to_string()),
         Err(e) => {

@@ -275,7 +275,7 @@ fn time_field(v: &mut Validator, field: &str, raw: Option<&str>) -> Option<Times
     let raw = raw?;
     match raw.trim().parse::<Timestamp>() {
         Ok(t) => match Timestamp::from_millisecond(t.as_millisecond()) {
-            Ok(t) => Some(t),
+            Ok(t) => v.check(crate::input::check_time(field, t)),
             Err(_) => {
                 v.push(field, "is out of range");
                 None

@@ -14,6 +14,7 @@ pub mod crm_ops;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod input;
 pub mod integrations;
 pub mod jobs;
 pub mod model;

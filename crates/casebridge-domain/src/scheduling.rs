@@ -345,10 +345,12 @@ fn civil_in_zone(field: &str, dt: DateTime, tz: &TimeZone) -> Result<Timestamp, 
 pub fn parse_instant(field: &str, raw: &str, tz: &TimeZone) -> Result<Timestamp, ValidationError> {
     let raw = raw.trim();
     if let Ok(t) = raw.parse::<Timestamp>() {
-        return Ok(t);
+        return crate::input::check_time(field, t);
     }
     match raw.parse::<DateTime>() {
-        Ok(dt) if raw.len() > 10 => civil_in_zone(field, dt, tz),
+        Ok(dt) if raw.len() > 10 => {
+            civil_in_zone(field, dt, tz).and_then(|t| crate::input::check_time(field, t))
+        }
         _ => Err(ValidationError::single(
             field,
             format!(

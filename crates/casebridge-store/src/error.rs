@@ -28,9 +28,15 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(e)
-            }
+            // The connection itself failed: the pool is exhausted or closed, the socket broke,
+            // the server went away mid-conversation (a restart). Transient: a new connection
+            // will be opened for the next request.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 StoreError::Conflict("a record with these values already exists".into())
             }
@@ -39,17 +45,39 @@ impl From<sqlx::Error> for StoreError {
             }
             // Contention, not a fault: SQLite busy/locked after busy_timeout; PostgreSQL
             // deadlock, lock timeout, serialization failure. The client may try again.
-            sqlx::Error::Database(ref db)
-                if matches!(
-                    db.code().as_deref(),
-                    Some("5" | "6" | "40P01" | "55P03" | "40001")
-                ) =>
-            {
+            sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => {
                 StoreError::Unavailable(e)
             }
             other => StoreError::Database(other),
         }
     }
+}
+
+/// Database error codes that describe a condition, not a bad request: the client may try again
+/// and succeed once it passes.
+///
+/// - Contention: SQLite busy/locked after `busy_timeout` (5, 6); PostgreSQL deadlock, lock
+///   timeout, serialization failure (40P01, 55P03, 40001).
+/// - No room: SQLite "database or disk is full" (13) and its I/O errors (10 and the extended
+///   codes built on it, such as 778 for a failed write); PostgreSQL disk full, out of memory,
+///   too many connections (class 53).
+/// - The server went away: PostgreSQL connection exceptions (class 08), administrator or crash
+///   shutdown and "the database system is starting up" (57P01, 57P02, 57P03).
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    // SQLite reports its (extended) result code in decimal, at most four digits; PostgreSQL a
+    // five-character SQLSTATE.
+    if code.len() < 5 {
+        // The primary result code is the low byte of an extended one.
+        return code
+            .parse::<i32>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13));
+    }
+    matches!(
+        code,
+        "40P01" | "55P03" | "40001" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
+        || code.starts_with("53")
 }
 
 impl StoreError {

@@ -21,7 +21,7 @@ use jiff_ms::ms_to_ts;
 use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::AnyConnection;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Connection, Executor};
 
 pub use casebridge_domain::ids::CompanyId;
 
@@ -190,6 +190,12 @@ impl Store {
                     Ok(())
                 })
             })
+            // A connection still inside a transaction is not handed out again but replaced.
+            // After SQLite fails a write with "database or disk is full" it rolls the
+            // transaction back itself, so the ROLLBACK sent when the `Tx` is dropped fails and
+            // the driver still counts the connection as in a transaction: every later `begin`
+            // on it would fail, long after space is back.
+            .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect(url)
             .await
             .map_err(StoreError::from)?;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::activity;
 use casebridge_domain::activity::{
@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json};
+use crate::extract::{path_id, Auth, Json, Path};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -1,6 +1,6 @@
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::cases;
 use casebridge_domain::error::Validator;
@@ -18,7 +18,7 @@ use crate::dto::{
     page_request, ref_pairs, CaseOut, CreateCase, ExternalRefBody, PageOut, RefQuery, UpdateCase,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -88,6 +88,7 @@ fn parse_patch(body: UpdateCase) -> Result<CasePatch, ValidationError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CaseQuery {
     case_type_id: Option<String>,

@@ -1,4 +1,4 @@
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::clients;
 use casebridge_domain::error::Validator;
@@ -18,7 +18,7 @@ use crate::dto::{
     UpdateClient,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -49,6 +49,7 @@ fn parse_new(body: CreateClient) -> Result<NewClient, ValidationError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ClientQuery {
     /// Exact email, case-insensitive.

@@ -3,7 +3,7 @@
 //! format (multipart or raw body) is read here; storing it and telling the CRMs is the service's.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use casebridge_app::documents::{self, Document, Upload};
 use casebridge_domain::ids::{CallId, CaseId};
@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth};
+use crate::extract::{path_id, Auth, Path};
 use crate::AppState;
 
 /// Documents and recordings may be far larger than other requests.

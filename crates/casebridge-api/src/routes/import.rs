@@ -3,7 +3,7 @@
 //! import with its job, and a worker applies the rows. The handler never calls the CRM.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use casebridge_app::imports::{self as svc, Import, ImportOrigin, ImportStatus};
 use casebridge_app::integrations::provider;
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Query};
+use crate::extract::{Auth, Path, Query};
 use crate::AppState;
 
 /// Uploads may be larger than other requests: a 10,000-row export is a few megabytes.
@@ -137,14 +137,26 @@ fn malformed(e: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("the multipart body is malformed: {e}"))
 }
 
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file is larger than {} MiB",
+        UPLOAD_LIMIT_BYTES / (1024 * 1024)
+    ))
+}
+
 fn too_large_or_bad(e: axum::extract::rejection::BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge(format!(
-            "the file is larger than {} MiB",
-            UPLOAD_LIMIT_BYTES / (1024 * 1024)
-        ))
+        too_large()
     } else {
         ApiError::BadRequest(e.body_text())
+    }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        malformed(e)
     }
 }
 
@@ -176,8 +188,7 @@ async fn read_request(
         let body = Bytes::from_request(req, state)
             .await
             .map_err(too_large_or_bad)?;
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = crate::extract::json_body(&body)?;
         if value.get("source").is_none() {
             return Err(unsupported());
         }
@@ -188,11 +199,11 @@ async fn read_request(
     if content_type.starts_with("multipart/form-data") {
         let mut mp = axum::extract::Multipart::from_request(req, state)
             .await
-            .map_err(malformed)?;
-        while let Some(field) = mp.next_field().await.map_err(malformed)? {
+            .map_err(|e| malformed(e.body_text()))?;
+        while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
             if field.name() == Some("file") {
                 let name = field.file_name().map(str::to_owned);
-                let bytes = field.bytes().await.map_err(malformed)?;
+                let bytes = field.bytes().await.map_err(multipart_error)?;
                 return Ok(ImportRequest::File(bytes, name));
             }
         }
@@ -257,6 +268,7 @@ async fn upload(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     cursor: Option<String>,

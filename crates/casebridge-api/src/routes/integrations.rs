@@ -3,7 +3,7 @@
 //! provider; the use cases live in `casebridge_app::integrations` and `casebridge_app::inbound`.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use casebridge_app::inbound::{self, InboundBody, Received};
 use casebridge_app::integrations::{
@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Auth, Json, Query};
+use crate::extract::{Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -273,6 +273,7 @@ pub struct ConnectBody(pub Map<String, Value>);
 /// Connects a CRM: the values are checked against the CRM, and a wrong one is named. Stored
 /// encrypted. Reconnecting replaces them.
 #[utoipa::path(put, path = "/integrations/{provider}/connection", tag = "integrations",
+    operation_id = "connect_integration",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = ConnectBody,
     responses((status = 200, body = IntegrationOut), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -289,6 +290,7 @@ async fn connect(
 
 /// Disconnects: the stored credentials are deleted; mappings and settings stay.
 #[utoipa::path(delete, path = "/integrations/{provider}/connection", tag = "integrations",
+    operation_id = "disconnect_integration",
     security(("bearer" = [])), params(("provider" = String, Path)),
     responses((status = 200, body = IntegrationOut)))]
 async fn disconnect(
@@ -478,6 +480,7 @@ fn shorten_payload(mut v: Value) -> Value {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OperationsQuery {
     /// Only operations in this state.
@@ -575,6 +578,7 @@ async fn refresh_catalog(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FieldQuery {
     /// The CRM case type to show fields for.
@@ -777,6 +781,7 @@ pub struct FieldMappingsBody {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MappingQuery {
     crm_case_type_id: String,
@@ -922,6 +927,7 @@ impl From<SyncEntry> for SyncEntryOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SyncLogQuery {
     /// `ok`, `skipped` or `error`.
@@ -1084,12 +1090,19 @@ impl From<Received> for HookOut {
     }
 }
 
-fn malformed_multipart(e: impl std::fmt::Display) -> InboundBody {
+fn malformed_multipart(e: axum::extract::multipart::MultipartError) -> InboundBody {
+    let too_large = e.status() == StatusCode::PAYLOAD_TOO_LARGE;
     InboundBody::Unreadable {
-        message: format!("the multipart body is malformed: {e}"),
-        too_large: false,
+        message: if too_large {
+            TOO_LARGE.into()
+        } else {
+            format!("the multipart body is malformed: {e}")
+        },
+        too_large,
     }
 }
+
+const TOO_LARGE: &str = "the request body is larger than the limit";
 
 /// Reads the body whatever its format: JSON, form-encoded or multipart (its text fields). A
 /// body that cannot be read is passed on as such, so that the token is checked first.
@@ -1103,7 +1116,12 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
     if content_type.starts_with("multipart/form-data") {
         let mut mp = match axum::extract::Multipart::from_request(req, state).await {
             Ok(mp) => mp,
-            Err(e) => return malformed_multipart(e),
+            Err(e) => {
+                return InboundBody::Unreadable {
+                    message: format!("the multipart body is malformed: {}", e.body_text()),
+                    too_large: false,
+                }
+            }
         };
         let mut out = Vec::new();
         loop {
@@ -1137,7 +1155,7 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
             let too_large = e.status() == StatusCode::PAYLOAD_TOO_LARGE;
             return InboundBody::Unreadable {
                 message: if too_large {
-                    "the request body is larger than the limit".into()
+                    TOO_LARGE.into()
                 } else {
                     e.body_text()
                 },
@@ -1163,6 +1181,9 @@ async fn read_body(state: &AppState, req: Request) -> InboundBody {
 /// retry), and nothing changes.
 #[utoipa::path(post, path = "/hooks/{provider}/{token}", tag = "inbound",
     params(("provider" = String, Path), ("token" = String, Path)),
+    request_body(description = "The lead's fields, as JSON, form-encoded or multipart text fields.",
+        content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"),
+                (Object = "multipart/form-data"))),
     responses((status = 200, body = HookOut), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 async fn crm_hook(

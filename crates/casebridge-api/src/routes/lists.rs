@@ -1,6 +1,6 @@
 //! List membership: `/lists/{id}/cases`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::lists;
 use casebridge_domain::ids::{CaseId, ListId};
@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{page_request, AddCaseToList, CaseOut, PageOut, PageQuery};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -21,7 +21,8 @@ fn parse_name(raw: &str) -> Result<Name, crate::ApiError> {
 macro_rules! named_resource {
     ($module:ident, $kind:expr, $label:literal, $tag:literal, $list:literal, $item:literal) => {
         pub mod $module {
-            use axum::extract::{Path, State};
+            use axum::extract::State;
+            use crate::extract::Path;
             use axum::http::StatusCode;
             use casebridge_app::named;
             use casebridge_domain::records::NamedKind;
@@ -42,7 +43,8 @@ macro_rules! named_resource {
             }
 
             #[doc = concat!("Lists the company's ", $tag, ".")]
-            #[utoipa::path(get, path = $list, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(get, path = $list, tag = $tag,
+                operation_id = concat!("list_", stringify!($module)), security(("bearer" = [])),
                 params(PageQuery), responses((status = 200, body = PageOut<NamedOut>)))]
             async fn list(
                 State(s): State<AppState>,
@@ -55,7 +57,8 @@ macro_rules! named_resource {
             }
 
             #[doc = concat!("Creates a ", $label, ". Names are unique within the company.")]
-            #[utoipa::path(post, path = $list, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(post, path = $list, tag = $tag,
+                operation_id = concat!("create_", stringify!($module)), security(("bearer" = [])),
                 request_body = NamedBody,
                 responses((status = 201, body = NamedOut), (status = 409, body = ErrorBody),
                           (status = 422, body = ErrorBody)))]
@@ -70,7 +73,8 @@ macro_rules! named_resource {
             }
 
             #[doc = concat!("One ", $label, ".")]
-            #[utoipa::path(get, path = $item, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(get, path = $item, tag = $tag,
+                operation_id = concat!("get_", stringify!($module)), security(("bearer" = [])),
                 params(("id" = String, Path)),
                 responses((status = 200, body = NamedOut), (status = 404, body = ErrorBody)))]
             async fn get_one(
@@ -83,7 +87,8 @@ macro_rules! named_resource {
             }
 
             #[doc = concat!("Renames a ", $label, ".")]
-            #[utoipa::path(patch, path = $item, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(patch, path = $item, tag = $tag,
+                operation_id = concat!("rename_", stringify!($module)), security(("bearer" = [])),
                 params(("id" = String, Path)), request_body = NamedBody,
                 responses((status = 200, body = NamedOut), (status = 404, body = ErrorBody),
                           (status = 409, body = ErrorBody)))]
@@ -99,7 +104,8 @@ macro_rules! named_resource {
             }
 
             #[doc = concat!("Deletes a ", $label, " that no case uses.")]
-            #[utoipa::path(delete, path = $item, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(delete, path = $item, tag = $tag,
+                operation_id = concat!("delete_", stringify!($module)), security(("bearer" = [])),
                 params(("id" = String, Path)),
                 responses((status = 204), (status = 404, body = ErrorBody),
                           (status = 409, body = ErrorBody)))]

@@ -17,7 +17,7 @@
 //! | 503 | `scheduling_unavailable` | the service cannot be reached, fails, is slow or rate limits (`Retry-After` when known) |
 //! | 502 | `scheduling_error` | the service answered in a way its API does not allow |
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use casebridge_app::scheduling::{self, AgentView, SchedulingIntegration};
@@ -41,7 +41,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -87,8 +87,8 @@ impl From<ValidationError> for RouteError {
     }
 }
 
-/// The error envelope of scheduling failures: the API's `{"error": {"code", "message"}}`, plus
-/// `available_slots` when a time could not be booked.
+/// The error envelope of scheduling failures: the API's `{"error": {"code", "message",
+/// "details"}}` (`details` is empty), plus `available_slots` when a time could not be booked.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SchedulingErrorBody {
     pub error: SchedulingErrorDetail,
@@ -101,6 +101,8 @@ pub struct SchedulingErrorDetail {
     /// `scheduling_unavailable`, `scheduling_error`.
     pub code: &'static str,
     pub message: String,
+    /// Always empty: these are not field errors.
+    pub details: Vec<crate::error::FieldErrorOut>,
     /// For `slot_unavailable`: open slots near the requested time, in the company's zone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available_slots: Option<Vec<SlotOut>>,
@@ -111,6 +113,7 @@ fn scheduling_error(status: StatusCode, code: &'static str, message: String) -> 
         error: SchedulingErrorDetail {
             code,
             message,
+            details: Vec::new(),
             available_slots: None,
         },
     };
@@ -146,6 +149,7 @@ impl IntoResponse for RouteError {
                     error: SchedulingErrorDetail {
                         code: "slot_unavailable",
                         message,
+                        details: Vec::new(),
                         available_slots: Some(alternatives.iter().map(SlotOut::from).collect()),
                     },
                 };
@@ -158,10 +162,9 @@ impl IntoResponse for RouteError {
                     "scheduling_unavailable",
                     message,
                 );
-                if let Some(secs) = retry_after {
-                    resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
+                let secs = retry_after.unwrap_or(crate::error::RETRY_AFTER_SECONDS.into());
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 resp
             }
             SchedulingError::Upstream(_) => {
@@ -327,6 +330,7 @@ impl From<&LocalSlot> for SlotOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AvailabilityQuery {
     /// RFC 3339 with offset, a local date-time, or a date (`2026-03-08`: from the start of
@@ -426,6 +430,7 @@ fn booking_out(b: Booking, tz: &TimeZone) -> BookingOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct BookingQuery {
     /// Only the bookings of this case.
@@ -453,6 +458,7 @@ async fn get_scheduling(
 /// cannot be reached the answer is 503. Either way nothing is stored. A new key replaces the
 /// previous one. Stored encrypted; shown masked.
 #[utoipa::path(put, path = "/integrations/scheduling/connection", tag = "scheduling",
+    operation_id = "connect_scheduling",
     security(("bearer" = [])), request_body = ConnectScheduling,
     responses((status = 200, body = SchedulingIntegrationOut),
               (status = 422, body = ErrorBody),
@@ -470,6 +476,7 @@ async fn connect(
 /// Disconnects: deletes the stored key. Agents with booking on can no longer check
 /// availability or book until a key is connected again.
 #[utoipa::path(delete, path = "/integrations/scheduling/connection", tag = "scheduling",
+    operation_id = "disconnect_scheduling",
     security(("bearer" = [])),
     responses((status = 200, body = SchedulingIntegrationOut)))]
 async fn disconnect(

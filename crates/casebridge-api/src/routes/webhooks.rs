@@ -1,6 +1,6 @@
 //! Outbound webhooks: endpoints, secrets, deliveries, replay and recovery (SPEC §2).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use casebridge_app::webhooks::{
     self, CreatedWebhook, Queued, WebhookChanges, WebhookInput, WebhookView,
@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::dto::{double_option, page_request, PageOut, PageQuery};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Json, Query};
+use crate::extract::{path_id, Auth, Json, Path, Query};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -257,6 +257,7 @@ pub struct RecoveredOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
     /// `pending`, `succeeded` or `failed`.
@@ -576,6 +577,7 @@ async fn recover(
             "must be an RFC 3339 time, e.g. 2026-11-20T00:00:00Z",
         )
     })?;
+    let since = casebridge_domain::input::check_time("since", since)?;
     let recovered = webhooks::recover(&s.app, company, wid, since).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(RecoveredOut { recovered })))
 }

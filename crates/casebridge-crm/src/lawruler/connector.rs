@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use super::client::{self, LawRulerError};
 use super::connection::{self, Clients, StoredCredentials};
 use super::import::{self, FileError};
-use super::inbound::{self, InboundError};
+use super::inbound;
 use super::{ingest, outbound, pull};
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
@@ -223,14 +223,7 @@ impl Connector for LawRuler {
                 parsed: Parsed::LawRuler(lead),
             }),
             Err(e) => Err(InvalidInbound {
-                field: match &e {
-                    InboundError::Missing(_) => "body",
-                    InboundError::BadListAction(_) | InboundError::ListActionWithoutList(_) => {
-                        "list_action"
-                    }
-                    InboundError::BadRemoveFlag(_) => "remove_from_list",
-                    InboundError::BadJson(_) | InboundError::NotAnObject => "body",
-                },
+                field: e.field(),
                 message: e.to_string(),
                 record_ref: body
                     .iter()

@@ -23,6 +23,32 @@ pub const REQUIRED: [(&str, &str); 10] = [
     ("lastname", "Last Name"),
 ];
 
+/// The optional fields a lead is read from, with the names shown in messages.
+const OPTIONAL: [(&str, &str); 13] = [
+    ("email", "Email"),
+    ("emailaddress", "Email Address"),
+    ("primaryemail", "Primary Email"),
+    ("cellphone", "Cell Phone"),
+    ("phone", "Phone"),
+    ("mobilephone", "Mobile Phone"),
+    ("primaryphone", "Primary Phone"),
+    ("homephone", "Home Phone"),
+    ("listid", "list_id"),
+    ("listname", "list_name"),
+    ("listaction", "list_action"),
+    ("removefromlist", "remove_from_list"),
+    ("campaignid", "campaign_id"),
+];
+
+/// The name to show for a field the lead is read from; `None` for fields it ignores.
+fn label(normalized: &str) -> Option<&'static str> {
+    REQUIRED
+        .iter()
+        .chain(OPTIONAL.iter())
+        .find(|(k, _)| *k == normalized)
+        .map(|(_, label)| *label)
+}
+
 const EMAIL_KEYS: [&str; 3] = ["email", "emailaddress", "primaryemail"];
 const PHONE_KEYS: [&str; 5] = [
     "cellphone",
@@ -54,17 +80,41 @@ pub enum InboundError {
     BadRemoveFlag(String),
     #[error("list_action `{0}` needs list_id or list_name")]
     ListActionWithoutList(String),
+    /// A field the lead is read from is given twice with different values (say as "Lead ID"
+    /// and as "lead_id", or twice in the URL).
+    #[error("{field} is given more than once with different values (as {names})")]
+    Conflicting { field: &'static str, names: String },
+    #[error("{0} must not contain NUL characters (\\u0000)")]
+    Nul(&'static str),
 }
 
-/// Field name/value pairs from a JSON object. Strings, numbers and booleans become text;
-/// `null` is treated as absent; nested values are kept as JSON text.
+impl InboundError {
+    /// The field to name in a validation error: the label of the field at fault, or `body`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            InboundError::BadListAction(_) | InboundError::ListActionWithoutList(_) => {
+                "list_action"
+            }
+            InboundError::BadRemoveFlag(_) => "remove_from_list",
+            InboundError::Conflicting { field, .. } | InboundError::Nul(field) => field,
+            InboundError::Missing(_) | InboundError::BadJson(_) | InboundError::NotAnObject => {
+                "body"
+            }
+        }
+    }
+}
+
+/// Field name/value pairs from a JSON object, in the order sent and with repeated names kept
+/// (so that a name given twice with different values can be refused, not resolved silently).
+/// Strings, numbers and booleans become text; `null` is treated as absent; nested values are
+/// kept as JSON text.
 pub fn pairs_from_json(body: &[u8]) -> Result<Vec<(String, String)>, InboundError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| InboundError::BadJson(e.to_string()))?;
-    let Value::Object(map) = v else {
-        return Err(InboundError::NotAnObject);
-    };
-    Ok(map
+    let JsonPairs(pairs) =
+        serde_json::from_slice(body).map_err(|e: serde_json::Error| match e.classify() {
+            serde_json::error::Category::Data => InboundError::NotAnObject,
+            _ => InboundError::BadJson(e.to_string()),
+        })?;
+    Ok(pairs
         .into_iter()
         .filter_map(|(k, v)| {
             let text = match v {
@@ -77,6 +127,32 @@ pub fn pairs_from_json(body: &[u8]) -> Result<Vec<(String, String)>, InboundErro
             Some((k, text))
         })
         .collect())
+}
+
+/// A JSON object read as its list of members.
+struct JsonPairs(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonPairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of field names to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonPairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    out.push(member);
+                }
+                Ok(JsonPairs(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// A fingerprint of a webhook's content, independent of field order, name style and body format:
@@ -162,6 +238,32 @@ impl Fields {
         Fields(out)
     }
 
+    /// As [`Fields::new`], but refuses a field the lead is read from when one source gives it
+    /// twice with different values (names compared as [`normalize_key`] does), or when its value
+    /// holds a NUL character.
+    fn unambiguous(sources: &[&[(String, String)]]) -> Result<Self, InboundError> {
+        for src in sources {
+            for (i, (k, v)) in src.iter().enumerate() {
+                let key = normalize_key(k);
+                let Some(field) = label(&key) else { continue };
+                let v = v.trim();
+                if v.contains('\0') {
+                    return Err(InboundError::Nul(field));
+                }
+                let earlier = src[..i].iter().find(|(ek, ev)| {
+                    normalize_key(ek) == key && !ev.trim().is_empty() && ev.trim() != v
+                });
+                if let (Some((ek, _)), false) = (earlier, v.is_empty()) {
+                    return Err(InboundError::Conflicting {
+                        field,
+                        names: format!("`{ek}` and `{k}`"),
+                    });
+                }
+            }
+        }
+        Ok(Self::new(sources))
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -180,7 +282,7 @@ pub fn parse_lead(
     query: &[(String, String)],
     body: &[(String, String)],
 ) -> Result<LeadWebhook, InboundError> {
-    let f = Fields::new(&[query, body]);
+    let f = Fields::unambiguous(&[query, body])?;
     let missing: Vec<&'static str> = REQUIRED
         .iter()
         .filter(|(k, _)| f.get(k).is_none())
@@ -381,8 +483,8 @@ mod tests {
         assert_eq!(
             p,
             pairs(&[
-                ("Active", "true"),
                 ("Lead ID", "1001"),
+                ("Active", "true"),
                 ("Nested", "{\"a\":1}")
             ])
         );
@@ -421,5 +523,49 @@ mod tests {
         let lead = parse_lead(&[], &body).unwrap();
         assert_eq!(lead.phone.as_deref(), Some("+1 555 0100"));
         assert_eq!(lead.email.as_deref(), Some("j@example.com"));
+    }
+
+    #[test]
+    fn a_field_given_twice_with_different_values_is_refused() {
+        let mut body = full(|k| k.to_owned());
+        body.push(("lead_id".into(), "1002".into()));
+        let err = parse_lead(&[], &body).unwrap_err();
+        assert_eq!(err.field(), "Lead ID");
+        assert!(err.to_string().contains("`Lead ID` and `lead_id`"), "{err}");
+
+        // Equal repeats, blank repeats and repeats of fields the lead ignores pass.
+        let mut body = full(|k| k.to_owned());
+        body.extend(pairs(&[
+            ("LeadID", " 1001 "),
+            ("lead_id", ""),
+            ("Note", "a"),
+            ("note", "b"),
+        ]));
+        assert_eq!(parse_lead(&[], &body).unwrap().lead_id, "1001");
+
+        // Within the URL too; between URL and body the body still wins.
+        let body = full(|k| k.to_owned());
+        let err = parse_lead(&pairs(&[("list_id", "1"), ("list_id", "2")]), &body).unwrap_err();
+        assert_eq!(err.field(), "list_id");
+        let mut with_list = body.clone();
+        with_list.push(("list_id".into(), "L2".into()));
+        let lead = parse_lead(&pairs(&[("list_id", "L1")]), &with_list).unwrap();
+        assert_eq!(lead.list.unwrap().list, ListRef::Id("L2".into()));
+    }
+
+    #[test]
+    fn repeated_json_members_are_kept_for_the_check() {
+        assert_eq!(
+            pairs_from_json(br#"{"Lead ID": 1, "lead_id": "2", "x": null}"#).unwrap(),
+            pairs(&[("Lead ID", "1"), ("lead_id", "2")])
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_field_the_lead_is_read_from_is_refused() {
+        let mut body = full(|k| k.to_owned());
+        body[5].1 = "Jane\0Doe".into();
+        let err = parse_lead(&[], &body).unwrap_err();
+        assert_eq!(err.field(), "Full Name");
     }
 }
