@@ -106,7 +106,8 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
             }),
         )
         .merge(routes::ops())
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(casebridge_ui::router(state.app));
     layered(routes, options)
 }
 

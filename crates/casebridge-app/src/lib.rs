@@ -23,6 +23,7 @@ pub mod error;
 pub mod fanout;
 
 pub mod activity;
+pub mod admin;
 pub mod auth;
 pub mod cases;
 pub mod clients;

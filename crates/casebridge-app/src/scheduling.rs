@@ -196,3 +196,24 @@ pub async fn bookings(
     let page = db::list_bookings(&mut conn, company, agent, case, page).await?;
     Ok(Bookings { page, time_zone })
 }
+
+/// A scheduling failure as the other use cases report theirs (for callers, such as the admin UI,
+/// that show every failure the same way).
+impl From<SchedulingError> for crate::AppError {
+    fn from(e: SchedulingError) -> Self {
+        use crate::AppError as A;
+        match e {
+            SchedulingError::AgentNotFound(_) => A::NotFound(e.to_string()),
+            SchedulingError::Invalid(v) => A::Validation(v),
+            SchedulingError::Store(s) => s.into(),
+            SchedulingError::Unavailable { .. } => A::Unavailable(e.to_string()),
+            SchedulingError::KeyRejected(_)
+            | SchedulingError::Upstream(_)
+            | SchedulingError::EventTypeNotFound { .. } => A::BadGateway(e.to_string()),
+            SchedulingError::Blocked(_) | SchedulingError::SlotUnavailable { .. } => {
+                A::Conflict(e.to_string())
+            }
+            SchedulingError::Sealed(_) => A::Internal(e.to_string()),
+        }
+    }
+}

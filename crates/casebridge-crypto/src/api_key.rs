@@ -42,6 +42,19 @@ pub fn generate_api_key() -> GeneratedApiKey {
 /// randomness, so there is nothing to brute-force, and a deterministic hash lets the request path
 /// find the key with one indexed lookup instead of trying every stored hash with a slow KDF.
 pub fn hash_api_key(secret: &str) -> String {
+    hash_token(secret)
+}
+
+/// A fresh random token (256 bits, URL-safe base64): admin session cookies and CSRF tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hashes a random token for storage and lookup (lowercase hex SHA-256), for the same reasons as
+/// [`hash_api_key`].
+pub fn hash_token(secret: &str) -> String {
     crate::hex(&Sha256::digest(secret.as_bytes()))
 }
 

@@ -15,7 +15,9 @@ mod error;
 mod keyring;
 mod password;
 
-pub use api_key::{generate_api_key, hash_api_key, mask, GeneratedApiKey};
+pub use api_key::{
+    generate_api_key, hash_api_key, hash_token, mask, random_token, GeneratedApiKey,
+};
 pub use error::CryptoError;
 pub use keyring::{load_or_generate_master_key, Keyring, MasterKey};
 pub use password::{hash_password, verify_password};

@@ -26,6 +26,7 @@ use sqlx::{Any, AnyPool, Connection, Executor};
 pub use casebridge_domain::ids::CompanyId;
 
 pub mod activity;
+pub mod admin_sessions;
 pub mod api_keys;
 pub mod cases;
 pub mod clients;

@@ -272,6 +272,33 @@ impl TestApp {
         (company.id, key.secret.expose_secret().to_owned())
     }
 
+    /// An admin UI user of `company` (as `casebridge user create` makes one).
+    pub async fn admin_user(&self, company: CompanyId, email: &str, password: &str) {
+        let hash = casebridge_crypto::hash_password(password).expect("hash");
+        let mut tx = self.db.store.begin().await.unwrap();
+        casebridge_store::users::create(&mut tx, company, email, &hash, jiff::Timestamp::now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// A browser signed in to the admin UI as a new admin of this app's company.
+    pub async fn admin_browser(&self) -> crate::Browser {
+        let email = format!("admin-{}@firm.test", uuid::Uuid::new_v4().simple());
+        self.admin_user(self.company_id, &email, "correct horse battery")
+            .await;
+        let b = crate::Browser::new(&self.base);
+        let signed_in = b.sign_in(&email, "correct horse battery").await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.html
+        );
+        assert!(b.cookie("cb_session").is_some(), "signed in");
+        b
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

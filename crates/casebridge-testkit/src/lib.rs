@@ -7,10 +7,12 @@
 //!   its API key, plus a reqwest client.
 
 mod app;
+pub mod browser;
 mod db;
 pub mod receiver;
 
 pub use app::{Reply, TestApp, TestOptions};
+pub use browser::{Browser, Page};
 pub use db::{postgres_admin_url, TestBackend, TestDb, POSTGRES_ENV};
 pub use receiver::Receiver;
 

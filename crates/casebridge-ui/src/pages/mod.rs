@@ -1,0 +1,14 @@
+//! The pages, one module per screen.
+
+use axum::Router;
+
+use crate::Ui;
+
+mod integrations;
+mod login;
+
+pub fn routes() -> Router<Ui> {
+    Router::new()
+        .merge(login::routes())
+        .merge(integrations::routes())
+}

@@ -1,0 +1,259 @@
+//! The admin UI through the real router and server, on both backends: sign-in and sessions,
+//! CSRF on every form, the integrations cards and the Configuration tab, company isolation.
+
+use std::time::Duration;
+
+use casebridge_sim::lawruler::LawRulerSim;
+use casebridge_testkit::{backend_tests, Browser, TestApp};
+use reqwest::StatusCode;
+use scraper::{Html, Selector};
+
+fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    doc.select(&Selector::parse(css).expect("selector"))
+        .collect()
+}
+
+fn texts(doc: &Html, css: &str) -> Vec<String> {
+    select(doc, css)
+        .into_iter()
+        .map(|e| e.text().collect::<String>().trim().to_owned())
+        .collect()
+}
+
+backend_tests! {
+    async fn without_a_session_every_page_sends_the_browser_to_sign_in(backend) {
+        let app = TestApp::start(backend).await;
+        let b = Browser::new(&app.base);
+        let root = b.get("/").await.expect(StatusCode::SEE_OTHER);
+        assert_eq!(root.location(), Some("/ui/"));
+        for path in ["/ui/integrations", "/ui/integrations/lawruler"] {
+            let r = b.get(path).await.expect(StatusCode::SEE_OTHER);
+            let to = r.location().unwrap();
+            assert!(to.starts_with("/ui/login?next="), "{path} -> {to}");
+            assert!(to.contains(&path.replace('/', "%2F")), "{to}");
+        }
+        // A form sent without a session changes nothing and goes to sign-in too.
+        let r = b.post("/ui/integrations/lawruler/toggles", &[("enable_integration", "on")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(r.location().unwrap().starts_with("/ui/login"));
+        // Sign-in page: a real form with its CSRF token; no navigation to other screens.
+        let login = b.get("/ui/login").await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&login.html);
+        assert_eq!(select(&doc, "form[action='/ui/login'][method=post]").len(), 1);
+        assert!(!login.csrf().is_empty());
+        assert!(select(&doc, "label[for=email]").len() == 1 && select(&doc, "label[for=password]").len() == 1);
+    }
+
+    async fn sign_in_sets_a_strict_cookie_and_refuses_wrong_passwords_then_locks(backend) {
+        let app = TestApp::start(backend).await;
+        app.admin_user(app.company_id, "Ann@Firm.test", "correct horse battery").await;
+        let b = Browser::new(&app.base);
+        let wrong = b.sign_in("ann@firm.test", "wrong password").await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert!(wrong.html.contains("The email or password is not right"), "{}", wrong.html);
+        assert!(b.cookie("cb_session").is_none());
+        // An unknown email reads exactly the same.
+        let unknown = b.sign_in("nobody@firm.test", "wrong password").await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+
+        // The right password, email in another case: signed in, to the page asked for.
+        let form = b.get("/ui/login?next=/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        let ok = b.post("/ui/login", &[("csrf", &form.csrf()), ("email", " ANN@firm.test"),
+                                        ("password", "correct horse battery"),
+                                        ("next", "/ui/integrations/lawruler")]).await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+        assert_eq!(ok.location(), Some("/ui/integrations/lawruler"));
+        let set = ok.headers.get_all("set-cookie").iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("cb_session=")).expect("session cookie");
+        for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/ui"] {
+            assert!(set.contains(flag), "{flag} missing: {set}");
+        }
+        assert_eq!(b.get("/ui/integrations").await.status, StatusCode::OK);
+
+        // Five failures in a row lock the email, even for the right password afterwards.
+        let other = Browser::new(&app.base);
+        for _ in 0..4 {
+            assert_eq!(other.sign_in("ann@firm.test", "guess").await.status, StatusCode::UNAUTHORIZED);
+        }
+        let locked = other.sign_in("ann@firm.test", "guess").await;
+        assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(locked.html.contains("Too many failed sign-ins"), "{}", locked.html);
+        let still = other.sign_in("ann@firm.test", "correct horse battery").await;
+        assert_eq!(still.status, StatusCode::TOO_MANY_REQUESTS, "locked out for a while");
+        assert!(other.cookie("cb_session").is_none());
+        // The lock ends by itself.
+        app.advance(Duration::from_secs(16 * 60));
+        assert_eq!(other.sign_in("ann@firm.test", "correct horse battery").await.status, StatusCode::SEE_OTHER);
+    }
+
+    async fn sign_in_never_redirects_off_the_ui(backend) {
+        let app = TestApp::start(backend).await;
+        app.admin_user(app.company_id, "ann@firm.test", "correct horse battery").await;
+        for next in ["https://evil.test/", "//evil.test/ui/", "/\\evil.test", "/api/v1/cases"] {
+            let b = Browser::new(&app.base);
+            let form = b.get("/ui/login").await.expect(StatusCode::OK);
+            let r = b.post("/ui/login", &[("csrf", &form.csrf()), ("email", "ann@firm.test"),
+                                          ("password", "correct horse battery"), ("next", next)]).await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER);
+            assert_eq!(r.location(), Some("/ui/"), "next={next}");
+        }
+    }
+
+    async fn a_form_without_the_session_s_csrf_token_is_refused_and_changes_nothing(backend) {
+        let app = TestApp::start(backend).await;
+        app.lawruler_connected_offline(app.company_id, &app.api_key).await;
+        let b = app.admin_browser().await;
+        let page = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        let csrf = page.csrf();
+        // Every form on the page carries the token.
+        let doc = Html::parse_document(&page.html);
+        let token = Selector::parse("input[type=hidden][name=csrf]").unwrap();
+        let forms = select(&doc, "form[method=post]");
+        assert!(forms.len() >= 4, "connect, disconnect, toggles, status sync, sign out");
+        for form in forms {
+            let values: Vec<_> = form.select(&token).map(|i| i.value().attr("value").unwrap()).collect();
+            assert_eq!(values, [csrf.as_str()], "form without the token: {}", form.html());
+        }
+        for bad in [None, Some("wrong"), Some("")] {
+            let mut fields = vec![("receive", "on")];
+            if let Some(t) = bad {
+                fields.push(("csrf", t));
+            }
+            let r = b.post("/ui/integrations/lawruler/toggles", &fields).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{bad:?}");
+            assert!(r.html.contains("nothing was changed"), "{}", r.html);
+        }
+        // Another admin's token (another session) does not work either.
+        let other = app.admin_browser().await;
+        let theirs = other.get("/ui/integrations").await.csrf();
+        assert_ne!(theirs, csrf);
+        let r = b.post("/ui/integrations/lawruler/toggles", &[("csrf", &theirs)]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let settings = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(settings.body["settings"]["receive"], true, "unchanged: {}", settings.text);
+        assert_eq!(settings.body["settings"]["enable_integration"], true, "unchanged");
+
+        // The token as a header works (htmx sends it so), as does the form field.
+        let r = b.post("/ui/integrations/lawruler/toggles", &[("csrf", &csrf), ("enable_integration", "on")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
+        let settings = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(settings.body["settings"]["receive"], false, "unchecked box turned off: {}", settings.text);
+        assert_eq!(settings.body["settings"]["enable_integration"], true);
+        // The notice shows once, on the page redirected to.
+        let after = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        assert!(after.html.contains("Settings saved."));
+        let again = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        assert!(!again.html.contains("Settings saved."));
+    }
+
+    async fn a_session_ends_on_sign_out_and_after_idling(backend) {
+        let app = TestApp::start(backend).await;
+        let b = app.admin_browser().await;
+        b.get("/ui/integrations").await.expect(StatusCode::OK);
+        // Requests keep a session alive; idling past the timeout ends it.
+        app.advance(Duration::from_secs(20 * 60));
+        b.get("/ui/integrations").await.expect(StatusCode::OK);
+        app.advance(Duration::from_secs(20 * 60));
+        b.get("/ui/integrations").await.expect(StatusCode::OK);
+        app.advance(Duration::from_secs(31 * 60));
+        let r = b.get("/ui/integrations").await.expect(StatusCode::SEE_OTHER);
+        assert!(r.location().unwrap().starts_with("/ui/login"));
+
+        let b = app.admin_browser().await;
+        let page = b.get("/ui/integrations").await.expect(StatusCode::OK);
+        let old = b.cookie("cb_session").unwrap();
+        let out = b.post("/ui/logout", &[("csrf", &page.csrf())]).await.expect(StatusCode::SEE_OTHER);
+        assert_eq!(out.location(), Some("/ui/login"));
+        assert!(b.cookie("cb_session").is_none(), "cookie removed");
+        // The old cookie value no longer opens a session: it was ended on the server.
+        let r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+            .get(app.url("/ui/integrations"))
+            .header("cookie", format!("cb_session={old}"))
+            .send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn integrations_cards_show_a_badge_and_the_next_step(backend) {
+        let app = TestApp::start(backend).await;
+        let b = app.admin_browser().await;
+        let page = b.get("/ui/integrations").await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&page.html);
+        assert_eq!(texts(&doc, ".card h2"), ["Law Ruler", "SmartAdvocate", "Scheduling", "Webhooks"]);
+        let badges = texts(&doc, ".card .badge");
+        assert_eq!(badges[0], "Not connected");
+        assert!(texts(&doc, ".card .next-step")[0].starts_with("Connect Law Ruler"));
+        assert!(page.html.contains("Test Firm"), "the company is named in the header");
+        assert_eq!(page.headers["x-frame-options"], "DENY");
+        assert!(page.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+
+        app.lawruler_connected_offline(app.company_id, &app.api_key).await;
+        let page = b.get("/ui/integrations").await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&page.html);
+        assert_eq!(texts(&doc, ".card .badge")[0], "Connected");
+        assert!(texts(&doc, ".card .next-step")[0].contains("No webhook received from Law Ruler yet"),
+                "{:?}", texts(&doc, ".card .next-step"));
+    }
+
+    async fn the_configuration_tab_lists_toggles_in_the_safe_order_and_masks_secrets(backend) {
+        let lr = LawRulerSim::new().start().await;
+        let app = TestApp::start(backend).await;
+        let b = app.admin_browser().await;
+        let page = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        let csrf = page.csrf();
+        // A wrong value is named next to its field, and nothing is stored.
+        let wrong = b.post("/ui/integrations/lawruler/connect", &[
+            ("csrf", &csrf), ("client_root", &lr.base_url), ("username", "demo"),
+            ("password", "demo-password"), ("client_secret", "demo-secret"), ("key", "bad-key")]).await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.html);
+        let doc = Html::parse_document(&wrong.html);
+        let err = texts(&doc, "#key-error");
+        assert_eq!(err.len(), 1, "{}", wrong.html);
+        assert!(!err[0].is_empty());
+        assert_eq!(select(&doc, "#f-key[aria-invalid=true]").len(), 1);
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(view.body["status"], "not_connected");
+
+        let ok = b.post("/ui/integrations/lawruler/connect", &[
+            ("csrf", &csrf), ("client_root", &lr.base_url), ("username", "demo"),
+            ("password", "demo-password"), ("client_secret", "demo-secret"), ("key", "demo-key")]).await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+        let page = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        assert!(page.html.contains("Connected to Law Ruler"));
+        for secret in ["demo-password", "demo-secret", "demo-key"] {
+            assert!(!page.html.contains(secret), "{secret} rendered");
+        }
+        let doc = Html::parse_document(&page.html);
+        let labels = texts(&doc, "#toggles li label");
+        assert_eq!(&labels[..7], ["Enable Integration", "Receive data from the CRM", "Send data to the CRM",
+                                  "Send mapped fields", "Send messages", "Send call records", "Send documents"]);
+        let url = select(&doc, "#webhook-url")[0].value().attr("value").unwrap().to_owned();
+        let api = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(api.body["webhook_url"], url.as_str());
+        assert_eq!(select(&doc, "button[data-copy=webhook-url]").len(), 1);
+        let done: Vec<_> = select(&doc, ".checklist li").iter().map(|li| li.value().attr("data-done").unwrap().to_owned()).collect();
+        assert_eq!(done, ["true", "false", "false", "false"]);
+        // Status sync is off with nothing held: turning it on needs a status mapping first,
+        // which the page says in place.
+        let r = b.post("/ui/integrations/lawruler/status-sync", &[("csrf", &csrf), ("enabled", "true")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.html.contains("map statuses before turning on status sync"), "{}", r.html);
+    }
+
+    async fn an_admin_sees_only_their_own_company(backend) {
+        let app = TestApp::start(backend).await;
+        app.lawruler_connected_offline(app.company_id, &app.api_key).await;
+        let mine = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        let my_url = mine.body["webhook_url"].as_str().unwrap().to_owned();
+        let (other, _) = app.new_company("Other Firm").await;
+        app.admin_user(other, "eve@other.test", "correct horse battery").await;
+        let eve = Browser::new(&app.base);
+        eve.sign_in("eve@other.test", "correct horse battery").await.expect(StatusCode::SEE_OTHER);
+        let page = eve.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        assert!(page.html.contains("Other Firm"));
+        assert!(!page.html.contains("Test Firm"));
+        assert!(!page.html.contains(&my_url), "another company's webhook URL shown");
+        let cards = eve.get("/ui/integrations").await.expect(StatusCode::OK);
+        assert!(cards.html.contains("Not connected"));
+    }
+}
