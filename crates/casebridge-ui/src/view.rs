@@ -104,6 +104,21 @@ impl FieldErrors {
         }
     }
 
+    /// Every message, general or of a field, under one key: for a form whose errors are shown
+    /// together (a table of links, say) rather than next to each input.
+    pub fn under(self, key: &str) -> Self {
+        let mut all: Vec<String> = self.general.into_iter().collect();
+        all.extend(self.by_field.into_values());
+        let mut by_field = BTreeMap::new();
+        if !all.is_empty() {
+            by_field.insert(key.to_owned(), all.join("; "));
+        }
+        Self {
+            by_field,
+            general: None,
+        }
+    }
+
     /// Field errors from a service's answer, when it refused the input; any other error is
     /// returned as it is (it is not about the form).
     ///

@@ -6,9 +6,11 @@ use crate::Ui;
 
 mod integrations;
 mod login;
+mod mappings;
 
 pub fn routes() -> Router<Ui> {
     Router::new()
         .merge(login::routes())
         .merge(integrations::routes())
+        .merge(mappings::routes())
 }
