@@ -172,3 +172,25 @@ pub fn done(ui: &Ui, jar: CookieJar, to: &str, notice: impl Into<String>) -> Res
     let jar = jar.add(session::cookie(ui, session::FLASH_COOKIE, notice));
     (jar, axum::response::Redirect::to(to)).into_response()
 }
+
+/// A submitted form (`application/x-www-form-urlencoded`). One that cannot be read (a field
+/// missing or malformed) answers a readable error page, like every other failure of a page.
+pub struct Form<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Form<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = UiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, UiError> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(Form(v)),
+            Err(e) => Err(UiError::App(AppError::BadRequest(format!(
+                "the form could not be read ({}); reload the page and send it again",
+                e.body_text()
+            )))),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{self as svc, IntegrationView, TogglesChange};
 use casebridge_domain::crm_ops::ResumeMode;
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::error::UiError;
 use crate::session::Admin;
-use crate::view::{done, page, render, FieldErrors, Shell};
+use crate::view::{done, page, render, FieldErrors, Form, Shell};
 use crate::Ui;
 
 pub fn routes() -> Router<Ui> {

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::admin::{self, SignInRefused};
 
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::UiError;
 use crate::session::{self, LOGIN_COOKIE, SESSION_COOKIE};
-use crate::view::render;
+use crate::view::{render, Form};
 use crate::Ui;
 
 pub fn routes() -> Router<Ui> {
@@ -62,7 +62,9 @@ async fn form(
 
 #[derive(Deserialize)]
 struct Credentials {
+    #[serde(default)]
     email: String,
+    #[serde(default)]
     password: String,
     next: Option<String>,
     #[allow(dead_code)]
