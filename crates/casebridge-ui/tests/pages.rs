@@ -187,6 +187,18 @@ backend_tests! {
         assert_eq!(page.headers["x-frame-options"], "DENY");
         assert!(page.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
 
+        // SmartAdvocate's tab asks for its own values, and has no status sync section.
+        let sa = b.get("/ui/integrations/smartadvocate").await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&sa.html);
+        assert_eq!(texts(&doc, "#connect-form label"), ["Host", "Username", "Password"]);
+        assert!(sa.html.contains("without /CaseSyncAPI"));
+        assert!(select(&doc, "#status-sync").is_empty());
+        // An unknown integration or page is an HTML 404 page.
+        let nope = b.get("/ui/integrations/salesforce").await;
+        assert_eq!(nope.status, StatusCode::NOT_FOUND);
+        assert!(nope.html.contains("no integration `salesforce`"), "{}", nope.html);
+        assert_eq!(b.get("/ui/no-such-page").await.status, StatusCode::NOT_FOUND);
+
         app.lawruler_connected_offline(app.company_id, &app.api_key).await;
         let page = b.get("/ui/integrations").await.expect(StatusCode::OK);
         let doc = Html::parse_document(&page.html);
