@@ -4,11 +4,17 @@ use axum::Router;
 
 use crate::Ui;
 
+mod deliveries;
+mod event_types;
 mod integrations;
 mod login;
+mod webhooks;
 
 pub fn routes() -> Router<Ui> {
     Router::new()
         .merge(login::routes())
         .merge(integrations::routes())
+        .merge(webhooks::routes())
+        .merge(deliveries::routes())
+        .merge(event_types::routes())
 }
