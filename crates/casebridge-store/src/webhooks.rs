@@ -564,7 +564,7 @@ pub async fn next_attempt_at(
 ) -> Result<Option<Timestamp>> {
     let at: Option<i64> = sqlx::query_scalar(
         "SELECT j.run_at FROM jobs j
-         WHERE j.status = 'pending' AND j.id = (
+         WHERE j.status IN ('pending', 'scheduled', 'blocked') AND j.id = (
              SELECT a.job_id FROM webhook_attempts a
              WHERE a.company_id = $1 AND a.delivery_id = $2
              ORDER BY a.attempt_no DESC, a.started_at DESC LIMIT 1)",
