@@ -106,6 +106,39 @@ pub async fn list(
     Ok(found.map(|w| view(app, w)))
 }
 
+/// A webhook for the list of webhooks: with its latest delivery, if any.
+#[derive(Debug, Clone)]
+pub struct WebhookSummary {
+    pub webhook: WebhookView,
+    pub last_delivery: Option<Delivery>,
+}
+
+/// The company's webhooks (company-level and campaign-scoped), each with its latest delivery
+/// (one indexed lookup per webhook on the page).
+pub async fn overview(
+    app: &App,
+    company: CompanyId,
+    page: &PageRequest,
+) -> Result<Page<WebhookSummary>> {
+    let mut conn = app.store().conn().await?;
+    let found = webhooks::list(&mut conn, company, None, page).await?;
+    let mut items = Vec::with_capacity(found.items.len());
+    for w in found.items {
+        let last = webhooks::deliveries(&mut conn, company, w.id, None, &PageRequest::first(1))
+            .await?
+            .items
+            .pop();
+        items.push(WebhookSummary {
+            webhook: view(app, w),
+            last_delivery: last,
+        });
+    }
+    Ok(Page {
+        items,
+        next_after: found.next_after,
+    })
+}
+
 /// Creates a webhook; with `scope`, one that receives only that campaign's events. Every
 /// field is checked at once, so the error names each bad one.
 pub async fn create(

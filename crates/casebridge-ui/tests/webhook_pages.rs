@@ -128,6 +128,7 @@ backend_tests! {
         assert_eq!(texts(&doc, "#webhooks td.events"), ["All, including future"]);
         assert_eq!(texts(&doc, "#webhooks td.scope"), ["Company"]);
         assert_eq!(texts(&doc, "#webhooks td.active"), ["Active"]);
+        assert_eq!(texts(&doc, "#webhooks td.last"), ["none yet"]);
         assert!(select(&doc, "#webhooks th[scope=col]").len() >= 5);
 
         // The detail page: never the secret again; the App Key masked.
@@ -170,6 +171,7 @@ backend_tests! {
         assert_eq!(unchanged.body["url"], rx.url("/in"));
 
         // Rotate: a new secret, once, with the overlap in the company's time zone.
+        app.patch("/api/v1/company", json!({"timezone": "America/New_York"})).await.expect(StatusCode::OK);
         let now = Clock::now(&app.clock);
         let r = b.post(&format!("/ui/webhooks/{id}/rotate-secret"), &[("csrf", &csrf), ("overlap_secs", "86400")]).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.html);
@@ -179,6 +181,9 @@ backend_tests! {
         assert!(texts(&doc, "#overlap")[0].starts_with("Previous secrets keep signing until"));
         let until = jiff::Timestamp::from_second(now.as_second() + 86_400).unwrap();
         assert_eq!(attr(&doc, "#overlap time", "datetime"), until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let local = until.to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap())
+            .strftime("%Y-%m-%d %H:%M %Z").to_string();
+        assert_eq!(texts(&doc, "#overlap time"), [local]);
         let again = b.get(&format!("/ui/webhooks/{id}")).await.expect(StatusCode::OK);
         assert!(!again.html.contains(&rotated));
     }
@@ -259,6 +264,12 @@ backend_tests! {
         }
         // A day later the first session has idled out: sign in again.
         let b = app.admin_browser().await;
+        // The list shows each webhook's latest delivery.
+        let list = b.get("/ui/webhooks").await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&list.html);
+        let last = |id: &str| texts(&doc, &format!("#webhooks tr[data-id='{id}'] td.last"));
+        assert_eq!(last(&down), ["failed HTTP 500"]);
+        assert_eq!(last(&up), ["succeeded HTTP 200"]);
 
         let all = b.get("/ui/deliveries").await.expect(StatusCode::OK);
         assert_eq!(delivery_rows(&all.html).len(), 4);

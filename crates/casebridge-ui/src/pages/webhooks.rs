@@ -13,7 +13,7 @@ use axum::{Form, Router};
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::webhooks::{self as svc, WebhookChanges, WebhookInput, WebhookView};
 use casebridge_app::AppError;
-use casebridge_domain::events::EventType;
+use casebridge_domain::events::{DeliveryStatus, EventType};
 use casebridge_domain::ids::WebhookId;
 use casebridge_domain::page::PageRequest;
 use jiff::Timestamp;
@@ -77,6 +77,8 @@ pub struct Row {
     pub scope: String,
     pub active: bool,
     pub disabled_reason: Option<String>,
+    /// The latest delivery's outcome (`succeeded`, `failed`, `pending`) and HTTP status.
+    pub last: Option<(&'static str, &'static str, Option<u16>, String)>,
 }
 
 #[derive(Template)]
@@ -100,11 +102,12 @@ async fn list(
 ) -> Result<Response, UiError> {
     let req =
         PageRequest::new(q.cursor.filter(|c| !c.is_empty()), Some(50)).map_err(AppError::from)?;
-    let found = svc::list(&ui.app, admin.session.company_id, None, &req).await?;
+    let found = svc::overview(&ui.app, admin.session.company_id, &req).await?;
     let rows = found
         .items
         .iter()
-        .map(|v| Row {
+        .map(|s| (&s.webhook, &s.last_delivery))
+        .map(|(v, last)| Row {
             id: v.webhook.id.to_string(),
             name: v.webhook.name.clone(),
             host: host(&v.webhook.url).to_owned(),
@@ -112,6 +115,19 @@ async fn list(
             scope: scope_label(v),
             active: v.webhook.active,
             disabled_reason: v.webhook.disabled_reason.clone(),
+            last: last.as_ref().map(|d| {
+                let class = match d.status {
+                    DeliveryStatus::Succeeded => "ok",
+                    DeliveryStatus::Failed => "warn",
+                    DeliveryStatus::Pending => "muted",
+                };
+                (
+                    d.status.as_str(),
+                    class,
+                    d.last_response_status,
+                    d.id.to_string(),
+                )
+            }),
         })
         .collect();
     page(
