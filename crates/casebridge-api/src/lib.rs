@@ -107,7 +107,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         )
         .merge(routes::ops())
         .with_state(state.clone())
-        .merge(casebridge_ui::router(state.app));
+        .merge(casebridge_ui::router(state.app, routes::event_examples));
     layered(routes, options)
 }
 

@@ -7,8 +7,8 @@
 use casebridge_crypto::mask;
 use casebridge_domain::error::Validator;
 use casebridge_domain::events::{
-    parse_event_types, parse_webhook_name, Attempt, Delivery, DeliveryStatus, EventType, NewEvent,
-    Subscription, Trigger, Webhook,
+    parse_event_types, parse_webhook_name, Attempt, Delivery, DeliveryFilter, DeliveryStatus,
+    EventType, NewEvent, Subscription, Trigger, Webhook,
 };
 use casebridge_domain::ids::{CampaignId, CaseTypeId, CompanyId, DeliveryId, EventId, WebhookId};
 use casebridge_domain::page::{Page, PageRequest};
@@ -85,6 +85,8 @@ pub struct DeliveryDetail {
     pub delivery: Delivery,
     pub payload: Value,
     pub attempts: Vec<Attempt>,
+    /// When a pending delivery's next retry is due, if one is scheduled.
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 // ---- webhooks ----
@@ -102,6 +104,39 @@ pub async fn list(
     }
     let found = webhooks::list(&mut conn, company, campaign, page).await?;
     Ok(found.map(|w| view(app, w)))
+}
+
+/// A webhook for the list of webhooks: with its latest delivery, if any.
+#[derive(Debug, Clone)]
+pub struct WebhookSummary {
+    pub webhook: WebhookView,
+    pub last_delivery: Option<Delivery>,
+}
+
+/// The company's webhooks (company-level and campaign-scoped), each with its latest delivery
+/// (one indexed lookup per webhook on the page).
+pub async fn overview(
+    app: &App,
+    company: CompanyId,
+    page: &PageRequest,
+) -> Result<Page<WebhookSummary>> {
+    let mut conn = app.store().conn().await?;
+    let found = webhooks::list(&mut conn, company, None, page).await?;
+    let mut items = Vec::with_capacity(found.items.len());
+    for w in found.items {
+        let last = webhooks::deliveries(&mut conn, company, w.id, None, &PageRequest::first(1))
+            .await?
+            .items
+            .pop();
+        items.push(WebhookSummary {
+            webhook: view(app, w),
+            last_delivery: last,
+        });
+    }
+    Ok(Page {
+        items,
+        next_after: found.next_after,
+    })
 }
 
 /// Creates a webhook; with `scope`, one that receives only that campaign's events. Every
@@ -317,14 +352,58 @@ pub async fn recover(
     id: WebhookId,
     since: Timestamp,
 ) -> Result<usize> {
+    let filter = DeliveryFilter {
+        webhook_id: Some(id),
+        since: Some(since),
+        ..DeliveryFilter::default()
+    };
+    recover_matching(app, company, &filter).await
+}
+
+/// The company's deliveries matching `filter`, newest first (the filter's webhook, when given,
+/// must be the company's).
+pub async fn search_deliveries(
+    app: &App,
+    company: CompanyId,
+    filter: &DeliveryFilter,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    let mut conn = app.store().conn().await?;
+    if let Some(id) = filter.webhook_id {
+        webhook(&mut conn, company, id).await?;
+    }
+    Ok(webhooks::search_deliveries(&mut conn, company, filter, page).await?)
+}
+
+/// How many deliveries [`recover_matching`] would queue again for `filter` now: the failed ones
+/// among those it matches.
+pub async fn recoverable(app: &App, company: CompanyId, filter: &DeliveryFilter) -> Result<usize> {
+    let mut conn = app.store().conn().await?;
+    if let Some(id) = filter.webhook_id {
+        webhook(&mut conn, company, id).await?;
+    }
+    Ok(webhooks::failed_matching(&mut conn, company, filter)
+        .await?
+        .len())
+}
+
+/// Queues again every failed delivery matching `filter` (W8), in one transaction. Returns how
+/// many were queued.
+pub async fn recover_matching(
+    app: &App,
+    company: CompanyId,
+    filter: &DeliveryFilter,
+) -> Result<usize> {
     let now = app.now();
     let mut tx = app.store().begin().await?;
-    webhook(&mut tx, company, id).await?;
-    let failed = webhooks::failed_since(&mut tx, company, id, since).await?;
+    if let Some(id) = filter.webhook_id {
+        webhook(&mut tx, company, id).await?;
+    }
+    let failed = webhooks::failed_matching(&mut tx, company, filter).await?;
     let mut recovered = 0;
-    for d in &failed {
+    for (d, hook) in &failed {
         if webhooks::mark_pending(&mut tx, company, *d, now).await? {
-            enqueue_delivery(&mut tx, company, id, *d, Trigger::Manual, now).await?;
+            enqueue_delivery(&mut tx, company, *hook, *d, Trigger::Manual, now).await?;
             recovered += 1;
         }
     }
@@ -340,7 +419,13 @@ pub async fn delivery(app: &App, company: CompanyId, id: DeliveryId) -> Result<D
         .or_not_found("delivery", &id.to_string())?;
     let payload = events::payload(&mut conn, company, delivery.event_id).await?;
     let attempts = webhooks::attempts(&mut conn, company, id).await?;
+    let next_attempt_at = if delivery.status == DeliveryStatus::Pending {
+        webhooks::next_attempt_at(&mut conn, company, id).await?
+    } else {
+        None
+    };
     Ok(DeliveryDetail {
+        next_attempt_at,
         delivery,
         payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
         attempts,

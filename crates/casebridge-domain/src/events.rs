@@ -44,6 +44,27 @@ impl EventType {
         EventType::FormSubmitted,
     ];
 
+    /// What the event means, in a sentence (the event catalog, W3).
+    pub fn description(self) -> &'static str {
+        match self {
+            EventType::CallStarted => "A voice-agent call began.",
+            EventType::CallEnded => "A call ended.",
+            EventType::CallAnalyzed => {
+                "The post-call analysis is ready: summary, post-call result and `_custom` values."
+            }
+            EventType::TranscriptUpdated => "New transcript turns were recorded for a call.",
+            EventType::TransferStarted => "A live transfer of a call began.",
+            EventType::TransferBridged => "The transfer connected the caller to the target.",
+            EventType::TransferCancelled => "The transfer was cancelled before it connected.",
+            EventType::TransferEnded => "A bridged transfer ended.",
+            EventType::MessageSent => "An SMS or email was sent.",
+            EventType::MessageDelivered => "A sent message was confirmed delivered.",
+            EventType::TaskCompleted => "A task was completed.",
+            EventType::FormSubmitted => "A form was submitted with its answers.",
+            EventType::WebhookTest => "A test sent on request to one webhook.",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::CallStarted => "call_started",
@@ -239,6 +260,21 @@ impl DeliveryStatus {
             _ => None,
         }
     }
+}
+
+/// Which deliveries to show or recover; every field that is set narrows the set (W8, W9).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<crate::ids::WebhookId>,
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<EventType>,
+    /// Deliveries with at least one attempt made for this reason.
+    pub trigger: Option<Trigger>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    pub event_id: Option<crate::ids::EventId>,
 }
 
 /// Why an attempt was made (W9).

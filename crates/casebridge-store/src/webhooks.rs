@@ -1,7 +1,7 @@
 //! Webhooks, their signing secrets, deliveries and the attempt log.
 
 use casebridge_domain::events::{
-    Attempt, Delivery, DeliveryStatus, EventType, Subscription, Trigger, Webhook,
+    Attempt, Delivery, DeliveryFilter, DeliveryStatus, EventType, Subscription, Trigger, Webhook,
 };
 use casebridge_domain::ids::{
     CampaignId, CompanyId, DeliveryId, EventId, JobId, WebhookId, WebhookSecretId,
@@ -474,26 +474,106 @@ pub async fn deliveries(
     }))
 }
 
-/// The ids of a webhook's failed deliveries created at or after `since` (bulk recovery).
-pub async fn failed_since(
+/// The conditions of a [`DeliveryFilter`] on `webhook_deliveries d JOIN events e`, with the
+/// company as `$1` and the filter's values as `$2`…`$8` (bound by [`bind_filter`]).
+const FILTER_WHERE: &str = "d.company_id = $1
+    AND ($2 IS NULL OR d.webhook_id = $2)
+    AND ($3 IS NULL OR d.status = $3)
+    AND ($4 IS NULL OR e.type = $4)
+    AND ($5 IS NULL OR EXISTS (SELECT 1 FROM webhook_attempts a
+                               WHERE a.delivery_id = d.id AND a.trigger = $5))
+    AND ($6 IS NULL OR d.created_at >= $6)
+    AND ($7 IS NULL OR d.created_at < $7)
+    AND ($8 IS NULL OR d.event_id = $8)";
+
+fn bind_filter<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Any, O, <sqlx::Any as sqlx::Database>::Arguments<'q>>,
+    company: CompanyId,
+    f: &DeliveryFilter,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, <sqlx::Any as sqlx::Database>::Arguments<'q>> {
+    q.bind(company.to_string())
+        .bind(f.webhook_id.map(|w| w.to_string()))
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.event_type.map(|t| t.as_str()))
+        .bind(f.trigger.map(|t| t.as_str()))
+        .bind(f.since.map(|t| t.as_millisecond()))
+        .bind(f.until.map(|t| t.as_millisecond()))
+        .bind(f.event_id.map(|e| e.to_string()))
+}
+
+/// The company's deliveries matching `filter`, newest first.
+pub async fn search_deliveries(
     conn: &mut Conn,
     company: CompanyId,
-    webhook: WebhookId,
-    since: Timestamp,
-) -> Result<Vec<DeliveryId>> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM webhook_deliveries
-         WHERE company_id = $1 AND webhook_id = $2 AND status = 'failed' AND created_at >= $3
-         ORDER BY id",
+    filter: &DeliveryFilter,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE {FILTER_WHERE} AND ($9 IS NULL OR d.id < $9)
+         ORDER BY d.id DESC LIMIT $10"
+    );
+    let rows: Vec<DeliveryRow> = bind_filter(sqlx::query_as(&sql), company, filter)
+        .bind(page.after.clone())
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(DeliveryRow::into_model)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |d| {
+        d.id.to_string()
+    }))
+}
+
+/// The failed deliveries matching `filter` (whatever status it asks for), oldest first, with
+/// their webhooks: what a recovery of that filter queues again.
+pub async fn failed_matching(
+    conn: &mut Conn,
+    company: CompanyId,
+    filter: &DeliveryFilter,
+) -> Result<Vec<(DeliveryId, WebhookId)>> {
+    if filter.status.is_some_and(|s| s != DeliveryStatus::Failed) {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT d.id, d.webhook_id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE {FILTER_WHERE} AND d.status = 'failed'
+         ORDER BY d.id"
+    );
+    let rows: Vec<(String, String)> = bind_filter(sqlx::query_as(&sql), company, filter)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|(d, w)| {
+            Ok((
+                parse_id("webhook_deliveries.id", d)?,
+                parse_id("webhook_deliveries.webhook_id", w)?,
+            ))
+        })
+        .collect()
+}
+
+/// When a pending delivery's job runs next (its retry), if the job that made its last attempt
+/// is still waiting.
+pub async fn next_attempt_at(
+    conn: &mut Conn,
+    company: CompanyId,
+    delivery: DeliveryId,
+) -> Result<Option<Timestamp>> {
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT j.run_at FROM jobs j
+         WHERE j.status IN ('pending', 'scheduled', 'blocked') AND j.id = (
+             SELECT a.job_id FROM webhook_attempts a
+             WHERE a.company_id = $1 AND a.delivery_id = $2
+             ORDER BY a.attempt_no DESC, a.started_at DESC LIMIT 1)",
     )
     .bind(company.to_string())
-    .bind(webhook.to_string())
-    .bind(since.as_millisecond())
-    .fetch_all(&mut *conn)
+    .bind(delivery.to_string())
+    .fetch_optional(&mut *conn)
     .await?;
-    ids.iter()
-        .map(|i| parse_id("webhook_deliveries.id", i))
-        .collect()
+    at.map(ts).transpose()
 }
 
 /// Puts a finished delivery back to pending (a replay is about to be queued). Returns false when

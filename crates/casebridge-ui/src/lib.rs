@@ -20,25 +20,34 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use casebridge_app::App;
+use casebridge_domain::events::EventType;
+use serde_json::Value;
 
 pub mod error;
 mod pages;
 pub mod session;
 pub mod view;
 
-/// The UI's state: the service layer, and whether cookies are marked `Secure`.
+/// The event catalog (W3): each subscribable event type with the JSON schema of its `data` and
+/// an example `data`. They are derived from the API's types, so the server passes them in (the
+/// same function answers `GET /api/v1/event-types`).
+pub type EventCatalog = fn() -> Vec<(EventType, Value, Value)>;
+
+/// The UI's state: the service layer, whether cookies are marked `Secure`, the event catalog.
 #[derive(Clone)]
 pub struct Ui {
     pub app: App,
     pub secure_cookies: bool,
+    pub catalog: EventCatalog,
 }
 
 /// The admin UI's routes (`/ui/…`, and `/` sending a browser there), ready to merge into the
 /// server's router.
-pub fn router(app: App) -> Router {
+pub fn router(app: App, catalog: EventCatalog) -> Router {
     let ui = Ui {
         secure_cookies: casebridge_app::admin::secure_cookies(&app),
         app,
+        catalog,
     };
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/integrations") }))

@@ -69,6 +69,24 @@ impl Shell {
         t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
+    /// A time typed into a form: an RFC 3339 time, or a date and time (`2026-12-02T09:14`, as a
+    /// `datetime-local` input sends it) in the company's time zone.
+    pub fn parse_local(&self, raw: &str) -> Option<Timestamp> {
+        let raw = raw.trim();
+        if let Ok(t) = raw.parse::<Timestamp>() {
+            return Some(t);
+        }
+        let dt = raw.parse::<jiff::civil::DateTime>().ok()?;
+        dt.to_zoned(self.tz.clone()).ok().map(|z| z.timestamp())
+    }
+
+    /// A time as a `datetime-local` input shows it, in the company's time zone.
+    pub fn input_value(&self, t: &Timestamp) -> String {
+        t.to_zoned(self.tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    }
+
     pub fn local_opt(&self, t: &Option<Timestamp>) -> String {
         t.as_ref()
             .map_or_else(|| "never".to_owned(), |t| self.local(t))

@@ -5,6 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 mod activity;
+pub(crate) use activity::event_examples;
 mod cases;
 mod clients;
 mod company;

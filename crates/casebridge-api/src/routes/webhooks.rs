@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use casebridge_app::webhooks::{
     self, CreatedWebhook, Queued, WebhookChanges, WebhookInput, WebhookView,
 };
-use casebridge_domain::events::{Attempt, Delivery, DeliveryStatus, EventType};
+use casebridge_domain::events::{Attempt, Delivery, DeliveryStatus};
 use casebridge_domain::ids::{CampaignId, DeliveryId, WebhookId};
 use casebridge_domain::ValidationError;
 use jiff::Timestamp;
@@ -49,26 +49,6 @@ pub struct EventTypeOut {
     pub example: Value,
 }
 
-fn describe(t: EventType) -> &'static str {
-    match t {
-        EventType::CallStarted => "A voice-agent call began.",
-        EventType::CallEnded => "A call ended.",
-        EventType::CallAnalyzed => {
-            "The post-call analysis is ready: summary, post-call result and `_custom` values."
-        }
-        EventType::TranscriptUpdated => "New transcript turns were recorded for a call.",
-        EventType::TransferStarted => "A live transfer of a call began.",
-        EventType::TransferBridged => "The transfer connected the caller to the target.",
-        EventType::TransferCancelled => "The transfer was cancelled before it connected.",
-        EventType::TransferEnded => "A bridged transfer ended.",
-        EventType::MessageSent => "An SMS or email was sent.",
-        EventType::MessageDelivered => "A sent message was confirmed delivered.",
-        EventType::TaskCompleted => "A task was completed.",
-        EventType::FormSubmitted => "A form was submitted with its answers.",
-        EventType::WebhookTest => "A test sent on request to one webhook.",
-    }
-}
-
 /// Every event type a webhook can subscribe to, with the schema of its `data` and an example
 /// envelope (W3). An empty subscription receives all of them, including types added later.
 #[utoipa::path(get, path = "/event-types", tag = "webhooks", security(("bearer" = [])),
@@ -78,7 +58,7 @@ async fn event_types(Auth(company): Auth) -> axum::Json<Vec<EventTypeOut>> {
         .into_iter()
         .map(|(t, schema, data)| EventTypeOut {
             event_type: t.as_str().to_owned(),
-            description: describe(t),
+            description: t.description(),
             call_event: t.is_call_event(),
             schema,
             example: json!({

@@ -4,10 +4,13 @@ use axum::Router;
 
 use crate::Ui;
 
+mod deliveries;
+mod event_types;
 mod integrations;
 mod login;
 mod mappings;
 mod scheduling;
+mod webhooks;
 
 pub fn routes() -> Router<Ui> {
     Router::new()
@@ -15,4 +18,7 @@ pub fn routes() -> Router<Ui> {
         .merge(integrations::routes())
         .merge(mappings::routes())
         .merge(scheduling::routes())
+        .merge(webhooks::routes())
+        .merge(deliveries::routes())
+        .merge(event_types::routes())
 }
