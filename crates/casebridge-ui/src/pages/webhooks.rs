@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::webhooks::{self as svc, WebhookChanges, WebhookInput, WebhookView};
 use casebridge_app::AppError;
@@ -20,7 +20,7 @@ use jiff::Timestamp;
 
 use crate::error::UiError;
 use crate::session::Admin;
-use crate::view::{done, page, render, FieldErrors, Shell};
+use crate::view::{done, page, render, FieldErrors, Form, Shell};
 use crate::Ui;
 
 pub fn routes() -> Router<Ui> {
