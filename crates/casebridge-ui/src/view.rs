@@ -104,6 +104,21 @@ impl FieldErrors {
         }
     }
 
+    /// The same errors, with a message about the whole form moved to `field`: for a form whose
+    /// errors are shown in its own section, not above the connect form.
+    pub fn in_place(mut self, field: &str) -> Self {
+        if let Some(g) = self.general.take() {
+            self.by_field
+                .entry(field.to_owned())
+                .and_modify(|m| {
+                    m.push_str("; ");
+                    m.push_str(&g);
+                })
+                .or_insert(g);
+        }
+        self
+    }
+
     /// Field errors from a service's answer, when it refused the input; any other error is
     /// returned as it is (it is not about the form).
     ///

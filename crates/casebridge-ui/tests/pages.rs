@@ -238,6 +238,29 @@ backend_tests! {
         let r = b.post("/ui/integrations/lawruler/status-sync", &[("csrf", &csrf), ("enabled", "true")]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.html.contains("map statuses before turning on status sync"), "{}", r.html);
+        // In place: in the Status sync section, next to the button pressed, not in Connection.
+        let doc = Html::parse_document(&r.html);
+        let said = texts(&doc, "#status-sync [role=alert]");
+        assert_eq!(said.len(), 1, "{}", r.html);
+        assert!(said[0].contains("map statuses before turning on status sync"), "{said:?}");
+        assert!(select(&doc, "#connection [role=alert]").is_empty(), "{}", r.html);
+    }
+
+    async fn a_refused_toggle_change_is_explained_next_to_the_toggles(backend) {
+        let app = TestApp::start(backend).await;
+        let b = app.admin_browser().await;
+        let page = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        // Not connected yet: Enable Integration is refused, and the page says why at the toggles.
+        let r = b.post("/ui/integrations/lawruler/toggles",
+                       &[("csrf", &page.csrf()), ("enable_integration", "on")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.html);
+        let doc = Html::parse_document(&r.html);
+        let said = texts(&doc, "#toggles [role=alert]");
+        assert_eq!(said.len(), 1, "{}", r.html);
+        assert!(said[0].contains("connect Law Ruler before enabling the integration"), "{said:?}");
+        assert!(select(&doc, "#connection [role=alert]").is_empty(), "{}", r.html);
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(view.body["settings"]["enable_integration"], false, "{}", view.text);
     }
 
     async fn an_admin_sees_only_their_own_company(backend) {

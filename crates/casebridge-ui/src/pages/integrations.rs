@@ -350,7 +350,7 @@ async fn toggles(
             "Settings saved.",
         )),
         Err(e) => {
-            let errors = FieldErrors::from_app(e, |_| "toggles".to_owned())?;
+            let errors = FieldErrors::from_app(e, |_| "toggles".to_owned())?.in_place("toggles");
             let page_ = config_page(&ui, &admin, p, errors).await?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
@@ -395,7 +395,8 @@ async fn status_sync(
             ))
         }
         Err(e) => {
-            let errors = FieldErrors::from_app(e, |_| "status_sync".to_owned())?;
+            let errors =
+                FieldErrors::from_app(e, |_| "status_sync".to_owned())?.in_place("status_sync");
             let page_ = config_page(&ui, &admin, p, errors).await?;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
