@@ -211,6 +211,14 @@ backend_tests! {
         assert_eq!(err.len(), 1, "{}", wrong.html);
         assert!(!err[0].is_empty());
         assert_eq!(select(&doc, "#f-key[aria-invalid=true]").len(), 1);
+        // What was typed stays, but secrets are never sent back.
+        let value = |id: &str| select(&doc, id)[0].value().attr("value").map(str::to_owned);
+        assert_eq!(value("#f-client_root").as_deref(), Some(lr.base_url.as_str()));
+        assert_eq!(value("#f-username").as_deref(), Some("demo"));
+        for id in ["#f-password", "#f-client_secret", "#f-key"] {
+            assert_eq!(value(id), None, "{id} has a value");
+        }
+        assert!(!wrong.html.contains("demo-password") && !wrong.html.contains("bad-key"));
         let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
         assert_eq!(view.body["status"], "not_connected");
 

@@ -292,7 +292,14 @@ async fn connect(
                 )),
                 other => FieldErrors::from_app(other, str::to_owned)?,
             };
-            let page_ = config_page(&ui, &admin, p, errors).await?;
+            let mut page_ = config_page(&ui, &admin, p, errors).await?;
+            // The values entered stay in the form, so only the wrong one is typed again; secrets
+            // are never sent back to the browser.
+            for f in page_.fields.iter_mut().filter(|f| !f.secret) {
+                if let Some(v) = form.get(f.name) {
+                    f.current = v.trim().to_owned();
+                }
+            }
             render(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
     }
