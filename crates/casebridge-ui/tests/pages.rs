@@ -186,6 +186,12 @@ backend_tests! {
         assert!(page.html.contains("Test Firm"), "the company is named in the header");
         assert_eq!(page.headers["x-frame-options"], "DENY");
         assert!(page.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        // htmx would add an inline <style> for its indicators, which that CSP blocks (a console
+        // error on every page): the layout turns it off.
+        let config = select(&doc, "meta[name=htmx-config]");
+        assert_eq!(config.len(), 1, "{}", page.html);
+        let config: serde_json::Value = serde_json::from_str(config[0].value().attr("content").unwrap()).unwrap();
+        assert_eq!(config["includeIndicatorStyles"], false);
 
         app.lawruler_connected_offline(app.company_id, &app.api_key).await;
         let page = b.get("/ui/integrations").await.expect(StatusCode::OK);
