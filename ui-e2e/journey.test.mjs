@@ -243,6 +243,8 @@ describe('admin journey: sign in, connect Law Ruler, first webhook, settings', (
   });
 
   step('the toggles form saves Enable Integration and Receive', async () => {
+    // Each toggle says which others it needs, by their labels.
+    assert.match(await text('#t-send_messages-d'), /Needs: Enable Integration, Send data to the CRM\.$/);
     await page.getByLabel('Enable Integration').check();
     await page.getByLabel('Receive data from the CRM').check();
     const resp = await submit(page.getByRole('button', { name: 'Save settings' }));

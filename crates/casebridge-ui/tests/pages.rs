@@ -241,6 +241,10 @@ backend_tests! {
         let labels = texts(&doc, "#toggles li label");
         assert_eq!(&labels[..7], ["Enable Integration", "Receive data from the CRM", "Send data to the CRM",
                                   "Send mapped fields", "Send messages", "Send call records", "Send documents"]);
+        // What each needs is named as the page names it, not by its key.
+        let needs = texts(&doc, "#t-send_messages-d");
+        assert!(needs[0].ends_with("Needs: Enable Integration, Send data to the CRM."), "{needs:?}");
+        assert!(!page.html.contains("enable_integration,") && !page.html.contains("Needs: enable_integration"));
         let url = select(&doc, "#webhook-url")[0].value().attr("value").unwrap().to_owned();
         let api = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
         assert_eq!(api.body["webhook_url"], url.as_str());

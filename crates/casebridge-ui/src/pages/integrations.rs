@@ -225,6 +225,23 @@ struct ConfigPage {
     held: Option<u64>,
 }
 
+impl ConfigPage {
+    /// The labels of the toggles `t` needs ("Enable Integration, Send data to the CRM"), as the
+    /// admin reads them on this page, not their keys.
+    fn needs(&self, t: &ToggleItem) -> String {
+        t.gated_by
+            .iter()
+            .map(|key| {
+                self.toggles
+                    .iter()
+                    .find(|o| o.key == *key)
+                    .map_or(*key, |o| o.label)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 async fn config_page(
     ui: &Ui,
     admin: &Admin,
