@@ -186,6 +186,12 @@ backend_tests! {
         assert!(page.html.contains("Test Firm"), "the company is named in the header");
         assert_eq!(page.headers["x-frame-options"], "DENY");
         assert!(page.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        // htmx would add an inline <style> for its indicators, which that CSP blocks (a console
+        // error on every page): the layout turns it off.
+        let config = select(&doc, "meta[name=htmx-config]");
+        assert_eq!(config.len(), 1, "{}", page.html);
+        let config: serde_json::Value = serde_json::from_str(config[0].value().attr("content").unwrap()).unwrap();
+        assert_eq!(config["includeIndicatorStyles"], false);
 
         // SmartAdvocate's tab asks for its own values, and has no status sync section.
         let sa = b.get("/ui/integrations/smartadvocate").await.expect(StatusCode::OK);
@@ -223,6 +229,14 @@ backend_tests! {
         assert_eq!(err.len(), 1, "{}", wrong.html);
         assert!(!err[0].is_empty());
         assert_eq!(select(&doc, "#f-key[aria-invalid=true]").len(), 1);
+        // What was typed stays, but secrets are never sent back.
+        let value = |id: &str| select(&doc, id)[0].value().attr("value").map(str::to_owned);
+        assert_eq!(value("#f-client_root").as_deref(), Some(lr.base_url.as_str()));
+        assert_eq!(value("#f-username").as_deref(), Some("demo"));
+        for id in ["#f-password", "#f-client_secret", "#f-key"] {
+            assert_eq!(value(id), None, "{id} has a value");
+        }
+        assert!(!wrong.html.contains("demo-password") && !wrong.html.contains("bad-key"));
         let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
         assert_eq!(view.body["status"], "not_connected");
 
@@ -239,6 +253,10 @@ backend_tests! {
         let labels = texts(&doc, "#toggles li label");
         assert_eq!(&labels[..7], ["Enable Integration", "Receive data from the CRM", "Send data to the CRM",
                                   "Send mapped fields", "Send messages", "Send call records", "Send documents"]);
+        // What each needs is named as the page names it, not by its key.
+        let needs = texts(&doc, "#t-send_messages-d");
+        assert!(needs[0].ends_with("Needs: Enable Integration, Send data to the CRM."), "{needs:?}");
+        assert!(!page.html.contains("enable_integration,") && !page.html.contains("Needs: enable_integration"));
         let url = select(&doc, "#webhook-url")[0].value().attr("value").unwrap().to_owned();
         let api = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
         assert_eq!(api.body["webhook_url"], url.as_str());
@@ -250,6 +268,29 @@ backend_tests! {
         let r = b.post("/ui/integrations/lawruler/status-sync", &[("csrf", &csrf), ("enabled", "true")]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.html.contains("map statuses before turning on status sync"), "{}", r.html);
+        // In place: in the Status sync section, next to the button pressed, not in Connection.
+        let doc = Html::parse_document(&r.html);
+        let said = texts(&doc, "#status-sync [role=alert]");
+        assert_eq!(said.len(), 1, "{}", r.html);
+        assert!(said[0].contains("map statuses before turning on status sync"), "{said:?}");
+        assert!(select(&doc, "#connection [role=alert]").is_empty(), "{}", r.html);
+    }
+
+    async fn a_refused_toggle_change_is_explained_next_to_the_toggles(backend) {
+        let app = TestApp::start(backend).await;
+        let b = app.admin_browser().await;
+        let page = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
+        // Not connected yet: Enable Integration is refused, and the page says why at the toggles.
+        let r = b.post("/ui/integrations/lawruler/toggles",
+                       &[("csrf", &page.csrf()), ("enable_integration", "on")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.html);
+        let doc = Html::parse_document(&r.html);
+        let said = texts(&doc, "#toggles [role=alert]");
+        assert_eq!(said.len(), 1, "{}", r.html);
+        assert!(said[0].contains("connect Law Ruler before enabling the integration"), "{said:?}");
+        assert!(select(&doc, "#connection [role=alert]").is_empty(), "{}", r.html);
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(view.body["settings"]["enable_integration"], false, "{}", view.text);
     }
 
     async fn an_admin_sees_only_their_own_company(backend) {

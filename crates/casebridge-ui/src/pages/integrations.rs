@@ -225,6 +225,23 @@ struct ConfigPage {
     held: Option<u64>,
 }
 
+impl ConfigPage {
+    /// The labels of the toggles `t` needs ("Enable Integration, Send data to the CRM"), as the
+    /// admin reads them on this page, not their keys.
+    fn needs(&self, t: &ToggleItem) -> String {
+        t.gated_by
+            .iter()
+            .map(|key| {
+                self.toggles
+                    .iter()
+                    .find(|o| o.key == *key)
+                    .map_or(*key, |o| o.label)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 async fn config_page(
     ui: &Ui,
     admin: &Admin,
@@ -292,7 +309,14 @@ async fn connect(
                 )),
                 other => FieldErrors::from_app(other, str::to_owned)?,
             };
-            let page_ = config_page(&ui, &admin, p, errors).await?;
+            let mut page_ = config_page(&ui, &admin, p, errors).await?;
+            // The values entered stay in the form, so only the wrong one is typed again; secrets
+            // are never sent back to the browser.
+            for f in page_.fields.iter_mut().filter(|f| !f.secret) {
+                if let Some(v) = form.get(f.name) {
+                    f.current = v.trim().to_owned();
+                }
+            }
             render(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
     }
