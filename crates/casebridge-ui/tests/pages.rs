@@ -250,6 +250,9 @@ backend_tests! {
             assert!(!page.html.contains(secret), "{secret} rendered");
         }
         let doc = Html::parse_document(&page.html);
+        // Receiving is still off: a webhook would be ignored, so that comes first.
+        assert!(texts(&doc, "#next-step")[0].contains("Turn on Enable Integration and Receive data"),
+                "{:?}", texts(&doc, "#next-step"));
         let labels = texts(&doc, "#toggles li label");
         assert_eq!(&labels[..7], ["Enable Integration", "Receive data from the CRM", "Send data to the CRM",
                                   "Send mapped fields", "Send messages", "Send call records", "Send documents"]);

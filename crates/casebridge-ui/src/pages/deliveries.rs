@@ -355,6 +355,30 @@ fn require_since(filter: &DeliveryFilter) -> Result<(), FieldErrors> {
     Ok(())
 }
 
+/// The filters of a recovery, checked (a `since` time is required); or the confirmation page
+/// again, with the errors next to the filters (422).
+fn recovery_filter(
+    shell: Shell,
+    f: FilterForm,
+) -> Result<(Shell, FilterForm, DeliveryFilter), Result<Response, UiError>> {
+    match f
+        .parse(&shell)
+        .and_then(|filter| require_since(&filter).map(|()| filter))
+    {
+        Ok(filter) => Ok((shell, f, filter)),
+        Err(errors) => Err(render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &RecoverPage {
+                shell,
+                f,
+                errors,
+                choices: choices(),
+                count: None,
+            },
+        )),
+    }
+}
+
 async fn recover_confirm(
     State(ui): State<Ui>,
     jar: CookieJar,
@@ -362,24 +386,9 @@ async fn recover_confirm(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, UiError> {
     let shell = Shell::new(&admin, "deliveries");
-    let f = FilterForm::from_map(&q);
-    let checked = f
-        .parse(&shell)
-        .and_then(|filter| require_since(&filter).map(|()| filter));
-    let filter = match checked {
-        Ok(filter) => filter,
-        Err(errors) => {
-            return render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &RecoverPage {
-                    shell,
-                    f,
-                    errors,
-                    choices: choices(),
-                    count: None,
-                },
-            )
-        }
+    let (shell, f, filter) = match recovery_filter(shell, FilterForm::from_map(&q)) {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
     let count = svc::recoverable(&ui.app, admin.session.company_id, &filter).await?;
     page(
@@ -402,24 +411,9 @@ async fn recover(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Result<Response, UiError> {
     let shell = Shell::new(&admin, "deliveries");
-    let f = FilterForm::from_map(&form);
-    let checked = f
-        .parse(&shell)
-        .and_then(|filter| require_since(&filter).map(|()| filter));
-    let filter = match checked {
-        Ok(filter) => filter,
-        Err(errors) => {
-            return render(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &RecoverPage {
-                    shell,
-                    f,
-                    errors,
-                    choices: choices(),
-                    count: None,
-                },
-            )
-        }
+    let (shell, f, filter) = match recovery_filter(shell, FilterForm::from_map(&form)) {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
     let n = svc::recover_matching(&ui.app, admin.session.company_id, &filter).await?;
     Ok(done(

@@ -155,12 +155,24 @@ fn next_step(v: &IntegrationView) -> String {
             "{} operation(s) could not be sent to {p}: review them on the Configuration tab.",
             v.operations.failed + v.operations.blocked
         )
+    } else if !c.first_webhook_received && !(v.toggles.enable_integration && v.toggles.receive) {
+        // A webhook is accepted only while receiving is on; until then it would be ignored and
+        // the checklist would never move on.
+        format!(
+            "Turn on Enable Integration and Receive data from the CRM (Sync settings), then paste \
+             the webhook URL into {p}'s webhook setup."
+        )
     } else if !c.first_webhook_received {
         format!("No webhook received from {p} yet: paste the webhook URL into {p}'s webhook setup.")
     } else if !c.case_types_linked {
         format!("Link every {p} case type to a platform case type (CRM Mappings).")
     } else if !c.sync_enabled {
         "Turn on Enable Integration to start syncing.".into()
+    } else if !v.toggles.send {
+        format!(
+            "Receiving from {p} works. To send platform changes back, turn on Send data to the \
+             CRM and the kinds to send."
+        )
     } else {
         "Everything is set up. Watch sync health on the Configuration tab.".into()
     }
