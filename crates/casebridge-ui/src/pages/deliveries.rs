@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
@@ -360,21 +360,24 @@ fn require_since(filter: &DeliveryFilter) -> Result<(), FieldErrors> {
 fn recovery_filter(
     shell: Shell,
     f: FilterForm,
-) -> Result<(Shell, FilterForm, DeliveryFilter), Result<Response, UiError>> {
+) -> Result<(Shell, FilterForm, DeliveryFilter), Box<Response>> {
     match f
         .parse(&shell)
         .and_then(|filter| require_since(&filter).map(|()| filter))
     {
         Ok(filter) => Ok((shell, f, filter)),
-        Err(errors) => Err(render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &RecoverPage {
-                shell,
-                f,
-                errors,
-                choices: choices(),
-                count: None,
-            },
+        Err(errors) => Err(Box::new(
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &RecoverPage {
+                    shell,
+                    f,
+                    errors,
+                    choices: choices(),
+                    count: None,
+                },
+            )
+            .unwrap_or_else(IntoResponse::into_response),
         )),
     }
 }
@@ -388,7 +391,7 @@ async fn recover_confirm(
     let shell = Shell::new(&admin, "deliveries");
     let (shell, f, filter) = match recovery_filter(shell, FilterForm::from_map(&q)) {
         Ok(checked) => checked,
-        Err(refused) => return refused,
+        Err(refused) => return Ok(*refused),
     };
     let count = svc::recoverable(&ui.app, admin.session.company_id, &filter).await?;
     page(
@@ -411,9 +414,9 @@ async fn recover(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Result<Response, UiError> {
     let shell = Shell::new(&admin, "deliveries");
-    let (shell, f, filter) = match recovery_filter(shell, FilterForm::from_map(&form)) {
+    let (_, f, filter) = match recovery_filter(shell, FilterForm::from_map(&form)) {
         Ok(checked) => checked,
-        Err(refused) => return refused,
+        Err(refused) => return Ok(*refused),
     };
     let n = svc::recover_matching(&ui.app, admin.session.company_id, &filter).await?;
     Ok(done(

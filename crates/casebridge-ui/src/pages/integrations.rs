@@ -155,7 +155,7 @@ fn next_step(v: &IntegrationView) -> String {
             "{} operation(s) could not be sent to {p}: review them on the Configuration tab.",
             v.operations.failed + v.operations.blocked
         )
-    } else if !c.first_webhook_received && !(v.toggles.enable_integration && v.toggles.receive) {
+    } else if !c.first_webhook_received && (!v.toggles.enable_integration || !v.toggles.receive) {
         // A webhook is accepted only while receiving is on; until then it would be ignored and
         // the checklist would never move on.
         format!(
