@@ -3,8 +3,8 @@
 //! The session cookie (`cb_session`) is HttpOnly, `SameSite=Strict`, scoped to `/ui`, and
 //! `Secure` when the public URL is https. Every request that changes something (any method but
 //! GET and HEAD) must carry the session's CSRF token, as the form field `csrf` or the
-//! `X-CSRF-Token` header; [`require_csrf`] checks it before any handler runs, so no form can
-//! forget it. The sign-in form, which has no session yet, is protected the same way by a token
+//! `X-CSRF-Token` header (a file upload, which is streamed, carries it in its action URL);
+//! [`require_csrf`] checks it before any handler runs, so no form can forget it. The sign-in form, which has no session yet, is protected the same way by a token
 //! in a short-lived cookie of its own (double submit).
 
 use axum::body::Body;
@@ -130,17 +130,37 @@ pub async fn require_csrf(State(ui): State<Ui>, req: Request, next: Next) -> Res
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let (mut parts, body) = req.into_parts();
+    // A file upload (multipart) is streamed to its handler, not read here: its form carries the
+    // token in its action URL (`?csrf=…`) instead of a field.
+    if content_type.starts_with("multipart/form-data") {
+        let query_token = parts
+            .uri
+            .query()
+            .and_then(|q| form_urlencoded_field(q.as_bytes(), "csrf"));
+        if !header_token
+            .or(query_token)
+            .is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes()))
+        {
+            return UiError::Csrf.into_response();
+        }
+        if let Some(s) = session {
+            parts.extensions.insert(s);
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
         Ok(b) => b,
         Err(_) => return UiError::TooLarge.into_response(),
     };
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let form_token = is_form
+    let form_token = content_type
+        .starts_with("application/x-www-form-urlencoded")
         .then(|| form_urlencoded_field(&bytes, "csrf"))
         .flatten();
     let given = header_token.or(form_token);

@@ -134,6 +134,20 @@ backend_tests! {
         assert_eq!(settings.body["settings"]["receive"], true, "unchanged: {}", settings.text);
         assert_eq!(settings.body["settings"]["enable_integration"], true, "unchanged");
 
+        // A file upload (multipart, streamed) carries the token in its URL; without it, 403.
+        let cookie = format!("cb_session={}", b.cookie("cb_session").unwrap());
+        let upload = |path: String| {
+            let form = reqwest::multipart::Form::new().text("receive", "on");
+            reqwest::Client::new().post(app.url(&path)).header("cookie", cookie.clone()).multipart(form).send()
+        };
+        let r = upload("/ui/integrations/lawruler/toggles".into()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = upload("/ui/integrations/lawruler/toggles?csrf=wrong".into()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = upload(format!("/ui/integrations/lawruler/toggles?csrf={csrf}")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "past the CSRF check, refused as not a form");
+        assert!(r.text().await.unwrap().contains("the form could not be read"));
+
         // The token as a header works (htmx sends it so), as does the form field.
         let r = b.post("/ui/integrations/lawruler/toggles", &[("csrf", &csrf), ("enable_integration", "on")]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
