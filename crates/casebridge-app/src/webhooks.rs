@@ -21,6 +21,8 @@ use jiff::Timestamp;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
+pub use casebridge_store::audit::AuditEntry;
+
 use crate::{App, AppError, OrNotFound, Result};
 
 /// A new webhook as asked for, before validation.
@@ -295,6 +297,51 @@ pub async fn rotate_secret(
         secret: whsec,
         previous_secrets_expire_at: until,
     })
+}
+
+/// What the audit log says a signing-secret reveal is.
+const REVEAL: &str = "webhook.secret_revealed";
+
+/// A webhook's detail page: the webhook, and who last revealed its signing secret.
+#[derive(Debug, Clone)]
+pub struct WebhookDetail {
+    pub view: WebhookView,
+    pub last_reveal: Option<AuditEntry>,
+}
+
+pub async fn detail(app: &App, company: CompanyId, id: WebhookId) -> Result<WebhookDetail> {
+    let mut conn = app.store().conn().await?;
+    let w = webhook(&mut conn, company, id).await?;
+    let last_reveal =
+        casebridge_store::audit::latest(&mut conn, company, REVEAL, &id.to_string()).await?;
+    Ok(WebhookDetail {
+        view: view(app, w),
+        last_reveal,
+    })
+}
+
+/// The secret that signs this webhook's deliveries now (the newest), for an admin who asked to
+/// see it. Each reveal is recorded in the audit log with who asked, in the same transaction.
+pub async fn reveal_secret(
+    app: &App,
+    company: CompanyId,
+    id: WebhookId,
+    actor: &str,
+) -> Result<String> {
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    webhook(&mut tx, company, id).await?;
+    let secrets = webhooks::active_secrets(&mut tx, company, id, now).await?;
+    let (sealed, _) = secrets
+        .first()
+        .ok_or_else(|| AppError::Internal(format!("webhook {id} has no active secret")))?;
+    let secret = app
+        .keyring()
+        .open(sealed, &secret_aad(company, id))
+        .map_err(|e| AppError::Internal(format!("the signing secret cannot be read: {e}")))?;
+    casebridge_store::audit::record(&mut tx, company, actor, REVEAL, &id.to_string(), now).await?;
+    tx.commit().await?;
+    Ok(secret.expose_secret().to_owned())
 }
 
 // ---- deliveries ----

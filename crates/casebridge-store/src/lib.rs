@@ -28,6 +28,7 @@ pub use casebridge_domain::ids::CompanyId;
 pub mod activity;
 pub mod admin_sessions;
 pub mod api_keys;
+pub mod audit;
 pub mod cases;
 pub mod clients;
 pub mod companies;

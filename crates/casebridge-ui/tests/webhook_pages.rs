@@ -398,6 +398,46 @@ backend_tests! {
         assert_eq!(hooks.body["data"].as_array().unwrap().len(), 0);
     }
 
+    async fn revealing_the_secret_is_post_only_recorded_and_shows_the_signing_one(backend) {
+        let app = TestApp::start(backend).await;
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let hook = api_hook(&app, "Firm server", "http://127.0.0.1:9/x", json!({"secret": secret})).await;
+        let b = app.admin_browser().await;
+        let page = b.get(&format!("/ui/webhooks/{hook}")).await.expect(StatusCode::OK);
+        assert!(!page.html.contains(secret), "not shown on the detail page");
+        let doc = Html::parse_document(&page.html);
+        assert_eq!(texts(&doc, "#last-reveal"), ["Never revealed since it was created."]);
+        // Not by GET (nothing to follow from a link or a history entry).
+        assert_eq!(b.get(&format!("/ui/webhooks/{hook}/reveal-secret")).await.status, StatusCode::METHOD_NOT_ALLOWED);
+        // Not without the CSRF token.
+        let r = b.post(&format!("/ui/webhooks/{hook}/reveal-secret"), &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(!r.html.contains(secret));
+        let r = b.post(&format!("/ui/webhooks/{hook}/reveal-secret"), &[("csrf", &page.csrf())]).await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&r.html);
+        assert_eq!(attr(&doc, "#signing-secret", "value"), secret);
+        assert!(r.html.contains("This reveal was recorded"));
+        let page = b.get(&format!("/ui/webhooks/{hook}")).await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&page.html);
+        let line = &texts(&doc, "#last-reveal")[0];
+        assert!(line.starts_with("Last revealed by admin-") && line.contains("@firm.test"), "{line}");
+        // After a rotation, the reveal shows the new secret (the one that signs now).
+        let rotated = app.post(&format!("/api/v1/webhooks/{hook}/rotate-secret"), json!({})).await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+        let new = rotated.body["secret"].as_str().unwrap().to_owned();
+        let r = b.post(&format!("/ui/webhooks/{hook}/reveal-secret"), &[("csrf", &page.csrf())]).await.expect(StatusCode::OK);
+        assert_eq!(attr(&Html::parse_document(&r.html), "#signing-secret", "value"), new);
+        // Another company's admin cannot reveal it.
+        let (other, _) = app.new_company("Other Firm").await;
+        app.admin_user(other, "eve@other.test", "correct horse battery").await;
+        let eve = Browser::new(&app.base);
+        eve.sign_in("eve@other.test", "correct horse battery").await.expect(StatusCode::SEE_OTHER);
+        let mine = eve.get("/ui/webhooks").await.expect(StatusCode::OK);
+        let r = eve.post(&format!("/ui/webhooks/{hook}/reveal-secret"), &[("csrf", &mine.csrf())]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(!r.html.contains(&new));
+    }
+
     async fn the_event_catalog_shows_each_type_with_schema_and_example(backend) {
         let app = TestApp::start(backend).await;
         let b = app.admin_browser().await;

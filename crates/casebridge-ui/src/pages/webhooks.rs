@@ -11,7 +11,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
-use casebridge_app::webhooks::{self as svc, WebhookChanges, WebhookInput, WebhookView};
+use casebridge_app::webhooks::{
+    self as svc, AuditEntry, WebhookChanges, WebhookInput, WebhookView,
+};
 use casebridge_app::AppError;
 use casebridge_domain::events::{DeliveryStatus, EventType};
 use casebridge_domain::ids::WebhookId;
@@ -29,6 +31,7 @@ pub fn routes() -> Router<Ui> {
         .route("/webhooks/new", get(new_form))
         .route("/webhooks/{id}", get(detail).post(update))
         .route("/webhooks/{id}/rotate-secret", post(rotate))
+        .route("/webhooks/{id}/reveal-secret", post(reveal))
         .route("/webhooks/{id}/test", post(send_test))
         .route("/webhooks/{id}/delete", post(delete))
 }
@@ -270,7 +273,8 @@ struct SecretPage {
     id: String,
     name: String,
     secret: String,
-    created: bool,
+    /// `created`, `rotated` or `revealed`.
+    mode: &'static str,
     previous_until: Option<Timestamp>,
 }
 
@@ -299,7 +303,7 @@ async fn create(
                 id: c.webhook.webhook.id.to_string(),
                 name: c.webhook.webhook.name.clone(),
                 secret: c.secret,
-                created: true,
+                mode: "created",
                 previous_until: None,
             },
         ),
@@ -338,6 +342,7 @@ struct DetailPage {
     events: Vec<EventOption>,
     errors: FieldErrors,
     all_events: &'static str,
+    last_reveal: Option<AuditEntry>,
 }
 
 fn detail_page(
@@ -356,6 +361,7 @@ fn detail_page(
         form,
         errors,
         all_events: ALL_EVENTS,
+        last_reveal: None,
     }
 }
 
@@ -366,12 +372,36 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
     let id = webhook_id(&id)?;
-    let v = svc::get(&ui.app, admin.session.company_id, id).await?;
-    let form = WebhookForm::stored(&v);
-    page(
-        &ui,
-        jar,
-        &detail_page(&admin, &v, form, FieldErrors::default()),
+    let d = svc::detail(&ui.app, admin.session.company_id, id).await?;
+    let form = WebhookForm::stored(&d.view);
+    let view = DetailPage {
+        last_reveal: d.last_reveal,
+        ..detail_page(&admin, &d.view, form, FieldErrors::default())
+    };
+    page(&ui, jar, &view)
+}
+
+/// Shows the current signing secret (POST only, so it is never in a URL, a history entry or a
+/// cache); the reveal is recorded in the audit log with the admin's email.
+async fn reveal(
+    State(ui): State<Ui>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    let id = webhook_id(&id)?;
+    let company = admin.session.company_id;
+    let secret = svc::reveal_secret(&ui.app, company, id, &admin.session.email).await?;
+    let v = svc::get(&ui.app, company, id).await?;
+    render(
+        StatusCode::OK,
+        &SecretPage {
+            shell: Shell::new(&admin, "webhooks"),
+            id: id.to_string(),
+            name: v.webhook.name,
+            secret,
+            mode: "revealed",
+            previous_until: None,
+        },
     )
 }
 
@@ -442,7 +472,7 @@ async fn rotate(
                     id: id.to_string(),
                     name: v.webhook.name,
                     secret: r.secret,
-                    created: false,
+                    mode: "rotated",
                     previous_until: Some(r.previous_secrets_expire_at),
                 },
             )
