@@ -136,6 +136,42 @@ describe('admin journey: sign in, connect Law Ruler, webhooks and deliveries, sc
     await shot('integrations');
   });
 
+  // What assistive technology reads of the Integrations page before anything is connected: each
+  // card is a list item with its name as a heading link, its state and its next step.
+  const INTEGRATIONS_ARIA = `
+- main:
+  - heading "Integrations" [level=1]
+  - list:
+    - listitem:
+      - heading "Law Ruler" [level=2]:
+        - link "Law Ruler":
+          - /url: /ui/integrations/lawruler
+      - text: Not connected
+      - paragraph: "Connect Law Ruler: enter the API credentials on the Configuration tab."
+    - listitem:
+      - heading "SmartAdvocate" [level=2]:
+        - link "SmartAdvocate":
+          - /url: /ui/integrations/smartadvocate
+      - text: Not connected
+      - paragraph: "Connect SmartAdvocate: enter the API credentials on the Configuration tab."
+    - listitem:
+      - heading "Scheduling" [level=2]:
+        - link "Scheduling":
+          - /url: /ui/scheduling
+      - text: Not connected
+      - paragraph: Paste the scheduling API key to let agents book appointments.
+    - listitem:
+      - heading "Webhooks" [level=2]:
+        - link "Webhooks":
+          - /url: /ui/webhooks
+      - text: None yet
+      - paragraph: Add a webhook to send platform events to your systems.
+`.trim();
+
+  step('the Integrations page\'s accessibility tree is the one committed', async () => {
+    assert.equal(await page.locator('main').ariaSnapshot(), INTEGRATIONS_ARIA);
+  });
+
   step('on a phone (390 px) the integrations page does not scroll sideways', async () => {
     const phone = await browser.newContext({
       viewport: { width: 390, height: 844 },
