@@ -1,6 +1,7 @@
 // The stack a browser journey runs against: a real `casebridge serve` on a temporary SQLite
-// directory, with a company, an admin user and the Law Ruler simulator, all on 127.0.0.1 with
-// ports the OS picks. Nothing is built here: the binary comes from CASEBRIDGE_BIN (default
+// directory, with a company (and its API key), an admin user, the Law Ruler and scheduling
+// simulators and two webhook receivers (`casebridge sim receiver`), all on 127.0.0.1 with ports
+// the OS picks; `serve` uses the scheduling simulator (CASEBRIDGE_SCHEDULING_URL). Nothing is built here: the binary comes from CASEBRIDGE_BIN (default
 // target/debug/casebridge, built by `cargo build --workspace`).
 //
 // Every process started is stopped by `stack.stop()`, and killed if the test process exits
@@ -155,8 +156,57 @@ async function waitReady(url, timeoutMs = 30_000) {
 }
 
 /**
- * Starts the stack. Resolves with
- * `{ base, lawruler, companyId, admin: {email, password}, company: {name, timezone}, stop }`.
+ * A `casebridge sim receiver` (a firm's server receiving webhooks: 204 when the signature
+ * verifies with its secret, 401 when not), started with a generated secret on a port the OS
+ * picks. `restart(secret)` starts it again on the same port with the secret casebridge showed,
+ * as a firm pastes it into its system; its log of what arrived starts empty again.
+ */
+async function startReceiver(name, bin, env, children) {
+  let current;
+  let url;
+  let secret;
+  let starts = 0;
+  const launch = async (port, withSecret) => {
+    starts += 1;
+    const args = ['sim', 'receiver', '--port', String(port)];
+    if (withSecret) args.push('--secret', withSecret);
+    const entry = start(starts === 1 ? name : `${name}-${starts}`, bin, args, env,
+      /webhook receiver on (http:\/\/127\.0\.0\.1:\d+)\nsigning secret: (whsec_\S+)/);
+    children.push(entry);
+    const [, u, s] = await entry.ready;
+    current = entry;
+    url = u;
+    secret = s;
+  };
+  await launch(0);
+  return {
+    get url() {
+      return url;
+    },
+    /** The secret it verifies with now. */
+    get secret() {
+      return secret;
+    },
+    /** What arrived since it (re)started, oldest first: `[{path, webhook_id, event_type, verified, error, body}]`. */
+    async received() {
+      const r = await fetch(`${url}/_sim/received`);
+      if (!r.ok) throw new Error(`${url}/_sim/received answered ${r.status}`);
+      return r.json();
+    },
+    async restart(newSecret) {
+      const port = new URL(url).port;
+      await stopChild(current.child);
+      const i = children.indexOf(current);
+      if (i >= 0) children.splice(i, 1);
+      current.log.end();
+      await launch(port, newSecret);
+    },
+  };
+}
+
+/**
+ * Starts the stack. Resolves with `{ base, lawruler, scheduling, receivers: [a, b], companyId,
+ * apiKey, admin: {email, password}, company: {name, timezone}, api(method, path, body), stop }`.
  */
 export async function startStack({
   companyName = 'Acme Injury Law',
@@ -179,6 +229,7 @@ export async function startStack({
       await run(bin, ['company', 'create', '--name', companyName, '--timezone', timezone], env),
     );
     const companyId = created.company_id;
+    const apiKey = created.api_key;
     await run(bin, ['user', 'create', '--company', companyId, '--email', email, '--password-stdin'], env,
       `${password}\n`);
 
@@ -187,17 +238,44 @@ export async function startStack({
     children.push(sim);
     const [, lawruler] = await sim.ready;
 
-    const serve = start('casebridge-serve', bin, ['serve'], env,
+    const sched = start('scheduling-sim', bin, ['sim', 'scheduling', '--port', '0'], env,
+      /scheduling simulator on (http:\/\/127\.0\.0\.1:\d+)/);
+    children.push(sched);
+    const [, scheduling] = await sched.ready;
+
+    const receivers = [
+      await startReceiver('receiver-a', bin, env, children),
+      await startReceiver('receiver-b', bin, env, children),
+    ];
+
+    const serveEnv = { ...env, CASEBRIDGE_SCHEDULING_URL: scheduling };
+
+    const serve = start('casebridge-serve', bin, ['serve'], serveEnv,
       /"listen":"(127\.0\.0\.1:\d+)"[^\n]*casebridge serving|casebridge serving[^\n]*"listen":"(127\.0\.0\.1:\d+)"/);
     children.push(serve);
     const m = await serve.ready;
     const base = `http://${m[1] ?? m[2]}`;
     await waitReady(`${base}/readyz`);
 
+    /** A call to casebridge's API with the company's key; resolves with `{status, body}`. */
+    const api = async (method, apiPath, body) => {
+      const r = await fetch(`${base}/api/v1${apiPath}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const t = await r.text();
+      return { status: r.status, body: t ? JSON.parse(t) : null };
+    };
+
     return {
       base,
       lawruler,
+      scheduling,
+      receivers,
       companyId,
+      apiKey,
+      api,
       admin: { email, password },
       company: { name: companyName, timezone },
       stop,
