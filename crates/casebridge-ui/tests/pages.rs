@@ -219,6 +219,18 @@ backend_tests! {
         assert!(nope.html.contains("no integration `salesforce`"), "{}", nope.html);
         assert_eq!(b.get("/ui/no-such-page").await.status, StatusCode::NOT_FOUND);
 
+        // The Webhooks card: none, all off, then on.
+        let cards = Html::parse_document(&b.get("/ui/integrations").await.expect(StatusCode::OK).html);
+        assert_eq!(texts(&cards, ".card .badge")[3], "None yet");
+        let hook = app.post("/api/v1/webhooks", serde_json::json!({"name": "Firm", "url": "http://127.0.0.1:9/x", "active": false})).await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+        let cards = Html::parse_document(&b.get("/ui/integrations").await.expect(StatusCode::OK).html);
+        assert_eq!(texts(&cards, ".card .badge")[3], "All off");
+        let id = hook.body["id"].as_str().unwrap();
+        app.patch(&format!("/api/v1/webhooks/{id}"), serde_json::json!({"active": true})).await.expect(StatusCode::OK);
+        let cards = Html::parse_document(&b.get("/ui/integrations").await.expect(StatusCode::OK).html);
+        assert_eq!(texts(&cards, ".card .badge")[3], "Active");
+
         app.lawruler_connected_offline(app.company_id, &app.api_key).await;
         let page = b.get("/ui/integrations").await.expect(StatusCode::OK);
         let doc = Html::parse_document(&page.html);

@@ -323,9 +323,14 @@ backend_tests! {
             m.insert("webhook", down.as_str());
             serde_urlencoded::to_string(&m).unwrap()
         }));
-        let no_since = b.get("/ui/deliveries/recover?status=failed").await;
-        assert_eq!(no_since.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(texts(&Html::parse_document(&no_since.html), "#since-error").len(), 1);
+        // Without a start time the page asks for one (not an error), and offers no requeue;
+        // the POST without one is refused.
+        let no_since = b.get("/ui/deliveries/recover?status=failed").await.expect(StatusCode::OK);
+        let doc = Html::parse_document(&no_since.html);
+        assert_eq!(texts(&doc, "#since-error").len(), 1);
+        assert!(select(&doc, "form[method=post][action='/ui/deliveries/recover']").is_empty());
+        let r = b.post("/ui/deliveries/recover", &[("csrf", &csrf), ("status", "failed")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         let r = b.post("/ui/deliveries/recover", &[("csrf", &csrf), ("status", "failed"),
             ("webhook", &down), ("since", &since)]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);

@@ -389,9 +389,17 @@ async fn recover_confirm(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, UiError> {
     let shell = Shell::new(&admin, "deliveries");
+    // Arriving from the deliveries list without a start time is not a mistake: the page asks
+    // for one (200); any other refused filter is a 422.
+    let asks_since = q.get("since").is_none_or(|s| s.trim().is_empty());
     let (shell, f, filter) = match recovery_filter(shell, FilterForm::from_map(&q)) {
         Ok(checked) => checked,
-        Err(refused) => return Ok(*refused),
+        Err(mut refused) => {
+            if asks_since && refused.status() == StatusCode::UNPROCESSABLE_ENTITY {
+                *refused.status_mut() = StatusCode::OK;
+            }
+            return Ok(*refused);
+        }
     };
     let count = svc::recoverable(&ui.app, admin.session.company_id, &filter).await?;
     page(

@@ -89,27 +89,33 @@ async fn list(State(ui): State<Ui>, jar: CookieJar, admin: Admin) -> Result<Resp
         &ui.app,
         company,
         None,
-        &casebridge_domain::page::PageRequest::first(1),
+        &casebridge_domain::page::PageRequest::first(200),
     )
     .await?;
+    let active = hooks.items.iter().filter(|h| h.webhook.active).count();
+    let (badge, badge_class, next_step) = match (hooks.items.len(), active) {
+        (0, _) => (
+            "None yet",
+            "muted",
+            "Add a webhook to send platform events to your systems.".to_owned(),
+        ),
+        (_, 0) => (
+            "All off",
+            "warn",
+            "Every webhook is turned off: turn one on, or nothing is delivered.".to_owned(),
+        ),
+        (_, n) => (
+            "Active",
+            "ok",
+            format!("{n} webhook(s) on. See recent deliveries and replay failed ones."),
+        ),
+    };
     cards.push(CardView {
         name: "Webhooks".into(),
         href: "/ui/webhooks".into(),
-        badge: if hooks.items.is_empty() {
-            "None yet"
-        } else {
-            "Active"
-        },
-        badge_class: if hooks.items.is_empty() {
-            "muted"
-        } else {
-            "ok"
-        },
-        next_step: if hooks.items.is_empty() {
-            "Add a webhook to send platform events to your systems.".into()
-        } else {
-            "See recent deliveries and replay failed ones.".into()
-        },
+        badge,
+        badge_class,
+        next_step,
     });
     page(
         &ui,
