@@ -2,9 +2,11 @@
 //! ([`crate::named`] with `NamedKind::List`).
 
 use casebridge_domain::ids::{CaseId, CompanyId, ListId};
-use casebridge_domain::model::Case;
+use casebridge_domain::model::{Case, Named};
 use casebridge_domain::page::{Page, PageRequest};
-use casebridge_store::lists;
+use casebridge_domain::records::NamedKind;
+use casebridge_store::integrations::{self as rules_store, StoredRule};
+use casebridge_store::{lists, named};
 
 use crate::{App, AppError, OrNotFound, Result};
 
@@ -46,4 +48,56 @@ pub async fn remove_case(app: &App, company: CompanyId, list: ListId, case: Case
             "case {case} is not on list {list}"
         )))
     }
+}
+
+/// A list as the admin UI's Lists screen shows it: the list, its first cases, and its auto-add
+/// rules (every CRM's).
+#[derive(Debug, Clone)]
+pub struct ListOverview {
+    pub list: Named,
+    /// The first cases on the list, oldest first.
+    pub first_cases: Vec<Case>,
+    /// Whether more cases are on the list than `first_cases`.
+    pub more_cases: bool,
+    pub rules: Vec<StoredRule>,
+}
+
+/// The company's lists (the first `limit`, by id), each with its first `cases_each` cases and
+/// its auto-add rules; and whether the company has more lists than those.
+pub async fn overview(
+    app: &App,
+    company: CompanyId,
+    limit: u32,
+    cases_each: u32,
+) -> Result<(Vec<ListOverview>, bool)> {
+    let mut conn = app.store().conn().await?;
+    let found = named::list(
+        &mut conn,
+        company,
+        NamedKind::List,
+        &PageRequest::first(limit),
+    )
+    .await?;
+    let mut rules = rules_store::rules(&mut conn, company, None, None).await?;
+    let mut out = Vec::with_capacity(found.items.len());
+    for list in found.items {
+        let id: ListId = list
+            .id
+            .parse()
+            .map_err(|_| AppError::Internal(format!("list id `{}` is not an id", list.id)))?;
+        let cases = lists::cases(&mut conn, company, id, &PageRequest::first(cases_each))
+            .await
+            .or_not_found("list", &list.id)?;
+        let (mine, rest) = rules
+            .into_iter()
+            .partition(|r: &StoredRule| r.list_id == id);
+        rules = rest;
+        out.push(ListOverview {
+            list,
+            first_cases: cases.items,
+            more_cases: cases.next_after.is_some(),
+            rules: mine,
+        });
+    }
+    Ok((out, found.next_after.is_some()))
 }

@@ -37,6 +37,7 @@ pub const SECTIONS: &[(&str, &str, &str)] = &[
     ("deliveries", "Deliveries", "/ui/deliveries"),
     ("event-types", "Event types", "/ui/event-types"),
     ("scheduling", "Scheduling", "/ui/scheduling"),
+    ("lists", "Lists", "/ui/lists"),
 ];
 
 impl Shell {

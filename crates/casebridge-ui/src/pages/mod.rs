@@ -6,7 +6,9 @@ use crate::Ui;
 
 mod deliveries;
 mod event_types;
+mod imports;
 mod integrations;
+mod lists;
 mod login;
 mod mappings;
 mod scheduling;
@@ -18,6 +20,8 @@ pub fn routes() -> Router<Ui> {
         .merge(integrations::routes())
         .merge(mappings::routes())
         .merge(scheduling::routes())
+        .merge(lists::routes())
+        .merge(imports::routes())
         .merge(webhooks::routes())
         .merge(deliveries::routes())
         .merge(event_types::routes())
