@@ -9,6 +9,7 @@ mod event_types;
 mod integrations;
 mod login;
 mod mappings;
+mod monitoring;
 mod scheduling;
 mod webhooks;
 
@@ -17,6 +18,7 @@ pub fn routes() -> Router<Ui> {
         .merge(login::routes())
         .merge(integrations::routes())
         .merge(mappings::routes())
+        .merge(monitoring::routes())
         .merge(scheduling::routes())
         .merge(webhooks::routes())
         .merge(deliveries::routes())
