@@ -1086,9 +1086,9 @@ fn issue_hint(p: Provider, direction: &str, kind: Option<&str>) -> String {
     let label = p.label();
     match (kind, direction) {
         (Some("configuration"), "inbound") => format!(
-            "A setting stops it, not the data: read the message, then fix the connection or \
-             the sync settings (a webhook is ignored while Enable Integration or Receive data \
-             from the CRM is off). It will not pass by waiting."
+            "A setting stops it, not the data: read the message, then fix the {label} \
+             connection or the sync settings (a webhook is ignored while Enable Integration or \
+             Receive data from the CRM is off). It will not pass by waiting."
         ),
         (Some("configuration"), _) => format!(
             "A setting stops it, not the data: reconnect {label} with the right values (or fix \

@@ -10,7 +10,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
-use casebridge_app::integrations::{self as svc, CrmOp, IntegrationView, LogCounts, Monitoring, Settle,
+use casebridge_app::integrations::{
+    self as svc, CrmOp, IntegrationView, LogCounts, Monitoring, Settle,
 };
 use casebridge_app::AppError;
 use casebridge_domain::crm_ops::OpState;
@@ -26,8 +27,14 @@ use crate::Ui;
 pub fn routes() -> Router<Ui> {
     Router::new()
         .route("/integrations/{provider}/monitoring", get(monitoring))
-        .route("/integrations/{provider}/operations/{id}/retry", post(retry))
-        .route("/integrations/{provider}/operations/{id}/dismiss", post(dismiss))
+        .route(
+            "/integrations/{provider}/operations/{id}/retry",
+            post(retry),
+        )
+        .route(
+            "/integrations/{provider}/operations/{id}/dismiss",
+            post(dismiss),
+        )
 }
 
 /// Operations shown per page of each list.
