@@ -144,6 +144,11 @@ pub struct IntegrationView {
     pub operations: OpCounts,
     /// The newest error of the sync log.
     pub last_error: Option<SyncEntry>,
+    /// Why this version neither receives from nor sends to this CRM (its toggles then do
+    /// nothing); `None` when it does.
+    pub sync_unavailable: Option<String>,
+    /// The permissions connecting checks the API user has (empty: none checked separately).
+    pub permission_checks: &'static [&'static str],
 }
 
 impl IntegrationView {
@@ -153,10 +158,13 @@ impl IntegrationView {
 }
 
 async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView> {
-    let credentials = match app.connectors().get(p) {
+    let connector = app.connectors().get(p);
+    let credentials = match connector {
         Some(c) => c.masked_credentials(&i).map_err(AppError::Internal)?,
         None => None,
     };
+    let sync_unavailable = connector.and_then(|c| c.sync_unavailable());
+    let permission_checks = connector.map_or(&[][..], |c| c.permission_checks());
     let mut conn = app.store().conn().await?;
     let toggles = Toggles::from_settings(&i.settings);
     let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
@@ -203,6 +211,8 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
             skipped: count(OpState::Skipped),
         },
         last_error,
+        sync_unavailable,
+        permission_checks,
         credentials,
         toggles,
         checklist,
@@ -998,6 +1008,145 @@ pub async fn sync_log(
     }
     let mut conn = app.store().conn().await?;
     Ok(store::sync_log(&mut conn, company, p.as_str(), outcome, page).await?)
+}
+
+// ---- sync monitoring (SYNC3) ----
+
+/// Sync-log lines of one direction by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub ok: u64,
+    pub skipped: u64,
+    pub error: u64,
+}
+
+/// Sync-log lines by direction and outcome over one period. They count lines (one per webhook
+/// received, operation sent or skipped, admin action), not records created or updated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCounts {
+    pub inbound: OutcomeCounts,
+    pub outbound: OutcomeCounts,
+}
+
+/// One kind of problem of an integration, with every sync-log line of that kind (Merge-style
+/// Issues): failed lines, and skipped ones whose reason has a kind (an ignored webhook).
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub direction: String,
+    /// `configuration`, `transient`, `validation`; `None` for lines logged without a kind,
+    /// which are grouped by operation instead.
+    pub error_kind: Option<String>,
+    pub count: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// The newest line of the kind: its operation, record and message.
+    pub example: SyncEntry,
+    /// Resolved when the newest sync-log line of the example's operation (same direction) is
+    /// a success logged after it; open otherwise.
+    pub resolved: bool,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// The measured state of an integration's sync: sync-log lines over the last hour, the last
+/// day and since connecting, and the problems grouped by kind.
+#[derive(Debug, Clone)]
+pub struct Monitoring {
+    pub now: Timestamp,
+    pub last_hour: LogCounts,
+    pub last_day: LogCounts,
+    /// `None` when not connected.
+    pub since_connect: Option<LogCounts>,
+    pub issues: Vec<Issue>,
+}
+
+async fn log_counts(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+    since: Option<Timestamp>,
+) -> Result<LogCounts> {
+    let mut out = LogCounts::default();
+    for (direction, outcome, n) in store::sync_log_counts(conn, company, p.as_str(), since).await? {
+        let d = match direction.as_str() {
+            "inbound" => &mut out.inbound,
+            _ => &mut out.outbound,
+        };
+        match outcome.as_str() {
+            "ok" => d.ok += n,
+            "skipped" => d.skipped += n,
+            _ => d.error += n,
+        }
+    }
+    Ok(out)
+}
+
+/// What to do about a kind of problem, in an admin's words.
+fn issue_hint(p: Provider, direction: &str, kind: Option<&str>) -> String {
+    let label = p.label();
+    match (kind, direction) {
+        (Some("configuration"), "inbound") => format!(
+            "A setting stops it, not the data: read the message, then fix the {label} \
+             connection or the sync settings (a webhook is ignored while Enable Integration or \
+             Receive data from the CRM is off). It will not pass by waiting."
+        ),
+        (Some("configuration"), _) => format!(
+            "A setting stops it, not the data: reconnect {label} with the right values (or fix \
+             what the message names). Operations waiting for it are sent again, in order, \
+             once the connection is saved. It will not pass by waiting."
+        ),
+        (Some("transient"), _) => format!(
+            "Usually passes on its own: {label} was slow, busy or down, and casebridge retries \
+             until it goes through. If it keeps appearing, check that {label} is reachable."
+        ),
+        (Some("validation"), "inbound") => format!(
+            "The record {label} sent is unusable (a field missing or malformed; the message \
+             names it). Add or correct the field in {label}'s webhook setup; the next webhook \
+             for the record is applied."
+        ),
+        (Some("validation"), _) => format!(
+            "{label} refused the values sent. Correct the record or the mapping the message \
+             names, then Retry the failed operation below, or Dismiss it."
+        ),
+        _ => "No kind was recorded for these lines: read the message.".to_owned(),
+    }
+}
+
+/// The measured state of an integration's sync (see [`Monitoring`]).
+pub async fn monitoring(app: &App, company: CompanyId, p: Provider) -> Result<Monitoring> {
+    let i = ensure(app, company, p).await?;
+    let now = app.now();
+    let mut conn = app.store().conn().await?;
+    let hour = jiff::SignedDuration::from_hours(1);
+    let day = jiff::SignedDuration::from_hours(24);
+    let last_hour = log_counts(&mut conn, company, p, Some(now - hour)).await?;
+    let last_day = log_counts(&mut conn, company, p, Some(now - day)).await?;
+    let since_connect = match (i.credentials_sealed.is_some(), i.connected_at) {
+        (true, Some(at)) => Some(log_counts(&mut conn, company, p, Some(at)).await?),
+        _ => None,
+    };
+    let issues = store::sync_problems(&mut conn, company, p.as_str())
+        .await?
+        .into_iter()
+        .map(|g| Issue {
+            hint: issue_hint(p, &g.direction, g.error_kind.as_deref()),
+            resolved: g.latest_of_operation.outcome == "ok"
+                && g.latest_of_operation.id > g.newest.id,
+            direction: g.direction,
+            error_kind: g.error_kind,
+            count: g.count,
+            first_seen: g.first_seen,
+            last_seen: g.last_seen,
+            example: g.newest,
+        })
+        .collect();
+    Ok(Monitoring {
+        now,
+        last_hour,
+        last_day,
+        since_connect,
+        issues,
+    })
 }
 
 // ---- list auto-add rules ----

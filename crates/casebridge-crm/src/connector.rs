@@ -294,6 +294,18 @@ pub trait Connector: Send + Sync {
     /// when it is turned on again. `false`: the CRM has no status sync.
     fn holds_status_changes(&self) -> bool;
 
+    /// Why this version neither receives records from the CRM nor sends changes to it, for the
+    /// admin; `None` when it does both (the toggles then decide).
+    fn sync_unavailable(&self) -> Option<String> {
+        None
+    }
+
+    /// The permissions [`Connector::connect`] checks the API user has, in the words its error
+    /// uses ("lacks permission for <check>"); empty when connecting checks none separately.
+    fn permission_checks(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Status changes held while status sync was off.
     async fn held_status_changes(
         &self,

@@ -1001,3 +1001,128 @@ pub async fn sync_log(
         .collect::<Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(items, page.limit, |e| e.id.clone()))
 }
+
+/// How many sync-log lines there are per direction and outcome, written at or after `since`
+/// (all of them when `None`): `(direction, outcome, count)`.
+pub async fn sync_log_counts(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    since: Option<Timestamp>,
+) -> Result<Vec<(String, String, u64)>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT direction, outcome, COUNT(*) FROM sync_log
+             WHERE company_id = $1 AND provider = $2 AND ($3 IS NULL OR created_at >= $3)
+             GROUP BY direction, outcome",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(since.map(|t| t.as_millisecond()))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, o, n)| (d, o, u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
+/// A group of sync-log problems: the lines of one direction that failed (or were skipped for a
+/// reason with a kind), with the same error kind, or, for lines without a kind, of the same
+/// operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncProblems {
+    pub direction: String,
+    pub error_kind: Option<String>,
+    pub count: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// The newest line of the group.
+    pub newest: SyncEntry,
+    /// The newest line of `newest`'s direction and operation, whatever its outcome.
+    pub latest_of_operation: SyncEntry,
+}
+
+/// A problem line: an error, or a skip whose reason has a kind (an ignored webhook).
+const PROBLEM: &str = "(outcome = 'error' OR (outcome = 'skipped' AND error_kind IS NOT NULL))";
+
+async fn sync_entry_where(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    condition: &str,
+    binds: &[&str],
+) -> Result<Option<SyncEntry>> {
+    let sql = format!(
+        "SELECT id, direction, operation, record_ref, outcome, error_kind, message, created_at
+             FROM sync_log WHERE company_id = $1 AND provider = $2 AND {condition}
+             ORDER BY id DESC LIMIT 1"
+    );
+    let mut q = sqlx::query_as::<_, SyncRow>(&sql)
+        .bind(company.to_string())
+        .bind(provider);
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    let row = q.fetch_optional(&mut *conn).await?;
+    row.map(
+        |(id, direction, operation, record_ref, outcome, error_kind, message, created_at)| {
+            Ok(SyncEntry {
+                id,
+                direction,
+                operation,
+                record_ref,
+                outcome,
+                error_kind,
+                message,
+                created_at: ts(created_at)?,
+            })
+        },
+    )
+    .transpose()
+}
+
+/// The sync log's problems grouped by direction and error kind (by operation when a line has
+/// no kind), the group with the newest line first.
+pub async fn sync_problems(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<SyncProblems>> {
+    type Row = (String, Option<String>, String, i64, i64, i64, String);
+    let groups: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT direction, error_kind, CASE WHEN error_kind IS NULL THEN operation ELSE '' END,
+                COUNT(*), MIN(created_at), MAX(created_at), MAX(id)
+             FROM sync_log WHERE company_id = $1 AND provider = $2 AND {PROBLEM}
+             GROUP BY 1, 2, 3
+             ORDER BY 7 DESC"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(groups.len());
+    for (direction, error_kind, _, count, first, last, newest_id) in groups {
+        let newest = sync_entry_where(conn, company, provider, "id = $3", &[&newest_id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let latest_of_operation = sync_entry_where(
+            conn,
+            company,
+            provider,
+            "direction = $3 AND operation = $4",
+            &[&newest.direction, &newest.operation],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        out.push(SyncProblems {
+            direction,
+            error_kind,
+            count: u64::try_from(count).unwrap_or(0),
+            first_seen: ts(first)?,
+            last_seen: ts(last)?,
+            newest,
+            latest_of_operation,
+        });
+    }
+    Ok(out)
+}

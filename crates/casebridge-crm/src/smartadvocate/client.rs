@@ -325,6 +325,15 @@ fn usable_for(token: &str, now: Timestamp) -> Duration {
     left.saturating_sub(TOKEN_REFRESH_MARGIN.min(lifetime / 4))
 }
 
+/// What [`SmartAdvocateClient::verify`] probes, in its order and in the words a denial names.
+pub const PERMISSION_CHECKS: [&str; 5] = [
+    "read cases",
+    "read notes",
+    "insert note",
+    "read case types",
+    "read status types",
+];
+
 /// A client for one SmartAdvocate connection; share it behind an `Arc`.
 pub struct SmartAdvocateClient {
     http: reqwest::Client,
@@ -365,7 +374,7 @@ impl SmartAdvocateClient {
         base_str(&self.base)
     }
 
-    /// Authenticates and probes what casebridge needs: read cases, read notes, insert note,
+    /// Authenticates and probes what casebridge needs ([`PERMISSION_CHECKS`]): read cases, read notes, insert note,
     /// read case types and status types. Returns the operations the API user may not perform
     /// (empty: all fine). The probes change nothing: they ask for a case number that does not
     /// exist, and insert a note without text into case 0, which SmartAdvocate refuses as

@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::client::{normalize_base_url, SmartAdvocateError};
+use super::client::{normalize_base_url, SmartAdvocateError, PERMISSION_CHECKS};
 use super::connection::{self, Clients, StoredCredentials};
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
@@ -38,6 +38,10 @@ use crate::connector::{
 /// Says what this version does not do with SmartAdvocate.
 pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting and \
                            loading the catalog are)";
+
+/// What an admin reads where sync would be switched on.
+pub const SYNC_UNAVAILABLE: &str =
+    "Receiving and sending are not available for SmartAdvocate in this version";
 
 /// The catalog id of a second status: `<status type id>:<status id>`.
 pub fn second_status_id(status_type_id: &str, status_id: &str) -> String {
@@ -273,6 +277,14 @@ impl Connector for SmartAdvocate {
 
     fn holds_status_changes(&self) -> bool {
         false
+    }
+
+    fn sync_unavailable(&self) -> Option<String> {
+        Some(SYNC_UNAVAILABLE.to_owned())
+    }
+
+    fn permission_checks(&self) -> &'static [&'static str] {
+        &PERMISSION_CHECKS
     }
 
     async fn held_status_changes(

@@ -134,6 +134,9 @@ fn crm_card(v: &IntegrationView) -> CardView {
         ("Not connected", "muted")
     } else if v.integration.config_error.is_some() || problems > 0 {
         ("Needs attention", "warn")
+    } else if v.sync_unavailable.is_some() {
+        // Its toggles do nothing, so "Paused" would suggest a switch that does not exist.
+        ("Connected", "ok")
     } else if !v.toggles.enable_integration {
         ("Paused", "muted")
     } else {
@@ -156,6 +159,15 @@ fn next_step(v: &IntegrationView) -> String {
         format!("Connect {p}: enter the API credentials on the Configuration tab.")
     } else if let Some(e) = &v.integration.config_error {
         format!("Fix the connection: {e}")
+    } else if let Some(why) = &v.sync_unavailable {
+        if c.case_types_linked {
+            format!("{why}. Case types are linked; nothing else can be set up yet.")
+        } else {
+            format!(
+                "{why}. Meanwhile, load the {p} fields and link case types and statuses (CRM \
+                 Mappings)."
+            )
+        }
     } else if v.operations.failed + v.operations.blocked > 0 {
         format!(
             "{} operation(s) could not be sent to {p}: review them on the Configuration tab.",
@@ -244,6 +256,23 @@ struct ConfigPage {
 }
 
 impl ConfigPage {
+    /// What is known of one permission connecting checks: `denied` (named by the connect error
+    /// just shown), `passed` (that connect got as far as the permission checks, and this one
+    /// was not denied), `passed_at_connect` (connected, so every check passed then), or
+    /// `unchecked`.
+    fn permission(&self, check: &str) -> &'static str {
+        let said = self.errors.get("username");
+        if said.contains(&format!("permission for {check};")) {
+            "denied"
+        } else if said.contains("lacks permission for ") {
+            "passed"
+        } else if self.v.connected() {
+            "passed_at_connect"
+        } else {
+            "unchecked"
+        }
+    }
+
     /// The labels of the toggles `t` needs ("Enable Integration, Send data to the CRM"), as the
     /// admin reads them on this page, not their keys.
     fn needs(&self, t: &ToggleItem) -> String {

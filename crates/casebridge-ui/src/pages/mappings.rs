@@ -101,6 +101,27 @@ impl MappingsPage {
         self.status_map.get(id).map_or("", String::as_str)
     }
 
+    /// The CRM's status types and how many values each has, when it has second statuses (a
+    /// SmartAdvocate status type besides "Status": catalog id `<type id>:<status id>`, name
+    /// `Type = Value`); empty for a CRM with one status list.
+    fn status_types(&self) -> Vec<(String, usize)> {
+        if !self.catalog.statuses.iter().any(|s| s.crm_id.contains(':')) {
+            return Vec::new();
+        }
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for s in &self.catalog.statuses {
+            let kind = match s.name.split_once(" = ") {
+                Some((t, _)) if s.crm_id.contains(':') => t.to_owned(),
+                _ => "Status".to_owned(),
+            };
+            match out.iter_mut().find(|(t, _)| *t == kind) {
+                Some((_, n)) => *n += 1,
+                None => out.push((kind, 1)),
+            }
+        }
+        out
+    }
+
     fn is_custom(&self, pf: &str) -> bool {
         !pf.is_empty() && !PLATFORM_FIELDS.iter().any(|(k, _)| *k == pf)
     }

@@ -11,6 +11,7 @@ mod integrations;
 mod lists;
 mod login;
 mod mappings;
+mod monitoring;
 mod scheduling;
 mod webhooks;
 
@@ -19,6 +20,7 @@ pub fn routes() -> Router<Ui> {
         .merge(login::routes())
         .merge(integrations::routes())
         .merge(mappings::routes())
+        .merge(monitoring::routes())
         .merge(scheduling::routes())
         .merge(lists::routes())
         .merge(imports::routes())
