@@ -254,6 +254,14 @@ backend_tests! {
         assert_eq!(count(&app, "/api/v1/cases").await, 0);
         assert_eq!(count(&app, "/api/v1/integrations/lawruler/sync-log?outcome=skipped").await, 2);
 
+        // One way out: nothing is received, whatever the toggles say, and the reason says so.
+        settings(&app, json!({"enable_integration": true, "receive": true, "direction": "one_way_out"})).await;
+        let r = send(&app, &hook, Format::Json, &lead(&[])).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ignored")), "{}", r.text);
+        assert!(r.body["reason"].as_str().unwrap().contains("one way out"), "{}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 0);
+        settings(&app, json!({"direction": "both"})).await;
+
         // Disconnecting keeps settings but stops receiving.
         settings(&app, json!({"enable_integration": true})).await;
         let r = app.call(reqwest::Method::DELETE, "/api/v1/integrations/lawruler/connection", None).await;
@@ -349,7 +357,9 @@ backend_tests! {
             Some(json!({"send_messages": true}))).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["inert_settings"], json!(["send_messages"]), "send data is off");
-        assert_eq!(r.body["settings"].as_object().unwrap().len(), 8);
+        // The eight toggles and the direction (both ways unless set).
+        assert_eq!(r.body["settings"].as_object().unwrap().len(), 9);
+        assert_eq!(r.body["settings"]["direction"], "both");
         // The toggles come as a list, in the safe order of the setup guide (LR7).
         let toggles = r.body["toggles"].as_array().unwrap();
         let order: Vec<&str> = toggles.iter().map(|t| t["key"].as_str().unwrap()).collect();

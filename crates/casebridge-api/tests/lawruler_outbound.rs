@@ -505,6 +505,35 @@ backend_tests! {
         }
     }
 
+    async fn one_way_in_sends_nothing_whatever_the_toggles_say(backend) {
+        let s = setup(backend, &[]).await;
+        settings(&s.app, json!({"direction": "one_way_in"})).await;
+        let view = s.view().await;
+        assert_eq!(view["settings"]["direction"], "one_way_in", "{view}");
+        assert!(view["inert_settings"].as_array().unwrap().iter().any(|x| x == "send"), "{view}");
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.message(&s.case_id, "We received your documents.").await;
+        s.call(None, true, false).await;
+        s.drain().await;
+        assert!(s.received().is_empty(), "nothing sent: {:#?}", s.received());
+        assert!(s.lr.sim.notes(LEAD).is_empty());
+        // Both ways again: later changes go out.
+        settings(&s.app, json!({"direction": "both"})).await;
+        s.message(&s.case_id, "Your appointment is confirmed.").await;
+        s.drain().await;
+        let subjects: Vec<String> = s.lr.sim.notes(LEAD).iter().map(|n| n.subject.clone()).collect();
+        assert_eq!(subjects.len(), 1, "{subjects:?}");
+        // A direction that does not exist is refused, naming the field, and changes nothing.
+        let r = s.app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"direction": "sideways", "send": false}))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["details"][0]["field"], "direction");
+        let view = s.view().await;
+        assert_eq!((&view["settings"]["direction"], &view["settings"]["send"]), (&json!("both"), &json!(true)));
+    }
+
     async fn mapped_fields_send_only_what_changed_and_unlinked_types_are_not_ready(backend) {
         let s = setup(backend, &[]).await;
         let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),

@@ -14,7 +14,8 @@ use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
-    unreachable_base_url, AutoAddRule, Checklist, PlatformField, Provider, SyncOutcome, Toggles,
+    unreachable_base_url, AutoAddRule, Checklist, Direction, PlatformField, Provider, SyncOutcome,
+    Toggles,
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
@@ -333,6 +334,8 @@ pub struct TogglesChange {
     pub send_documents: Option<bool>,
     pub sync_statuses: Option<bool>,
     pub sync_enriched_phones: Option<bool>,
+    /// The sync direction (SYNC1), which caps the toggles.
+    pub direction: Option<Direction>,
 }
 
 const MAP_STATUSES_FIRST: &str =
@@ -369,6 +372,9 @@ pub async fn change_settings(
     let resuming = change.sync_statuses == Some(true) && !t.sync_statuses;
     set(&mut t.sync_statuses, change.sync_statuses);
     set(&mut t.sync_enriched_phones, change.sync_enriched_phones);
+    if let Some(d) = change.direction {
+        t.direction = d;
+    }
     if resuming {
         if let Some(c) = app.connectors().get(p).filter(|c| c.holds_status_changes()) {
             if c.held_status_changes(&mut tx, company).await? > 0 {

@@ -35,7 +35,65 @@ impl Provider {
     }
 }
 
-/// The eight toggles of a CRM integration (LR7), in the safe order an admin turns them on.
+/// Which way data flows between the platform and a CRM (SYNC1). It caps the toggles: one way in
+/// means nothing is sent, whatever the toggles say; one way out means nothing is received (the
+/// CRM's webhooks are answered `ignored` and no pull runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Both ways (the default).
+    #[default]
+    Both,
+    /// From the CRM to the platform only.
+    OneWayIn,
+    /// From the platform to the CRM only.
+    OneWayOut,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 3] = [Direction::Both, Direction::OneWayIn, Direction::OneWayOut];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Both => "both",
+            Direction::OneWayIn => "one_way_in",
+            Direction::OneWayOut => "one_way_out",
+        }
+    }
+
+    /// What an admin reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Both => "Both ways",
+            Direction::OneWayIn => {
+                "One way in: from the CRM to the platform only (nothing is sent)"
+            }
+            Direction::OneWayOut => {
+                "One way out: from the platform to the CRM only (nothing is received)"
+            }
+        }
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == raw)
+            .ok_or_else(|| {
+                ValidationError::single(field, "must be both, one_way_in or one_way_out")
+            })
+    }
+
+    pub fn receives(self) -> bool {
+        self != Direction::OneWayOut
+    }
+
+    pub fn sends(self) -> bool {
+        self != Direction::OneWayIn
+    }
+}
+
+/// The eight toggles of a CRM integration (LR7), in the safe order an admin turns them on, and
+/// the sync direction that caps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Toggles {
@@ -50,6 +108,8 @@ pub struct Toggles {
     /// Not a toggle of the safe order but an option of call records (LR10): send the phone
     /// number that reached the client as `CellPhone`.
     pub sync_enriched_phones: bool,
+    /// Caps the toggles (SYNC1); `both` when never set.
+    pub direction: Direction,
 }
 
 /// One toggle as the setup screen shows it (LR7).
@@ -171,14 +231,14 @@ impl Toggles {
 
     pub fn gates(&self) -> Gates {
         let on = self.enable_integration;
-        let send = on && self.send;
+        let send = on && self.send && self.direction.sends();
         Gates {
-            receive: on && self.receive,
+            receive: on && self.receive && self.direction.receives(),
             send_mapped_fields: send && self.send_mapped_fields,
             send_messages: send && self.send_messages,
             send_call_records: send && self.send_call_records,
             send_documents: send && self.send_documents,
-            sync_statuses: on && self.sync_statuses,
+            sync_statuses: on && self.sync_statuses && self.direction.sends(),
         }
     }
 
@@ -189,7 +249,11 @@ impl Toggles {
         let mut out = Vec::new();
         let pairs = [
             ("receive", self.receive, g.receive),
-            ("send", self.send, self.enable_integration && self.send),
+            (
+                "send",
+                self.send,
+                self.enable_integration && self.send && self.direction.sends(),
+            ),
             (
                 "send_mapped_fields",
                 self.send_mapped_fields,
@@ -480,5 +544,49 @@ mod tests {
             .unwrap()
             .matches(&ct, &st));
         assert!(AutoAddRule::parse(None, Some(" ")).is_err());
+    }
+
+    #[test]
+    fn the_direction_caps_the_toggles() {
+        let all = Toggles {
+            enable_integration: true,
+            receive: true,
+            send: true,
+            send_mapped_fields: true,
+            send_messages: true,
+            send_call_records: true,
+            send_documents: true,
+            sync_statuses: true,
+            sync_enriched_phones: true,
+            direction: Direction::Both,
+        };
+        let g = all.gates();
+        assert!(g.receive && g.send_messages && g.sync_statuses);
+        let inbound = Toggles {
+            direction: Direction::OneWayIn,
+            ..all
+        };
+        let g = inbound.gates();
+        assert!(g.receive);
+        assert!(!(g.send_mapped_fields || g.send_messages || g.send_call_records));
+        assert!(!(g.send_documents || g.sync_statuses), "nothing is sent");
+        assert!(inbound.inert().contains(&"send"), "the admin is told");
+        let outbound = Toggles {
+            direction: Direction::OneWayOut,
+            ..all
+        };
+        assert!(!outbound.gates().receive && outbound.gates().send_messages);
+        assert_eq!(outbound.inert(), ["receive"]);
+        // Stored settings from before the direction existed read as both ways.
+        let old = Toggles::from_settings(
+            &serde_json::json!({"enable_integration": true, "receive": true}),
+        );
+        assert_eq!(old.direction, Direction::Both);
+        assert!(old.gates().receive);
+        assert_eq!(
+            Direction::parse("direction", "one_way_in").unwrap(),
+            Direction::OneWayIn
+        );
+        assert!(Direction::parse("direction", "inbound").is_err());
     }
 }

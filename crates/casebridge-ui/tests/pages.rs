@@ -292,6 +292,16 @@ backend_tests! {
         assert_eq!(select(&doc, "button[data-copy=webhook-url]").len(), 1);
         let done: Vec<_> = select(&doc, ".checklist li").iter().map(|li| li.value().attr("data-done").unwrap().to_owned()).collect();
         assert_eq!(done, ["true", "false", "false", "false"]);
+        // The direction menu caps the toggles; one way in is saved from the form.
+        let options: Vec<_> = select(&doc, "#direction option").iter().map(|o| o.value().attr("value").unwrap().to_owned()).collect();
+        assert_eq!(options, ["both", "one_way_in", "one_way_out"]);
+        b.post("/ui/integrations/lawruler/toggles", &[("csrf", &csrf), ("direction", "one_way_in"), ("enable_integration", "on")])
+            .await.expect(StatusCode::SEE_OTHER);
+        let api = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK);
+        assert_eq!(api.body["settings"]["direction"], "one_way_in");
+        let bad = b.post("/ui/integrations/lawruler/toggles", &[("csrf", &csrf), ("direction", "sideways")]).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(texts(&Html::parse_document(&bad.html), "#toggles .form-error")[0].contains("must be both, one_way_in or one_way_out"));
         // Status sync is off with nothing held: turning it on needs a status mapping first,
         // which the page says in place.
         let r = b.post("/ui/integrations/lawruler/status-sync", &[("csrf", &csrf), ("enabled", "true")]).await;

@@ -10,7 +10,7 @@ use casebridge_app::integrations::{
     self as svc, CrmOp, IntegrationView, Link, StoredRule, SyncEntry, TogglesChange,
 };
 use casebridge_domain::crm_ops::{OpState, ResumeMode};
-use casebridge_domain::integrations::{Provider, Toggles};
+use casebridge_domain::integrations::{Direction, Provider, Toggles};
 use casebridge_domain::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -94,7 +94,8 @@ pub struct IntegrationOut {
     /// Set while `webhook_url` is a loopback address the CRM cannot reach (casebridge runs
     /// without `CASEBRIDGE_PUBLIC_URL`, and the URL comes from its listen address).
     pub webhook_url_warning: Option<String>,
-    /// The toggles as set, by name (the body `PUT …/settings` takes); `toggles` has them in order.
+    /// The toggles as set, by name, and the sync `direction` (the body `PUT …/settings` takes);
+    /// `toggles` has them in order.
     #[schema(value_type = Object)]
     pub settings: Value,
     /// The toggles in the safe order an admin turns them on (LR7): Enable Integration, Receive,
@@ -166,6 +167,7 @@ impl From<IntegrationView> for IntegrationOut {
                 name.to_string(),
                 serde_json::to_value(t).unwrap()[name].clone()
             ))
+            .chain([("direction".to_owned(), json!(t.direction.as_str()))])
             .collect::<Map<_, _>>());
         let ops = v.operations;
         Self {
@@ -318,6 +320,9 @@ pub struct SettingsBody {
     pub sync_statuses: Option<bool>,
     /// Call records: send the phone number that reached the client as `CellPhone` (LR10).
     pub sync_enriched_phones: Option<bool>,
+    /// Which way data flows (SYNC1): `both` (the default), `one_way_in` (nothing is sent,
+    /// whatever the toggles say) or `one_way_out` (nothing is received).
+    pub direction: Option<String>,
 }
 
 /// Changes the toggles. Turning the integration on needs a connection; turning status sync on
@@ -342,6 +347,11 @@ async fn update_settings(
         send_documents: b.send_documents,
         sync_statuses: b.sync_statuses,
         sync_enriched_phones: b.sync_enriched_phones,
+        direction: b
+            .direction
+            .as_deref()
+            .map(|d| Direction::parse("direction", d))
+            .transpose()?,
     };
     let view = svc::change_settings(&s.app, company, provider(&raw)?, &change).await?;
     Ok(axum::Json(view.into()))

@@ -177,6 +177,11 @@ impl Connector for LawRuler {
             Some("Law Ruler is not connected".to_owned())
         } else if !t.enable_integration {
             Some("the integration is turned off (Enable Integration)".to_owned())
+        } else if !t.direction.receives() {
+            Some(
+                "the sync direction is one way out (platform to Law Ruler): nothing is received"
+                    .to_owned(),
+            )
         } else if !t.gates().receive {
             Some("receiving data from Law Ruler is turned off".to_owned())
         } else {

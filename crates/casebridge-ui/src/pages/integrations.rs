@@ -12,7 +12,7 @@ use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{self as svc, IntegrationView, TogglesChange};
 use casebridge_domain::crm_ops::ResumeMode;
-use casebridge_domain::integrations::{Provider, ToggleItem};
+use casebridge_domain::integrations::{Direction, Provider, ToggleItem};
 use serde_json::{Map, Value};
 
 use crate::error::UiError;
@@ -249,6 +249,7 @@ struct ConfigPage {
     fields: Vec<ConnectField>,
     errors: FieldErrors,
     toggles: Vec<ToggleItem>,
+    directions: [Direction; 3],
     next_step: String,
     /// Status changes held while status sync was off (LR11); `None` when the CRM has no
     /// status sync.
@@ -308,6 +309,7 @@ async fn config_page(
         slug: p.as_str(),
         fields: connect_fields(p, v.credentials.as_ref()),
         toggles: v.toggles.listed(),
+        directions: Direction::ALL,
         next_step: next_step(&v),
         held,
         errors,
@@ -412,6 +414,18 @@ async fn toggles(
         send_documents: on("send_documents"),
         sync_statuses: Some(current.sync_statuses),
         sync_enriched_phones: on("sync_enriched_phones"),
+        // A form without the menu (an old page) leaves the direction as it is.
+        direction: match form.get("direction") {
+            Some(d) => match Direction::parse("direction", d) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
+                    let page_ = config_page(&ui, &admin, p, errors).await?;
+                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
+                }
+            },
+            None => None,
+        },
     };
     match svc::change_settings(&ui.app, admin.session.company_id, p, &change).await {
         Ok(_) => Ok(done(
