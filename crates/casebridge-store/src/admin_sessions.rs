@@ -72,8 +72,9 @@ pub async fn locked_until(
         .transpose()
 }
 
-/// Counts one more failed sign-in for `email`; from the `threshold`-th failure in a row on, the
-/// email is locked for `lock_ms`. Returns the failures in a row.
+/// Counts one more failed sign-in for `email` (starting again after a lock has ended); from the
+/// `threshold`-th failure in a row on, the email is locked for `lock_ms`. Returns the failures
+/// in a row.
 pub async fn record_failure(
     conn: &mut Conn,
     email: &str,
@@ -81,12 +82,19 @@ pub async fn record_failure(
     lock_ms: i64,
     now: Timestamp,
 ) -> Result<i64> {
+    // A lock that has ended starts the count again.
     let failures: i64 = sqlx::query_scalar(
         "INSERT INTO admin_login_failures (email, failures, locked_until) VALUES ($1, 1, 0)
-         ON CONFLICT (email) DO UPDATE SET failures = admin_login_failures.failures + 1
+         ON CONFLICT (email) DO UPDATE SET
+             failures = CASE WHEN admin_login_failures.locked_until > 0
+                                  AND admin_login_failures.locked_until <= $2
+                             THEN 1 ELSE admin_login_failures.failures + 1 END,
+             locked_until = CASE WHEN admin_login_failures.locked_until <= $2
+                                 THEN 0 ELSE admin_login_failures.locked_until END
          RETURNING failures",
     )
     .bind(email)
+    .bind(now.as_millisecond())
     .fetch_one(&mut *conn)
     .await?;
     if failures >= threshold {

@@ -82,8 +82,9 @@ backend_tests! {
         let still = other.sign_in("ann@firm.test", "correct horse battery").await;
         assert_eq!(still.status, StatusCode::TOO_MANY_REQUESTS, "locked out for a while");
         assert!(other.cookie("cb_session").is_none());
-        // The lock ends by itself.
+        // The lock ends by itself, and the count starts again: one more failure does not lock.
         app.advance(Duration::from_secs(16 * 60));
+        assert_eq!(other.sign_in("ann@firm.test", "guess").await.status, StatusCode::UNAUTHORIZED);
         assert_eq!(other.sign_in("ann@firm.test", "correct horse battery").await.status, StatusCode::SEE_OTHER);
     }
 
