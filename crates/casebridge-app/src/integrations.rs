@@ -247,6 +247,38 @@ pub async fn list(app: &App, company: CompanyId) -> Result<Vec<Card>> {
     Ok(out)
 }
 
+/// Settings → Integrations at a glance: each CRM with its setup view (when casebridge can
+/// connect it), whether scheduling is connected, and the company's webhooks (all, and on).
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub crms: Vec<(Provider, Option<IntegrationView>)>,
+    pub scheduling_connected: bool,
+    pub webhooks: u64,
+    pub webhooks_active: u64,
+}
+
+pub async fn overview(app: &App, company: CompanyId) -> Result<Overview> {
+    let mut crms = Vec::new();
+    for p in PROVIDERS {
+        let view = match app.connectors().get(p) {
+            Some(_) => Some(get(app, company, p).await?),
+            None => None,
+        };
+        crms.push((p, view));
+    }
+    let mut conn = app.store().conn().await?;
+    let scheduling_connected = casebridge_store::scheduling::connection(&mut conn, company)
+        .await?
+        .is_some();
+    let (webhooks, webhooks_active) = casebridge_store::webhooks::count(&mut conn, company).await?;
+    Ok(Overview {
+        crms,
+        scheduling_connected,
+        webhooks,
+        webhooks_active,
+    })
+}
+
 /// An integration's setup screen.
 pub async fn get(app: &App, company: CompanyId, p: Provider) -> Result<IntegrationView> {
     let i = ensure(app, company, p).await?;

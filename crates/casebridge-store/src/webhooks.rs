@@ -474,6 +474,21 @@ pub async fn deliveries(
     }))
 }
 
+/// How many webhooks the company has, and how many of them are on.
+pub async fn count(conn: &mut Conn, company: CompanyId) -> Result<(u64, u64)> {
+    let (all, on): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN active <> 0 THEN 1 ELSE 0 END), 0)
+         FROM webhooks WHERE company_id = $1",
+    )
+    .bind(company.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((
+        u64::try_from(all).unwrap_or(0),
+        u64::try_from(on).unwrap_or(0),
+    ))
+}
+
 /// The conditions of a [`DeliveryFilter`] on `webhook_deliveries d JOIN events e`, with the
 /// company as `$1` and the filter's values as `$2`…`$8` (bound by [`bind_filter`]).
 const FILTER_WHERE: &str = "d.company_id = $1

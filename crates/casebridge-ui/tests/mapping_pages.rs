@@ -59,8 +59,7 @@ backend_tests! {
         let ct = app.create("/api/v1/case-types", json!({"name": "MVA"})).await;
         let crm_ct = crm_types[0].id.clone();
         let field = format!("link.{crm_ct}");
-        let r = b.post("/ui/integrations/lawruler/links", &[("csrf", &csrf), (&field, &ct)]).await.expect(StatusCode::SEE_OTHER);
-        let _ = r;
+        b.post("/ui/integrations/lawruler/links", &[("csrf", &csrf), (&field, &ct)]).await.expect(StatusCode::SEE_OTHER);
         let links = app.get("/api/v1/integrations/lawruler/case-type-links").await.expect(StatusCode::OK).body;
         let linked = links.as_array().unwrap().iter().find(|l| l["crm_case_type_id"] == crm_ct.as_str()).unwrap();
         assert_eq!(linked["case_type_id"], ct.as_str());

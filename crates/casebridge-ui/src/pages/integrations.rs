@@ -49,51 +49,38 @@ struct ListPage {
 }
 
 async fn list(State(ui): State<Ui>, jar: CookieJar, admin: Admin) -> Result<Response, UiError> {
-    let company = admin.session.company_id;
-    let mut cards = Vec::new();
-    for c in svc::list(&ui.app, company).await? {
-        let card = match Provider::parse(&c.provider) {
-            Some(p) if c.available => crm_card(&svc::get(&ui.app, company, p).await?),
-            Some(p) => CardView {
-                name: c.name,
+    let o = svc::overview(&ui.app, admin.session.company_id).await?;
+    let mut cards: Vec<CardView> = o
+        .crms
+        .iter()
+        .map(|(p, view)| match view {
+            Some(v) => crm_card(v),
+            None => CardView {
+                name: p.label().into(),
                 href: format!("/ui/integrations/{}", p.as_str()),
                 badge: "Not available",
                 badge_class: "muted",
                 next_step: format!("{} cannot be connected in this version yet.", p.label()),
             },
-            None => {
-                let s = casebridge_app::scheduling::status(&ui.app, company)
-                    .await
-                    .map_err(casebridge_app::AppError::from)?;
-                let connected = s.connection.is_some();
-                CardView {
-                    name: c.name,
-                    href: "/ui/scheduling".into(),
-                    badge: if connected {
-                        "Connected"
-                    } else {
-                        "Not connected"
-                    },
-                    badge_class: if connected { "ok" } else { "muted" },
-                    next_step: if connected {
-                        "Turn on booking for the agents that should book appointments.".into()
-                    } else {
-                        "Paste the scheduling API key to let agents book appointments.".into()
-                    },
-                }
-            }
-        };
-        cards.push(card);
-    }
-    let hooks = casebridge_app::webhooks::list(
-        &ui.app,
-        company,
-        None,
-        &casebridge_domain::page::PageRequest::first(200),
-    )
-    .await?;
-    let active = hooks.items.iter().filter(|h| h.webhook.active).count();
-    let (badge, badge_class, next_step) = match (hooks.items.len(), active) {
+        })
+        .collect();
+    let connected = o.scheduling_connected;
+    cards.push(CardView {
+        name: "Scheduling".into(),
+        href: "/ui/scheduling".into(),
+        badge: if connected {
+            "Connected"
+        } else {
+            "Not connected"
+        },
+        badge_class: if connected { "ok" } else { "muted" },
+        next_step: if connected {
+            "Turn on booking for the agents that should book appointments.".into()
+        } else {
+            "Paste the scheduling API key to let agents book appointments.".into()
+        },
+    });
+    let (badge, badge_class, next_step) = match (o.webhooks, o.webhooks_active) {
         (0, _) => (
             "None yet",
             "muted",
