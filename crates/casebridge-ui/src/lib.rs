@@ -2,8 +2,9 @@
 //!
 //! Pages are askama templates rendered from typed view models; every action is a real
 //! `<form method="post">` that works without JavaScript (the vendored htmx and `app.js` only
-//! improve it: copy buttons, live refresh). Handlers extract, call one service of
-//! `casebridge-app`, and render: pages never touch the store, a CRM module or the JSON API.
+//! improve it: copy buttons, live refresh). Handlers extract, call `casebridge-app` services
+//! (one per action; a page that shows several things reads one service per thing) and render:
+//! pages never touch the store, a CRM module or the JSON API.
 //!
 //! Invariants:
 //! - every page but sign-in needs a live session ([`session::Admin`]); without one it answers
