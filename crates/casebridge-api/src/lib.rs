@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+mod scrape;
 
 pub use casebridge_app::{App, AppParts};
 pub use error::ApiError;

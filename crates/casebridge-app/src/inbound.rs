@@ -96,7 +96,35 @@ async fn log(
 
 /// Receives one webhook of `p` at the URL with `token`; `query` is the URL's query string.
 /// Returns the company it was for (for the caller's logs) and what it did.
+/// Every webhook is counted in `casebridge_crm_inbound_webhooks_total` by CRM and outcome.
 pub async fn receive(
+    app: &App,
+    p: Provider,
+    token: &str,
+    query: &str,
+    body: InboundBody,
+) -> Result<(CompanyId, Received)> {
+    let result = receive_one(app, p, token, query, body).await;
+    let outcome = match &result {
+        Ok((_, Received::Applied(_))) => "applied",
+        Ok((_, Received::Duplicate { .. })) => "duplicate",
+        Ok((_, Received::Ignored { .. })) => "ignored",
+        Err(AppError::NotFound(_)) => "unknown_token",
+        Err(
+            AppError::Validation(_)
+            | AppError::BadRequest(_)
+            | AppError::PayloadTooLarge(_)
+            | AppError::UnsupportedMediaType(_),
+        ) => "rejected",
+        Err(_) => "error",
+    };
+    metrics::counter!("casebridge_crm_inbound_webhooks_total",
+        "provider" => p.as_str(), "outcome" => outcome)
+    .increment(1);
+    result
+}
+
+async fn receive_one(
     app: &App,
     p: Provider,
     token: &str,

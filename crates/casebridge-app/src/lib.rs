@@ -34,6 +34,7 @@ pub mod inbound;
 pub mod integrations;
 pub mod lists;
 pub mod named;
+pub mod operator;
 pub mod scheduling;
 pub mod webhooks;
 

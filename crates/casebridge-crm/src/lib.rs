@@ -3,6 +3,7 @@
 //! correction touches one place. [`connector`] is the one interface the service layer uses.
 
 pub mod connector;
+pub mod counters;
 pub mod lawruler;
 pub mod smartadvocate;
 

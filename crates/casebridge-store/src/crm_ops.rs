@@ -276,3 +276,20 @@ pub async fn counts(
         })
         .collect()
 }
+
+/// Operations per CRM and state across every company, for the operator's metrics.
+pub async fn totals(conn: &mut Conn) -> Result<Vec<(String, OpState, u64)>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT provider, state, COUNT(*) FROM crm_ops GROUP BY provider, state
+         ORDER BY provider, state",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(provider, s, n)| {
+            let state = OpState::parse(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("crm_ops.state `{s}`")))?;
+            Ok((provider, state, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}

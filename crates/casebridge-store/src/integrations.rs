@@ -1126,3 +1126,26 @@ pub async fn sync_problems(
     }
     Ok(out)
 }
+
+/// Connected integrations per CRM across every company, and how many of them have a
+/// configuration error (wrong key, revoked user): what an operator alerts on.
+pub async fn health_totals(conn: &mut Conn) -> Result<Vec<(String, u64, u64)>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT provider, COUNT(*),
+                COALESCE(SUM(CASE WHEN config_error IS NOT NULL THEN 1 ELSE 0 END), 0)
+         FROM integrations WHERE connected_at IS NOT NULL
+         GROUP BY provider ORDER BY provider",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(p, n, e)| {
+            (
+                p,
+                u64::try_from(n).unwrap_or(0),
+                u64::try_from(e).unwrap_or(0),
+            )
+        })
+        .collect())
+}

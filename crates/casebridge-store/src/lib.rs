@@ -153,6 +153,22 @@ impl Default for StoreOptions {
     }
 }
 
+/// A snapshot of the connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (idle or in use).
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Records how long getting a connection took: `read` for [`Store::conn`], `write` for
+/// [`Store::begin`] (on SQLite that includes waiting for the single writer).
+fn record_acquire(kind: &'static str, started: std::time::Instant) {
+    metrics::histogram!("casebridge_db_acquire_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+}
+
 /// A handle to the database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -243,6 +259,7 @@ impl Store {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         let epoch = wake::epoch();
+        let started = std::time::Instant::now();
         // Queue for the write lock before taking a connection, so waiting writers do not hold
         // pooled connections.
         let guard = match &self.write_lock {
@@ -250,9 +267,11 @@ impl Store {
             None => None,
         };
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
         };
+        record_acquire("write", started);
+        let tx = tx?;
         Ok(Tx {
             tx,
             guard,
@@ -263,7 +282,19 @@ impl Store {
 
     /// A pooled connection for reads outside a transaction.
     pub async fn conn(&self) -> Result<PoolConnection<Any>> {
-        Ok(self.pool.acquire().await?)
+        let started = std::time::Instant::now();
+        let conn = self.pool.acquire().await;
+        record_acquire("read", started);
+        Ok(conn?)
+    }
+
+    /// The pool's connections now: open, idle and the configured maximum (for `/metrics`).
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     /// Checks that the database answers (for `/readyz`).

@@ -612,15 +612,16 @@ pub async fn mark_pending(
 }
 
 /// Marks a pending delivery failed (its webhook was turned off, or its job was dead-lettered).
-/// A delivery that already succeeded or failed is left as it is.
+/// A delivery that already succeeded or failed is left as it is; returns whether this call
+/// failed it.
 pub async fn mark_failed(
     conn: &mut Conn,
     company: CompanyId,
     id: DeliveryId,
     error: &str,
     now: Timestamp,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE webhook_deliveries SET status = 'failed', last_error = $3, updated_at = $4
          WHERE company_id = $1 AND id = $2 AND status = 'pending'",
     )
@@ -630,7 +631,7 @@ pub async fn mark_failed(
     .bind(now.as_millisecond())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 /// Whether the job already made a successful attempt (so a re-run after a crash sends nothing).

@@ -185,6 +185,8 @@ struct Outcome {
     body: Option<String>,
     error: Option<String>,
     retry_after: Option<Duration>,
+    /// The outcome class counted in `casebridge_webhook_attempts_total`.
+    class: &'static str,
 }
 
 #[async_trait]
@@ -217,10 +219,13 @@ impl Handler for Deliver {
             drop(conn);
             let why = "the webhook is turned off";
             let mut tx = rt.store.begin().await.map_err(store_err)?;
-            webhooks::mark_failed(&mut tx, company, delivery.id, why, rt.clock.now())
+            let failed = webhooks::mark_failed(&mut tx, company, delivery.id, why, rt.clock.now())
                 .await
                 .map_err(store_err)?;
             tx.commit().await.map_err(store_err)?;
+            if failed {
+                count_failed("webhook_off");
+            }
             return Err(JobError::Permanent(why.into()));
         }
         let body = events::payload(&mut conn, company, delivery.event_id)
@@ -253,7 +258,13 @@ impl Handler for Deliver {
         }
         let clock = Instant::now();
         let outcome = self.send(&hook.url, &headers, &body).await;
-        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = clock.elapsed();
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        metrics::counter!("casebridge_webhook_attempts_total", "outcome" => outcome.class)
+            .increment(1);
+        metrics::histogram!("casebridge_webhook_attempt_duration_seconds",
+            "outcome" => outcome.class)
+        .record(elapsed.as_secs_f64());
 
         // Decide what follows, from the status: success, gone, or a failure to retry or give up.
         let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
@@ -326,6 +337,13 @@ impl Handler for Deliver {
             .map_err(store_err)?;
         }
         tx.commit().await.map_err(store_err)?;
+        if gone {
+            metrics::counter!("casebridge_webhook_endpoints_disabled_total", "reason" => "gone")
+                .increment(1);
+        }
+        if status == DeliveryStatus::Failed {
+            count_failed(if gone { "gone" } else { "retries_spent" });
+        }
 
         let error = error.unwrap_or_default();
         match status {
@@ -362,9 +380,11 @@ impl Deliver {
             .await
         }
         .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, delivery.id = %payload.delivery_id,
-                "could not mark a dead delivery failed");
+        match result {
+            Ok(true) => count_failed("error"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, delivery.id = %payload.delivery_id,
+                "could not mark a dead delivery failed"),
         }
     }
 
@@ -399,17 +419,18 @@ impl Deliver {
 
     async fn send(&self, url: &str, headers: &[(String, String)], body: &str) -> Outcome {
         let rt = &self.0;
-        let failed = |error: String| Outcome {
+        let failed = |class: &'static str, error: String| Outcome {
             status: None,
             headers: Vec::new(),
             body: None,
             error: Some(error),
             retry_after: None,
+            class,
         };
         // Checked at every attempt: DNS can change after the webhook was saved.
         let url = match rt.policy.vet(url).await {
             Ok(u) => u,
-            Err(e) => return failed(format!("destination refused: {e}")),
+            Err(e) => return failed("refused", format!("destination refused: {e}")),
         };
         let mut req = rt.client.post(url).body(body.to_owned());
         for (k, v) in headers {
@@ -417,7 +438,7 @@ impl Deliver {
         }
         let mut resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return failed(describe(&e)),
+            Err(e) => return failed(error_class(&e), describe(&e)),
         };
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = resp
@@ -459,7 +480,38 @@ impl Deliver {
             body: Some(String::from_utf8_lossy(&buf).into_owned()),
             error,
             retry_after,
+            class: status_class(status),
         }
+    }
+}
+
+/// Counts a delivery that reached `failed`, by why.
+fn count_failed(reason: &'static str) {
+    metrics::counter!("casebridge_webhook_deliveries_failed_total", "reason" => reason)
+        .increment(1);
+}
+
+/// The outcome class of an answered attempt.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// The outcome class of an attempt that got no answer.
+fn error_class(e: &reqwest::Error) -> &'static str {
+    if PolicyError::find_in(e).is_some() {
+        "refused"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect_error"
+    } else {
+        "error"
     }
 }
 

@@ -46,12 +46,5 @@ pub fn ops() -> Router<AppState> {
             get(|| async { axum::Json(crate::dto::HealthOut { status: "ok" }) }),
         )
         .route("/readyz", get(crate::ready))
-        .route(
-            "/metrics",
-            get(
-                |axum::extract::State(s): axum::extract::State<AppState>| async move {
-                    s.metrics.render()
-                },
-            ),
-        )
+        .route("/metrics", get(crate::scrape::metrics))
 }

@@ -52,6 +52,7 @@ use super::client::{LawRulerClient, LawRulerError, Note, Upload, CLIENT_COMMUNIC
 use super::connection::Clients;
 use super::ingest::PROVIDER;
 use super::voice::{self, CallContext};
+use crate::counters;
 
 /// The queue outbound operations run on.
 pub const QUEUE: &str = "crm";
@@ -1229,6 +1230,9 @@ impl OpHandler {
             .await?;
         }
         tx.commit().await?;
+        if moved {
+            counters::operation(PROVIDER, op.kind.as_str(), to.as_str());
+        }
         Ok(moved)
     }
 
@@ -1294,7 +1298,11 @@ impl OpHandler {
             )
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        if moved {
+            counters::operation(PROVIDER, op.kind.as_str(), "done");
+        }
+        Ok(())
     }
 
     /// Parks a pending operation as `blocked` (setting the integration's configuration error
@@ -1339,6 +1347,7 @@ impl OpHandler {
         )
         .await?
         {
+            counters::operation(PROVIDER, op.kind.as_str(), "blocked");
             if set_error {
                 integrations::set_config_error(
                     &mut tx,
@@ -1383,7 +1392,9 @@ impl OpHandler {
             )
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        counters::operation(PROVIDER, op.kind.as_str(), "retried");
+        Ok(())
     }
 }
 
@@ -1451,6 +1462,7 @@ impl Handler for OpHandler {
             }
         };
         if let Err(wait) = self.throttle(company).await {
+            counters::rate_limit_wait(PROVIDER, wait.as_secs_f64());
             return Err(JobError::Retry {
                 error: "Law Ruler asked to wait (rate limit)".into(),
                 retry_after: Some(wait),

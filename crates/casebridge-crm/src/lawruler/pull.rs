@@ -76,6 +76,7 @@ use super::connection::Clients;
 use super::ingest::PROVIDER;
 use super::lead::{apply_row, lead_fields, Outcome, RowFailure};
 use super::outbound::toggles;
+use crate::counters;
 
 /// The queue pulls run on.
 pub const QUEUE: &str = "crm";
@@ -635,10 +636,17 @@ impl Handler for PullJob {
             .company_id
             .ok_or_else(|| JobError::Permanent("job has no company".into()))?;
         match pull(&self.store, self.clock.as_ref(), &self.clients, company).await {
-            Ok(_) => Ok(()),
-            Err(PullError::Store(e)) => Err(store_retry(e)),
+            Ok(_) => {
+                counters::pull(PROVIDER, "ok");
+                Ok(())
+            }
+            Err(PullError::Store(e)) => {
+                counters::pull(PROVIDER, "retried");
+                Err(store_retry(e))
+            }
             Err(PullError::LawRuler { error, leads }) => {
                 let retry = error.is_retryable() && job.attempts < MAX_ATTEMPTS;
+                counters::pull(PROVIDER, if retry { "retried" } else { "failed" });
                 let retry_after = error.retry_after();
                 let text = error.to_string();
                 self.failed(job, company, error, leads)
