@@ -29,6 +29,7 @@ pub mod cases;
 pub mod clients;
 pub mod company;
 pub mod documents;
+pub mod exports;
 pub mod imports;
 pub mod inbound;
 pub mod integrations;

@@ -1,5 +1,6 @@
 //! Case types, case statuses, campaigns, lists, clients and cases, as validated inputs.
 
+use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::error::{ValidationError, Validator};
@@ -336,6 +337,10 @@ pub struct CaseFilter {
     pub case_type_id: Option<CaseTypeId>,
     pub case_status_id: Option<CaseStatusId>,
     pub client_id: Option<ClientId>,
+    /// Created at or after.
+    pub created_since: Option<Timestamp>,
+    /// Created before.
+    pub created_until: Option<Timestamp>,
 }
 
 /// Filters for listing clients: exact email (case-insensitive) or phone.
@@ -343,6 +348,10 @@ pub struct CaseFilter {
 pub struct ClientFilter {
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// Created at or after.
+    pub created_since: Option<Timestamp>,
+    /// Created before.
+    pub created_until: Option<Timestamp>,
 }
 
 /// A partial update of a client. `Some(None)` clears a field.

@@ -190,17 +190,40 @@ pub async fn list(
            AND ($3 IS NULL OR case_type_id = $3)
            AND ($4 IS NULL OR case_status_id = $4)
            AND ($5 IS NULL OR client_id = $5)
-         ORDER BY id LIMIT $6"
+           AND ($6 IS NULL OR created_at >= $6)
+           AND ($7 IS NULL OR created_at < $7)
+         ORDER BY id LIMIT $8"
     ))
     .bind(company.to_string())
     .bind(page.after.clone().unwrap_or_default())
     .bind(filter.case_type_id.map(|i| i.to_string()))
     .bind(filter.case_status_id.map(|i| i.to_string()))
     .bind(filter.client_id.map(|i| i.to_string()))
+    .bind(filter.created_since.map(|t| t.as_millisecond()))
+    .bind(filter.created_until.map(|t| t.as_millisecond()))
     .bind(i64::from(page.limit) + 1)
     .fetch_all(&mut *conn)
     .await?;
     with_refs(conn, company, rows, page.limit).await
+}
+
+/// How many cases were created in `[since, until)` (for an export's progress).
+pub async fn count_created(
+    conn: &mut Conn,
+    company: CompanyId,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM cases WHERE company_id = $1
+           AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3)",
+    )
+    .bind(company.to_string())
+    .bind(since.map(|t| t.as_millisecond()))
+    .bind(until.map(|t| t.as_millisecond()))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 async fn with_refs(

@@ -127,12 +127,16 @@ pub async fn list(
          WHERE company_id = $1 AND id > $2
            AND ($3 IS NULL OR lower(email) = lower($3))
            AND ($4 IS NULL OR phone = $4)
-         ORDER BY id LIMIT $5"
+           AND ($5 IS NULL OR created_at >= $5)
+           AND ($6 IS NULL OR created_at < $6)
+         ORDER BY id LIMIT $7"
     ))
     .bind(company.to_string())
     .bind(page.after.clone().unwrap_or_default())
     .bind(filter.email.clone())
     .bind(filter.phone.clone())
+    .bind(filter.created_since.map(|t| t.as_millisecond()))
+    .bind(filter.created_until.map(|t| t.as_millisecond()))
     .bind(i64::from(page.limit) + 1)
     .fetch_all(&mut *conn)
     .await?;
@@ -148,6 +152,25 @@ pub async fn list(
     Ok(Page::from_overfetch(items, page.limit, |c| {
         c.id.to_string()
     }))
+}
+
+/// How many clients were created in `[since, until)` (for an export's progress).
+pub async fn count_created(
+    conn: &mut Conn,
+    company: CompanyId,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM clients WHERE company_id = $1
+           AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3)",
+    )
+    .bind(company.to_string())
+    .bind(since.map(|t| t.as_millisecond()))
+    .bind(until.map(|t| t.as_millisecond()))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub async fn update(

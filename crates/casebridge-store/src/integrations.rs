@@ -1002,6 +1002,99 @@ pub async fn sync_log(
     Ok(Page::from_overfetch(items, page.limit, |e| e.id.clone()))
 }
 
+/// A [`SyncRow`] with its CRM first.
+type ProviderSyncRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The sync-log lines written in `[since, until)`, of one CRM or all, oldest first, after the
+/// cursor `after` (a line id): what an export reads, a chunk at a time. Returns each line with
+/// its CRM.
+pub async fn sync_log_range(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: Option<&str>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, SyncEntry)>> {
+    let rows: Vec<ProviderSyncRow> = sqlx::query_as(
+        "SELECT provider, id, direction, operation, record_ref, outcome, error_kind, message,
+                    created_at
+             FROM sync_log WHERE company_id = $1 AND ($2 IS NULL OR provider = $2)
+               AND ($3 IS NULL OR created_at >= $3) AND ($4 IS NULL OR created_at < $4)
+               AND id > $5
+             ORDER BY id LIMIT $6",
+    )
+    .bind(company.to_string())
+    .bind(provider.map(str::to_owned))
+    .bind(since.map(|t| t.as_millisecond()))
+    .bind(until.map(|t| t.as_millisecond()))
+    .bind(after.unwrap_or_default().to_owned())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(
+                p,
+                id,
+                direction,
+                operation,
+                record_ref,
+                outcome,
+                error_kind,
+                message,
+                created_at,
+            )| {
+                Ok((
+                    p,
+                    SyncEntry {
+                        id,
+                        direction,
+                        operation,
+                        record_ref,
+                        outcome,
+                        error_kind,
+                        message,
+                        created_at: ts(created_at)?,
+                    },
+                ))
+            },
+        )
+        .collect()
+}
+
+/// How many sync-log lines [`sync_log_range`] reads from the start (for an export's progress).
+pub async fn sync_log_range_count(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: Option<&str>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sync_log WHERE company_id = $1 AND ($2 IS NULL OR provider = $2)
+           AND ($3 IS NULL OR created_at >= $3) AND ($4 IS NULL OR created_at < $4)",
+    )
+    .bind(company.to_string())
+    .bind(provider.map(str::to_owned))
+    .bind(since.map(|t| t.as_millisecond()))
+    .bind(until.map(|t| t.as_millisecond()))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// How many sync-log lines there are per direction and outcome, written at or after `since`
 /// (all of them when `None`): `(direction, outcome, count)`.
 pub async fn sync_log_counts(

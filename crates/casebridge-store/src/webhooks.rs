@@ -542,6 +542,44 @@ pub async fn search_deliveries(
     }))
 }
 
+/// The deliveries matching `filter`, oldest first, after the cursor `after` (a delivery id): what
+/// an export reads, a chunk at a time.
+pub async fn deliveries_range(
+    conn: &mut Conn,
+    company: CompanyId,
+    filter: &DeliveryFilter,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Delivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE {FILTER_WHERE} AND d.id > $9
+         ORDER BY d.id LIMIT $10"
+    );
+    let rows: Vec<DeliveryRow> = bind_filter(sqlx::query_as(&sql), company, filter)
+        .bind(after.unwrap_or_default().to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter().map(DeliveryRow::into_model).collect()
+}
+
+/// How many deliveries match `filter` (for an export's progress).
+pub async fn count_matching(
+    conn: &mut Conn,
+    company: CompanyId,
+    filter: &DeliveryFilter,
+) -> Result<u64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         WHERE {FILTER_WHERE}"
+    );
+    let (n,): (i64,) = bind_filter(sqlx::query_as(&sql), company, filter)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The failed deliveries matching `filter` (whatever status it asks for), oldest first, with
 /// their webhooks: what a recovery of that filter queues again.
 pub async fn failed_matching(

@@ -49,6 +49,34 @@ pub enum Command {
     /// Import existing records from a CRM export.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Export cases, clients, the sync log or the webhook delivery log for reports, as CSV or
+    /// JSON (the columns are listed in README, "Exports"), with a progress bar on stderr.
+    Export {
+        /// What to export: `cases`, `clients`, `sync-log` or `deliveries`.
+        kind: String,
+        /// The company's id (as `company create` printed it).
+        #[arg(long)]
+        company: String,
+        /// `csv` or `json`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Only rows created at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only rows created before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// `sync-log` only: the log of one CRM (`lawruler`, `smartadvocate`).
+        #[arg(long)]
+        provider: Option<String>,
+        /// `deliveries` only: the deliveries of one webhook (its id).
+        #[arg(long)]
+        webhook: Option<String>,
+        /// The file to write (written under a temporary name and renamed once complete);
+        /// default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run a simulator of an external service, or a local webhook receiver, for trying
     /// casebridge without a live tenant.
     Sim {
@@ -279,6 +307,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             let result = import_lawruler(&store, company, &file).await;
             store.close().await;
+            result
+        }
+        Command::Export {
+            kind,
+            company,
+            format,
+            since,
+            until,
+            provider,
+            webhook,
+            out,
+        } => {
+            let company = parse_company(&company)?;
+            let req = export_request(&kind, &format, since, until, provider, webhook)?;
+            let rt = Runtime::start(config).await?;
+            let result = export(&rt, company, req, out.as_deref()).await;
+            rt.store.close().await;
             result
         }
         Command::User(UserCommand::Create {
@@ -529,6 +574,113 @@ async fn apply_with_progress(
         (ImportStatus::Failed, Some(why)) => bail!("the import failed: {why}"),
         _ => Ok(()),
     }
+}
+
+/// Reads `casebridge export`'s arguments into a request, naming the argument that is wrong.
+fn export_request(
+    kind: &str,
+    format: &str,
+    since: Option<String>,
+    until: Option<String>,
+    provider: Option<String>,
+    webhook: Option<String>,
+) -> anyhow::Result<casebridge_app::exports::ExportRequest> {
+    use casebridge_app::exports::{ExportFormat, ExportKind, ExportRequest};
+    let kind = ExportKind::parse(kind).with_context(|| {
+        format!("`{kind}` is not an export; choose cases, clients, sync-log or deliveries")
+    })?;
+    let format = ExportFormat::parse(format)
+        .with_context(|| format!("--format: `{format}` is not csv or json"))?;
+    let time = |name: &str, v: Option<String>| {
+        v.map(|s| {
+            s.parse::<jiff::Timestamp>()
+                .with_context(|| format!("--{name}: `{s}` is not an RFC 3339 time"))
+        })
+        .transpose()
+    };
+    let provider = provider
+        .map(|p| {
+            casebridge_domain::integrations::Provider::parse(&p)
+                .with_context(|| format!("--provider: `{p}` is not lawruler or smartadvocate"))
+        })
+        .transpose()?;
+    let webhook_id = webhook
+        .map(|w| {
+            w.parse()
+                .map_err(|_| anyhow::anyhow!("--webhook: `{w}` is not a webhook id"))
+        })
+        .transpose()?;
+    Ok(ExportRequest {
+        kind,
+        format,
+        since: time("since", since)?,
+        until: time("until", until)?,
+        provider,
+        webhook_id,
+    })
+}
+
+/// Writes an export to `out` (under a temporary name, renamed once complete, so a failed
+/// export never leaves a file that looks whole) or to stdout, with a progress bar on stderr.
+async fn export(
+    rt: &Runtime,
+    company: CompanyId,
+    req: casebridge_app::exports::ExportRequest,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use casebridge_app::exports;
+    use std::io::Write;
+
+    require_company(&mut *rt.store.conn().await?, company).await?;
+    let app = casebridge_api::App::new(rt.app_parts(None));
+    let total = exports::count(&app, company, &req).await.map_err(explain)?;
+    let mut export = exports::start(&app, company, req).await.map_err(explain)?;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} rows ({percent}%) {elapsed_precise} {per_sec}",
+        )
+        .expect("static template"),
+    );
+    let partial = out.map(|p| {
+        let mut name = p.as_os_str().to_owned();
+        name.push(".partial");
+        std::path::PathBuf::from(name)
+    });
+    let mut sink: Box<dyn Write> = match &partial {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let written = async {
+        while let Some(chunk) = export.next_chunk().await.map_err(explain)? {
+            sink.write_all(chunk.as_bytes())
+                .context("writing the export")?;
+            bar.set_position(export.rows());
+        }
+        sink.flush().context("writing the export")?;
+        anyhow::Ok(())
+    }
+    .await;
+    drop(sink);
+    if let Err(e) = written {
+        if let Some(p) = &partial {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    if let (Some(p), Some(out)) = (&partial, out) {
+        std::fs::rename(p, out).with_context(|| format!("renaming to {}", out.display()))?;
+    }
+    bar.finish();
+    eprintln!("{} rows exported", export.rows());
+    Ok(())
+}
+
+/// A service error as a command-line message.
+fn explain(e: casebridge_app::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

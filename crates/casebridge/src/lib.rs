@@ -227,6 +227,24 @@ impl Runtime {
         Duration::from_secs(self.config.shutdown_grace_secs)
     }
 
+    /// What the services run on; `public_url` is the base of the webhook URLs they show.
+    pub fn app_parts(&self, public_url: Option<String>) -> AppParts {
+        AppParts {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            keyring: self.keyring.clone(),
+            url_policy: Arc::new(self.url_policy()),
+            outbound: casebridge_webhooks::policy::safe_client(
+                Arc::new(self.url_policy()),
+                Duration::from_secs(20),
+            ),
+            public_url,
+            scheduling_url: self.config.scheduling_url.clone(),
+            lawruler: self.lawruler_clients(),
+            smartadvocate: self.smartadvocate_clients(),
+        }
+    }
+
     /// Serves the API on `listener` and runs the workers (unless `with_workers` is false) until
     /// `shutdown`; then drains both within the grace period.
     pub async fn serve(
@@ -242,20 +260,7 @@ impl Runtime {
         };
         let public_url = self.public_url(listener.local_addr()?);
         let state = AppState::new(
-            AppParts {
-                store: self.store.clone(),
-                clock: self.clock.clone(),
-                keyring: self.keyring.clone(),
-                url_policy: Arc::new(self.url_policy()),
-                outbound: casebridge_webhooks::policy::safe_client(
-                    Arc::new(self.url_policy()),
-                    Duration::from_secs(20),
-                ),
-                public_url: Some(public_url),
-                scheduling_url: self.config.scheduling_url.clone(),
-                lawruler: self.lawruler_clients(),
-                smartadvocate: self.smartadvocate_clients(),
-            },
+            self.app_parts(Some(public_url)),
             casebridge_api::metrics_handle(),
         );
         let options = HttpOptions {

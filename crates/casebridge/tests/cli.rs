@@ -592,6 +592,53 @@ fn migrate_refuses_a_malformed_master_key_and_changes_nothing() {
 }
 
 backend_tests! {
+    /// `casebridge export` writes the whole file under its name only once complete, and refuses
+    /// what it cannot do with the argument named.
+    async fn export_writes_the_file_and_names_a_wrong_argument(backend) {
+        let db = TestDb::empty(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let made = company_create(dir.path(), &db.url, "Acme");
+        let company = made["company_id"].as_str().unwrap().to_owned();
+        let server = Server::start(dir.path(), &db.url);
+        let http = reqwest::Client::new();
+        let mut ids = Vec::new();
+        for name in ["Ann", "Bo, \"B\""] {
+            let r = http.post(format!("{}/api/v1/clients", server.base))
+                .bearer_auth(made["api_key"].as_str().unwrap())
+                .json(&serde_json::json!({"first_name": name})).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        }
+        server.stop();
+
+        let out_file = dir.path().join("clients.csv");
+        let out = casebridge(dir.path(), &db.url)
+            .args(["export", "clients", "--company", &company, "--out", out_file.to_str().unwrap()])
+            .output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("2 rows exported"));
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("id,first_name,last_name,email,phone,external_refs,created_at,updated_at"));
+        assert!(lines.next().unwrap().starts_with(&format!("{},Ann,", ids[0])));
+        assert!(lines.next().unwrap().starts_with(&format!("{},\"Bo, \"\"B\"\"\",", ids[1])), "{text}");
+        assert!(!dir.path().join("clients.csv.partial").exists());
+
+        // To stdout, as JSON.
+        let out = casebridge(dir.path(), &db.url)
+            .args(["export", "clients", "--company", &company, "--format", "json"]).output().unwrap();
+        assert!(out.status.success());
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rows[1]["first_name"], "Bo, \"B\"");
+
+        let run = || casebridge(dir.path(), &db.url);
+        fails(run(), &["export", "invoices", "--company", &company], "not an export");
+        fails(run(), &["export", "cases", "--company", &company, "--format", "xml"], "--format");
+        fails(run(), &["export", "cases", "--company", &company, "--since", "yesterday"], "--since");
+        fails(run(), &["export", "cases", "--company", "01a1feab-0000-7000-8000-000000000000"], "no company with id");
+        fails(run(), &["export", "cases", "--company", &company, "--provider", "lawruler"], "provider");
+    }
+
     /// Every command that did not do what was asked exits non-zero, saying why.
     async fn every_command_exits_non_zero_when_it_did_not_do_what_was_asked(backend) {
         let db = TestDb::empty(backend).await;

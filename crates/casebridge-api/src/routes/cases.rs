@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Parses an id given in a body or query; a malformed one is a validation error on that field.
-fn id_field<T: FromStr>(v: &mut Validator, field: &str, raw: Option<&str>) -> Option<T> {
+pub(super) fn id_field<T: FromStr>(v: &mut Validator, field: &str, raw: Option<&str>) -> Option<T> {
     let raw = raw?;
     match raw.parse() {
         Ok(id) => Some(id),
@@ -113,6 +113,7 @@ async fn list_cases(
         case_type_id: id_field(&mut v, "case_type_id", q.case_type_id.as_deref()),
         case_status_id: id_field(&mut v, "case_status_id", q.case_status_id.as_deref()),
         client_id: id_field(&mut v, "client_id", q.client_id.as_deref()),
+        ..CaseFilter::default()
     };
     v.finish()?;
     let found = cases::list(&s.app, company, &filter, &page).await?;

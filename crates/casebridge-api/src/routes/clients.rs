@@ -72,6 +72,7 @@ async fn list_clients(
     let filter = ClientFilter {
         email: q.email,
         phone: q.phone,
+        ..ClientFilter::default()
     };
     let found = clients::list(&s.app, company, &filter, &page).await?;
     Ok(axum::Json(PageOut::from_page(found, Into::into)))

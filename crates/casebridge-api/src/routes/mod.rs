@@ -10,6 +10,7 @@ mod cases;
 mod clients;
 mod company;
 mod documents;
+mod exports;
 mod import;
 mod integrations;
 mod lists;
@@ -30,6 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::routes())
         .merge(import::routes())
         .merge(documents::routes())
+        .merge(exports::routes())
         .merge(scheduling::routes())
 }
 
