@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod backlog;
 mod claim;
+mod export;
 mod harness;
 mod isolation;
 mod latency;
@@ -32,8 +33,8 @@ use harness::{progress, WorkerOpts};
 #[derive(Parser)]
 #[command(
     name = "casebridge-bench",
-    about = "Benchmarks: webhook delivery (throughput, latency, isolation, backlog memory) and \
-             Law Ruler (inbound ingest, outbound operations)"
+    about = "Benchmarks: webhook delivery (throughput, latency, isolation, backlog memory), \
+             Law Ruler (inbound ingest, outbound operations) and exports (memory while streaming)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -124,6 +125,15 @@ enum Scenario {
         /// Timed claims at each size.
         #[arg(long, default_value_t = 50)]
         claims: usize,
+    },
+    /// An export of N clients through `GET /api/v1/exports/clients`: rows per second and how
+    /// much this process's memory grows while it streams.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// JSON instead of CSV.
+        #[arg(long)]
+        json: bool,
     },
     /// Inbound Law Ruler webhooks per second through the real HTTP server (durable: a 2xx
     /// answer means applied and committed), with request latency. `--concurrency` is the
@@ -278,6 +288,19 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(with_load(claim::run(backend, p.clone())).await?);
             }
             ("claim", p.json(), runs)
+        }
+        Scenario::Export { rows, json } => {
+            let p = export::Params { rows, json };
+            // No worker runs in this scenario.
+            worker_params = serde_json::json!({
+                "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            });
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!("export run {}/{repeat} on {backend_name}", i + 1));
+                runs.push(with_load(export::run(backend, p)).await?);
+            }
+            ("export", p.json(), runs)
         }
         Scenario::LawrulerIngest {
             webhooks,

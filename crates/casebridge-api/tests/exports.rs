@@ -203,3 +203,110 @@ backend_tests! {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
 }
+
+/// Posts a CSV file to `/api/v1/imports/{table}`.
+async fn import(app: &TestApp, key: &str, table: &str, csv: &str) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/imports/{table}")))
+        .bearer_auth(key)
+        .header("content-type", "text/csv")
+        .body(csv.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn counts(v: &Value) -> (u64, u64, u64, u64) {
+    let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    (n("created"), n("updated"), n("unchanged"), n("failed"))
+}
+
+backend_tests! {
+    async fn an_export_imported_again_changes_nothing_and_an_edit_updates(backend) {
+        let app = TestApp::start(backend).await;
+        let key = app.api_key.clone();
+        let ct = app.create("/api/v1/case-types", json!({"name": "Auto"})).await;
+        let st = app.create("/api/v1/case-statuses", json!({"name": "Signed, \"retained\""})).await;
+        let tricky = "Doe, Jane \"JD\"\nsecond line";
+        let c1 = app.create("/api/v1/clients", json!({"first_name": tricky, "email": "jane@example.com",
+            "external_refs": [{"provider": "lawruler", "external_id": "C,1"}]})).await;
+        app.create("/api/v1/clients", json!({"last_name": "Roe", "phone": "+15551234567"})).await;
+        app.create("/api/v1/cases", json!({"name": tricky, "case_type_id": ct, "case_status_id": st,
+            "client_id": c1, "custom_fields": {"injury": "neck, back", "n": 3, "ok": true},
+            "external_refs": [{"provider": "lawruler", "external_id": "L\"9"}]})).await;
+        app.create("/api/v1/cases", json!({"name": "Plain", "case_type_id": ct})).await;
+
+        let (_, _, clients_csv) = download(&app, &key, "/api/v1/exports/clients").await;
+        let (_, _, cases_csv) = download(&app, &key, "/api/v1/exports/cases").await;
+        let (status, body) = import(&app, &key, "clients", &clients_csv).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(counts(&body), (0, 0, 2, 0), "{body}");
+        let (status, body) = import(&app, &key, "cases", &cases_csv).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(counts(&body), (0, 0, 2, 0), "{body}");
+        // Lossless: the database exports exactly as before.
+        assert_eq!(download(&app, &key, "/api/v1/exports/clients").await.2, clients_csv);
+        assert_eq!(download(&app, &key, "/api/v1/exports/cases").await.2, cases_csv);
+
+        // An edited export updates what was edited, and only that.
+        let edited = clients_csv.replace("jane@example.com", "jane.doe@example.com");
+        let (status, body) = import(&app, &key, "clients", &edited).await;
+        assert_eq!((status, counts(&body)), (StatusCode::OK, (0, 1, 1, 0)), "{body}");
+        let got = app.get(&format!("/api/v1/clients/{c1}")).await.body;
+        assert_eq!(got["email"], "jane.doe@example.com");
+        assert_eq!(got["first_name"], tricky);
+
+        // Into another company: clients are created with their refs; cases find their type by
+        // name, and a row naming a client that is not this company's fails, saying so.
+        let (_, other) = app.new_company("Other firm").await;
+        let r = app.call_as(&other, reqwest::Method::POST, "/api/v1/case-types", Some(json!({"name": "Auto"}))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let r = app.call_as(&other, reqwest::Method::POST, "/api/v1/case-statuses", Some(json!({"name": "Signed, \"retained\""}))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let (status, body) = import(&app, &other, "clients", &clients_csv).await;
+        assert_eq!((status, counts(&body)), (StatusCode::OK, (2, 0, 0, 0)), "{body}");
+        let r = app.call_as(&other, reqwest::Method::GET, "/api/v1/clients/by-external-ref?provider=lawruler&external_id=C%2C1", None).await;
+        assert_eq!((r.status, r.body["first_name"].as_str()), (StatusCode::OK, Some(tricky)), "{}", r.text);
+        let (status, body) = import(&app, &other, "cases", &cases_csv).await;
+        assert_eq!((status, counts(&body)), (StatusCode::OK, (1, 0, 0, 1)), "{body}");
+        assert_eq!(body["errors"][0]["row"], 1, "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("no client with id"), "{body}");
+        // The first company's records are untouched by the second's import.
+        assert_eq!(download(&app, &key, "/api/v1/exports/cases").await.2, cases_csv);
+    }
+
+    async fn a_bad_file_is_refused_whole_and_a_bad_row_alone(backend) {
+        let app = TestApp::start(backend).await;
+        let key = app.api_key.clone();
+        for (csv, expect) in [
+            ("first_name,shoe_size\nAnn,7\n", "unknown column `shoe_size`"),
+            ("email\nann@example.com\n", "`first_name` or `last_name`"),
+        ] {
+            let (status, body) = import(&app, &key, "clients", csv).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert!(body["error"]["message"].as_str().unwrap().contains(expect), "{body}");
+        }
+        let (status, body) = import(&app, &key, "cases", "case_type\nAuto\n").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, _) = import(&app, &key, "invoices", "id\n").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let r = app.http.post(app.url("/api/v1/imports/clients")).bearer_auth(&key)
+            .json(&json!({"first_name": "Ann"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(download(&app, &key, "/api/v1/exports/clients?format=json").await.2.trim(), "[]", "nothing was stored");
+
+        // One bad row (an email that is not one, refs that are not JSON) is listed; the others go in.
+        let csv = "first_name,email,external_refs\nAnn,ann@example.com,\nBo,not-an-email,\nCy,,nope\nDi,,\n";
+        let (status, body) = import(&app, &key, "clients", csv).await;
+        assert_eq!((status, counts(&body)), (StatusCode::OK, (2, 0, 0, 2)), "{body}");
+        let rows: Vec<u64> = body["errors"].as_array().unwrap().iter().map(|e| e["row"].as_u64().unwrap()).collect();
+        assert_eq!(rows, [2, 3]);
+        let (_, _, text) = download(&app, &key, "/api/v1/exports/clients?format=json").await;
+        let names: Vec<String> = serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap()
+            .iter().map(|c| c["first_name"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(names, ["Ann", "Di"]);
+    }
+}

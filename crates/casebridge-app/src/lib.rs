@@ -36,6 +36,7 @@ pub mod integrations;
 pub mod lists;
 pub mod named;
 pub mod operator;
+pub mod record_import;
 pub mod scheduling;
 pub mod webhooks;
 

@@ -15,6 +15,7 @@ mod import;
 mod integrations;
 mod lists;
 mod named;
+mod record_import;
 mod scheduling;
 mod webhooks;
 
@@ -32,6 +33,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(import::routes())
         .merge(documents::routes())
         .merge(exports::routes())
+        .merge(record_import::routes())
         .merge(scheduling::routes())
 }
 
