@@ -59,6 +59,15 @@ impl JobError {
 pub trait Handler: Send + Sync + 'static {
     async fn run(&self, job: &Job) -> Result<(), JobError>;
 
+    /// Whether `run` ends the job itself when it succeeds, with
+    /// `casebridge_store::jobs::complete_in` in the transaction that records its work: the work
+    /// and the job's end then commit together, one commit fewer per job. Such a handler must do
+    /// so on every path that returns `Ok`; the worker then only counts the outcome. Failures are
+    /// still the worker's to record (retry or dead letter).
+    fn completes_itself(&self) -> bool {
+        false
+    }
+
     /// Called once after the job was dead-lettered (retries spent or a permanent error), so the
     /// record the job works on can say so. Best effort: errors are the handler's to log.
     async fn on_dead(&self, _job: &Job, _error: &str) {}
@@ -367,6 +376,7 @@ impl Worker {
             Err(e) => Some(e.to_string()),
         };
         let outcome = match result {
+            Ok(()) if handler_for_dead.completes_itself() => Ok((true, "done")),
             Ok(()) => jobs::complete(&inner.store, job)
                 .await
                 .map(|held| (held, "done")),

@@ -470,10 +470,21 @@ type Keys = (Option<String>, Option<String>, Option<i64>);
 /// job on and gives its concurrency slot away, in the same transaction. False when the lease was
 /// lost.
 async fn finish(store: &Store, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> Result<bool> {
-    let lease = job.lease_id.as_deref().unwrap_or_default();
     let mut tx = store.begin().await?;
+    if !finish_in(&mut tx, job, sql, binds).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`finish`] in the caller's transaction: on `false` (lease lost) nothing was changed.
+async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> Result<bool> {
+    let tx: &mut Conn = tx;
+    let lease = job.lease_id.as_deref().unwrap_or_default();
     if let Some(key) = &job.ordering_key {
-        lock_ordering_key(&mut tx, &job.queue, key).await?;
+        lock_ordering_key(&mut *tx, &job.queue, key).await?;
     }
     let mut q = sqlx::query_as::<_, Keys>(sql)
         .bind(job.id.to_string())
@@ -485,7 +496,6 @@ async fn finish(store: &Store, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> R
         q = q.bind(e);
     }
     let Some((ordering_key, concurrency_key, limit)) = q.fetch_optional(&mut *tx).await? else {
-        tx.rollback().await?;
         return Ok(false);
     };
     if let Some(key) = &ordering_key {
@@ -509,13 +519,12 @@ async fn finish(store: &Store, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> R
     }
     if let Some(key) = concurrency_key {
         hand_off_all(
-            &mut tx,
+            &mut *tx,
             &job.queue,
             BTreeMap::from([(key, limit.unwrap_or(1))]),
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -547,16 +556,21 @@ struct LeaseBinds<'a> {
     now: Option<Timestamp>,
 }
 
-/// The job succeeded: it is removed.
+const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND status = 'running'
+     RETURNING ordering_key, concurrency_key, concurrency_limit";
+
+/// The job succeeded: it is removed (its ordering key's next job moves up, its concurrency slot
+/// goes to the oldest blocked job). False when the lease was lost.
 pub async fn complete(store: &Store, job: &Job) -> Result<bool> {
-    finish(
-        store,
-        job,
-        "DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND status = 'running'
-         RETURNING ordering_key, concurrency_key, concurrency_limit",
-        LeaseBinds::default(),
-    )
-    .await
+    finish(store, job, COMPLETE, LeaseBinds::default()).await
+}
+
+/// [`complete`] in the transaction that records the job's work, so the work and the job's end
+/// commit together: one commit fewer per job, and a crash cannot leave the work done with the
+/// job still queued. False (and nothing changed) when the lease was lost; the caller's other
+/// writes still commit if it commits.
+pub async fn complete_in(tx: &mut Tx, job: &Job) -> Result<bool> {
+    finish_in(tx, job, COMPLETE, LeaseBinds::default()).await
 }
 
 /// The attempt failed and the job runs again at `at`. It stays the head of its ordering key

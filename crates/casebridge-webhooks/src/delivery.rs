@@ -169,8 +169,16 @@ impl Handler for Dispatch {
                     .map_err(store_err)?;
             }
         }
+        // The dispatch job ends with the deliveries it made (one commit for both).
+        if !jobs::complete_in(&mut tx, job).await.map_err(store_err)? {
+            tracing::warn!(job.id = %job.id, "dispatch lease lost; another worker owns the job");
+        }
         tx.commit().await.map_err(store_err)?;
         Ok(())
+    }
+
+    fn completes_itself(&self) -> bool {
+        true
     }
 }
 
@@ -195,6 +203,10 @@ impl Handler for Deliver {
         self.fail_delivery(job, error).await;
     }
 
+    fn completes_itself(&self) -> bool {
+        true
+    }
+
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let rt = &self.0;
         let company = company_of(job)?;
@@ -207,6 +219,8 @@ impl Handler for Deliver {
             .await
             .map_err(store_err)?
         {
+            drop(conn);
+            jobs::complete(&rt.store, job).await.map_err(store_err)?;
             return Ok(());
         }
         let delivery = webhooks::delivery(&mut conn, company, payload.delivery_id)
@@ -335,6 +349,13 @@ impl Handler for Deliver {
             )
             .await
             .map_err(store_err)?;
+        }
+        // A success ends the job in the attempt's transaction (one commit for both); a failure
+        // is the worker's to schedule.
+        if status == DeliveryStatus::Succeeded
+            && !jobs::complete_in(&mut tx, job).await.map_err(store_err)?
+        {
+            tracing::warn!(job.id = %job.id, "delivery lease lost; another worker owns the job");
         }
         tx.commit().await.map_err(store_err)?;
         if gone {
