@@ -571,7 +571,12 @@ impl Handler for Held {
 
 fn held_worker(store: &Store, clock: Arc<dyn Clock>, handler: Held, lease: Duration) -> Worker {
     let cfg = WorkerConfig { lease, ..config(2) };
-    Worker::new(store.clone(), clock, Registry::new().register("held", handler, no_retry_delay()), cfg)
+    Worker::new(
+        store.clone(),
+        clock,
+        Registry::new().register("held", handler, no_retry_delay()),
+        cfg,
+    )
 }
 
 backend_tests! {

@@ -486,9 +486,8 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
 
 /// `15 s`, `1.5 s`, `0.3 s`: a limit as people read it.
 fn seconds(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 1000 == 0 {
-        format!("{} s", ms / 1000)
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
     } else {
         let text = format!("{:.3}", d.as_secs_f64());
         format!("{} s", text.trim_end_matches('0'))
