@@ -581,12 +581,13 @@ fn held_worker(store: &Store, clock: Arc<dyn Clock>, handler: Held, lease: Durat
 
 backend_tests! {
     async fn a_long_job_keeps_its_lease_and_is_not_taken_over(backend) {
-        // The job runs four times as long as its lease; a second worker pool (another process)
+        // The job runs over three times as long as its lease; a second worker pool (another process)
         // serves the queue all along and must never take the job over.
         let db = TestDb::new(backend).await;
-        let lease = Duration::from_millis(300);
+        // Renewed every 200 ms, so a stall of up to 400 ms on a loaded machine is no takeover.
+        let lease = Duration::from_millis(600);
         let id = enqueue(&db.store, NewJob::new(Q, "held", json!({})), Timestamp::now()).await;
-        let handler = Held::new(Duration::from_millis(1200), || Ok(()));
+        let handler = Held::new(Duration::from_millis(2000), || Ok(()));
         let second = db.second_store().await;
         let stop = CancellationToken::new();
         let a = tokio::spawn(held_worker(&db.store, Arc::new(SystemClock), handler.clone(), lease).run(stop.clone()));
@@ -731,10 +732,11 @@ backend_tests! {
                 let mut tx = store.begin().await.unwrap();
                 let job = NewJob::new(Q, "record", json!({"i": i})).ordering_key("lead-1");
                 let id = jobs::enqueue(&mut tx, &job, Timestamp::now()).await.unwrap();
-                // Long enough that the next enqueuer cannot commit before this commit is noted.
                 tokio::time::sleep(Duration::from_millis(20 + (i * 7 % 5) * 10)).await;
-                tx.commit().await.unwrap();
+                // Noted just before the commit: with the key's lock held until then, the next
+                // enqueuer's `enqueue` returns only after this commit, so this is commit order.
                 committed.lock().unwrap().push(id);
+                tx.commit().await.unwrap();
             });
         }
         while let Some(r) = tasks.join_next().await {
