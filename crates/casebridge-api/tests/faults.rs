@@ -289,3 +289,36 @@ backend_tests! {
         assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
     }
 }
+
+backend_tests! {
+    async fn a_fault_of_ours_and_of_an_upstream_answer_in_the_envelope(backend) {
+        // 500: a record the store cannot read (a time out of range) is our fault; the answer
+        // says so without the cause, and the other records are still served.
+        let app = TestApp::start(backend).await;
+        let broken = app.create("/api/v1/clients", json!({"first_name": "Broken"})).await;
+        let fine = app.create("/api/v1/clients", json!({"first_name": "Fine"})).await;
+        let mut conn = app.db.store.conn().await.unwrap();
+        sqlx::query("UPDATE clients SET created_at = $1 WHERE id = $2")
+            .bind(i64::MAX)
+            .bind(&broken)
+            .execute(&mut *conn).await.unwrap();
+        drop(conn);
+        let r = app.get(&format!("/api/v1/clients/{broken}")).await;
+        assert_envelope(&r, StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
+        assert_eq!(r.body["error"]["message"], "something went wrong on our side", "{}", r.text);
+        assert_eq!(r.body["error"]["details"], json!([]));
+        assert!(!r.text.contains("created_at"), "the cause is logged, not shown: {}", r.text);
+        app.get(&format!("/api/v1/clients/{fine}")).await.expect(StatusCode::OK);
+
+        // 502: Law Ruler failing to answer a request made for the admin.
+        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+        let r = app.call(Method::PUT, "/api/v1/integrations/lawruler/connection", Some(json!({
+            "username": "demo", "password": "demo-password", "client_root": lr.base_url,
+            "client_secret": "demo-secret", "key": "demo-key"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        lr.sim.patch_faults(casebridge_sim::lawruler::FaultsPatch { fail_fields: Some(true), ..Default::default() });
+        let r = app.post("/api/v1/integrations/lawruler/fields/refresh", json!({})).await;
+        assert_envelope(&r, StatusCode::BAD_GATEWAY, "upstream_error");
+        assert_eq!(r.body["error"]["details"], json!([]));
+    }
+}

@@ -846,3 +846,54 @@ backend_tests! {
         assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("dismissed by an admin")), "{msgs:?}");
     }
 }
+
+backend_tests! {
+    async fn answers_not_understood_are_retried_then_the_operation_fails(backend) {
+        // The lead API answers with a maintenance page on HTTP 200: retried as transient, and
+        // after ten such answers the operation fails instead of trying forever.
+        let s = setup(backend, &[]).await;
+        s.lr.sim.garble(1000);
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.drain().await;
+        assert_eq!(s.to("api-legalcrmapp").len(), 1, "{:#?}", s.received());
+        let view = s.view().await;
+        assert_eq!((view["sync"]["operations_pending"].as_u64(), view["sync"]["operations_failed"].as_u64()),
+                   (Some(1), Some(0)), "retried at first: {view}");
+        for _ in 0..20 {
+            s.app.advance(Duration::from_secs(700));
+            s.drain().await;
+        }
+        assert_eq!(s.to("api-legalcrmapp").len(), 10, "ten attempts, then no more");
+        let view = s.view().await;
+        assert_eq!((view["sync"]["operations_pending"].as_u64(), view["sync"]["operations_failed"].as_u64()),
+                   (Some(0), Some(1)), "{view}");
+        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.expect(StatusCode::OK).body;
+        assert!(failed["data"][0]["last_error"].as_str().unwrap_or_default().contains("answer not understood"), "{failed}");
+        assert_eq!(s.lr.sim.lead(LEAD).unwrap().fields.get("custom1234"), None, "nothing was applied");
+    }
+
+    async fn at_most_four_operations_of_one_connection_are_in_flight(backend) {
+        // Eight leads, one note each, a worker that could run eight at once, and a Law Ruler
+        // that takes a while to answer: never more than four requests of the connection at once.
+        let s = setup(backend, &[]).await;
+        let ct = s.app.get("/api/v1/case-types").await.expect(StatusCode::OK).body["data"][0]["id"].clone();
+        let mut cases = vec![s.case_id.clone(), s.case2_id.clone()];
+        for i in 0..6 {
+            let lead = s.lr.sim.create_lead(casebridge_sim::lawruler::NewLead::new("Lead", &format!("No{i}"), "12")).unwrap();
+            cases.push(s.app.create("/api/v1/cases", json!({"name": format!("Lead {i}"), "case_type_id": ct,
+                "external_refs": [{"provider": "lawruler", "external_id": lead}]})).await);
+        }
+        s.drain().await;
+        s.lr.sim.clear_requests();
+        s.lr.sim.slow(Duration::from_millis(300));
+        for case in &cases {
+            s.message(case, "hello").await;
+        }
+        s.drain().await;
+        assert_eq!(s.to("notes").len(), 8, "{:#?}", s.received());
+        assert_eq!(s.lr.sim.max_in_flight(), casebridge_crm::lawruler::outbound::CONNECTION_CONCURRENCY as usize,
+            "at most the limit at once, and the limit used");
+    }
+}

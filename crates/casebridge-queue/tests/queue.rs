@@ -516,3 +516,247 @@ async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A handler that says when it started, when its run was dropped unfinished (stopped), and when
+/// it finished; it waits for `release` (or `hold`, whichever ends first) and then answers with
+/// `answer`.
+#[derive(Clone)]
+struct Held {
+    started: Arc<Mutex<Vec<(JobId, u32)>>>,
+    stopped: Arc<Mutex<Vec<JobId>>>,
+    finished: Arc<Mutex<Vec<JobId>>>,
+    release: Arc<tokio::sync::Notify>,
+    hold: Duration,
+    answer: fn() -> Result<(), JobError>,
+}
+
+impl Held {
+    fn new(hold: Duration, answer: fn() -> Result<(), JobError>) -> Self {
+        Self {
+            started: Arc::default(),
+            stopped: Arc::default(),
+            finished: Arc::default(),
+            release: Arc::default(),
+            hold,
+            answer,
+        }
+    }
+}
+
+/// Records the job as stopped if the handler's future is dropped before it finished.
+struct StopGuard(Option<(JobId, Arc<Mutex<Vec<JobId>>>)>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        if let Some((id, stopped)) = self.0.take() {
+            stopped.lock().unwrap().push(id);
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Held {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        self.started.lock().unwrap().push((job.id, job.attempts));
+        let mut guard = StopGuard(Some((job.id, self.stopped.clone())));
+        tokio::select! {
+            _ = tokio::time::sleep(self.hold) => {}
+            _ = self.release.notified() => {}
+        }
+        guard.0 = None;
+        self.finished.lock().unwrap().push(job.id);
+        (self.answer)()
+    }
+}
+
+fn held_worker(store: &Store, clock: Arc<dyn Clock>, handler: Held, lease: Duration) -> Worker {
+    let cfg = WorkerConfig { lease, ..config(2) };
+    Worker::new(
+        store.clone(),
+        clock,
+        Registry::new().register("held", handler, no_retry_delay()),
+        cfg,
+    )
+}
+
+backend_tests! {
+    async fn a_long_job_keeps_its_lease_and_is_not_taken_over(backend) {
+        // The job runs over three times as long as its lease; a second worker pool (another process)
+        // serves the queue all along and must never take the job over.
+        let db = TestDb::new(backend).await;
+        // Renewed every 200 ms, so a stall of up to 400 ms on a loaded machine is no takeover.
+        let lease = Duration::from_millis(600);
+        let id = enqueue(&db.store, NewJob::new(Q, "held", json!({})), Timestamp::now()).await;
+        let handler = Held::new(Duration::from_millis(2000), || Ok(()));
+        let second = db.second_store().await;
+        let stop = CancellationToken::new();
+        let a = tokio::spawn(held_worker(&db.store, Arc::new(SystemClock), handler.clone(), lease).run(stop.clone()));
+        let b = tokio::spawn(held_worker(&second, Arc::new(SystemClock), handler.clone(), lease).run(stop.clone()));
+
+        // While it runs, the lease is renewed past the first claim's end.
+        wait_until(Duration::from_secs(10), || !handler.started.lock().unwrap().is_empty()).await;
+        let claimed_until = {
+            let mut conn = db.store.conn().await.unwrap();
+            jobs::get(&mut conn, id).await.unwrap().locked_until.unwrap()
+        };
+        let store = db.store.clone();
+        casebridge_testkit::wait_until(Duration::from_secs(10), "the lease is renewed", async || {
+            let mut conn = store.conn().await.unwrap();
+            match jobs::get(&mut conn, id).await {
+                Ok(job) => job.locked_until.is_some_and(|t| t > claimed_until),
+                Err(_) => false,
+            }
+        }).await;
+
+        wait_until(Duration::from_secs(10), || !handler.finished.lock().unwrap().is_empty()).await;
+        casebridge_testkit::wait_until(Duration::from_secs(10), "the job is done", async || {
+            let mut conn = store.conn().await.unwrap();
+            matches!(jobs::get(&mut conn, id).await, Err(casebridge_store::StoreError::NotFound))
+        }).await;
+        stop.cancel();
+        a.await.unwrap();
+        b.await.unwrap();
+        assert_eq!(*handler.started.lock().unwrap(), vec![(id, 1)], "one attempt, never taken over");
+        assert!(handler.stopped.lock().unwrap().is_empty());
+    }
+
+    async fn a_worker_that_lost_its_lease_stops_the_run(backend) {
+        // The worker's clock stands still, so its renewals keep the lease at the claim's end; a
+        // second owner claims the job once that end has passed. The first run's next renewal
+        // finds the lease gone: the run is stopped and records nothing.
+        let db = TestDb::new(backend).await;
+        let clock = ManualClock::new(Timestamp::now());
+        let id = enqueue(&db.store, NewJob::new(Q, "held", json!({})), clock.now()).await;
+        let handler = Held::new(Duration::from_secs(60), || Ok(()));
+        let w = held_worker(&db.store, Arc::new(clock.clone()), handler.clone(), Duration::from_millis(300));
+        let run = tokio::spawn(async move { w.run_once().await });
+        wait_until(Duration::from_secs(10), || !handler.started.lock().unwrap().is_empty()).await;
+
+        let later = clock.now().checked_add(Duration::from_secs(1)).unwrap();
+        let taken = jobs::claim(&db.store, Q, 1, Duration::from_secs(30), later).await.unwrap();
+        assert_eq!(taken.len(), 1, "the lease had ended");
+        assert_eq!(taken[0].attempts, 2);
+
+        let ran = tokio::time::timeout(Duration::from_secs(10), run).await
+            .expect("the run stops once its lease is lost").unwrap().unwrap();
+        assert_eq!(ran, 1);
+        wait_until(Duration::from_secs(10), || !handler.stopped.lock().unwrap().is_empty()).await;
+        assert!(handler.finished.lock().unwrap().is_empty(), "the stale run went on");
+
+        // The new owner's claim stands, untouched, and it completes the job.
+        let mut conn = db.store.conn().await.unwrap();
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!((job.status, job.attempts), (JobStatus::Running, 2));
+        assert_eq!(job.lease_id, taken[0].lease_id);
+        assert_eq!(job.last_error, None);
+        assert!(jobs::complete(&db.store, &taken[0]).await.unwrap());
+    }
+
+    async fn a_stale_run_that_finishes_records_nothing_over_the_new_owner(backend) {
+        // The lease is long, so no renewal notices the takeover before the handler answers: its
+        // failure must not be written over the new owner's claim.
+        let db = TestDb::new(backend).await;
+        let clock = ManualClock::new(Timestamp::now());
+        let id = enqueue(&db.store, NewJob::new(Q, "held", json!({})), clock.now()).await;
+        let handler = Held::new(Duration::from_secs(60), || Err(JobError::retry("stale failure")));
+        let w = held_worker(&db.store, Arc::new(clock.clone()), handler.clone(), Duration::from_secs(30));
+        let run = tokio::spawn(async move { w.run_once().await });
+        wait_until(Duration::from_secs(10), || !handler.started.lock().unwrap().is_empty()).await;
+
+        let later = clock.now().checked_add(Duration::from_secs(31)).unwrap();
+        let taken = jobs::claim(&db.store, Q, 1, Duration::from_secs(30), later).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        handler.release.notify_one();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap().unwrap(), 1);
+        assert_eq!(handler.finished.lock().unwrap().len(), 1);
+
+        let mut conn = db.store.conn().await.unwrap();
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!((job.status, job.attempts), (JobStatus::Running, 2), "not put back for a retry");
+        assert_eq!(job.lease_id, taken[0].lease_id);
+        assert_eq!(job.last_error, None, "the stale run's error is not recorded");
+    }
+
+    async fn a_panicking_handler_is_a_failed_attempt_that_is_retried(backend) {
+        #[derive(Clone, Default)]
+        struct Panics(Arc<Mutex<Vec<u32>>>);
+        #[async_trait]
+        impl Handler for Panics {
+            async fn run(&self, job: &Job) -> Result<(), JobError> {
+                self.0.lock().unwrap().push(job.attempts);
+                if job.attempts == 1 {
+                    panic!("handler bug");
+                }
+                Ok(())
+            }
+        }
+        let db = TestDb::new(backend).await;
+        let start = Timestamp::now();
+        let clock = ManualClock::new(start);
+        let id = enqueue(&db.store, NewJob::new(Q, "panics", json!({})), start).await;
+        let policy = RetryPolicy {
+            backoff: Backoff::Schedule(vec![Duration::from_secs(10)]),
+            jitter: 0.0,
+            max_attempts: 3,
+            window: None,
+        };
+        let handler = Panics::default();
+        let w = Worker::new(db.store.clone(), Arc::new(clock.clone()),
+            Registry::new().register("panics", handler.clone(), policy), config(1));
+
+        assert_eq!(w.drain().await.unwrap(), 1);
+        let mut conn = db.store.conn().await.unwrap();
+        let job = jobs::get(&mut conn, id).await.unwrap();
+        assert_eq!((job.status, job.attempts), (JobStatus::Pending, 1), "the attempt is counted");
+        assert_eq!(job.last_error.as_deref(), Some("the job handler panicked"));
+        assert_eq!(job.run_at.as_millisecond(), start.as_millisecond() + 10_000, "retried by the policy");
+
+        // The same worker goes on: the retry runs when due and succeeds.
+        assert_eq!(w.drain().await.unwrap(), 0);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(w.drain().await.unwrap(), 1);
+        assert!(matches!(jobs::get(&mut conn, id).await, Err(casebridge_store::StoreError::NotFound)));
+        assert_eq!(*handler.0.lock().unwrap(), vec![1, 2]);
+    }
+
+    async fn one_key_runs_its_jobs_in_commit_order_under_racing_enqueuers(backend) {
+        // Each enqueuer adds a job of one ordering key, then holds its transaction open for a
+        // while before committing, so without the key's lock (PostgreSQL: an advisory lock held
+        // until commit) a job enqueued first could commit last, and two could both head the key.
+        let db = TestDb::new(backend).await;
+        let committed: Arc<Mutex<Vec<JobId>>> = Arc::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..10u64 {
+            let (store, committed) = (db.store.clone(), committed.clone());
+            tasks.spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let job = NewJob::new(Q, "record", json!({"i": i})).ordering_key("lead-1");
+                let id = jobs::enqueue(&mut tx, &job, Timestamp::now()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20 + (i * 7 % 5) * 10)).await;
+                // Noted just before the commit: with the key's lock held until then, the next
+                // enqueuer's `enqueue` returns only after this commit, so this is commit order.
+                committed.lock().unwrap().push(id);
+                tx.commit().await.unwrap();
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let committed = committed.lock().unwrap().clone();
+        // Only the first to commit heads the key: a claim of all that is due gets it alone.
+        let heads = jobs::claim(&db.store, Q, 10, Duration::from_secs(30), Timestamp::now()).await.unwrap();
+        assert_eq!(heads.iter().map(|j| j.id).collect::<Vec<_>>(), vec![committed[0]],
+            "one job heads the key, and it is the first committed");
+        assert!(jobs::release(&db.store, &heads[0], Timestamp::now()).await.unwrap());
+
+        let rec = Recorder::default();
+        let w = worker(&db.store, Arc::new(SystemClock), rec.clone(), no_retry_delay(), 8);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(w.run(stop.clone()));
+        wait_until(Duration::from_secs(30), || rec.runs.lock().unwrap().len() == committed.len()).await;
+        stop.cancel();
+        run.await.unwrap();
+        assert_eq!(*rec.runs.lock().unwrap(), committed, "run order is commit order");
+        assert!(rec.overlaps.lock().unwrap().is_empty());
+    }
+}

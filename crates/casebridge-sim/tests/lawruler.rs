@@ -889,7 +889,7 @@ async fn faults_are_injected_over_http() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         faults,
-        json!({"rate_limit": null, "fail_5xx": 0, "slow_ms": 0, "wrong_key": false, "fail_fields": false})
+        json!({"rate_limit": null, "fail_5xx": 0, "slow_ms": 0, "wrong_key": false, "fail_fields": false, "garbled": 0})
     );
     assert_eq!(
         s.get("/api/v2/casetypes/12/customfields", &token).await.0,

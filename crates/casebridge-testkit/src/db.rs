@@ -6,6 +6,7 @@ use sqlx::{Connection, Executor, PgConnection};
 /// not be counted as passed.
 pub const POSTGRES_ENV: &str = "CASEBRIDGE_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_ADDR: &str = "127.0.0.1:5432";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestBackend {
@@ -32,12 +33,24 @@ impl TestBackend {
     }
 }
 
-/// The server URL tests create their databases on.
+/// The server URL tests create their databases on: the one `CASEBRIDGE_TEST_POSTGRES_URL` names;
+/// unset, the default local server if it answers, else a throwaway cluster this process starts
+/// from the installed server binaries ([`crate::cluster`]; the panic names what to install when
+/// there are none).
+/// Chosen once per test process.
 pub fn postgres_admin_url() -> String {
-    std::env::var(POSTGRES_ENV)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| DEFAULT_POSTGRES.to_owned())
+    static CHOSEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| {
+            if let Some(url) = std::env::var(POSTGRES_ENV).ok().filter(|v| !v.is_empty()) {
+                return url;
+            }
+            if crate::cluster::answers(DEFAULT_ADDR) {
+                return DEFAULT_POSTGRES.to_owned();
+            }
+            crate::cluster::throwaway_cluster_url().to_owned()
+        })
+        .clone()
 }
 
 /// How many PostgreSQL test databases one test process holds at once. A test holds at most

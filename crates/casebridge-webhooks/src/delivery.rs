@@ -97,6 +97,9 @@ pub struct WebhookRuntime {
     pub clock: Arc<dyn Clock>,
     pub policy: Arc<UrlPolicy>,
     pub client: reqwest::Client,
+    /// How long one attempt may take in total ([`ATTEMPT_TIMEOUT`] in production); the error of
+    /// an attempt cut off names it.
+    pub timeout: Duration,
 }
 
 impl WebhookRuntime {
@@ -110,6 +113,7 @@ impl WebhookRuntime {
         let policy = Arc::new(policy);
         Arc::new(Self {
             client: safe_client(policy.clone(), timeout),
+            timeout,
             store,
             keyring,
             clock,
@@ -459,7 +463,7 @@ impl Deliver {
         }
         let mut resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return failed(error_class(&e), describe(&e)),
+            Err(e) => return failed(error_class(&e), describe(&e, rt.timeout)),
         };
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = resp
@@ -490,7 +494,10 @@ impl Deliver {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    error = Some(format!("reading the response failed: {}", describe(&e)));
+                    error = Some(format!(
+                        "reading the response failed: {}",
+                        describe(&e, rt.timeout)
+                    ));
                     break;
                 }
             }
@@ -536,18 +543,28 @@ fn error_class(e: &reqwest::Error) -> &'static str {
     }
 }
 
-/// A readable reason for a failed request.
-fn describe(e: &reqwest::Error) -> String {
+/// A readable reason for a failed request; `timeout` is the attempt's limit.
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if let Some(p) = PolicyError::find_in(e) {
         return format!("destination refused: {p}");
     }
     if e.is_timeout() {
-        return format!("timed out after {} s", ATTEMPT_TIMEOUT.as_secs());
+        return format!("timed out after {}", seconds(timeout));
     }
     if e.is_connect() {
         return format!("could not connect: {}", innermost(e));
     }
     format!("request failed: {}", innermost(e))
+}
+
+/// `15 s`, `1.5 s`, `0.3 s`: a limit as people read it.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        let text = format!("{:.3}", d.as_secs_f64());
+        format!("{} s", text.trim_end_matches('0'))
+    }
 }
 
 fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
@@ -572,6 +589,13 @@ pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_read_in_seconds() {
+        assert_eq!(seconds(ATTEMPT_TIMEOUT), "15 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(seconds(Duration::from_millis(300)), "0.3 s");
+    }
 
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {

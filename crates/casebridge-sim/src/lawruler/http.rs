@@ -140,6 +140,7 @@ async fn handle(State(sim): State<LawRulerSim>, req: Request) -> Response {
         return controls(&sim, &parts.method, &path, &body).await;
     }
 
+    let _in_flight = sim.request_started();
     let parsed = parse(&parts, body).await;
     let (seq, slow_ms) = {
         let mut st = sim.state();
@@ -228,6 +229,17 @@ fn route(sim: &LawRulerSim, parts: &Parts, path: &str, p: &Parsed) -> Response {
     let is = |template: &str| matches(template, path);
 
     let endpoint: (&Method, Handler, Vec<String>) = if let Some(v) = is(&paths.lead_api) {
+        let mut st = sim.state();
+        if st.faults.garbled > 0 {
+            st.faults.garbled -= 1;
+            return (
+                StatusCode::OK,
+                [("content-type", "text/html")],
+                "<html><body>Down for maintenance</body></html>",
+            )
+                .into_response();
+        }
+        drop(st);
         (&Method::POST, lead_api, v)
     } else if let Some(v) = is(&paths.campaign_api) {
         (&Method::POST, campaign_api, v)

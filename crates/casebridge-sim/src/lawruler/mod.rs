@@ -312,7 +312,8 @@ pub struct RateLimitFault {
 }
 
 /// Injected failures; they apply to every Law Ruler endpoint, in this order: `slow_ms`, then
-/// `rate_limit`, then `fail_5xx`; `wrong_key` and `fail_fields` change single endpoints.
+/// `rate_limit`, then `fail_5xx`; `wrong_key`, `fail_fields` and `garbled` change single
+/// endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -325,6 +326,9 @@ pub struct Faults {
     pub wrong_key: bool,
     /// Custom-field loading answers `500`.
     pub fail_fields: bool,
+    /// The lead API answers the next N requests with HTTP 200 and a page that is not one of its
+    /// answers (as a maintenance page would).
+    pub garbled: u32,
 }
 
 /// A change to [`Faults`], as `POST /_sim/faults` takes it: only the keys given change.
@@ -337,6 +341,7 @@ pub struct FaultsPatch {
     pub slow_ms: Option<u64>,
     pub wrong_key: Option<bool>,
     pub fail_fields: Option<bool>,
+    pub garbled: Option<u32>,
 }
 
 /// How a webhook's body is encoded.
@@ -393,6 +398,9 @@ struct State {
     token_ttl: Duration,
     requests: Vec<LoggedRequest>,
     next_seq: u64,
+    /// Requests being answered now, and the most at once since the log was last cleared.
+    in_flight: usize,
+    max_in_flight: usize,
     faults: Faults,
     webhooks: Vec<SentWebhook>,
     allow_remote_webhooks: bool,
@@ -607,6 +615,8 @@ impl LawRulerSimBuilder {
             token_ttl: self.token_ttl,
             requests: Vec::new(),
             next_seq: 1,
+            in_flight: 0,
+            max_in_flight: 0,
             faults: Faults::default(),
             webhooks: Vec::new(),
             allow_remote_webhooks: self.allow_remote_webhooks,
@@ -633,6 +643,15 @@ impl LawRulerSimBuilder {
 pub struct LawRulerSim {
     inner: Arc<Mutex<State>>,
     http: reqwest::Client,
+}
+
+/// A request being answered; counted down when dropped (answered or abandoned).
+pub(crate) struct InFlight(LawRulerSim);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.state().in_flight -= 1;
+    }
 }
 
 impl Default for LawRulerSim {
@@ -703,8 +722,24 @@ impl LawRulerSim {
             .collect()
     }
 
+    /// Clears the request log (and starts counting [`max_in_flight`](Self::max_in_flight) again).
     pub fn clear_requests(&self) {
-        self.state().requests.clear();
+        let mut st = self.state();
+        st.requests.clear();
+        st.max_in_flight = st.in_flight;
+    }
+
+    /// The most Law Ruler requests (the simulator's controls aside) that were being answered at
+    /// once since the request log was last cleared.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
+    pub(crate) fn request_started(&self) -> InFlight {
+        let mut st = self.state();
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        InFlight(self.clone())
     }
 
     pub fn leads(&self) -> Vec<SimLead> {
@@ -834,6 +869,9 @@ impl LawRulerSim {
         if let Some(b) = patch.fail_fields {
             f.fail_fields = b;
         }
+        if let Some(n) = patch.garbled {
+            f.garbled = n;
+        }
     }
 
     pub fn clear_faults(&self) {
@@ -849,6 +887,11 @@ impl LawRulerSim {
             }),
             ..FaultsPatch::default()
         });
+    }
+
+    /// Answer the next `count` lead API requests with HTTP 200 and a page that is not an answer.
+    pub fn garble(&self, count: u32) {
+        self.state().faults.garbled = count;
     }
 
     /// Answer the next `count` requests with 503.
