@@ -214,7 +214,7 @@ backend_tests! {
 
         let r = start_import(&app, json!({"source": "lawruler_api", "since": "2031-06-01T12:00:00+00:00"})).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-        assert_eq!(r.body["since"], "2031-06-01T12:00:00Z");
+        assert_eq!(r.body["since"], "2031-06-01T12:00:00.000Z");
         let id = r.body["id"].as_str().unwrap().to_owned();
         crm_worker(&app).drain().await.unwrap();
         let done = status(&app, &id).await;

@@ -55,7 +55,7 @@ pub(crate) fn provider(raw: &str) -> Result<Provider, ApiError> {
 }
 
 fn time(t: Option<jiff::Timestamp>) -> Option<String> {
-    t.map(|t| t.to_string())
+    t.map(crate::dto::time)
 }
 
 // ---- views ----
@@ -470,7 +470,7 @@ impl From<CrmOp> for OperationOut {
             record_id: o.record_id,
             attempts: o.attempts,
             last_error: o.last_error,
-            created_at: o.created_at.to_string(),
+            created_at: crate::dto::time(o.created_at),
             finished_at: time(o.finished_at),
         }
     }
@@ -583,7 +583,7 @@ async fn refresh_catalog(
         case_types: loaded.case_types,
         statuses: loaded.statuses,
         fields: loaded.fields,
-        refreshed_at: loaded.refreshed_at.to_string(),
+        refreshed_at: crate::dto::time(loaded.refreshed_at),
     }))
 }
 
@@ -931,7 +931,7 @@ impl From<SyncEntry> for SyncEntryOut {
             outcome: e.outcome,
             error_kind: e.error_kind,
             message: e.message,
-            created_at: e.created_at.to_string(),
+            created_at: crate::dto::time(e.created_at),
         }
     }
 }
@@ -993,7 +993,7 @@ impl From<StoredRule> for RuleOut {
             provider: r.provider,
             case_type: r.rule.case_type,
             status: r.rule.status,
-            created_at: r.created_at.to_string(),
+            created_at: crate::dto::time(r.created_at),
         }
     }
 }
