@@ -38,11 +38,10 @@ async fn sim() -> RunningSim {
 /// A `crm` worker with the import job able to reach Law Ruler, as the server wires it.
 fn crm_worker(app: &TestApp) -> Worker {
     let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
+    let policy = Arc::new(app.options.url_policy.clone());
     let clients = Clients::new(
-        casebridge_webhooks::policy::safe_client(
-            Arc::new(app.options.url_policy.clone()),
-            Duration::from_secs(20),
-        ),
+        casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(20)),
+        policy,
         LawRulerPaths::default(),
         app.keyring.clone(),
     );
