@@ -43,8 +43,10 @@ fn url_policy() -> UrlPolicy {
 
 /// Law Ruler clients as the server builds them (default paths, SSRF-safe client).
 fn lawruler_clients(bench: &Bench) -> Clients {
+    let policy = Arc::new(url_policy());
     Clients::new(
-        safe_client(Arc::new(url_policy()), LAWRULER_TIMEOUT),
+        safe_client(policy.clone(), LAWRULER_TIMEOUT),
+        policy,
         LawRulerPaths::default(),
         bench.keyring.clone(),
     )
@@ -83,6 +85,7 @@ impl ApiServer {
                 lawruler: lawruler_clients(bench),
                 smartadvocate: casebridge_crm::smartadvocate::connection::Clients::new(
                     safe_client(Arc::new(url_policy()), LAWRULER_TIMEOUT),
+                    Arc::new(url_policy()),
                     casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
                     bench.keyring.clone(),
                 ),

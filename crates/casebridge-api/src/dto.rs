@@ -67,8 +67,10 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn time(t: Timestamp) -> String {
-    t.to_string()
+/// Every instant the API answers with: RFC 3339 in UTC, always milliseconds,
+/// e.g. `2026-11-20T09:30:00.000Z`. One precision, whatever the clock or the backend stored.
+pub fn time(t: Timestamp) -> String {
+    format!("{t:.3}")
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]

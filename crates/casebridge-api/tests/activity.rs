@@ -317,7 +317,7 @@ backend_tests! {
             {"speaker": "client", "text": " Hi there "}]})).await;
         let transcript = r.body["transcript"].as_array().unwrap().clone();
         assert_eq!(transcript.len(), 2);
-        assert_eq!(transcript[0], json!({"speaker": "agent", "text": "Hello", "at": "2025-05-01T14:30:04Z"}));
+        assert_eq!(transcript[0], json!({"speaker": "agent", "text": "Hello", "at": "2025-05-01T14:30:04.000Z"}));
         assert_eq!((transcript[1]["speaker"].as_str(), transcript[1]["text"].as_str()), (Some("client"), Some("Hi there")));
         assert!(transcript[1]["at"].is_string());
 
@@ -329,7 +329,7 @@ backend_tests! {
             json!({"ended_at": "2025-05-01T14:41:37Z", "end_reason": "voicemail"})).await;
         assert_status!(&r, StatusCode::OK, "end");
         assert_eq!((r.body["status"].as_str(), r.body["ended_at"].as_str(), r.body["end_reason"].as_str()),
-                   (Some("ended"), Some("2025-05-01T14:41:37Z"), Some("voicemail")));
+                   (Some("ended"), Some("2025-05-01T14:41:37.000Z"), Some("voicemail")));
         let r = app.post(&format!("/api/v1/calls/{call}/end"), json!({})).await;
         assert_status!(&r, StatusCode::CONFLICT, "end twice");
         assert!(r.body["error"]["message"].as_str().unwrap().contains("already ended"), "{}", r.text);

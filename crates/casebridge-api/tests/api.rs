@@ -23,7 +23,47 @@ fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")
 }
 
+/// RFC 3339 in UTC with exactly milliseconds: `2026-11-20T09:30:00.123Z`.
+fn is_millisecond_utc(t: &str) -> bool {
+    let b = t.as_bytes();
+    t.len() == 24
+        && t.ends_with('Z')
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && t[20..23].bytes().all(|c| c.is_ascii_digit())
+        && t.parse::<jiff::Timestamp>().is_ok()
+}
+
 backend_tests! {
+    async fn every_time_in_a_response_has_millisecond_precision_in_utc(backend) {
+        let app = TestApp::start(backend).await;
+        // The clock starts at the real time (sub-millisecond digits); half a millisecond more
+        // makes the digits beyond the third non-zero whatever the start was.
+        app.advance(std::time::Duration::from_micros(500));
+        let ct = case_type(&app, "Auto").await;
+        let client = app.create("/api/v1/clients", json!({"first_name": "Ann", "last_name": "Lee"})).await;
+        let case = app.create("/api/v1/cases", json!({"name": "Lee v. Roe", "case_type_id": ct, "client_id": client})).await;
+        let key = app.post("/api/v1/api-keys", json!({"name": "runtime"})).await.expect(StatusCode::CREATED).body;
+        let revoked = app.delete(&format!("/api/v1/api-keys/{}", key["id"].as_str().unwrap())).await.expect(StatusCode::OK).body;
+        let mut checked = 0;
+        for (what, body, fields) in [
+            ("case type", app.get(&format!("/api/v1/case-types/{ct}")).await.expect(StatusCode::OK).body, &["created_at", "updated_at"][..]),
+            ("client", app.get(&format!("/api/v1/clients/{client}")).await.expect(StatusCode::OK).body, &["created_at", "updated_at"][..]),
+            ("case", app.get(&format!("/api/v1/cases/{case}")).await.expect(StatusCode::OK).body, &["created_at", "updated_at"][..]),
+            ("cases page", app.get("/api/v1/cases").await.expect(StatusCode::OK).body["data"][0].clone(), &["created_at", "updated_at"][..]),
+            ("api key", key, &["created_at"][..]),
+            ("revoked key", revoked, &["created_at", "revoked_at"][..]),
+        ] {
+            for f in fields {
+                let t = body[*f].as_str().unwrap_or_else(|| panic!("{what} {f}: {body}"));
+                assert!(is_millisecond_utc(t), "{what} {f}: {t}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 11);
+    }
+
     async fn company_can_be_read_and_changed(backend) {
         let app = TestApp::start(backend).await;
         let r = app.get("/api/v1/company").await;

@@ -26,6 +26,49 @@ async fn connect(app: &TestApp, body: Value) -> casebridge_testkit::Reply {
 }
 
 backend_tests! {
+    async fn the_checklist_asks_only_for_the_case_types_records_came_with(backend) {
+        let lr = LawRulerSim::new().start().await;
+        let app = TestApp::start(backend).await;
+        let r = connect(&app, values(&lr.base_url)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        app.post("/api/v1/integrations/lawruler/fields/refresh", json!({})).await.expect(StatusCode::OK);
+        let types = lr.sim.case_types();
+        assert!(types.len() >= 2, "the simulator's catalog has several case types");
+        app.call(Method::PUT, "/api/v1/integrations/lawruler/settings",
+            Some(json!({"enable_integration": true, "receive": true}))).await.expect(StatusCode::OK);
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK).body;
+        assert_eq!(view["checklist"]["case_types_linked"], false, "nothing used nor linked: {view}");
+        let hook = view["webhook_url"].as_str().unwrap().split_once("/hooks/").map(|(_, t)| format!("/hooks/{t}")).unwrap();
+
+        // A lead of the first case type arrives (and links it); the others, never used, do not
+        // hold the item open.
+        let r = app.http.post(app.url(&hook)).json(&json!({
+            "Lead ID": "5001", "Case Type ID": types[0].id, "Case Type": types[0].name,
+            "Status ID": "7", "Status": "Intake", "Full Name": "Jane Doe", "Created Date": "2026-11-01",
+            "Primary Contact ID": "PC-1", "First Name": "Jane", "Last Name": "Doe"}))
+            .send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        let view = app.get("/api/v1/integrations/lawruler").await.body;
+        assert_eq!(view["checklist"]["case_types_linked"], true, "{view}");
+        let links = app.get("/api/v1/integrations/lawruler/case-type-links").await.body;
+        let unlinked = links.as_array().unwrap().iter().filter(|l| l["case_type_id"].is_null()).count();
+        assert_eq!(unlinked, types.len() - 1, "the unused case types stay unlinked: {links}");
+
+        // Unlinking the used case type opens the item again; linking an unused one does not close it.
+        let ct = app.create("/api/v1/case-types", json!({"name": "Other"})).await;
+        app.call(Method::PUT, "/api/v1/integrations/lawruler/case-type-links",
+            Some(json!({"links": [{"crm_case_type_id": types[0].id, "case_type_id": null},
+                                  {"crm_case_type_id": types[1].id, "case_type_id": ct}]}))).await.expect(StatusCode::OK);
+        let view = app.get("/api/v1/integrations/lawruler").await.body;
+        assert_eq!(view["checklist"]["case_types_linked"], false, "{view}");
+        // A refresh of the catalog keeps what was used.
+        app.post("/api/v1/integrations/lawruler/fields/refresh", json!({})).await.expect(StatusCode::OK);
+        app.call(Method::PUT, "/api/v1/integrations/lawruler/case-type-links",
+            Some(json!({"links": [{"crm_case_type_id": types[0].id, "case_type_id": ct}]}))).await.expect(StatusCode::OK);
+        let view = app.get("/api/v1/integrations/lawruler").await.body;
+        assert_eq!(view["checklist"]["case_types_linked"], true, "{view}");
+    }
+
     async fn connect_names_the_wrong_value_and_stores_nothing(backend) {
         let lr = LawRulerSim::new().start().await;
         let app = TestApp::start(backend).await;

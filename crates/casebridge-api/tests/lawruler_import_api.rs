@@ -38,11 +38,10 @@ async fn sim() -> RunningSim {
 /// A `crm` worker with the import job able to reach Law Ruler, as the server wires it.
 fn crm_worker(app: &TestApp) -> Worker {
     let clock: Arc<dyn Clock> = Arc::new(app.clock.clone());
+    let policy = Arc::new(app.options.url_policy.clone());
     let clients = Clients::new(
-        casebridge_webhooks::policy::safe_client(
-            Arc::new(app.options.url_policy.clone()),
-            Duration::from_secs(20),
-        ),
+        casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(20)),
+        policy,
         LawRulerPaths::default(),
         app.keyring.clone(),
     );
@@ -214,7 +213,7 @@ backend_tests! {
 
         let r = start_import(&app, json!({"source": "lawruler_api", "since": "2031-06-01T12:00:00+00:00"})).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-        assert_eq!(r.body["since"], "2031-06-01T12:00:00Z");
+        assert_eq!(r.body["since"], "2031-06-01T12:00:00.000Z");
         let id = r.body["id"].as_str().unwrap().to_owned();
         crm_worker(&app).drain().await.unwrap();
         let done = status(&app, &id).await;

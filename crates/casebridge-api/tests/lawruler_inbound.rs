@@ -334,6 +334,68 @@ backend_tests! {
         assert_eq!(b_log["data"].as_array().unwrap().len(), 1);
     }
 
+    async fn a_rotated_webhook_url_keeps_the_old_one_working_for_the_grace_period(backend) {
+        let app = TestApp::start(backend).await;
+        let old = connected(&app).await;
+        let (b_id, b_key) = app.new_company("Firm B").await;
+        let b_hook = app.lawruler_connected_offline(b_id, &b_key).await;
+
+        let r = app.post("/api/v1/integrations/lawruler/webhook-token/rotate", json!({})).await.expect(StatusCode::OK);
+        let new = r.body["webhook_url"].as_str().unwrap().split_once("/hooks/").map(|(_, t)| format!("/hooks/{t}")).unwrap();
+        assert_ne!(new, old);
+        let expires: jiff::Timestamp = r.body["previous_url_expires_at"].as_str().unwrap().parse().unwrap();
+        let now = casebridge_domain::clock::Clock::now(&app.clock);
+        assert_eq!(expires.duration_since(now), jiff::SignedDuration::from_hours(24), "{}", r.text);
+        let view = app.get("/api/v1/integrations/lawruler").await.expect(StatusCode::OK).body;
+        assert!(view["webhook_url"].as_str().unwrap().ends_with(&new), "the setup view shows the new URL: {view}");
+        assert!(!app.get("/api/v1/integrations/lawruler/sync-log").await.text.contains(old.trim_start_matches("/hooks/lawruler/")),
+                "the sync log never shows a token");
+
+        // The new URL works, and so does the old one during the grace period, for A only.
+        let r = send(&app, &new, Format::Json, &lead(&[])).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("applied")), "{}", r.text);
+        app.advance(std::time::Duration::from_secs(23 * 3600));
+        let r = send(&app, &old, Format::Json, &lead(&[("Lead ID", "1002")])).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("applied")), "{}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 2);
+        let b_cases = app.call_as(&b_key, reqwest::Method::GET, "/api/v1/cases", None).await.body;
+        assert_eq!(b_cases["data"], json!([]), "nothing reached B");
+        // B's URL is untouched by A's rotation.
+        let r = send(&app, &b_hook, Format::Json, &lead(&[("Lead ID", "2001")])).await;
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
+
+        // After the grace period the old URL is like an unknown one; the new one still works.
+        app.advance(std::time::Duration::from_secs(3600));
+        let r = send(&app, &old, Format::Json, &lead(&[("Lead ID", "1003")])).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+        assert_eq!(r.body["error"]["code"], "not_found", "{}", r.text);
+        assert_eq!(count(&app, "/api/v1/cases").await, 2, "nothing stored");
+        let r = send(&app, &new, Format::Json, &lead(&[("Lead ID", "1004")])).await;
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
+
+        // B cannot rotate A's URL (it rotates its own); A's new URL keeps working.
+        let r = app.call_as(&b_key, reqwest::Method::POST, "/api/v1/integrations/lawruler/webhook-token/rotate", Some(json!({"grace_hours": 0}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = send(&app, &b_hook, Format::Json, &lead(&[("Lead ID", "2002")])).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "no grace asked: B's old URL ends at once");
+        let r = send(&app, &new, Format::Json, &lead(&[("Lead ID", "1005")])).await;
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
+
+        // Rotating again with no body; a grace out of range is a 422 and changes nothing.
+        let r = app.post("/api/v1/integrations/lawruler/webhook-token/rotate", json!({"grace_hours": 721})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["details"][0]["field"], "grace_hours", "{}", r.text);
+        let view = app.get("/api/v1/integrations/lawruler").await.body;
+        assert!(view["webhook_url"].as_str().unwrap().ends_with(&new), "{view}");
+        let r = app.http.post(app.url("/api/v1/integrations/lawruler/webhook-token/rotate"))
+            .bearer_auth(&app.api_key).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = send(&app, &new, Format::Json, &lead(&[("Lead ID", "1006")])).await;
+        assert_eq!(r.body["status"], "applied", "the previous URL is in its grace period: {}", r.text);
+        let r = app.post("/api/v1/integrations/nosuchcrm/webhook-token/rotate", json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+
     async fn concurrent_settings_changes_are_all_kept(backend) {
         let app = TestApp::start(backend).await;
         connected(&app).await;

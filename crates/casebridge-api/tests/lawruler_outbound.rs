@@ -730,8 +730,8 @@ backend_tests! {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         s.drain().await;
         assert!(s.received().is_empty());
-        let docs = s.app.get(&format!("/api/v1/cases/{}/documents", s.case_id)).await.body;
-        assert_eq!(docs, json!([]));
+        let docs = s.app.get(&format!("/api/v1/cases/{}/documents", s.case_id)).await.expect(StatusCode::OK).body;
+        assert_eq!(docs, json!({"data": [], "next_cursor": null}));
         let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
         assert_eq!(ops["data"], json!([]));
 
@@ -745,6 +745,23 @@ backend_tests! {
         let doc: Value = r.json().await.unwrap();
         assert_eq!(doc["file_name"], "big.pdf", "path parts are dropped");
         assert_eq!(doc["size"], 3 * 1024 * 1024);
+        // The case's documents are a page like every other list, oldest first.
+        let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+            .bearer_auth(&s.app.api_key).header("content-type", "application/pdf")
+            .header("content-disposition", "attachment; filename=\"second.pdf\"")
+            .body(b"%PDF-1.4".to_vec()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let list = format!("/api/v1/cases/{}/documents", s.case_id);
+        let first = s.app.get(&format!("{list}?limit=1")).await.expect(StatusCode::OK).body;
+        assert_eq!(first["data"].as_array().map(Vec::len), Some(1), "{first}");
+        assert_eq!(first["data"][0]["file_name"], "big.pdf", "{first}");
+        let cursor = first["next_cursor"].as_str().expect("a cursor to the second page");
+        let second = s.app.get(&format!("{list}?limit=1&cursor={cursor}")).await.expect(StatusCode::OK).body;
+        assert_eq!(second["data"].as_array().map(Vec::len), Some(1), "{second}");
+        assert_eq!(second["data"][0]["file_name"], "second.pdf", "{second}");
+        assert_eq!(second["next_cursor"], Value::Null, "{second}");
+        s.app.call(Method::GET, &format!("{list}?limit=0"), None).await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
         // Another company can neither add to nor list this case's documents.
         let (_, other_key) = s.app.new_company("Other Firm").await;
         let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))

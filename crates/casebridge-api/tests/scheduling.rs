@@ -247,7 +247,7 @@ backend_tests! {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         assert_eq!(r.body["start"], "2026-03-09T10:00:00-04:00");
         assert_eq!(r.body["end"], "2026-03-09T10:30:00-04:00");
-        assert_eq!(r.body["start_utc"], "2026-03-09T14:00:00Z");
+        assert_eq!(r.body["start_utc"], "2026-03-09T14:00:00.000Z");
         assert_eq!(r.body["status"], "booked");
         assert_eq!(r.body["case_id"], case_id.as_str());
         assert_eq!(r.body["attendee"], json!({"name": "Jane Doe", "email": "jane@example.com",
@@ -268,7 +268,7 @@ backend_tests! {
         let r = app.post(&format!("/api/v1/agents/{id}/bookings"),
             json!({"start": "2026-03-06T10:00:00", "case_id": case_id})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        assert_eq!(r.body["start_utc"], "2026-03-06T15:00:00Z");
+        assert_eq!(r.body["start_utc"], "2026-03-06T15:00:00.000Z");
         assert_eq!(sim.sim.bookings()[1].start.to_string(), "2026-03-06T15:00:00Z");
 
         // An explicit offset, an explicit attendee (phone only), no case.

@@ -6,6 +6,7 @@ use casebridge_audio::AudioInfo;
 use casebridge_crm::lawruler::ingest::PROVIDER;
 use casebridge_crm::PlatformChange;
 use casebridge_domain::ids::{CallId, CaseId, CompanyId};
+use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::ValidationError;
 use casebridge_store::documents::{DocumentKind, NewDocument};
 use casebridge_store::{activity, cases, crm_notes, documents};
@@ -64,10 +65,15 @@ pub async fn add_document<B: AsRef<[u8]>>(
 }
 
 /// A case's documents (metadata), oldest first.
-pub async fn for_case(app: &App, company: CompanyId, case: CaseId) -> Result<Vec<Document>> {
+pub async fn for_case(
+    app: &App,
+    company: CompanyId,
+    case: CaseId,
+    page: &PageRequest,
+) -> Result<Page<Document>> {
     let mut conn = app.store().conn().await?;
     require_case(&mut conn, company, case).await?;
-    Ok(documents::for_case(&mut conn, company, case).await?)
+    Ok(documents::for_case(&mut conn, company, case, page).await?)
 }
 
 /// A stored recording and what probing found in it (format, duration).

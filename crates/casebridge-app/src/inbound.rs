@@ -135,7 +135,7 @@ async fn receive_one(
     let connector = app.connectors().get(p).ok_or_else(no_hook)?;
     let integration = {
         let mut conn = app.store().conn().await?;
-        store::by_token(&mut conn, p.as_str(), token)
+        store::by_token(&mut conn, p.as_str(), token, app.now())
             .await?
             .ok_or_else(no_hook)?
     };

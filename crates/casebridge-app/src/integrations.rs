@@ -22,7 +22,7 @@ use casebridge_domain::records::NamedKind;
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry};
 use casebridge_store::{named, Conn};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use serde_json::{Map, Value};
 
@@ -77,6 +77,74 @@ fn new_token() -> String {
     let mut bytes = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The inbound URL a CRM posts its webhooks to.
+fn webhook_url(base: &str, p: Provider, token: &str) -> String {
+    format!(
+        "{}/hooks/{}/{}",
+        base.trim_end_matches('/'),
+        p.as_str(),
+        token
+    )
+}
+
+/// How long a rotated-out inbound webhook URL keeps working unless told otherwise.
+pub const DEFAULT_TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24);
+/// The longest grace period a rotation may give the old URL.
+pub const MAX_TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
+
+/// The inbound webhook URL after a rotation, and until when the previous one still works.
+#[derive(Debug, Clone)]
+pub struct RotatedWebhookUrl {
+    pub webhook_url: String,
+    pub previous_url_expires_at: Timestamp,
+}
+
+/// Gives the inbound webhook URL a new token. The previous URL keeps receiving for `grace`
+/// (default 24 hours, at most 30 days; zero ends it now), then answers 404 like any unknown
+/// token. Tokens are never logged; the sync log records that a rotation happened.
+pub async fn rotate_webhook_token(
+    app: &App,
+    company: CompanyId,
+    p: Provider,
+    grace: Option<SignedDuration>,
+) -> Result<RotatedWebhookUrl> {
+    let grace = grace.unwrap_or(DEFAULT_TOKEN_GRACE);
+    if grace.is_negative() || grace > MAX_TOKEN_GRACE {
+        return Err(ValidationError::single(
+            "grace_hours",
+            format!("must be between 0 and {}", MAX_TOKEN_GRACE.as_hours()),
+        )
+        .into());
+    }
+    let now = app.now();
+    let expires = now + grace;
+    let mut tx = app.store().begin().await?;
+    store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
+    let i = store::rotate_token(&mut tx, company, p.as_str(), &new_token(), expires, now).await?;
+    let message = format!("webhook URL rotated; the previous URL works until {expires:.0}");
+    store::log(
+        &mut tx,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction: "inbound",
+            operation: "rotate_webhook_url",
+            record_ref: None,
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(&message),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let base = app.public_url().unwrap_or(DEFAULT_PUBLIC_URL);
+    Ok(RotatedWebhookUrl {
+        webhook_url: webhook_url(base, p, &i.webhook_token),
+        previous_url_expires_at: expires,
+    })
 }
 
 /// The company's integration row for `p`, created on first use (with its webhook token).
@@ -158,6 +226,16 @@ impl IntegrationView {
     }
 }
 
+/// The checklist's "case types linked": the CRM case types the firm uses (those records have
+/// arrived with) are all linked; with none used yet, at least one link is made. Case types of
+/// the CRM that no record has come with do not count.
+fn case_types_linked(used: &[String], links: &[(String, CaseTypeId)]) -> bool {
+    if used.is_empty() {
+        return !links.is_empty();
+    }
+    used.iter().all(|u| links.iter().any(|(l, _)| l == u))
+}
+
 async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView> {
     let connector = app.connectors().get(p);
     let credentials = match connector {
@@ -168,15 +246,12 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     let permission_checks = connector.map_or(&[][..], |c| c.permission_checks());
     let mut conn = app.store().conn().await?;
     let toggles = Toggles::from_settings(&i.settings);
-    let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
     let links = store::links(&mut conn, i.company_id, p.as_str()).await?;
+    let used = store::used_case_types(&mut conn, i.company_id, p.as_str()).await?;
     let checklist = Checklist {
         connected: credentials.is_some(),
         first_webhook_received: i.first_webhook_at.is_some(),
-        case_types_linked: !links.is_empty()
-            && crm_types
-                .iter()
-                .all(|c| links.iter().any(|(l, _)| *l == c.crm_id)),
+        case_types_linked: case_types_linked(&used, &links),
         sync_enabled: toggles.enable_integration,
     };
     let base = app.public_url().unwrap_or(DEFAULT_PUBLIC_URL);
@@ -195,12 +270,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     .next();
     Ok(IntegrationView {
         provider: p,
-        webhook_url: format!(
-            "{}/hooks/{}/{}",
-            base.trim_end_matches('/'),
-            p.as_str(),
-            i.webhook_token
-        ),
+        webhook_url: webhook_url(base, p, &i.webhook_token),
         webhook_url_warning: unreachable_base_url(base),
         records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
         operations: OpCounts {

@@ -45,7 +45,8 @@ fn service(app: &App) -> Scheduling {
     Scheduling::new(
         app.store().clone(),
         app.keyring().clone(),
-        CalClient::new(app.outbound().clone(), app.scheduling_url()),
+        CalClient::new(app.outbound().clone(), app.scheduling_url())
+            .with_policy(app.url_policy().clone()),
         app.clock().clone(),
     )
 }

@@ -81,6 +81,13 @@ pub struct Queued {
     pub event_id: EventId,
 }
 
+/// A delivery in a list, with when its next attempt is due if it is pending and scheduled.
+#[derive(Debug, Clone)]
+pub struct ListedDelivery {
+    pub delivery: Delivery,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
 /// One delivery with the envelope every attempt sends and every attempt made.
 #[derive(Debug, Clone)]
 pub struct DeliveryDetail {
@@ -378,17 +385,42 @@ pub async fn send_test(app: &App, company: CompanyId, id: WebhookId) -> Result<Q
     })
 }
 
-/// A webhook's deliveries, newest first, optionally only those in `status`.
+/// A webhook's deliveries, newest first, optionally only those in `status`; each pending one
+/// with when its next attempt is due.
 pub async fn deliveries(
     app: &App,
     company: CompanyId,
     id: WebhookId,
     status: Option<DeliveryStatus>,
     page: &PageRequest,
-) -> Result<Page<Delivery>> {
+) -> Result<Page<ListedDelivery>> {
     let mut conn = app.store().conn().await?;
     webhook(&mut conn, company, id).await?;
-    Ok(webhooks::deliveries(&mut conn, company, id, status, page).await?)
+    let found = webhooks::deliveries(&mut conn, company, id, status, page).await?;
+    let mut items = Vec::with_capacity(found.items.len());
+    for delivery in found.items {
+        let next_attempt_at = next_attempt(&mut conn, company, &delivery).await?;
+        items.push(ListedDelivery {
+            delivery,
+            next_attempt_at,
+        });
+    }
+    Ok(Page {
+        items,
+        next_after: found.next_after,
+    })
+}
+
+/// When a pending delivery's next attempt is due; none for a finished one.
+async fn next_attempt(
+    conn: &mut Conn,
+    company: CompanyId,
+    delivery: &Delivery,
+) -> Result<Option<Timestamp>> {
+    if delivery.status != DeliveryStatus::Pending {
+        return Ok(None);
+    }
+    Ok(webhooks::next_attempt_at(conn, company, delivery.id).await?)
 }
 
 /// Queues again every failed delivery of this webhook created at or after `since` (W8).
@@ -466,11 +498,7 @@ pub async fn delivery(app: &App, company: CompanyId, id: DeliveryId) -> Result<D
         .or_not_found("delivery", &id.to_string())?;
     let payload = events::payload(&mut conn, company, delivery.event_id).await?;
     let attempts = webhooks::attempts(&mut conn, company, id).await?;
-    let next_attempt_at = if delivery.status == DeliveryStatus::Pending {
-        webhooks::next_attempt_at(&mut conn, company, id).await?
-    } else {
-        None
-    };
+    let next_attempt_at = next_attempt(&mut conn, company, &delivery).await?;
     Ok(DeliveryDetail {
         next_attempt_at,
         delivery,

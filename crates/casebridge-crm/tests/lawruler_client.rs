@@ -703,3 +703,71 @@ async fn every_path_is_configuration() {
         ]
     );
 }
+
+/// The policy casebridge runs with in production, but with plain http (the simulator's):
+/// no loopback, no private networks.
+fn public_only() -> std::sync::Arc<casebridge_webhooks::policy::UrlPolicy> {
+    std::sync::Arc::new(casebridge_webhooks::policy::UrlPolicy {
+        allow_http: true,
+        allowed_private: Vec::new(),
+    })
+}
+
+fn policed(root: &str) -> LawRulerClient {
+    let policy = public_only();
+    LawRulerClient::new(
+        casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(5)),
+        demo_credentials(root),
+        LawRulerPaths::default(),
+    )
+    .expect("client")
+    .with_policy(policy)
+}
+
+/// Credentials stored while their Client Root was acceptable: every later request is vetted
+/// again, for an IP-literal root (which never reaches the safe client's resolver) and for a name
+/// that now resolves to a private (here: loopback) address. Nothing reaches Law Ruler.
+#[tokio::test]
+async fn every_request_vets_the_client_root_ip_literal_or_name() {
+    let running = LawRulerSim::new().start().await;
+    let port = running.base_url.rsplit(':').next().unwrap().to_owned();
+    for root in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let client = policed(&root);
+        let note = Note {
+            category: CLIENT_COMMUNICATIONS.into(),
+            subject: "Hello".into(),
+            body: "Hello".into(),
+            created_at: Timestamp::now(),
+        };
+        let refusals = [
+            client.add_note("10001", &note).await.map(|_| ()),
+            client.case_types().await.map(|_| ()),
+            client
+                .create_lead(&pairs(&[("FirstName", "Jane")]))
+                .await
+                .map(|_| ()),
+        ];
+        for r in refusals {
+            match r {
+                Err(LawRulerError::Config {
+                    field: CredentialField::ClientRoot,
+                    message,
+                }) => {
+                    assert!(
+                        message.contains("refused") && message.contains("loopback"),
+                        "{root}: {message}"
+                    );
+                }
+                other => panic!("{root}: not refused by the policy: {other:?}"),
+            }
+        }
+        assert!(
+            running.sim.requests().is_empty(),
+            "{root}: {:#?}",
+            running.sim.requests()
+        );
+    }
+}

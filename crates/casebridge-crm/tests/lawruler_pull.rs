@@ -62,6 +62,10 @@ impl Env {
         let keyring = Keyring::new(MasterKey::generate(), Vec::new());
         let clients = Clients::new(
             reqwest::Client::new(),
+            std::sync::Arc::new(casebridge_webhooks::policy::UrlPolicy {
+                allow_http: true,
+                allowed_private: vec!["127.0.0.0/8".parse().unwrap()],
+            }),
             LawRulerPaths::default(),
             keyring.clone(),
         );

@@ -188,3 +188,54 @@ async fn answers_are_classified() {
     );
     assert!(!err.to_string().contains(DEMO_PASSWORD));
 }
+
+/// Every request is vetted against the outbound URL policy right before it is sent: an
+/// IP-literal base URL (which never reaches the safe client's resolver) and a name resolving to a
+/// private (here: loopback) address are refused, and nothing reaches SmartAdvocate.
+#[tokio::test]
+async fn every_request_vets_the_base_url_ip_literal_or_name() {
+    let sa = SmartAdvocateSim::builder().build().start().await;
+    let port = sa
+        .base_url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/CaseSyncAPI")
+        .to_owned();
+    let policy = std::sync::Arc::new(casebridge_webhooks::policy::UrlPolicy {
+        allow_http: true,
+        allowed_private: Vec::new(),
+    });
+    for base in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let c = SmartAdvocateClient::new(
+            casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(5)),
+            Credentials::new(&base, DEMO_USERNAME, DEMO_PASSWORD),
+            SmartAdvocatePaths::default(),
+        )
+        .unwrap()
+        .with_policy(policy.clone());
+        for r in [
+            c.case_types().await.map(|_| ()),
+            c.verify().await.map(|_| ()),
+        ] {
+            match r {
+                Err(SmartAdvocateError::BaseUrl(m)) => {
+                    assert!(
+                        m.contains("refused") && m.contains("loopback"),
+                        "{base}: {m}"
+                    )
+                }
+                other => panic!("{base}: not refused by the policy: {other:?}"),
+            }
+        }
+        assert!(
+            sa.sim.requests().is_empty(),
+            "{base}: {:#?}",
+            sa.sim.requests()
+        );
+    }
+}

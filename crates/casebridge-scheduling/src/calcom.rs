@@ -11,9 +11,11 @@
 //! it is never logged or put in an error message.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_domain::scheduling::Attendee;
+use casebridge_webhooks::policy::UrlPolicy;
 use jiff::Timestamp;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{RequestBuilder, StatusCode};
@@ -50,6 +52,9 @@ pub enum CalError {
     /// Could not connect, or a 5xx.
     #[error("the scheduling service is unavailable: {0}")]
     Unavailable(String),
+    /// The outbound URL policy refuses the base URL (checked before every request).
+    #[error("{0}")]
+    Refused(String),
     /// A 2xx whose body is not what the API documents.
     #[error("the scheduling service answered in an unexpected format: {0}")]
     Protocol(String),
@@ -94,6 +99,8 @@ pub struct Confirmed {
 #[derive(Debug, Clone)]
 pub struct CalClient {
     http: reqwest::Client,
+    /// When set, every request's URL is vetted against it right before it is sent.
+    policy: Option<Arc<UrlPolicy>>,
     base: String,
     timeout: Duration,
 }
@@ -104,9 +111,17 @@ impl CalClient {
     pub fn new(http: reqwest::Client, base_url: &str) -> Self {
         Self {
             http,
+            policy: None,
             base: base_url.trim_end_matches('/').to_owned(),
             timeout: REQUEST_TIMEOUT,
         }
+    }
+
+    /// Vets every request's URL against `policy` right before it is sent, as webhook
+    /// deliveries are (an IP-literal base URL never reaches the safe client's resolver).
+    pub fn with_policy(mut self, policy: Arc<UrlPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -189,12 +204,23 @@ impl CalClient {
 
     /// Sends a request and returns the `data` of a success envelope, or the classified error.
     async fn send(&self, req: RequestBuilder, key: &str) -> Result<Value, CalError> {
-        let resp = req
-            .bearer_auth(key)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
+        let req = req.bearer_auth(key).timeout(self.timeout);
+        if let Some(policy) = &self.policy {
+            let (client, built) = req.build_split();
+            let built = built.map_err(|e| self.transport(&e))?;
+            policy.vet(built.url().as_str()).await.map_err(|e| {
+                CalError::Refused(format!("the scheduling base URL is refused: {e}"))
+            })?;
+            return self.answer(client.execute(built).await).await;
+        }
+        self.answer(req.send().await).await
+    }
+
+    async fn answer(
+        &self,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<Value, CalError> {
+        let resp = sent.map_err(|e| self.transport(&e))?;
         let status = resp.status();
         let retry_after = resp
             .headers()

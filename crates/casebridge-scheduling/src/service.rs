@@ -124,7 +124,7 @@ impl SchedulingError {
                 message: format!("{e}; try again shortly"),
                 retry_after: None,
             },
-            CalError::Protocol(m) => SchedulingError::Upstream(m),
+            CalError::Protocol(m) | CalError::Refused(m) => SchedulingError::Upstream(m),
         }
     }
 }

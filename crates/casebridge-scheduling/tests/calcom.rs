@@ -234,3 +234,55 @@ async fn rate_limits_faults_and_slowness_are_told_apart() {
         "{err:?}"
     );
 }
+
+/// Every request is vetted against the outbound URL policy right before it is sent: an
+/// IP-literal base URL (which never reaches the safe client's resolver) and a name resolving to a
+/// private (here: loopback) address are refused, and nothing reaches the service.
+#[tokio::test]
+async fn every_request_vets_the_base_url_ip_literal_or_name() {
+    let running = sim().start().await;
+    let port = running.base_url.rsplit(':').next().unwrap().to_owned();
+    let policy = std::sync::Arc::new(casebridge_webhooks::policy::UrlPolicy {
+        allow_http: true,
+        allowed_private: Vec::new(),
+    });
+    for base in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let client = CalClient::new(
+            casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(5)),
+            &base,
+        )
+        .with_policy(policy.clone());
+        let a = attendee();
+        let refusals = [
+            client.me(KEY).await.map(|_| ()),
+            client
+                .slots(
+                    KEY,
+                    42,
+                    ts("2026-03-02T00:00:00Z"),
+                    ts("2026-03-03T00:00:00Z"),
+                    "UTC",
+                )
+                .await
+                .map(|_| ()),
+            client
+                .create_booking(KEY, &request("2026-03-02T14:00:00Z", &a))
+                .await
+                .map(|_| ()),
+        ];
+        for r in refusals {
+            match r {
+                Err(CalError::Refused(m)) => assert!(m.contains("loopback"), "{base}: {m}"),
+                other => panic!("{base}: not refused by the policy: {other:?}"),
+            }
+        }
+        assert!(
+            running.sim.requests().is_empty(),
+            "{base}: {:#?}",
+            running.sim.requests()
+        );
+    }
+}

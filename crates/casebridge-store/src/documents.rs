@@ -2,6 +2,7 @@
 //! the database so a file commits together with the CRM operation that will send it.
 
 use casebridge_domain::ids::{CallId, CaseId, CompanyId};
+use casebridge_domain::page::{Page, PageRequest};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
@@ -146,17 +147,30 @@ pub async fn bytes(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Vec<
     b.ok_or(StoreError::NotFound)
 }
 
-/// A case's documents (not its call recordings), oldest first.
-pub async fn for_case(conn: &mut Conn, company: CompanyId, case: CaseId) -> Result<Vec<Document>> {
+/// A page of a case's documents (not its call recordings), oldest first.
+pub async fn for_case(
+    conn: &mut Conn,
+    company: CompanyId,
+    case: CaseId,
+    page: &PageRequest,
+) -> Result<Page<Document>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM documents WHERE company_id = $1 AND case_id = $2
-           AND kind = 'document' ORDER BY id"
+           AND kind = 'document' AND id > $3 ORDER BY id LIMIT $4"
     ))
     .bind(company.to_string())
     .bind(case.to_string())
+    .bind(page.after.clone().unwrap_or_default())
+    .bind(i64::from(page.limit) + 1)
     .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter().map(Row::into_model).collect()
+    let items = rows
+        .into_iter()
+        .map(Row::into_model)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |d| {
+        d.id.to_string()
+    }))
 }
 
 /// The latest recording of a call.

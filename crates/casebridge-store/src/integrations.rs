@@ -151,9 +151,15 @@ pub async fn get(
     row.map(Row::into_model).transpose()
 }
 
-/// The integration an inbound webhook token belongs to. The token is the credential of the
+/// The integration an inbound webhook token belongs to: its current token, or one it replaced
+/// by rotation whose grace period has not ended at `now`. The token is the credential of the
 /// inbound URL, so this is the one lookup not scoped by a company: it finds the company.
-pub async fn by_token(conn: &mut Conn, provider: &str, token: &str) -> Result<Option<Integration>> {
+pub async fn by_token(
+    conn: &mut Conn,
+    provider: &str,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<Integration>> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM integrations WHERE provider = $1 AND webhook_token = $2"
     ))
@@ -161,7 +167,114 @@ pub async fn by_token(conn: &mut Conn, provider: &str, token: &str) -> Result<Op
     .bind(token)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(Row::into_model).transpose()
+    if let Some(row) = row {
+        return row.into_model().map(Some);
+    }
+    let company: Option<String> = sqlx::query_scalar(
+        "SELECT company_id FROM integration_previous_tokens
+         WHERE provider = $1 AND webhook_token = $2 AND expires_at > $3",
+    )
+    .bind(provider)
+    .bind(token)
+    .bind(now.as_millisecond())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match company {
+        Some(c) => {
+            get(
+                conn,
+                parse_id("integration_previous_tokens.company_id", &c)?,
+                provider,
+            )
+            .await
+        }
+        None => Ok(None),
+    }
+}
+
+/// Replaces the inbound webhook token; the one it replaces keeps working until `old_expires_at`.
+/// Tokens whose grace period has ended are forgotten. Returns the integration with its new token.
+pub async fn rotate_token(
+    tx: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    new_token: &str,
+    old_expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Integration> {
+    let current = get_for_update(tx, company, provider)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let conn: &mut Conn = tx;
+    sqlx::query(
+        "DELETE FROM integration_previous_tokens
+         WHERE company_id = $1 AND provider = $2 AND expires_at <= $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO integration_previous_tokens (company_id, provider, webhook_token, expires_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(&current.webhook_token)
+    .bind(old_expires_at.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE integrations SET webhook_token = $3, updated_at = $4
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(new_token)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    get(conn, company, provider)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Remembers that a record arrived with this CRM case type (the first time only).
+pub async fn mark_case_type_used(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    crm_case_type_id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO crm_case_types_used (company_id, provider, crm_id, first_seen_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (company_id, provider, crm_id) DO NOTHING",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(crm_case_type_id)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The CRM case types records have arrived with, by id.
+pub async fn used_case_types(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT crm_id FROM crm_case_types_used
+         WHERE company_id = $1 AND provider = $2 ORDER BY crm_id",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Stores (sealed) credentials, or removes them (`None`: disconnected). Mappings stay.

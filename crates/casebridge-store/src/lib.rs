@@ -297,10 +297,35 @@ impl Store {
         }
     }
 
-    /// Checks that the database answers (for `/readyz`).
+    /// Checks that the database answers (for `/readyz`). On SQLite it also checks that a write
+    /// can be made durable now: a database whose disk is full still answers reads, but every
+    /// write fails ("database or disk is full") until space is freed.
     pub async fn ping(&self) -> Result<()> {
         let mut conn = self.conn().await?;
         sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        drop(conn);
+        self.probe_write().await
+    }
+
+    /// SQLite: commits a write that changes nothing (the database header's `user_version`,
+    /// rewritten with its own value, which casebridge does not use) so that the write-ahead log
+    /// must take a page. A writer already holding the write lock for two seconds is taken as
+    /// proof enough that writes go on: the probe does not queue behind it.
+    async fn probe_write(&self) -> Result<()> {
+        let Some(lock) = &self.write_lock else {
+            return Ok(());
+        };
+        let Ok(_guard) = tokio::time::timeout(Duration::from_secs(2), lock.lock()).await else {
+            return Ok(());
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(&format!("PRAGMA user_version = {version}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

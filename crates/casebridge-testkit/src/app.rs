@@ -23,8 +23,10 @@ use crate::{TestBackend, TestDb};
 
 /// Law Ruler clients as the server builds them, with the test URL policy.
 fn lawruler_clients(keyring: &Keyring, policy: &UrlPolicy) -> Clients {
+    let policy = Arc::new(policy.clone());
     Clients::new(
-        casebridge_webhooks::policy::safe_client(Arc::new(policy.clone()), Duration::from_secs(20)),
+        casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(20)),
+        policy,
         LawRulerPaths::default(),
         keyring.clone(),
     )
@@ -35,8 +37,10 @@ fn smartadvocate_clients(
     keyring: &Keyring,
     policy: &UrlPolicy,
 ) -> casebridge_crm::smartadvocate::connection::Clients {
+    let policy = Arc::new(policy.clone());
     casebridge_crm::smartadvocate::connection::Clients::new(
-        casebridge_webhooks::policy::safe_client(Arc::new(policy.clone()), Duration::from_secs(20)),
+        casebridge_webhooks::policy::safe_client(policy.clone(), Duration::from_secs(20)),
+        policy,
         casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
         keyring.clone(),
     )

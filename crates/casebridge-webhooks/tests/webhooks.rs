@@ -238,6 +238,42 @@ backend_tests! {
         assert_eq!(dead.items.len(), 1, "the dead letter is visible");
     }
 
+    async fn a_pending_delivery_shows_when_its_next_attempt_is_due(backend) {
+        let app = TestApp::start(backend).await;
+        let rx = Receiver::start().await;
+        rx.script("/flaky", [R::status(500).body("boom")]);
+        let (id, _) = hook(&app, &rx.url("/flaky"), json!({})).await;
+        emit(&app, EventType::CallStarted, None, None).await;
+        let w = app.webhook_worker(4);
+        w.drain().await.unwrap();
+
+        let mut conn = app.db.store.conn().await.unwrap();
+        let next = jobs::next_run_at(&mut conn, QUEUE).await.unwrap().expect("a retry is queued");
+        drop(conn);
+        let due = format!("{next:.3}");
+        let listed = app.get(&format!("/api/v1/webhooks/{id}/deliveries")).await.expect(StatusCode::OK).body;
+        assert_eq!(listed["data"][0]["status"], "pending", "{listed}");
+        assert_eq!(listed["data"][0]["next_attempt_at"], due.as_str(), "{listed}");
+        let d = delivery_of(&app, &id).await;
+        assert_eq!(d["next_attempt_at"], due.as_str(), "{d}");
+        // Every time in the representation has the one precision: milliseconds, UTC.
+        for field in ["next_attempt_at", "last_attempt_at", "created_at", "updated_at"] {
+            let t = d[field].as_str().unwrap_or_else(|| panic!("{field}: {d}"));
+            assert!(t.len() == 24 && t.ends_with('Z') && t.as_bytes()[19] == b'.', "{field}: {t}");
+        }
+        let started = d["attempts"][0]["started_at"].as_str().unwrap();
+        assert!(started.len() == 24 && started.ends_with('Z'), "{started}");
+
+        // Once it has succeeded nothing more is due.
+        app.clock.set(next);
+        w.drain().await.unwrap();
+        let d = delivery_of(&app, &id).await;
+        assert_eq!(d["status"], "succeeded", "{d}");
+        assert_eq!(d["next_attempt_at"], Value::Null, "{d}");
+        let listed = app.get(&format!("/api/v1/webhooks/{id}/deliveries")).await.body;
+        assert_eq!(listed["data"][0]["next_attempt_at"], Value::Null, "{listed}");
+    }
+
     async fn retry_after_lengthens_and_410_disables(backend) {
         let app = TestApp::start(backend).await;
         let rx = Receiver::start().await;

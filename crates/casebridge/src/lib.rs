@@ -153,8 +153,10 @@ impl Runtime {
 
     /// Law Ruler clients over the SSRF-safe HTTP client, cached per company.
     pub fn lawruler_clients(&self) -> Clients {
+        let policy = Arc::new(self.url_policy());
         Clients::new(
-            casebridge_webhooks::policy::safe_client(Arc::new(self.url_policy()), LAWRULER_TIMEOUT),
+            casebridge_webhooks::policy::safe_client(policy.clone(), LAWRULER_TIMEOUT),
+            policy,
             self.lawruler_paths.clone(),
             self.keyring.clone(),
         )
@@ -162,11 +164,10 @@ impl Runtime {
 
     /// SmartAdvocate clients over the SSRF-safe HTTP client, cached per company.
     pub fn smartadvocate_clients(&self) -> smartadvocate::connection::Clients {
+        let policy = Arc::new(self.url_policy());
         smartadvocate::connection::Clients::new(
-            casebridge_webhooks::policy::safe_client(
-                Arc::new(self.url_policy()),
-                SMARTADVOCATE_TIMEOUT,
-            ),
+            casebridge_webhooks::policy::safe_client(policy.clone(), SMARTADVOCATE_TIMEOUT),
+            policy,
             self.smartadvocate_paths.clone(),
             self.keyring.clone(),
         )

@@ -751,3 +751,135 @@ fn help_describes_every_option_and_names_the_config_variable_once() {
         }
     }
 }
+
+/// A small tmpfs mounted on a fresh folder, unmounted when dropped. Needs the right to mount
+/// (root in the development container); `None` where there is none.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left of the disk with a file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        // Whatever is left is smaller than a chunk: take it byte by byte.
+        while f.write_all(&[0]).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+async fn status_of(req: reqwest::RequestBuilder) -> u16 {
+    tokio::time::timeout(Duration::from_secs(30), req.send())
+        .await
+        .expect("every request is answered while the disk is full")
+        .expect("request sent")
+        .status()
+        .as_u16()
+}
+
+/// SQLite on a full disk: writes answer 503 (never 500, never silence), `/readyz` says not
+/// ready, both recover by themselves once space is freed, and SIGTERM still stops the process.
+#[tokio::test]
+async fn a_full_disk_is_not_ready_recovers_by_itself_and_sigterm_still_stops() {
+    let Some(disk) = SmallDisk::mount("4m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let data = disk.path().join("data");
+    let mut create = casebridge(&data, "");
+    create.env_remove("CASEBRIDGE_DATABASE_URL");
+    let out = create
+        .args(["company", "create", "--name", "Full Disk Law"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let mut cmd = casebridge(&data, "");
+    cmd.env_remove("CASEBRIDGE_DATABASE_URL");
+    let server = Server::start_with(cmd);
+    let http = reqwest::Client::new();
+    let ready = || http.get(format!("{}/readyz", server.base));
+    let write = |name: &str| {
+        http.post(format!("{}/api/v1/case-types", server.base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"name": name}))
+    };
+    assert_eq!(status_of(ready()).await, 200);
+    assert_eq!(status_of(write("Before")).await, 201);
+
+    let filler = disk.fill();
+    let mut refused = 0;
+    for i in 0..20 {
+        match status_of(write(&format!("During {i}"))).await {
+            201 => {}
+            503 => refused += 1,
+            other => panic!("a write on a full disk answered {other}"),
+        }
+    }
+    assert!(refused > 0, "writes on a full disk are refused");
+    assert_eq!(
+        status_of(ready()).await,
+        503,
+        "not ready while the disk is full"
+    );
+
+    // Space is back: ready again and writing again, without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let mut back = false;
+    for _ in 0..20 {
+        if status_of(ready()).await == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(back, "ready again once space is freed");
+    assert_eq!(status_of(write("After")).await, 201);
+
+    // Full again, then SIGTERM: the process still stops, cleanly and in time.
+    let filler = disk.fill();
+    for i in 0..5 {
+        let s = status_of(write(&format!("Again {i}"))).await;
+        assert!(s == 201 || s == 503, "{s}");
+    }
+    assert_eq!(status_of(ready()).await, 503);
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(server.stop());
+    });
+    let (clean, logs) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("SIGTERM stops the process while the disk is full");
+    assert!(clean, "a clean exit: {logs:#?}");
+    drop(filler);
+}

@@ -136,9 +136,7 @@ fn flat_object_schema() -> Object {
         .build()
 }
 
-fn time(t: Timestamp) -> String {
-    t.to_string()
-}
+use crate::dto::time;
 
 // ---------------------------------------------------------------------------------------------
 // Response bodies (also the `data` of events)

@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::dto::{page_request, PageOut, PageQuery};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{path_id, Auth, Path};
+use crate::extract::{path_id, Auth, Path, Query};
 use crate::AppState;
 
 /// Documents and recordings may be far larger than other requests.
@@ -54,7 +55,7 @@ impl From<Document> for DocumentOut {
             content_type: d.content_type,
             size: d.size,
             sha256: d.sha256,
-            created_at: d.created_at.to_string(),
+            created_at: crate::dto::time(d.created_at),
         }
     }
 }
@@ -190,16 +191,19 @@ async fn add_document(
 
 /// A case's documents (metadata), oldest first.
 #[utoipa::path(get, path = "/cases/{id}/documents", tag = "cases", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 200, body = Vec<DocumentOut>), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = PageOut<DocumentOut>), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 async fn list_documents(
     State(s): State<AppState>,
     Auth(company): Auth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Vec<DocumentOut>>, ApiError> {
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<PageOut<DocumentOut>>, ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
-    let docs = documents::for_case(&s.app, company, case_id).await?;
-    Ok(axum::Json(docs.into_iter().map(Into::into).collect()))
+    let page = page_request(q.cursor, q.limit)?;
+    let docs = documents::for_case(&s.app, company, case_id, &page).await?;
+    Ok(axum::Json(PageOut::from_page(docs, Into::into)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -275,7 +279,7 @@ async fn list_notes(
                 category: n.category,
                 subject: n.subject,
                 body: n.body,
-                noted_at: n.noted_at.to_string(),
+                noted_at: crate::dto::time(n.noted_at),
             })
             .collect(),
     ))

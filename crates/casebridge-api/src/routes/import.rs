@@ -108,8 +108,8 @@ impl From<Import> for ImportOut {
             status: i.status.as_str().to_owned(),
             source,
             phase: phase.to_owned(),
-            since: i.fetch_since.map(|t| t.to_string()),
-            fetched_at: i.fetched_at.map(|t| t.to_string()),
+            since: i.fetch_since.map(crate::dto::time),
+            fetched_at: i.fetched_at.map(crate::dto::time),
             file_name: i.file_name,
             total_rows: i.total_rows,
             processed_rows: i.counts.processed,
@@ -126,9 +126,9 @@ impl From<Import> for ImportOut {
                 })
                 .collect(),
             failure: i.failure,
-            created_at: i.created_at.to_string(),
-            started_at: i.started_at.map(|t| t.to_string()),
-            finished_at: i.finished_at.map(|t| t.to_string()),
+            created_at: crate::dto::time(i.created_at),
+            started_at: i.started_at.map(crate::dto::time),
+            finished_at: i.finished_at.map(crate::dto::time),
         }
     }
 }

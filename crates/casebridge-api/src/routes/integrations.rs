@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_integrations))
         .routes(routes!(get_integration))
         .routes(routes!(connect, disconnect))
+        .routes(routes!(rotate_webhook_token))
         .routes(routes!(update_settings))
         .routes(routes!(get_status_sync, put_status_sync))
         .routes(routes!(list_operations))
@@ -55,7 +56,7 @@ pub(crate) fn provider(raw: &str) -> Result<Provider, ApiError> {
 }
 
 fn time(t: Option<jiff::Timestamp>) -> Option<String> {
-    t.map(|t| t.to_string())
+    t.map(crate::dto::time)
 }
 
 // ---- views ----
@@ -261,6 +262,49 @@ async fn get_integration(
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
     let view = svc::get(&s.app, company, provider(&raw)?).await?;
     Ok(axum::Json(view.into()))
+}
+
+/// Optional body of a webhook URL rotation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateTokenBody {
+    /// How long the previous URL keeps receiving webhooks: 0–720 hours, default 24.
+    #[schema(minimum = 0, maximum = 720, example = 24)]
+    pub grace_hours: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedTokenOut {
+    /// The new inbound URL to paste into the CRM.
+    pub webhook_url: String,
+    /// Until then the previous URL still receives; afterwards it answers 404 like an unknown
+    /// token.
+    pub previous_url_expires_at: String,
+}
+
+/// Gives the inbound webhook URL a new token (when the URL may have leaked, or routinely). The
+/// previous URL keeps working for a grace period (`grace_hours`, default 24) so the CRM can be
+/// given the new one without losing webhooks.
+#[utoipa::path(post, path = "/integrations/{provider}/webhook-token/rotate", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    request_body(content = Option<RotateTokenBody>),
+    responses((status = 200, body = RotatedTokenOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn rotate_webhook_token(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+    body: Option<Json<RotateTokenBody>>,
+) -> Result<axum::Json<RotatedTokenOut>, ApiError> {
+    let p = provider(&raw)?;
+    let grace = body
+        .and_then(|Json(b)| b.grace_hours)
+        .map(|h| jiff::SignedDuration::from_hours(i64::from(h)));
+    let rotated = svc::rotate_webhook_token(&s.app, company, p, grace).await?;
+    Ok(axum::Json(RotatedTokenOut {
+        webhook_url: rotated.webhook_url,
+        previous_url_expires_at: crate::dto::time(rotated.previous_url_expires_at),
+    }))
 }
 
 // ---- connection ----
@@ -470,7 +514,7 @@ impl From<CrmOp> for OperationOut {
             record_id: o.record_id,
             attempts: o.attempts,
             last_error: o.last_error,
-            created_at: o.created_at.to_string(),
+            created_at: crate::dto::time(o.created_at),
             finished_at: time(o.finished_at),
         }
     }
@@ -583,7 +627,7 @@ async fn refresh_catalog(
         case_types: loaded.case_types,
         statuses: loaded.statuses,
         fields: loaded.fields,
-        refreshed_at: loaded.refreshed_at.to_string(),
+        refreshed_at: crate::dto::time(loaded.refreshed_at),
     }))
 }
 
@@ -931,7 +975,7 @@ impl From<SyncEntry> for SyncEntryOut {
             outcome: e.outcome,
             error_kind: e.error_kind,
             message: e.message,
-            created_at: e.created_at.to_string(),
+            created_at: crate::dto::time(e.created_at),
         }
     }
 }
@@ -993,7 +1037,7 @@ impl From<StoredRule> for RuleOut {
             provider: r.provider,
             case_type: r.rule.case_type,
             status: r.rule.status,
-            created_at: r.created_at.to_string(),
+            created_at: crate::dto::time(r.created_at),
         }
     }
 }

@@ -182,9 +182,7 @@ impl IntoResponse for RouteError {
 
 // ---- bodies ----
 
-fn time(t: Timestamp) -> String {
-    t.to_string()
-}
+use crate::dto::time;
 
 /// The scheduling integration as an admin sees it (Settings → Integrations → Scheduling).
 #[derive(Debug, Serialize, ToSchema)]

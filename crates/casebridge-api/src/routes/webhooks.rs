@@ -178,6 +178,9 @@ pub struct DeliveryOut {
     pub last_attempt_at: Option<String>,
     pub last_response_status: Option<u16>,
     pub last_error: Option<String>,
+    /// When the next attempt of a pending delivery is due; null when none is scheduled
+    /// (succeeded, failed, or an attempt running now).
+    pub next_attempt_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -248,9 +251,7 @@ struct DeliveryQuery {
 
 // ---- mapping ----
 
-fn time(t: Timestamp) -> String {
-    t.to_string()
-}
+use crate::dto::time;
 
 impl From<WebhookView> for WebhookOut {
     fn from(v: WebhookView) -> Self {
@@ -287,8 +288,8 @@ impl From<Queued> for QueuedOut {
     }
 }
 
-impl From<Delivery> for DeliveryOut {
-    fn from(d: Delivery) -> Self {
+impl DeliveryOut {
+    fn new(d: Delivery, next_attempt_at: Option<Timestamp>) -> Self {
         Self {
             id: d.id.to_string(),
             webhook_id: d.webhook_id.to_string(),
@@ -299,6 +300,7 @@ impl From<Delivery> for DeliveryOut {
             last_attempt_at: d.last_attempt_at.map(time),
             last_response_status: d.last_response_status,
             last_error: d.last_error,
+            next_attempt_at: next_attempt_at.map(time),
             created_at: time(d.created_at),
             updated_at: time(d.updated_at),
         }
@@ -536,7 +538,9 @@ async fn list_deliveries(
         })
         .transpose()?;
     let found = webhooks::deliveries(&s.app, company, wid, status, &page).await?;
-    Ok(axum::Json(PageOut::from_page(found, Into::into)))
+    Ok(axum::Json(PageOut::from_page(found, |d| {
+        DeliveryOut::new(d.delivery, d.next_attempt_at)
+    })))
 }
 
 /// Sends again every failed delivery of this webhook created since a time (W8).
@@ -574,7 +578,7 @@ async fn get_delivery(
     let did: DeliveryId = path_id(&id, "delivery")?;
     let d = webhooks::delivery(&s.app, company, did).await?;
     Ok(axum::Json(DeliveryDetailOut {
-        delivery: d.delivery.into(),
+        delivery: DeliveryOut::new(d.delivery, d.next_attempt_at),
         payload: d.payload,
         attempts: d.attempts.into_iter().map(Into::into).collect(),
     }))

@@ -23,8 +23,10 @@ mod root;
 mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use casebridge_webhooks::policy::UrlPolicy;
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::multipart::{Form, Part};
@@ -114,6 +116,8 @@ struct AccessToken {
 /// says it is invalid.
 pub struct LawRulerClient {
     http: reqwest::Client,
+    /// When set, every request's URL is vetted against it right before it is sent.
+    policy: Option<Arc<UrlPolicy>>,
     creds: Credentials,
     root: Url,
     paths: LawRulerPaths,
@@ -255,11 +259,35 @@ impl LawRulerClient {
             })?;
         Ok(Self {
             http,
+            policy: None,
             creds,
             root,
             paths,
             token: Mutex::new(None),
         })
+    }
+
+    /// Vets the URL of every request against `policy` right before it is sent, as webhook
+    /// deliveries are: the Client Root's name may resolve elsewhere since connect, and an
+    /// IP-literal root never reaches the safe client's resolver.
+    pub fn with_policy(mut self, policy: Arc<UrlPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Refuses a request to `url` the policy does not allow, naming the Client Root.
+    async fn vet(&self, url: &Url) -> Result<(), LawRulerError> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        policy
+            .vet(url.as_str())
+            .await
+            .map(|_| ())
+            .map_err(|e| LawRulerError::Config {
+                field: CredentialField::ClientRoot,
+                message: format!("the Client Root is refused: {e}"),
+            })
     }
 
     /// The normalised Client Root every path is joined to.
@@ -372,6 +400,7 @@ impl LawRulerClient {
         note: &Note,
     ) -> Result<Option<String>, LawRulerError> {
         let url = self.endpoint(&self.paths.notes, &[("lead_id", lead_id)])?;
+        self.vet(&url).await?;
         let body = serde_json::json!({
             "category": note.category,
             "subject": note.subject,
@@ -395,6 +424,7 @@ impl LawRulerClient {
         upload: &Upload,
     ) -> Result<Option<String>, LawRulerError> {
         let url = self.endpoint(&self.paths.documents, &[("lead_id", lead_id)])?;
+        self.vet(&url).await?;
         let created_at = upload.created_at.to_string();
         let answer = self
             .advanced("upload document", |token| {
@@ -523,6 +553,7 @@ impl LawRulerClient {
         params: Vec<(String, String)>,
     ) -> Result<Vec<(String, String)>, LawRulerError> {
         let url = self.endpoint(path, &[])?;
+        self.vet(&url).await?;
         let mut form = Vec::with_capacity(params.len() + 1);
         form.push((KEY_PARAM, self.creds.key.expose_secret()));
         form.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -580,6 +611,7 @@ impl LawRulerClient {
         query: &[(&str, &str)],
     ) -> Result<T, LawRulerError> {
         let url = self.endpoint(template, vars)?;
+        self.vet(&url).await?;
         let body = self
             .advanced(what, |token| {
                 self.http.get(url.clone()).bearer_auth(token).query(query)
@@ -663,6 +695,10 @@ impl LawRulerClient {
         let url = self
             .endpoint(&self.paths.token, &[])
             .map_err(|e| TokenFailure::Unexpected(e.to_string()))?;
+        self.vet(&url).await.map_err(|e| match e {
+            LawRulerError::Config { field, message } => TokenFailure::Credential { field, message },
+            other => TokenFailure::Unexpected(other.to_string()),
+        })?;
         let form = [
             ("username", self.creds.username.as_str()),
             ("password", self.creds.password.expose_secret()),

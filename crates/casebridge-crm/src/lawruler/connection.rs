@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use casebridge_crypto::Keyring;
 use casebridge_domain::ids::CompanyId;
 use casebridge_store::integrations::Integration;
+use casebridge_webhooks::policy::UrlPolicy;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Credentials, LawRulerClient, LawRulerError, LawRulerPaths};
@@ -78,15 +79,24 @@ type Cached = (String, Arc<LawRulerClient>);
 #[derive(Clone)]
 pub struct Clients {
     http: reqwest::Client,
+    policy: Arc<UrlPolicy>,
     paths: LawRulerPaths,
     keyring: Keyring,
     cache: Arc<Mutex<HashMap<CompanyId, Cached>>>,
 }
 
 impl Clients {
-    pub fn new(http: reqwest::Client, paths: LawRulerPaths, keyring: Keyring) -> Self {
+    /// `http` should be the SSRF-safe client over `policy`; every request is also vetted
+    /// against `policy` right before it is sent.
+    pub fn new(
+        http: reqwest::Client,
+        policy: Arc<UrlPolicy>,
+        paths: LawRulerPaths,
+        keyring: Keyring,
+    ) -> Self {
         Self {
             http,
+            policy,
             paths,
             keyring,
             cache: Arc::default(),
@@ -104,6 +114,7 @@ impl Clients {
     /// A client built from raw credentials (not cached): for verifying a connection.
     pub fn build(&self, creds: Credentials) -> Result<LawRulerClient, LawRulerError> {
         LawRulerClient::new(self.http.clone(), creds, self.paths.clone())
+            .map(|c| c.with_policy(self.policy.clone()))
     }
 
     /// The client of a connected integration; `Ok(None)` when it is not connected.

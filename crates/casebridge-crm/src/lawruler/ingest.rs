@@ -114,6 +114,8 @@ pub async fn apply_lead(
         None => None,
     };
 
+    // A case type a record arrives with is one the firm uses (the setup checklist's).
+    integrations::mark_case_type_used(tx, company, PROVIDER, &lead.case_type.id, now).await?;
     let linked = integrations::linked_case_type(tx, company, PROVIDER, &lead.case_type.id)
         .await?
         .map(|c| c.to_string());

@@ -16,10 +16,12 @@
 //! are the caller's. The `reqwest::Client` is the caller's (in casebridge the SSRF-safe one).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use casebridge_webhooks::policy::UrlPolicy;
 use jiff::Timestamp;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{RequestBuilder, StatusCode};
@@ -337,6 +339,8 @@ pub const PERMISSION_CHECKS: [&str; 5] = [
 /// A client for one SmartAdvocate connection; share it behind an `Arc`.
 pub struct SmartAdvocateClient {
     http: reqwest::Client,
+    /// When set, the base URL is vetted against it right before every request.
+    policy: Option<Arc<UrlPolicy>>,
     base: Url,
     creds: Credentials,
     paths: SmartAdvocatePaths,
@@ -362,11 +366,31 @@ impl SmartAdvocateClient {
         let base = normalize_base_url(&creds.base_url).map_err(SmartAdvocateError::BaseUrl)?;
         Ok(Self {
             http,
+            policy: None,
             base,
             creds,
             paths,
             token: Mutex::new(None),
         })
+    }
+
+    /// Vets the base URL against `policy` right before every request, as webhook deliveries
+    /// are: its name may resolve elsewhere since connect, and an IP-literal host never reaches
+    /// the safe client's resolver.
+    pub fn with_policy(mut self, policy: Arc<UrlPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    async fn vet(&self) -> Result<(), SmartAdvocateError> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        policy
+            .vet(self.base.as_str())
+            .await
+            .map(|_| ())
+            .map_err(|e| SmartAdvocateError::BaseUrl(format!("the base URL is refused: {e}")))
     }
 
     /// The normalised base URL (without `/CaseSyncAPI`).
@@ -569,6 +593,7 @@ impl SmartAdvocateClient {
         let mut renewed = false;
         loop {
             let token = self.access_token().await?;
+            self.vet().await?;
             let resp = build(token.expose_secret())
                 .send()
                 .await
@@ -627,6 +652,7 @@ impl SmartAdvocateClient {
     async fn authenticate(&self) -> Result<Token, SmartAdvocateError> {
         const WHAT: &str = "authenticate";
         let url = self.endpoint(&self.paths.authenticate, &[])?;
+        self.vet().await?;
         let body = serde_json::json!({
             "Username": self.creds.username,
             "Password": self.creds.password.expose_secret(),

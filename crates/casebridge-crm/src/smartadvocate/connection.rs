@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use casebridge_crypto::Keyring;
 use casebridge_domain::ids::CompanyId;
 use casebridge_store::integrations::Integration;
+use casebridge_webhooks::policy::UrlPolicy;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -70,15 +71,24 @@ type Cached = (String, Arc<SmartAdvocateClient>);
 #[derive(Clone)]
 pub struct Clients {
     http: reqwest::Client,
+    policy: Arc<UrlPolicy>,
     paths: SmartAdvocatePaths,
     keyring: Keyring,
     cache: Arc<Mutex<HashMap<CompanyId, Cached>>>,
 }
 
 impl Clients {
-    pub fn new(http: reqwest::Client, paths: SmartAdvocatePaths, keyring: Keyring) -> Self {
+    /// `http` should be the SSRF-safe client over `policy`; every request is also vetted
+    /// against `policy` right before it is sent.
+    pub fn new(
+        http: reqwest::Client,
+        policy: Arc<UrlPolicy>,
+        paths: SmartAdvocatePaths,
+        keyring: Keyring,
+    ) -> Self {
         Self {
             http,
+            policy,
             paths,
             keyring,
             cache: Arc::default(),
@@ -92,6 +102,7 @@ impl Clients {
     /// A client built from raw credentials (not cached): for verifying a connection.
     pub fn build(&self, creds: Credentials) -> Result<SmartAdvocateClient, SmartAdvocateError> {
         SmartAdvocateClient::new(self.http.clone(), creds, self.paths.clone())
+            .map(|c| c.with_policy(self.policy.clone()))
     }
 
     /// The client of a connected integration; `Ok(None)` when it is not connected.
