@@ -24,7 +24,7 @@ use casebridge_webhooks::policy::UrlPolicy;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-pub use crate::lawruler::outbound::Resumed;
+pub use crate::outbox::Resumed;
 
 use crate::{lawruler, smartadvocate};
 

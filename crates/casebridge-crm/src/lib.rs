@@ -4,6 +4,7 @@
 
 pub mod connector;
 pub mod lawruler;
+pub mod outbox;
 pub mod smartadvocate;
 
 pub use connector::{Connector, Connectors, PlatformChange};
