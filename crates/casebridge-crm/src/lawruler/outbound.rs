@@ -21,6 +21,7 @@
 //! - a refusal (`Failed|…` on HTTP 200, a 4xx) → `failed`, logged with Law Ruler's reason;
 //! - toggle turned off before sending → `skipped` (status changes go back to `held`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,8 +49,8 @@ use super::client::{LawRulerClient, LawRulerError, Note, Upload, CLIENT_COMMUNIC
 use super::connection::Clients;
 use super::ingest::PROVIDER;
 use super::voice::{self, CallContext};
-use crate::outbox::{Outbox, Throttle};
 pub use crate::outbox::Resumed;
+use crate::outbox::{Outbox, Throttle};
 
 /// The queue outbound operations run on.
 pub const QUEUE: &str = "crm";
@@ -133,7 +134,9 @@ async fn log(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     OUTBOX
-        .log(conn, company, record_ref, operation, outcome, error_kind, message, now)
+        .log(
+            conn, company, record_ref, operation, outcome, error_kind, message, now,
+        )
         .await
 }
 
@@ -158,7 +161,11 @@ async fn lead_case_type(
 }
 
 /// A mapped platform value as text ("" when empty, which clears the Law Ruler field).
-fn platform_value(field: &PlatformField, case: &Case, client: Option<&Client>) -> String {
+pub(crate) fn platform_value(
+    field: &PlatformField,
+    case: &Case,
+    client: Option<&Client>,
+) -> String {
     let c = client.map(|c| &c.fields);
     let text = |v: Option<&String>| v.cloned().unwrap_or_default();
     match field {
@@ -1132,8 +1139,7 @@ impl Handler for OpHandler {
             Err(e) if e.is_retryable() => {
                 let retry_after = e.retry_after();
                 if let Some(wait) = retry_after {
-                    self.throttle
-                        .cool_down(self.clock.as_ref(), company, wait);
+                    self.throttle.cool_down(self.clock.as_ref(), company, wait);
                 }
                 self.transient(&op, &e.to_string())
                     .await

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod connection;
 mod connector;
+pub mod outbound;
 mod paths;
 
 pub use client::SmartAdvocatePaths;

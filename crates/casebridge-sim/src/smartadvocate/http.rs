@@ -14,7 +14,10 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::jwt::{self, Claims};
-use super::{FaultsPatch, LoggedRequest, Operation, SimNote, SimSecondStatus, SmartAdvocateSim, State as SimState};
+use super::{
+    FaultsPatch, LoggedRequest, Operation, SimNote, SimSecondStatus, SmartAdvocateSim,
+    State as SimState,
+};
 
 const PREFIX: &str = "/CaseSyncAPI";
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -452,9 +455,16 @@ fn set_status(st: &mut SimState, case_id: u64, input: &Input) -> Response {
 /// Sets UDF values by exact name; an unknown name for the case's type changes nothing.
 fn set_udfs(st: &mut SimState, case_id: u64, input: &Input) -> Response {
     let Some(items) = input.json.as_ref().and_then(Value::as_array).cloned() else {
-        return message(StatusCode::BAD_REQUEST, "an array of {udfName, value} is required");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "an array of {udfName, value} is required",
+        );
     };
-    let Some(case_type) = st.cases.iter().find(|c| c.case_id == case_id).map(|c| c.case_type_id)
+    let Some(case_type) = st
+        .cases
+        .iter()
+        .find(|c| c.case_id == case_id)
+        .map(|c| c.case_type_id)
     else {
         return message(StatusCode::NOT_FOUND, "Case not found");
     };
@@ -475,7 +485,11 @@ fn set_udfs(st: &mut SimState, case_id: u64, input: &Input) -> Response {
         };
         set.push((def.udf_id, value));
     }
-    let case = st.cases.iter_mut().find(|c| c.case_id == case_id).expect("found above");
+    let case = st
+        .cases
+        .iter_mut()
+        .find(|c| c.case_id == case_id)
+        .expect("found above");
     for (id, value) in set {
         if value.is_empty() {
             case.udf_values.remove(&id);
