@@ -38,8 +38,8 @@ use crate::connector::{
 };
 
 /// Says what this version does not do with SmartAdvocate.
-pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting and \
-                           loading the catalog are)";
+pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting, \
+                           loading the catalog and sending changes are)";
 
 /// The catalog id of a second status: `<status type id>:<status id>`.
 pub fn second_status_id(status_type_id: &str, status_id: &str) -> String {
