@@ -312,6 +312,8 @@ async fn disconnect(
 pub struct SettingsBody {
     pub enable_integration: Option<bool>,
     pub receive: Option<bool>,
+    /// Sending to the CRM; for SmartAdvocate this is "Send mapping to SmartAdvocate" (SA3):
+    /// off, nothing is pushed and mappings stay; status changes are held meanwhile.
     pub send: Option<bool>,
     pub send_mapped_fields: Option<bool>,
     pub send_messages: Option<bool>,
@@ -326,7 +328,9 @@ pub struct SettingsBody {
 }
 
 /// Changes the toggles. Turning the integration on needs a connection; turning status sync on
-/// needs at least one status mapping (the safe order). Toggles whose parents are off are kept
+/// needs at least one status mapping (the safe order). A change that starts sending status
+/// changes again while some are held (status sync on; for SmartAdvocate also `send`) is a 409
+/// until they are resolved with `PUT …/status-sync` and a `mode`. Toggles whose parents are off are kept
 /// but reported in `inert_settings`, and the engine ignores them.
 #[utoipa::path(put, path = "/integrations/{provider}/settings", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = SettingsBody,
