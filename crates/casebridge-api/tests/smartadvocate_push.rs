@@ -114,7 +114,7 @@ async fn setup(backend: casebridge_testkit::TestBackend, send: bool) -> Setup {
         &app,
         "/settings",
         json!({"enable_integration": true, "send": send,
-        "send_mapped_fields": true, "send_messages": true, "sync_statuses": true}),
+        "send_mapped_fields": true, "send_messages": true, "send_call_records": true, "sync_statuses": true}),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -161,6 +161,48 @@ impl Setup {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+
+    /// A call on the first case, ended with `end_reason`, then analysed.
+    async fn call(&self, client_speaks: bool, end_reason: &str) -> String {
+        let call = self
+            .app
+            .create(
+                "/api/v1/calls",
+                json!({"case_id": self.case_id,
+            "direction": "outbound", "from_number": "+15550001000", "to_number": "+15551230001",
+            "started_at": "2026-05-01T14:30:00Z"}),
+            )
+            .await;
+        let mut turns = vec![json!({"speaker": "agent", "text": "Hello, this is Kayse..."})];
+        if client_speaks {
+            turns.push(json!({"speaker": "client", "text": "Yes, I'm listening..."}));
+        }
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/transcript"),
+                json!({"turns": turns}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/end"),
+                json!({"ended_at": "2026-05-01T14:42:05Z", "end_reason": end_reason}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/analysis"),
+                json!({"summary": "Rear-ended on I-95.", "post_call_result": "Qualified"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        call
     }
 
     /// The writes SmartAdvocate accepted, in order: (case id, what).
@@ -317,5 +359,29 @@ backend_tests! {
         let sent: Vec<String> = s.writes().into_iter().map(|(_, w)| w).collect();
         assert_eq!(sent, ["status 10:103", "status 1:2", "status 10:102"]);
         assert_eq!(s.sa_case(SA_CASE).status_id, 2);
+    }
+
+    async fn a_completed_call_sets_the_dialer_disposition_and_adds_a_note(backend) {
+        let s = setup(backend, true).await;
+        s.call(true, "hangup").await;
+        s.drain().await;
+        let case = s.sa_case(SA_CASE);
+        // "Last Dialer Disposition" (type 11) = "Successful" (115); "Dialer Status" untouched.
+        let second: Vec<(u64, u64)> = case.second_statuses.iter().map(|x| (x.status_type_id, x.status_id)).collect();
+        assert!(second.contains(&(11, 115)) && second.contains(&(10, 101)), "{second:?}");
+        assert_eq!(case.notes.len(), 1);
+        assert!(case.notes[0].note_text.contains("Rear-ended on I-95."), "{:?}", case.notes);
+        // A call that reached voicemail: "Answering Machine" (114), replacing the last one.
+        s.call(false, "voicemail").await;
+        s.drain().await;
+        let second: Vec<(u64, u64)> = s.sa_case(SA_CASE).second_statuses.iter()
+            .filter(|x| x.status_type_id == 11).map(|x| (x.status_type_id, x.status_id)).collect();
+        assert_eq!(second, [(11, 114)]);
+        // With call records off, a call sends nothing.
+        assert_eq!(put(&s.app, "/settings", json!({"send_call_records": false})).await.status, StatusCode::OK);
+        let before = s.writes().len();
+        s.call(true, "hangup").await;
+        s.drain().await;
+        assert_eq!(s.writes().len(), before);
     }
 }

@@ -242,8 +242,8 @@ impl Connector for SmartAdvocate {
         Err(ValidationError::single("body", not_yet("receiving webhooks")).into())
     }
 
-    /// Case changes (mapped status, mapped UDFs) and messages become operations; calls,
-    /// recordings and documents are not sent to SmartAdvocate in this version.
+    /// Case changes (mapped status, mapped UDFs), messages and analysed calls become
+    /// operations; recordings and documents are not sent to SmartAdvocate in this version.
     async fn record_change(
         &self,
         tx: &mut Tx,
@@ -256,9 +256,11 @@ impl Connector for SmartAdvocate {
                 outbound::case_changed(tx, company, before, after, now).await
             }
             PlatformChange::Message(m) => outbound::message_recorded(tx, company, m, now).await,
+            PlatformChange::CallAnalyzed { call, revised } => {
+                outbound::call_analyzed(tx, company, call, revised, now).await
+            }
             // A client's fields reach SmartAdvocate with its case's next change.
             PlatformChange::Client { .. }
-            | PlatformChange::CallAnalyzed { .. }
             | PlatformChange::RecordingStored { .. }
             | PlatformChange::DocumentStored { .. } => Ok(()),
         }

@@ -5,7 +5,8 @@
 //! whose platform status is mapped becomes `set status` (a primary status, or a second status
 //! `<type id>:<status id>`, e.g. "Dialer Status = To Dial"); a change of mapped fields becomes
 //! `update fields` with the UDF names of the SmartAdvocate case type linked to the case's type;
-//! a message becomes a note. Only cases with a `smartadvocate` external ref (the case number)
+//! a message becomes a note; an analysed Voice AI call becomes a note and the case's "Last Dialer
+//! Disposition" ([`call_analyzed`]). Only cases with a `smartadvocate` external ref (the case number)
 //! are pushed.
 //!
 //! "Send mapping to SmartAdvocate" (SA3) is the `send` toggle: while it is off (or the
@@ -24,7 +25,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use casebridge_domain::activity::Message;
+use casebridge_domain::activity::{Call, Message};
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpAction, OpKind, OpState};
 use casebridge_domain::ids::CompanyId;
@@ -43,6 +44,7 @@ use super::client::{SmartAdvocateClient, SmartAdvocateError};
 use super::connection::Clients;
 use super::PROVIDER;
 use crate::lawruler::outbound::{message_subject, platform_value};
+use crate::lawruler::voice;
 use crate::outbox::{retry_policy, Outbox, Throttle};
 
 /// The job kind; its payload is `{"op_id": "<uuid>"}`.
@@ -275,6 +277,113 @@ pub async fn message_recorded(
         now,
     )
     .await
+}
+
+/// The "Last Dialer Disposition" value (SmartAdvocate's Predictive Dialer guide) for a call.
+pub fn disposition(call: &Call) -> &'static str {
+    if voice::is_successful(call) {
+        return "Successful";
+    }
+    match call
+        .end_reason
+        .as_deref()
+        .map(|r| r.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("busy") => "Busy",
+        Some("voicemail" | "machine" | "answering_machine") => "Answering Machine",
+        _ => "No Answer",
+    }
+}
+
+/// The status type a completed call's disposition is written to.
+pub const DISPOSITION_TYPE: &str = "Last Dialer Disposition";
+
+/// A completed Voice AI call on a SmartAdvocate case: a note with the analysis, and the
+/// case's "Last Dialer Disposition" set through the status write (a call record, so it follows
+/// `send_call_records`). A revised analysis sends the note again, marked revised, and no
+/// second disposition.
+pub async fn call_analyzed(
+    tx: &mut Tx,
+    company: CompanyId,
+    call: &Call,
+    revised: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let (Some(case_id), Some(analysis)) = (call.case_id, call.analysis.as_ref()) else {
+        return Ok(());
+    };
+    if state_for(&t, OpKind::CallRecord).is_none() {
+        return Ok(());
+    }
+    let case = cases::get(tx, company, case_id).await?;
+    let Some(number) = case_number_of(&case) else {
+        return Ok(());
+    };
+    let subject = if revised {
+        format!("{} (revised)", voice::SUMMARY_SUBJECT)
+    } else {
+        voice::SUMMARY_SUBJECT.to_owned()
+    };
+    let note = OpAction::AddNote {
+        category: "Call".into(),
+        subject,
+        body: voice::summary_body(
+            &analysis.summary,
+            &analysis.post_call_result,
+            &analysis.custom,
+        ),
+        noted_at: voice::call_time(call),
+    };
+    record(
+        tx,
+        company,
+        &t,
+        OpKind::CallRecord,
+        &case,
+        number,
+        &note,
+        now,
+    )
+    .await?;
+    if revised {
+        return Ok(());
+    }
+    let wanted = format!("{DISPOSITION_TYPE} = {}", disposition(call));
+    let found = integrations::crm_statuses(tx, company, PROVIDER)
+        .await?
+        .into_iter()
+        .find(|s| s.name.eq_ignore_ascii_case(&wanted));
+    match found {
+        Some(s) => {
+            let action = OpAction::SetStatus {
+                crm_status_id: s.crm_id,
+                crm_status_name: s.name,
+            };
+            record(
+                tx,
+                company,
+                &t,
+                OpKind::CallRecord,
+                &case,
+                number,
+                &action,
+                now,
+            )
+            .await
+        }
+        None => {
+            let msg = format!(
+                "not ready: SmartAdvocate's catalog has no \"{wanted}\", so the call's dialer \
+                 disposition was not sent (set up the dialer status types in SmartAdvocate, then \
+                 refresh the fields)"
+            );
+            skipped(tx, company, number, "set status", &msg, now).await
+        }
+    }
 }
 
 // ---- sending side ----
