@@ -150,6 +150,8 @@ pub struct IntegrationView {
     pub sync_unavailable: Option<String>,
     /// The permissions connecting checks the API user has (empty: none checked separately).
     pub permission_checks: &'static [&'static str],
+    /// Until when the CRM token in memory is used before renewal (`None`: none held now).
+    pub token_valid_until: Option<Timestamp>,
 }
 
 impl IntegrationView {
@@ -166,6 +168,10 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     };
     let sync_unavailable = connector.and_then(|c| c.sync_unavailable());
     let permission_checks = connector.map_or(&[][..], |c| c.permission_checks());
+    let token_valid_until = match connector {
+        Some(c) => c.token_valid_until(&i).await,
+        None => None,
+    };
     let mut conn = app.store().conn().await?;
     let toggles = Toggles::from_settings(&i.settings);
     let crm_types = store::crm_case_types(&mut conn, i.company_id, p.as_str()).await?;
@@ -214,6 +220,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
         last_error,
         sync_unavailable,
         permission_checks,
+        token_valid_until,
         credentials,
         toggles,
         checklist,

@@ -315,6 +315,12 @@ pub trait Connector: Send + Sync {
         t.gates().sync_statuses
     }
 
+    /// Until when the connection's CRM token (kept in memory only) is used before it is
+    /// renewed; `None` when there is none now or the CRM has no such token.
+    async fn token_valid_until(&self, _i: &Integration) -> Option<Timestamp> {
+        None
+    }
+
     /// Status changes held while status sync was off.
     async fn held_status_changes(
         &self,

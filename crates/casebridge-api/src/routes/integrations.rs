@@ -116,6 +116,22 @@ pub struct IntegrationOut {
     pub catalog_error: Option<String>,
     /// Sync monitoring (SYNC3).
     pub sync: SyncOut,
+    /// The rights connecting checks the CRM's API user has (SmartAdvocate: read cases, read
+    /// notes, insert note, read case types, read status types), each `passed_at_connect` once
+    /// connected (connecting fails naming the one missing) or `not_checked`; empty for a CRM
+    /// whose connect checks none separately.
+    pub permission_checks: Vec<PermissionCheckOut>,
+    /// Until when the CRM token held in memory is used before it is renewed (SmartAdvocate's
+    /// JWT: its `exp` less 5 minutes); absent when none is held now (the next call gets one).
+    pub token_valid_until: Option<String>,
+}
+
+/// One permission connecting checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionCheckOut {
+    pub name: String,
+    /// `passed_at_connect` or `not_checked`.
+    pub state: String,
 }
 
 /// One toggle of the setup screen.
@@ -170,7 +186,22 @@ impl From<IntegrationView> for IntegrationOut {
             .chain([("direction".to_owned(), json!(t.direction.as_str()))])
             .collect::<Map<_, _>>());
         let ops = v.operations;
+        let permission_checks = v
+            .permission_checks
+            .iter()
+            .map(|name| PermissionCheckOut {
+                name: (*name).into(),
+                state: if connected {
+                    "passed_at_connect"
+                } else {
+                    "not_checked"
+                }
+                .into(),
+            })
+            .collect();
         Self {
+            permission_checks,
+            token_valid_until: time(v.token_valid_until),
             options: json!({"sync_enriched_phones": t.sync_enriched_phones}),
             sync: SyncOut {
                 last_sync_at: time(i.last_integration_sync_at),

@@ -639,6 +639,19 @@ impl SmartAdvocateClient {
         }
     }
 
+    /// Until when the cached token is used (its `exp` less the refresh margin); `None` when
+    /// there is no usable token now (the next call authenticates).
+    pub async fn token_valid_until(&self) -> Option<Timestamp> {
+        let slot = self.token.lock().await;
+        let left = slot
+            .as_ref()?
+            .use_until
+            .checked_duration_since(Instant::now())?;
+        Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(left).ok()?)
+            .ok()
+    }
+
     async fn access_token(&self) -> Result<SecretString, SmartAdvocateError> {
         let mut slot = self.token.lock().await;
         if let Some(t) = slot.as_ref().filter(|t| Instant::now() < t.use_until) {

@@ -299,6 +299,11 @@ impl Connector for SmartAdvocate {
         None
     }
 
+    async fn token_valid_until(&self, i: &Integration) -> Option<Timestamp> {
+        let client = self.clients.for_integration(i).ok()??;
+        client.token_valid_until().await
+    }
+
     fn permission_checks(&self) -> &'static [&'static str] {
         &PERMISSION_CHECKS
     }
