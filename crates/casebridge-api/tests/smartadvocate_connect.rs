@@ -167,6 +167,21 @@ backend_tests! {
         let r = app.post(&refresh, json!({})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(sa.sim.tokens_issued(), tokens_after_connect + 1, "one token for both refreshes");
+        // The setup view: each permission passed at connect, and the token in use until about
+        // its exp less 5 minutes (2 h tokens).
+        let view = app.get(VIEW).await.body;
+        let checks: Vec<(&str, &str)> = view["permission_checks"].as_array().unwrap().iter()
+            .map(|c| (c["name"].as_str().unwrap(), c["state"].as_str().unwrap())).collect();
+        assert_eq!(checks.len(), 5, "{view}");
+        assert!(checks.contains(&("insert note", "passed_at_connect")), "{view}");
+        let until: jiff::Timestamp = view["token_valid_until"].as_str().unwrap().parse().unwrap();
+        let left = until.duration_since(jiff::Timestamp::now()).as_secs();
+        assert!((6600..=6900).contains(&left), "{left} s {view}");
+        // A company without a connection has no token and nothing checked.
+        let (_, other) = app.new_company("Third Firm").await;
+        let view = app.call_as(&other, Method::GET, VIEW, None).await.body;
+        assert!(view["token_valid_until"].is_null(), "{view}");
+        assert!(view["permission_checks"].as_array().unwrap().iter().all(|c| c["state"] == "not_checked"), "{view}");
         let sm = app.get(&format!("{VIEW}/status-mappings")).await.body;
         let mapped: Vec<&str> = sm["mappings"].as_array().unwrap().iter().map(|m| m["crm_status_id"].as_str().unwrap()).collect();
         assert_eq!(mapped.len(), 2, "{sm}");

@@ -218,6 +218,8 @@ pub struct IntegrationView {
     pub sync_unavailable: Option<String>,
     /// The permissions connecting checks the API user has (empty: none checked separately).
     pub permission_checks: &'static [&'static str],
+    /// Until when the CRM token in memory is used before renewal (`None`: none held now).
+    pub token_valid_until: Option<Timestamp>,
 }
 
 impl IntegrationView {
@@ -244,6 +246,10 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     };
     let sync_unavailable = connector.and_then(|c| c.sync_unavailable());
     let permission_checks = connector.map_or(&[][..], |c| c.permission_checks());
+    let token_valid_until = match connector {
+        Some(c) => c.token_valid_until(&i).await,
+        None => None,
+    };
     let mut conn = app.store().conn().await?;
     let toggles = Toggles::from_settings(&i.settings);
     let links = store::links(&mut conn, i.company_id, p.as_str()).await?;
@@ -284,6 +290,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
         last_error,
         sync_unavailable,
         permission_checks,
+        token_valid_until,
         credentials,
         toggles,
         checklist,
@@ -459,6 +466,7 @@ pub async fn change_settings(
         .await?
         .ok_or_else(vanished)?;
     let mut t = Toggles::from_settings(&i.settings);
+    let before = t;
     let set = |slot: &mut bool, v: Option<bool>| {
         if let Some(v) = v {
             *slot = v;
@@ -471,22 +479,22 @@ pub async fn change_settings(
     set(&mut t.send_messages, change.send_messages);
     set(&mut t.send_call_records, change.send_call_records);
     set(&mut t.send_documents, change.send_documents);
-    let resuming = change.sync_statuses == Some(true) && !t.sync_statuses;
     set(&mut t.sync_statuses, change.sync_statuses);
     set(&mut t.sync_enriched_phones, change.sync_enriched_phones);
     if let Some(d) = change.direction {
         t.direction = d;
     }
-    if resuming {
-        if let Some(c) = app.connectors().get(p).filter(|c| c.holds_status_changes()) {
-            if c.held_status_changes(&mut tx, company).await? > 0 {
-                return Err(AppError::Conflict(format!(
-                    "status changes were held while status sync was off: turn it on with \
-                     PUT /integrations/{}/status-sync and choose `non_retroactive` or \
-                     `retroactive`",
-                    p.as_str()
-                )));
-            }
+    // Status changes start going out again (status sync on; for SmartAdvocate also "Send
+    // mapping"): the held ones wait for the admin's choice.
+    let holder = app.connectors().get(p).filter(|c| c.holds_status_changes());
+    if let Some(c) = holder.filter(|c| !c.sends_status(&before) && c.sends_status(&t)) {
+        if c.held_status_changes(&mut tx, company).await? > 0 {
+            return Err(AppError::Conflict(format!(
+                "status changes were held while status sync was off: turn it on with \
+                 PUT /integrations/{}/status-sync and choose `non_retroactive` or \
+                 `retroactive` (then save any other setting again)",
+                p.as_str()
+            )));
         }
     }
     if t.enable_integration && i.credentials_sealed.is_none() {

@@ -60,6 +60,10 @@ pub struct Config {
     /// CASEBRIDGE_LAWRULER_REQUESTS_PER_MINUTE, default 120: the per-connection limit on calls to
     /// Law Ruler (LR15); 0 turns the limiter off.
     pub lawruler_requests_per_minute: u32,
+    /// CASEBRIDGE_SMARTADVOCATE_REQUESTS_PER_MINUTE, default 60: the per-connection limit on
+    /// calls to SmartAdvocate (which publishes none, so the default is conservative); 0 turns
+    /// the limiter off.
+    pub smartadvocate_requests_per_minute: u32,
     /// CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS, default 3600: how often notes and changed leads
     /// are pulled from Law Ruler (LR13).
     pub lawruler_pull_interval_secs: u64,
@@ -173,6 +177,10 @@ const SETTINGS: &[Setting] = &[
         "CASEBRIDGE_LAWRULER_REQUESTS_PER_MINUTE",
     ),
     setting(
+        "smartadvocate_requests_per_minute",
+        "CASEBRIDGE_SMARTADVOCATE_REQUESTS_PER_MINUTE",
+    ),
+    setting(
         "lawruler_pull_interval_secs",
         "CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS",
     ),
@@ -227,6 +235,7 @@ struct RawConfig {
     #[serde(deserialize_with = "de::string")]
     scheduling_url: String,
     lawruler_requests_per_minute: u32,
+    smartadvocate_requests_per_minute: u32,
     lawruler_pull_interval_secs: u64,
     lawruler_paths: BTreeMap<String, String>,
     smartadvocate_paths: BTreeMap<String, String>,
@@ -253,6 +262,7 @@ impl Default for RawConfig {
             webhook_log_retention_days: 30,
             scheduling_url: "https://api.cal.com".into(),
             lawruler_requests_per_minute: 120,
+            smartadvocate_requests_per_minute: 60,
             lawruler_pull_interval_secs: 3600,
             lawruler_paths: BTreeMap::new(),
             smartadvocate_paths: BTreeMap::new(),
@@ -373,6 +383,10 @@ impl fmt::Debug for Config {
             .field(
                 "lawruler_requests_per_minute",
                 &self.lawruler_requests_per_minute,
+            )
+            .field(
+                "smartadvocate_requests_per_minute",
+                &self.smartadvocate_requests_per_minute,
             )
             .field(
                 "lawruler_pull_interval_secs",
@@ -626,6 +640,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         webhook_log_retention_days: raw.webhook_log_retention_days,
         scheduling_url,
         lawruler_requests_per_minute: raw.lawruler_requests_per_minute,
+        smartadvocate_requests_per_minute: raw.smartadvocate_requests_per_minute,
         lawruler_pull_interval_secs: lawruler_pull_interval_secs(
             raw.lawruler_pull_interval_secs,
             &origin("lawruler_pull_interval_secs"),

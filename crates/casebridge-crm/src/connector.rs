@@ -12,7 +12,7 @@ use casebridge_domain::activity::{Call, Message};
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::ids::{CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, ListId};
-use casebridge_domain::integrations::Provider;
+use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::ValidationError;
 use casebridge_queue::Registry;
@@ -24,7 +24,7 @@ use casebridge_webhooks::policy::UrlPolicy;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-pub use crate::lawruler::outbound::Resumed;
+pub use crate::outbox::Resumed;
 
 use crate::{lawruler, smartadvocate};
 
@@ -199,8 +199,10 @@ pub enum ApiImportError {
 /// The queue-facing settings a connector's job handlers need.
 #[derive(Debug, Clone, Copy)]
 pub struct JobSettings {
-    /// Outbound requests per minute per connection (0: unlimited).
+    /// Outbound requests per minute per Law Ruler connection (0: unlimited).
     pub requests_per_minute: u32,
+    /// Outbound requests per minute per SmartAdvocate connection (0: unlimited).
+    pub smartadvocate_requests_per_minute: u32,
 }
 
 /// One CRM, as the service layer sees it. Everything here is provider-neutral; the CRM's module
@@ -304,6 +306,19 @@ pub trait Connector: Send + Sync {
     /// uses ("lacks permission for <check>"); empty when connecting checks none separately.
     fn permission_checks(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Whether these toggles send status changes now (otherwise they are held, when
+    /// [`Connector::holds_status_changes`]). Turning this from false to true is a resume: the
+    /// admin chooses what happens to the held changes.
+    fn sends_status(&self, t: &Toggles) -> bool {
+        t.gates().sync_statuses
+    }
+
+    /// Until when the connection's CRM token (kept in memory only) is used before it is
+    /// renewed; `None` when there is none now or the CRM has no such token.
+    async fn token_valid_until(&self, _i: &Integration) -> Option<Timestamp> {
+        None
     }
 
     /// Status changes held while status sync was off.

@@ -5,6 +5,7 @@
 pub mod connector;
 pub mod counters;
 pub mod lawruler;
+pub mod outbox;
 pub mod smartadvocate;
 
 pub use connector::{Connector, Connectors, PlatformChange};

@@ -196,6 +196,7 @@ impl TestApp {
             lawruler: lawruler_clients(&self.keyring, &self.options.url_policy),
             smartadvocate: smartadvocate_clients(&self.keyring, &self.options.url_policy),
             lawruler_requests_per_minute: requests_per_minute,
+            smartadvocate_requests_per_minute: requests_per_minute,
         };
         Worker::new(
             self.db.store.clone(),

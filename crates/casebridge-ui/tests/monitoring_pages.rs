@@ -279,16 +279,16 @@ backend_tests! {
         }
     }
 
-    async fn smartadvocate_names_the_denied_permission_and_says_sync_is_not_available(backend) {
+    async fn smartadvocate_names_the_denied_permission_and_shows_its_sending_toggles(backend) {
         let sa = SmartAdvocateSim::new().start().await;
         let app = TestApp::start(backend).await;
         let b = app.admin_browser().await;
         let config = "/ui/integrations/smartadvocate";
         let page = b.get(config).await.expect(StatusCode::OK);
         let csrf = page.csrf();
-        // Nothing pretends to sync: no toggles, no webhook URL, a plain statement instead.
-        assert!(texts(&page.html, "#toggles").is_empty() && texts(&page.html, "#webhook").is_empty(), "{}", page.html);
-        assert!(text(&page.html, "#sync-unavailable").contains("Receiving and sending are not available for SmartAdvocate in this version"));
+        // SmartAdvocate sends (push is built), so its toggles are there and no "not available".
+        assert!(!texts(&page.html, "#toggles").is_empty(), "{}", page.html);
+        assert!(texts(&page.html, "#sync-unavailable").is_empty(), "{}", page.html);
         assert!(texts(&page.html, "#permissions li").iter().all(|l| l.contains("not checked yet")));
 
         // The API user may not insert notes: the failing check is named next to the form.
@@ -310,13 +310,13 @@ backend_tests! {
         let page = b.get(config).await.expect(StatusCode::OK);
         assert_eq!(texts(&page.html, "#permissions li[data-state=passed_at_connect]").len(), 5, "{}", page.html);
         assert!(page.html.contains("renewed automatically"));
-        assert!(text(&page.html, "#next-step").contains("not available for SmartAdvocate"));
+        assert!(!text(&page.html, "#next-step").contains("not available for SmartAdvocate"));
         let cards = b.get("/ui/integrations").await.expect(StatusCode::OK);
-        assert!(cards.html.contains("Receiving and sending are not available for SmartAdvocate"), "{}", cards.html);
+        assert!(!cards.html.contains("not available for SmartAdvocate"), "{}", cards.html);
 
-        // Its Monitoring tab says the same, with nothing invented.
+        // Its Monitoring tab counts what happened, with nothing invented.
         let mon = b.get("/ui/integrations/smartadvocate/monitoring").await.expect(StatusCode::OK);
-        assert!(text(&mon.html, "#sync-unavailable").contains("not available for SmartAdvocate"));
+        assert!(texts(&mon.html, "#sync-unavailable").is_empty());
         assert_eq!(text(&mon.html, "#records-received"), "0");
 
         // The status types found, second statuses among them, on the Mappings tab.

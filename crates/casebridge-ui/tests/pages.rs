@@ -208,12 +208,13 @@ backend_tests! {
         let config: serde_json::Value = serde_json::from_str(config[0].value().attr("content").unwrap()).unwrap();
         assert_eq!(config["includeIndicatorStyles"], false);
 
-        // SmartAdvocate's tab asks for its own values, and has no status sync section.
+        // SmartAdvocate's tab asks for its own values, and has the status sync section (its
+        // status changes are held while sending is off, like Law Ruler's).
         let sa = b.get("/ui/integrations/smartadvocate").await.expect(StatusCode::OK);
         let doc = Html::parse_document(&sa.html);
         assert_eq!(texts(&doc, "#connect-form label"), ["Host", "Username", "Password"]);
         assert!(sa.html.contains("without /CaseSyncAPI"));
-        assert!(select(&doc, "#status-sync").is_empty());
+        assert!(!select(&doc, "#status-sync").is_empty());
         // An unknown integration or page is an HTML 404 page.
         let nope = b.get("/ui/integrations/salesforce").await;
         assert_eq!(nope.status, StatusCode::NOT_FOUND);

@@ -189,6 +189,7 @@ impl Runtime {
             lawruler: self.lawruler_clients(),
             smartadvocate: self.smartadvocate_clients(),
             lawruler_requests_per_minute: self.config.lawruler_requests_per_minute,
+            smartadvocate_requests_per_minute: self.config.smartadvocate_requests_per_minute,
         }
     }
 
@@ -325,6 +326,8 @@ pub struct QueueParts<'a> {
     pub smartadvocate: smartadvocate::connection::Clients,
     /// The per-connection Law Ruler request limit (0: none).
     pub lawruler_requests_per_minute: u32,
+    /// The per-connection SmartAdvocate request limit (0: none).
+    pub smartadvocate_requests_per_minute: u32,
 }
 
 /// Every queue of this build with its handlers: the `webhooks` queue's deliveries and the `crm`
@@ -348,6 +351,7 @@ pub fn queue_registries(parts: QueueParts<'_>) -> Vec<(&'static str, Registry)> 
                 parts.clock,
                 JobSettings {
                     requests_per_minute: parts.lawruler_requests_per_minute,
+                    smartadvocate_requests_per_minute: parts.smartadvocate_requests_per_minute,
                 },
             ),
         ),

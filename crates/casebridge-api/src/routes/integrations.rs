@@ -117,6 +117,22 @@ pub struct IntegrationOut {
     pub catalog_error: Option<String>,
     /// Sync monitoring (SYNC3).
     pub sync: SyncOut,
+    /// The rights connecting checks the CRM's API user has (SmartAdvocate: read cases, read
+    /// notes, insert note, read case types, read status types), each `passed_at_connect` once
+    /// connected (connecting fails naming the one missing) or `not_checked`; empty for a CRM
+    /// whose connect checks none separately.
+    pub permission_checks: Vec<PermissionCheckOut>,
+    /// Until when the CRM token held in memory is used before it is renewed (SmartAdvocate's
+    /// JWT: its `exp` less 5 minutes); absent when none is held now (the next call gets one).
+    pub token_valid_until: Option<String>,
+}
+
+/// One permission connecting checks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PermissionCheckOut {
+    pub name: String,
+    /// `passed_at_connect` or `not_checked`.
+    pub state: String,
 }
 
 /// One toggle of the setup screen.
@@ -171,7 +187,22 @@ impl From<IntegrationView> for IntegrationOut {
             .chain([("direction".to_owned(), json!(t.direction.as_str()))])
             .collect::<Map<_, _>>());
         let ops = v.operations;
+        let permission_checks = v
+            .permission_checks
+            .iter()
+            .map(|name| PermissionCheckOut {
+                name: (*name).into(),
+                state: if connected {
+                    "passed_at_connect"
+                } else {
+                    "not_checked"
+                }
+                .into(),
+            })
+            .collect();
         Self {
+            permission_checks,
+            token_valid_until: time(v.token_valid_until),
             options: json!({"sync_enriched_phones": t.sync_enriched_phones}),
             sync: SyncOut {
                 last_sync_at: time(i.last_integration_sync_at),
@@ -356,6 +387,8 @@ async fn disconnect(
 pub struct SettingsBody {
     pub enable_integration: Option<bool>,
     pub receive: Option<bool>,
+    /// Sending to the CRM; for SmartAdvocate this is "Send mapping to SmartAdvocate" (SA3):
+    /// off, nothing is pushed and mappings stay; status changes are held meanwhile.
     pub send: Option<bool>,
     pub send_mapped_fields: Option<bool>,
     pub send_messages: Option<bool>,
@@ -370,7 +403,9 @@ pub struct SettingsBody {
 }
 
 /// Changes the toggles. Turning the integration on needs a connection; turning status sync on
-/// needs at least one status mapping (the safe order). Toggles whose parents are off are kept
+/// needs at least one status mapping (the safe order). A change that starts sending status
+/// changes again while some are held (status sync on; for SmartAdvocate also `send`) is a 409
+/// until they are resolved with `PUT …/status-sync` and a `mode`. Toggles whose parents are off are kept
 /// but reported in `inert_settings`, and the engine ignores them.
 #[utoipa::path(put, path = "/integrations/{provider}/settings", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = SettingsBody,

@@ -22,8 +22,7 @@
 //! - toggle turned off before sending → `skipped` (status changes go back to `held`).
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,20 +31,18 @@ use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpAction, OpKind, OpState, ResumeMode};
 use casebridge_domain::ids::{CaseId, CompanyId};
 use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Toggles};
-use casebridge_domain::jobs::{Job, NewJob};
+use casebridge_domain::jobs::Job;
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::records::{CaseFilter, NamedKind};
-use casebridge_domain::retry::{Backoff, RetryPolicy};
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
-use casebridge_store::crm_ops::{self, CrmOp, NewOp};
+use casebridge_store::crm_ops::{self, CrmOp};
 use casebridge_store::documents::{self, Document};
-use casebridge_store::integrations::{self, Health, Integration, NewSyncEntry};
-use casebridge_store::{cases, clients, companies, jobs, named, Conn, Store, StoreError, Tx};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use casebridge_store::integrations::{self, Health, Integration};
+use casebridge_store::{cases, clients, companies, named, Conn, Store, StoreError, Tx};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::client::FormField;
 use super::client::{LawRulerClient, LawRulerError, Note, Upload, CLIENT_COMMUNICATIONS};
@@ -53,22 +50,19 @@ use super::connection::Clients;
 use super::ingest::PROVIDER;
 use super::voice::{self, CallContext};
 use crate::counters;
+pub use crate::outbox::Resumed;
+use crate::outbox::{Outbox, Throttle};
 
 /// The queue outbound operations run on.
 pub const QUEUE: &str = "crm";
 /// The job kind; its payload is `{"op_id": "<uuid>"}`.
 pub const KIND: &str = "lawruler.op";
-/// Operations of one connection in flight at once (across leads).
-pub const CONNECTION_CONCURRENCY: u32 = 4;
+pub use crate::outbox::CONNECTION_CONCURRENCY;
 /// Where documents sent with "Send documents" go in the lead's documents.
 pub const DOCUMENTS_FOLDER: &str = "/documents";
-/// The longest a job waits in the rate limiter while holding its worker slot.
-const MAX_LIMITER_WAIT: Duration = Duration::from_secs(5);
 /// Answers this client does not understand are retried this many times before the operation
 /// is marked failed (a maintenance page on HTTP 200 passes; a changed protocol needs a person).
 const MAX_UNEXPECTED_ATTEMPTS: u32 = 10;
-/// How many held or blocked operations one call moves at a time.
-const BATCH: u32 = 500;
 
 // =============================================================================================
 // Recording side
@@ -95,29 +89,11 @@ pub fn lead_of(case: &Case) -> Option<&str> {
         .map(|r| r.external_id.as_str())
 }
 
-/// The queue's ordering key of a lead's operations: one at a time, in order.
-fn ordering_key(company: CompanyId, lead: &str) -> String {
-    format!("{PROVIDER}/{company}/{lead}")
-}
-
-async fn enqueue_job(
-    conn: &mut Conn,
-    company: CompanyId,
-    op_id: &str,
-    lead: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    jobs::enqueue(
-        conn,
-        &NewJob::new(QUEUE, KIND, json!({ "op_id": op_id }))
-            .company(company)
-            .ordering_key(ordering_key(company, lead))
-            .concurrency(format!("{PROVIDER}/{company}"), CONNECTION_CONCURRENCY),
-        now,
-    )
-    .await?;
-    Ok(())
-}
+/// Law Ruler's CRM outbox (the provider-neutral part lives in [`crate::outbox`]).
+pub const OUTBOX: Outbox = Outbox {
+    provider: PROVIDER,
+    kind: KIND,
+};
 
 /// An admin's retry of a failed operation: pending again, with a new job behind the lead's
 /// other operations. False when it is not a failed Law Ruler operation (any more).
@@ -127,24 +103,7 @@ pub async fn retry_failed(
     op_id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let op = crm_ops::get(tx, company, op_id).await?;
-    if op.provider != PROVIDER
-        || !crm_ops::transition(
-            tx,
-            company,
-            op_id,
-            OpState::Failed,
-            OpState::Pending,
-            false,
-            None,
-            now,
-        )
-        .await?
-    {
-        return Ok(false);
-    }
-    enqueue_job(tx, company, op_id, &op.record_id, now).await?;
-    Ok(true)
+    OUTBOX.retry_failed(tx, company, op_id, now).await
 }
 
 /// Records one operation (pending with its job, or held), unless its toggle is off.
@@ -159,31 +118,9 @@ async fn record(
     action: &OpAction,
     now: Timestamp,
 ) -> Result<Option<String>, StoreError> {
-    let state = if kind.allowed(&t.gates()) {
-        OpState::Pending
-    } else if kind == OpKind::Status {
-        OpState::Held
-    } else {
-        return Ok(None);
-    };
-    let id = crm_ops::insert(
-        tx,
-        company,
-        &NewOp {
-            provider: PROVIDER,
-            kind,
-            case_id,
-            record_id: lead,
-            action,
-            state,
-        },
-        now,
-    )
-    .await?;
-    if state == OpState::Pending {
-        enqueue_job(tx, company, &id, lead, now).await?;
-    }
-    Ok(Some(id))
+    OUTBOX
+        .record(tx, company, t, kind, case_id, lead, action, now)
+        .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -197,21 +134,11 @@ async fn log(
     message: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    integrations::log(
-        conn,
-        company,
-        PROVIDER,
-        &NewSyncEntry {
-            direction: "outbound",
-            operation,
-            record_ref,
-            outcome,
-            error_kind,
-            message: Some(message),
-        },
-        now,
-    )
-    .await
+    OUTBOX
+        .log(
+            conn, company, record_ref, operation, outcome, error_kind, message, now,
+        )
+        .await
 }
 
 /// The Law Ruler case type a case's mapped fields follow: among the Law Ruler case types linked
@@ -235,7 +162,11 @@ async fn lead_case_type(
 }
 
 /// A mapped platform value as text ("" when empty, which clears the Law Ruler field).
-fn platform_value(field: &PlatformField, case: &Case, client: Option<&Client>) -> String {
+pub(crate) fn platform_value(
+    field: &PlatformField,
+    case: &Case,
+    client: Option<&Client>,
+) -> String {
     let c = client.map(|c| &c.fields);
     let text = |v: Option<&String>| v.cloned().unwrap_or_default();
     match field {
@@ -798,12 +729,6 @@ pub async fn document_stored(
 }
 
 /// What turning status sync back on did with the changes held while it was off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Resumed {
-    pub replayed: u64,
-    pub skipped: u64,
-}
-
 /// The held status changes, handled as the admin chose (LR11): skipped (Non-Retroactive) or
 /// replayed in the order they were made (Retroactive). Call in the transaction that turns the
 /// toggle on.
@@ -813,181 +738,36 @@ pub async fn resume_status_sync(
     mode: ResumeMode,
     now: Timestamp,
 ) -> Result<Resumed, StoreError> {
-    let mut out = Resumed::default();
-    loop {
-        let held = crm_ops::in_state(
-            tx,
-            company,
-            PROVIDER,
-            OpState::Held,
-            Some(OpKind::Status),
-            BATCH,
-        )
-        .await?;
-        if held.is_empty() {
-            break;
-        }
-        for op in &held {
-            match mode {
-                ResumeMode::NonRetroactive => {
-                    let reason = "status sync resumed non-retroactively: change made while it \
-                                  was off was not sent";
-                    if crm_ops::transition(
-                        tx,
-                        company,
-                        &op.id,
-                        OpState::Held,
-                        OpState::Skipped,
-                        false,
-                        Some(reason),
-                        now,
-                    )
-                    .await?
-                    {
-                        out.skipped += 1;
-                    }
-                }
-                ResumeMode::Retroactive => {
-                    if crm_ops::transition(
-                        tx,
-                        company,
-                        &op.id,
-                        OpState::Held,
-                        OpState::Pending,
-                        false,
-                        None,
-                        now,
-                    )
-                    .await?
-                    {
-                        enqueue_job(tx, company, &op.id, &op.record_id, now).await?;
-                        out.replayed += 1;
-                    }
-                }
-            }
-        }
-    }
-    if out != Resumed::default() {
-        let msg = match mode {
-            ResumeMode::NonRetroactive => format!(
-                "status sync resumed (non-retroactive): {} held status change(s) skipped",
-                out.skipped
-            ),
-            ResumeMode::Retroactive => format!(
-                "status sync resumed (retroactive): {} held status change(s) replayed in order",
-                out.replayed
-            ),
-        };
-        log(
-            tx,
-            company,
-            None,
-            "resume status sync",
-            SyncOutcome::Ok,
-            None,
-            &msg,
-            now,
-        )
-        .await?;
-    }
-    Ok(out)
+    OUTBOX.resume_status_sync(tx, company, mode, now).await
 }
 
 /// How many status changes are held.
 pub async fn held_count(conn: &mut Conn, company: CompanyId) -> Result<u64, StoreError> {
-    Ok(crm_ops::counts(conn, company, PROVIDER)
-        .await?
-        .into_iter()
-        .find(|(s, _)| *s == OpState::Held)
-        .map_or(0, |(_, n)| n))
+    OUTBOX.held_count(conn, company).await
 }
 
-/// Sends the operations parked by a configuration error again, in order. Call in the
-/// transaction that saves a working connection.
-///
-/// Order per lead is kept: a lead's operations that were still waiting unclaimed (enqueued
-/// after the first one was parked) are taken out of the queue and enqueued again together with
-/// the parked ones, in creation order.
+/// Sends the operations parked by a configuration error again, in order (per lead). Call in
+/// the transaction that saves a working connection.
 pub async fn requeue_blocked(
     tx: &mut Tx,
     company: CompanyId,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let mut n = 0;
-    loop {
-        let blocked =
-            crm_ops::in_state(tx, company, PROVIDER, OpState::Blocked, None, BATCH).await?;
-        if blocked.is_empty() {
-            break;
-        }
-        let mut leads: Vec<&str> = blocked.iter().map(|o| o.record_id.as_str()).collect();
-        leads.sort_unstable();
-        leads.dedup();
-        for lead in leads {
-            let key = ordering_key(company, lead);
-            // (op id, was blocked); UUIDv7 ids sort in creation order.
-            let mut ops: Vec<(String, bool)> = blocked
-                .iter()
-                .filter(|o| o.record_id == lead)
-                .map(|o| (o.id.clone(), true))
-                .collect();
-            for job in jobs::take_pending(tx, QUEUE, &key).await? {
-                if let Some(id) = job.payload.get("op_id").and_then(Value::as_str) {
-                    ops.push((id.to_owned(), false));
-                }
-            }
-            ops.sort();
-            for (id, was_blocked) in ops {
-                if was_blocked {
-                    if !crm_ops::transition(
-                        tx,
-                        company,
-                        &id,
-                        OpState::Blocked,
-                        OpState::Pending,
-                        false,
-                        None,
-                        now,
-                    )
-                    .await?
-                    {
-                        continue;
-                    }
-                    n += 1;
-                }
-                enqueue_job(tx, company, &id, lead, now).await?;
-            }
-        }
-    }
-    Ok(n)
+    OUTBOX.requeue_blocked(tx, company, now).await
 }
 
 // =============================================================================================
 // Sending side
 // =============================================================================================
 
-/// How outbound operations are retried: without limit (never dropped), 2 s doubling to 10 min.
-pub fn retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        backoff: Backoff::Exponential {
-            initial: Duration::from_secs(2),
-            factor: 2.0,
-            max: Duration::from_secs(600),
-        },
-        jitter: 0.2,
-        max_attempts: u32::MAX,
-        window: None,
-    }
-}
+pub use crate::outbox::retry_policy;
 
 /// Sends outbound operations; see the module docs.
 pub struct OpHandler {
     store: Store,
     clock: Arc<dyn Clock>,
     clients: Clients,
-    limiter: Option<DefaultKeyedRateLimiter<CompanyId>>,
-    /// Per connection: no request before this time (Law Ruler answered 429 with Retry-After).
-    cooldown: Mutex<HashMap<CompanyId, Timestamp>>,
+    throttle: Throttle,
 }
 
 /// What the handler decided without calling Law Ruler.
@@ -1004,17 +784,11 @@ impl OpHandler {
         clients: Clients,
         requests_per_minute: u32,
     ) -> Self {
-        let limiter = NonZeroU32::new(requests_per_minute).map(|n| {
-            // Allow a short burst of up to a tenth of the minute's budget.
-            let burst = NonZeroU32::new((n.get() / 10).max(1)).expect("nonzero");
-            RateLimiter::keyed(Quota::per_minute(n).allow_burst(burst))
-        });
         Self {
             store,
             clock,
             clients,
-            limiter,
-            cooldown: Mutex::new(HashMap::new()),
+            throttle: Throttle::new(requests_per_minute),
         }
     }
 
@@ -1049,27 +823,8 @@ impl OpHandler {
         }
     }
 
-    /// Waits for the connection's rate limiter; `Err` with the remaining wait while Law Ruler's
-    /// own `Retry-After` is in force.
     async fn throttle(&self, company: CompanyId) -> Result<(), Duration> {
-        let now = self.clock.now();
-        if let Some(until) = self.cooldown.lock().expect("lock").get(&company) {
-            if *until > now {
-                let wait = until.duration_since(now).unsigned_abs();
-                return Err(wait);
-            }
-        }
-        if let Some(l) = &self.limiter {
-            // Wait here for a short gap (keeps the request flowing at the configured rate);
-            // a longer one gives the worker slot back and the job comes again later.
-            if tokio::time::timeout(MAX_LIMITER_WAIT, l.until_key_ready(&company))
-                .await
-                .is_err()
-            {
-                return Err(MAX_LIMITER_WAIT);
-            }
-        }
-        Ok(())
+        self.throttle.wait(self.clock.as_ref(), company).await
     }
 
     async fn execute(
@@ -1203,37 +958,19 @@ impl OpHandler {
         kind: Option<ErrorKind>,
         message: &str,
     ) -> Result<bool, StoreError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let moved = crm_ops::transition(
-            &mut tx,
-            op.company_id,
-            &op.id,
-            OpState::Pending,
-            to,
-            attempted,
-            error,
-            now,
-        )
-        .await?;
-        if moved {
-            log(
-                &mut tx,
-                op.company_id,
-                Some(&op.record_id),
-                &op.action.describe(),
+        OUTBOX
+            .settle(
+                &self.store,
+                self.clock.now(),
+                op,
+                to,
+                attempted,
+                error,
                 outcome,
                 kind,
                 message,
-                now,
             )
-            .await?;
-        }
-        tx.commit().await?;
-        if moved {
-            counters::operation(PROVIDER, op.kind.as_str(), to.as_str());
-        }
-        Ok(moved)
+            .await
     }
 
     async fn succeeded(&self, op: &CrmOp, created: Option<String>) -> Result<(), StoreError> {
@@ -1305,11 +1042,6 @@ impl OpHandler {
         Ok(())
     }
 
-    /// Parks a pending operation as `blocked` (setting the integration's configuration error
-    /// when `set_error`), unless the connection changed since the worker read it (`seen`: the
-    /// sealed credentials and configuration error it acted on): then nothing is parked, the
-    /// caller retries, and the fixed connection is used. Returns whether it parked.
-    #[allow(clippy::too_many_arguments)]
     async fn block(
         &self,
         op: &CrmOp,
@@ -1318,83 +1050,23 @@ impl OpHandler {
         set_error: bool,
         attempted: bool,
     ) -> Result<bool, StoreError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        // Locked: a connection save (which clears the error and requeues blocked operations)
-        // either comes before this, and is seen, or after, and requeues this one.
-        let current = integrations::get_for_update(&mut tx, op.company_id, PROVIDER)
-            .await?
-            .map(|i| (i.credentials_sealed, i.config_error))
-            .unwrap_or((None, None));
-        let changed = if set_error {
-            current.0 != seen.0
-        } else {
-            current != *seen
-        };
-        if changed {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if crm_ops::transition(
-            &mut tx,
-            op.company_id,
-            &op.id,
-            OpState::Pending,
-            OpState::Blocked,
-            attempted,
-            Some(message),
-            now,
-        )
-        .await?
-        {
-            counters::operation(PROVIDER, op.kind.as_str(), "blocked");
-            if set_error {
-                integrations::set_config_error(
-                    &mut tx,
-                    op.company_id,
-                    PROVIDER,
-                    Some(message),
-                    now,
-                )
-                .await?;
-            }
-            log(
-                &mut tx,
-                op.company_id,
-                Some(&op.record_id),
-                &op.action.describe(),
-                SyncOutcome::Error,
-                Some(ErrorKind::Configuration),
-                &format!("{message}; sending is paused until the connection is saved again"),
-                now,
+        OUTBOX
+            .block(
+                &self.store,
+                self.clock.now(),
+                op,
+                seen,
+                message,
+                set_error,
+                attempted,
             )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            .await
     }
 
     async fn transient(&self, op: &CrmOp, message: &str) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        crm_ops::record_retry(&mut tx, op.company_id, &op.id, message, now).await?;
-        if op.attempts == 0 {
-            // Logged once per operation, so an outage does not flood the sync log.
-            log(
-                &mut tx,
-                op.company_id,
-                Some(&op.record_id),
-                &op.action.describe(),
-                SyncOutcome::Error,
-                Some(ErrorKind::Transient),
-                &format!("{message}; retrying until it goes through"),
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        counters::operation(PROVIDER, op.kind.as_str(), "retried");
-        Ok(())
+        OUTBOX
+            .transient(&self.store, self.clock.now(), op, message)
+            .await
     }
 }
 
@@ -1473,8 +1145,7 @@ impl Handler for OpHandler {
             Err(e) if e.is_retryable() => {
                 let retry_after = e.retry_after();
                 if let Some(wait) = retry_after {
-                    let until = self.clock.now() + wait;
-                    self.cooldown.lock().expect("lock").insert(company, until);
+                    self.throttle.cool_down(self.clock.as_ref(), company, wait);
                 }
                 self.transient(&op, &e.to_string())
                     .await

@@ -479,6 +479,49 @@ impl SmartAdvocateClient {
         .await
     }
 
+    /// Sets the current value of one status type on a case (modelled path and body): the
+    /// primary status when the type is "Status", else a second status.
+    pub async fn set_status(
+        &self,
+        case_id: &str,
+        status_type_id: &str,
+        status_id: &str,
+    ) -> Result<(), SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.set_status, &[("case_id", case_id)])?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|_| v.into())
+        };
+        let body = serde_json::json!({
+            "statusTypeID": number(status_type_id),
+            "statusID": number(status_id),
+        });
+        self.call("update case statuses", |t| {
+            self.http.put(url.clone()).bearer_auth(t).json(&body)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sets UDF values by exact name (modelled path and body); an empty value clears one.
+    pub async fn set_udfs(
+        &self,
+        case_id: &str,
+        values: &[(String, String)],
+    ) -> Result<(), SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.set_udfs, &[("case_id", case_id)])?;
+        let body: Vec<serde_json::Value> = values
+            .iter()
+            .map(|(name, value)| serde_json::json!({"udfName": name, "value": value}))
+            .collect();
+        self.call("update UDF values", |t| {
+            self.http.put(url.clone()).bearer_auth(t).json(&body)
+        })
+        .await
+        .map(drop)
+    }
+
     pub async fn case_types(&self) -> Result<Vec<CaseType>, SmartAdvocateError> {
         self.get("read case types", &self.paths.case_types, &[], &[])
             .await
@@ -619,6 +662,19 @@ impl SmartAdvocateClient {
             }
             return classify(what, status, retry_after, body);
         }
+    }
+
+    /// Until when the cached token is used (its `exp` less the refresh margin); `None` when
+    /// there is no usable token now (the next call authenticates).
+    pub async fn token_valid_until(&self) -> Option<Timestamp> {
+        let slot = self.token.lock().await;
+        let left = slot
+            .as_ref()?
+            .use_until
+            .checked_duration_since(Instant::now())?;
+        Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(left).ok()?)
+            .ok()
     }
 
     async fn access_token(&self) -> Result<SecretString, SmartAdvocateError> {

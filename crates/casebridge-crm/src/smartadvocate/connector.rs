@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use casebridge_domain::clock::Clock;
-use casebridge_domain::crm_ops::ResumeMode;
+use casebridge_domain::crm_ops::{OpKind, OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::CompanyId;
 use casebridge_domain::integrations::Provider;
+use casebridge_domain::integrations::Toggles;
 use casebridge_domain::ValidationError;
 use casebridge_queue::Registry;
 use casebridge_store::imports::Import;
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 
 use super::client::{normalize_base_url, SmartAdvocateError, PERMISSION_CHECKS};
 use super::connection::{self, Clients, StoredCredentials};
+use super::outbound;
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
     InboundFields, InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings,
@@ -36,12 +38,8 @@ use crate::connector::{
 };
 
 /// Says what this version does not do with SmartAdvocate.
-pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting and \
-                           loading the catalog are)";
-
-/// What an admin reads where sync would be switched on.
-pub const SYNC_UNAVAILABLE: &str =
-    "Receiving and sending are not available for SmartAdvocate in this version";
+pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting, \
+                           loading the catalog and sending changes are)";
 
 /// The catalog id of a second status: `<status type id>:<status id>`.
 pub fn second_status_id(status_type_id: &str, status_id: &str) -> String {
@@ -244,43 +242,66 @@ impl Connector for SmartAdvocate {
         Err(ValidationError::single("body", not_yet("receiving webhooks")).into())
     }
 
-    /// Sends nothing yet, so records nothing.
+    /// Case changes (mapped status, mapped UDFs), messages and analysed calls become
+    /// operations; recordings and documents are not sent to SmartAdvocate in this version.
     async fn record_change(
         &self,
-        _tx: &mut Tx,
-        _company: CompanyId,
-        _change: &PlatformChange<'_>,
-        _now: Timestamp,
+        tx: &mut Tx,
+        company: CompanyId,
+        change: &PlatformChange<'_>,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        Ok(())
+        match *change {
+            PlatformChange::Case { before, after } => {
+                outbound::case_changed(tx, company, before, after, now).await
+            }
+            PlatformChange::Message(m) => outbound::message_recorded(tx, company, m, now).await,
+            PlatformChange::CallAnalyzed { call, revised } => {
+                outbound::call_analyzed(tx, company, call, revised, now).await
+            }
+            // A client's fields reach SmartAdvocate with its case's next change.
+            PlatformChange::Client { .. }
+            | PlatformChange::RecordingStored { .. }
+            | PlatformChange::DocumentStored { .. } => Ok(()),
+        }
     }
 
     async fn requeue_blocked(
         &self,
-        _tx: &mut Tx,
-        _company: CompanyId,
-        _now: Timestamp,
+        tx: &mut Tx,
+        company: CompanyId,
+        now: Timestamp,
     ) -> Result<u64, StoreError> {
-        Ok(0)
+        outbound::OUTBOX.requeue_blocked(tx, company, now).await
     }
 
-    /// SmartAdvocate records no operations in this version, so none can have failed.
     async fn retry_failed(
         &self,
-        _tx: &mut Tx,
-        _company: CompanyId,
-        _op_id: &str,
-        _now: Timestamp,
+        tx: &mut Tx,
+        company: CompanyId,
+        op_id: &str,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(false)
+        outbound::OUTBOX.retry_failed(tx, company, op_id, now).await
     }
 
     fn holds_status_changes(&self) -> bool {
-        false
+        true
+    }
+
+    /// Status changes go out only while "Send mapping to SmartAdvocate" (`send`) and status
+    /// sync are both on.
+    fn sends_status(&self, t: &Toggles) -> bool {
+        outbound::state_for(t, OpKind::Status) == Some(OpState::Pending)
     }
 
     fn sync_unavailable(&self) -> Option<String> {
-        Some(SYNC_UNAVAILABLE.to_owned())
+        None
+    }
+
+    async fn token_valid_until(&self, i: &Integration) -> Option<Timestamp> {
+        let client = self.clients.for_integration(i).ok()??;
+        client.token_valid_until().await
     }
 
     fn permission_checks(&self) -> &'static [&'static str] {
@@ -289,23 +310,22 @@ impl Connector for SmartAdvocate {
 
     async fn held_status_changes(
         &self,
-        _conn: &mut Conn,
-        _company: CompanyId,
+        conn: &mut Conn,
+        company: CompanyId,
     ) -> Result<u64, StoreError> {
-        Ok(0)
+        outbound::OUTBOX.held_count(conn, company).await
     }
 
     async fn resume_status_sync(
         &self,
-        _tx: &mut Tx,
-        _company: CompanyId,
-        _mode: ResumeMode,
-        _now: Timestamp,
+        tx: &mut Tx,
+        company: CompanyId,
+        mode: ResumeMode,
+        now: Timestamp,
     ) -> Result<Resumed, StoreError> {
-        Err(StoreError::Invalid(ValidationError::single(
-            "status_sync",
-            not_yet("status sync"),
-        )))
+        outbound::OUTBOX
+            .resume_status_sync(tx, company, mode, now)
+            .await
     }
 
     fn check_import_file(&self, _text: &str) -> Result<u64, ValidationError> {
@@ -339,14 +359,22 @@ impl Connector for SmartAdvocate {
         )))
     }
 
-    /// No SmartAdvocate jobs yet (no pushes, pulls or imports).
+    /// Sending operations (no pulls or imports yet).
     fn register_jobs(
         &self,
         registry: Registry,
-        _store: Store,
-        _clock: Arc<dyn Clock>,
-        _settings: JobSettings,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: JobSettings,
     ) -> Registry {
-        registry
+        outbound::register(
+            registry,
+            outbound::OpHandler::new(
+                store,
+                clock,
+                self.clients.clone(),
+                settings.smartadvocate_requests_per_minute,
+            ),
+        )
     }
 }

@@ -1,11 +1,12 @@
 //! SmartAdvocate: the CaseSyncAPI client (documented authentication and case reads, modelled
-//! catalog paths), the connection at rest, and the connector. This version connects (SA1) and
-//! loads the catalog (SA2); webhooks, pushes, pulls and imports are not in it yet, and the
-//! connector says so rather than pretending.
+//! catalog and write paths), the connection at rest, the connector and the push. This version
+//! connects (SA1), loads the catalog (SA2), and pushes mapped changes (SA3, SA4 push); webhooks,
+//! pulls and imports are not in it yet, and the connector says so rather than pretending.
 
 pub mod client;
 pub mod connection;
 mod connector;
+pub mod outbound;
 mod paths;
 
 pub use client::SmartAdvocatePaths;

@@ -37,6 +37,11 @@ pub struct SmartAdvocatePaths {
     pub udfs: String,
     /// Modelled: `GET` → `[{udfID, udfName, value}]`; has `{case_id}`.
     pub case_udfs: String,
+    /// Modelled: `PUT {statusTypeID, statusID}` sets one status type's current value (the
+    /// primary status or a second status); has `{case_id}`.
+    pub set_status: String,
+    /// Modelled: `PUT [{udfName, value}]` sets UDF values by exact name; has `{case_id}`.
+    pub set_udfs: String,
 }
 
 impl Default for SmartAdvocatePaths {
@@ -52,6 +57,8 @@ impl Default for SmartAdvocatePaths {
             statuses: "/case/StatusTypes/{status_type_id}/Statuses".into(),
             udfs: "/case/CaseTypes/{case_type_id}/UDFs".into(),
             case_udfs: "/case/{case_id}/UDFs".into(),
+            set_status: "/case/{case_id}/status".into(),
+            set_udfs: "/case/{case_id}/UDFs".into(),
         }
     }
 }

@@ -14,7 +14,10 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::jwt::{self, Claims};
-use super::{FaultsPatch, LoggedRequest, Operation, SimNote, SmartAdvocateSim, State as SimState};
+use super::{
+    FaultsPatch, LoggedRequest, Operation, SimNote, SimSecondStatus, SmartAdvocateSim,
+    State as SimState,
+};
 
 const PREFIX: &str = "/CaseSyncAPI";
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -131,6 +134,8 @@ fn route(method: &Method, path: &str) -> Option<(Operation, Vec<u64>)> {
         ["case", "casetypes", t, "udfs"] if get => (Operation::Udfs, vec![id(t)?]),
         ["case", c, "udfs"] if get => (Operation::CaseUdfs, vec![id(c)?]),
         ["case", c, "notes"] if post => (Operation::InsertNote, vec![id(c)?]),
+        ["case", c, "status"] if method == Method::PUT => (Operation::SetStatus, vec![id(c)?]),
+        ["case", c, "udfs"] if method == Method::PUT => (Operation::SetUdfs, vec![id(c)?]),
         ["search", "contactlookup"] if get => (Operation::ContactLookup, vec![]),
         _ => return None,
     })
@@ -213,6 +218,8 @@ fn answer(
         },
         Operation::CaseUdfs => case_udfs(&st, vars[0]),
         Operation::ContactLookup => contact_lookup(&st, input),
+        Operation::SetStatus => set_status(&mut st, vars[0], input),
+        Operation::SetUdfs => set_udfs(&mut st, vars[0], input),
     };
     if response.status() == StatusCode::OK && st.faults.empty_bodies > 0 {
         st.faults.empty_bodies -= 1;
@@ -404,6 +411,94 @@ fn insert_note(st: &mut SimState, case_id: u64, input: &Input) -> Response {
         axum::Json(json!({ "noteID": note_id })),
     )
         .into_response()
+}
+
+/// Sets one status type's current value: the primary status when the type is "Status",
+/// else that type's second status (replacing the case's current value of the type).
+fn set_status(st: &mut SimState, case_id: u64, input: &Input) -> Response {
+    let body = input.json.clone().unwrap_or(Value::Null);
+    let (Some(type_id), Some(status_id)) = (
+        body.get("statusTypeID").and_then(Value::as_u64),
+        body.get("statusID").and_then(Value::as_u64),
+    ) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "statusTypeID and statusID are required",
+        );
+    };
+    if st.status_name(type_id, status_id).is_none() {
+        return message(
+            StatusCode::BAD_REQUEST,
+            format!("Status {status_id} is not a status of status type {type_id}"),
+        );
+    }
+    let primary = st.primary_type().map(|t| t.status_type_id) == Some(type_id);
+    let Some(case) = st.cases.iter_mut().find(|c| c.case_id == case_id) else {
+        return message(StatusCode::NOT_FOUND, "Case not found");
+    };
+    let now = Timestamp::now();
+    if primary {
+        case.status_id = status_id;
+        case.status_from = now;
+    } else {
+        case.second_statuses.retain(|s| s.status_type_id != type_id);
+        case.second_statuses.push(SimSecondStatus {
+            status_type_id: type_id,
+            status_id,
+            from: now,
+        });
+    }
+    case.modified = now;
+    ok(json!({ "caseID": case_id, "statusTypeID": type_id, "statusID": status_id }))
+}
+
+/// Sets UDF values by exact name; an unknown name for the case's type changes nothing.
+fn set_udfs(st: &mut SimState, case_id: u64, input: &Input) -> Response {
+    let Some(items) = input.json.as_ref().and_then(Value::as_array).cloned() else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "an array of {udfName, value} is required",
+        );
+    };
+    let Some(case_type) = st
+        .cases
+        .iter()
+        .find(|c| c.case_id == case_id)
+        .map(|c| c.case_type_id)
+    else {
+        return message(StatusCode::NOT_FOUND, "Case not found");
+    };
+    let defs = st.udfs.get(&case_type).cloned().unwrap_or_default();
+    let mut set = Vec::new();
+    for item in &items {
+        let name = item.get("udfName").and_then(Value::as_str).unwrap_or("");
+        let Some(def) = defs.iter().find(|d| d.udf_name == name) else {
+            return message(
+                StatusCode::BAD_REQUEST,
+                format!("UDF \"{name}\" does not exist for case type {case_type}"),
+            );
+        };
+        let value = match item.get("value") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        set.push((def.udf_id, value));
+    }
+    let case = st
+        .cases
+        .iter_mut()
+        .find(|c| c.case_id == case_id)
+        .expect("found above");
+    for (id, value) in set {
+        if value.is_empty() {
+            case.udf_values.remove(&id);
+        } else {
+            case.udf_values.insert(id, value);
+        }
+    }
+    case.modified = Timestamp::now();
+    ok(json!({ "caseID": case_id, "updated": items.len() }))
 }
 
 fn case_udfs(st: &SimState, case_id: u64) -> Response {

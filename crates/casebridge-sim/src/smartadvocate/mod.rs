@@ -79,6 +79,11 @@ pub enum Operation {
     Udfs,
     CaseUdfs,
     ContactLookup,
+    /// Modelled: `PUT /case/{case_id}/status` with `{statusTypeID, statusID}` sets the current
+    /// value of one status type (the primary "Status" or a second status).
+    SetStatus,
+    /// Modelled: `PUT /case/{case_id}/UDFs` with `[{udfName, value}]`; names match exactly.
+    SetUdfs,
 }
 
 impl Operation {
@@ -95,6 +100,8 @@ impl Operation {
             Self::Udfs => "read UDF definitions",
             Self::CaseUdfs => "read UDF values",
             Self::ContactLookup => "look up contacts",
+            Self::SetStatus => "update case statuses",
+            Self::SetUdfs => "update UDF values",
         }
     }
 }

@@ -1,0 +1,387 @@
+//! SmartAdvocate push (SA3, SA4) end to end: platform changes through the API, the `crm`
+//! worker, and exactly what the SmartAdvocate simulator receives and holds. Both backends.
+
+use std::time::Duration;
+
+use casebridge_queue::Worker;
+use casebridge_sim::smartadvocate::{
+    Operation, RunningSim, SmartAdvocateSim, DEMO_PASSWORD, DEMO_USERNAME,
+};
+use casebridge_testkit::{backend_tests, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const VIEW: &str = "/api/v1/integrations/smartadvocate";
+/// Seeded: case 1001, number 9000001, case type 1 (Motor Vehicle Accident), status Intake,
+/// "Dialer Status" = "To Dial".
+const NUMBER: &str = "9000001";
+const SA_CASE: u64 = 1001;
+/// Seeded: case 1002, number 9000002, case type 2.
+const NUMBER2: &str = "9000002";
+
+struct Setup {
+    sa: RunningSim,
+    app: TestApp,
+    worker: Worker,
+    case_id: String,
+    case2_id: String,
+    /// Platform statuses mapped to: Intake (1), Signed Up (2), Dialer Status = In the Dialer
+    /// (10:102), Dialer Status = Do not Dial (10:103).
+    intake: String,
+    signed: String,
+    in_dialer: String,
+    do_not_dial: String,
+}
+
+async fn put(app: &TestApp, path: &str, body: Value) -> casebridge_testkit::Reply {
+    app.call(Method::PUT, &format!("{VIEW}{path}"), Some(body))
+        .await
+}
+
+/// Connected, catalog loaded, "MVA" linked to SmartAdvocate type 1 with one mapped UDF, four
+/// statuses mapped (two of them second statuses), two cases linked by case number, and
+/// "Send mapping to SmartAdvocate" with every push toggle on unless `send` is false.
+async fn setup(backend: casebridge_testkit::TestBackend, send: bool) -> Setup {
+    let sa = SmartAdvocateSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    let r = put(
+        &app,
+        "/connection",
+        json!({"base_url": sa.base_url, "username": DEMO_USERNAME, "password": DEMO_PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.post(&format!("{VIEW}/fields/refresh"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mva = app
+        .create("/api/v1/case-types", json!({"name": "MVA"}))
+        .await;
+    let premises = app
+        .create("/api/v1/case-types", json!({"name": "Premises"}))
+        .await;
+    let r = put(
+        &app,
+        "/case-type-links",
+        json!({"links": [
+        {"crm_case_type_id": "1", "case_type_id": mva},
+        {"crm_case_type_id": "2", "case_type_id": premises}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = put(
+        &app,
+        "/field-mappings",
+        json!({"crm_case_type_id": "1", "mappings": [
+        {"platform_field": "custom.accident_date", "crm_field_key": "Accident Date"}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut ids = Vec::new();
+    for name in ["Intake", "Signed", "Calling", "Stop calling"] {
+        ids.push(
+            app.create("/api/v1/case-statuses", json!({"name": name}))
+                .await,
+        );
+    }
+    let r = put(
+        &app,
+        "/status-mappings",
+        json!({"mappings": [
+        {"case_status_id": ids[0], "crm_status_id": "1"},
+        {"case_status_id": ids[1], "crm_status_id": "2"},
+        {"case_status_id": ids[2], "crm_status_id": "10:102"},
+        {"case_status_id": ids[3], "crm_status_id": "10:103"}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The cases exist before the integration is on, so creating them sends nothing.
+    let case_id = app
+        .create(
+            "/api/v1/cases",
+            json!({"name": "Jane Doe", "case_type_id": mva,
+        "case_status_id": ids[0],
+        "external_refs": [{"provider": "smartadvocate", "external_id": NUMBER}]}),
+        )
+        .await;
+    let case2_id = app
+        .create(
+            "/api/v1/cases",
+            json!({"name": "John Roe", "case_type_id": premises,
+        "external_refs": [{"provider": "smartadvocate", "external_id": NUMBER2}]}),
+        )
+        .await;
+    let r = put(
+        &app,
+        "/settings",
+        json!({"enable_integration": true, "send": send,
+        "send_mapped_fields": true, "send_messages": true, "send_call_records": true, "sync_statuses": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    sa.sim.clear_requests();
+    let worker = app.crm_worker(0);
+    let mut ids = ids.into_iter();
+    let mut next = || ids.next().unwrap();
+    Setup {
+        intake: next(),
+        signed: next(),
+        in_dialer: next(),
+        do_not_dial: next(),
+        sa,
+        app,
+        worker,
+        case_id,
+        case2_id,
+    }
+}
+
+impl Setup {
+    async fn drain(&self) {
+        self.worker.drain().await.expect("drain");
+    }
+
+    async fn set_status(&self, case: &str, status: &str) {
+        let r = self
+            .app
+            .patch(
+                &format!("/api/v1/cases/{case}"),
+                json!({"case_status_id": status}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    async fn message(&self, case: &str, body: &str) {
+        let r = self
+            .app
+            .post(
+                "/api/v1/messages",
+                json!({"case_id": case, "channel": "sms",
+            "direction": "outbound", "from": "+15550001000", "to": "+15551230001", "body": body}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+
+    /// A call on the first case, ended with `end_reason`, then analysed.
+    async fn call(&self, client_speaks: bool, end_reason: &str) -> String {
+        let call = self
+            .app
+            .create(
+                "/api/v1/calls",
+                json!({"case_id": self.case_id,
+            "direction": "outbound", "from_number": "+15550001000", "to_number": "+15551230001",
+            "started_at": "2026-05-01T14:30:00Z"}),
+            )
+            .await;
+        let mut turns = vec![json!({"speaker": "agent", "text": "Hello, this is Kayse..."})];
+        if client_speaks {
+            turns.push(json!({"speaker": "client", "text": "Yes, I'm listening..."}));
+        }
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/transcript"),
+                json!({"turns": turns}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/end"),
+                json!({"ended_at": "2026-05-01T14:42:05Z", "end_reason": end_reason}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = self
+            .app
+            .post(
+                &format!("/api/v1/calls/{call}/analysis"),
+                json!({"summary": "Rear-ended on I-95.", "post_call_result": "Qualified"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        call
+    }
+
+    /// The writes SmartAdvocate accepted, in order: (case id, what).
+    fn writes(&self) -> Vec<(String, String)> {
+        self.sa
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.status < 300)
+            .filter_map(|r| {
+                let what = match r.operation? {
+                    Operation::SetStatus => format!(
+                        "status {}:{}",
+                        r.json.as_ref()?["statusTypeID"],
+                        r.json.as_ref()?["statusID"]
+                    ),
+                    Operation::SetUdfs => format!("udfs {}", r.json.as_ref()?),
+                    Operation::InsertNote => {
+                        format!("note {}", r.json.as_ref()?["noteText"].as_str()?)
+                    }
+                    _ => return None,
+                };
+                Some((r.path.split('/').nth(2)?.to_owned(), what))
+            })
+            .collect()
+    }
+
+    fn sa_case(&self, id: u64) -> casebridge_sim::smartadvocate::SimCase {
+        self.sa
+            .sim
+            .cases()
+            .into_iter()
+            .find(|c| c.case_id == id)
+            .unwrap()
+    }
+
+    async fn view(&self) -> Value {
+        self.app.get(VIEW).await.body
+    }
+}
+
+backend_tests! {
+    async fn fields_statuses_and_second_statuses_go_out_in_per_case_order_through_an_outage_and_a_429(backend) {
+        let s = setup(backend, true).await;
+        // SmartAdvocate is down before anything is sent.
+        s.sa.sim.fail_5xx(1000);
+        s.set_status(&s.case_id, &s.in_dialer).await;
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"accident_date": "2001-02-03", "unmapped": "x"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.set_status(&s.case_id, &s.signed).await;
+        s.set_status(&s.case2_id, &s.do_not_dial).await;
+        s.set_status(&s.case_id, &s.do_not_dial).await;
+        s.message(&s.case_id, "Hi <Jane>\nsee you").await;
+        s.drain().await;
+        for _ in 0..3 {
+            s.app.advance(Duration::from_secs(60));
+            s.drain().await;
+        }
+        assert!(s.writes().is_empty(), "{:?}", s.writes());
+        let view = s.view().await;
+        assert_eq!(view["sync"]["operations_pending"], 6, "{view}");
+        assert_eq!(view["sync"]["last_error"]["error_kind"], "transient", "{view}");
+
+        // Back, but the first request is answered 429 with Retry-After: 30.
+        s.sa.sim.clear_faults();
+        s.sa.sim.rate_limit(30, 1);
+        s.app.advance(Duration::from_secs(700));
+        s.drain().await;
+        assert_eq!(s.sa.sim.requests().iter().filter(|r| r.status == 429).count(), 1);
+        let after_429 = s.sa.sim.requests().len();
+        s.app.advance(Duration::from_secs(20));
+        s.drain().await;
+        assert_eq!(s.sa.sim.requests().len(), after_429, "nothing within the Retry-After");
+        // After it (and after the retry backoff the outage built up), everything goes.
+        s.app.advance(Duration::from_secs(15));
+        s.drain().await;
+        s.app.advance(Duration::from_secs(700));
+        s.drain().await;
+
+        let writes = s.writes();
+        let of = |id: &str| -> Vec<String> {
+            writes.iter().filter(|(c, _)| c == id).map(|(_, w)| w.clone()).collect()
+        };
+        assert_eq!(of("1001"), [
+            "status 10:102".to_owned(),
+            r#"udfs [{"udfName":"Accident Date","value":"2001-02-03"}]"#.to_owned(),
+            "status 1:2".to_owned(),
+            "status 10:103".to_owned(),
+            "note Hi &lt;Jane&gt;<br>see you".to_owned(),
+        ], "every change once, in order");
+        assert_eq!(of("1002"), ["status 10:103".to_owned()]);
+        let case = s.sa_case(SA_CASE);
+        assert_eq!(case.status_id, 2);
+        assert_eq!(case.second_statuses.iter().map(|x| (x.status_type_id, x.status_id)).collect::<Vec<_>>(), [(10, 103)]);
+        assert_eq!(case.udf_values.get(&501).map(String::as_str), Some("2001-02-03"));
+        assert_eq!(case.notes.len(), 1);
+        let view = s.view().await;
+        assert_eq!(view["sync"]["operations_done"], 6, "{view}");
+        assert!(view["health"]["last_status_push_at"].is_string(), "{view}");
+
+        // The token expires in the middle of a push: re-authenticated once, then sent.
+        let tokens = s.sa.sim.tokens_issued();
+        s.sa.sim.expire_tokens();
+        s.set_status(&s.case_id, &s.intake).await;
+        s.drain().await;
+        assert_eq!(s.sa.sim.tokens_issued(), tokens + 1);
+        assert_eq!(s.sa_case(SA_CASE).status_id, 1);
+        assert!(s.sa.sim.requests().iter().any(|r| r.status == 401));
+    }
+
+    async fn send_mapping_off_stops_every_push_keeps_mappings_and_resumes_only_as_asked(backend) {
+        let s = setup(backend, false).await;
+        s.set_status(&s.case_id, &s.signed).await;
+        s.set_status(&s.case_id, &s.in_dialer).await;
+        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"accident_date": "2001-02-03"}})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.message(&s.case_id, "while off").await;
+        s.drain().await;
+        assert!(s.writes().is_empty(), "{:?}", s.writes());
+        // Every mapping is kept.
+        let sm = s.app.get(&format!("{VIEW}/status-mappings")).await.body;
+        assert_eq!(sm["mappings"].as_array().unwrap().len(), 4, "{sm}");
+        let fm = s.app.get(&format!("{VIEW}/field-mappings?crm_case_type_id=1")).await.body;
+        assert_eq!(fm["mappings"][0]["crm_field_key"], "Accident Date", "{fm}");
+        // The status changes are held; turning sending on asks what to do with them.
+        let st = s.app.get(&format!("{VIEW}/status-sync")).await.body;
+        assert_eq!(st["held"], 2, "{st}");
+        let r = put(&s.app, "/settings", json!({"send": true})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+        assert!(r.text.contains("status-sync"), "{}", r.text);
+        let r = put(&s.app, "/status-sync", json!({"enabled": true, "mode": "non_retroactive"})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["skipped"], 2, "{}", r.text);
+        let r = put(&s.app, "/settings", json!({"send": true})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s.drain().await;
+        assert!(s.writes().is_empty(), "nothing made while off is replayed: {:?}", s.writes());
+        s.set_status(&s.case_id, &s.do_not_dial).await;
+        s.drain().await;
+        assert_eq!(s.writes(), [("1001".to_owned(), "status 10:103".to_owned())]);
+
+        // Off again; two changes; the admin asks for them (retroactive): both, in order.
+        assert_eq!(put(&s.app, "/settings", json!({"send": false})).await.status, StatusCode::OK);
+        s.set_status(&s.case_id, &s.signed).await;
+        s.set_status(&s.case_id, &s.in_dialer).await;
+        s.drain().await;
+        assert_eq!(s.writes().len(), 1);
+        let r = put(&s.app, "/status-sync", json!({"enabled": true, "mode": "retroactive"})).await;
+        assert_eq!(r.body["replayed"], 2, "{}", r.text);
+        assert_eq!(put(&s.app, "/settings", json!({"send": true})).await.status, StatusCode::OK);
+        s.drain().await;
+        let sent: Vec<String> = s.writes().into_iter().map(|(_, w)| w).collect();
+        assert_eq!(sent, ["status 10:103", "status 1:2", "status 10:102"]);
+        assert_eq!(s.sa_case(SA_CASE).status_id, 2);
+    }
+
+    async fn a_completed_call_sets_the_dialer_disposition_and_adds_a_note(backend) {
+        let s = setup(backend, true).await;
+        s.call(true, "hangup").await;
+        s.drain().await;
+        let case = s.sa_case(SA_CASE);
+        // "Last Dialer Disposition" (type 11) = "Successful" (115); "Dialer Status" untouched.
+        let second: Vec<(u64, u64)> = case.second_statuses.iter().map(|x| (x.status_type_id, x.status_id)).collect();
+        assert!(second.contains(&(11, 115)) && second.contains(&(10, 101)), "{second:?}");
+        assert_eq!(case.notes.len(), 1);
+        assert!(case.notes[0].note_text.contains("Rear-ended on I-95."), "{:?}", case.notes);
+        // A call that reached voicemail: "Answering Machine" (114), replacing the last one.
+        s.call(false, "voicemail").await;
+        s.drain().await;
+        let second: Vec<(u64, u64)> = s.sa_case(SA_CASE).second_statuses.iter()
+            .filter(|x| x.status_type_id == 11).map(|x| (x.status_type_id, x.status_id)).collect();
+        assert_eq!(second, [(11, 114)]);
+        // With call records off, a call sends nothing.
+        assert_eq!(put(&s.app, "/settings", json!({"send_call_records": false})).await.status, StatusCode::OK);
+        let before = s.writes().len();
+        s.call(true, "hangup").await;
+        s.drain().await;
+        assert_eq!(s.writes().len(), before);
+    }
+}

@@ -1,0 +1,727 @@
+//! SmartAdvocate push (SA3, SA4): platform changes become SmartAdvocate operations in the CRM
+//! outbox ([`crate::outbox`], shared with Law Ruler), and a queue handler sends them.
+//!
+//! Recording side, in the change's transaction (through the one fan-out point): a status change
+//! whose platform status is mapped becomes `set status` (a primary status, or a second status
+//! `<type id>:<status id>`, e.g. "Dialer Status = To Dial"); a change of mapped fields becomes
+//! `update fields` with the UDF names of the SmartAdvocate case type linked to the case's type;
+//! a message becomes a note; an analysed Voice AI call becomes a note and the case's "Last Dialer
+//! Disposition" ([`call_analyzed`]). Only cases with a `smartadvocate` external ref (the case number)
+//! are pushed.
+//!
+//! "Send mapping to SmartAdvocate" (SA3) is the `send` toggle: while it is off (or the
+//! integration is), nothing is sent and every saved mapping stays; status changes are `held`
+//! like Law Ruler's while status sync is off, and turning sending on again does not replay them
+//! unless the admin asks (`PUT …/status-sync` with `retroactive`; `non_retroactive` skips them).
+//! Field and message changes made while it is off are not recorded.
+//!
+//! Sending side ([`OpHandler`], job kind [`KIND`]): per-case order, the per-connection limiter,
+//! 429 with `Retry-After` applied to the whole connection, 5xx/timeouts/empty bodies retried
+//! without limit (never dropped), a token refused mid-push re-authenticated once by the client,
+//! a permission denial or a refused new token parks the operation as `blocked` with the
+//! integration's configuration error until the connection is saved again, a refusal (400, an
+//! unknown case) is `failed` with SmartAdvocate's reason.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use casebridge_domain::activity::{Call, Message};
+use casebridge_domain::clock::Clock;
+use casebridge_domain::crm_ops::{OpAction, OpKind, OpState};
+use casebridge_domain::ids::CompanyId;
+use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Toggles};
+use casebridge_domain::jobs::Job;
+use casebridge_domain::model::{Case, Client};
+use casebridge_domain::records::NamedKind;
+use casebridge_queue::{Handler, JobError, Registry};
+use casebridge_store::crm_ops::{self, CrmOp};
+use casebridge_store::integrations::{self, Health, Integration};
+use casebridge_store::{cases, clients, named, Conn, Store, StoreError, Tx};
+use jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::client::{SmartAdvocateClient, SmartAdvocateError};
+use super::connection::Clients;
+use super::PROVIDER;
+use crate::counters;
+use crate::lawruler::outbound::{message_subject, platform_value};
+use crate::lawruler::voice;
+use crate::outbox::{retry_policy, Outbox, Throttle};
+
+/// The job kind; its payload is `{"op_id": "<uuid>"}`.
+pub const KIND: &str = "smartadvocate.op";
+/// The conservative default limit on calls per connection (SmartAdvocate publishes none).
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 60;
+/// Answers this client does not understand are retried this many times, then `failed`.
+const MAX_UNEXPECTED_ATTEMPTS: u32 = 10;
+/// The note type of notes casebridge inserts (modelled: SmartAdvocate's "General").
+const NOTE_TYPE_ID: u64 = 1;
+
+pub const OUTBOX: Outbox = Outbox {
+    provider: PROVIDER,
+    kind: KIND,
+};
+
+// ---- recording side ----
+
+fn toggles(i: &Integration) -> Toggles {
+    Toggles::from_settings(&i.settings)
+}
+
+/// The toggles of a connected, enabled integration; `None` when nothing may be sent.
+async fn active(conn: &mut Conn, company: CompanyId) -> Result<Option<Toggles>, StoreError> {
+    let Some(i) = integrations::get(conn, company, PROVIDER).await? else {
+        return Ok(None);
+    };
+    let t = toggles(&i);
+    Ok((i.credentials_sealed.is_some() && t.enable_integration).then_some(t))
+}
+
+/// Whether "Send mapping to SmartAdvocate" (the `send` toggle, capped by the direction) is on.
+fn sending(t: &Toggles) -> bool {
+    t.enable_integration && t.send && t.direction.sends()
+}
+
+/// What an operation of `kind` becomes now: pending, held (a status change while sending or
+/// status sync is off), or nothing.
+pub fn state_for(t: &Toggles, kind: OpKind) -> Option<OpState> {
+    if sending(t) && kind.allowed(&t.gates()) {
+        Some(OpState::Pending)
+    } else if kind == OpKind::Status {
+        Some(OpState::Held)
+    } else {
+        None
+    }
+}
+
+/// The SmartAdvocate case number of a case, if it came from (or was linked to) SmartAdvocate.
+pub fn case_number_of(case: &Case) -> Option<&str> {
+    case.external_refs
+        .iter()
+        .find(|r| r.provider == PROVIDER)
+        .map(|r| r.external_id.as_str())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    tx: &mut Tx,
+    company: CompanyId,
+    t: &Toggles,
+    kind: OpKind,
+    case: &Case,
+    number: &str,
+    action: &OpAction,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if let Some(state) = state_for(t, kind) {
+        OUTBOX
+            .insert(tx, company, state, kind, Some(case.id), number, action, now)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn skipped(
+    tx: &mut Tx,
+    company: CompanyId,
+    number: &str,
+    operation: &str,
+    message: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    OUTBOX
+        .log(
+            tx,
+            company,
+            Some(number),
+            operation,
+            SyncOutcome::Skipped,
+            Some(ErrorKind::Configuration),
+            message,
+            now,
+        )
+        .await
+}
+
+/// A platform case was created or changed: its mapped status and mapped UDFs.
+pub async fn case_changed(
+    tx: &mut Tx,
+    company: CompanyId,
+    before: Option<&Case>,
+    after: &Case,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let Some(number) = case_number_of(after) else {
+        return Ok(());
+    };
+    if let Some(status) = after.case_status_id {
+        if before.and_then(|b| b.case_status_id) != Some(status) {
+            match integrations::crm_status_for(tx, company, PROVIDER, status).await? {
+                Some((crm_status_id, crm_status_name)) => {
+                    let action = OpAction::SetStatus {
+                        crm_status_id,
+                        crm_status_name,
+                    };
+                    record(tx, company, &t, OpKind::Status, after, number, &action, now).await?;
+                }
+                None => {
+                    let name = named::get(tx, company, NamedKind::CaseStatus, &status.to_string())
+                        .await
+                        .map(|n| n.name)
+                        .unwrap_or_else(|_| status.to_string());
+                    let msg = format!(
+                        "status \"{name}\" has no SmartAdvocate status mapping, so it was not \
+                         sent (CRM Mappings → Status Mapping)"
+                    );
+                    skipped(tx, company, number, "set status", &msg, now).await?;
+                }
+            }
+        }
+    }
+    if !(sending(&t) && t.gates().send_mapped_fields) {
+        return Ok(());
+    }
+    let client_of = |c: &Case| c.client_id;
+    let client_after: Option<Client> = match client_of(after) {
+        Some(id) => Some(clients::get(tx, company, id).await?),
+        None => None,
+    };
+    let client_before = match before.and_then(client_of) {
+        Some(id) if Some(id) == client_of(after) => client_after.clone(),
+        Some(id) => Some(clients::get(tx, company, id).await?),
+        None => None,
+    };
+    let linked =
+        integrations::crm_case_types_linked_to(tx, company, PROVIDER, after.case_type_id).await?;
+    let Some((crm_type, _)) = linked.first() else {
+        let msg = "not ready: the case's type is not linked to a SmartAdvocate case type, so its \
+                   mapped fields were not sent (CRM Mappings → Case Types)";
+        return skipped(tx, company, number, "update fields", msg, now).await;
+    };
+    let mut fields = Vec::new();
+    for (platform, udf) in integrations::field_mappings(tx, company, PROVIDER, crm_type).await? {
+        let Ok(field) = PlatformField::parse(&platform) else {
+            continue;
+        };
+        let new = udf_value(&field, after, client_after.as_ref());
+        let old = before.map(|b| udf_value(&field, b, client_before.as_ref()));
+        if old.as_deref() != Some(new.as_str()) && !(old.is_none() && new.is_empty()) {
+            fields.push((udf, new));
+        }
+    }
+    if !fields.is_empty() {
+        let action = OpAction::UpdateFields { fields };
+        record(
+            tx,
+            company,
+            &t,
+            OpKind::MappedFields,
+            after,
+            number,
+            &action,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A mapped platform value as UDF text ("" clears the UDF). Custom values go as stored (dates
+/// stay ISO `YYYY-MM-DD`), a yes/no as `Yes`/`No` (SmartAdvocate's YesNo UDFs); the standard
+/// fields as Law Ruler's push reads them.
+fn udf_value(field: &PlatformField, case: &Case, client: Option<&Client>) -> String {
+    match field {
+        PlatformField::Custom(k) => match case.custom_fields.get(k) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => if *b { "Yes" } else { "No" }.to_owned(),
+            Some(other) => other.to_string(),
+        },
+        other => platform_value(other, case, client),
+    }
+}
+
+/// A message about a SmartAdvocate case becomes a note on it.
+pub async fn message_recorded(
+    tx: &mut Tx,
+    company: CompanyId,
+    m: &Message,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let Some(case_id) = m.case_id else {
+        return Ok(());
+    };
+    let case = cases::get(tx, company, case_id).await?;
+    let Some(number) = case_number_of(&case) else {
+        return Ok(());
+    };
+    let action = OpAction::AddNote {
+        category: "Client Communications".into(),
+        subject: message_subject(m),
+        body: m.body.clone(),
+        noted_at: m.sent_at,
+    };
+    record(
+        tx,
+        company,
+        &t,
+        OpKind::Message,
+        &case,
+        number,
+        &action,
+        now,
+    )
+    .await
+}
+
+/// The "Last Dialer Disposition" value (SmartAdvocate's Predictive Dialer guide) for a call.
+pub fn disposition(call: &Call) -> &'static str {
+    if voice::is_successful(call) {
+        return "Successful";
+    }
+    match call
+        .end_reason
+        .as_deref()
+        .map(|r| r.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("busy") => "Busy",
+        Some("voicemail" | "machine" | "answering_machine") => "Answering Machine",
+        _ => "No Answer",
+    }
+}
+
+/// The status type a completed call's disposition is written to.
+pub const DISPOSITION_TYPE: &str = "Last Dialer Disposition";
+
+/// A completed Voice AI call on a SmartAdvocate case: a note with the analysis, and the
+/// case's "Last Dialer Disposition" set through the status write (a call record, so it follows
+/// `send_call_records`). A revised analysis sends the note again, marked revised, and no
+/// second disposition.
+pub async fn call_analyzed(
+    tx: &mut Tx,
+    company: CompanyId,
+    call: &Call,
+    revised: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(t) = active(tx, company).await? else {
+        return Ok(());
+    };
+    let (Some(case_id), Some(analysis)) = (call.case_id, call.analysis.as_ref()) else {
+        return Ok(());
+    };
+    if state_for(&t, OpKind::CallRecord).is_none() {
+        return Ok(());
+    }
+    let case = cases::get(tx, company, case_id).await?;
+    let Some(number) = case_number_of(&case) else {
+        return Ok(());
+    };
+    let subject = if revised {
+        format!("{} (revised)", voice::SUMMARY_SUBJECT)
+    } else {
+        voice::SUMMARY_SUBJECT.to_owned()
+    };
+    let note = OpAction::AddNote {
+        category: "Call".into(),
+        subject,
+        body: voice::summary_body(
+            &analysis.summary,
+            &analysis.post_call_result,
+            &analysis.custom,
+        ),
+        noted_at: voice::call_time(call),
+    };
+    record(
+        tx,
+        company,
+        &t,
+        OpKind::CallRecord,
+        &case,
+        number,
+        &note,
+        now,
+    )
+    .await?;
+    if revised {
+        return Ok(());
+    }
+    let wanted = format!("{DISPOSITION_TYPE} = {}", disposition(call));
+    let found = integrations::crm_statuses(tx, company, PROVIDER)
+        .await?
+        .into_iter()
+        .find(|s| s.name.eq_ignore_ascii_case(&wanted));
+    match found {
+        Some(s) => {
+            let action = OpAction::SetStatus {
+                crm_status_id: s.crm_id,
+                crm_status_name: s.name,
+            };
+            record(
+                tx,
+                company,
+                &t,
+                OpKind::CallRecord,
+                &case,
+                number,
+                &action,
+                now,
+            )
+            .await
+        }
+        None => {
+            let msg = format!(
+                "not ready: SmartAdvocate's catalog has no \"{wanted}\", so the call's dialer \
+                 disposition was not sent (set up the dialer status types in SmartAdvocate, then \
+                 refresh the fields)"
+            );
+            skipped(tx, company, number, "set status", &msg, now).await
+        }
+    }
+}
+
+// ---- sending side ----
+
+/// Sends SmartAdvocate operations; see the module docs.
+pub struct OpHandler {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    clients: Clients,
+    throttle: Throttle,
+}
+
+enum Gate {
+    Send(Arc<SmartAdvocateClient>),
+    Park(OpState, String),
+}
+
+fn store_retry(e: StoreError) -> JobError {
+    JobError::retry(format!("database: {e}"))
+}
+
+/// HTML for a note's text (SmartAdvocate shows `noteText` as HTML).
+fn note_html(body: &str) -> String {
+    let escaped = body
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    escaped.replace('\n', "<br>")
+}
+
+impl OpHandler {
+    /// `requests_per_minute`: the per-connection limit; 0 means no limit.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        clients: Clients,
+        requests_per_minute: u32,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            clients,
+            throttle: Throttle::new(requests_per_minute),
+        }
+    }
+
+    fn gate(&self, i: Option<&Integration>, op: &CrmOp) -> Gate {
+        let Some(i) = i.filter(|i| i.credentials_sealed.is_some()) else {
+            return Gate::Park(OpState::Blocked, "SmartAdvocate is not connected".into());
+        };
+        if let Some(err) = &i.config_error {
+            return Gate::Park(
+                OpState::Blocked,
+                format!("waiting for the connection to be fixed: {err}"),
+            );
+        }
+        let t = toggles(i);
+        match state_for(&t, op.kind) {
+            Some(OpState::Pending) => {}
+            Some(held) => return Gate::Park(held, "sending to SmartAdvocate is off".into()),
+            None => {
+                return Gate::Park(
+                    OpState::Skipped,
+                    "sending to SmartAdvocate was turned off before it was sent".into(),
+                )
+            }
+        }
+        match self.clients.for_integration(i) {
+            Ok(Some(c)) => Gate::Send(c),
+            Ok(None) => Gate::Park(OpState::Blocked, "SmartAdvocate is not connected".into()),
+            Err(e) => Gate::Park(OpState::Blocked, e),
+        }
+    }
+
+    async fn execute(
+        &self,
+        client: &SmartAdvocateClient,
+        op: &CrmOp,
+    ) -> Result<Option<String>, SmartAdvocateError> {
+        let number = op.record_id.as_str();
+        let case = client.case_by_number(number).await?.ok_or_else(|| {
+            SmartAdvocateError::Rejected(format!("SmartAdvocate has no case {number}"))
+        })?;
+        match &op.action {
+            OpAction::SetStatus { crm_status_id, .. } => {
+                let (status_type, status) = match crm_status_id.split_once(':') {
+                    Some((t, s)) => (t.to_owned(), s.to_owned()),
+                    None => {
+                        let primary = client
+                            .status_types()
+                            .await?
+                            .into_iter()
+                            .find(|t| t.name.eq_ignore_ascii_case("Status"))
+                            .ok_or_else(|| {
+                                SmartAdvocateError::Rejected(
+                                    "SmartAdvocate has no status type named Status".into(),
+                                )
+                            })?;
+                        (primary.id, crm_status_id.clone())
+                    }
+                };
+                client
+                    .set_status(&case.case_id, &status_type, &status)
+                    .await
+                    .map(|_| None)
+            }
+            OpAction::UpdateFields { fields } => {
+                client.set_udfs(&case.case_id, fields).await.map(|_| None)
+            }
+            OpAction::AddNote {
+                subject,
+                body,
+                noted_at,
+                ..
+            } => {
+                let note = json!({
+                    "noteTypeID": NOTE_TYPE_ID,
+                    "subject": subject,
+                    "noteText": note_html(body),
+                    "noteDate": noted_at.to_string(),
+                    "priority": "Normal",
+                });
+                let answer = client.insert_note(&case.case_id, &note).await?;
+                Ok(serde_json::from_str::<Value>(&answer)
+                    .ok()
+                    .and_then(|v| v.get("noteID").map(|id| id.to_string())))
+            }
+            other => Err(SmartAdvocateError::Rejected(format!(
+                "{} is not an operation SmartAdvocate takes",
+                other.describe()
+            ))),
+        }
+    }
+
+    async fn succeeded(&self, op: &CrmOp) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let moved = crm_ops::transition(
+            &mut tx,
+            op.company_id,
+            &op.id,
+            OpState::Pending,
+            OpState::Done,
+            true,
+            None,
+            now,
+        )
+        .await?;
+        if moved {
+            let health = if op.kind == OpKind::Status {
+                Health::StatusPush
+            } else {
+                Health::IntegrationSync
+            };
+            integrations::touch_health(&mut tx, op.company_id, PROVIDER, health, now).await?;
+            OUTBOX
+                .log(
+                    &mut tx,
+                    op.company_id,
+                    Some(&op.record_id),
+                    &op.action.describe(),
+                    SyncOutcome::Ok,
+                    None,
+                    "sent",
+                    now,
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        if moved {
+            counters::operation(PROVIDER, op.kind.as_str(), "done");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Handler for OpHandler {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let company = job
+            .company_id
+            .ok_or_else(|| JobError::Permanent("job has no company".into()))?;
+        let op_id = job
+            .payload
+            .get("op_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| JobError::Permanent("job payload has no op_id".into()))?;
+        let (op, integration) = {
+            let mut conn = self.store.conn().await.map_err(store_retry)?;
+            let op = match crm_ops::get(&mut conn, company, op_id).await {
+                Ok(op) => op,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(e) => return Err(store_retry(e)),
+            };
+            let i = integrations::get(&mut conn, company, PROVIDER)
+                .await
+                .map_err(store_retry)?;
+            (op, i)
+        };
+        if op.state != OpState::Pending {
+            return Ok(());
+        }
+        let seen = integration
+            .as_ref()
+            .map(|i| (i.credentials_sealed.clone(), i.config_error.clone()))
+            .unwrap_or((None, None));
+        let changed = || JobError::Retry {
+            error: "the SmartAdvocate connection changed while sending; trying again".into(),
+            retry_after: None,
+        };
+        let now = || self.clock.now();
+        let client = match self.gate(integration.as_ref(), &op) {
+            Gate::Send(c) => c,
+            Gate::Park(OpState::Blocked, why) => {
+                return match OUTBOX
+                    .block(&self.store, now(), &op, &seen, &why, false, false)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(changed()),
+                    Err(e) => Err(store_retry(e)),
+                };
+            }
+            Gate::Park(state, why) => {
+                OUTBOX
+                    .settle(
+                        &self.store,
+                        now(),
+                        &op,
+                        state,
+                        false,
+                        Some(&why),
+                        SyncOutcome::Skipped,
+                        None,
+                        &why,
+                    )
+                    .await
+                    .map_err(store_retry)?;
+                return Ok(());
+            }
+        };
+        if let Err(wait) = self.throttle.wait(self.clock.as_ref(), company).await {
+            counters::rate_limit_wait(PROVIDER, wait.as_secs_f64());
+            return Err(JobError::Retry {
+                error: "waiting for the SmartAdvocate rate limit".into(),
+                retry_after: Some(wait),
+            });
+        }
+        match self.execute(&client, &op).await {
+            Ok(_) => self.succeeded(&op).await.map_err(store_retry),
+            Err(e) if e.is_retryable() => {
+                let retry_after = match &e {
+                    SmartAdvocateError::RateLimited { retry_after } => *retry_after,
+                    _ => None,
+                };
+                if let Some(wait) = retry_after {
+                    self.throttle.cool_down(self.clock.as_ref(), company, wait);
+                }
+                OUTBOX
+                    .transient(&self.store, now(), &op, &e.to_string())
+                    .await
+                    .map_err(store_retry)?;
+                Err(JobError::Retry {
+                    error: e.to_string(),
+                    retry_after,
+                })
+            }
+            Err(e) if e.is_config() => {
+                match OUTBOX
+                    .block(&self.store, now(), &op, &seen, &e.to_string(), true, true)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(changed()),
+                    Err(e) => Err(store_retry(e)),
+                }
+            }
+            Err(e @ SmartAdvocateError::Unexpected(_))
+                if op.attempts + 1 < MAX_UNEXPECTED_ATTEMPTS =>
+            {
+                OUTBOX
+                    .transient(&self.store, now(), &op, &e.to_string())
+                    .await
+                    .map_err(store_retry)?;
+                Err(JobError::retry(e.to_string()))
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                OUTBOX
+                    .settle(
+                        &self.store,
+                        now(),
+                        &op,
+                        OpState::Failed,
+                        true,
+                        Some(&msg),
+                        SyncOutcome::Error,
+                        Some(ErrorKind::Validation),
+                        &msg,
+                    )
+                    .await
+                    .map_err(store_retry)
+                    .map(drop)
+            }
+        }
+    }
+
+    async fn on_dead(&self, job: &Job, error: &str) {
+        let (Some(company), Some(op_id)) = (
+            job.company_id,
+            job.payload.get("op_id").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let op = match self.store.conn().await {
+            Ok(mut conn) => crm_ops::get(&mut conn, company, op_id).await,
+            Err(e) => Err(e),
+        };
+        if let Ok(op) = op {
+            let _ = OUTBOX
+                .settle(
+                    &self.store,
+                    self.clock.now(),
+                    &op,
+                    OpState::Failed,
+                    false,
+                    Some(error),
+                    SyncOutcome::Error,
+                    None,
+                    error,
+                )
+                .await;
+        }
+    }
+}
+
+/// Adds the SmartAdvocate outbound handler to the `crm` queue's registry.
+pub fn register(registry: Registry, handler: OpHandler) -> Registry {
+    registry.register(KIND, handler, retry_policy())
+}
