@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use casebridge_queue::Worker;
 use casebridge_sim::lawruler::{LawRulerSim, LoggedRequest, RunningSim};
-use casebridge_testkit::{backend_tests, TestApp};
+use casebridge_testkit::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -335,582 +335,1203 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-backend_tests! {
-    async fn a_completed_call_sends_the_campaign_request_two_notes_and_the_recording(backend) {
-        let s = setup(backend, &[]).await;
-        settings(&s.app, json!({"sync_enriched_phones": true})).await;
-        let campaign = s.app.create("/api/v1/campaigns", json!({"name": "Spring MVA"})).await;
-        s.call(Some(&campaign), true, true).await;
-        s.drain().await;
+async fn a_completed_call_sends_the_campaign_request_two_notes_and_the_recording(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    settings(&s.app, json!({"sync_enriched_phones": true})).await;
+    let campaign = s
+        .app
+        .create("/api/v1/campaigns", json!({"name": "Spring MVA"}))
+        .await;
+    s.call(Some(&campaign), true, true).await;
+    s.drain().await;
 
-        let got = s.received();
-        let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
-                           "/api/v2/leads/10001/notes", "/api/v2/leads/10001/documents"], "{got:#?}");
-        // 1. The campaign API: exactly the seed's query parameters, the Key first.
-        assert_eq!(got[0].query[0], ("Key".to_owned(), "demo-key".to_owned()));
-        assert!(got[0].form.is_empty(), "nothing in the body: {:?}", got[0]);
-        assert_eq!(params(&got[0]), pairs(&[
-            ("LeadID", LEAD), ("OverriddenLead", "true"), ("Tags", "Kayse"),
-            ("Status", "Qualified – Intake Completed"), ("CellPhone", "+15550109999"),
-            ("FirstName", "Jane"), ("LastName", "Doe"),
-            ("Custom1234", "1/1/2000"), ("Custom1235", "Yes")]));
-        // 2. The summary note, with the _custom values.
-        let summary = got[1].json.clone().unwrap();
-        assert_eq!(summary["category"], "Client Communications");
-        assert_eq!(summary["subject"], "Call Analysis Summary");
-        let body = summary["body"].as_str().unwrap();
-        assert!(body.starts_with("Rear-ended on I-95; neck pain."), "{body}");
-        for line in ["_custom.injury_date: 1/1/2000", "_custom.police_report: Yes", "_custom.visits: 3"] {
-            assert!(body.contains(line), "{line} in {body}");
-        }
-        // 3. The transcript note, one turn a line.
-        let transcript = got[2].json.clone().unwrap();
-        assert_eq!(transcript["subject"], "Full Call Transcript");
-        assert_eq!(transcript["category"], "Client Communications");
-        assert_eq!(transcript["body"], "[AGENT]: Hello, this is Kayse...\n[CLIENT]: Yes, I'm listening...");
-        // 4. The recording, transcoded to MP3, in /recordings, metadata "Recording".
-        let upload = &got[3];
-        assert_eq!(upload.param("folder"), Some("/recordings"));
-        assert_eq!(upload.param("formField"), Some("Recording"));
-        assert_eq!(upload.param("fileName"),
-                   Some("Kayse VoiceAI Recording – Spring MVA (2026-05-01 14-42-05 UTC).mp3"));
-        assert_eq!(upload.files.len(), 1);
-        assert_eq!(upload.files[0].content_type.as_deref(), Some("audio/mpeg"));
-        let doc = s.lr.sim.documents(LEAD).pop().expect("stored in the lead");
-        assert!(doc.bytes.starts_with(b"ID3") || (doc.bytes[0] == 0xFF && doc.bytes[1] & 0xE0 == 0xE0),
-                "an MP3 stream, not the WAV");
-        assert!(doc.size < wav(1, 8000).len(), "transcoded, not renamed");
-        // The call's own times, in order: summary, transcript, recording.
-        let t = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
-        let (a, b, c) = (t(&summary["createdAt"]), t(&transcript["createdAt"]),
-                         upload.param("createdAt").unwrap().parse::<jiff::Timestamp>().unwrap());
-        assert_eq!(a, "2026-05-01T14:42:05Z".parse().unwrap());
-        assert!(a < b && b < c, "{a} {b} {c}");
-        // Law Ruler's lead shows it.
-        let lead = s.lr.sim.lead(LEAD).unwrap();
-        assert_eq!(lead.status, "Qualified – Intake Completed");
-        assert!(lead.tags.iter().any(|t| t == "Kayse"));
-        assert_eq!(lead.cell_phone.as_deref(), Some("+15550109999"));
-        let view = s.view().await;
-        assert_eq!(view["sync"]["operations_done"], 4, "{view}");
-        assert_eq!(view["sync"]["operations_pending"], 0);
-        assert!(view["health"]["last_integration_sync_at"].is_string());
-        // `visits` maps to no Law Ruler field: not sent as Custom<ID>, and the sync log says so,
-        // naming the campaign request's operation.
-        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
-        let entries = log["data"].as_array().unwrap();
-        let dropped: Vec<&Value> = entries.iter().filter(|e| e["operation"] == "call_result").collect();
-        assert_eq!(dropped.len(), 1, "{log}");
-        let message = dropped[0]["message"].as_str().unwrap();
-        assert!(message.contains("_custom key not sent") && message.contains("visits"), "{message}");
-        assert!(!message.contains("injury_date") && !message.contains("police_report"), "{message}");
-        let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
-        let campaign_op = ops["data"].as_array().unwrap().iter()
-            .find(|o| o["description"].as_str().unwrap_or_default().contains("call result"))
-            .unwrap_or_else(|| panic!("{ops}"));
-        assert!(message.contains(campaign_op["id"].as_str().unwrap()), "{message} / {campaign_op}");
+    let got = s.received();
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api-legalrcampaign.aspx",
+            "/api/v2/leads/10001/notes",
+            "/api/v2/leads/10001/notes",
+            "/api/v2/leads/10001/documents"
+        ],
+        "{got:#?}"
+    );
+    // 1. The campaign API: exactly the seed's query parameters, the Key first.
+    assert_eq!(got[0].query[0], ("Key".to_owned(), "demo-key".to_owned()));
+    assert!(got[0].form.is_empty(), "nothing in the body: {:?}", got[0]);
+    assert_eq!(
+        params(&got[0]),
+        pairs(&[
+            ("LeadID", LEAD),
+            ("OverriddenLead", "true"),
+            ("Tags", "Kayse"),
+            ("Status", "Qualified – Intake Completed"),
+            ("CellPhone", "+15550109999"),
+            ("FirstName", "Jane"),
+            ("LastName", "Doe"),
+            ("Custom1234", "1/1/2000"),
+            ("Custom1235", "Yes")
+        ])
+    );
+    // 2. The summary note, with the _custom values.
+    let summary = got[1].json.clone().unwrap();
+    assert_eq!(summary["category"], "Client Communications");
+    assert_eq!(summary["subject"], "Call Analysis Summary");
+    let body = summary["body"].as_str().unwrap();
+    assert!(body.starts_with("Rear-ended on I-95; neck pain."), "{body}");
+    for line in [
+        "_custom.injury_date: 1/1/2000",
+        "_custom.police_report: Yes",
+        "_custom.visits: 3",
+    ] {
+        assert!(body.contains(line), "{line} in {body}");
     }
+    // 3. The transcript note, one turn a line.
+    let transcript = got[2].json.clone().unwrap();
+    assert_eq!(transcript["subject"], "Full Call Transcript");
+    assert_eq!(transcript["category"], "Client Communications");
+    assert_eq!(
+        transcript["body"],
+        "[AGENT]: Hello, this is Kayse...\n[CLIENT]: Yes, I'm listening..."
+    );
+    // 4. The recording, transcoded to MP3, in /recordings, metadata "Recording".
+    let upload = &got[3];
+    assert_eq!(upload.param("folder"), Some("/recordings"));
+    assert_eq!(upload.param("formField"), Some("Recording"));
+    assert_eq!(
+        upload.param("fileName"),
+        Some("Kayse VoiceAI Recording – Spring MVA (2026-05-01 14-42-05 UTC).mp3")
+    );
+    assert_eq!(upload.files.len(), 1);
+    assert_eq!(upload.files[0].content_type.as_deref(), Some("audio/mpeg"));
+    let doc = s.lr.sim.documents(LEAD).pop().expect("stored in the lead");
+    assert!(
+        doc.bytes.starts_with(b"ID3") || (doc.bytes[0] == 0xFF && doc.bytes[1] & 0xE0 == 0xE0),
+        "an MP3 stream, not the WAV"
+    );
+    assert!(doc.size < wav(1, 8000).len(), "transcoded, not renamed");
+    // The call's own times, in order: summary, transcript, recording.
+    let t = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let (a, b, c) = (
+        t(&summary["createdAt"]),
+        t(&transcript["createdAt"]),
+        upload
+            .param("createdAt")
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap(),
+    );
+    assert_eq!(a, "2026-05-01T14:42:05Z".parse().unwrap());
+    assert!(a < b && b < c, "{a} {b} {c}");
+    // Law Ruler's lead shows it.
+    let lead = s.lr.sim.lead(LEAD).unwrap();
+    assert_eq!(lead.status, "Qualified – Intake Completed");
+    assert!(lead.tags.iter().any(|t| t == "Kayse"));
+    assert_eq!(lead.cell_phone.as_deref(), Some("+15550109999"));
+    let view = s.view().await;
+    assert_eq!(view["sync"]["operations_done"], 4, "{view}");
+    assert_eq!(view["sync"]["operations_pending"], 0);
+    assert!(view["health"]["last_integration_sync_at"].is_string());
+    // `visits` maps to no Law Ruler field: not sent as Custom<ID>, and the sync log says so,
+    // naming the campaign request's operation.
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
+        .await
+        .body;
+    let entries = log["data"].as_array().unwrap();
+    let dropped: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["operation"] == "call_result")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{log}");
+    let message = dropped[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("_custom key not sent") && message.contains("visits"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("injury_date") && !message.contains("police_report"),
+        "{message}"
+    );
+    let ops = s
+        .app
+        .get("/api/v1/integrations/lawruler/operations")
+        .await
+        .body;
+    let campaign_op = ops["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("call result")
+        })
+        .unwrap_or_else(|| panic!("{ops}"));
+    assert!(
+        message.contains(campaign_op["id"].as_str().unwrap()),
+        "{message} / {campaign_op}"
+    );
+}
+casebridge_testkit::backend_test!(
+    a_completed_call_sends_the_campaign_request_two_notes_and_the_recording
+);
 
-    async fn an_unsuccessful_call_without_campaign_sends_no_transcript_and_no_phone(backend) {
-        let s = setup(backend, &[]).await;
-        // Even with enriched phones on: a voicemail did not reach the client.
-        settings(&s.app, json!({"sync_enriched_phones": true})).await;
-        s.call(None, false, true).await;
-        s.drain().await;
-        let got = s.received();
-        let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
-                           "/api/v2/leads/10001/documents"], "no transcript note: {got:#?}");
-        assert!(got[0].param("CellPhone").is_none(), "no number reached the client");
-        assert_eq!(got[1].json.as_ref().unwrap()["subject"], "Call Analysis Summary");
-        assert_eq!(got[2].param("fileName"),
-                   Some("Kayse VoiceAI Recording (2026-05-01 14-42-05 UTC).mp3"));
-    }
+async fn an_unsuccessful_call_without_campaign_sends_no_transcript_and_no_phone(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    // Even with enriched phones on: a voicemail did not reach the client.
+    settings(&s.app, json!({"sync_enriched_phones": true})).await;
+    s.call(None, false, true).await;
+    s.drain().await;
+    let got = s.received();
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api-legalrcampaign.aspx",
+            "/api/v2/leads/10001/notes",
+            "/api/v2/leads/10001/documents"
+        ],
+        "no transcript note: {got:#?}"
+    );
+    assert!(
+        got[0].param("CellPhone").is_none(),
+        "no number reached the client"
+    );
+    assert_eq!(
+        got[1].json.as_ref().unwrap()["subject"],
+        "Call Analysis Summary"
+    );
+    assert_eq!(
+        got[2].param("fileName"),
+        Some("Kayse VoiceAI Recording (2026-05-01 14-42-05 UTC).mp3")
+    );
+}
+casebridge_testkit::backend_test!(
+    an_unsuccessful_call_without_campaign_sends_no_transcript_and_no_phone
+);
 
-    async fn a_recording_after_the_analysis_and_a_revised_analysis(backend) {
-        let s = setup(backend, &[]).await;
-        // Enriched phones off: no CellPhone even for a successful call.
-        let call = s.call(None, true, false).await;
-        s.upload_recording(&call).await;
-        s.drain().await;
-        let paths: Vec<String> = s.received().iter().map(|r| r.path.clone()).collect();
-        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes",
-                           "/api/v2/leads/10001/notes", "/api/v2/leads/10001/documents"]);
-        assert!(s.received()[0].param("CellPhone").is_none(), "Sync enriched phones is off");
-        // A later analysis replaces the first: the call result and a revised summary only; no
-        // second transcript, no second upload. With status sync off, no Status either.
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
-            Some(json!({"enabled": false}))).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.lr.sim.clear_requests();
-        s.analyze(&call, "Second look: also a wrist injury.").await;
-        s.drain().await;
-        let got = s.received();
-        let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(paths, ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes"], "{got:#?}");
-        assert!(got[0].param("Status").is_none(), "status sync is off");
-        assert_eq!(got[1].json.as_ref().unwrap()["subject"], "Call Analysis Summary (revised)");
-        assert_eq!(s.lr.sim.documents(LEAD).len(), 1);
-    }
+async fn a_recording_after_the_analysis_and_a_revised_analysis(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    // Enriched phones off: no CellPhone even for a successful call.
+    let call = s.call(None, true, false).await;
+    s.upload_recording(&call).await;
+    s.drain().await;
+    let paths: Vec<String> = s.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api-legalrcampaign.aspx",
+            "/api/v2/leads/10001/notes",
+            "/api/v2/leads/10001/notes",
+            "/api/v2/leads/10001/documents"
+        ]
+    );
+    assert!(
+        s.received()[0].param("CellPhone").is_none(),
+        "Sync enriched phones is off"
+    );
+    // A later analysis replaces the first: the call result and a revised summary only; no
+    // second transcript, no second upload. With status sync off, no Status either.
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.lr.sim.clear_requests();
+    s.analyze(&call, "Second look: also a wrist injury.").await;
+    s.drain().await;
+    let got = s.received();
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/api-legalrcampaign.aspx", "/api/v2/leads/10001/notes"],
+        "{got:#?}"
+    );
+    assert!(got[0].param("Status").is_none(), "status sync is off");
+    assert_eq!(
+        got[1].json.as_ref().unwrap()["subject"],
+        "Call Analysis Summary (revised)"
+    );
+    assert_eq!(s.lr.sim.documents(LEAD).len(), 1);
+}
+casebridge_testkit::backend_test!(a_recording_after_the_analysis_and_a_revised_analysis);
 
-    async fn each_toggle_off_sends_nothing_of_its_kind(backend) {
-        for (off, path_part) in [("send_mapped_fields", "api-legalcrmapp"),
-                                 ("send_messages", "/notes"),
-                                 ("send_call_records", "legalrcampaign"),
-                                 ("send_documents", "/documents")] {
-            let s = setup(backend, &[off]).await;
-            // One of each kind: mapped field change, message, call (no recording), document.
-            let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-                json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-            s.message(&s.case_id, "We received your documents.").await;
-            s.call(None, true, false).await;
-            let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
-                .bearer_auth(&s.app.api_key)
-                .multipart(reqwest::multipart::Form::new().part("file",
-                    reqwest::multipart::Part::bytes(b"%PDF-1.4 retainer".to_vec())
-                        .file_name("retainer.pdf").mime_str("application/pdf").unwrap()))
-                .send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
-            s.drain().await;
-            let got = s.received();
-            let kinds = |part: &str| got.iter().filter(|r| r.path.contains(part)).count();
-            match off {
-                "send_messages" => {
-                    // Call notes still go; the message note does not.
-                    let subjects: Vec<String> = s.lr.sim.notes(LEAD).iter().map(|n| n.subject.clone()).collect();
-                    assert!(!subjects.iter().any(|x| x.starts_with("SMS")), "{off}: {subjects:?}");
-                    assert!(subjects.iter().any(|x| x == "Call Analysis Summary"), "{off}: {subjects:?}");
-                }
-                "send_call_records" => {
-                    assert_eq!(kinds(path_part), 0, "{off}");
-                    let subjects: Vec<String> = s.lr.sim.notes(LEAD).iter().map(|n| n.subject.clone()).collect();
-                    assert_eq!(subjects, ["SMS sent to +15550102000"], "{off}");
-                }
-                _ => assert_eq!(kinds(path_part), 0, "{off}: {got:#?}"),
-            }
-            // The other kinds went out.
-            if off != "send_mapped_fields" {
-                let updates = s.to("api-legalcrmapp");
-                assert_eq!(updates.len(), 1, "{off}");
-                assert_eq!(updates[0].param("custom1234"), Some("2/3/2001"), "{off}");
-            }
-            if off != "send_documents" {
-                assert_eq!(s.lr.sim.documents(LEAD).len(), 1, "{off}");
-            }
-            if off != "send_call_records" {
-                assert_eq!(kinds("legalrcampaign"), 1, "{off}");
-            }
-        }
-    }
-
-    async fn one_way_in_sends_nothing_whatever_the_toggles_say(backend) {
-        let s = setup(backend, &[]).await;
-        settings(&s.app, json!({"direction": "one_way_in"})).await;
-        let view = s.view().await;
-        assert_eq!(view["settings"]["direction"], "one_way_in", "{view}");
-        assert!(view["inert_settings"].as_array().unwrap().iter().any(|x| x == "send"), "{view}");
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
+async fn each_toggle_off_sends_nothing_of_its_kind(backend: casebridge_testkit::TestBackend) {
+    for (off, path_part) in [
+        ("send_mapped_fields", "api-legalcrmapp"),
+        ("send_messages", "/notes"),
+        ("send_call_records", "legalrcampaign"),
+        ("send_documents", "/documents"),
+    ] {
+        let s = setup(backend, &[off]).await;
+        // One of each kind: mapped field change, message, call (no recording), document.
+        let r = s
+            .app
+            .patch(
+                &format!("/api/v1/cases/{}", s.case_id),
+                json!({"custom_fields": {"injury_date": "2001-02-03"}}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         s.message(&s.case_id, "We received your documents.").await;
         s.call(None, true, false).await;
+        let r = s
+            .app
+            .http
+            .post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+            .bearer_auth(&s.app.api_key)
+            .multipart(
+                reqwest::multipart::Form::new().part(
+                    "file",
+                    reqwest::multipart::Part::bytes(b"%PDF-1.4 retainer".to_vec())
+                        .file_name("retainer.pdf")
+                        .mime_str("application/pdf")
+                        .unwrap(),
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
         s.drain().await;
-        assert!(s.received().is_empty(), "nothing sent: {:#?}", s.received());
-        assert!(s.lr.sim.notes(LEAD).is_empty());
-        // Both ways again: later changes go out.
-        settings(&s.app, json!({"direction": "both"})).await;
-        s.message(&s.case_id, "Your appointment is confirmed.").await;
-        s.drain().await;
-        let subjects: Vec<String> = s.lr.sim.notes(LEAD).iter().map(|n| n.subject.clone()).collect();
-        assert_eq!(subjects.len(), 1, "{subjects:?}");
-        // A direction that does not exist is refused, naming the field, and changes nothing.
-        let r = s.app.call(reqwest::Method::PUT, "/api/v1/integrations/lawruler/settings",
-            Some(json!({"direction": "sideways", "send": false}))).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-        assert_eq!(r.body["error"]["details"][0]["field"], "direction");
-        let view = s.view().await;
-        assert_eq!((&view["settings"]["direction"], &view["settings"]["send"]), (&json!("both"), &json!(true)));
-    }
-
-    async fn mapped_fields_send_only_what_changed_and_unlinked_types_are_not_ready(backend) {
-        let s = setup(backend, &[]).await;
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"injury_date": "2001-02-03", "unmapped": "x"}})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"police_report": false}})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.drain().await;
-        let updates = s.to("api-legalcrmapp");
-        assert_eq!(updates.len(), 2, "{updates:#?}");
-        assert_eq!(params(&updates[0]), pairs(&[("LeadID", LEAD), ("overridelead", "true"),
-                                                ("custom1234", "2/3/2001")]));
-        assert_eq!(params(&updates[1]), pairs(&[("LeadID", LEAD), ("overridelead", "true"),
-                                                ("custom1235", "No")]));
-        // A case whose type is not linked: shown as not ready, nothing sent.
-        let other = s.app.create("/api/v1/case-types", json!({"name": "Unlinked"})).await;
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case2_id),
-            json!({"case_type_id": other, "custom_fields": {"injury_date": "2001-02-03"}})).await;
-        assert_eq!(r.status, StatusCode::OK);
-        s.drain().await;
-        assert_eq!(s.to("api-legalcrmapp").len(), 2);
-        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.body;
-        let msgs: Vec<&str> = log["data"].as_array().unwrap().iter()
-            .filter_map(|e| e["message"].as_str()).collect();
-        assert!(msgs.iter().any(|m| m.contains("not ready") && m.contains("Unlinked")), "{msgs:?}");
-    }
-
-    async fn status_sync_off_holds_changes_then_non_retroactive_or_retroactive(backend) {
-        let s = setup(backend, &["sync_statuses"]).await;
-        s.set_status(&s.case_id, &s.review).await;
-        s.set_status(&s.case_id, &s.qualified).await;
-        s.drain().await;
-        assert!(s.to("api-legalcrmapp").is_empty(), "held while off");
-        let st = s.app.get("/api/v1/integrations/lawruler/status-sync").await.body;
-        assert_eq!(st["held"], 2, "{st}");
-        // Turning it on needs a choice; the plain settings toggle refuses too.
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
-            Some(json!({"enabled": true}))).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-        assert!(r.text.contains("non_retroactive") && r.text.contains("retroactive"));
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/settings",
-            Some(json!({"sync_statuses": true}))).await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-        // Non-Retroactive: the held changes are dropped; new ones are sent.
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
-            Some(json!({"enabled": true, "mode": "non_retroactive"}))).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        assert_eq!(r.body["skipped"], 2);
-        assert_eq!(r.body["held"], 0);
-        assert!(r.body["warning"].is_null());
-        s.drain().await;
-        assert!(s.to("api-legalcrmapp").is_empty(), "skipped changes are not sent");
-        s.set_status(&s.case_id, &s.intake).await;
-        s.drain().await;
-        let sent = s.to("api-legalcrmapp");
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].param("StatusID"), Some("7"));
-        assert!(s.view().await["health"]["last_status_push_at"].is_string());
-
-        // Off again; two changes; Retroactive replays both, in order, with a warning.
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
-            Some(json!({"enabled": false}))).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.set_status(&s.case_id, &s.review).await;
-        s.set_status(&s.case_id, &s.qualified).await;
-        s.drain().await;
-        assert_eq!(s.to("api-legalcrmapp").len(), 1);
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/status-sync",
-            Some(json!({"enabled": true, "mode": "retroactive"}))).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        assert_eq!(r.body["replayed"], 2);
-        assert!(r.body["warning"].as_str().unwrap().contains("overwrite"), "{}", r.text);
-        s.drain().await;
-        let sent: Vec<Option<String>> = s.to("api-legalcrmapp").iter()
-            .map(|r| r.param("StatusID").map(str::to_owned)).collect();
-        assert_eq!(sent, [Some("7".into()), Some("10".into()), Some("8".into())]);
-        assert_eq!(s.lr.sim.lead(LEAD).unwrap().status, "Qualified – Intake Completed");
-    }
-
-    async fn an_outage_loses_nothing_and_keeps_per_lead_order(backend) {
-        let s = setup(backend, &[]).await;
-        s.lr.sim.fail_5xx(1000);
-        for i in 0..5 {
-            s.message(&s.case_id, &format!("jane {i}")).await;
-            s.message(&s.case2_id, &format!("john {i}")).await;
+        let got = s.received();
+        let kinds = |part: &str| got.iter().filter(|r| r.path.contains(part)).count();
+        match off {
+            "send_messages" => {
+                // Call notes still go; the message note does not.
+                let subjects: Vec<String> =
+                    s.lr.sim
+                        .notes(LEAD)
+                        .iter()
+                        .map(|n| n.subject.clone())
+                        .collect();
+                assert!(
+                    !subjects.iter().any(|x| x.starts_with("SMS")),
+                    "{off}: {subjects:?}"
+                );
+                assert!(
+                    subjects.iter().any(|x| x == "Call Analysis Summary"),
+                    "{off}: {subjects:?}"
+                );
+            }
+            "send_call_records" => {
+                assert_eq!(kinds(path_part), 0, "{off}");
+                let subjects: Vec<String> =
+                    s.lr.sim
+                        .notes(LEAD)
+                        .iter()
+                        .map(|n| n.subject.clone())
+                        .collect();
+                assert_eq!(subjects, ["SMS sent to +15550102000"], "{off}");
+            }
+            _ => assert_eq!(kinds(path_part), 0, "{off}: {got:#?}"),
         }
-        s.drain().await;
-        // Retried and retried while Law Ruler is down; each lead waits for its first message.
-        for _ in 0..4 {
-            s.app.advance(Duration::from_secs(60));
-            s.drain().await;
+        // The other kinds went out.
+        if off != "send_mapped_fields" {
+            let updates = s.to("api-legalcrmapp");
+            assert_eq!(updates.len(), 1, "{off}");
+            assert_eq!(updates[0].param("custom1234"), Some("2/3/2001"), "{off}");
         }
-        assert!(s.lr.sim.notes(LEAD).is_empty());
-        let view = s.view().await;
-        assert_eq!(view["sync"]["operations_pending"], 10, "{view}");
-        assert_eq!(view["sync"]["last_error"]["error_kind"], "transient", "{view}");
-        // Law Ruler is back.
-        s.lr.sim.clear_faults();
+        if off != "send_documents" {
+            assert_eq!(s.lr.sim.documents(LEAD).len(), 1, "{off}");
+        }
+        if off != "send_call_records" {
+            assert_eq!(kinds("legalrcampaign"), 1, "{off}");
+        }
+    }
+}
+casebridge_testkit::backend_test!(each_toggle_off_sends_nothing_of_its_kind);
+
+async fn one_way_in_sends_nothing_whatever_the_toggles_say(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    settings(&s.app, json!({"direction": "one_way_in"})).await;
+    let view = s.view().await;
+    assert_eq!(view["settings"]["direction"], "one_way_in", "{view}");
+    assert!(
+        view["inert_settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "send"),
+        "{view}"
+    );
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.message(&s.case_id, "We received your documents.").await;
+    s.call(None, true, false).await;
+    s.drain().await;
+    assert!(s.received().is_empty(), "nothing sent: {:#?}", s.received());
+    assert!(s.lr.sim.notes(LEAD).is_empty());
+    // Both ways again: later changes go out.
+    settings(&s.app, json!({"direction": "both"})).await;
+    s.message(&s.case_id, "Your appointment is confirmed.")
+        .await;
+    s.drain().await;
+    let subjects: Vec<String> =
+        s.lr.sim
+            .notes(LEAD)
+            .iter()
+            .map(|n| n.subject.clone())
+            .collect();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    // A direction that does not exist is refused, naming the field, and changes nothing.
+    let r = s
+        .app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"direction": "sideways", "send": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["error"]["details"][0]["field"], "direction");
+    let view = s.view().await;
+    assert_eq!(
+        (&view["settings"]["direction"], &view["settings"]["send"]),
+        (&json!("both"), &json!(true))
+    );
+}
+casebridge_testkit::backend_test!(one_way_in_sends_nothing_whatever_the_toggles_say);
+
+async fn mapped_fields_send_only_what_changed_and_unlinked_types_are_not_ready(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03", "unmapped": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"police_report": false}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.drain().await;
+    let updates = s.to("api-legalcrmapp");
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    assert_eq!(
+        params(&updates[0]),
+        pairs(&[
+            ("LeadID", LEAD),
+            ("overridelead", "true"),
+            ("custom1234", "2/3/2001")
+        ])
+    );
+    assert_eq!(
+        params(&updates[1]),
+        pairs(&[
+            ("LeadID", LEAD),
+            ("overridelead", "true"),
+            ("custom1235", "No")
+        ])
+    );
+    // A case whose type is not linked: shown as not ready, nothing sent.
+    let other = s
+        .app
+        .create("/api/v1/case-types", json!({"name": "Unlinked"}))
+        .await;
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case2_id),
+            json!({"case_type_id": other, "custom_fields": {"injury_date": "2001-02-03"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    s.drain().await;
+    assert_eq!(s.to("api-legalcrmapp").len(), 2);
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
+        .await
+        .body;
+    let msgs: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("not ready") && m.contains("Unlinked")),
+        "{msgs:?}"
+    );
+}
+casebridge_testkit::backend_test!(
+    mapped_fields_send_only_what_changed_and_unlinked_types_are_not_ready
+);
+
+async fn status_sync_off_holds_changes_then_non_retroactive_or_retroactive(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &["sync_statuses"]).await;
+    s.set_status(&s.case_id, &s.review).await;
+    s.set_status(&s.case_id, &s.qualified).await;
+    s.drain().await;
+    assert!(s.to("api-legalcrmapp").is_empty(), "held while off");
+    let st = s
+        .app
+        .get("/api/v1/integrations/lawruler/status-sync")
+        .await
+        .body;
+    assert_eq!(st["held"], 2, "{st}");
+    // Turning it on needs a choice; the plain settings toggle refuses too.
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("non_retroactive") && r.text.contains("retroactive"));
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"sync_statuses": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    // Non-Retroactive: the held changes are dropped; new ones are sent.
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": true, "mode": "non_retroactive"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["skipped"], 2);
+    assert_eq!(r.body["held"], 0);
+    assert!(r.body["warning"].is_null());
+    s.drain().await;
+    assert!(
+        s.to("api-legalcrmapp").is_empty(),
+        "skipped changes are not sent"
+    );
+    s.set_status(&s.case_id, &s.intake).await;
+    s.drain().await;
+    let sent = s.to("api-legalcrmapp");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].param("StatusID"), Some("7"));
+    assert!(s.view().await["health"]["last_status_push_at"].is_string());
+
+    // Off again; two changes; Retroactive replays both, in order, with a warning.
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.set_status(&s.case_id, &s.review).await;
+    s.set_status(&s.case_id, &s.qualified).await;
+    s.drain().await;
+    assert_eq!(s.to("api-legalcrmapp").len(), 1);
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": true, "mode": "retroactive"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["replayed"], 2);
+    assert!(
+        r.body["warning"].as_str().unwrap().contains("overwrite"),
+        "{}",
+        r.text
+    );
+    s.drain().await;
+    let sent: Vec<Option<String>> = s
+        .to("api-legalcrmapp")
+        .iter()
+        .map(|r| r.param("StatusID").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        sent,
+        [Some("7".into()), Some("10".into()), Some("8".into())]
+    );
+    assert_eq!(
+        s.lr.sim.lead(LEAD).unwrap().status,
+        "Qualified – Intake Completed"
+    );
+}
+casebridge_testkit::backend_test!(
+    status_sync_off_holds_changes_then_non_retroactive_or_retroactive
+);
+
+async fn an_outage_loses_nothing_and_keeps_per_lead_order(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    s.lr.sim.fail_5xx(1000);
+    for i in 0..5 {
+        s.message(&s.case_id, &format!("jane {i}")).await;
+        s.message(&s.case2_id, &format!("john {i}")).await;
+    }
+    s.drain().await;
+    // Retried and retried while Law Ruler is down; each lead waits for its first message.
+    for _ in 0..4 {
+        s.app.advance(Duration::from_secs(60));
+        s.drain().await;
+    }
+    assert!(s.lr.sim.notes(LEAD).is_empty());
+    let view = s.view().await;
+    assert_eq!(view["sync"]["operations_pending"], 10, "{view}");
+    assert_eq!(
+        view["sync"]["last_error"]["error_kind"], "transient",
+        "{view}"
+    );
+    // Law Ruler is back.
+    s.lr.sim.clear_faults();
+    s.app.advance(Duration::from_secs(700));
+    s.drain().await;
+    for (lead, who) in [(LEAD, "jane"), (LEAD2, "john")] {
+        let bodies: Vec<String> =
+            s.lr.sim
+                .notes(lead)
+                .iter()
+                .map(|n| n.body.clone())
+                .collect();
+        let want: Vec<String> = (0..5).map(|i| format!("{who} {i}")).collect();
+        assert_eq!(
+            bodies, want,
+            "every message once, in order, for lead {lead}"
+        );
+    }
+    assert_eq!(s.view().await["sync"]["operations_done"], 10);
+}
+casebridge_testkit::backend_test!(an_outage_loses_nothing_and_keeps_per_lead_order);
+
+async fn a_429_pauses_the_whole_connection_for_its_retry_after(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    s.lr.sim.rate_limit(30, 1);
+    s.message(&s.case_id, "first").await;
+    s.message(&s.case2_id, "second").await;
+    s.drain().await;
+    // The token request or the first note got the 429 (whichever came first).
+    let after_429 = s.lr.sim.requests().len();
+    assert_eq!(
+        s.lr.sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count(),
+        1
+    );
+    // Within the 30 s, nothing more is sent for this connection, for either lead.
+    s.app.advance(Duration::from_secs(20));
+    s.drain().await;
+    assert_eq!(
+        s.lr.sim.requests().len(),
+        after_429,
+        "{:#?}",
+        s.lr.sim.requests()
+    );
+    s.app.advance(Duration::from_secs(15));
+    s.drain().await;
+    assert_eq!(s.lr.sim.notes(LEAD).len(), 1);
+    assert_eq!(s.lr.sim.notes(LEAD2).len(), 1);
+}
+casebridge_testkit::backend_test!(a_429_pauses_the_whole_connection_for_its_retry_after);
+
+async fn the_per_connection_limiter_spaces_requests(backend: casebridge_testkit::TestBackend) {
+    // 60 a minute with a burst of 6: the 9th request cannot go before about 3 s.
+    let s = setup(backend, &[]).await;
+    let worker = s.app.crm_worker(60);
+    for i in 0..9 {
+        let case = if i % 2 == 0 { &s.case_id } else { &s.case2_id };
+        s.message(case, &format!("note {i}")).await;
+    }
+    let started = std::time::Instant::now();
+    worker.drain().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(s.lr.sim.notes(LEAD).len() + s.lr.sim.notes(LEAD2).len(), 9);
+    assert!(
+        took >= Duration::from_millis(2500),
+        "9 requests in {took:?}"
+    );
+}
+casebridge_testkit::backend_test!(the_per_connection_limiter_spaces_requests);
+
+async fn a_wrong_key_is_a_configuration_error_until_the_connection_is_saved(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    s.lr.sim.wrong_key(true);
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    s.message(&s.case_id, "after the field change").await;
+    s.drain().await;
+    let view = s.view().await;
+    assert!(
+        view["config_error"].as_str().unwrap_or("").contains("Key"),
+        "{view}"
+    );
+    assert_eq!(view["sync"]["operations_blocked"], 2, "{view}");
+    assert_eq!(view["sync"]["last_error"]["error_kind"], "configuration");
+    // Not retried forever: nothing more goes out, however long we wait.
+    let sent = s.received().len();
+    s.app.advance(Duration::from_secs(3600));
+    s.drain().await;
+    assert_eq!(s.received().len(), sent);
+    assert!(
+        s.lr.sim.notes(LEAD).is_empty(),
+        "later operations wait too, to keep the order"
+    );
+    // One more while it waits, not yet picked up by a worker when the admin fixes it.
+    s.message(&s.case_id, "queued before the fix").await;
+    s.lr.sim.clear_requests();
+    // The admin fixes the Key: saving the connection sends what waited, in order.
+    s.lr.sim.wrong_key(false);
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            Some(values(&s.lr.base_url)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["config_error"].is_null());
+    s.drain().await;
+    assert_eq!(
+        s.lr.sim
+            .lead(LEAD)
+            .unwrap()
+            .fields
+            .get("custom1234")
+            .map(String::as_str),
+        Some("2/3/2001")
+    );
+    // (The connection save's own Key check is a GetStatus call.)
+    let sent: Vec<String> = s
+        .received()
+        .iter()
+        .filter(|r| r.param("Operation") != Some("GetStatus"))
+        .map(|r| match &r.json {
+            Some(j) => j["body"].as_str().unwrap().to_owned(),
+            None => r.path.clone(),
+        })
+        .collect();
+    let sent: Vec<&str> = sent
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.starts_with("/api/v2/casetypes"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "/api-legalcrmapp.aspx",
+            "after the field change",
+            "queued before the fix"
+        ],
+        "the lead's operations in the order they were made"
+    );
+    assert_eq!(s.view().await["sync"]["operations_blocked"], 0);
+}
+casebridge_testkit::backend_test!(
+    a_wrong_key_is_a_configuration_error_until_the_connection_is_saved
+);
+
+async fn a_recording_that_is_not_audio_is_refused_and_nothing_is_stored(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    let call = s
+        .app
+        .create(
+            "/api/v1/calls",
+            json!({"case_id": s.case_id, "direction": "outbound"}),
+        )
+        .await;
+    let r = s
+        .app
+        .http
+        .post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
+        .bearer_auth(&s.app.api_key)
+        .header("content-type", "audio/wav")
+        .body(b"definitely not audio".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = s
+        .app
+        .http
+        .post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
+        .bearer_auth(&s.app.api_key)
+        .header("content-type", "audio/wav")
+        .body(Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    s.drain().await;
+    assert!(s.received().is_empty());
+    let docs = s
+        .app
+        .get(&format!("/api/v1/cases/{}/documents", s.case_id))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(docs, json!({"data": [], "next_cursor": null}));
+    let ops = s
+        .app
+        .get("/api/v1/integrations/lawruler/operations")
+        .await
+        .body;
+    assert_eq!(ops["data"], json!([]));
+
+    // Documents may be far larger than other requests (3 MiB here).
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let r = s
+        .app
+        .http
+        .post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+        .bearer_auth(&s.app.api_key)
+        .header("content-type", "application/pdf")
+        .header(
+            "content-disposition",
+            "attachment; filename=\"../../etc/big.pdf\"",
+        )
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["file_name"], "big.pdf", "path parts are dropped");
+    assert_eq!(doc["size"], 3 * 1024 * 1024);
+    // The case's documents are a page like every other list, oldest first.
+    let r = s
+        .app
+        .http
+        .post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+        .bearer_auth(&s.app.api_key)
+        .header("content-type", "application/pdf")
+        .header("content-disposition", "attachment; filename=\"second.pdf\"")
+        .body(b"%PDF-1.4".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let list = format!("/api/v1/cases/{}/documents", s.case_id);
+    let first = s
+        .app
+        .get(&format!("{list}?limit=1"))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(first["data"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first["data"][0]["file_name"], "big.pdf", "{first}");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a cursor to the second page");
+    let second = s
+        .app
+        .get(&format!("{list}?limit=1&cursor={cursor}"))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(second["data"].as_array().map(Vec::len), Some(1), "{second}");
+    assert_eq!(second["data"][0]["file_name"], "second.pdf", "{second}");
+    assert_eq!(second["next_cursor"], Value::Null, "{second}");
+    s.app
+        .call(Method::GET, &format!("{list}?limit=0"), None)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    // Another company can neither add to nor list this case's documents.
+    let (_, other_key) = s.app.new_company("Other Firm").await;
+    let r = s
+        .app
+        .http
+        .post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
+        .bearer_auth(&other_key)
+        .header("content-type", "application/pdf")
+        .body(b"%PDF".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = s
+        .app
+        .call_as(
+            &other_key,
+            Method::GET,
+            &format!("/api/v1/cases/{}/documents", s.case_id),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = s
+        .app
+        .http
+        .post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
+        .bearer_auth(&other_key)
+        .header("content-type", "audio/wav")
+        .body(wav(1, 8000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+casebridge_testkit::backend_test!(a_recording_that_is_not_audio_is_refused_and_nothing_is_stored);
+
+async fn a_refusal_fails_the_operation_with_law_ruler_s_reason(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // A case linked to a lead Law Ruler does not have: the note is refused (404), not retried.
+    let s = setup(backend, &[]).await;
+    let ct = s
+        .app
+        .get("/api/v1/case-types")
+        .await
+        .expect(StatusCode::OK)
+        .body["data"][0]["id"]
+        .clone();
+    let stray = s
+        .app
+        .create(
+            "/api/v1/cases",
+            json!({"name": "Nobody", "case_type_id": ct,
+            "external_refs": [{"provider": "lawruler", "external_id": "99999"}]}),
+        )
+        .await;
+    s.lr.sim.clear_requests();
+    s.message(&stray, "hello?").await;
+    s.drain().await;
+    assert_eq!(s.to("notes").len(), 1, "{:#?}", s.received());
+    s.app.advance(Duration::from_secs(3600));
+    s.drain().await;
+    assert_eq!(s.to("notes").len(), 1, "a refusal is not retried");
+    let view = s.view().await;
+    assert_eq!(
+        (
+            view["sync"]["operations_failed"].as_u64(),
+            view["sync"]["operations_pending"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{view}"
+    );
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log?outcome=error")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert!(
+        log["data"].to_string().contains("Lead 99999 not found"),
+        "{log}"
+    );
+}
+casebridge_testkit::backend_test!(a_refusal_fails_the_operation_with_law_ruler_s_reason);
+
+async fn a_toggle_turned_off_before_sending_skips_the_operation(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    s.message(&s.case_id, "recorded while on").await;
+    settings(&s.app, json!({"send_messages": false})).await;
+    s.drain().await;
+    assert!(s.to("notes").is_empty(), "{:#?}", s.received());
+    let view = s.view().await;
+    assert_eq!(
+        (
+            view["sync"]["operations_skipped"].as_u64(),
+            view["sync"]["operations_pending"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{view}"
+    );
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert!(
+        log["data"]
+            .to_string()
+            .contains("turned off before it was sent"),
+        "{log}"
+    );
+    // Turning it back on does not send what was skipped.
+    settings(&s.app, json!({"send_messages": true})).await;
+    s.app.advance(Duration::from_secs(3600));
+    s.drain().await;
+    assert!(s.lr.sim.notes(LEAD).is_empty());
+}
+casebridge_testkit::backend_test!(a_toggle_turned_off_before_sending_skips_the_operation);
+
+async fn a_failed_operation_can_be_retried_or_dismissed(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, &[]).await;
+    // Law Ruler refuses a value that is not a date for a date field: the operation fails.
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "someday"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.drain().await;
+    let failed = s
+        .app
+        .get("/api/v1/integrations/lawruler/operations?state=failed")
+        .await
+        .body;
+    let op = failed["data"][0].clone();
+    let id = op["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{failed}"))
+        .to_owned();
+    assert_eq!(s.view().await["sync"]["operations_failed"], 1);
+    let sent = s.to("api-legalcrmapp").len();
+
+    // Only a failed operation can be acted on; an unknown one is not found.
+    let r = s
+        .app
+        .post(
+            "/api/v1/integrations/lawruler/operations/nope/retry",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+    // Retry: pending again, sent again (and refused again, for the same reason).
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/integrations/lawruler/operations/{id}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["state"], "pending");
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "a pending operation is not dismissed: {}",
+        r.text
+    );
+    s.drain().await;
+    assert_eq!(s.to("api-legalcrmapp").len(), sent + 1, "sent once more");
+    let failed = s
+        .app
+        .get("/api/v1/integrations/lawruler/operations?state=failed")
+        .await
+        .body;
+    assert_eq!(failed["data"][0]["id"], id.as_str());
+
+    // Dismiss: skipped, no longer counted as failed, and not sent.
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["state"], "skipped");
+    s.drain().await;
+    assert_eq!(s.to("api-legalcrmapp").len(), sent + 1);
+    let view = s.view().await;
+    assert_eq!(view["sync"]["operations_failed"], 0, "{view}");
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/integrations/lawruler/operations/{id}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log")
+        .await
+        .body;
+    let msgs: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains(&id) && m.contains("retried by an admin")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains(&id) && m.contains("dismissed by an admin")),
+        "{msgs:?}"
+    );
+}
+casebridge_testkit::backend_test!(a_failed_operation_can_be_retried_or_dismissed);
+
+async fn answers_not_understood_are_retried_then_the_operation_fails(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // The lead API answers with a maintenance page on HTTP 200: retried as transient, and
+    // after ten such answers the operation fails instead of trying forever.
+    let s = setup(backend, &[]).await;
+    s.lr.sim.garble(1000);
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"injury_date": "2001-02-03"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.drain().await;
+    assert_eq!(s.to("api-legalcrmapp").len(), 1, "{:#?}", s.received());
+    let view = s.view().await;
+    assert_eq!(
+        (
+            view["sync"]["operations_pending"].as_u64(),
+            view["sync"]["operations_failed"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "retried at first: {view}"
+    );
+    for _ in 0..20 {
         s.app.advance(Duration::from_secs(700));
         s.drain().await;
-        for (lead, who) in [(LEAD, "jane"), (LEAD2, "john")] {
-            let bodies: Vec<String> = s.lr.sim.notes(lead).iter().map(|n| n.body.clone()).collect();
-            let want: Vec<String> = (0..5).map(|i| format!("{who} {i}")).collect();
-            assert_eq!(bodies, want, "every message once, in order, for lead {lead}");
-        }
-        assert_eq!(s.view().await["sync"]["operations_done"], 10);
     }
-
-    async fn a_429_pauses_the_whole_connection_for_its_retry_after(backend) {
-        let s = setup(backend, &[]).await;
-        s.lr.sim.rate_limit(30, 1);
-        s.message(&s.case_id, "first").await;
-        s.message(&s.case2_id, "second").await;
-        s.drain().await;
-        // The token request or the first note got the 429 (whichever came first).
-        let after_429 = s.lr.sim.requests().len();
-        assert_eq!(s.lr.sim.requests().iter().filter(|r| r.status == 429).count(), 1);
-        // Within the 30 s, nothing more is sent for this connection, for either lead.
-        s.app.advance(Duration::from_secs(20));
-        s.drain().await;
-        assert_eq!(s.lr.sim.requests().len(), after_429, "{:#?}", s.lr.sim.requests());
-        s.app.advance(Duration::from_secs(15));
-        s.drain().await;
-        assert_eq!(s.lr.sim.notes(LEAD).len(), 1);
-        assert_eq!(s.lr.sim.notes(LEAD2).len(), 1);
-    }
-
-    async fn the_per_connection_limiter_spaces_requests(backend) {
-        // 60 a minute with a burst of 6: the 9th request cannot go before about 3 s.
-        let s = setup(backend, &[]).await;
-        let worker = s.app.crm_worker(60);
-        for i in 0..9 {
-            let case = if i % 2 == 0 { &s.case_id } else { &s.case2_id };
-            s.message(case, &format!("note {i}")).await;
-        }
-        let started = std::time::Instant::now();
-        worker.drain().await.unwrap();
-        let took = started.elapsed();
-        assert_eq!(s.lr.sim.notes(LEAD).len() + s.lr.sim.notes(LEAD2).len(), 9);
-        assert!(took >= Duration::from_millis(2500), "9 requests in {took:?}");
-    }
-
-    async fn a_wrong_key_is_a_configuration_error_until_the_connection_is_saved(backend) {
-        let s = setup(backend, &[]).await;
-        s.lr.sim.wrong_key(true);
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
-        assert_eq!(r.status, StatusCode::OK);
-        s.message(&s.case_id, "after the field change").await;
-        s.drain().await;
-        let view = s.view().await;
-        assert!(view["config_error"].as_str().unwrap_or("").contains("Key"), "{view}");
-        assert_eq!(view["sync"]["operations_blocked"], 2, "{view}");
-        assert_eq!(view["sync"]["last_error"]["error_kind"], "configuration");
-        // Not retried forever: nothing more goes out, however long we wait.
-        let sent = s.received().len();
-        s.app.advance(Duration::from_secs(3600));
-        s.drain().await;
-        assert_eq!(s.received().len(), sent);
-        assert!(s.lr.sim.notes(LEAD).is_empty(), "later operations wait too, to keep the order");
-        // One more while it waits, not yet picked up by a worker when the admin fixes it.
-        s.message(&s.case_id, "queued before the fix").await;
-        s.lr.sim.clear_requests();
-        // The admin fixes the Key: saving the connection sends what waited, in order.
-        s.lr.sim.wrong_key(false);
-        let r = s.app.call(Method::PUT, "/api/v1/integrations/lawruler/connection",
-            Some(values(&s.lr.base_url))).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        assert!(r.body["config_error"].is_null());
-        s.drain().await;
-        assert_eq!(s.lr.sim.lead(LEAD).unwrap().fields.get("custom1234").map(String::as_str), Some("2/3/2001"));
-        // (The connection save's own Key check is a GetStatus call.)
-        let sent: Vec<String> = s.received().iter().filter(|r| r.param("Operation") != Some("GetStatus"))
-            .map(|r| match &r.json { Some(j) => j["body"].as_str().unwrap().to_owned(), None => r.path.clone() })
-            .collect();
-        let sent: Vec<&str> = sent.iter().map(String::as_str).filter(|p| !p.starts_with("/api/v2/casetypes")).collect();
-        assert_eq!(sent, ["/api-legalcrmapp.aspx", "after the field change", "queued before the fix"],
-                   "the lead's operations in the order they were made");
-        assert_eq!(s.view().await["sync"]["operations_blocked"], 0);
-    }
-
-    async fn a_recording_that_is_not_audio_is_refused_and_nothing_is_stored(backend) {
-        let s = setup(backend, &[]).await;
-        let call = s.app.create("/api/v1/calls",
-            json!({"case_id": s.case_id, "direction": "outbound"})).await;
-        let r = s.app.http.post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
-            .bearer_auth(&s.app.api_key).header("content-type", "audio/wav")
-            .body(b"definitely not audio".to_vec()).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let r = s.app.http.post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
-            .bearer_auth(&s.app.api_key).header("content-type", "audio/wav")
-            .body(Vec::new()).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        s.drain().await;
-        assert!(s.received().is_empty());
-        let docs = s.app.get(&format!("/api/v1/cases/{}/documents", s.case_id)).await.expect(StatusCode::OK).body;
-        assert_eq!(docs, json!({"data": [], "next_cursor": null}));
-        let ops = s.app.get("/api/v1/integrations/lawruler/operations").await.body;
-        assert_eq!(ops["data"], json!([]));
-
-        // Documents may be far larger than other requests (3 MiB here).
-        let big = vec![b'x'; 3 * 1024 * 1024];
-        let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
-            .bearer_auth(&s.app.api_key).header("content-type", "application/pdf")
-            .header("content-disposition", "attachment; filename=\"../../etc/big.pdf\"")
-            .body(big).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let doc: Value = r.json().await.unwrap();
-        assert_eq!(doc["file_name"], "big.pdf", "path parts are dropped");
-        assert_eq!(doc["size"], 3 * 1024 * 1024);
-        // The case's documents are a page like every other list, oldest first.
-        let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
-            .bearer_auth(&s.app.api_key).header("content-type", "application/pdf")
-            .header("content-disposition", "attachment; filename=\"second.pdf\"")
-            .body(b"%PDF-1.4".to_vec()).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let list = format!("/api/v1/cases/{}/documents", s.case_id);
-        let first = s.app.get(&format!("{list}?limit=1")).await.expect(StatusCode::OK).body;
-        assert_eq!(first["data"].as_array().map(Vec::len), Some(1), "{first}");
-        assert_eq!(first["data"][0]["file_name"], "big.pdf", "{first}");
-        let cursor = first["next_cursor"].as_str().expect("a cursor to the second page");
-        let second = s.app.get(&format!("{list}?limit=1&cursor={cursor}")).await.expect(StatusCode::OK).body;
-        assert_eq!(second["data"].as_array().map(Vec::len), Some(1), "{second}");
-        assert_eq!(second["data"][0]["file_name"], "second.pdf", "{second}");
-        assert_eq!(second["next_cursor"], Value::Null, "{second}");
-        s.app.call(Method::GET, &format!("{list}?limit=0"), None).await
-            .expect(StatusCode::UNPROCESSABLE_ENTITY);
-        // Another company can neither add to nor list this case's documents.
-        let (_, other_key) = s.app.new_company("Other Firm").await;
-        let r = s.app.http.post(s.app.url(&format!("/api/v1/cases/{}/documents", s.case_id)))
-            .bearer_auth(&other_key).header("content-type", "application/pdf")
-            .body(b"%PDF".to_vec()).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let r = s.app.call_as(&other_key, Method::GET,
-            &format!("/api/v1/cases/{}/documents", s.case_id), None).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND);
-        let r = s.app.http.post(s.app.url(&format!("/api/v1/calls/{call}/recording")))
-            .bearer_auth(&other_key).header("content-type", "audio/wav")
-            .body(wav(1, 8000)).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    }
-
-    async fn a_refusal_fails_the_operation_with_law_ruler_s_reason(backend) {
-        // A case linked to a lead Law Ruler does not have: the note is refused (404), not retried.
-        let s = setup(backend, &[]).await;
-        let ct = s.app.get("/api/v1/case-types").await.expect(StatusCode::OK).body["data"][0]["id"].clone();
-        let stray = s.app.create("/api/v1/cases", json!({"name": "Nobody", "case_type_id": ct,
-            "external_refs": [{"provider": "lawruler", "external_id": "99999"}]})).await;
-        s.lr.sim.clear_requests();
-        s.message(&stray, "hello?").await;
-        s.drain().await;
-        assert_eq!(s.to("notes").len(), 1, "{:#?}", s.received());
-        s.app.advance(Duration::from_secs(3600));
-        s.drain().await;
-        assert_eq!(s.to("notes").len(), 1, "a refusal is not retried");
-        let view = s.view().await;
-        assert_eq!((view["sync"]["operations_failed"].as_u64(), view["sync"]["operations_pending"].as_u64()),
-                   (Some(1), Some(0)), "{view}");
-        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=error").await.expect(StatusCode::OK).body;
-        assert!(log["data"].to_string().contains("Lead 99999 not found"), "{log}");
-    }
-
-    async fn a_toggle_turned_off_before_sending_skips_the_operation(backend) {
-        let s = setup(backend, &[]).await;
-        s.message(&s.case_id, "recorded while on").await;
-        settings(&s.app, json!({"send_messages": false})).await;
-        s.drain().await;
-        assert!(s.to("notes").is_empty(), "{:#?}", s.received());
-        let view = s.view().await;
-        assert_eq!((view["sync"]["operations_skipped"].as_u64(), view["sync"]["operations_pending"].as_u64()),
-                   (Some(1), Some(0)), "{view}");
-        let log = s.app.get("/api/v1/integrations/lawruler/sync-log?outcome=skipped").await.expect(StatusCode::OK).body;
-        assert!(log["data"].to_string().contains("turned off before it was sent"), "{log}");
-        // Turning it back on does not send what was skipped.
-        settings(&s.app, json!({"send_messages": true})).await;
-        s.app.advance(Duration::from_secs(3600));
-        s.drain().await;
-        assert!(s.lr.sim.notes(LEAD).is_empty());
-    }
-
+    assert_eq!(
+        s.to("api-legalcrmapp").len(),
+        10,
+        "ten attempts, then no more"
+    );
+    let view = s.view().await;
+    assert_eq!(
+        (
+            view["sync"]["operations_pending"].as_u64(),
+            view["sync"]["operations_failed"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{view}"
+    );
+    let failed = s
+        .app
+        .get("/api/v1/integrations/lawruler/operations?state=failed")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert!(
+        failed["data"][0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("answer not understood"),
+        "{failed}"
+    );
+    assert_eq!(
+        s.lr.sim.lead(LEAD).unwrap().fields.get("custom1234"),
+        None,
+        "nothing was applied"
+    );
 }
+casebridge_testkit::backend_test!(answers_not_understood_are_retried_then_the_operation_fails);
 
-backend_tests! {
-    async fn a_failed_operation_can_be_retried_or_dismissed(backend) {
-        let s = setup(backend, &[]).await;
-        // Law Ruler refuses a value that is not a date for a date field: the operation fails.
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"injury_date": "someday"}})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.drain().await;
-        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.body;
-        let op = failed["data"][0].clone();
-        let id = op["id"].as_str().unwrap_or_else(|| panic!("{failed}")).to_owned();
-        assert_eq!(s.view().await["sync"]["operations_failed"], 1);
-        let sent = s.to("api-legalcrmapp").len();
-
-        // Only a failed operation can be acted on; an unknown one is not found.
-        let r = s.app.post("/api/v1/integrations/lawruler/operations/nope/retry", json!({})).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
-
-        // Retry: pending again, sent again (and refused again, for the same reason).
-        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/retry"), json!({})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        assert_eq!(r.body["state"], "pending");
-        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"), json!({})).await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "a pending operation is not dismissed: {}", r.text);
-        s.drain().await;
-        assert_eq!(s.to("api-legalcrmapp").len(), sent + 1, "sent once more");
-        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.body;
-        assert_eq!(failed["data"][0]["id"], id.as_str());
-
-        // Dismiss: skipped, no longer counted as failed, and not sent.
-        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/dismiss"), json!({})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        assert_eq!(r.body["state"], "skipped");
-        s.drain().await;
-        assert_eq!(s.to("api-legalcrmapp").len(), sent + 1);
-        let view = s.view().await;
-        assert_eq!(view["sync"]["operations_failed"], 0, "{view}");
-        let r = s.app.post(&format!("/api/v1/integrations/lawruler/operations/{id}/retry"), json!({})).await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-        let log = s.app.get("/api/v1/integrations/lawruler/sync-log").await.body;
-        let msgs: Vec<&str> = log["data"].as_array().unwrap().iter()
-            .filter_map(|e| e["message"].as_str()).collect();
-        assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("retried by an admin")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains(&id) && m.contains("dismissed by an admin")), "{msgs:?}");
+async fn at_most_four_operations_of_one_connection_are_in_flight(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // Eight leads, one note each, a worker that could run eight at once, and a Law Ruler
+    // that takes a while to answer: never more than four requests of the connection at once.
+    let s = setup(backend, &[]).await;
+    let ct = s
+        .app
+        .get("/api/v1/case-types")
+        .await
+        .expect(StatusCode::OK)
+        .body["data"][0]["id"]
+        .clone();
+    let mut cases = vec![s.case_id.clone(), s.case2_id.clone()];
+    for i in 0..6 {
+        let lead =
+            s.lr.sim
+                .create_lead(casebridge_sim::lawruler::NewLead::new(
+                    "Lead",
+                    &format!("No{i}"),
+                    "12",
+                ))
+                .unwrap();
+        cases.push(
+            s.app
+                .create(
+                    "/api/v1/cases",
+                    json!({"name": format!("Lead {i}"), "case_type_id": ct,
+                "external_refs": [{"provider": "lawruler", "external_id": lead}]}),
+                )
+                .await,
+        );
     }
+    s.drain().await;
+    s.lr.sim.clear_requests();
+    s.lr.sim.slow(Duration::from_millis(300));
+    for case in &cases {
+        s.message(case, "hello").await;
+    }
+    s.drain().await;
+    assert_eq!(s.to("notes").len(), 8, "{:#?}", s.received());
+    assert_eq!(
+        s.lr.sim.max_in_flight(),
+        casebridge_crm::lawruler::outbound::CONNECTION_CONCURRENCY as usize,
+        "at most the limit at once, and the limit used"
+    );
 }
-
-backend_tests! {
-    async fn answers_not_understood_are_retried_then_the_operation_fails(backend) {
-        // The lead API answers with a maintenance page on HTTP 200: retried as transient, and
-        // after ten such answers the operation fails instead of trying forever.
-        let s = setup(backend, &[]).await;
-        s.lr.sim.garble(1000);
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"injury_date": "2001-02-03"}})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.drain().await;
-        assert_eq!(s.to("api-legalcrmapp").len(), 1, "{:#?}", s.received());
-        let view = s.view().await;
-        assert_eq!((view["sync"]["operations_pending"].as_u64(), view["sync"]["operations_failed"].as_u64()),
-                   (Some(1), Some(0)), "retried at first: {view}");
-        for _ in 0..20 {
-            s.app.advance(Duration::from_secs(700));
-            s.drain().await;
-        }
-        assert_eq!(s.to("api-legalcrmapp").len(), 10, "ten attempts, then no more");
-        let view = s.view().await;
-        assert_eq!((view["sync"]["operations_pending"].as_u64(), view["sync"]["operations_failed"].as_u64()),
-                   (Some(0), Some(1)), "{view}");
-        let failed = s.app.get("/api/v1/integrations/lawruler/operations?state=failed").await.expect(StatusCode::OK).body;
-        assert!(failed["data"][0]["last_error"].as_str().unwrap_or_default().contains("answer not understood"), "{failed}");
-        assert_eq!(s.lr.sim.lead(LEAD).unwrap().fields.get("custom1234"), None, "nothing was applied");
-    }
-
-    async fn at_most_four_operations_of_one_connection_are_in_flight(backend) {
-        // Eight leads, one note each, a worker that could run eight at once, and a Law Ruler
-        // that takes a while to answer: never more than four requests of the connection at once.
-        let s = setup(backend, &[]).await;
-        let ct = s.app.get("/api/v1/case-types").await.expect(StatusCode::OK).body["data"][0]["id"].clone();
-        let mut cases = vec![s.case_id.clone(), s.case2_id.clone()];
-        for i in 0..6 {
-            let lead = s.lr.sim.create_lead(casebridge_sim::lawruler::NewLead::new("Lead", &format!("No{i}"), "12")).unwrap();
-            cases.push(s.app.create("/api/v1/cases", json!({"name": format!("Lead {i}"), "case_type_id": ct,
-                "external_refs": [{"provider": "lawruler", "external_id": lead}]})).await);
-        }
-        s.drain().await;
-        s.lr.sim.clear_requests();
-        s.lr.sim.slow(Duration::from_millis(300));
-        for case in &cases {
-            s.message(case, "hello").await;
-        }
-        s.drain().await;
-        assert_eq!(s.to("notes").len(), 8, "{:#?}", s.received());
-        assert_eq!(s.lr.sim.max_in_flight(), casebridge_crm::lawruler::outbound::CONNECTION_CONCURRENCY as usize,
-            "at most the limit at once, and the limit used");
-    }
-}
+casebridge_testkit::backend_test!(at_most_four_operations_of_one_connection_are_in_flight);

@@ -7,7 +7,7 @@ use casebridge_queue::Worker;
 use casebridge_sim::smartadvocate::{
     Operation, RunningSim, SmartAdvocateSim, DEMO_PASSWORD, DEMO_USERNAME,
 };
-use casebridge_testkit::{backend_tests, TestApp};
+use casebridge_testkit::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -244,144 +244,246 @@ impl Setup {
     }
 }
 
-backend_tests! {
-    async fn fields_statuses_and_second_statuses_go_out_in_per_case_order_through_an_outage_and_a_429(backend) {
-        let s = setup(backend, true).await;
-        // SmartAdvocate is down before anything is sent.
-        s.sa.sim.fail_5xx(1000);
-        s.set_status(&s.case_id, &s.in_dialer).await;
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"accident_date": "2001-02-03", "unmapped": "x"}})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.set_status(&s.case_id, &s.signed).await;
-        s.set_status(&s.case2_id, &s.do_not_dial).await;
-        s.set_status(&s.case_id, &s.do_not_dial).await;
-        s.message(&s.case_id, "Hi <Jane>\nsee you").await;
+async fn fields_statuses_and_second_statuses_go_out_in_per_case_order_through_an_outage_and_a_429(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, true).await;
+    // SmartAdvocate is down before anything is sent.
+    s.sa.sim.fail_5xx(1000);
+    s.set_status(&s.case_id, &s.in_dialer).await;
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"accident_date": "2001-02-03", "unmapped": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.set_status(&s.case_id, &s.signed).await;
+    s.set_status(&s.case2_id, &s.do_not_dial).await;
+    s.set_status(&s.case_id, &s.do_not_dial).await;
+    s.message(&s.case_id, "Hi <Jane>\nsee you").await;
+    s.drain().await;
+    for _ in 0..3 {
+        s.app.advance(Duration::from_secs(60));
         s.drain().await;
-        for _ in 0..3 {
-            s.app.advance(Duration::from_secs(60));
-            s.drain().await;
-        }
-        assert!(s.writes().is_empty(), "{:?}", s.writes());
-        let view = s.view().await;
-        assert_eq!(view["sync"]["operations_pending"], 6, "{view}");
-        assert_eq!(view["sync"]["last_error"]["error_kind"], "transient", "{view}");
+    }
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    let view = s.view().await;
+    assert_eq!(view["sync"]["operations_pending"], 6, "{view}");
+    assert_eq!(
+        view["sync"]["last_error"]["error_kind"], "transient",
+        "{view}"
+    );
 
-        // Back, but the first request is answered 429 with Retry-After: 30.
-        s.sa.sim.clear_faults();
-        s.sa.sim.rate_limit(30, 1);
-        s.app.advance(Duration::from_secs(700));
-        s.drain().await;
-        assert_eq!(s.sa.sim.requests().iter().filter(|r| r.status == 429).count(), 1);
-        let after_429 = s.sa.sim.requests().len();
-        s.app.advance(Duration::from_secs(20));
-        s.drain().await;
-        assert_eq!(s.sa.sim.requests().len(), after_429, "nothing within the Retry-After");
-        // After it (and after the retry backoff the outage built up), everything goes.
-        s.app.advance(Duration::from_secs(15));
-        s.drain().await;
-        s.app.advance(Duration::from_secs(700));
-        s.drain().await;
+    // Back, but the first request is answered 429 with Retry-After: 30.
+    s.sa.sim.clear_faults();
+    s.sa.sim.rate_limit(30, 1);
+    s.app.advance(Duration::from_secs(700));
+    s.drain().await;
+    assert_eq!(
+        s.sa.sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count(),
+        1
+    );
+    let after_429 = s.sa.sim.requests().len();
+    s.app.advance(Duration::from_secs(20));
+    s.drain().await;
+    assert_eq!(
+        s.sa.sim.requests().len(),
+        after_429,
+        "nothing within the Retry-After"
+    );
+    // After it (and after the retry backoff the outage built up), everything goes.
+    s.app.advance(Duration::from_secs(15));
+    s.drain().await;
+    s.app.advance(Duration::from_secs(700));
+    s.drain().await;
 
-        let writes = s.writes();
-        let of = |id: &str| -> Vec<String> {
-            writes.iter().filter(|(c, _)| c == id).map(|(_, w)| w.clone()).collect()
-        };
-        assert_eq!(of("1001"), [
+    let writes = s.writes();
+    let of = |id: &str| -> Vec<String> {
+        writes
+            .iter()
+            .filter(|(c, _)| c == id)
+            .map(|(_, w)| w.clone())
+            .collect()
+    };
+    assert_eq!(
+        of("1001"),
+        [
             "status 10:102".to_owned(),
             r#"udfs [{"udfName":"Accident Date","value":"2001-02-03"}]"#.to_owned(),
             "status 1:2".to_owned(),
             "status 10:103".to_owned(),
             "note Hi &lt;Jane&gt;<br>see you".to_owned(),
-        ], "every change once, in order");
-        assert_eq!(of("1002"), ["status 10:103".to_owned()]);
-        let case = s.sa_case(SA_CASE);
-        assert_eq!(case.status_id, 2);
-        assert_eq!(case.second_statuses.iter().map(|x| (x.status_type_id, x.status_id)).collect::<Vec<_>>(), [(10, 103)]);
-        assert_eq!(case.udf_values.get(&501).map(String::as_str), Some("2001-02-03"));
-        assert_eq!(case.notes.len(), 1);
-        let view = s.view().await;
-        assert_eq!(view["sync"]["operations_done"], 6, "{view}");
-        assert!(view["health"]["last_status_push_at"].is_string(), "{view}");
+        ],
+        "every change once, in order"
+    );
+    assert_eq!(of("1002"), ["status 10:103".to_owned()]);
+    let case = s.sa_case(SA_CASE);
+    assert_eq!(case.status_id, 2);
+    assert_eq!(
+        case.second_statuses
+            .iter()
+            .map(|x| (x.status_type_id, x.status_id))
+            .collect::<Vec<_>>(),
+        [(10, 103)]
+    );
+    assert_eq!(
+        case.udf_values.get(&501).map(String::as_str),
+        Some("2001-02-03")
+    );
+    assert_eq!(case.notes.len(), 1);
+    let view = s.view().await;
+    assert_eq!(view["sync"]["operations_done"], 6, "{view}");
+    assert!(view["health"]["last_status_push_at"].is_string(), "{view}");
 
-        // The token expires in the middle of a push: re-authenticated once, then sent.
-        let tokens = s.sa.sim.tokens_issued();
-        s.sa.sim.expire_tokens();
-        s.set_status(&s.case_id, &s.intake).await;
-        s.drain().await;
-        assert_eq!(s.sa.sim.tokens_issued(), tokens + 1);
-        assert_eq!(s.sa_case(SA_CASE).status_id, 1);
-        assert!(s.sa.sim.requests().iter().any(|r| r.status == 401));
-    }
-
-    async fn send_mapping_off_stops_every_push_keeps_mappings_and_resumes_only_as_asked(backend) {
-        let s = setup(backend, false).await;
-        s.set_status(&s.case_id, &s.signed).await;
-        s.set_status(&s.case_id, &s.in_dialer).await;
-        let r = s.app.patch(&format!("/api/v1/cases/{}", s.case_id),
-            json!({"custom_fields": {"accident_date": "2001-02-03"}})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.message(&s.case_id, "while off").await;
-        s.drain().await;
-        assert!(s.writes().is_empty(), "{:?}", s.writes());
-        // Every mapping is kept.
-        let sm = s.app.get(&format!("{VIEW}/status-mappings")).await.body;
-        assert_eq!(sm["mappings"].as_array().unwrap().len(), 4, "{sm}");
-        let fm = s.app.get(&format!("{VIEW}/field-mappings?crm_case_type_id=1")).await.body;
-        assert_eq!(fm["mappings"][0]["crm_field_key"], "Accident Date", "{fm}");
-        // The status changes are held; turning sending on asks what to do with them.
-        let st = s.app.get(&format!("{VIEW}/status-sync")).await.body;
-        assert_eq!(st["held"], 2, "{st}");
-        let r = put(&s.app, "/settings", json!({"send": true})).await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-        assert!(r.text.contains("status-sync"), "{}", r.text);
-        let r = put(&s.app, "/status-sync", json!({"enabled": true, "mode": "non_retroactive"})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        assert_eq!(r.body["skipped"], 2, "{}", r.text);
-        let r = put(&s.app, "/settings", json!({"send": true})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        s.drain().await;
-        assert!(s.writes().is_empty(), "nothing made while off is replayed: {:?}", s.writes());
-        s.set_status(&s.case_id, &s.do_not_dial).await;
-        s.drain().await;
-        assert_eq!(s.writes(), [("1001".to_owned(), "status 10:103".to_owned())]);
-
-        // Off again; two changes; the admin asks for them (retroactive): both, in order.
-        assert_eq!(put(&s.app, "/settings", json!({"send": false})).await.status, StatusCode::OK);
-        s.set_status(&s.case_id, &s.signed).await;
-        s.set_status(&s.case_id, &s.in_dialer).await;
-        s.drain().await;
-        assert_eq!(s.writes().len(), 1);
-        let r = put(&s.app, "/status-sync", json!({"enabled": true, "mode": "retroactive"})).await;
-        assert_eq!(r.body["replayed"], 2, "{}", r.text);
-        assert_eq!(put(&s.app, "/settings", json!({"send": true})).await.status, StatusCode::OK);
-        s.drain().await;
-        let sent: Vec<String> = s.writes().into_iter().map(|(_, w)| w).collect();
-        assert_eq!(sent, ["status 10:103", "status 1:2", "status 10:102"]);
-        assert_eq!(s.sa_case(SA_CASE).status_id, 2);
-    }
-
-    async fn a_completed_call_sets_the_dialer_disposition_and_adds_a_note(backend) {
-        let s = setup(backend, true).await;
-        s.call(true, "hangup").await;
-        s.drain().await;
-        let case = s.sa_case(SA_CASE);
-        // "Last Dialer Disposition" (type 11) = "Successful" (115); "Dialer Status" untouched.
-        let second: Vec<(u64, u64)> = case.second_statuses.iter().map(|x| (x.status_type_id, x.status_id)).collect();
-        assert!(second.contains(&(11, 115)) && second.contains(&(10, 101)), "{second:?}");
-        assert_eq!(case.notes.len(), 1);
-        assert!(case.notes[0].note_text.contains("Rear-ended on I-95."), "{:?}", case.notes);
-        // A call that reached voicemail: "Answering Machine" (114), replacing the last one.
-        s.call(false, "voicemail").await;
-        s.drain().await;
-        let second: Vec<(u64, u64)> = s.sa_case(SA_CASE).second_statuses.iter()
-            .filter(|x| x.status_type_id == 11).map(|x| (x.status_type_id, x.status_id)).collect();
-        assert_eq!(second, [(11, 114)]);
-        // With call records off, a call sends nothing.
-        assert_eq!(put(&s.app, "/settings", json!({"send_call_records": false})).await.status, StatusCode::OK);
-        let before = s.writes().len();
-        s.call(true, "hangup").await;
-        s.drain().await;
-        assert_eq!(s.writes().len(), before);
-    }
+    // The token expires in the middle of a push: re-authenticated once, then sent.
+    let tokens = s.sa.sim.tokens_issued();
+    s.sa.sim.expire_tokens();
+    s.set_status(&s.case_id, &s.intake).await;
+    s.drain().await;
+    assert_eq!(s.sa.sim.tokens_issued(), tokens + 1);
+    assert_eq!(s.sa_case(SA_CASE).status_id, 1);
+    assert!(s.sa.sim.requests().iter().any(|r| r.status == 401));
 }
+casebridge_testkit::backend_test!(
+    fields_statuses_and_second_statuses_go_out_in_per_case_order_through_an_outage_and_a_429
+);
+
+async fn send_mapping_off_stops_every_push_keeps_mappings_and_resumes_only_as_asked(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, false).await;
+    s.set_status(&s.case_id, &s.signed).await;
+    s.set_status(&s.case_id, &s.in_dialer).await;
+    let r = s
+        .app
+        .patch(
+            &format!("/api/v1/cases/{}", s.case_id),
+            json!({"custom_fields": {"accident_date": "2001-02-03"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.message(&s.case_id, "while off").await;
+    s.drain().await;
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    // Every mapping is kept.
+    let sm = s.app.get(&format!("{VIEW}/status-mappings")).await.body;
+    assert_eq!(sm["mappings"].as_array().unwrap().len(), 4, "{sm}");
+    let fm = s
+        .app
+        .get(&format!("{VIEW}/field-mappings?crm_case_type_id=1"))
+        .await
+        .body;
+    assert_eq!(fm["mappings"][0]["crm_field_key"], "Accident Date", "{fm}");
+    // The status changes are held; turning sending on asks what to do with them.
+    let st = s.app.get(&format!("{VIEW}/status-sync")).await.body;
+    assert_eq!(st["held"], 2, "{st}");
+    let r = put(&s.app, "/settings", json!({"send": true})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.text.contains("status-sync"), "{}", r.text);
+    let r = put(
+        &s.app,
+        "/status-sync",
+        json!({"enabled": true, "mode": "non_retroactive"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["skipped"], 2, "{}", r.text);
+    let r = put(&s.app, "/settings", json!({"send": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.drain().await;
+    assert!(
+        s.writes().is_empty(),
+        "nothing made while off is replayed: {:?}",
+        s.writes()
+    );
+    s.set_status(&s.case_id, &s.do_not_dial).await;
+    s.drain().await;
+    assert_eq!(
+        s.writes(),
+        [("1001".to_owned(), "status 10:103".to_owned())]
+    );
+
+    // Off again; two changes; the admin asks for them (retroactive): both, in order.
+    assert_eq!(
+        put(&s.app, "/settings", json!({"send": false}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    s.set_status(&s.case_id, &s.signed).await;
+    s.set_status(&s.case_id, &s.in_dialer).await;
+    s.drain().await;
+    assert_eq!(s.writes().len(), 1);
+    let r = put(
+        &s.app,
+        "/status-sync",
+        json!({"enabled": true, "mode": "retroactive"}),
+    )
+    .await;
+    assert_eq!(r.body["replayed"], 2, "{}", r.text);
+    assert_eq!(
+        put(&s.app, "/settings", json!({"send": true})).await.status,
+        StatusCode::OK
+    );
+    s.drain().await;
+    let sent: Vec<String> = s.writes().into_iter().map(|(_, w)| w).collect();
+    assert_eq!(sent, ["status 10:103", "status 1:2", "status 10:102"]);
+    assert_eq!(s.sa_case(SA_CASE).status_id, 2);
+}
+casebridge_testkit::backend_test!(
+    send_mapping_off_stops_every_push_keeps_mappings_and_resumes_only_as_asked
+);
+
+async fn a_completed_call_sets_the_dialer_disposition_and_adds_a_note(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, true).await;
+    s.call(true, "hangup").await;
+    s.drain().await;
+    let case = s.sa_case(SA_CASE);
+    // "Last Dialer Disposition" (type 11) = "Successful" (115); "Dialer Status" untouched.
+    let second: Vec<(u64, u64)> = case
+        .second_statuses
+        .iter()
+        .map(|x| (x.status_type_id, x.status_id))
+        .collect();
+    assert!(
+        second.contains(&(11, 115)) && second.contains(&(10, 101)),
+        "{second:?}"
+    );
+    assert_eq!(case.notes.len(), 1);
+    assert!(
+        case.notes[0].note_text.contains("Rear-ended on I-95."),
+        "{:?}",
+        case.notes
+    );
+    // A call that reached voicemail: "Answering Machine" (114), replacing the last one.
+    s.call(false, "voicemail").await;
+    s.drain().await;
+    let second: Vec<(u64, u64)> = s
+        .sa_case(SA_CASE)
+        .second_statuses
+        .iter()
+        .filter(|x| x.status_type_id == 11)
+        .map(|x| (x.status_type_id, x.status_id))
+        .collect();
+    assert_eq!(second, [(11, 114)]);
+    // With call records off, a call sends nothing.
+    assert_eq!(
+        put(&s.app, "/settings", json!({"send_call_records": false}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let before = s.writes().len();
+    s.call(true, "hangup").await;
+    s.drain().await;
+    assert_eq!(s.writes().len(), before);
+}
+casebridge_testkit::backend_test!(a_completed_call_sets_the_dialer_disposition_and_adds_a_note);

@@ -5,7 +5,7 @@ use casebridge_domain::ids::CompanyId;
 use casebridge_domain::page::PageRequest;
 use casebridge_domain::records::{CaseFilter, CustomFields, ExternalRef, Name, NamedKind, NewCase};
 use casebridge_store::{cases, companies, named, StoreError};
-use casebridge_testkit::{backend_tests, TestDb};
+use casebridge_testkit::TestDb;
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -62,82 +62,159 @@ macro_rules! write {
     }};
 }
 
-backend_tests! {
-    async fn case_round_trip_with_external_ref(backend) {
-        let db = TestDb::new(backend).await;
-        let a = company(&db, "Firm A").await;
-        let ct = case_type(&db, a, "Auto").await;
-        let created = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "Doe v. Roe", Some("L-1")), Timestamp::now()))
-            .unwrap();
-        assert_eq!(created.custom_fields, json!({"injury": "back"}));
-        assert_eq!(created.case_status_id, None);
-        let mut conn = db.store.conn().await.unwrap();
-        let found = cases::find_by_ref(&mut conn, a, "lawruler", "L-1").await.unwrap();
-        assert_eq!(found, created);
-        drop(conn);
+async fn case_round_trip_with_external_ref(backend: casebridge_testkit::TestBackend) {
+    let db = TestDb::new(backend).await;
+    let a = company(&db, "Firm A").await;
+    let ct = case_type(&db, a, "Auto").await;
+    let created = write!(db, |tx| cases::create(
+        &mut tx,
+        a,
+        &new_case(&ct, "Doe v. Roe", Some("L-1")),
+        Timestamp::now()
+    ))
+    .unwrap();
+    assert_eq!(created.custom_fields, json!({"injury": "back"}));
+    assert_eq!(created.case_status_id, None);
+    let mut conn = db.store.conn().await.unwrap();
+    let found = cases::find_by_ref(&mut conn, a, "lawruler", "L-1")
+        .await
+        .unwrap();
+    assert_eq!(found, created);
+    drop(conn);
 
-        // The same ref on another case of the same company is a conflict, and nothing is kept.
-        let err = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "Other", Some("L-1")), Timestamp::now()))
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("lawruler/L-1")), "{err:?}");
-        let mut conn = db.store.conn().await.unwrap();
-        let all = cases::list(&mut conn, a, &CaseFilter::default(), &PageRequest::default()).await.unwrap();
-        assert_eq!(all.items.len(), 1);
-    }
-
-    async fn another_company_sees_nothing(backend) {
-        let db = TestDb::new(backend).await;
-        let a = company(&db, "Firm A").await;
-        let b = company(&db, "Firm B").await;
-        let ct = case_type(&db, a, "Auto").await;
-        let case = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "A's case", Some("7")), Timestamp::now()))
-            .unwrap();
-        let mut conn = db.store.conn().await.unwrap();
-        assert!(matches!(cases::get(&mut conn, b, case.id).await, Err(StoreError::NotFound)));
-        assert!(matches!(cases::find_by_ref(&mut conn, b, "lawruler", "7").await, Err(StoreError::NotFound)));
-        drop(conn);
-        // B may use the same external id for its own case, and cannot use A's case type.
-        let err = write!(db, |tx| cases::create(&mut tx, b, &new_case(&ct, "B's case", Some("7")), Timestamp::now()))
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(ref v) if v.errors[0].field == "case_type_id"), "{err:?}");
-        let ct_b = case_type(&db, b, "Auto").await;
-        write!(db, |tx| cases::create(&mut tx, b, &new_case(&ct_b, "B's case", Some("7")), Timestamp::now()))
-            .unwrap();
-        let mut conn = db.store.conn().await.unwrap();
-        let page = cases::list(&mut conn, a, &CaseFilter::default(), &PageRequest::default()).await.unwrap();
-        assert_eq!(page.items.len(), 1);
-    }
-
-    async fn pagination_walks_every_row_once(backend) {
-        let db = TestDb::new(backend).await;
-        let a = company(&db, "Firm A").await;
-        let ct = case_type(&db, a, "Auto").await;
-        let mut made = Vec::new();
-        for i in 0..7 {
-            made.push(write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, &format!("c{i}"), None), Timestamp::now())).unwrap().id);
-        }
-        let mut conn = db.store.conn().await.unwrap();
-        let mut seen = Vec::new();
-        let mut page = PageRequest::first(3);
-        loop {
-            let p = cases::list(&mut conn, a, &CaseFilter::default(), &page).await.unwrap();
-            seen.extend(p.items.iter().map(|c| c.id));
-            match p.next_after {
-                Some(after) => page = PageRequest { after: Some(after), limit: 3 },
-                None => break,
-            }
-        }
-        assert_eq!(seen, made);
-    }
-
-    async fn case_type_in_use_cannot_be_deleted(backend) {
-        let db = TestDb::new(backend).await;
-        let a = company(&db, "Firm A").await;
-        let ct = case_type(&db, a, "Auto").await;
-        let case = write!(db, |tx| cases::create(&mut tx, a, &new_case(&ct, "x", None), Timestamp::now())).unwrap();
-        let err = write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-        write!(db, |tx| cases::delete(&mut tx, a, case.id)).unwrap();
-        write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap();
-    }
+    // The same ref on another case of the same company is a conflict, and nothing is kept.
+    let err = write!(db, |tx| cases::create(
+        &mut tx,
+        a,
+        &new_case(&ct, "Other", Some("L-1")),
+        Timestamp::now()
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("lawruler/L-1")),
+        "{err:?}"
+    );
+    let mut conn = db.store.conn().await.unwrap();
+    let all = cases::list(
+        &mut conn,
+        a,
+        &CaseFilter::default(),
+        &PageRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.items.len(), 1);
 }
+casebridge_testkit::backend_test!(case_round_trip_with_external_ref);
+
+async fn another_company_sees_nothing(backend: casebridge_testkit::TestBackend) {
+    let db = TestDb::new(backend).await;
+    let a = company(&db, "Firm A").await;
+    let b = company(&db, "Firm B").await;
+    let ct = case_type(&db, a, "Auto").await;
+    let case = write!(db, |tx| cases::create(
+        &mut tx,
+        a,
+        &new_case(&ct, "A's case", Some("7")),
+        Timestamp::now()
+    ))
+    .unwrap();
+    let mut conn = db.store.conn().await.unwrap();
+    assert!(matches!(
+        cases::get(&mut conn, b, case.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        cases::find_by_ref(&mut conn, b, "lawruler", "7").await,
+        Err(StoreError::NotFound)
+    ));
+    drop(conn);
+    // B may use the same external id for its own case, and cannot use A's case type.
+    let err = write!(db, |tx| cases::create(
+        &mut tx,
+        b,
+        &new_case(&ct, "B's case", Some("7")),
+        Timestamp::now()
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(ref v) if v.errors[0].field == "case_type_id"),
+        "{err:?}"
+    );
+    let ct_b = case_type(&db, b, "Auto").await;
+    write!(db, |tx| cases::create(
+        &mut tx,
+        b,
+        &new_case(&ct_b, "B's case", Some("7")),
+        Timestamp::now()
+    ))
+    .unwrap();
+    let mut conn = db.store.conn().await.unwrap();
+    let page = cases::list(
+        &mut conn,
+        a,
+        &CaseFilter::default(),
+        &PageRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+casebridge_testkit::backend_test!(another_company_sees_nothing);
+
+async fn pagination_walks_every_row_once(backend: casebridge_testkit::TestBackend) {
+    let db = TestDb::new(backend).await;
+    let a = company(&db, "Firm A").await;
+    let ct = case_type(&db, a, "Auto").await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(
+            write!(db, |tx| cases::create(
+                &mut tx,
+                a,
+                &new_case(&ct, &format!("c{i}"), None),
+                Timestamp::now()
+            ))
+            .unwrap()
+            .id,
+        );
+    }
+    let mut conn = db.store.conn().await.unwrap();
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(3);
+    loop {
+        let p = cases::list(&mut conn, a, &CaseFilter::default(), &page)
+            .await
+            .unwrap();
+        seen.extend(p.items.iter().map(|c| c.id));
+        match p.next_after {
+            Some(after) => {
+                page = PageRequest {
+                    after: Some(after),
+                    limit: 3,
+                }
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, made);
+}
+casebridge_testkit::backend_test!(pagination_walks_every_row_once);
+
+async fn case_type_in_use_cannot_be_deleted(backend: casebridge_testkit::TestBackend) {
+    let db = TestDb::new(backend).await;
+    let a = company(&db, "Firm A").await;
+    let ct = case_type(&db, a, "Auto").await;
+    let case = write!(db, |tx| cases::create(
+        &mut tx,
+        a,
+        &new_case(&ct, "x", None),
+        Timestamp::now()
+    ))
+    .unwrap();
+    let err = write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    write!(db, |tx| cases::delete(&mut tx, a, case.id)).unwrap();
+    write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap();
+}
+casebridge_testkit::backend_test!(case_type_in_use_cannot_be_deleted);

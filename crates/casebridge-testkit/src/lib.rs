@@ -35,43 +35,25 @@ pub async fn wait_until(
     }
 }
 
-/// Runs each test on SQLite and on PostgreSQL.
-///
-/// ```ignore
-/// backend_tests! {
-///     async fn creates_a_case(backend) {
-///         let app = TestApp::start(backend).await;
-///         ...
-///     }
-/// }
-/// ```
-/// expands to a module per test with `sqlite` and `postgres` test functions. A PostgreSQL
-/// variant never passes without running: with `CASEBRIDGE_TEST_POSTGRES_URL=none` it fails,
-/// naming `cargo test -- --skip ::postgres`, which leaves the variants out as libtest's
-/// "filtered out" count (visible, and not counted as passed).
+/// Runs a test on both backends: `backend_test!(name)` after `async fn name(backend:
+/// TestBackend) { … }` declares `name::sqlite` and `name::postgres`, each a multi-thread tokio
+/// test calling `name` with its backend. The test is a plain function, so rustfmt formats its
+/// body. The PostgreSQL variant fails with a clear message when PostgreSQL is disabled (see
+/// [`TestBackend::require_postgres`]).
 #[macro_export]
-macro_rules! backend_tests {
-    ($( $(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block )*) => {
-        $(
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                $(#[$meta])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    let $backend = $crate::TestBackend::Sqlite;
-                    $body
-                }
-
-                $(#[$meta])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    $crate::TestBackend::require_postgres();
-                    let $backend = $crate::TestBackend::Postgres;
-                    $body
-                }
+macro_rules! backend_test {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::TestBackend::Sqlite).await
             }
-        )*
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::TestBackend::require_postgres();
+                super::$name($crate::TestBackend::Postgres).await
+            }
+        }
     };
 }

@@ -1,7 +1,7 @@
 //! The CRM Mappings and Sync log tabs, against the Law Ruler simulator, on both backends.
 
 use casebridge_sim::lawruler::{FaultsPatch, LawRulerSim, RunningSim};
-use casebridge_testkit::{backend_tests, TestApp};
+use casebridge_testkit::TestApp;
 use reqwest::{Method, StatusCode};
 use scraper::{Html, Selector};
 use serde_json::json;
@@ -31,112 +31,277 @@ async fn connected(app: &TestApp, lr: &RunningSim) {
     .expect(StatusCode::OK);
 }
 
-backend_tests! {
-    async fn refresh_link_map_fields_and_statuses_from_the_mappings_tab(backend) {
-        let lr = LawRulerSim::new().start().await;
-        let app = TestApp::start(backend).await;
-        let b = app.admin_browser().await;
-        // Before connecting, the tab says what to do.
-        let page = b.get("/ui/integrations/lawruler/mappings").await.expect(StatusCode::OK);
-        assert!(page.html.contains("connect Law Ruler, then refresh the CRM fields"), "{}", page.html);
-        let csrf = page.csrf();
-        let r = b.post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)]).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.html.contains("connect Law Ruler first"), "{}", r.html);
+async fn refresh_link_map_fields_and_statuses_from_the_mappings_tab(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let lr = LawRulerSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    let b = app.admin_browser().await;
+    // Before connecting, the tab says what to do.
+    let page = b
+        .get("/ui/integrations/lawruler/mappings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        page.html
+            .contains("connect Law Ruler, then refresh the CRM fields"),
+        "{}",
+        page.html
+    );
+    let csrf = page.csrf();
+    let r = b
+        .post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.html.contains("connect Law Ruler first"), "{}", r.html);
 
-        connected(&app, &lr).await;
-        let r = b.post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)]).await.expect(StatusCode::SEE_OTHER);
-        assert!(r.location().unwrap().starts_with("/ui/integrations/lawruler/mappings"));
-        let page = b.get("/ui/integrations/lawruler/mappings").await.expect(StatusCode::OK);
-        let crm_types = lr.sim.case_types();
-        assert!(page.html.contains(&format!("Loaded {} case type(s)", crm_types.len())), "{}", page.html);
-        // Every CRM case type is listed, unlinked ones "Not ready".
-        let states = texts(&page.html, "#links tbody td .badge");
-        assert_eq!(states.len(), crm_types.len());
-        assert!(states.iter().all(|s| s == "Not ready"), "{states:?}");
+    connected(&app, &lr).await;
+    let r = b
+        .post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)])
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert!(r
+        .location()
+        .unwrap()
+        .starts_with("/ui/integrations/lawruler/mappings"));
+    let page = b
+        .get("/ui/integrations/lawruler/mappings")
+        .await
+        .expect(StatusCode::OK);
+    let crm_types = lr.sim.case_types();
+    assert!(
+        page.html
+            .contains(&format!("Loaded {} case type(s)", crm_types.len())),
+        "{}",
+        page.html
+    );
+    // Every CRM case type is listed, unlinked ones "Not ready".
+    let states = texts(&page.html, "#links tbody td .badge");
+    assert_eq!(states.len(), crm_types.len());
+    assert!(states.iter().all(|s| s == "Not ready"), "{states:?}");
 
-        // Link the first one.
-        let ct = app.create("/api/v1/case-types", json!({"name": "MVA"})).await;
-        let crm_ct = crm_types[0].id.clone();
-        let field = format!("link.{crm_ct}");
-        b.post("/ui/integrations/lawruler/links", &[("csrf", &csrf), (&field, &ct)]).await.expect(StatusCode::SEE_OTHER);
-        let links = app.get("/api/v1/integrations/lawruler/case-type-links").await.expect(StatusCode::OK).body;
-        let linked = links.as_array().unwrap().iter().find(|l| l["crm_case_type_id"] == crm_ct.as_str()).unwrap();
-        assert_eq!(linked["case_type_id"], ct.as_str());
-        let page = b.get("/ui/integrations/lawruler/mappings").await.expect(StatusCode::OK);
-        assert!(page.html.contains("still not linked (not ready)") || crm_types.len() == 1, "{}", page.html);
-        assert_eq!(texts(&page.html, "#links tbody td .badge.ok").len(), 1);
-        // A case type id that does not exist is refused in place; nothing changes.
-        let r = b.post("/ui/integrations/lawruler/links", &[("csrf", &csrf), (&field, "ct_nope")]).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(texts(&r.html, "#links .form-error")[0].contains("no case type with id ct_nope"), "{}", r.html);
-        let links = app.get("/api/v1/integrations/lawruler/case-type-links").await.expect(StatusCode::OK).body;
-        assert!(links.as_array().unwrap().iter().any(|l| l["case_type_id"] == ct.as_str()), "unchanged");
+    // Link the first one.
+    let ct = app
+        .create("/api/v1/case-types", json!({"name": "MVA"}))
+        .await;
+    let crm_ct = crm_types[0].id.clone();
+    let field = format!("link.{crm_ct}");
+    b.post(
+        "/ui/integrations/lawruler/links",
+        &[("csrf", &csrf), (&field, &ct)],
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let links = app
+        .get("/api/v1/integrations/lawruler/case-type-links")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let linked = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["crm_case_type_id"] == crm_ct.as_str())
+        .unwrap();
+    assert_eq!(linked["case_type_id"], ct.as_str());
+    let page = b
+        .get("/ui/integrations/lawruler/mappings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        page.html.contains("still not linked (not ready)") || crm_types.len() == 1,
+        "{}",
+        page.html
+    );
+    assert_eq!(texts(&page.html, "#links tbody td .badge.ok").len(), 1);
+    // A case type id that does not exist is refused in place; nothing changes.
+    let r = b
+        .post(
+            "/ui/integrations/lawruler/links",
+            &[("csrf", &csrf), (&field, "ct_nope")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        texts(&r.html, "#links .form-error")[0].contains("no case type with id ct_nope"),
+        "{}",
+        r.html
+    );
+    let links = app
+        .get("/api/v1/integrations/lawruler/case-type-links")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert!(
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["case_type_id"] == ct.as_str()),
+        "unchanged"
+    );
 
-        // Map a field of that case type to a custom platform field.
-        let page = b.get(&format!("/ui/integrations/lawruler/mappings?case_type={crm_ct}")).await.expect(StatusCode::OK);
-        let sim_fields = lr.sim.custom_fields(&crm_ct);
-        assert_eq!(texts(&page.html, "#fields tbody tr").len(), sim_fields.len());
-        let key = {
-            let preview = app.get(&format!("/api/v1/integrations/lawruler/fields?crm_case_type_id={crm_ct}")).await.body;
-            preview["fields"][0]["key"].as_str().unwrap().to_owned()
-        };
-        let (map, custom) = (format!("map.{key}"), format!("custom.{key}"));
-        b.post("/ui/integrations/lawruler/fields", &[("csrf", &csrf), ("case_type", &crm_ct),
-               (&map, "custom"), (&custom, "injury_date")]).await.expect(StatusCode::SEE_OTHER);
-        let fm = app.get(&format!("/api/v1/integrations/lawruler/field-mappings?crm_case_type_id={crm_ct}")).await.body;
-        assert_eq!(fm["mappings"][0]["platform_field"], "custom.injury_date");
-        assert_eq!(fm["mappings"][0]["crm_field_key"], key.as_str());
-        let page = b.get(&format!("/ui/integrations/lawruler/mappings?case_type={crm_ct}")).await.expect(StatusCode::OK);
-        assert!(page.html.contains(r#"value="injury_date""#), "the saved mapping is shown");
+    // Map a field of that case type to a custom platform field.
+    let page = b
+        .get(&format!(
+            "/ui/integrations/lawruler/mappings?case_type={crm_ct}"
+        ))
+        .await
+        .expect(StatusCode::OK);
+    let sim_fields = lr.sim.custom_fields(&crm_ct);
+    assert_eq!(
+        texts(&page.html, "#fields tbody tr").len(),
+        sim_fields.len()
+    );
+    let key = {
+        let preview = app
+            .get(&format!(
+                "/api/v1/integrations/lawruler/fields?crm_case_type_id={crm_ct}"
+            ))
+            .await
+            .body;
+        preview["fields"][0]["key"].as_str().unwrap().to_owned()
+    };
+    let (map, custom) = (format!("map.{key}"), format!("custom.{key}"));
+    b.post(
+        "/ui/integrations/lawruler/fields",
+        &[
+            ("csrf", &csrf),
+            ("case_type", &crm_ct),
+            (&map, "custom"),
+            (&custom, "injury_date"),
+        ],
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let fm = app
+        .get(&format!(
+            "/api/v1/integrations/lawruler/field-mappings?crm_case_type_id={crm_ct}"
+        ))
+        .await
+        .body;
+    assert_eq!(fm["mappings"][0]["platform_field"], "custom.injury_date");
+    assert_eq!(fm["mappings"][0]["crm_field_key"], key.as_str());
+    let page = b
+        .get(&format!(
+            "/ui/integrations/lawruler/mappings?case_type={crm_ct}"
+        ))
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        page.html.contains(r#"value="injury_date""#),
+        "the saved mapping is shown"
+    );
 
-        // Status mapping; then refreshing keeps every mapping.
-        let status = app.create("/api/v1/case-statuses", json!({"name": "Intake"})).await;
-        let crm_status = lr.sim.statuses()[0].id.clone();
-        let sfield = format!("status.{status}");
-        b.post("/ui/integrations/lawruler/statuses", &[("csrf", &csrf), (&sfield, &crm_status)]).await.expect(StatusCode::SEE_OTHER);
-        b.post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)]).await.expect(StatusCode::SEE_OTHER);
-        let sm = app.get("/api/v1/integrations/lawruler/status-mappings").await.body;
-        assert_eq!(sm["mappings"][0]["crm_status_id"], crm_status.as_str());
-        let fm = app.get(&format!("/api/v1/integrations/lawruler/field-mappings?crm_case_type_id={crm_ct}")).await.body;
-        assert_eq!(fm["mappings"].as_array().unwrap().len(), 1);
+    // Status mapping; then refreshing keeps every mapping.
+    let status = app
+        .create("/api/v1/case-statuses", json!({"name": "Intake"}))
+        .await;
+    let crm_status = lr.sim.statuses()[0].id.clone();
+    let sfield = format!("status.{status}");
+    b.post(
+        "/ui/integrations/lawruler/statuses",
+        &[("csrf", &csrf), (&sfield, &crm_status)],
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    b.post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)])
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let sm = app
+        .get("/api/v1/integrations/lawruler/status-mappings")
+        .await
+        .body;
+    assert_eq!(sm["mappings"][0]["crm_status_id"], crm_status.as_str());
+    let fm = app
+        .get(&format!(
+            "/api/v1/integrations/lawruler/field-mappings?crm_case_type_id={crm_ct}"
+        ))
+        .await
+        .body;
+    assert_eq!(fm["mappings"].as_array().unwrap().len(), 1);
 
-        // A load failure is shown, with the previous lists kept.
-        lr.sim.patch_faults(FaultsPatch { fail_fields: Some(true), ..Default::default() });
-        let r = b.post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)]).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let page = b.get("/ui/integrations/lawruler/mappings").await.expect(StatusCode::OK);
-        assert!(page.html.contains("The last load failed"), "{}", page.html);
-        assert_eq!(texts(&page.html, "#links tbody tr").len(), crm_types.len());
+    // A load failure is shown, with the previous lists kept.
+    lr.sim.patch_faults(FaultsPatch {
+        fail_fields: Some(true),
+        ..Default::default()
+    });
+    let r = b
+        .post("/ui/integrations/lawruler/refresh", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let page = b
+        .get("/ui/integrations/lawruler/mappings")
+        .await
+        .expect(StatusCode::OK);
+    assert!(page.html.contains("The last load failed"), "{}", page.html);
+    assert_eq!(texts(&page.html, "#links tbody tr").len(), crm_types.len());
 
-        // Status sync can now be turned on from the Configuration tab.
-        let r = b.post("/ui/integrations/lawruler/status-sync", &[("csrf", &csrf), ("enabled", "true")]).await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
-        let page = b.get("/ui/integrations/lawruler").await.expect(StatusCode::OK);
-        assert!(page.html.contains("Status sync is on."));
-    }
+    // Status sync can now be turned on from the Configuration tab.
+    let r = b
+        .post(
+            "/ui/integrations/lawruler/status-sync",
+            &[("csrf", &csrf), ("enabled", "true")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
+    let page = b
+        .get("/ui/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    assert!(page.html.contains("Status sync is on."));
+}
+casebridge_testkit::backend_test!(refresh_link_map_fields_and_statuses_from_the_mappings_tab);
 
-    async fn the_sync_log_tab_lists_entries_and_filters_by_outcome(backend) {
-        let app = TestApp::start(backend).await;
-        let hook = app.lawruler_connected_offline(app.company_id, &app.api_key).await;
-        let lead = json!({"Lead ID": "L-77", "Case Type ID": "12", "Case Type": "Auto Accident",
+async fn the_sync_log_tab_lists_entries_and_filters_by_outcome(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let app = TestApp::start(backend).await;
+    let hook = app
+        .lawruler_connected_offline(app.company_id, &app.api_key)
+        .await;
+    let lead = json!({"Lead ID": "L-77", "Case Type ID": "12", "Case Type": "Auto Accident",
             "Status ID": "7", "Status": "Qualified", "Full Name": "Jane Doe", "Created Date": "2026-11-01",
             "Primary Contact ID": "PC-9", "First Name": "Jane", "Last Name": "Doe"});
-        let r = app.http.post(app.url(&hook)).json(&lead).send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        let r = app.http.post(app.url(&hook)).json(&json!({"Lead ID": "L-78"})).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let b = app.admin_browser().await;
-        let page = b.get("/ui/integrations/lawruler/log").await.expect(StatusCode::OK);
-        let rows = texts(&page.html, "#sync-log tbody tr");
-        assert!(rows.iter().any(|r| r.contains("L-77") && r.contains("ok")), "{rows:?}");
-        assert!(rows.iter().any(|r| r.contains("error")), "{rows:?}");
-        let errors = b.get("/ui/integrations/lawruler/log?outcome=error").await.expect(StatusCode::OK);
-        let rows = texts(&errors.html, "#sync-log tbody tr");
-        assert!(!rows.is_empty() && rows.iter().all(|r| r.contains("error")), "{rows:?}");
-        // A bad filter is an error page, not an empty list.
-        let bad = b.get("/ui/integrations/lawruler/log?outcome=maybe").await;
-        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(bad.html.contains("must be ok, skipped or error"));
-    }
+    let r = app
+        .http
+        .post(app.url(&hook))
+        .json(&lead)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = app
+        .http
+        .post(app.url(&hook))
+        .json(&json!({"Lead ID": "L-78"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let b = app.admin_browser().await;
+    let page = b
+        .get("/ui/integrations/lawruler/log")
+        .await
+        .expect(StatusCode::OK);
+    let rows = texts(&page.html, "#sync-log tbody tr");
+    assert!(
+        rows.iter().any(|r| r.contains("L-77") && r.contains("ok")),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r.contains("error")), "{rows:?}");
+    let errors = b
+        .get("/ui/integrations/lawruler/log?outcome=error")
+        .await
+        .expect(StatusCode::OK);
+    let rows = texts(&errors.html, "#sync-log tbody tr");
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.contains("error")),
+        "{rows:?}"
+    );
+    // A bad filter is an error page, not an empty list.
+    let bad = b.get("/ui/integrations/lawruler/log?outcome=maybe").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.html.contains("must be ok, skipped or error"));
 }
+casebridge_testkit::backend_test!(the_sync_log_tab_lists_entries_and_filters_by_outcome);

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use casebridge_testkit::{backend_tests, wait_until, TestDb};
+use casebridge_testkit::{wait_until, TestDb};
 use serde_json::Value;
 
 fn casebridge(data_dir: &Path, db_url: &str) -> Command {
@@ -126,226 +126,399 @@ async fn api(
     )
 }
 
-backend_tests! {
-    async fn serve_runs_the_workers_it_wires(backend) {
-        // The binary's own wiring, end to end: `serve` starts the worker pools built by
-        // `Runtime::workers`, so one outbound message is delivered to a webhook consumer
-        // (the `webhooks` queue) and sent to Law Ruler as a note (the `crm` queue).
-        use reqwest::Method;
-        use serde_json::json;
-        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
-        let consumer = casebridge_testkit::Receiver::start().await;
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = company_create(dir.path(), &db.url, "Acme")["api_key"].as_str().unwrap().to_owned();
-        let mut cmd = casebridge(dir.path(), &db.url);
-        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
-            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
-        let server = Server::start_with(cmd);
-        let base = server.base.clone();
-        let call = async |method: Method, path: &str, body: Value, want: u16| {
-            let (status, body) = api(&base, &key, method, path, body).await;
-            assert_eq!(status, want, "{path}: {body}");
-            body
-        };
+async fn serve_runs_the_workers_it_wires(backend: casebridge_testkit::TestBackend) {
+    // The binary's own wiring, end to end: `serve` starts the worker pools built by
+    // `Runtime::workers`, so one outbound message is delivered to a webhook consumer
+    // (the `webhooks` queue) and sent to Law Ruler as a note (the `crm` queue).
+    use reqwest::Method;
+    use serde_json::json;
+    let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+    let consumer = casebridge_testkit::Receiver::start().await;
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = company_create(dir.path(), &db.url, "Acme")["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut cmd = casebridge(dir.path(), &db.url);
+    cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+        .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+    let server = Server::start_with(cmd);
+    let base = server.base.clone();
+    let call = async |method: Method, path: &str, body: Value, want: u16| {
+        let (status, body) = api(&base, &key, method, path, body).await;
+        assert_eq!(status, want, "{path}: {body}");
+        body
+    };
 
-        let hook = call(Method::POST, "/api/v1/webhooks", json!({"name": "Consumer",
-            "url": consumer.url("/events"), "event_types": ["message_sent"]}), 201).await;
-        call(Method::PUT, "/api/v1/integrations/lawruler/connection", json!({"username": "demo",
+    let hook = call(
+        Method::POST,
+        "/api/v1/webhooks",
+        json!({"name": "Consumer",
+            "url": consumer.url("/events"), "event_types": ["message_sent"]}),
+        201,
+    )
+    .await;
+    call(
+        Method::PUT,
+        "/api/v1/integrations/lawruler/connection",
+        json!({"username": "demo",
             "password": "demo-password", "client_root": lr.base_url, "client_secret": "demo-secret",
-            "key": "demo-key"}), 200).await;
-        call(Method::PUT, "/api/v1/integrations/lawruler/settings", json!({"enable_integration": true,
-            "send": true, "send_messages": true}), 200).await;
-        let case_type = call(Method::POST, "/api/v1/case-types", json!({"name": "Auto"}), 201).await;
-        let case = call(Method::POST, "/api/v1/cases", json!({"name": "Jane Doe",
+            "key": "demo-key"}),
+        200,
+    )
+    .await;
+    call(
+        Method::PUT,
+        "/api/v1/integrations/lawruler/settings",
+        json!({"enable_integration": true,
+            "send": true, "send_messages": true}),
+        200,
+    )
+    .await;
+    let case_type = call(
+        Method::POST,
+        "/api/v1/case-types",
+        json!({"name": "Auto"}),
+        201,
+    )
+    .await;
+    let case = call(Method::POST, "/api/v1/cases", json!({"name": "Jane Doe",
             "case_type_id": case_type["id"], "external_refs": [{"provider": "lawruler", "external_id": "10001"}]}), 201).await;
-        let message = call(Method::POST, "/api/v1/messages", json!({"case_id": case["id"], "channel": "sms",
+    let message = call(
+        Method::POST,
+        "/api/v1/messages",
+        json!({"case_id": case["id"], "channel": "sms",
             "direction": "outbound", "from": "+15550001000", "to": "+15550102000",
-            "body": "We received your documents."}), 201).await;
+            "body": "We received your documents."}),
+        201,
+    )
+    .await;
 
-        let delivered = consumer.wait_for("/events", 1, Duration::from_secs(30)).await;
-        let event = delivered[0].json();
-        assert_eq!(event["type"], "message_sent", "{event}");
-        assert_eq!(event["data"]["message"]["id"], message["id"], "{event}");
-        let deliveries = format!("/api/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
-        wait_until(Duration::from_secs(30), "the delivery recorded as succeeded", async || {
+    let delivered = consumer
+        .wait_for("/events", 1, Duration::from_secs(30))
+        .await;
+    let event = delivered[0].json();
+    assert_eq!(event["type"], "message_sent", "{event}");
+    assert_eq!(event["data"]["message"]["id"], message["id"], "{event}");
+    let deliveries = format!(
+        "/api/v1/webhooks/{}/deliveries",
+        hook["id"].as_str().unwrap()
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the delivery recorded as succeeded",
+        async || {
             let list = call(Method::GET, &deliveries, Value::Null, 200).await;
-            list["data"][0]["status"] == "succeeded" && list["data"][0]["last_response_status"] == 200
-        }).await;
+            list["data"][0]["status"] == "succeeded"
+                && list["data"][0]["last_response_status"] == 200
+        },
+    )
+    .await;
 
-        wait_until(Duration::from_secs(30), "a Law Ruler note", async || !lr.sim.notes("10001").is_empty()).await;
-        let notes = lr.sim.notes("10001");
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(format!("{:?}", notes[0]).contains("We received your documents."), "{notes:?}");
-        wait_until(Duration::from_secs(30), "the operation recorded as done", async || {
-            let view = call(Method::GET, "/api/v1/integrations/lawruler", Value::Null, 200).await;
+    wait_until(Duration::from_secs(30), "a Law Ruler note", async || {
+        !lr.sim.notes("10001").is_empty()
+    })
+    .await;
+    let notes = lr.sim.notes("10001");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        format!("{:?}", notes[0]).contains("We received your documents."),
+        "{notes:?}"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the operation recorded as done",
+        async || {
+            let view = call(
+                Method::GET,
+                "/api/v1/integrations/lawruler",
+                Value::Null,
+                200,
+            )
+            .await;
             view["sync"]["operations_done"] == 1 && view["sync"]["operations_pending"] == 0
-        }).await;
-        let (clean, _) = server.stop();
-        assert!(clean, "SIGTERM ends with a clean exit");
+        },
+    )
+    .await;
+    let (clean, _) = server.stop();
+    assert!(clean, "SIGTERM ends with a clean exit");
+}
+casebridge_testkit::backend_test!(serve_runs_the_workers_it_wires);
+
+async fn company_create_then_serve_then_graceful_stop(backend: casebridge_testkit::TestBackend) {
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let created = company_create(dir.path(), &db.url, "Acme Injury Law");
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let company = created["company_id"].as_str().unwrap().to_owned();
+
+    let server = Server::start(dir.path(), &db.url);
+    // No master key configured: one was generated into the data dir, readable by us only.
+    let key_file = dir.path().join("master.key");
+    let master = std::fs::read_to_string(&key_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(
+        server
+            .seen
+            .iter()
+            .any(|l| l.contains("generated a master key")),
+        "warning logged"
+    );
+
+    let http = reqwest::Client::new();
+    let me: Value = http
+        .get(format!("{}/api/v1/company", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], company.as_str());
+    assert_eq!(me["timezone"], "America/Chicago");
+    let wrong = "cbk_wrong-key-that-must-not-be-logged";
+    let r = http
+        .get(format!("{}/api/v1/company", server.base))
+        .bearer_auth(wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let (clean, logs) = server.stop();
+    assert!(clean, "SIGTERM ends with a clean exit");
+    let all = logs.join("\n");
+    assert!(all.contains("casebridge stopped"));
+    for secret in [key.as_str(), wrong, master.trim()] {
+        assert!(!all.contains(secret), "a secret appeared in the logs");
     }
 
-    async fn company_create_then_serve_then_graceful_stop(backend) {
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let created = company_create(dir.path(), &db.url, "Acme Injury Law");
-        let key = created["api_key"].as_str().unwrap().to_owned();
-        let company = created["company_id"].as_str().unwrap().to_owned();
+    // A restart reuses the same master key and the same data.
+    let server = Server::start(dir.path(), &db.url);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), master);
+    let r = http
+        .get(format!("{}/api/v1/company", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, logs) = server.stop();
+    assert!(!logs.join("\n").contains("generated a master key"));
+}
+casebridge_testkit::backend_test!(company_create_then_serve_then_graceful_stop);
 
-        let server = Server::start(dir.path(), &db.url);
-        // No master key configured: one was generated into the data dir, readable by us only.
-        let key_file = dir.path().join("master.key");
-        let master = std::fs::read_to_string(&key_file).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert!(server.seen.iter().any(|l| l.contains("generated a master key")), "warning logged");
-
-        let http = reqwest::Client::new();
-        let me: Value = http.get(format!("{}/api/v1/company", server.base)).bearer_auth(&key)
-            .send().await.unwrap().json().await.unwrap();
-        assert_eq!(me["id"], company.as_str());
-        assert_eq!(me["timezone"], "America/Chicago");
-        let wrong = "cbk_wrong-key-that-must-not-be-logged";
-        let r = http.get(format!("{}/api/v1/company", server.base)).bearer_auth(wrong).send().await.unwrap();
-        assert_eq!(r.status(), 401);
-
-        let (clean, logs) = server.stop();
-        assert!(clean, "SIGTERM ends with a clean exit");
-        let all = logs.join("\n");
-        assert!(all.contains("casebridge stopped"));
-        for secret in [key.as_str(), wrong, master.trim()] {
-            assert!(!all.contains(secret), "a secret appeared in the logs");
-        }
-
-        // A restart reuses the same master key and the same data.
-        let server = Server::start(dir.path(), &db.url);
-        assert_eq!(std::fs::read_to_string(&key_file).unwrap(), master);
-        let r = http.get(format!("{}/api/v1/company", server.base)).bearer_auth(&key).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let (_, logs) = server.stop();
-        assert!(!logs.join("\n").contains("generated a master key"));
-    }
-
-    async fn crm_credentials_never_reach_the_logs_even_at_debug(backend) {
-        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = company_create(dir.path(), &db.url, "Acme")["api_key"].as_str().unwrap().to_owned();
-        let mut cmd = casebridge(dir.path(), &db.url);
-        cmd.env("CASEBRIDGE_LOG", "debug")
-            .env("CASEBRIDGE_ALLOW_HTTP", "true")
-            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
-        let server = Server::start_with(cmd);
-        let http = reqwest::Client::new();
-        let url = format!("{}/api/v1/integrations/lawruler/connection", server.base);
-        let body = |password: &str| serde_json::json!({"username": "demo", "password": password,
-            "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"});
-        let r = http.put(&url).bearer_auth(&key).json(&body("wrong-password-xyz")).send().await.unwrap();
-        assert_eq!(r.status(), 422);
-        let r = http.put(&url).bearer_auth(&key).json(&body("demo-password")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let text = r.text().await.unwrap();
-        let (_, logs) = server.stop();
-        let all = logs.join("\n");
-        assert!(all.contains("DEBUG") || all.contains("\"level\":\"DEBUG\""), "debug logging was on");
-        for secret in ["wrong-password-xyz", "demo-password", "demo-secret", "demo-key", key.as_str()] {
-            assert!(!all.contains(secret), "{secret} appeared in the logs");
-            assert!(!text.contains(secret), "{secret} appeared in the response");
-        }
-    }
-
-    async fn import_from_the_law_ruler_api_with_progress(backend) {
-        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let created = company_create(dir.path(), &db.url, "Acme");
-        let (company, key) = (created["company_id"].as_str().unwrap().to_owned(),
-                              created["api_key"].as_str().unwrap().to_owned());
-        let with_net = |mut cmd: Command| {
-            cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
-                .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
-            cmd
-        };
-        let import = || {
-            with_net(casebridge(dir.path(), &db.url))
-                .args(["import", "lawruler", "--company", &company, "--from-api"])
-                .output()
-                .unwrap()
-        };
-        // Not connected yet: a clear refusal.
-        let out = import();
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not connected"),
-                "{}", String::from_utf8_lossy(&out.stderr));
-        let server = Server::start_with(with_net(casebridge(dir.path(), &db.url)));
-        let r = reqwest::Client::new()
-            .put(format!("{}/api/v1/integrations/lawruler/connection", server.base))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"username": "demo", "password": "demo-password",
-                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}))
-            .send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        server.stop();
-        let out = import();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let seeded = lr.sim.leads().len();
-        assert!(stdout.contains(&format!("{seeded} rows: {seeded} created")), "{stdout}");
-        // Again: nothing changes.
-        let out = import();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains(&format!("{seeded} rows: 0 created, 0 updated, {seeded} unchanged")), "{stdout}");
-    }
-
-    async fn user_create_reads_the_password_from_stdin(backend) {
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let company = company_create(dir.path(), &db.url, "Acme")["company_id"].as_str().unwrap().to_owned();
-        let run = |company: &str, password: &str| {
-            let mut child = casebridge(dir.path(), &db.url)
-                .args(["user", "create", "--company", company, "--email", "admin@acme.test", "--password-stdin"])
-                .stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped())
-                .spawn().unwrap();
-            child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
-            child.wait_with_output().unwrap()
-        };
-        let out = run(&company, "short\n");
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
-
-        let out = run("01a1feab-0000-7000-8000-000000000000", "correct horse battery staple\n");
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("no company with id"));
-
-        let out = run(&company, "correct horse battery staple\n");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let user: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(user["email"], "admin@acme.test");
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("correct horse"));
-
-        let out = run(&company, "correct horse battery staple\n");
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
-
-        // An operator can mint a new key for the company; it works at once.
-        let out = casebridge(dir.path(), &db.url)
-            .args(["company", "add-key", "--company", &company])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let added: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(added["company_id"], company.as_str());
-        let server = Server::start(dir.path(), &db.url);
-        let r = reqwest::Client::new().get(format!("{}/api/v1/company", server.base))
-            .bearer_auth(added["api_key"].as_str().unwrap()).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        server.stop();
+async fn crm_credentials_never_reach_the_logs_even_at_debug(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = company_create(dir.path(), &db.url, "Acme")["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut cmd = casebridge(dir.path(), &db.url);
+    cmd.env("CASEBRIDGE_LOG", "debug")
+        .env("CASEBRIDGE_ALLOW_HTTP", "true")
+        .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+    let server = Server::start_with(cmd);
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/integrations/lawruler/connection", server.base);
+    let body = |password: &str| {
+        serde_json::json!({"username": "demo", "password": password,
+            "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"})
+    };
+    let r = http
+        .put(&url)
+        .bearer_auth(&key)
+        .json(&body("wrong-password-xyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = http
+        .put(&url)
+        .bearer_auth(&key)
+        .json(&body("demo-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let (_, logs) = server.stop();
+    let all = logs.join("\n");
+    assert!(
+        all.contains("DEBUG") || all.contains("\"level\":\"DEBUG\""),
+        "debug logging was on"
+    );
+    for secret in [
+        "wrong-password-xyz",
+        "demo-password",
+        "demo-secret",
+        "demo-key",
+        key.as_str(),
+    ] {
+        assert!(!all.contains(secret), "{secret} appeared in the logs");
+        assert!(!text.contains(secret), "{secret} appeared in the response");
     }
 }
+casebridge_testkit::backend_test!(crm_credentials_never_reach_the_logs_even_at_debug);
+
+async fn import_from_the_law_ruler_api_with_progress(backend: casebridge_testkit::TestBackend) {
+    let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let created = company_create(dir.path(), &db.url, "Acme");
+    let (company, key) = (
+        created["company_id"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    );
+    let with_net = |mut cmd: Command| {
+        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        cmd
+    };
+    let import = || {
+        with_net(casebridge(dir.path(), &db.url))
+            .args(["import", "lawruler", "--company", &company, "--from-api"])
+            .output()
+            .unwrap()
+    };
+    // Not connected yet: a clear refusal.
+    let out = import();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not connected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start_with(with_net(casebridge(dir.path(), &db.url)));
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v1/integrations/lawruler/connection",
+            server.base
+        ))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"username": "demo", "password": "demo-password",
+                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+    let out = import();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seeded = lr.sim.leads().len();
+    assert!(
+        stdout.contains(&format!("{seeded} rows: {seeded} created")),
+        "{stdout}"
+    );
+    // Again: nothing changes.
+    let out = import();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{seeded} rows: 0 created, 0 updated, {seeded} unchanged"
+        )),
+        "{stdout}"
+    );
+}
+casebridge_testkit::backend_test!(import_from_the_law_ruler_api_with_progress);
+
+async fn user_create_reads_the_password_from_stdin(backend: casebridge_testkit::TestBackend) {
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let company = company_create(dir.path(), &db.url, "Acme")["company_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = |company: &str, password: &str| {
+        let mut child = casebridge(dir.path(), &db.url)
+            .args([
+                "user",
+                "create",
+                "--company",
+                company,
+                "--email",
+                "admin@acme.test",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&company, "short\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
+
+    let out = run(
+        "01a1feab-0000-7000-8000-000000000000",
+        "correct horse battery staple\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no company with id"));
+
+    let out = run(&company, "correct horse battery staple\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(user["email"], "admin@acme.test");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("correct horse"));
+
+    let out = run(&company, "correct horse battery staple\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    // An operator can mint a new key for the company; it works at once.
+    let out = casebridge(dir.path(), &db.url)
+        .args(["company", "add-key", "--company", &company])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(added["company_id"], company.as_str());
+    let server = Server::start(dir.path(), &db.url);
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/company", server.base))
+        .bearer_auth(added["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+}
+casebridge_testkit::backend_test!(user_create_reads_the_password_from_stdin);
 
 #[test]
 fn bad_configuration_is_refused_with_the_setting_named() {
@@ -449,107 +622,188 @@ impl Drop for ReceiverProcess {
     }
 }
 
-backend_tests! {
-    /// README's first tour, step by step, on a laptop: the server with the two development
-    /// settings, the local receiver, and a delivery arriving verified.
-    async fn the_readme_tour_delivers_a_verified_webhook_to_the_local_receiver(backend) {
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = company_create(dir.path(), &db.url, "Acme Injury Law")["api_key"]
-            .as_str().unwrap().to_owned();
-        let mut cmd = casebridge(dir.path(), &db.url);
-        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
-            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
-        let server = Server::start_with(cmd);
-        let http = reqwest::Client::new();
-        let api = |path: &str| format!("{}/api/v1{path}", server.base);
-        let post = |path: &str, body: Value| {
-            http.post(api(path)).bearer_auth(&key).json(&body).send()
-        };
+/// README's first tour, step by step, on a laptop: the server with the two development
+/// settings, the local receiver, and a delivery arriving verified.
+async fn the_readme_tour_delivers_a_verified_webhook_to_the_local_receiver(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = company_create(dir.path(), &db.url, "Acme Injury Law")["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut cmd = casebridge(dir.path(), &db.url);
+    cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+        .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+    let server = Server::start_with(cmd);
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v1{path}", server.base);
+    let post = |path: &str, body: Value| http.post(api(path)).bearer_auth(&key).json(&body).send();
 
-        let ct: Value = post("/case-types", serde_json::json!({"name": "Motor Vehicle Accident"}))
-            .await.unwrap().json().await.unwrap();
-        let r = post("/clients", serde_json::json!({"first_name": "Jane", "last_name": "Doe",
+    let ct: Value = post(
+        "/case-types",
+        serde_json::json!({"name": "Motor Vehicle Accident"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let r = post(
+        "/clients",
+        serde_json::json!({"first_name": "Jane", "last_name": "Doe",
             "phone": "+1 555 010 2000",
-            "external_refs": [{"provider": "lawruler", "external_id": "PC-9"}]})).await.unwrap();
-        assert_eq!(r.status(), 201);
-        let r = post("/cases", serde_json::json!({"name": "Doe – rear-end collision",
+            "external_refs": [{"provider": "lawruler", "external_id": "PC-9"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = post(
+        "/cases",
+        serde_json::json!({"name": "Doe – rear-end collision",
             "case_type_id": ct["id"], "custom_fields": {"injury": "neck"},
-            "external_refs": [{"provider": "lawruler", "external_id": "10234"}]})).await.unwrap();
-        assert_eq!(r.status(), 201);
-        let case: Value = r.json().await.unwrap();
-        let found: Value = http
-            .get(api("/cases/by-external-ref?provider=lawruler&external_id=10234"))
-            .bearer_auth(&key).send().await.unwrap().json().await.unwrap();
-        assert_eq!(found["id"], case["id"], "{found}");
+            "external_refs": [{"provider": "lawruler", "external_id": "10234"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let case: Value = r.json().await.unwrap();
+    let found: Value = http
+        .get(api(
+            "/cases/by-external-ref?provider=lawruler&external_id=10234",
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["id"], case["id"], "{found}");
 
-        let receiver = ReceiverProcess::start();
-        let r = post("/webhooks", serde_json::json!({"name": "Firm server",
-            "url": format!("{}/casebridge", receiver.base), "secret": receiver.secret}))
-            .await.unwrap();
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        let webhook: Value = r.json().await.unwrap();
-        assert_eq!(webhook["secret"], receiver.secret.as_str());
+    let receiver = ReceiverProcess::start();
+    let r = post(
+        "/webhooks",
+        serde_json::json!({"name": "Firm server",
+            "url": format!("{}/casebridge", receiver.base), "secret": receiver.secret}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let webhook: Value = r.json().await.unwrap();
+    assert_eq!(webhook["secret"], receiver.secret.as_str());
 
-        let r = post("/calls", serde_json::json!({"direction": "outbound", "case_id": case["id"]}))
-            .await.unwrap();
-        assert_eq!(r.status(), 201);
-        let printed = receiver.printed.recv_timeout(Duration::from_secs(30))
-            .expect("the receiver printed a delivery");
-        assert_eq!(printed["type"], "call_started", "{printed}");
-        assert_eq!(printed["verified"], true, "{printed}");
+    let r = post(
+        "/calls",
+        serde_json::json!({"direction": "outbound", "case_id": case["id"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let printed = receiver
+        .printed
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the receiver printed a delivery");
+    assert_eq!(printed["type"], "call_started", "{printed}");
+    assert_eq!(printed["verified"], true, "{printed}");
 
-        // The attempt is recorded once the receiver's answer is back.
-        let list = api(&format!("/webhooks/{}/deliveries", webhook["id"].as_str().unwrap()));
-        let mut deliveries = Value::Null;
-        for _ in 0..100 {
-            deliveries = http.get(&list).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
-            if deliveries["data"][0]["status"] != "pending" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    // The attempt is recorded once the receiver's answer is back.
+    let list = api(&format!(
+        "/webhooks/{}/deliveries",
+        webhook["id"].as_str().unwrap()
+    ));
+    let mut deliveries = Value::Null;
+    for _ in 0..100 {
+        deliveries = http
+            .get(&list)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if deliveries["data"][0]["status"] != "pending" {
+            break;
         }
-        let d = &deliveries["data"][0];
-        assert_eq!(d["event_id"], printed["webhook_id"], "{deliveries}");
-        assert_eq!(d["status"], "succeeded", "{deliveries}");
-        assert_eq!(d["last_response_status"], 204);
-        server.stop();
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    /// Without CASEBRIDGE_PUBLIC_URL the webhook URL is built from the address casebridge
-    /// listens on, and both the log and the setup view warn that a CRM cannot reach it.
-    async fn webhook_url_follows_the_listen_address_with_a_warning(backend) {
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = company_create(dir.path(), &db.url, "Acme")["api_key"].as_str().unwrap().to_owned();
-        let server = Server::start(dir.path(), &db.url);
-        let setup: Value = reqwest::Client::new()
-            .get(format!("{}/api/v1/integrations/lawruler", server.base))
-            .bearer_auth(&key).send().await.unwrap().json().await.unwrap();
-        let url = setup["webhook_url"].as_str().unwrap();
-        assert!(url.starts_with(&format!("{}/hooks/lawruler/", server.base)), "{url}");
-        let warning = setup["webhook_url_warning"].as_str().expect("a warning");
-        assert!(warning.contains("CASEBRIDGE_PUBLIC_URL"), "{warning}");
-        let (_, logs) = server.stop();
-        let logged: Vec<Value> = logs.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        assert!(logged.iter().any(|l| l["level"] == "WARN"
-            && l["public_url"] == server_base(&logs)
-            && l["message"].as_str().unwrap_or_default().contains("CASEBRIDGE_PUBLIC_URL")),
-            "{logs:#?}");
-
-        // With a public URL: that base, and no warning.
-        let mut cmd = casebridge(dir.path(), &db.url);
-        cmd.env("CASEBRIDGE_PUBLIC_URL", "https://hooks.acme.test/");
-        let server = Server::start_with(cmd);
-        let setup: Value = reqwest::Client::new()
-            .get(format!("{}/api/v1/integrations/lawruler", server.base))
-            .bearer_auth(&key).send().await.unwrap().json().await.unwrap();
-        assert!(setup["webhook_url"].as_str().unwrap().starts_with("https://hooks.acme.test/hooks/lawruler/"));
-        assert_eq!(setup["webhook_url_warning"], Value::Null);
-        let (_, logs) = server.stop();
-        assert!(!logs.join("\n").contains("CASEBRIDGE_PUBLIC_URL"));
-    }
+    let d = &deliveries["data"][0];
+    assert_eq!(d["event_id"], printed["webhook_id"], "{deliveries}");
+    assert_eq!(d["status"], "succeeded", "{deliveries}");
+    assert_eq!(d["last_response_status"], 204);
+    server.stop();
 }
+casebridge_testkit::backend_test!(
+    the_readme_tour_delivers_a_verified_webhook_to_the_local_receiver
+);
+
+/// Without CASEBRIDGE_PUBLIC_URL the webhook URL is built from the address casebridge
+/// listens on, and both the log and the setup view warn that a CRM cannot reach it.
+async fn webhook_url_follows_the_listen_address_with_a_warning(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = company_create(dir.path(), &db.url, "Acme")["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = Server::start(dir.path(), &db.url);
+    let setup: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/integrations/lawruler", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = setup["webhook_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/hooks/lawruler/", server.base)),
+        "{url}"
+    );
+    let warning = setup["webhook_url_warning"].as_str().expect("a warning");
+    assert!(warning.contains("CASEBRIDGE_PUBLIC_URL"), "{warning}");
+    let (_, logs) = server.stop();
+    let logged: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        logged.iter().any(|l| l["level"] == "WARN"
+            && l["public_url"] == server_base(&logs)
+            && l["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("CASEBRIDGE_PUBLIC_URL")),
+        "{logs:#?}"
+    );
+
+    // With a public URL: that base, and no warning.
+    let mut cmd = casebridge(dir.path(), &db.url);
+    cmd.env("CASEBRIDGE_PUBLIC_URL", "https://hooks.acme.test/");
+    let server = Server::start_with(cmd);
+    let setup: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/integrations/lawruler", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(setup["webhook_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://hooks.acme.test/hooks/lawruler/"));
+    assert_eq!(setup["webhook_url_warning"], Value::Null);
+    let (_, logs) = server.stop();
+    assert!(!logs.join("\n").contains("CASEBRIDGE_PUBLIC_URL"));
+}
+casebridge_testkit::backend_test!(webhook_url_follows_the_listen_address_with_a_warning);
 
 /// The `http://…` base the server logged when it started serving.
 fn server_base(logs: &[String]) -> String {
@@ -591,117 +845,285 @@ fn migrate_refuses_a_malformed_master_key_and_changes_nothing() {
     assert!(!db.exists());
 }
 
-backend_tests! {
-    /// `casebridge export` writes the whole file under its name only once complete, and refuses
-    /// what it cannot do with the argument named.
-    async fn export_writes_the_file_and_names_a_wrong_argument(backend) {
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let made = company_create(dir.path(), &db.url, "Acme");
-        let company = made["company_id"].as_str().unwrap().to_owned();
-        let server = Server::start(dir.path(), &db.url);
-        let http = reqwest::Client::new();
-        let mut ids = Vec::new();
-        for name in ["Ann", "Bo, \"B\""] {
-            let r = http.post(format!("{}/api/v1/clients", server.base))
-                .bearer_auth(made["api_key"].as_str().unwrap())
-                .json(&serde_json::json!({"first_name": name})).send().await.unwrap();
-            assert_eq!(r.status(), 201);
-            ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
-        }
-        server.stop();
-
-        let out_file = dir.path().join("clients.csv");
-        let out = casebridge(dir.path(), &db.url)
-            .args(["export", "clients", "--company", &company, "--out", out_file.to_str().unwrap()])
-            .output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("2 rows exported"));
-        let text = std::fs::read_to_string(&out_file).unwrap();
-        let mut lines = text.lines();
-        assert_eq!(lines.next(), Some("id,first_name,last_name,email,phone,external_refs,created_at,updated_at"));
-        assert!(lines.next().unwrap().starts_with(&format!("{},Ann,", ids[0])));
-        assert!(lines.next().unwrap().starts_with(&format!("{},\"Bo, \"\"B\"\"\",", ids[1])), "{text}");
-        assert!(!dir.path().join("clients.csv.partial").exists());
-
-        // To stdout, as JSON.
-        let out = casebridge(dir.path(), &db.url)
-            .args(["export", "clients", "--company", &company, "--format", "json"]).output().unwrap();
-        assert!(out.status.success());
-        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(rows[1]["first_name"], "Bo, \"B\"");
-
-        let run = || casebridge(dir.path(), &db.url);
-        fails(run(), &["export", "invoices", "--company", &company], "not an export");
-        fails(run(), &["export", "cases", "--company", &company, "--format", "xml"], "--format");
-        fails(run(), &["export", "cases", "--company", &company, "--since", "yesterday"], "--since");
-        fails(run(), &["export", "cases", "--company", "01a1feab-0000-7000-8000-000000000000"], "no company with id");
-        fails(run(), &["export", "cases", "--company", &company, "--provider", "lawruler"], "provider");
+/// `casebridge export` writes the whole file under its name only once complete, and refuses
+/// what it cannot do with the argument named.
+async fn export_writes_the_file_and_names_a_wrong_argument(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let made = company_create(dir.path(), &db.url, "Acme");
+    let company = made["company_id"].as_str().unwrap().to_owned();
+    let server = Server::start(dir.path(), &db.url);
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for name in ["Ann", "Bo, \"B\""] {
+        let r = http
+            .post(format!("{}/api/v1/clients", server.base))
+            .bearer_auth(made["api_key"].as_str().unwrap())
+            .json(&serde_json::json!({"first_name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
+    server.stop();
 
-    /// Every command that did not do what was asked exits non-zero, saying why.
-    async fn every_command_exits_non_zero_when_it_did_not_do_what_was_asked(backend) {
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let company = company_create(dir.path(), &db.url, "Acme")["company_id"].as_str().unwrap().to_owned();
-        let unknown = "01a1feab-0000-7000-8000-000000000000";
-        let run = || casebridge(dir.path(), &db.url);
-        fails(run(), &["company", "create", "--name", "  "], "name");
-        fails(run(), &["company", "add-key", "--company", "nope"], "not a company id");
-        fails(run(), &["company", "add-key", "--company", unknown], "no company with id");
-        fails(run(), &["user", "create", "--company", &company, "--email", "not-an-email",
-                       "--password-stdin"], "not an email address");
-        let missing = dir.path().join("missing.csv");
-        fails(run(), &["import", "lawruler", "--company", &company, "--file",
-                       missing.to_str().unwrap()], "cannot read");
-        let bad = dir.path().join("bad.csv");
-        std::fs::write(&bad, "Lead ID,Status\n1,Intake\n").unwrap();
-        fails(run(), &["import", "lawruler", "--company", &company, "--file",
-                       bad.to_str().unwrap()], "Case Type ID");
-        fails(run(), &["import", "lawruler", "--company", unknown, "--from-api"],
-              "no company with id");
-        fails(run(), &["import", "lawruler", "--company", &company, "--from-api",
-                       "--since", "yesterday"], "--since");
-        fails(run(), &["sim", "receiver", "--port", "0", "--secret", "plain"], "--secret");
-        fails(run(), &["no-such-command"], "unrecognized subcommand");
+    let out_file = dir.path().join("clients.csv");
+    let out = casebridge(dir.path(), &db.url)
+        .args([
+            "export",
+            "clients",
+            "--company",
+            &company,
+            "--out",
+            out_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 rows exported"));
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,first_name,last_name,email,phone,external_refs,created_at,updated_at")
+    );
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with(&format!("{},Ann,", ids[0])));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with(&format!("{},\"Bo, \"\"B\"\"\",", ids[1])),
+        "{text}"
+    );
+    assert!(!dir.path().join("clients.csv.partial").exists());
 
-        // The port is taken: serve cannot listen.
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut cmd = run();
-        cmd.env("CASEBRIDGE_LISTEN", taken.local_addr().unwrap().to_string());
-        fails(cmd, &["serve"], "cannot listen");
-        fails(run(), &["sim", "lawruler", "--port",
-                       &taken.local_addr().unwrap().port().to_string()], "cannot listen");
-    }
+    // To stdout, as JSON.
+    let out = casebridge(dir.path(), &db.url)
+        .args([
+            "export",
+            "clients",
+            "--company",
+            &company,
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[1]["first_name"], "Bo, \"B\"");
 
-    /// `import lawruler --from-api` when the Law Ruler address is refused by the URL policy (the
-    /// development settings are not on): the import did not happen, so the exit is non-zero.
-    async fn import_from_api_refused_by_the_url_policy_exits_non_zero(backend) {
-        let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
-        let db = TestDb::empty(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let created = company_create(dir.path(), &db.url, "Acme");
-        let (company, key) = (created["company_id"].as_str().unwrap().to_owned(),
-                              created["api_key"].as_str().unwrap().to_owned());
-        let mut cmd = casebridge(dir.path(), &db.url);
-        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
-            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
-        let server = Server::start_with(cmd);
-        let r = reqwest::Client::new()
-            .put(format!("{}/api/v1/integrations/lawruler/connection", server.base))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"username": "demo", "password": "demo-password",
-                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}))
-            .send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        server.stop();
-        lr.sim.clear_requests();
-        let stderr = fails(casebridge(dir.path(), &db.url),
-            &["import", "lawruler", "--company", &company, "--from-api"], "error:");
-        assert!(lr.sim.requests().is_empty(), "nothing reached Law Ruler");
-        assert!(!stderr.contains("demo-password"));
-    }
+    let run = || casebridge(dir.path(), &db.url);
+    fails(
+        run(),
+        &["export", "invoices", "--company", &company],
+        "not an export",
+    );
+    fails(
+        run(),
+        &["export", "cases", "--company", &company, "--format", "xml"],
+        "--format",
+    );
+    fails(
+        run(),
+        &[
+            "export",
+            "cases",
+            "--company",
+            &company,
+            "--since",
+            "yesterday",
+        ],
+        "--since",
+    );
+    fails(
+        run(),
+        &[
+            "export",
+            "cases",
+            "--company",
+            "01a1feab-0000-7000-8000-000000000000",
+        ],
+        "no company with id",
+    );
+    fails(
+        run(),
+        &[
+            "export",
+            "cases",
+            "--company",
+            &company,
+            "--provider",
+            "lawruler",
+        ],
+        "provider",
+    );
 }
+casebridge_testkit::backend_test!(export_writes_the_file_and_names_a_wrong_argument);
+
+/// Every command that did not do what was asked exits non-zero, saying why.
+async fn every_command_exits_non_zero_when_it_did_not_do_what_was_asked(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let company = company_create(dir.path(), &db.url, "Acme")["company_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unknown = "01a1feab-0000-7000-8000-000000000000";
+    let run = || casebridge(dir.path(), &db.url);
+    fails(run(), &["company", "create", "--name", "  "], "name");
+    fails(
+        run(),
+        &["company", "add-key", "--company", "nope"],
+        "not a company id",
+    );
+    fails(
+        run(),
+        &["company", "add-key", "--company", unknown],
+        "no company with id",
+    );
+    fails(
+        run(),
+        &[
+            "user",
+            "create",
+            "--company",
+            &company,
+            "--email",
+            "not-an-email",
+            "--password-stdin",
+        ],
+        "not an email address",
+    );
+    let missing = dir.path().join("missing.csv");
+    fails(
+        run(),
+        &[
+            "import",
+            "lawruler",
+            "--company",
+            &company,
+            "--file",
+            missing.to_str().unwrap(),
+        ],
+        "cannot read",
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "Lead ID,Status\n1,Intake\n").unwrap();
+    fails(
+        run(),
+        &[
+            "import",
+            "lawruler",
+            "--company",
+            &company,
+            "--file",
+            bad.to_str().unwrap(),
+        ],
+        "Case Type ID",
+    );
+    fails(
+        run(),
+        &["import", "lawruler", "--company", unknown, "--from-api"],
+        "no company with id",
+    );
+    fails(
+        run(),
+        &[
+            "import",
+            "lawruler",
+            "--company",
+            &company,
+            "--from-api",
+            "--since",
+            "yesterday",
+        ],
+        "--since",
+    );
+    fails(
+        run(),
+        &["sim", "receiver", "--port", "0", "--secret", "plain"],
+        "--secret",
+    );
+    fails(run(), &["no-such-command"], "unrecognized subcommand");
+
+    // The port is taken: serve cannot listen.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = run();
+    cmd.env("CASEBRIDGE_LISTEN", taken.local_addr().unwrap().to_string());
+    fails(cmd, &["serve"], "cannot listen");
+    fails(
+        run(),
+        &[
+            "sim",
+            "lawruler",
+            "--port",
+            &taken.local_addr().unwrap().port().to_string(),
+        ],
+        "cannot listen",
+    );
+}
+casebridge_testkit::backend_test!(every_command_exits_non_zero_when_it_did_not_do_what_was_asked);
+
+/// `import lawruler --from-api` when the Law Ruler address is refused by the URL policy (the
+/// development settings are not on): the import did not happen, so the exit is non-zero.
+async fn import_from_api_refused_by_the_url_policy_exits_non_zero(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let created = company_create(dir.path(), &db.url, "Acme");
+    let (company, key) = (
+        created["company_id"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    );
+    let mut cmd = casebridge(dir.path(), &db.url);
+    cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+        .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+    let server = Server::start_with(cmd);
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v1/integrations/lawruler/connection",
+            server.base
+        ))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"username": "demo", "password": "demo-password",
+                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+    lr.sim.clear_requests();
+    let stderr = fails(
+        casebridge(dir.path(), &db.url),
+        &["import", "lawruler", "--company", &company, "--from-api"],
+        "error:",
+    );
+    assert!(lr.sim.requests().is_empty(), "nothing reached Law Ruler");
+    assert!(!stderr.contains("demo-password"));
+}
+casebridge_testkit::backend_test!(import_from_api_refused_by_the_url_policy_exits_non_zero);
 
 #[test]
 fn help_describes_every_option_and_names_the_config_variable_once() {
