@@ -3,7 +3,7 @@
 //! - [`TestDb`]: a fresh database per test, on SQLite (a temporary file) or PostgreSQL (a new
 //!   database created on the server named by `CASEBRIDGE_TEST_POSTGRES_URL`, dropped afterwards;
 //!   unset and with no server on 127.0.0.1:5432, on a throwaway cluster, [`cluster`]).
-//! - [`backend_tests!`]: writes each test once and runs it on both backends.
+//! - [`backend_test!`]: runs a test written once on both backends.
 //! - [`TestApp`]: the real HTTP server on `127.0.0.1:0` over a fresh database, with a company and
 //!   its API key, plus a reqwest client.
 
