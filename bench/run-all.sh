@@ -28,3 +28,4 @@ run claim --sizes 1000,100000,1000000 --claims 50
 run lawruler-ingest --webhooks 5000 --concurrency 8
 run lawruler-ingest --webhooks 5000 --concurrency 8 --updates 20
 run lawruler-outbound --ops 2000 --leads 50
+run export --rows 1000000
