@@ -42,8 +42,7 @@ pub enum Command {
     /// Manage companies (tenants).
     #[command(subcommand)]
     Company(CompanyCommand),
-    /// Manage the users of the admin UI (the UI itself is not built yet; users created now can
-    /// sign in once it is).
+    /// Manage the users who sign in to the admin UI at /ui.
     #[command(subcommand)]
     User(UserCommand),
     /// Import existing records from a CRM export.
