@@ -42,6 +42,9 @@ pub struct Bench {
     pub store: Store,
     pub keyring: Keyring,
     pub clock: Arc<SystemClock>,
+    /// A local object store in a temporary folder (removed with the bench).
+    pub files: casebridge_files::Files,
+    _files_dir: tempfile::TempDir,
 }
 
 impl Bench {
@@ -50,11 +53,15 @@ impl Bench {
         let store = Store::connect(&db.url, StoreOptions::default())
             .await
             .context("connect to the benchmark database")?;
+        let files_dir = tempfile::tempdir().context("a folder for the object store")?;
+        let files = casebridge_files::Files::open(&Default::default(), files_dir.path())?;
         Ok(Self {
             db,
             store,
             keyring: Keyring::new(MasterKey::generate(), vec![]),
             clock: Arc::new(SystemClock),
+            files,
+            _files_dir: files_dir,
         })
     }
 

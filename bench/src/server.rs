@@ -89,6 +89,7 @@ impl ApiServer {
                     casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
                     bench.keyring.clone(),
                 ),
+                files: bench.files.clone(),
             },
             casebridge_api::metrics_handle(),
         );
@@ -227,6 +228,7 @@ pub fn start_crm_worker(
         registry,
         outbound::OpHandler::new(
             bench.store.clone(),
+            bench.files.clone(),
             clock.clone(),
             lawruler_clients(bench),
             requests_per_minute,

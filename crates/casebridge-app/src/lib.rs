@@ -30,6 +30,7 @@ pub mod clients;
 pub mod company;
 pub mod documents;
 pub mod exports;
+pub mod files;
 pub mod imports;
 pub mod inbound;
 pub mod integrations;
@@ -62,6 +63,8 @@ pub struct AppParts {
     /// SmartAdvocate clients (SSRF-safe HTTP client, configured endpoint paths, cached per
     /// company).
     pub smartadvocate: casebridge_crm::smartadvocate::connection::Clients,
+    /// Where file bytes (documents, recordings) are kept: the object store.
+    pub files: casebridge_files::Files,
 }
 
 /// The services' shared context. Cheap to clone. Its parts are private: callers reach the
@@ -110,6 +113,10 @@ impl App {
 
     pub(crate) fn scheduling_url(&self) -> &str {
         &self.inner.scheduling_url
+    }
+
+    pub(crate) fn files(&self) -> &casebridge_files::Files {
+        &self.inner.files
     }
 
     pub(crate) fn connectors(&self) -> &Connectors {

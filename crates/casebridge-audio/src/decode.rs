@@ -3,6 +3,8 @@
 use std::io::{Cursor, ErrorKind};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use symphonia::core::codecs::{self, CodecParameters, CodecType, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
@@ -50,13 +52,19 @@ impl Container {
     }
 }
 
-pub(crate) fn open(bytes: &[u8], sniffed: Sniffed) -> Result<Source, AudioError> {
+pub(crate) fn open(bytes: &Bytes, sniffed: Sniffed) -> Result<Source, AudioError> {
     let format = sniffed.container.format();
     let label = sniffed.container.label();
-    // Symphonia needs an owned ('static) source, so the reader works on a copy of the input.
-    let mut data = bytes[sniffed.start..].to_vec();
+    // Symphonia needs an owned ('static) source: a shared view of the input (no copy), or a
+    // private copy when a WAV's sizes must be repaired first.
+    let mut data = bytes.slice(sniffed.start..);
     if sniffed.container == Container::Wav {
-        sniff::repair_wav_sizes(&mut data);
+        let fixes = sniff::wav_size_fixes(&data);
+        if !fixes.is_empty() {
+            let mut copy = data.to_vec();
+            sniff::repair_wav_sizes(&mut copy);
+            data = Bytes::from(copy);
+        }
     }
     let wav_tag = (sniffed.container == Container::Wav)
         .then(|| sniff::wav_format_tag(&data))

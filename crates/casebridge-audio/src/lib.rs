@@ -59,6 +59,7 @@ use std::fmt;
 use std::io::ErrorKind;
 use std::time::Duration;
 
+use bytes::Bytes;
 use symphonia::core::audio::AudioBuffer;
 use symphonia::core::errors::Error as SymError;
 
@@ -170,6 +171,13 @@ impl fmt::Debug for Mp3 {
 /// found by [`to_mp3`]. A recording declaring more than [`MAX_DURATION`] is
 /// [`AudioError::TooLong`].
 pub fn probe(bytes: &[u8], hint: Hint<'_>) -> Result<AudioInfo, AudioError> {
+    probe_shared(&Bytes::copy_from_slice(bytes), hint)
+}
+
+/// [`probe`] on shared bytes (for example a memory-mapped upload), read in place: a large
+/// recording is probed without a copy in memory (a WAV whose sizes need repair is the one
+/// exception).
+pub fn probe_shared(bytes: &Bytes, hint: Hint<'_>) -> Result<AudioInfo, AudioError> {
     let sniffed = sniff::sniff(bytes, &hint)?;
     let mut source = decode::open(bytes, sniffed)?;
     // Proves the codec is supported.
@@ -218,7 +226,7 @@ pub fn probe(bytes: &[u8], hint: Hint<'_>) -> Result<AudioInfo, AudioError> {
 /// CPU-bound and synchronous: call it from `spawn_blocking`.
 pub fn to_mp3(bytes: &[u8], hint: Hint<'_>) -> Result<Mp3, AudioError> {
     let sniffed = sniff::sniff(bytes, &hint)?;
-    let mut source = decode::open(bytes, sniffed)?;
+    let mut source = decode::open(&Bytes::copy_from_slice(bytes), sniffed)?;
 
     if source.format == AudioFormat::Mp3 {
         // Reading every frame checks that this is a real MP3 stream and gives its exact length.
@@ -391,7 +399,7 @@ mod tests {
     fn the_length_limit_is_enforced_while_decoding() {
         let bytes = wav(8_000, 3);
         let sniffed = sniff::sniff(&bytes, &Hint::default()).unwrap();
-        let source = decode::open(&bytes, sniffed).unwrap();
+        let source = decode::open(&Bytes::from(bytes.clone()), sniffed).unwrap();
         let err = transcode(source, Duration::from_secs(2)).unwrap_err();
         assert_eq!(
             err,
@@ -406,7 +414,7 @@ mod tests {
         );
 
         let sniffed = sniff::sniff(&bytes, &Hint::default()).unwrap();
-        let source = decode::open(&bytes, sniffed).unwrap();
+        let source = decode::open(&Bytes::from(bytes.clone()), sniffed).unwrap();
         assert!(transcode(source, Duration::from_secs(3)).is_ok());
     }
 

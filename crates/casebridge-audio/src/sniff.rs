@@ -372,14 +372,23 @@ fn adts_frames_in_a_row(b: &[u8], count: usize) -> bool {
 ///
 /// Only the RIFF and `data` chunk sizes are touched, and only in our private copy.
 pub(crate) fn repair_wav_sizes(wav: &mut [u8]) {
+    for (at, value) in wav_size_fixes(wav) {
+        wav[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// The size fields [`repair_wav_sizes`] would rewrite, as (offset, new value); empty for a WAV
+/// whose sizes are right, so such a file is read in place without a copy.
+pub(crate) fn wav_size_fixes(wav: &[u8]) -> Vec<(usize, u32)> {
+    let mut fixes = Vec::new();
     let len = wav.len();
     let riff_size = u32::try_from(len.saturating_sub(8)).unwrap_or(u32::MAX);
     if len < 12 {
-        return;
+        return fixes;
     }
     let declared = u32::from_le_bytes([wav[4], wav[5], wav[6], wav[7]]);
     if declared as usize > len - 8 || declared == 0 {
-        wav[4..8].copy_from_slice(&riff_size.to_le_bytes());
+        fixes.push((4, riff_size));
     }
     let mut pos = 12;
     while pos + 8 <= len {
@@ -389,16 +398,16 @@ pub(crate) fn repair_wav_sizes(wav: &mut [u8]) {
         let available = len - body;
         if &id == b"data" {
             if size as usize > available || size == 0 {
-                let fixed = u32::try_from(available).unwrap_or(u32::MAX);
-                wav[pos + 4..pos + 8].copy_from_slice(&fixed.to_le_bytes());
+                fixes.push((pos + 4, u32::try_from(available).unwrap_or(u32::MAX)));
             }
-            return;
+            return fixes;
         }
         // Chunks are padded to an even length.
         pos = body
             .saturating_add(size as usize)
             .saturating_add(size as usize & 1);
     }
+    fixes
 }
 
 /// The WAVE format tag from the `fmt ` chunk (1 = PCM, 0x31 = GSM, ...), if there is one.

@@ -74,6 +74,18 @@ pub struct Config {
     /// SmartAdvocate CaseSyncAPI paths, by name (`case_types`, `udfs`, …); unset names keep
     /// their defaults.
     pub smartadvocate_paths: BTreeMap<String, String>,
+    /// CASEBRIDGE_OBJECT_STORE_URL: where file bytes (documents, recordings) are kept; unset
+    /// means the folder `{data_dir}/files`. `file:///absolute/path` or `s3://bucket[/prefix]`.
+    pub object_store_url: Option<String>,
+    /// CASEBRIDGE_OBJECT_STORE_REGION: the S3 region (default `AWS_REGION`, else `us-east-1`).
+    pub object_store_region: Option<String>,
+    /// CASEBRIDGE_OBJECT_STORE_ENDPOINT: an S3-compatible endpoint (MinIO, moto, R2, …);
+    /// unset means AWS. An `http://` endpoint is spoken to over plain HTTP.
+    pub object_store_endpoint: Option<String>,
+    /// CASEBRIDGE_OBJECT_STORE_ACCESS_KEY_ID and CASEBRIDGE_OBJECT_STORE_SECRET_ACCESS_KEY: S3
+    /// credentials (default: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or the instance role).
+    pub object_store_access_key_id: Option<String>,
+    pub object_store_secret_access_key: Option<SecretString>,
 }
 
 /// Log output format.
@@ -186,6 +198,18 @@ const SETTINGS: &[Setting] = &[
     ),
     setting("lawruler_paths", "CASEBRIDGE_LAWRULER_PATHS"),
     setting("smartadvocate_paths", "CASEBRIDGE_SMARTADVOCATE_PATHS"),
+    setting("object_store_url", "CASEBRIDGE_OBJECT_STORE_URL"),
+    setting("object_store_region", "CASEBRIDGE_OBJECT_STORE_REGION"),
+    setting("object_store_endpoint", "CASEBRIDGE_OBJECT_STORE_ENDPOINT"),
+    setting(
+        "object_store_access_key_id",
+        "CASEBRIDGE_OBJECT_STORE_ACCESS_KEY_ID",
+    ),
+    Setting {
+        key: "object_store_secret_access_key",
+        env: "CASEBRIDGE_OBJECT_STORE_SECRET_ACCESS_KEY",
+        secret: true,
+    },
 ];
 
 const ENV_PREFIX: &str = "CASEBRIDGE_";
@@ -239,6 +263,16 @@ struct RawConfig {
     lawruler_pull_interval_secs: u64,
     lawruler_paths: BTreeMap<String, String>,
     smartadvocate_paths: BTreeMap<String, String>,
+    #[serde(deserialize_with = "de::opt_string")]
+    object_store_url: Option<String>,
+    #[serde(deserialize_with = "de::opt_string")]
+    object_store_region: Option<String>,
+    #[serde(deserialize_with = "de::opt_string")]
+    object_store_endpoint: Option<String>,
+    #[serde(deserialize_with = "de::opt_string")]
+    object_store_access_key_id: Option<String>,
+    #[serde(deserialize_with = "de::opt_string")]
+    object_store_secret_access_key: Option<SecretString>,
 }
 
 impl Default for RawConfig {
@@ -266,6 +300,11 @@ impl Default for RawConfig {
             lawruler_pull_interval_secs: 3600,
             lawruler_paths: BTreeMap::new(),
             smartadvocate_paths: BTreeMap::new(),
+            object_store_url: None,
+            object_store_region: None,
+            object_store_endpoint: None,
+            object_store_access_key_id: None,
+            object_store_secret_access_key: None,
         }
     }
 }
@@ -394,6 +433,17 @@ impl fmt::Debug for Config {
             )
             .field("lawruler_paths", &self.lawruler_paths)
             .field("smartadvocate_paths", &self.smartadvocate_paths)
+            .field("object_store_url", &self.object_store_url)
+            .field("object_store_region", &self.object_store_region)
+            .field("object_store_endpoint", &self.object_store_endpoint)
+            .field(
+                "object_store_access_key_id",
+                &self.object_store_access_key_id,
+            )
+            .field(
+                "object_store_secret_access_key",
+                &self.object_store_secret_access_key,
+            )
             .finish()
     }
 }
@@ -621,6 +671,46 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         u64::from(raw.webhook_log_retention_days),
     )?;
 
+    let object_store_url = match raw.object_store_url.as_deref().map(str::trim) {
+        None => None,
+        Some("") => {
+            return Err(invalid(
+                "object_store_url",
+                format!(
+                    "is set but empty; unset it to keep files in the data directory{}",
+                    origin("object_store_url")
+                ),
+            ));
+        }
+        Some(url) => {
+            let ok = url.starts_with("file:///")
+                || url
+                    .strip_prefix("s3://")
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !ok {
+                return Err(invalid(
+                    "object_store_url",
+                    format!(
+                        "`{url}` is not supported; use file:///absolute/path or s3://bucket[/prefix]{}",
+                        origin("object_store_url")
+                    ),
+                ));
+            }
+            Some(url.to_owned())
+        }
+    };
+    if let Some(endpoint) = raw.object_store_endpoint.as_deref() {
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            return Err(invalid(
+                "object_store_endpoint",
+                format!(
+                    "`{endpoint}` must start with https:// or http://{}",
+                    origin("object_store_endpoint")
+                ),
+            ));
+        }
+    }
+
     Ok(Config {
         listen,
         data_dir: raw.data_dir,
@@ -647,6 +737,11 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         )?,
         lawruler_paths: raw.lawruler_paths,
         smartadvocate_paths: raw.smartadvocate_paths,
+        object_store_url,
+        object_store_region: raw.object_store_region,
+        object_store_endpoint: raw.object_store_endpoint,
+        object_store_access_key_id: raw.object_store_access_key_id,
+        object_store_secret_access_key: raw.object_store_secret_access_key,
     })
 }
 

@@ -16,6 +16,7 @@ use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::ValidationError;
 use casebridge_queue::Registry;
+use casebridge_files::Files;
 use casebridge_store::documents::Document;
 use casebridge_store::imports::Import;
 use casebridge_store::integrations::{CrmField, CrmItem, Integration};
@@ -372,6 +373,7 @@ pub trait Connector: Send + Sync {
         &self,
         registry: Registry,
         store: Store,
+        files: Files,
         clock: Arc<dyn Clock>,
         settings: JobSettings,
     ) -> Registry;
@@ -413,11 +415,12 @@ impl Connectors {
         &self,
         registry: Registry,
         store: &Store,
+        files: &Files,
         clock: &Arc<dyn Clock>,
         settings: JobSettings,
     ) -> Registry {
         self.all.iter().fold(registry, |r, c| {
-            c.register_jobs(r, store.clone(), clock.clone(), settings)
+            c.register_jobs(r, store.clone(), files.clone(), clock.clone(), settings)
         })
     }
 }

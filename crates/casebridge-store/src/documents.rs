@@ -1,10 +1,12 @@
-//! Files uploaded to the platform: case documents and call recordings. The bytes are stored in
-//! the database so a file commits together with the CRM operation that will send it.
+//! Files uploaded to the platform: case documents and call recordings. A row holds a file's
+//! metadata and the key of its bytes in the object store (`casebridge-files`); rows written
+//! before the object store still hold their bytes inline until `casebridge files migrate` moves
+//! them. The upload reservations (`file_uploads`) are here too: a key is reserved before its
+//! object is written and claimed by the transaction that inserts the row naming it.
 
 use casebridge_domain::ids::{CallId, CaseId, CompanyId};
 use casebridge_domain::page::{Page, PageRequest};
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 use uuid::Uuid;
 
@@ -41,13 +43,33 @@ pub struct Document {
     pub created_at: Timestamp,
 }
 
+/// A document whose bytes are already in the object store under `object_key`.
 pub struct NewDocument<'a> {
+    /// From [`new_id`], chosen before the upload because the object key names it.
+    pub id: &'a str,
     pub case_id: Option<CaseId>,
     pub call_id: Option<CallId>,
     pub kind: DocumentKind,
     pub file_name: &'a str,
     pub content_type: &'a str,
-    pub bytes: &'a [u8],
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: &'a str,
+    pub object_key: &'a str,
+}
+
+/// Where a document's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// In the object store, under this key.
+    Object(String),
+    /// Still in the row (written before the object store; `casebridge files migrate` moves it).
+    Inline(Vec<u8>),
+}
+
+/// A fresh document id (time-ordered).
+pub fn new_id() -> String {
+    Uuid::now_v7().to_string()
 }
 
 const COLUMNS: &str =
@@ -92,37 +114,84 @@ pub async fn create(
     doc: &NewDocument<'_>,
     now: Timestamp,
 ) -> Result<Document> {
-    let id = Uuid::now_v7().to_string();
-    let sha256 = hex(&Sha256::digest(doc.bytes));
     sqlx::query(
         "INSERT INTO documents (id, company_id, case_id, call_id, kind, file_name, content_type,
-                                size, sha256, bytes, created_at)
+                                size, sha256, object_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
-    .bind(&id)
+    .bind(doc.id)
     .bind(company.to_string())
     .bind(doc.case_id.map(|c| c.to_string()))
     .bind(doc.call_id.map(|c| c.to_string()))
     .bind(doc.kind.as_str())
     .bind(doc.file_name)
     .bind(doc.content_type)
-    .bind(i64::try_from(doc.bytes.len()).unwrap_or(i64::MAX))
-    .bind(&sha256)
-    .bind(doc.bytes.to_vec())
+    .bind(i64::try_from(doc.size).unwrap_or(i64::MAX))
+    .bind(doc.sha256)
+    .bind(doc.object_key)
     .bind(now.as_millisecond())
     .execute(&mut *conn)
     .await?;
     Ok(Document {
-        id,
+        id: doc.id.to_owned(),
         case_id: doc.case_id,
         call_id: doc.call_id,
         kind: doc.kind,
         file_name: doc.file_name.to_owned(),
         content_type: doc.content_type.to_owned(),
-        size: doc.bytes.len() as u64,
-        sha256,
+        size: doc.size,
+        sha256: doc.sha256.to_owned(),
         created_at: now,
     })
+}
+
+/// Reserves an object key before its object is written (in its own, committed transaction).
+pub async fn reserve_upload(
+    conn: &mut Conn,
+    company: CompanyId,
+    object_key: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("INSERT INTO file_uploads (object_key, company_id, reserved_at) VALUES ($1, $2, $3)")
+        .bind(object_key)
+        .bind(company.to_string())
+        .bind(now.as_millisecond())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a reservation: in the transaction that inserts the row naming the object, or in the
+/// sweep's (then only when reserved before `older_than`). `false` when it was already gone (the
+/// sweep took it, so its object may be deleted: the row must not commit), or is too recent.
+/// The deletion locks the reservation, so an upload and the sweep cannot both win.
+pub async fn end_reservation(
+    conn: &mut Conn,
+    object_key: &str,
+    older_than: Option<Timestamp>,
+) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM file_uploads WHERE object_key = $1 AND reserved_at < $2")
+        .bind(object_key)
+        .bind(older_than.map_or(i64::MAX, |t| t.as_millisecond()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Keys reserved before `before` and never claimed: objects whose row never committed.
+pub async fn stale_reservations(
+    conn: &mut Conn,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT object_key FROM file_uploads WHERE reserved_at < $1
+          ORDER BY reserved_at, object_key LIMIT $2",
+    )
+    .bind(before.as_millisecond())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 pub async fn get(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Document> {
@@ -136,15 +205,68 @@ pub async fn get(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Docume
     row.ok_or(StoreError::NotFound)?.into_model()
 }
 
-/// A stored file's bytes.
-pub async fn bytes(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Vec<u8>> {
-    let b: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT bytes FROM documents WHERE company_id = $1 AND id = $2")
-            .bind(company.to_string())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    b.ok_or(StoreError::NotFound)
+/// Where a stored file's bytes are.
+pub async fn content(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Content> {
+    let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT object_key, bytes FROM documents WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row.ok_or(StoreError::NotFound)? {
+        (Some(key), _) => Ok(Content::Object(key)),
+        (None, Some(bytes)) => Ok(Content::Inline(bytes)),
+        (None, None) => Err(StoreError::Corrupt(format!(
+            "documents.{id} has neither bytes nor an object key"
+        ))),
+    }
+}
+
+/// How many files still have their bytes in the database.
+pub async fn inline_count(conn: &mut Conn) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE object_key IS NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// A file whose bytes are still in the database.
+pub struct InlineFile {
+    pub id: String,
+    pub company: CompanyId,
+    pub bytes: Vec<u8>,
+}
+
+/// The next file (by id) whose bytes are still in the database, after `after`.
+pub async fn next_inline(conn: &mut Conn, after: &str) -> Result<Option<InlineFile>> {
+    let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, company_id, bytes FROM documents
+          WHERE object_key IS NULL AND id > $1 ORDER BY id LIMIT 1",
+    )
+    .bind(after)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|(id, company, bytes)| {
+        Ok(InlineFile {
+            company: crate::parse_id("documents.company_id", &company)?,
+            id,
+            bytes,
+        })
+    })
+    .transpose()
+}
+
+/// Points a file at its object and drops its inline bytes (once its object is written).
+pub async fn moved_to_object(conn: &mut Conn, id: &str, object_key: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE documents SET object_key = $1, bytes = NULL WHERE id = $2 AND object_key IS NULL",
+    )
+    .bind(object_key)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A page of a case's documents (not its call recordings), oldest first.
@@ -188,8 +310,4 @@ pub async fn recording_of(
     .fetch_optional(&mut *conn)
     .await?;
     row.map(Row::into_model).transpose()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -56,6 +56,8 @@ pub struct TestOptions {
     /// Base URL of the scheduling API (point it at a simulator).
     pub scheduling_url: String,
     pub public_url: Option<String>,
+    /// Where file bytes go; `None`: a fresh local folder per test (see [`TestApp::files`]).
+    pub object_store: Option<casebridge_files::StoreSettings>,
 }
 
 impl Default for TestOptions {
@@ -72,6 +74,7 @@ impl Default for TestOptions {
             attempt_timeout: ATTEMPT_TIMEOUT,
             scheduling_url: "http://127.0.0.1:9".into(),
             public_url: Some("https://casebridge.example.test".into()),
+            object_store: None,
         }
     }
 }
@@ -90,6 +93,11 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The service layer the server runs on, for tests that drive a use case without HTTP.
     pub services: casebridge_api::App,
+    /// The object store the server keeps file bytes in.
+    pub files: casebridge_files::Files,
+    /// The test's data folder: the local object store (by default) and the upload spool.
+    pub data_dir: std::path::PathBuf,
+    _data_dir: Arc<tempfile::TempDir>,
     shutdown: CancellationToken,
 }
 
@@ -122,6 +130,12 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let clock = ManualClock::new(jiff::Timestamp::now());
         let keyring = Keyring::new(MasterKey::generate(), Vec::new());
+        let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data folder"));
+        let files = casebridge_files::Files::open(
+            &options.object_store.clone().unwrap_or_default(),
+            data_dir.path(),
+        )
+        .expect("the test object store");
         let state = AppState::new(
             AppParts {
                 store: db.store.clone(),
@@ -136,6 +150,7 @@ impl TestApp {
                 scheduling_url: options.scheduling_url.clone(),
                 lawruler: lawruler_clients(&keyring, &options.url_policy),
                 smartadvocate: smartadvocate_clients(&keyring, &options.url_policy),
+                files: files.clone(),
             },
             casebridge_api::metrics_handle(),
         );
@@ -162,6 +177,9 @@ impl TestApp {
             api_key: String::new(),
             http: reqwest::Client::new(),
             services,
+            files,
+            data_dir: data_dir.path().to_owned(),
+            _data_dir: data_dir,
             shutdown,
         };
         let (company_id, api_key) = app.new_company("Test Firm").await;
@@ -197,6 +215,7 @@ impl TestApp {
             smartadvocate: smartadvocate_clients(&self.keyring, &self.options.url_policy),
             lawruler_requests_per_minute: requests_per_minute,
             smartadvocate_requests_per_minute: requests_per_minute,
+            files: &self.files,
         };
         Worker::new(
             self.db.store.clone(),

@@ -76,11 +76,30 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Manage file bytes (documents, recordings) in the object store.
+    #[command(subcommand)]
+    Files(FilesCommand),
     /// Run a simulator of an external service, or a local webhook receiver, for trying
     /// casebridge without a live tenant.
     Sim {
         #[command(subcommand)]
         service: SimService,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Move files still stored in the database (written before the object store) to the
+    /// configured object store, one at a time, with a progress bar. Safe to stop and run again:
+    /// it goes on where it stopped.
+    Migrate,
+    /// Delete objects of uploads whose database row never committed (a crash or failure in the
+    /// middle of an upload). `casebridge serve` does this every 15 minutes.
+    Sweep {
+        /// Only uploads started at least this many seconds ago (default one hour, so uploads in
+        /// progress are left alone).
+        #[arg(long, default_value_t = 3600)]
+        older_than_secs: u64,
     },
 }
 
@@ -324,6 +343,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = export(&rt, company, req, out.as_deref()).await;
             rt.store.close().await;
             result
+        }
+        Command::Files(FilesCommand::Migrate) => {
+            let rt = Runtime::start(config).await?;
+            let result = migrate_files(&rt).await;
+            rt.store.close().await;
+            result
+        }
+        Command::Files(FilesCommand::Sweep { older_than_secs }) => {
+            let rt = Runtime::start(config).await?;
+            let app = casebridge_api::App::new(rt.app_parts(None));
+            let result =
+                casebridge_app::files::sweep(&app, std::time::Duration::from_secs(older_than_secs))
+                    .await
+                    .map_err(explain);
+            rt.store.close().await;
+            let swept = result?;
+            println!(
+                "{}",
+                serde_json::json!({"deleted": swept.deleted, "failed": swept.failed})
+            );
+            if swept.failed > 0 {
+                bail!("{} orphan objects could not be deleted (see the log); run it again", swept.failed);
+            }
+            Ok(())
         }
         Command::User(UserCommand::Create {
             company,
@@ -674,6 +717,32 @@ async fn export(
     }
     bar.finish();
     eprintln!("{} rows exported", export.rows());
+    Ok(())
+}
+
+/// Moves inline files to the object store with a progress bar on stderr.
+async fn migrate_files(rt: &Runtime) -> anyhow::Result<()> {
+    let app = casebridge_api::App::new(rt.app_parts(None));
+    eprintln!("moving files from the database to {}", rt.files.describe());
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} files ({percent}%) {elapsed_precise} {msg}",
+        )
+        .expect("static template"),
+    );
+    let moved = casebridge_app::files::migrate_inline(&app, |m| {
+        bar.set_length(m.total);
+        bar.set_position(m.moved);
+        bar.set_message(format!("{} MiB", m.bytes / (1024 * 1024)));
+    })
+    .await
+    .map_err(explain)?;
+    bar.finish();
+    println!(
+        "{}",
+        serde_json::json!({"moved": moved.moved, "bytes": moved.bytes})
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use casebridge_crm::smartadvocate::{self, SmartAdvocatePaths};
 use casebridge_crypto::{load_or_generate_master_key, Keyring, MasterKey};
 use casebridge_domain::clock::{Clock, SystemClock};
 use casebridge_queue::{Registry, Worker, WorkerConfig};
+use casebridge_files::{Files, StoreSettings};
 use casebridge_store::{Store, StoreOptions};
 use casebridge_webhooks::delivery::{WebhookRuntime, ATTEMPT_TIMEOUT};
 use casebridge_webhooks::outbox as webhook_outbox;
@@ -46,6 +47,21 @@ pub fn init_tracing(config: &Config) {
 }
 
 /// Opens the database named by the configuration and applies migrations.
+/// The object store the configuration names (default: `{data_dir}/files`).
+pub fn open_files(config: &Config) -> anyhow::Result<Files> {
+    let settings = StoreSettings {
+        url: config.object_store_url.clone(),
+        region: config.object_store_region.clone(),
+        endpoint: config.object_store_endpoint.clone(),
+        access_key_id: config.object_store_access_key_id.clone(),
+        secret_access_key: config.object_store_secret_access_key.clone(),
+    };
+    let files = Files::open(&settings, &config.data_dir)
+        .context("CASEBRIDGE_OBJECT_STORE_URL (object_store_url)")?;
+    tracing::debug!(store = files.describe(), "object store");
+    Ok(files)
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = config.effective_database_url();
     let store = Store::connect(
@@ -125,6 +141,8 @@ pub struct Runtime {
     pub lawruler_paths: LawRulerPaths,
     /// The SmartAdvocate endpoint paths: the defaults with the configured corrections.
     pub smartadvocate_paths: SmartAdvocatePaths,
+    /// The object store holding file bytes (documents, recordings).
+    pub files: Files,
 }
 
 impl Runtime {
@@ -132,6 +150,7 @@ impl Runtime {
         let keyring = keyring(&config)?;
         let lawruler_paths = lawruler_paths(&config)?;
         let smartadvocate_paths = smartadvocate_paths(&config)?;
+        let files = open_files(&config)?;
         let store = open_store(&config).await?;
         Ok(Self {
             config,
@@ -140,6 +159,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             lawruler_paths,
             smartadvocate_paths,
+            files,
         })
     }
 
@@ -190,6 +210,7 @@ impl Runtime {
             smartadvocate: self.smartadvocate_clients(),
             lawruler_requests_per_minute: self.config.lawruler_requests_per_minute,
             smartadvocate_requests_per_minute: self.config.smartadvocate_requests_per_minute,
+            files: &self.files,
         }
     }
 
@@ -244,6 +265,7 @@ impl Runtime {
             scheduling_url: self.config.scheduling_url.clone(),
             lawruler: self.lawruler_clients(),
             smartadvocate: self.smartadvocate_clients(),
+            files: self.files.clone(),
         }
     }
 
@@ -279,7 +301,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Starts the worker pools and the log pruning; they stop when `shutdown` is cancelled.
+    /// Starts the worker pools, the log pruning, the pull schedule and the sweep of orphan
+    /// uploads; they stop when `shutdown` is cancelled.
     fn spawn_workers(&self, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks: Vec<_> = self
             .workers()
@@ -297,6 +320,12 @@ impl Runtime {
             self.store.clone(),
             self.clock.clone(),
             Duration::from_secs(self.config.lawruler_pull_interval_secs),
+            shutdown.clone(),
+        )));
+        // Objects of uploads whose row never committed (a crash mid-upload), every 15 minutes.
+        tasks.push(tokio::spawn(casebridge_app::files::sweep_loop(
+            casebridge_app::App::new(self.app_parts(None)),
+            Duration::from_secs(15 * 60),
             shutdown.clone(),
         )));
         tasks
@@ -328,6 +357,8 @@ pub struct QueueParts<'a> {
     pub lawruler_requests_per_minute: u32,
     /// The per-connection SmartAdvocate request limit (0: none).
     pub smartadvocate_requests_per_minute: u32,
+    /// The object store (the Law Ruler uploads read files from it).
+    pub files: &'a Files,
 }
 
 /// Every queue of this build with its handlers: the `webhooks` queue's deliveries and the `crm`
@@ -348,6 +379,7 @@ pub fn queue_registries(parts: QueueParts<'_>) -> Vec<(&'static str, Registry)> 
             Connectors::new(parts.lawruler, parts.smartadvocate).register_jobs(
                 Registry::new(),
                 parts.store,
+                parts.files,
                 parts.clock,
                 JobSettings {
                     requests_per_minute: parts.lawruler_requests_per_minute,

@@ -1,11 +1,18 @@
 //! Files on cases and calls: case documents (`/cases/{id}/documents`), call recordings
-//! (`/calls/{id}/recording`), and the CRM notes of a case (`/cases/{id}/notes`). The upload's
-//! format (multipart or raw body) is read here; storing it and telling the CRMs is the service's.
+//! (`/calls/{id}/recording`), their bytes (`/documents/{id}/content`), and the CRM notes of a
+//! case (`/cases/{id}/notes`). The upload's format (multipart or raw body) is read here and
+//! handed on as a stream; storing it and telling the CRMs is the service's.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use casebridge_app::documents::{self, Document, Upload};
+use casebridge_app::AppError;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use casebridge_domain::ids::{CallId, CaseId};
 use casebridge_domain::ValidationError;
 use serde::Serialize;
@@ -18,15 +25,18 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{path_id, Auth, Path, Query};
 use crate::AppState;
 
-/// Documents and recordings may be far larger than other requests.
-pub const FILE_LIMIT_BYTES: usize = 100 * 1024 * 1024;
+/// Documents and recordings may be far larger than other requests: the service stops a file at
+/// [`documents::FILE_LIMIT_BYTES`]; a multipart form may carry a little more around it.
+pub const BODY_LIMIT_BYTES: usize = documents::FILE_LIMIT_BYTES as usize + 1024 * 1024;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(add_document, list_documents))
         .routes(routes!(add_recording))
+        .routes(routes!(get_document))
+        .routes(routes!(download_document))
         .routes(routes!(list_notes))
-        .layer(DefaultBodyLimit::max(FILE_LIMIT_BYTES))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,7 +77,7 @@ fn malformed(e: impl std::fmt::Display) -> ApiError {
 fn too_large(what: &str) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "the {what} is larger than {} MiB",
-        FILE_LIMIT_BYTES / (1024 * 1024)
+        documents::FILE_LIMIT_BYTES / (1024 * 1024)
     ))
 }
 
@@ -86,28 +96,32 @@ fn disposition_name(v: &str) -> Option<String> {
         .map(|n| n.trim_matches('"').to_owned())
 }
 
-/// An uploaded file: the `file` part of a multipart form, or a raw body with its content type
-/// (the name then comes from `Content-Disposition: attachment; filename=…`, else `default_name`).
-async fn upload_of(
+/// The upload body handed to a service: chunks of the request body or of the `file` part.
+type Chunks<'a> = BoxStream<'a, Result<Bytes, String>>;
+
+/// Reads an uploaded file as a stream, never whole: the `file` part of a multipart form, or a
+/// raw body with its content type (the name then comes from `Content-Disposition: attachment;
+/// filename=…`, else `default_name`), and hands it to `store` (which calls the service).
+async fn with_upload<T>(
     state: &AppState,
     req: Request,
     what: &str,
     default_name: &str,
-) -> Result<Upload<Bytes>, ApiError> {
+    store: impl for<'a> FnOnce(Upload<Chunks<'a>>) -> BoxFuture<'a, Result<T, AppError>>,
+) -> Result<T, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let upload = if content_type
+    if content_type
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
     {
         let mut mp = axum::extract::Multipart::from_request(req, state)
             .await
             .map_err(malformed)?;
-        let mut found = None;
         while let Some(field) = mp.next_field().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large(what)
@@ -121,22 +135,15 @@ async fn upload_of(
                     .content_type()
                     .unwrap_or("application/octet-stream")
                     .to_owned();
-                let bytes = field.bytes().await.map_err(|e| {
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        too_large(what)
-                    } else {
-                        malformed(e)
-                    }
-                })?;
-                found = Some(Upload {
-                    bytes,
+                let upload = Upload {
                     file_name: file_name.unwrap_or_else(|| default_name.to_owned()),
                     content_type: ct,
-                });
-                break;
+                    body: field.map_err(|e| format!("the multipart body is malformed: {e}")).boxed(),
+                };
+                return Ok(store(upload).await?);
             }
         }
-        found.ok_or_else(|| ValidationError::single("file", "the form has no `file` part"))?
+        Err(ValidationError::single("file", "the form has no `file` part").into())
     } else {
         if content_type.is_empty() {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -150,28 +157,23 @@ async fn upload_of(
             .and_then(|v| v.to_str().ok())
             .and_then(disposition_name)
             .and_then(|n| clean_name(&n));
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(what)
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
-        Upload {
-            bytes,
+        let upload = Upload {
             file_name: name.unwrap_or_else(|| default_name.to_owned()),
             content_type,
-        }
-    };
-    if upload.bytes.is_empty() {
-        return Err(ValidationError::single("file", format!("the {what} is empty")).into());
+            body: req
+                .into_body()
+                .into_data_stream()
+                .map_err(|e| e.to_string())
+                .boxed(),
+        };
+        Ok(store(upload).await?)
     }
-    Ok(upload)
 }
 
 /// Adds a document to a case. With "Send documents" on, it is uploaded to the case's Law Ruler
 /// lead (form field `File`). Send it as the `file` part of a multipart form, or as the raw body
-/// with its `Content-Type` (and `Content-Disposition: attachment; filename="…"`).
+/// with its `Content-Type` (and `Content-Disposition: attachment; filename="…"`). The body is
+/// streamed to the object store; up to 512 MiB.
 #[utoipa::path(post, path = "/cases/{id}/documents", tag = "cases", security(("bearer" = [])),
     params(("id" = String, Path)),
     request_body(content = Vec<u8>, content_type = "multipart/form-data"),
@@ -184,8 +186,11 @@ async fn add_document(
     req: Request,
 ) -> Result<(StatusCode, axum::Json<DocumentOut>), ApiError> {
     let case_id: CaseId = path_id(&id, "case")?;
-    let upload = upload_of(&s, req, "document", "document").await?;
-    let doc = documents::add_document(&s.app, company, case_id, &upload).await?;
+    let app = s.app.clone();
+    let doc = with_upload(&s, req, "document", "document", move |upload| {
+        Box::pin(async move { documents::add_document(&app, company, case_id, upload).await })
+    })
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(doc.into())))
 }
 
@@ -206,6 +211,59 @@ async fn list_documents(
     Ok(axum::Json(PageOut::from_page(docs, Into::into)))
 }
 
+/// A stored file's metadata: a case document or a call recording.
+#[utoipa::path(get, path = "/documents/{id}", tag = "cases", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = DocumentOut), (status = 404, body = ErrorBody)))]
+async fn get_document(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<DocumentOut>, ApiError> {
+    let id = document_id(&id)?;
+    Ok(axum::Json(documents::get(&s.app, company, &id).await?.into()))
+}
+
+/// A stored file's bytes (a case document or a call recording), streamed from the object store,
+/// with its `Content-Type`, `Content-Length`, the file name as an attachment, and its SHA-256 as
+/// the `ETag`.
+#[utoipa::path(get, path = "/documents/{id}/content", tag = "cases", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<u8>, content_type = "application/octet-stream"),
+              (status = 404, body = ErrorBody)))]
+async fn download_document(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = document_id(&id)?;
+    let download = documents::download(&s.app, company, &id).await?;
+    let d = &download.document;
+    let disposition = format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        d.file_name.replace(['"', '\\'], "_"),
+        utf8_percent_encode(&d.file_name, NON_ALPHANUMERIC)
+    );
+    let headers = [
+        (header::CONTENT_TYPE, header_value(&d.content_type)),
+        (header::CONTENT_LENGTH, HeaderValue::from(d.size)),
+        (header::CONTENT_DISPOSITION, header_value(&disposition)),
+        (header::ETAG, header_value(&format!("\"{}\"", d.sha256))),
+    ];
+    Ok((headers, Body::from_stream(download.body)).into_response())
+}
+
+fn header_value(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+/// A document id from the path: a UUID, else 404 (ids are never guessed at).
+fn document_id(raw: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::from(AppError::not_found("document", raw)))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordingOut {
     #[serde(flatten)]
@@ -215,10 +273,10 @@ pub struct RecordingOut {
     pub duration_seconds: Option<f64>,
 }
 
-/// Stores a call's recording (wav, mp3, m4a/aac, ogg/vorbis or flac). A file that is not audio
-/// of those kinds is refused (422) and nothing is stored. With "Send call records" on, it goes
-/// to the call's Law Ruler lead as MP3 (transcoded when it is not MP3), in `/recordings`, after
-/// the call's notes (LR10).
+/// Stores a call's recording (wav, mp3, m4a/aac, ogg/vorbis or flac), up to 512 MiB, streamed to
+/// the object store. A file that is not audio of those kinds is refused (422) and nothing is
+/// stored. With "Send call records" on, it goes to the call's Law Ruler lead as MP3 (transcoded
+/// when it is not MP3), in `/recordings`, after the call's notes (LR10).
 #[utoipa::path(post, path = "/calls/{id}/recording", tag = "calls", security(("bearer" = [])),
     params(("id" = String, Path)),
     request_body(content = Vec<u8>, content_type = "audio/wav"),
@@ -231,8 +289,11 @@ async fn add_recording(
     req: Request,
 ) -> Result<(StatusCode, axum::Json<RecordingOut>), ApiError> {
     let call_id: CallId = path_id(&id, "call")?;
-    let upload = upload_of(&s, req, "recording", "recording").await?;
-    let stored = documents::add_recording(&s.app, company, call_id, upload).await?;
+    let app = s.app.clone();
+    let stored = with_upload(&s, req, "recording", "recording", move |upload| {
+        Box::pin(async move { documents::add_recording(&app, company, call_id, upload).await })
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(RecordingOut {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use casebridge_files::Files;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::error::Validator;
@@ -358,6 +359,7 @@ impl Connector for LawRuler {
         &self,
         registry: Registry,
         store: Store,
+        files: Files,
         clock: Arc<dyn Clock>,
         settings: JobSettings,
     ) -> Registry {
@@ -372,6 +374,7 @@ impl Connector for LawRuler {
             registry,
             outbound::OpHandler::new(
                 store,
+                files,
                 clock,
                 self.clients.clone(),
                 settings.requests_per_minute,

@@ -37,7 +37,8 @@ use casebridge_domain::records::{CaseFilter, NamedKind};
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
 use casebridge_store::crm_ops::{self, CrmOp};
-use casebridge_store::documents::{self, Document};
+use casebridge_files::{Files, ObjectKey};
+use casebridge_store::documents::{self, Content, Document};
 use casebridge_store::integrations::{self, Health, Integration};
 use casebridge_store::{cases, clients, companies, named, Conn, Store, StoreError, Tx};
 use jiff::tz::TimeZone;
@@ -765,6 +766,7 @@ pub use crate::outbox::retry_policy;
 /// Sends outbound operations; see the module docs.
 pub struct OpHandler {
     store: Store,
+    files: Files,
     clock: Arc<dyn Clock>,
     clients: Clients,
     throttle: Throttle,
@@ -780,12 +782,14 @@ impl OpHandler {
     /// `requests_per_minute`: the per-connection limit; 0 means no limit.
     pub fn new(
         store: Store,
+        files: Files,
         clock: Arc<dyn Clock>,
         clients: Clients,
         requests_per_minute: u32,
     ) -> Self {
         Self {
             store,
+            files,
             clock,
             clients,
             throttle: Throttle::new(requests_per_minute),
@@ -907,10 +911,21 @@ impl OpHandler {
                 }
                 other => transient(other),
             })?;
-        let bytes = documents::bytes(&mut conn, company, document_id)
+        let content = documents::content(&mut conn, company, document_id)
             .await
             .map_err(transient)?;
         drop(conn);
+        // Whole in memory: the transcoder and the multipart form need it so (one file per
+        // operation in flight).
+        let bytes = match content {
+            Content::Inline(bytes) => bytes,
+            Content::Object(key) => self
+                .files
+                .read_all(&ObjectKey::from_stored(key))
+                .await
+                .map_err(|e| LawRulerError::Transient(format!("reading the file: {e}")))?
+                .to_vec(),
+        };
         let (bytes, content_type) = if as_mp3 {
             let ct = doc.content_type.clone();
             let name = doc.file_name.clone();

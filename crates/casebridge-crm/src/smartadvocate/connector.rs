@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use casebridge_files::Files;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpKind, OpState, ResumeMode};
 use casebridge_domain::error::Validator;
@@ -364,6 +365,7 @@ impl Connector for SmartAdvocate {
         &self,
         registry: Registry,
         store: Store,
+        _files: Files,
         clock: Arc<dyn Clock>,
         settings: JobSettings,
     ) -> Registry {
