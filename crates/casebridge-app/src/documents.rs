@@ -17,8 +17,8 @@ use futures::Stream;
 use crate::files::{self, ByteStream, Staged};
 use crate::{fanout, App, AppError, OrNotFound, Result};
 
-pub use casebridge_store::crm_notes::CrmNote;
 pub use crate::files::FILE_LIMIT_BYTES;
+pub use casebridge_store::crm_notes::CrmNote;
 pub use casebridge_store::documents::Document;
 
 /// An upload as it arrives: its name, its content type and its body, a stream of chunks (the

@@ -116,8 +116,7 @@ pub(crate) async fn discard(app: &App, staged: &Staged) {
     }
     match app.store().conn().await {
         Ok(mut conn) => {
-            if let Err(e) = documents::end_reservation(&mut conn, staged.key.as_str(), None).await
-            {
+            if let Err(e) = documents::end_reservation(&mut conn, staged.key.as_str(), None).await {
                 tracing::warn!(key = %staged.key, error = %e, "ending an upload reservation failed");
             }
         }
@@ -157,7 +156,9 @@ pub struct Swept {
 pub async fn sweep(app: &App, older_than: Duration) -> Result<Swept> {
     let before = app
         .now()
-        .checked_sub(jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX))
+        .checked_sub(
+            jiff::SignedDuration::try_from(older_than).unwrap_or(jiff::SignedDuration::MAX),
+        )
         .unwrap_or(jiff::Timestamp::MIN);
     let mut swept = Swept::default();
     loop {
@@ -176,7 +177,11 @@ pub async fn sweep(app: &App, older_than: Duration) -> Result<Swept> {
             if !documents::end_reservation(&mut tx, &key, Some(before)).await? {
                 continue;
             }
-            match app.files().delete(&ObjectKey::from_stored(key.clone())).await {
+            match app
+                .files()
+                .delete(&ObjectKey::from_stored(key.clone()))
+                .await
+            {
                 Ok(()) => {
                     tx.commit().await?;
                     swept.deleted += 1;
@@ -195,11 +200,7 @@ pub async fn sweep(app: &App, older_than: Duration) -> Result<Swept> {
 }
 
 /// Sweeps orphan uploads every `every` until `shutdown`.
-pub async fn sweep_loop(
-    app: App,
-    every: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+pub async fn sweep_loop(app: App, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -207,7 +208,11 @@ pub async fn sweep_loop(
         }
         match sweep(&app, ORPHAN_AFTER).await {
             Ok(s) if s.deleted > 0 || s.failed > 0 => {
-                tracing::info!(deleted = s.deleted, failed = s.failed, "swept orphan uploads");
+                tracing::info!(
+                    deleted = s.deleted,
+                    failed = s.failed,
+                    "swept orphan uploads"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sweeping orphan uploads failed"),

@@ -15,8 +15,8 @@ use casebridge_domain::ids::{CaseId, CaseStatusId, CaseTypeId, ClientId, Company
 use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::ValidationError;
-use casebridge_queue::Registry;
 use casebridge_files::Files;
+use casebridge_queue::Registry;
 use casebridge_store::documents::Document;
 use casebridge_store::imports::Import;
 use casebridge_store::integrations::{CrmField, CrmItem, Integration};

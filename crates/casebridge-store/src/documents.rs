@@ -152,12 +152,14 @@ pub async fn reserve_upload(
     object_key: &str,
     now: Timestamp,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO file_uploads (object_key, company_id, reserved_at) VALUES ($1, $2, $3)")
-        .bind(object_key)
-        .bind(company.to_string())
-        .bind(now.as_millisecond())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO file_uploads (object_key, company_id, reserved_at) VALUES ($1, $2, $3)",
+    )
+    .bind(object_key)
+    .bind(company.to_string())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -207,13 +209,12 @@ pub async fn get(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Docume
 
 /// Where a stored file's bytes are.
 pub async fn content(conn: &mut Conn, company: CompanyId, id: &str) -> Result<Content> {
-    let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT object_key, bytes FROM documents WHERE company_id = $1 AND id = $2",
-    )
-    .bind(company.to_string())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row: Option<(Option<String>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT object_key, bytes FROM documents WHERE company_id = $1 AND id = $2")
+            .bind(company.to_string())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     match row.ok_or(StoreError::NotFound)? {
         (Some(key), _) => Ok(Content::Object(key)),
         (None, Some(bytes)) => Ok(Content::Inline(bytes)),

@@ -6,17 +6,20 @@
 //! - [`backend_test!`]: runs a test written once on both backends.
 //! - [`TestApp`]: the real HTTP server on `127.0.0.1:0` over a fresh database, with a company and
 //!   its API key, plus a reqwest client.
+//! - [`S3Server`]: moto, a real S3-compatible server on loopback, for the object-store tests.
 
 mod app;
 pub mod browser;
 pub mod cluster;
 mod db;
 pub mod receiver;
+pub mod s3;
 
 pub use app::{Reply, TestApp, TestOptions};
 pub use browser::{Browser, Page};
 pub use db::{postgres_admin_url, TestBackend, TestDb, POSTGRES_ENV};
 pub use receiver::Receiver;
+pub use s3::S3Server;
 
 /// Waits until `done` holds, checking every 20 ms; fails after `limit`, naming `what`. For
 /// tests that wait for something to happen: a condition, never a fixed sleep.

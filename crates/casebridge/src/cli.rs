@@ -364,7 +364,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::json!({"deleted": swept.deleted, "failed": swept.failed})
             );
             if swept.failed > 0 {
-                bail!("{} orphan objects could not be deleted (see the log); run it again", swept.failed);
+                bail!(
+                    "{} orphan objects could not be deleted (see the log); run it again",
+                    swept.failed
+                );
             }
             Ok(())
         }

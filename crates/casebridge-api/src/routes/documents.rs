@@ -9,12 +9,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use casebridge_app::documents::{self, Document, Upload};
 use casebridge_app::AppError;
+use casebridge_domain::ids::{CallId, CaseId};
+use casebridge_domain::ValidationError;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use casebridge_domain::ids::{CallId, CaseId};
-use casebridge_domain::ValidationError;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -138,7 +138,9 @@ async fn with_upload<T>(
                 let upload = Upload {
                     file_name: file_name.unwrap_or_else(|| default_name.to_owned()),
                     content_type: ct,
-                    body: field.map_err(|e| format!("the multipart body is malformed: {e}")).boxed(),
+                    body: field
+                        .map_err(|e| format!("the multipart body is malformed: {e}"))
+                        .boxed(),
                 };
                 return Ok(store(upload).await?);
             }
@@ -221,7 +223,9 @@ async fn get_document(
     Path(id): Path<String>,
 ) -> Result<axum::Json<DocumentOut>, ApiError> {
     let id = document_id(&id)?;
-    Ok(axum::Json(documents::get(&s.app, company, &id).await?.into()))
+    Ok(axum::Json(
+        documents::get(&s.app, company, &id).await?.into(),
+    ))
 }
 
 /// A stored file's bytes (a case document or a call recording), streamed from the object store,
@@ -254,7 +258,8 @@ async fn download_document(
 }
 
 fn header_value(v: &str) -> HeaderValue {
-    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    HeaderValue::from_str(v)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
 }
 
 /// A document id from the path: a UUID, else 404 (ids are never guessed at).

@@ -34,10 +34,10 @@ use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Tog
 use casebridge_domain::jobs::Job;
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::records::{CaseFilter, NamedKind};
+use casebridge_files::{Files, ObjectKey};
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
 use casebridge_store::crm_ops::{self, CrmOp};
-use casebridge_files::{Files, ObjectKey};
 use casebridge_store::documents::{self, Content, Document};
 use casebridge_store::integrations::{self, Health, Integration};
 use casebridge_store::{cases, clients, companies, named, Conn, Store, StoreError, Tx};

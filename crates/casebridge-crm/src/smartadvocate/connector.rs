@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use casebridge_files::Files;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpKind, OpState, ResumeMode};
 use casebridge_domain::error::Validator;
@@ -20,6 +19,7 @@ use casebridge_domain::ids::CompanyId;
 use casebridge_domain::integrations::Provider;
 use casebridge_domain::integrations::Toggles;
 use casebridge_domain::ValidationError;
+use casebridge_files::Files;
 use casebridge_queue::Registry;
 use casebridge_store::imports::Import;
 use casebridge_store::integrations::{CrmField, CrmItem, Integration};
