@@ -414,3 +414,102 @@ impl fmt::Debug for Spooled {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> (tempfile::TempDir, Files) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open(&StoreSettings::default(), dir.path()).unwrap();
+        (dir, files)
+    }
+
+    fn chunks(parts: &[&[u8]]) -> impl Stream<Item = Result<Vec<u8>, String>> {
+        futures::stream::iter(parts.iter().map(|p| Ok(p.to_vec())).collect::<Vec<_>>())
+    }
+
+    #[tokio::test]
+    async fn spooling_hashes_counts_and_stops_at_the_limit() {
+        let (dir, files) = files();
+        let spooled = files
+            .spool(chunks(&[b"hello ", b"world"]), 11)
+            .await
+            .unwrap();
+        assert_eq!(spooled.size(), 11);
+        assert_eq!(
+            spooled.sha256(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(&spooled.map().unwrap()[..], b"hello world");
+
+        let err = files
+            .spool(chunks(&[b"hello ", b"world!"]), 11)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SpoolError::TooLarge { limit: 11 }), "{err}");
+        let body_error = futures::stream::iter(vec![Ok(b"a".to_vec()), Err("reset by peer")]);
+        let err = files.spool(body_error, 100).await.unwrap_err();
+        assert_eq!(err.to_string(), "reset by peer");
+        drop(spooled);
+        let left = std::fs::read_dir(dir.path().join("spool")).unwrap().count();
+        assert_eq!(left, 0, "spooled files are removed, also after a refusal");
+    }
+
+    #[tokio::test]
+    async fn a_large_file_goes_up_in_parts_and_reads_back_whole() {
+        let (_dir, files) = files();
+        let data: Vec<u8> = (0..PART_SIZE * 2 + 999).map(|i| (i % 253) as u8).collect();
+        let spooled = files
+            .spool(
+                futures::stream::iter(data.chunks(65_536).map(Ok::<_, String>)),
+                u64::MAX,
+            )
+            .await
+            .unwrap();
+        let key = ObjectKey::document("c", "d");
+        files.put(&key, &spooled).await.unwrap();
+        let mut read = Vec::new();
+        let mut stream = files.get(&key).await.unwrap();
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(read == data);
+        assert!(files.exists(&key).await.unwrap());
+        files.delete(&key).await.unwrap();
+        files.delete(&key).await.unwrap();
+        assert!(!files.exists(&key).await.unwrap());
+        assert!(matches!(
+            files.get(&key).await,
+            Err(FilesError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |url: &str| {
+            Files::open(
+                &StoreSettings {
+                    url: Some(url.into()),
+                    ..StoreSettings::default()
+                },
+                dir.path(),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(open("ftp://x/y").contains("`ftp://` is not supported"));
+        assert!(open("s3:///prefix").contains("needs a bucket"));
+        assert!(open("not a url").contains("is not a URL"));
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let s = StoreSettings {
+            secret_access_key: Some("hunter2-secret".to_owned().into()),
+            ..StoreSettings::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
