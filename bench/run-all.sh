@@ -29,3 +29,4 @@ run lawruler-ingest --webhooks 5000 --concurrency 8
 run lawruler-ingest --webhooks 5000 --concurrency 8 --updates 20
 run lawruler-outbound --ops 2000 --leads 50
 run export --rows 1000000
+run files --mib 200

@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod backlog;
 mod claim;
 mod export;
+mod files;
 mod harness;
 mod isolation;
 mod latency;
@@ -134,6 +135,12 @@ enum Scenario {
         /// JSON instead of CSV.
         #[arg(long)]
         json: bool,
+    },
+    /// A recording of N MiB uploaded with a streamed body and downloaded again through the real
+    /// HTTP server: MiB per second and how much this process's memory grows meanwhile.
+    Files {
+        #[arg(long, default_value_t = 200)]
+        mib: u64,
     },
     /// Inbound Law Ruler webhooks per second through the real HTTP server (durable: a 2xx
     /// answer means applied and committed), with request latency. `--concurrency` is the
@@ -301,6 +308,19 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(with_load(export::run(backend, p)).await?);
             }
             ("export", p.json(), runs)
+        }
+        Scenario::Files { mib } => {
+            let p = files::Params { mib };
+            // No worker runs in this scenario.
+            worker_params = serde_json::json!({
+                "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            });
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!("files run {}/{repeat} on {backend_name}", i + 1));
+                runs.push(with_load(files::run(backend, p)).await?);
+            }
+            ("files", p.json(), runs)
         }
         Scenario::LawrulerIngest {
             webhooks,
