@@ -6,6 +6,7 @@ pub mod connector;
 pub mod counters;
 pub mod lawruler;
 pub mod outbox;
+pub mod pull;
 pub mod smartadvocate;
 
 pub use connector::{Connector, Connectors, PlatformChange};
