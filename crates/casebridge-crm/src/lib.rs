@@ -4,6 +4,7 @@
 
 pub mod connector;
 pub mod counters;
+pub mod ingest;
 pub mod lawruler;
 pub mod outbox;
 pub mod pull;

@@ -299,6 +299,14 @@ impl Runtime {
             Duration::from_secs(self.config.lawruler_pull_interval_secs),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(
+            casebridge_crm::smartadvocate::pull::SCHEDULE.run_loop(
+                self.store.clone(),
+                self.clock.clone(),
+                Duration::from_secs(self.config.smartadvocate_pull_interval_secs),
+                shutdown.clone(),
+            ),
+        ));
         tasks
     }
 
