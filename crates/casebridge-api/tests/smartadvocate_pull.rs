@@ -368,12 +368,7 @@ async fn the_hook_applies_to_the_case_a_pull_created(backend: casebridge_testkit
     // A bad token is a 404 and changes nothing.
     let r = s.hook("not-the-token", good.clone()).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
-    assert_eq!(
-        r.body["error"]["code"].as_str().is_some(),
-        true,
-        "{}",
-        r.text
-    );
+    assert!(r.body["error"]["code"].as_str().is_some(), "{}", r.text);
     // Missing required fields are named.
     let r = s.hook(&token, json!({"caseNumber": NUMBER})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);

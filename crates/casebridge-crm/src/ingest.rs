@@ -25,6 +25,7 @@ pub struct Source {
 
 /// The platform record for a CRM value: the mapping if there is one; otherwise a platform record
 /// of the same name (created if needed). `notes` gets a line when it was mapped by name.
+#[allow(clippy::too_many_arguments)]
 async fn resolve_named(
     tx: &mut Tx,
     company: CompanyId,

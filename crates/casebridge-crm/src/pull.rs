@@ -161,6 +161,7 @@ impl PullSchedule {
 
     /// Writes one sync-log line of a pull (direction `inbound`, operation `pull`) in a
     /// transaction of its own.
+    #[allow(clippy::too_many_arguments)]
     pub async fn log(
         &self,
         store: &Store,

@@ -154,23 +154,26 @@ pub async fn for_case(
         .collect()
 }
 
+#[derive(sqlx::FromRow)]
+struct AnyNoteRow {
+    provider: String,
+    crm_note_id: String,
+    record_id: String,
+    case_id: Option<String>,
+    origin: String,
+    category: String,
+    subject: String,
+    body: String,
+    noted_at: i64,
+}
+
 /// A case's notes from every CRM, each with its provider, oldest first.
 pub async fn for_case_all(
     conn: &mut Conn,
     company: CompanyId,
     case: CaseId,
 ) -> Result<Vec<(String, CrmNote)>> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        i64,
-    )> = sqlx::query_as(
+    let rows: Vec<AnyNoteRow> = sqlx::query_as(
         "SELECT provider, crm_note_id, record_id, case_id, origin, category, subject, body,
                     noted_at
              FROM crm_notes WHERE company_id = $1 AND case_id = $2
@@ -181,23 +184,21 @@ pub async fn for_case_all(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(
-            |(provider, crm_note_id, record_id, case_id, origin, category, subject, body, at)| {
-                Ok((
-                    provider,
-                    CrmNote {
-                        crm_note_id,
-                        record_id,
-                        case_id: parse_opt_id("crm_notes.case_id", case_id.as_deref())?,
-                        origin,
-                        category,
-                        subject,
-                        body,
-                        noted_at: ts(at)?,
-                    },
-                ))
-            },
-        )
+        .map(|r| {
+            Ok((
+                r.provider,
+                CrmNote {
+                    crm_note_id: r.crm_note_id,
+                    record_id: r.record_id,
+                    case_id: parse_opt_id("crm_notes.case_id", r.case_id.as_deref())?,
+                    origin: r.origin,
+                    category: r.category,
+                    subject: r.subject,
+                    body: r.body,
+                    noted_at: ts(r.noted_at)?,
+                },
+            ))
+        })
         .collect()
 }
 
