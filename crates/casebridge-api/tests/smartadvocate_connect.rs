@@ -468,11 +468,13 @@ async fn the_connection_is_the_company_own_and_unbuilt_parts_say_so(
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.get(VIEW).await.body["status"], "connected");
 
-    // What this version does not do is said, not faked.
+    // The other company, not connected, cannot import; this one can.
     let r = app
-        .post(
+        .call_as(
+            &other,
+            Method::POST,
             &format!("{VIEW}/import"),
-            json!({"source": "smartadvocate_api"}),
+            Some(json!({"source": "smartadvocate_api"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
@@ -480,10 +482,18 @@ async fn the_connection_is_the_company_own_and_unbuilt_parts_say_so(
         r.body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not available for SmartAdvocate in this version"),
+            .contains("SmartAdvocate is not connected"),
         "{}",
         r.text
     );
+    let r = app
+        .post(
+            &format!("{VIEW}/import"),
+            json!({"source": "smartadvocate_api"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // A hook while the integration is off is ignored, and says why.
     let token = app.get(VIEW).await.body["webhook_url"]
         .as_str()
         .unwrap()
@@ -506,7 +516,7 @@ async fn the_connection_is_the_company_own_and_unbuilt_parts_say_so(
         r.body["reason"]
             .as_str()
             .unwrap()
-            .contains("not available for SmartAdvocate"),
+            .contains("the integration is turned off"),
         "{}",
         r.text
     );
@@ -514,6 +524,6 @@ async fn the_connection_is_the_company_own_and_unbuilt_parts_say_so(
         .get(&format!("{VIEW}/sync-log?outcome=skipped"))
         .await
         .body;
-    assert!(log.to_string().contains("receiving webhooks"), "{log}");
+    assert!(log.to_string().contains("turned off"), "{log}");
 }
 casebridge_testkit::backend_test!(the_connection_is_the_company_own_and_unbuilt_parts_say_so);

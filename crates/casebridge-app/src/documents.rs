@@ -4,7 +4,6 @@
 //! names the file. The bytes are in the object store ([`crate::files`]).
 
 use casebridge_audio::AudioInfo;
-use casebridge_crm::lawruler::ingest::PROVIDER;
 use casebridge_crm::PlatformChange;
 use casebridge_domain::ids::{CallId, CaseId, CompanyId};
 use casebridge_domain::page::{Page, PageRequest};
@@ -216,12 +215,13 @@ where
     }
 }
 
-/// The CRM notes of a case, oldest first: notes pulled hourly from Law Ruler (LR13) and the
-/// notes casebridge wrote there (messages, call records).
-pub async fn notes(app: &App, company: CompanyId, case: CaseId) -> Result<Vec<CrmNote>> {
+/// The CRM notes of a case from every CRM, oldest first, each with its provider: notes pulled
+/// from Law Ruler (LR13) and SmartAdvocate (SA4), and the notes casebridge wrote there
+/// (messages, call records).
+pub async fn notes(app: &App, company: CompanyId, case: CaseId) -> Result<Vec<(String, CrmNote)>> {
     let mut conn = app.store().conn().await?;
     require_case(&mut conn, company, case).await?;
-    Ok(crm_notes::for_case(&mut conn, company, PROVIDER, case).await?)
+    Ok(crm_notes::for_case_all(&mut conn, company, case).await?)
 }
 
 async fn require_case(

@@ -228,7 +228,10 @@ async fn receive_one(
         return Ok((
             company,
             Received::Duplicate {
-                reason: "identical to the last webhook applied for this lead".into(),
+                reason: format!(
+                    "identical to the last content applied for this {}",
+                    connector.record_noun()
+                ),
                 case_id: matched.as_ref().map(|c| c.id),
                 client_id: matched.and_then(|c| c.client_id),
             },
@@ -267,11 +270,12 @@ async fn receive_one(
         }
     };
     store::touch_webhook(&mut tx, company, p.as_str(), now).await?;
+    let noun = connector.record_noun();
     let message = if applied.auto_linked.is_empty() {
-        format!("lead {} applied", record.record_id)
+        format!("{noun} {} applied", record.record_id)
     } else {
         format!(
-            "lead {} applied; {}",
+            "{noun} {} applied; {}",
             record.record_id,
             applied.auto_linked.join("; ")
         )

@@ -415,6 +415,35 @@ pub async fn connect(
     commit_and_view(app, tx, company, p).await
 }
 
+/// What asking for a pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequested {
+    /// The pull's job, when one was added; `None` when a pull was already waiting (it will
+    /// read everything changed up to when it runs).
+    pub job_id: Option<String>,
+}
+
+/// Pulls the CRM's changes now (on demand, beside the schedule): a pull job is queued unless
+/// one is already waiting. Refused (409, with the reason) when nothing would be received: not
+/// connected, the integration off, or receiving off.
+pub async fn pull_now(app: &App, company: CompanyId, p: Provider) -> Result<PullRequested> {
+    let c = connector(app, p, || {
+        AppError::Conflict(format!("{} cannot be pulled in this version", p.label()))
+    })?;
+    let i = ensure(app, company, p).await?;
+    if let Some(reason) = c.inbound_gate(&i) {
+        return Err(AppError::Conflict(format!(
+            "nothing would be pulled: {reason}"
+        )));
+    }
+    let mut tx = app.store().begin().await?;
+    let job = c.enqueue_pull(&mut tx, company, app.now()).await?;
+    tx.commit().await?;
+    Ok(PullRequested {
+        job_id: job.map(|j| j.to_string()),
+    })
+}
+
 /// Disconnects: the stored credentials are deleted; mappings and settings stay.
 pub async fn disconnect(app: &App, company: CompanyId, p: Provider) -> Result<IntegrationView> {
     let i = ensure(app, company, p).await?;

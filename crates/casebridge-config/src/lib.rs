@@ -67,6 +67,9 @@ pub struct Config {
     /// CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS, default 3600: how often notes and changed leads
     /// are pulled from Law Ruler (LR13).
     pub lawruler_pull_interval_secs: u64,
+    /// CASEBRIDGE_SMARTADVOCATE_PULL_INTERVAL_SECS, default 3600: how often cases, contacts
+    /// and notes changed in SmartAdvocate are pulled (SA4).
+    pub smartadvocate_pull_interval_secs: u64,
     /// `[lawruler_paths]` (CASEBRIDGE_LAWRULER_PATHS): corrections to the modelled Law Ruler
     /// endpoint paths, by name (`token`, `notes`, …); unset names keep their defaults.
     pub lawruler_paths: BTreeMap<String, String>,
@@ -196,6 +199,10 @@ const SETTINGS: &[Setting] = &[
         "lawruler_pull_interval_secs",
         "CASEBRIDGE_LAWRULER_PULL_INTERVAL_SECS",
     ),
+    setting(
+        "smartadvocate_pull_interval_secs",
+        "CASEBRIDGE_SMARTADVOCATE_PULL_INTERVAL_SECS",
+    ),
     setting("lawruler_paths", "CASEBRIDGE_LAWRULER_PATHS"),
     setting("smartadvocate_paths", "CASEBRIDGE_SMARTADVOCATE_PATHS"),
     setting("object_store_url", "CASEBRIDGE_OBJECT_STORE_URL"),
@@ -261,6 +268,7 @@ struct RawConfig {
     lawruler_requests_per_minute: u32,
     smartadvocate_requests_per_minute: u32,
     lawruler_pull_interval_secs: u64,
+    smartadvocate_pull_interval_secs: u64,
     lawruler_paths: BTreeMap<String, String>,
     smartadvocate_paths: BTreeMap<String, String>,
     #[serde(deserialize_with = "de::opt_string")]
@@ -298,6 +306,7 @@ impl Default for RawConfig {
             lawruler_requests_per_minute: 120,
             smartadvocate_requests_per_minute: 60,
             lawruler_pull_interval_secs: 3600,
+            smartadvocate_pull_interval_secs: 3600,
             lawruler_paths: BTreeMap::new(),
             smartadvocate_paths: BTreeMap::new(),
             object_store_url: None,
@@ -430,6 +439,10 @@ impl fmt::Debug for Config {
             .field(
                 "lawruler_pull_interval_secs",
                 &self.lawruler_pull_interval_secs,
+            )
+            .field(
+                "smartadvocate_pull_interval_secs",
+                &self.smartadvocate_pull_interval_secs,
             )
             .field("lawruler_paths", &self.lawruler_paths)
             .field("smartadvocate_paths", &self.smartadvocate_paths)
@@ -731,9 +744,15 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
         scheduling_url,
         lawruler_requests_per_minute: raw.lawruler_requests_per_minute,
         smartadvocate_requests_per_minute: raw.smartadvocate_requests_per_minute,
-        lawruler_pull_interval_secs: lawruler_pull_interval_secs(
+        lawruler_pull_interval_secs: pull_interval_secs(
+            "lawruler_pull_interval_secs",
             raw.lawruler_pull_interval_secs,
             &origin("lawruler_pull_interval_secs"),
+        )?,
+        smartadvocate_pull_interval_secs: pull_interval_secs(
+            "smartadvocate_pull_interval_secs",
+            raw.smartadvocate_pull_interval_secs,
+            &origin("smartadvocate_pull_interval_secs"),
         )?,
         lawruler_paths: raw.lawruler_paths,
         smartadvocate_paths: raw.smartadvocate_paths,
@@ -745,12 +764,9 @@ fn validate(raw: RawConfig, figment: &Figment) -> Result<Config, ConfigError> {
     })
 }
 
-fn lawruler_pull_interval_secs(secs: u64, origin: &str) -> Result<u64, ConfigError> {
+fn pull_interval_secs(key: &'static str, secs: u64, origin: &str) -> Result<u64, ConfigError> {
     if secs < 60 {
-        return Err(invalid(
-            "lawruler_pull_interval_secs",
-            format!("must be at least 60 seconds{origin}"),
-        ));
+        return Err(invalid(key, format!("must be at least 60 seconds{origin}")));
     }
     Ok(secs)
 }

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use casebridge_domain::activity::{Call, Message};
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::ResumeMode;
-use casebridge_domain::ids::{CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, ListId};
+use casebridge_domain::ids::{
+    CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, JobId, ListId,
+};
 use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::ValidationError;
@@ -131,6 +133,7 @@ pub struct InboundRecord {
 #[derive(Debug, Clone)]
 pub(crate) enum Parsed {
     LawRuler(lawruler::inbound::LeadWebhook),
+    SmartAdvocate(smartadvocate::record::CaseRecord),
 }
 
 /// Why an inbound webhook's body could not be read.
@@ -252,6 +255,11 @@ pub trait Connector: Send + Sync {
         body: &[(String, String)],
     ) -> Result<InboundRecord, InvalidInbound>;
 
+    /// What the CRM calls the record a webhook is about ("lead", "case"), for messages.
+    fn record_noun(&self) -> &'static str {
+        "record"
+    }
+
     /// Applies a parsed record inside the caller's transaction (whole or not at all).
     async fn apply_inbound(
         &self,
@@ -364,6 +372,18 @@ pub trait Connector: Send + Sync {
         since: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Import, ApiImportError>;
+
+    // ---- pulls ----
+
+    /// Enqueues a pull of the CRM's changes now (on demand), in the caller's transaction,
+    /// unless one is already waiting; returns the new job's id. Errors when this CRM is not
+    /// pulled.
+    async fn enqueue_pull(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        now: Timestamp,
+    ) -> Result<Option<JobId>, StoreError>;
 
     // ---- jobs ----
 

@@ -4,8 +4,10 @@
 
 pub mod connector;
 pub mod counters;
+pub mod ingest;
 pub mod lawruler;
 pub mod outbox;
+pub mod pull;
 pub mod smartadvocate;
 
 pub use connector::{Connector, Connectors, PlatformChange};

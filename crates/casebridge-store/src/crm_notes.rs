@@ -49,6 +49,65 @@ pub async fn insert(
     Ok(done.rows_affected() == 1)
 }
 
+/// What [`upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    /// Its subject, body, category or time changed in the CRM.
+    Updated,
+    /// The same as stored, or a note casebridge wrote (origin `platform`), which a pull never
+    /// overwrites.
+    Unchanged,
+}
+
+/// Stores a pulled note, or updates the stored one with its CRM id when the CRM changed it
+/// (a note without a case gets `note.case_id`). Run it in a transaction: it reads, then writes.
+pub async fn upsert(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    note: &CrmNote,
+    now: Timestamp,
+) -> Result<Stored> {
+    let existing: Option<(String, String, String, i64, String)> = sqlx::query_as(
+        "SELECT origin, category, subject, noted_at, body FROM crm_notes
+         WHERE company_id = $1 AND provider = $2 AND crm_note_id = $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(&note.crm_note_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((origin, category, subject, noted_at, body)) = existing else {
+        insert(conn, company, provider, note, now).await?;
+        return Ok(Stored::New);
+    };
+    let same = category == note.category
+        && subject == note.subject
+        && body == note.body
+        && noted_at == note.noted_at.as_millisecond();
+    if origin == "platform" || same {
+        return Ok(Stored::Unchanged);
+    }
+    sqlx::query(
+        "UPDATE crm_notes SET category = $4, subject = $5, body = $6, noted_at = $7,
+                case_id = COALESCE(case_id, $8), pulled_at = $9
+         WHERE company_id = $1 AND provider = $2 AND crm_note_id = $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(&note.crm_note_id)
+    .bind(&note.category)
+    .bind(&note.subject)
+    .bind(&note.body)
+    .bind(note.noted_at.as_millisecond())
+    .bind(note.case_id.map(|c| c.to_string()))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Stored::Updated)
+}
+
 type NoteRow = (
     String,
     String,
@@ -92,6 +151,54 @@ pub async fn for_case(
                 })
             },
         )
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct AnyNoteRow {
+    provider: String,
+    crm_note_id: String,
+    record_id: String,
+    case_id: Option<String>,
+    origin: String,
+    category: String,
+    subject: String,
+    body: String,
+    noted_at: i64,
+}
+
+/// A case's notes from every CRM, each with its provider, oldest first.
+pub async fn for_case_all(
+    conn: &mut Conn,
+    company: CompanyId,
+    case: CaseId,
+) -> Result<Vec<(String, CrmNote)>> {
+    let rows: Vec<AnyNoteRow> = sqlx::query_as(
+        "SELECT provider, crm_note_id, record_id, case_id, origin, category, subject, body,
+                    noted_at
+             FROM crm_notes WHERE company_id = $1 AND case_id = $2
+             ORDER BY noted_at, provider, crm_note_id",
+    )
+    .bind(company.to_string())
+    .bind(case.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.provider,
+                CrmNote {
+                    crm_note_id: r.crm_note_id,
+                    record_id: r.record_id,
+                    case_id: parse_opt_id("crm_notes.case_id", r.case_id.as_deref())?,
+                    origin: r.origin,
+                    category: r.category,
+                    subject: r.subject,
+                    body: r.body,
+                    noted_at: ts(r.noted_at)?,
+                },
+            ))
+        })
         .collect()
 }
 

@@ -32,6 +32,9 @@ pub struct Integration {
     /// Pull cursors: the CRM storage time of the newest lead / note seen (LR13).
     pub leads_cursor: Option<Timestamp>,
     pub notes_cursor: Option<Timestamp>,
+    /// The contacts cursor of CRMs pulled by contact too (SmartAdvocate; cases use
+    /// `leads_cursor`).
+    pub contacts_cursor: Option<Timestamp>,
     pub last_pull_at: Option<Timestamp>,
     pub last_pull_error: Option<String>,
 }
@@ -39,7 +42,7 @@ pub struct Integration {
 const COLUMNS: &str = "company_id, provider, webhook_token, credentials_sealed, connected_at,
     settings, config_error, first_webhook_at, last_webhook_at, last_integration_sync_at,
     last_status_pull_at, last_status_push_at, catalog_refreshed_at, catalog_error,
-    leads_cursor, notes_cursor, last_pull_at, last_pull_error";
+    leads_cursor, notes_cursor, contacts_cursor, last_pull_at, last_pull_error";
 
 #[derive(FromRow)]
 struct Row {
@@ -59,6 +62,7 @@ struct Row {
     catalog_error: Option<String>,
     leads_cursor: Option<i64>,
     notes_cursor: Option<i64>,
+    contacts_cursor: Option<i64>,
     last_pull_at: Option<i64>,
     last_pull_error: Option<String>,
 }
@@ -87,6 +91,7 @@ impl Row {
             catalog_error: self.catalog_error,
             leads_cursor: opt_ts(self.leads_cursor)?,
             notes_cursor: opt_ts(self.notes_cursor)?,
+            contacts_cursor: opt_ts(self.contacts_cursor)?,
             last_pull_at: opt_ts(self.last_pull_at)?,
             last_pull_error: self.last_pull_error,
         })
@@ -419,6 +424,25 @@ pub async fn record_pull(
     .bind(notes_cursor.map(|t| t.as_millisecond()))
     .bind(now.as_millisecond())
     .bind(error.map(str::to_owned))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the contacts cursor (unchanged when `None`); the other cursors are [`record_pull`]'s.
+pub async fn record_contacts_cursor(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    contacts_cursor: Option<Timestamp>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET contacts_cursor = COALESCE($3, contacts_cursor)
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(contacts_cursor.map(|t| t.as_millisecond()))
     .execute(&mut *conn)
     .await?;
     Ok(())

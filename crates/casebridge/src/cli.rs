@@ -114,8 +114,9 @@ pub enum SimService {
         port: u16,
     },
     /// SmartAdvocate's CaseSyncAPI (authenticate, CaseInfo with `%` wildcards and second
-    /// statuses, notes, contact lookup, and the modelled case types, status types, statuses and
-    /// UDFs), with a request log and faults under `/_sim/`. Demo user `demo`, password
+    /// statuses, notes, contact lookup, and the modelled case types, status types, statuses,
+    /// UDFs, status and UDF writes, and "changed since" searches of cases, notes and contacts
+    /// for pulls), with a request log and faults under `/_sim/`. Demo user `demo`, password
     /// `Demo-Password` (case-sensitive); the base URL is `http://127.0.0.1:<port>` (with or
     /// without `/CaseSyncAPI`).
     Smartadvocate {

@@ -328,6 +328,14 @@ impl Runtime {
             Duration::from_secs(15 * 60),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(
+            casebridge_crm::smartadvocate::pull::SCHEDULE.run_loop(
+                self.store.clone(),
+                self.clock.clone(),
+                Duration::from_secs(self.config.smartadvocate_pull_interval_secs),
+                shutdown.clone(),
+            ),
+        ));
         tasks
     }
 

@@ -311,11 +311,13 @@ async fn add_recording(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteOut {
-    /// The note's id in Law Ruler.
+    /// The CRM the note is in: `lawruler` or `smartadvocate`.
+    pub provider: String,
+    /// The note's id in the CRM.
     pub crm_note_id: String,
-    /// The Law Ruler Lead ID.
+    /// The CRM record: Law Ruler Lead ID, SmartAdvocate case number.
     pub record_id: String,
-    /// `crm`: written in Law Ruler and pulled; `platform`: written by casebridge.
+    /// `crm`: written in the CRM and pulled; `platform`: written by casebridge.
     pub origin: String,
     pub category: String,
     pub subject: String,
@@ -323,8 +325,8 @@ pub struct NoteOut {
     pub noted_at: String,
 }
 
-/// The Law Ruler notes of a case, oldest first: notes pulled hourly from Law Ruler (LR13) and
-/// the notes casebridge wrote there (messages, call records).
+/// The CRM notes of a case, oldest first: notes pulled from Law Ruler (LR13) and SmartAdvocate
+/// (SA4), and the notes casebridge wrote there (messages, call records).
 #[utoipa::path(get, path = "/cases/{id}/notes", tag = "cases", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Vec<NoteOut>), (status = 404, body = ErrorBody)))]
@@ -338,7 +340,8 @@ async fn list_notes(
     Ok(axum::Json(
         notes
             .into_iter()
-            .map(|n| NoteOut {
+            .map(|(provider, n)| NoteOut {
+                provider,
                 crm_note_id: n.crm_note_id,
                 record_id: n.record_id,
                 origin: n.origin,

@@ -35,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_operation))
         .routes(routes!(dismiss_operation))
         .routes(routes!(refresh_catalog))
+        .routes(routes!(pull_now))
         .routes(routes!(field_preview))
         .routes(routes!(get_catalog))
         .routes(routes!(get_links, put_links))
@@ -664,6 +665,37 @@ async fn refresh_catalog(
         fields: loaded.fields,
         refreshed_at: crate::dto::time(loaded.refreshed_at),
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PullOut {
+    /// Whether a pull job was added; false when a pull was already waiting (it reads
+    /// everything changed up to when it runs).
+    pub queued: bool,
+    pub job_id: Option<String>,
+}
+
+/// Pulls the CRM's changes now, beside the schedule: the records changed since the last pull
+/// (Law Ruler: leads and notes; SmartAdvocate: cases, contacts and notes). A worker runs it;
+/// its outcome, with created/updated/unchanged counts, is in the sync log. 409 when nothing
+/// would be received (not connected, turned off, receiving off).
+#[utoipa::path(post, path = "/integrations/{provider}/pull", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 202, body = PullOut), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+async fn pull_now(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<(StatusCode, axum::Json<PullOut>), ApiError> {
+    let r = svc::pull_now(&s.app, company, provider(&raw)?).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(PullOut {
+            queued: r.job_id.is_some(),
+            job_id: r.job_id,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

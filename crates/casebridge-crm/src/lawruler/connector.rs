@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::error::Validator;
-use casebridge_domain::ids::CompanyId;
+use casebridge_domain::ids::{CompanyId, JobId};
 use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::ValidationError;
 use casebridge_files::Files;
@@ -246,8 +246,27 @@ impl Connector for LawRuler {
         record: &InboundRecord,
         now: Timestamp,
     ) -> Result<Applied, IngestError> {
-        let Parsed::LawRuler(lead) = &record.parsed;
-        ingest::apply_lead(tx, company, lead, now).await
+        match &record.parsed {
+            Parsed::LawRuler(lead) => ingest::apply_lead(tx, company, lead, now).await,
+            Parsed::SmartAdvocate(_) => Err(ValidationError::single(
+                "body",
+                "a SmartAdvocate record cannot be applied to Law Ruler",
+            )
+            .into()),
+        }
+    }
+
+    fn record_noun(&self) -> &'static str {
+        "lead"
+    }
+
+    async fn enqueue_pull(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        now: Timestamp,
+    ) -> Result<Option<JobId>, StoreError> {
+        pull::enqueue_pull(tx, company, now).await
     }
 
     async fn record_change(

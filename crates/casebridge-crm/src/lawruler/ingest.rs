@@ -4,54 +4,24 @@
 //! applied whole or not at all.
 
 use casebridge_domain::error::Validator;
-use casebridge_domain::ids::{CampaignId, CaseStatusId, CaseTypeId, CompanyId, ListId};
-use casebridge_domain::integrations::CrmValue;
-use casebridge_domain::records::{
-    CasePatch, ClientFields, ClientInput, ClientPatch, CustomFields, ExternalRef, Name, NamedKind,
-    NewCase, NewClient,
-};
+use casebridge_domain::ids::{CampaignId, CompanyId, ListId};
+use casebridge_domain::records::{ClientFields, ClientInput, CustomFields, Name, NamedKind};
 use casebridge_domain::ValidationError;
-use casebridge_store::{
-    cases, clients, crm_notes, integrations, lists, named, Conn, StoreError, Tx,
-};
+use casebridge_store::{integrations, lists, named, Conn, Tx};
 use jiff::Timestamp;
 use serde_json::json;
 
 use super::inbound::{LeadWebhook, ListAction, ListRef};
+use crate::ingest::{self as shared, CaseValues, Source};
 
 pub const PROVIDER: &str = "lawruler";
 
 pub use crate::connector::{Applied, IngestError};
 
-/// The platform record for a CRM value: the mapping if there is one; otherwise a platform record
-/// of the same name (created if needed), which is then mapped, so the next webhook is direct.
-async fn resolve_named(
-    tx: &mut Tx,
-    company: CompanyId,
-    kind: NamedKind,
-    value: &CrmValue,
-    mapped: Option<String>,
-    now: Timestamp,
-    notes: &mut Vec<String>,
-) -> Result<String, IngestError> {
-    if let Some(id) = mapped {
-        return Ok(id);
-    }
-    let conn: &mut Conn = tx;
-    let name = Name::parse(kind.label(), &value.name)?;
-    // Concurrent first webhooks naming the same new value all get the one record.
-    let id = named::find_or_create(conn, company, kind, &name, now)
-        .await?
-        .id;
-    notes.push(format!(
-        "Law Ruler {} {} ({}) mapped to the {} of the same name",
-        kind.label(),
-        value.id,
-        value.name,
-        kind.label()
-    ));
-    Ok(id)
-}
+const SOURCE: Source = Source {
+    provider: PROVIDER,
+    name: "Law Ruler",
+};
 
 async fn resolve_list(
     conn: &mut Conn,
@@ -114,54 +84,10 @@ pub async fn apply_lead(
         None => None,
     };
 
-    // A case type a record arrives with is one the firm uses (the setup checklist's).
-    integrations::mark_case_type_used(tx, company, PROVIDER, &lead.case_type.id, now).await?;
-    let linked = integrations::linked_case_type(tx, company, PROVIDER, &lead.case_type.id)
-        .await?
-        .map(|c| c.to_string());
-    let was_linked = linked.is_some();
-    let case_type_id: CaseTypeId = resolve_named(
-        tx,
-        company,
-        NamedKind::CaseType,
-        &lead.case_type,
-        linked,
-        now,
-        &mut notes,
-    )
-    .await?
-    .parse()
-    .expect("stored ids parse");
-    if !was_linked {
-        integrations::set_link(
-            tx,
-            company,
-            PROVIDER,
-            &lead.case_type.id,
-            Some(case_type_id),
-        )
-        .await?;
-    }
-    let mapped = integrations::mapped_status(tx, company, PROVIDER, &lead.status.id)
-        .await?
-        .map(|s| s.to_string());
-    let was_mapped = mapped.is_some();
-    let case_status_id: CaseStatusId = resolve_named(
-        tx,
-        company,
-        NamedKind::CaseStatus,
-        &lead.status,
-        mapped,
-        now,
-        &mut notes,
-    )
-    .await?
-    .parse()
-    .expect("stored ids parse");
-    if !was_mapped {
-        integrations::add_status_mapping(tx, company, PROVIDER, case_status_id, &lead.status.id)
-            .await?;
-    }
+    let case_type_id =
+        shared::case_type(tx, company, SOURCE, &lead.case_type, now, &mut notes).await?;
+    let case_status_id =
+        shared::case_status(tx, company, SOURCE, &lead.status, now, &mut notes).await?;
 
     // Client by Primary Contact ID.
     let mut v = Validator::new();
@@ -176,39 +102,16 @@ pub async fn apply_lead(
     );
     v.finish()?;
     let fields = fields.expect("validated");
-    let (client_id, client_created) =
-        match clients::find_by_ref(tx, company, PROVIDER, &lead.primary_contact_id).await {
-            Ok(existing) => {
-                if existing.fields != fields {
-                    let patch = ClientPatch {
-                        first_name: Some(fields.first_name.clone()),
-                        last_name: Some(fields.last_name.clone()),
-                        email: fields.email.clone().map(Some),
-                        phone: fields.phone.clone().map(Some),
-                    };
-                    clients::update(tx, company, existing.id, &patch, now).await?;
-                }
-                (existing.id, false)
-            }
-            Err(StoreError::NotFound) => {
-                let created = clients::create(
-                    tx,
-                    company,
-                    &NewClient {
-                        fields,
-                        external_refs: vec![ExternalRef::parse(
-                            "primary_contact_id",
-                            PROVIDER,
-                            &lead.primary_contact_id,
-                        )?],
-                    },
-                    now,
-                )
-                .await?;
-                (created.id, true)
-            }
-            Err(e) => return Err(e.into()),
-        };
+    let (client_id, client_created) = shared::upsert_client(
+        tx,
+        company,
+        SOURCE,
+        "primary_contact_id",
+        &lead.primary_contact_id,
+        fields,
+        now,
+    )
+    .await?;
 
     // Case by Lead ID.
     let name = Name::parse("Full Name", &lead.full_name)?;
@@ -217,43 +120,23 @@ pub async fn apply_lead(
         "lawruler_case_type": lead.case_type.name,
         "lawruler_status": lead.status.name,
     }))?;
-    let (case_id, case_created) = match cases::find_by_ref(tx, company, PROVIDER, &lead.lead_id)
-        .await
-    {
-        Ok(existing) => {
-            let patch = CasePatch {
-                name: Some(name),
-                case_type_id: Some(case_type_id),
-                case_status_id: Some(Some(case_status_id)),
-                client_id: Some(Some(client_id)),
-                campaign_id: campaign.map(Some),
-                custom_fields: Some(lr_fields),
-            };
-            cases::update(tx, company, existing.id, &patch, now).await?;
-            (existing.id, false)
-        }
-        Err(StoreError::NotFound) => {
-            let created = cases::create(
-                tx,
-                company,
-                &NewCase {
-                    name,
-                    case_type_id,
-                    case_status_id: Some(case_status_id),
-                    client_id: Some(client_id),
-                    campaign_id: campaign,
-                    custom_fields: lr_fields,
-                    external_refs: vec![ExternalRef::parse("lead_id", PROVIDER, &lead.lead_id)?],
-                },
-                now,
-            )
-            .await?;
-            // Notes pulled before the lead had a case now belong to it.
-            crm_notes::attach_to_case(tx, company, PROVIDER, &lead.lead_id, created.id).await?;
-            (created.id, true)
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (case_id, case_created) = shared::upsert_case(
+        tx,
+        company,
+        SOURCE,
+        "lead_id",
+        &lead.lead_id,
+        CaseValues {
+            name,
+            case_type_id,
+            case_status_id,
+            client_id,
+            campaign_id: campaign,
+            custom_fields: lr_fields,
+        },
+        now,
+    )
+    .await?;
 
     // Lists: the explicit directive, then the auto-add rules.
     let mut lists_added = Vec::new();

@@ -68,20 +68,7 @@ pub fn lead_fields(r: &LeadRecord) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What one row (or pulled lead) did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-}
-
-/// A row's own failure: the message for the report, and whether it happened after the row
-/// started writing (the transaction must then be rolled back).
-pub(crate) struct RowFailure {
-    pub(crate) message: String,
-    pub(crate) wrote: bool,
-}
+pub(crate) use crate::ingest::{Outcome, RowFailure};
 
 /// Applies one row inside `tx`: the webhook's path (`parse_lead`, the dedupe receipt,
 /// `apply_lead`). Also how the hourly pull applies a lead.

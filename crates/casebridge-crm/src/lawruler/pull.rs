@@ -27,7 +27,8 @@
 //! [`DEFAULT_INTERVAL`], one hour) old, or that never pulled. [`enqueue_pull`] adds a job only
 //! when the company has no pull waiting (a running one does not count: it may have read its
 //! cursors already); its ordering key `lawruler-pull/<company>` makes a company's pulls run one
-//! at a time, so two pulls never race on the cursors.
+//! at a time, so two pulls never race on the cursors. The scheduling is shared with every CRM
+//! ([`crate::pull`]); this module keeps what a Law Ruler pull reads and applies.
 //!
 //! **Cursors.** Each cursor is Law Ruler's own storage time (`updatedAt`) of the newest record
 //! seen, so clock differences between the two systems do not matter. The first pull starts at
@@ -61,14 +62,13 @@ use async_trait::async_trait;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::ids::{CaseId, CompanyId, JobId};
 use casebridge_domain::integrations::{ErrorKind, SyncOutcome};
-use casebridge_domain::jobs::{Job, NewJob};
-use casebridge_domain::retry::{Backoff, RetryPolicy};
+use casebridge_domain::jobs::Job;
+use casebridge_domain::retry::RetryPolicy;
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
-use casebridge_store::integrations::{self, Health, Integration, NewSyncEntry};
-use casebridge_store::{activity, cases, jobs, Store, StoreError, Tx};
+use casebridge_store::integrations::{self, Health, NewSyncEntry};
+use casebridge_store::{cases, Store, StoreError, Tx};
 use jiff::Timestamp;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{LawRulerError, LeadRecord, NoteRecord};
@@ -77,6 +77,7 @@ use super::ingest::PROVIDER;
 use super::lead::{apply_row, lead_fields, Outcome, RowFailure};
 use super::outbound::toggles;
 use crate::counters;
+use crate::pull::PullSchedule;
 
 /// The queue pulls run on.
 pub const QUEUE: &str = "crm";
@@ -85,135 +86,50 @@ pub const KIND: &str = "lawruler.pull";
 /// How often each integration is pulled unless configured otherwise (LR13: hourly).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 /// Attempts of one pull before it gives up until the next scheduled pull.
-pub const MAX_ATTEMPTS: u32 = 6;
+pub const MAX_ATTEMPTS: u32 = crate::pull::MAX_ATTEMPTS;
 /// Notes stored per transaction.
 const NOTES_PER_TX: usize = 200;
-/// The longest wait between two looks of [`schedule_loop`].
-const MAX_TICK: Duration = Duration::from_secs(300);
+
+/// Law Ruler's pull job, as the shared scheduling ([`crate::pull`]) knows it.
+pub const SCHEDULE: PullSchedule = PullSchedule {
+    provider: PROVIDER,
+    kind: KIND,
+    name: "Law Ruler",
+};
 
 /// The ordering key of a company's pulls.
 pub fn ordering_key(company: CompanyId) -> String {
-    format!("lawruler-pull/{company}")
+    SCHEDULE.ordering_key(company)
 }
 
-/// Enqueues a pull for `company` in the caller's transaction, unless one is already waiting
-/// (pending, including one waiting for a retry) or the company has no Law Ruler integration.
-/// Returns the new job's id. The integration row is read locked (on PostgreSQL; SQLite write
-/// transactions are serial), so two callers cannot both see no pull waiting and both add one.
+/// Enqueues a pull for `company` in the caller's transaction, unless one is already waiting or
+/// the company has no Law Ruler integration ([`PullSchedule::enqueue`]).
 pub async fn enqueue_pull(
     tx: &mut Tx,
     company: CompanyId,
     now: Timestamp,
 ) -> Result<Option<JobId>, StoreError> {
-    if integrations::get_for_update(tx, company, PROVIDER)
-        .await?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    if !activity::pending_jobs(tx, company, KIND).await?.is_empty() {
-        return Ok(None);
-    }
-    let id = jobs::enqueue(
-        tx,
-        &NewJob::new(QUEUE, KIND, json!({}))
-            .company(company)
-            .ordering_key(ordering_key(company)),
-        now,
-    )
-    .await?;
-    Ok(Some(id))
-}
-
-fn older_than(at: Option<Timestamp>, now: Timestamp, interval: Duration) -> bool {
-    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
-    at.is_none_or(|t| now.as_millisecond() - t.as_millisecond() >= interval_ms)
-}
-
-/// Whether `i` should be pulled now: connected, "Receive data" in effect, and not pulled (or
-/// tried) within `interval`.
-fn due(i: &Integration, now: Timestamp, interval: Duration) -> bool {
-    i.credentials_sealed.is_some()
-        && toggles(i).gates().receive
-        && older_than(i.last_pull_at, now, interval)
+    SCHEDULE.enqueue(tx, company, now).await
 }
 
 /// Enqueues a pull for every connected integration with "Receive data" in effect whose last
-/// pull is at least `interval` old (or that never pulled). Returns the companies a pull was
-/// enqueued for (not those that already had one waiting).
+/// pull is at least `interval` old ([`PullSchedule::schedule_due`]).
 pub async fn schedule_due(
     store: &Store,
     clock: &dyn Clock,
     interval: Duration,
 ) -> Result<Vec<CompanyId>, StoreError> {
-    let now = clock.now();
-    let mut due_now = Vec::new();
-    {
-        let mut conn = store.conn().await?;
-        for company in integrations::connected(&mut conn, PROVIDER).await? {
-            if let Some(i) = integrations::get(&mut conn, company, PROVIDER).await? {
-                if due(&i, now, interval) {
-                    due_now.push(company);
-                }
-            }
-        }
-    }
-    let mut enqueued = Vec::new();
-    for company in due_now {
-        let mut tx = store.begin().await?;
-        let added = enqueue_pull(&mut tx, company, now).await?;
-        tx.commit().await?;
-        if added.is_some() {
-            enqueued.push(company);
-        }
-    }
-    Ok(enqueued)
+    SCHEDULE.schedule_due(store, clock, interval).await
 }
 
-/// How often [`schedule_loop`] looks: a twelfth of the interval, between 1 s and 5 minutes, so
-/// an integration is pulled at most that long after it is due.
-fn tick(interval: Duration) -> Duration {
-    (interval / 12).clamp(Duration::from_secs(1), MAX_TICK)
-}
-
-/// Runs [`schedule_due`] now and then every twelfth of `interval` (at most every 5 minutes)
-/// until `shutdown` is cancelled. A failing look is logged and tried again at the next tick.
-/// One per process that runs the `crm` workers; several on one database are harmless (a company
-/// never gets a second waiting pull).
+/// Runs the Law Ruler pull scheduler until `shutdown` ([`PullSchedule::run_loop`]).
 pub async fn schedule_loop(
     store: Store,
     clock: Arc<dyn Clock>,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let every = tick(interval);
-    tracing::info!(
-        provider = PROVIDER,
-        interval_secs = interval.as_secs(),
-        "Law Ruler pull scheduler started"
-    );
-    while !shutdown.is_cancelled() {
-        match schedule_due(&store, clock.as_ref(), interval).await {
-            Ok(enqueued) if !enqueued.is_empty() => {
-                tracing::info!(
-                    provider = PROVIDER,
-                    count = enqueued.len(),
-                    "Law Ruler pulls enqueued"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(provider = PROVIDER, error = %e,
-                    "scheduling Law Ruler pulls failed; trying again at the next tick");
-            }
-        }
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-    tracing::info!(provider = PROVIDER, "Law Ruler pull scheduler stopped");
+    SCHEDULE.run_loop(store, clock, interval, shutdown).await
 }
 
 /// What a pull did.
@@ -523,20 +439,9 @@ pub async fn pull(
     Ok(PullOutcome::Pulled(summary))
 }
 
-/// How pulls are retried: 30 s doubling up to 15 minutes, [`MAX_ATTEMPTS`] in all (the handler
-/// gives up on the last one itself, so a pull is never dead-lettered for a Law Ruler outage;
-/// only database failures can use the whole budget).
+/// How pulls are retried ([`crate::pull::retry_policy`]).
 pub fn retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        backoff: Backoff::Exponential {
-            initial: Duration::from_secs(30),
-            factor: 2.0,
-            max: Duration::from_secs(900),
-        },
-        jitter: 0.2,
-        max_attempts: MAX_ATTEMPTS,
-        window: None,
-    }
+    crate::pull::retry_policy()
 }
 
 /// The `lawruler.pull` job.
@@ -703,10 +608,7 @@ pub fn register(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
+    use serde_json::json;
 
     #[test]
     fn a_record_becomes_the_webhook_fields() {
@@ -728,18 +630,6 @@ mod tests {
         let lead = super::super::inbound::parse_lead(&[], &f).unwrap();
         assert_eq!(lead.primary_contact_id, "50001");
         assert_eq!(lead.list, None);
-    }
-
-    #[test]
-    fn due_after_the_interval_or_never_pulled() {
-        let hour = Duration::from_secs(3600);
-        let now = t("2025-01-15T12:00:00Z");
-        assert!(older_than(None, now, hour));
-        assert!(older_than(Some(t("2025-01-15T11:00:00Z")), now, hour));
-        assert!(!older_than(Some(t("2025-01-15T11:00:01Z")), now, hour));
-        assert_eq!(tick(hour), Duration::from_secs(300));
-        assert_eq!(tick(Duration::from_secs(60)), Duration::from_secs(5));
-        assert_eq!(tick(Duration::from_millis(10)), Duration::from_secs(1));
     }
 
     #[test]

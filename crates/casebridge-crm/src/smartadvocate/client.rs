@@ -245,6 +245,168 @@ pub struct CaseInfo {
     pub case_status: Option<String>,
     #[serde(default)]
     pub second_statuses: Vec<SecondStatus>,
+    #[serde(default)]
+    pub plaintiffs: Vec<Plaintiff>,
+    /// SmartAdvocate's time, `2025-01-01T09:30:00` (no offset).
+    #[serde(default)]
+    pub created_date: Option<String>,
+    #[serde(default)]
+    pub modified_date: Option<String>,
+}
+
+/// A plaintiff of a case. The contact's names, email and phone come only when asked for
+/// (`AddContactInfo`; their shape is modelled).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plaintiff {
+    #[serde(
+        rename = "contactID",
+        alias = "contactId",
+        alias = "uniqueContactId",
+        default,
+        deserialize_with = "opt_id_string"
+    )]
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub primary: Option<bool>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default, alias = "emailAddress")]
+    pub email: Option<String>,
+    #[serde(default, alias = "phoneNumber", alias = "contactNumber")]
+    pub phone: Option<String>,
+}
+
+/// A note as the notes reads answer (documented fields; `modifiedDate` is modelled).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    #[serde(rename = "noteID", deserialize_with = "id_string")]
+    pub note_id: String,
+    pub case_number: String,
+    #[serde(default)]
+    pub note_type_name: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// HTML.
+    #[serde(default)]
+    pub note_text: Option<String>,
+    #[serde(default)]
+    pub note_date: Option<String>,
+    #[serde(default)]
+    pub created_date: Option<String>,
+    #[serde(default)]
+    pub modified_date: Option<String>,
+}
+
+/// A contact from the contacts search, with when it changed (modelled).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangedContact {
+    #[serde(flatten)]
+    pub contact: Contact,
+    #[serde(default)]
+    pub modified_date: Option<String>,
+}
+
+/// How many records a "changed since" search asks for per page.
+pub const CHANGED_PAGE_SIZE: u64 = 100;
+/// A "changed since" search stops after this many pages (a server that never runs out).
+const MAX_CHANGED_PAGES: u64 = 10_000;
+
+/// Reads one of SmartAdvocate's times: `2025-01-01T09:30:00` (optionally with fractions or an
+/// offset). Times without an offset are taken as UTC (modelled: the tenant's zone is unknown).
+pub fn parse_time(raw: &str) -> Option<Timestamp> {
+    let raw = raw.trim();
+    raw.parse::<Timestamp>().ok().or_else(|| {
+        raw.parse::<jiff::civil::DateTime>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    })
+}
+
+/// A time as SmartAdvocate's searches take it: `2025-01-01T09:30:00` in UTC, to the second
+/// (truncated, so the second `at` falls in is included).
+pub fn format_time(at: Timestamp) -> String {
+    at.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+/// A search answer: a bare array, `{records}` or `{<anything>: [...], pageRequest}` (public
+/// clients of the documents search accept all three).
+fn records_of<T: DeserializeOwned>(what: &str, body: &str) -> Result<Vec<T>, SmartAdvocateError> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        SmartAdvocateError::Unexpected(format!("{what}: answer not understood ({e})"))
+    })?;
+    let list = match v {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Object(mut o) => match o.remove("records") {
+            Some(serde_json::Value::Array(a)) => a,
+            _ => o
+                .into_iter()
+                .find_map(|(k, v)| match v {
+                    serde_json::Value::Array(a) if k != "pageRequest" => Some(a),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    SmartAdvocateError::Unexpected(format!("{what}: the answer has no records"))
+                })?,
+        },
+        _ => {
+            return Err(SmartAdvocateError::Unexpected(format!(
+                "{what}: the answer is not a list"
+            )))
+        }
+    };
+    list.into_iter()
+        .map(|r| {
+            serde_json::from_value(r).map_err(|e| {
+                SmartAdvocateError::Unexpected(format!("{what}: a record not understood ({e})"))
+            })
+        })
+        .collect()
+}
+
+/// The time a changed record's search orders it by.
+pub trait Modified {
+    fn modified(&self) -> Option<Timestamp>;
+    fn key(&self) -> &str;
+}
+
+impl Modified for CaseInfo {
+    fn modified(&self) -> Option<Timestamp> {
+        self.modified_date.as_deref().and_then(parse_time)
+    }
+    fn key(&self) -> &str {
+        &self.case_id
+    }
+}
+
+impl Modified for Note {
+    fn modified(&self) -> Option<Timestamp> {
+        self.modified_date
+            .as_deref()
+            .or(self.created_date.as_deref())
+            .and_then(parse_time)
+    }
+    fn key(&self) -> &str {
+        &self.note_id
+    }
+}
+
+impl Modified for ChangedContact {
+    fn modified(&self) -> Option<Timestamp> {
+        self.modified_date.as_deref().and_then(parse_time)
+    }
+    fn key(&self) -> &str {
+        &self.contact.id
+    }
 }
 
 /// A contact from the lookup; names are read tolerantly, as public clients do.
@@ -551,6 +713,99 @@ impl SmartAdvocateClient {
             &[],
         )
         .await
+    }
+
+    /// Cases modified at or after `since` (with each plaintiff's contact details), oldest
+    /// change first.
+    pub async fn cases_changed_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<CaseInfo>, SmartAdvocateError> {
+        let path = self.paths.cases_by_date.clone();
+        self.changed_since("search cases by date", &path, since, true)
+            .await
+    }
+
+    /// Notes modified at or after `since`, oldest change first.
+    pub async fn notes_changed_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<Note>, SmartAdvocateError> {
+        let path = self.paths.notes_by_date.clone();
+        self.changed_since("search notes by date", &path, since, false)
+            .await
+    }
+
+    /// Contacts modified at or after `since`, oldest change first.
+    pub async fn contacts_changed_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<ChangedContact>, SmartAdvocateError> {
+        let path = self.paths.contacts_by_date.clone();
+        self.changed_since("search contacts by date", &path, since, false)
+            .await
+    }
+
+    /// Every record of a "changed since" search, read page by page. Each page starts from the
+    /// newest change time read so far (inclusive) rather than at an offset, so a record that
+    /// changes during the read moves to the end and is read again instead of shifting an
+    /// unread one onto a page already read; records already read with the same change time are
+    /// dropped. Only when a whole page shares one change time does the read page on within it.
+    async fn changed_since<T: DeserializeOwned + Modified>(
+        &self,
+        what: &str,
+        template: &str,
+        since: Timestamp,
+        contact_info: bool,
+    ) -> Result<Vec<T>, SmartAdvocateError> {
+        let url = self.endpoint(template, &[])?;
+        let mut out: Vec<T> = Vec::new();
+        let mut seen: std::collections::HashSet<(String, Option<i64>)> = Default::default();
+        let mut from = since;
+        let mut page = 0u64;
+        for _ in 0..MAX_CHANGED_PAGES {
+            let body = serde_json::json!({
+                "modifiedFromDateTime": format_time(from),
+                "pageRequest": {"currentPage": page, "pageSize": CHANGED_PAGE_SIZE},
+                "addContactInfo": contact_info,
+            });
+            let text = self
+                .call(what, |t| {
+                    self.http.post(url.clone()).bearer_auth(t).json(&body)
+                })
+                .await?;
+            let records: Vec<T> = records_of(what, &text)?;
+            let full = records.len() as u64 >= CHANGED_PAGE_SIZE;
+            let newest = records.iter().filter_map(Modified::modified).max();
+            for r in records {
+                if seen.insert((r.key().to_owned(), r.modified().map(|t| t.as_second()))) {
+                    out.push(r);
+                }
+            }
+            if !full {
+                // A record read twice (it changed during the read) counts once, at its newest.
+                let mut last: std::collections::HashMap<String, usize> = Default::default();
+                for (i, r) in out.iter().enumerate() {
+                    last.insert(r.key().to_owned(), i);
+                }
+                let mut i = 0;
+                out.retain(|r| {
+                    i += 1;
+                    last.get(r.key()) == Some(&(i - 1))
+                });
+                return Ok(out);
+            }
+            match newest {
+                Some(n) if n.as_second() > from.as_second() => {
+                    from = n;
+                    page = 0;
+                }
+                _ => page += 1,
+            }
+        }
+        Err(SmartAdvocateError::Unexpected(format!(
+            "{what}: more than {MAX_CHANGED_PAGES} pages"
+        )))
     }
 
     /// Contacts whose name matches (first page of `limit`).

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpKind, OpState, ResumeMode};
 use casebridge_domain::error::Validator;
-use casebridge_domain::ids::CompanyId;
+use casebridge_domain::ids::{CompanyId, JobId};
 use casebridge_domain::integrations::Provider;
 use casebridge_domain::integrations::Toggles;
 use casebridge_domain::ValidationError;
@@ -31,16 +31,18 @@ use serde_json::{Map, Value};
 
 use super::client::{normalize_base_url, SmartAdvocateError, PERMISSION_CHECKS};
 use super::connection::{self, Clients, StoredCredentials};
-use super::outbound;
+use super::{import, outbound, pull, record};
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
     InboundFields, InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings,
-    PlatformChange, Resumed, SECRET_MASK,
+    Parsed, PlatformChange, Resumed, SECRET_MASK,
 };
+use crate::lawruler::inbound as lr_inbound;
 
 /// Says what this version does not do with SmartAdvocate.
 pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting, \
-                           loading the catalog and sending changes are)";
+                           loading the catalog, sending changes, pulls, the hook and the import \
+                           from the SmartAdvocate API are)";
 
 /// The catalog id of a second status: `<status type id>:<status id>`.
 pub fn second_status_id(status_type_id: &str, status_id: &str) -> String {
@@ -201,46 +203,102 @@ impl Connector for SmartAdvocate {
         loaded.await.map_err(|e| CatalogError::Load(e.to_string()))
     }
 
-    fn inbound_gate(&self, _: &Integration) -> Option<String> {
-        Some(not_yet("receiving webhooks"))
+    fn inbound_gate(&self, i: &Integration) -> Option<String> {
+        let t = Toggles::from_settings(&i.settings);
+        if i.credentials_sealed.is_none() {
+            Some("SmartAdvocate is not connected".to_owned())
+        } else if !t.enable_integration {
+            Some("the integration is turned off (Enable Integration)".to_owned())
+        } else if !t.direction.receives() {
+            Some(
+                "the sync direction is one way out (platform to SmartAdvocate): nothing is \
+                 received"
+                    .to_owned(),
+            )
+        } else if !t.gates().receive {
+            Some("receiving data from SmartAdvocate is turned off".to_owned())
+        } else {
+            None
+        }
     }
 
+    /// A hook's body is the flat fields of a case record ([`record::LABELS`]) as JSON or
+    /// form-encoded (multipart text fields too); the URL's query carries none.
     fn inbound_fields(
         &self,
-        _query: &str,
+        query: &str,
         body: InboundBody,
     ) -> Result<InboundFields, InboundRejection> {
-        // Nothing is read from the body; only a body that could not be read is reported.
-        match body {
-            InboundBody::Unreadable { message, too_large } => Err(if too_large {
-                InboundRejection::TooLarge(message)
-            } else {
-                InboundRejection::Malformed(message)
-            }),
-            _ => Ok(InboundFields::default()),
-        }
+        let query = lr_inbound::pairs_from_form(query.as_bytes());
+        let body = match body {
+            InboundBody::Json(bytes) => lr_inbound::pairs_from_json(&bytes)
+                .map_err(|e| InboundRejection::Malformed(e.to_string()))?,
+            InboundBody::Form(bytes) => lr_inbound::pairs_from_form(&bytes),
+            InboundBody::Fields(fields) => fields,
+            InboundBody::Unreadable { message, too_large } => {
+                return Err(if too_large {
+                    InboundRejection::TooLarge(message)
+                } else {
+                    InboundRejection::Malformed(message)
+                })
+            }
+            InboundBody::Unsupported => {
+                return Err(InboundRejection::Unsupported(
+                    "send the case as JSON or form-encoded fields".into(),
+                ))
+            }
+        };
+        Ok(InboundFields { query, body })
     }
 
     fn parse_inbound(
         &self,
-        _query: &[(String, String)],
-        _body: &[(String, String)],
+        query: &[(String, String)],
+        body: &[(String, String)],
     ) -> Result<InboundRecord, InvalidInbound> {
-        Err(InvalidInbound {
-            field: "body",
-            message: not_yet("receiving webhooks"),
-            record_ref: None,
-        })
+        let fields: Vec<(String, String)> = query.iter().chain(body).cloned().collect();
+        match record::parse(&fields) {
+            Ok(r) => Ok(InboundRecord {
+                record_id: r.case_number.clone(),
+                content_hash: record::content_hash(&r),
+                parsed: Parsed::SmartAdvocate(r),
+            }),
+            Err(e) => Err(InvalidInbound {
+                field: e.field,
+                message: e.message,
+                record_ref: record::case_number_in(&fields),
+            }),
+        }
+    }
+
+    fn record_noun(&self) -> &'static str {
+        "case"
     }
 
     async fn apply_inbound(
         &self,
-        _tx: &mut Tx,
-        _company: CompanyId,
-        _record: &InboundRecord,
-        _now: Timestamp,
+        tx: &mut Tx,
+        company: CompanyId,
+        inbound: &InboundRecord,
+        now: Timestamp,
     ) -> Result<Applied, IngestError> {
-        Err(ValidationError::single("body", not_yet("receiving webhooks")).into())
+        match &inbound.parsed {
+            Parsed::SmartAdvocate(r) => record::apply(tx, company, r, now).await,
+            Parsed::LawRuler(_) => Err(ValidationError::single(
+                "body",
+                "a Law Ruler lead cannot be applied to SmartAdvocate",
+            )
+            .into()),
+        }
+    }
+
+    async fn enqueue_pull(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        now: Timestamp,
+    ) -> Result<Option<JobId>, StoreError> {
+        pull::SCHEDULE.enqueue(tx, company, now).await
     }
 
     /// Case changes (mapped status, mapped UDFs), messages and analysed calls become
@@ -348,19 +406,23 @@ impl Connector for SmartAdvocate {
         )))
     }
 
+    /// The initial import of existing cases (changed since `since`; every case when none).
     async fn enqueue_api_import(
         &self,
-        _tx: &mut Tx,
-        _company: CompanyId,
-        _since: Option<Timestamp>,
-        _now: Timestamp,
+        tx: &mut Tx,
+        company: CompanyId,
+        since: Option<Timestamp>,
+        now: Timestamp,
     ) -> Result<Import, ApiImportError> {
-        Err(ApiImportError::NotConnected(not_yet(
-            "importing from the SmartAdvocate API",
-        )))
+        import::enqueue(tx, company, since, now)
+            .await
+            .map_err(|e| match e {
+                import::EnqueueError::NotConnected => ApiImportError::NotConnected(e.to_string()),
+                import::EnqueueError::Store(e) => ApiImportError::Store(e),
+            })
     }
 
-    /// Sending operations (no pulls or imports yet).
+    /// Sending operations, the pull, and the import.
     fn register_jobs(
         &self,
         registry: Registry,
@@ -369,6 +431,9 @@ impl Connector for SmartAdvocate {
         clock: Arc<dyn Clock>,
         settings: JobSettings,
     ) -> Registry {
+        let registry = pull::register(registry, store.clone(), clock.clone(), self.clients.clone());
+        let registry =
+            import::register(registry, store.clone(), clock.clone(), self.clients.clone());
         outbound::register(
             registry,
             outbound::OpHandler::new(

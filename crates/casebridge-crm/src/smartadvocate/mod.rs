@@ -1,13 +1,18 @@
 //! SmartAdvocate: the CaseSyncAPI client (documented authentication and case reads, modelled
 //! catalog and write paths), the connection at rest, the connector and the push. This version
-//! connects (SA1), loads the catalog (SA2), and pushes mapped changes (SA3, SA4 push); webhooks,
-//! pulls and imports are not in it yet, and the connector says so rather than pretending.
+//! connects (SA1), loads the catalog (SA2), pushes mapped changes (SA3, SA4 push), pulls cases,
+//! contacts and notes changed since a cursor (`pull`, SA4), takes the cases firms push to
+//! `POST /hooks/smartadvocate/{token}` and imports existing cases (`import`); all three apply a
+//! case through `record`. File imports are not in it, and the connector says so.
 
 pub mod client;
 pub mod connection;
 mod connector;
+pub mod import;
 pub mod outbound;
 mod paths;
+pub mod pull;
+pub mod record;
 
 pub use client::SmartAdvocatePaths;
 pub use connector::{second_status_id, SmartAdvocate, NOT_YET};

@@ -34,6 +34,7 @@ use casebridge_domain::jobs::Job;
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::records::NamedKind;
 use casebridge_queue::{Handler, JobError, Registry};
+use casebridge_store::crm_notes::{self, CrmNote};
 use casebridge_store::crm_ops::{self, CrmOp};
 use casebridge_store::integrations::{self, Health, Integration};
 use casebridge_store::{cases, clients, named, Conn, Store, StoreError, Tx};
@@ -508,9 +509,13 @@ impl OpHandler {
                     "priority": "Normal",
                 });
                 let answer = client.insert_note(&case.case_id, &note).await?;
-                Ok(serde_json::from_str::<Value>(&answer)
-                    .ok()
-                    .and_then(|v| v.get("noteID").map(|id| id.to_string())))
+                Ok(serde_json::from_str::<Value>(&answer).ok().and_then(|v| {
+                    match v.get("noteID")? {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    }
+                }))
             }
             other => Err(SmartAdvocateError::Rejected(format!(
                 "{} is not an operation SmartAdvocate takes",
@@ -519,7 +524,9 @@ impl OpHandler {
         }
     }
 
-    async fn succeeded(&self, op: &CrmOp) -> Result<(), StoreError> {
+    /// Settles a sent operation; a note SmartAdvocate gave an id is remembered as ours
+    /// (origin `platform`), so the pull does not bring it back as SmartAdvocate's.
+    async fn succeeded(&self, op: &CrmOp, note_id: Option<String>) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let moved = crm_ops::transition(
@@ -540,6 +547,34 @@ impl OpHandler {
                 Health::IntegrationSync
             };
             integrations::touch_health(&mut tx, op.company_id, PROVIDER, health, now).await?;
+            if let (
+                Some(crm_note_id),
+                OpAction::AddNote {
+                    category,
+                    subject,
+                    body,
+                    noted_at,
+                },
+            ) = (note_id, &op.action)
+            {
+                crm_notes::insert(
+                    &mut tx,
+                    op.company_id,
+                    PROVIDER,
+                    &CrmNote {
+                        crm_note_id,
+                        record_id: op.record_id.clone(),
+                        case_id: op.case_id,
+                        origin: "platform".into(),
+                        category: category.clone(),
+                        subject: subject.clone(),
+                        body: body.clone(),
+                        noted_at: *noted_at,
+                    },
+                    now,
+                )
+                .await?;
+            }
             OUTBOX
                 .log(
                     &mut tx,
@@ -634,7 +669,7 @@ impl Handler for OpHandler {
             });
         }
         match self.execute(&client, &op).await {
-            Ok(_) => self.succeeded(&op).await.map_err(store_retry),
+            Ok(note_id) => self.succeeded(&op, note_id).await.map_err(store_retry),
             Err(e) if e.is_retryable() => {
                 let retry_after = match &e {
                     SmartAdvocateError::RateLimited { retry_after } => *retry_after,

@@ -42,6 +42,14 @@ pub struct SmartAdvocatePaths {
     pub set_status: String,
     /// Modelled: `PUT [{udfName, value}]` sets UDF values by exact name; has `{case_id}`.
     pub set_udfs: String,
+    /// Modelled on the documented documents search (`POST /case/documents/byDatePaged`): `POST
+    /// {modifiedFromDateTime, pageRequest{currentPage, pageSize}, addContactInfo}` → `{records:
+    /// [CaseInfo…]}`, the cases modified since a time, oldest change first (SA4 pull).
+    pub cases_by_date: String,
+    /// Modelled: the same search over notes (records are notes with `modifiedDate`).
+    pub notes_by_date: String,
+    /// Modelled: the same search over contacts (records are contacts with `modifiedDate`).
+    pub contacts_by_date: String,
 }
 
 impl Default for SmartAdvocatePaths {
@@ -59,6 +67,9 @@ impl Default for SmartAdvocatePaths {
             case_udfs: "/case/{case_id}/UDFs".into(),
             set_status: "/case/{case_id}/status".into(),
             set_udfs: "/case/{case_id}/UDFs".into(),
+            cases_by_date: "/case/byDatePaged".into(),
+            notes_by_date: "/case/notes/byDatePaged".into(),
+            contacts_by_date: "/contact/byDatePaged".into(),
         }
     }
 }

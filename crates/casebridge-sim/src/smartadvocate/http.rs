@@ -125,6 +125,9 @@ fn route(method: &Method, path: &str) -> Option<(Operation, Vec<u64>)> {
     let get = method == Method::GET;
     let post = method == Method::POST;
     Some(match segs.as_slice() {
+        ["case", "bydatepaged"] if post => (Operation::CasesByDate, vec![]),
+        ["case", "notes", "bydatepaged"] if post => (Operation::NotesByDate, vec![]),
+        ["contact", "bydatepaged"] if post => (Operation::ContactsByDate, vec![]),
         ["users", "authenticate"] if post => (Operation::Authenticate, vec![]),
         ["case", "caseinfo"] if get => (Operation::CaseInfo, vec![]),
         ["case", "notes", "bycasenumber"] if get => (Operation::NotesByCaseNumber, vec![]),
@@ -220,6 +223,9 @@ fn answer(
         Operation::ContactLookup => contact_lookup(&st, input),
         Operation::SetStatus => set_status(&mut st, vars[0], input),
         Operation::SetUdfs => set_udfs(&mut st, vars[0], input),
+        Operation::CasesByDate => by_date(&st, input, ByDate::Cases),
+        Operation::NotesByDate => by_date(&st, input, ByDate::Notes),
+        Operation::ContactsByDate => by_date(&st, input, ByDate::Contacts),
     };
     if response.status() == StatusCode::OK && st.faults.empty_bodies > 0 {
         st.faults.empty_bodies -= 1;
@@ -305,48 +311,82 @@ fn case_info(st: &SimState, input: &Input) -> Response {
     let Some(pattern) = input.query("Casenumber").filter(|p| !p.is_empty()) else {
         return message(StatusCode::BAD_REQUEST, "Casenumber is required");
     };
-    let primary = st.primary_type().map_or(0, |t| t.status_type_id);
+    let contact_info = input
+        .query("AddContactInfo")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let found: Vec<Value> = st
         .cases
         .iter()
         .filter(|c| like(pattern, &c.case_number))
-        .map(|c| {
-            let plaintiff = st.contact(c.plaintiff_contact_id);
-            json!({
-                "caseID": c.case_id,
-                "caseNumber": c.case_number,
-                "caseTypeID": c.case_type_id,
-                "caseType": st.case_type(c.case_type_id).map(|t| t.case_type_name.clone()),
-                "caseStatusID": c.status_id,
-                "caseStatus": st.status_name(primary, c.status_id).map(|(_, s)| s),
-                "caseStatusFrom": ts(c.status_from),
-                "officeID": 1,
-                "officeName": "Main Office",
-                "plaintiffs": plaintiff.map(|p| vec![json!({
-                    "id": c.case_id * 10 + 1,
-                    "name": format!("{} {}", p.first_name, p.last_name),
-                    "role": "Plaintiff",
-                    "contactID": p.contact_id,
-                    "primary": true,
-                    "primaryContact": true,
-                })]).unwrap_or_default(),
-                "secondStatuses": c.second_statuses.iter().map(|s| {
-                    let (type_name, name) = st.status_name(s.status_type_id, s.status_id)
-                        .unwrap_or_default();
-                    json!({
-                        "statusID": s.status_id,
-                        "statusTypeID": s.status_type_id,
-                        "fromDate": ts(s.from),
-                        "statusTypeName": type_name,
-                        "statusName": name,
-                    })
-                }).collect::<Vec<_>>(),
-                "createdDate": ts(c.created),
-                "modifiedDate": ts(c.modified),
-            })
-        })
+        .map(|c| case_json(st, c, contact_info))
         .collect();
     ok(json!(found))
+}
+
+/// A case as `CaseInfo` answers it; with `contact_info` (modelled: `AddContactInfo=true`) each
+/// plaintiff also carries the contact's `firstName, lastName, email, phone`.
+fn case_json(st: &SimState, c: &super::SimCase, contact_info: bool) -> Value {
+    let primary = st.primary_type().map_or(0, |t| t.status_type_id);
+    let plaintiff = st.contact(c.plaintiff_contact_id);
+    json!({
+        "caseID": c.case_id,
+        "caseNumber": c.case_number,
+        "caseTypeID": c.case_type_id,
+        "caseType": st.case_type(c.case_type_id).map(|t| t.case_type_name.clone()),
+        "caseStatusID": c.status_id,
+        "caseStatus": st.status_name(primary, c.status_id).map(|(_, s)| s),
+        "caseStatusFrom": ts(c.status_from),
+        "officeID": 1,
+        "officeName": "Main Office",
+        "plaintiffs": plaintiff.map(|p| {
+            let mut v = json!({
+                "id": c.case_id * 10 + 1,
+                "name": format!("{} {}", p.first_name, p.last_name),
+                "role": "Plaintiff",
+                "contactID": p.contact_id,
+                "primary": true,
+                "primaryContact": true,
+            });
+            if contact_info {
+                v["firstName"] = json!(p.first_name);
+                v["lastName"] = json!(p.last_name);
+                v["email"] = json!(p.email);
+                v["phone"] = json!(p.phone);
+            }
+            vec![v]
+        }).unwrap_or_default(),
+        "secondStatuses": c.second_statuses.iter().map(|s| {
+            let (type_name, name) = st.status_name(s.status_type_id, s.status_id)
+                .unwrap_or_default();
+            json!({
+                "statusID": s.status_id,
+                "statusTypeID": s.status_type_id,
+                "fromDate": ts(s.from),
+                "statusTypeName": type_name,
+                "statusName": name,
+            })
+        }).collect::<Vec<_>>(),
+        "createdDate": ts(c.created),
+        "modifiedDate": ts(c.modified),
+    })
+}
+
+fn note_json(st: &SimState, c: &super::SimCase, n: &SimNote) -> Value {
+    json!({
+        "noteID": n.note_id,
+        "caseID": c.case_id,
+        "caseNumber": c.case_number,
+        "noteTypeID": n.note_type_id,
+        "noteTypeName": "General",
+        "noteText": n.note_text,
+        "subject": n.subject,
+        "priority": n.priority,
+        "userID": st.user.user_id,
+        "noteDate": ts(n.note_date),
+        "createdDate": ts(n.created),
+        "isSharedinCP": false,
+        "isSharedWithAll": true,
+    })
 }
 
 fn notes(st: &SimState, input: &Input) -> Response {
@@ -357,27 +397,117 @@ fn notes(st: &SimState, input: &Input) -> Response {
         .cases
         .iter()
         .filter(|c| c.case_number == number)
-        .flat_map(|c| {
-            c.notes.iter().map(|n| {
-                json!({
-                    "noteID": n.note_id,
-                    "caseID": c.case_id,
-                    "caseNumber": c.case_number,
-                    "noteTypeID": n.note_type_id,
-                    "noteTypeName": "General",
-                    "noteText": n.note_text,
-                    "subject": n.subject,
-                    "priority": n.priority,
-                    "userID": st.user.user_id,
-                    "noteDate": ts(n.note_date),
-                    "createdDate": ts(n.created),
-                    "isSharedinCP": false,
-                    "isSharedWithAll": true,
-                })
-            })
-        })
+        .flat_map(|c| c.notes.iter().map(move |n| note_json(st, c, n)))
         .collect();
     ok(json!(out))
+}
+
+#[derive(Clone, Copy)]
+enum ByDate {
+    Cases,
+    Notes,
+    Contacts,
+}
+
+/// A time as SmartAdvocate writes them (`2025-01-01T09:30:00`, no offset, read as UTC here), or
+/// an RFC 3339 time.
+fn parse_time(raw: &str) -> Option<Timestamp> {
+    raw.parse::<Timestamp>().ok().or_else(|| {
+        raw.parse::<jiff::civil::DateTime>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    })
+}
+
+/// Modelled: the records modified in `[modifiedFromDateTime, modifiedToDateTime]` (to: open when
+/// absent), oldest change first (ties by id), one page of `pageRequest{currentPage (from 0),
+/// pageSize (1–500)}`, answered as `{records, pageRequest{currentPage, pageSize,
+/// totalRecords}}`. Times are compared at the second SmartAdvocate writes them in.
+fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
+    let body = input.json.clone().unwrap_or(Value::Null);
+    let time = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let Some(from_raw) = time("modifiedFromDateTime") else {
+        return message(StatusCode::BAD_REQUEST, "modifiedFromDateTime is required");
+    };
+    let Some(from) = parse_time(&from_raw) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            format!("modifiedFromDateTime {from_raw:?} is not a date and time"),
+        );
+    };
+    let to = match time("modifiedToDateTime") {
+        None => None,
+        Some(raw) => match parse_time(&raw) {
+            Some(t) => Some(t),
+            None => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    format!("modifiedToDateTime {raw:?} is not a date and time"),
+                )
+            }
+        },
+    };
+    let page = body.get("pageRequest").cloned().unwrap_or(Value::Null);
+    let current = page.get("currentPage").and_then(Value::as_u64).unwrap_or(0);
+    let size = page.get("pageSize").and_then(Value::as_u64).unwrap_or(100);
+    if !(1..=500).contains(&size) {
+        return message(StatusCode::BAD_REQUEST, "pageSize must be 1 to 500");
+    }
+    let contact_info = body
+        .get("addContactInfo")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let second = |t: Timestamp| t.as_second();
+    let within =
+        |t: Timestamp| second(t) >= second(from) && to.is_none_or(|to| second(t) <= second(to));
+    let mut found: Vec<(i64, u64, Value)> = match what {
+        ByDate::Cases => st
+            .cases
+            .iter()
+            .filter(|c| within(c.modified))
+            .map(|c| {
+                (
+                    second(c.modified),
+                    c.case_id,
+                    case_json(st, c, contact_info),
+                )
+            })
+            .collect(),
+        ByDate::Notes => st
+            .cases
+            .iter()
+            .flat_map(|c| c.notes.iter().map(move |n| (c, n)))
+            .filter(|(_, n)| within(n.modified))
+            .map(|(c, n)| {
+                let mut v = note_json(st, c, n);
+                v["modifiedDate"] = json!(ts(n.modified));
+                (second(n.modified), n.note_id, v)
+            })
+            .collect(),
+        ByDate::Contacts => st
+            .contacts
+            .iter()
+            .filter(|c| within(c.modified))
+            .map(|c| {
+                let mut v = json!(c);
+                v["modifiedDate"] = json!(ts(c.modified));
+                (second(c.modified), c.contact_id, v)
+            })
+            .collect(),
+    };
+    found.sort_by_key(|(t, id, _)| (*t, *id));
+    let total = found.len();
+    let records: Vec<Value> = found
+        .into_iter()
+        .skip(usize::try_from(current.saturating_mul(size)).unwrap_or(usize::MAX))
+        .take(usize::try_from(size).unwrap_or(usize::MAX))
+        .map(|(_, _, v)| v)
+        .collect();
+    ok(json!({
+        "records": records,
+        "pageRequest": {"currentPage": current, "pageSize": size, "totalRecords": total},
+    }))
 }
 
 fn insert_note(st: &mut SimState, case_id: u64, input: &Input) -> Response {
@@ -399,6 +529,7 @@ fn insert_note(st: &mut SimState, case_id: u64, input: &Input) -> Response {
             .and_then(|d| d.parse().ok())
             .unwrap_or(now),
         created: now,
+        modified: now,
     };
     let Some(case) = st.cases.iter_mut().find(|c| c.case_id == case_id) else {
         return message(StatusCode::NOT_FOUND, "Case not found");

@@ -31,6 +31,16 @@
 //! - `GET /case/CaseTypes/{caseTypeId}/UDFs` → `[{udfID, udfName, udfShortName, udfType,
 //!   udfGroup}]` (the user-defined fields of a case type).
 //! - `GET /case/{caseId}/UDFs` → `[{udfID, udfName, value}]`.
+//! - `CaseInfo` with `&AddContactInfo=true` (seen in code; its shape is modelled): each
+//!   plaintiff also carries `firstName, lastName, email, phone`.
+//! - "Changed since" searches, shaped like the documented `POST /case/documents/byDatePaged`:
+//!   `POST /case/byDatePaged` (cases, as `CaseInfo` records; `addContactInfo: true` as above),
+//!   `POST /case/notes/byDatePaged` (notes with `modifiedDate`), `POST /contact/byDatePaged`
+//!   (contacts with `modifiedDate`). Body `{modifiedFromDateTime, modifiedToDateTime (optional),
+//!   pageRequest{currentPage (from 0), pageSize (1–500)}}`; times are SmartAdvocate's
+//!   `2025-01-01T09:30:00` (no offset; UTC here), compared at the second, both ends inclusive;
+//!   records oldest change first (ties by id); answer `{records, pageRequest{currentPage,
+//!   pageSize, totalRecords}}`.
 //!
 //! Other answers: `403 {"message":"You do not have permission to <operation>"}` for an operation
 //! the API user is denied, `404 {"message"}`, `429` with `Retry-After`, `503`.
@@ -84,6 +94,12 @@ pub enum Operation {
     SetStatus,
     /// Modelled: `PUT /case/{case_id}/UDFs` with `[{udfName, value}]`; names match exactly.
     SetUdfs,
+    /// Modelled: `POST /case/byDatePaged`, cases modified in a time range, paged.
+    CasesByDate,
+    /// Modelled: `POST /case/notes/byDatePaged`, notes modified in a time range, paged.
+    NotesByDate,
+    /// Modelled: `POST /contact/byDatePaged`, contacts modified in a time range, paged.
+    ContactsByDate,
 }
 
 impl Operation {
@@ -102,6 +118,9 @@ impl Operation {
             Self::ContactLookup => "look up contacts",
             Self::SetStatus => "update case statuses",
             Self::SetUdfs => "update UDF values",
+            Self::CasesByDate => "search cases by date",
+            Self::NotesByDate => "search notes by date",
+            Self::ContactsByDate => "search contacts by date",
         }
     }
 }
@@ -162,6 +181,13 @@ pub struct SimContact {
     pub city: Option<String>,
     pub state: Option<String>,
     pub zip: Option<String>,
+    /// When the contact last changed (the modelled contacts-by-date search reads it).
+    #[serde(skip, default = "epoch")]
+    pub modified: Timestamp,
+}
+
+fn epoch() -> Timestamp {
+    Timestamp::UNIX_EPOCH
 }
 
 /// The current value of one second-status type on a case.
@@ -183,6 +209,8 @@ pub struct SimNote {
     pub priority: String,
     pub note_date: Timestamp,
     pub created: Timestamp,
+    /// When the note last changed (the modelled notes-by-date search reads it).
+    pub modified: Timestamp,
 }
 
 /// A case.
@@ -472,6 +500,80 @@ impl SmartAdvocateSim {
 
     pub fn cases(&self) -> Vec<SimCase> {
         self.state().cases.clone()
+    }
+
+    pub fn contacts(&self) -> Vec<SimContact> {
+        self.state().contacts.clone()
+    }
+
+    /// Changes a case as a SmartAdvocate user would: its `modified` becomes now, then `edit`
+    /// runs (so a test may set `modified` to an exact time). Returns false for an unknown number.
+    pub fn edit_case(&self, number: &str, edit: impl FnOnce(&mut SimCase)) -> bool {
+        let mut st = self.state();
+        let Some(case) = st.cases.iter_mut().find(|c| c.case_number == number) else {
+            return false;
+        };
+        case.modified = Timestamp::now();
+        edit(case);
+        true
+    }
+
+    /// Adds a case (a user creating one in SmartAdvocate).
+    pub fn add_case(&self, case: SimCase) {
+        self.state().cases.push(case);
+    }
+
+    /// Changes a contact: its `modified` becomes now, then `edit` runs. False for an unknown id.
+    pub fn edit_contact(&self, id: u64, edit: impl FnOnce(&mut SimContact)) -> bool {
+        let mut st = self.state();
+        let Some(contact) = st.contacts.iter_mut().find(|c| c.contact_id == id) else {
+            return false;
+        };
+        contact.modified = Timestamp::now();
+        edit(contact);
+        true
+    }
+
+    /// Adds a contact.
+    pub fn add_contact(&self, contact: SimContact) {
+        self.state().contacts.push(contact);
+    }
+
+    /// Adds a note (HTML `text`) to the case with `number`, created and modified now; returns
+    /// its id, or `None` for an unknown number.
+    pub fn add_note(&self, number: &str, subject: &str, text: &str) -> Option<u64> {
+        let mut st = self.state();
+        let note_id = st.next_note_id;
+        let now = Timestamp::now();
+        let case = st.cases.iter_mut().find(|c| c.case_number == number)?;
+        case.notes.push(SimNote {
+            note_id,
+            note_type_id: 1,
+            subject: subject.to_owned(),
+            note_text: text.to_owned(),
+            priority: "Normal".into(),
+            note_date: now,
+            created: now,
+            modified: now,
+        });
+        st.next_note_id += 1;
+        Some(note_id)
+    }
+
+    /// Changes a note: its `modified` becomes now, then `edit` runs. False for an unknown id.
+    pub fn edit_note(&self, note_id: u64, edit: impl FnOnce(&mut SimNote)) -> bool {
+        let mut st = self.state();
+        let Some(note) = st
+            .cases
+            .iter_mut()
+            .flat_map(|c| c.notes.iter_mut())
+            .find(|n| n.note_id == note_id)
+        else {
+            return false;
+        };
+        note.modified = Timestamp::now();
+        edit(note);
+        true
     }
 
     /// Every request to a CaseSyncAPI endpoint so far, in arrival order.

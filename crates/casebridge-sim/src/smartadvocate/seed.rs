@@ -34,6 +34,7 @@ fn contact(id: u64, first: &str, last: &str, email: &str, phone: &str) -> SimCon
         city: None,
         state: None,
         zip: None,
+        modified: Timestamp::from_second(1_735_689_600).expect("valid"),
     }
 }
 
