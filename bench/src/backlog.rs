@@ -20,12 +20,13 @@ use crate::report::{m, Measure};
 /// How the pending deliveries are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Via {
-    /// Events with their deliveries and delivery jobs written directly, as dispatch writes them
+    /// Events with their deliveries and delivery jobs written one by one
     /// (`events::insert`, `webhooks::create_delivery`, `enqueue_delivery`): the backlog is
     /// 100k deliver jobs.
     Direct,
-    /// Events recorded with `record_event`: the backlog is 100k dispatch jobs, each turning into
-    /// a delivery when it runs.
+    /// Events recorded with `record_event`, which fans each out in its transaction: the same
+    /// 100k deliver jobs, written as the platform writes them (the option's name is historical:
+    /// it used to leave 100k dispatch jobs).
     Dispatch,
 }
 

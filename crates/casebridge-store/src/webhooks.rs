@@ -405,7 +405,8 @@ impl DeliveryRow {
     }
 }
 
-/// Creates the delivery of an event to a webhook unless it exists (dispatch may run twice).
+/// Creates the delivery of an event to a webhook unless it exists (a legacy dispatch job may run
+/// twice).
 /// Returns the new delivery's id, or `None` when it already existed.
 pub async fn create_delivery(
     conn: &mut Conn,
@@ -429,6 +430,55 @@ pub async fn create_delivery(
     .execute(&mut *conn)
     .await?;
     Ok((done.rows_affected() == 1).then_some(id))
+}
+
+/// Rows per multi-row `INSERT` of deliveries (5 parameters each), well under every backend's
+/// parameter limit.
+const DELIVERY_BATCH: usize = 100;
+
+/// Creates the deliveries of one fresh event to `hooks` in as few statements as possible (one
+/// per 100 webhooks): the fan-out of an event in the transaction that records it. Returns the
+/// new deliveries' ids, one per webhook, in `hooks` order; a pair that already has a delivery is
+/// left as it is and left out.
+pub async fn create_deliveries(
+    conn: &mut Conn,
+    company: CompanyId,
+    hooks: &[WebhookId],
+    event: EventId,
+    now: Timestamp,
+) -> Result<Vec<(WebhookId, DeliveryId)>> {
+    let mut out = Vec::with_capacity(hooks.len());
+    for chunk in hooks.chunks(DELIVERY_BATCH) {
+        let ids: Vec<DeliveryId> = chunk.iter().map(|_| DeliveryId::new()).collect();
+        let values = (0..chunk.len())
+            .map(|i| {
+                let b = 4 + 2 * i;
+                format!("(${}, $1, ${}, $2, 'pending', $3, $3)", b, b + 1)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (id, company_id, webhook_id, event_id, status,
+                 created_at, updated_at)
+             VALUES {values}
+             ON CONFLICT (webhook_id, event_id) DO NOTHING
+             RETURNING id"
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(company.to_string())
+            .bind(event.to_string())
+            .bind(now.as_millisecond());
+        for (id, hook) in ids.iter().zip(chunk) {
+            q = q.bind(id.to_string()).bind(hook.to_string());
+        }
+        let made: Vec<String> = q.fetch_all(&mut *conn).await?;
+        for (id, hook) in ids.iter().zip(chunk) {
+            if made.contains(&id.to_string()) {
+                out.push((*hook, *id));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub async fn delivery(conn: &mut Conn, company: CompanyId, id: DeliveryId) -> Result<Delivery> {

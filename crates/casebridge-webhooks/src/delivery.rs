@@ -65,6 +65,30 @@ struct DeliverPayload {
     trigger: String,
 }
 
+/// The job that sends one delivery: on the `webhooks` queue, under the webhook's concurrency
+/// key (at most `limit` in flight).
+pub fn delivery_job(
+    company: CompanyId,
+    webhook: WebhookId,
+    delivery: DeliveryId,
+    trigger: Trigger,
+    limit: u32,
+) -> NewJob {
+    let payload = serde_json::to_value(DeliverPayload {
+        delivery_id: delivery,
+        trigger: trigger.as_str().to_owned(),
+    })
+    .expect("serializable");
+    NewJob::new(QUEUE, DELIVER, payload)
+        .company(company)
+        .concurrency(concurrency_key(webhook), limit)
+}
+
+/// The concurrency key of a webhook's delivery jobs.
+pub fn concurrency_key(webhook: WebhookId) -> String {
+    format!("webhook:{webhook}")
+}
+
 /// Queues one delivery attempt on the caller's connection (inside its transaction).
 pub async fn enqueue_delivery(
     conn: &mut Conn,
@@ -74,16 +98,15 @@ pub async fn enqueue_delivery(
     trigger: Trigger,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let payload = serde_json::to_value(DeliverPayload {
-        delivery_id: delivery,
-        trigger: trigger.as_str().to_owned(),
-    })
-    .expect("serializable");
     jobs::enqueue(
         conn,
-        &NewJob::new(QUEUE, DELIVER, payload)
-            .company(company)
-            .concurrency(format!("webhook:{webhook}"), PER_ENDPOINT_CONCURRENCY),
+        &delivery_job(
+            company,
+            webhook,
+            delivery,
+            trigger,
+            PER_ENDPOINT_CONCURRENCY,
+        ),
         now,
     )
     .await?;
@@ -142,7 +165,9 @@ fn company_of(job: &Job) -> Result<CompanyId, JobError> {
 }
 
 /// Matches an event against the company's active webhooks and creates a delivery (and its job)
-/// for each match. Running twice creates nothing new.
+/// for each match. Running twice creates nothing new. Events are fanned out in the transaction
+/// that records them now ([`crate::outbox::record_event`]); this handler runs the dispatch jobs
+/// that versions before that queued (a database upgraded with some still pending).
 struct Dispatch(Arc<WebhookRuntime>);
 
 #[async_trait]

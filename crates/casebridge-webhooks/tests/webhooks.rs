@@ -1257,3 +1257,95 @@ async fn an_attempt_that_outlasts_the_timeout_fails_and_is_retried(
     assert_eq!(delivery_of(&app, &id).await["status"], "succeeded");
 }
 casebridge_testkit::backend_test!(an_attempt_that_outlasts_the_timeout_fails_and_is_retried);
+
+async fn an_event_is_fanned_out_in_its_own_transaction(backend: casebridge_testkit::TestBackend) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    let (all, _) = hook(&app, &rx.url("/all"), json!({})).await;
+    let (ended, _) = hook(
+        &app,
+        &rx.url("/ended"),
+        json!({"event_types": ["call_ended"]}),
+    )
+    .await;
+    let (off, _) = hook(&app, &rx.url("/off"), json!({"active": false})).await;
+    let count = |webhook: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v1/webhooks/{webhook}/deliveries"))
+                .await
+                .body["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+
+    // Rolled back: no event, no delivery, no job.
+    let mut tx = app.db.store.begin().await.unwrap();
+    record_event(
+        &mut tx,
+        app.company_id,
+        &NewEvent {
+            event_type: EventType::CallStarted,
+            data: json!({}),
+            campaign_id: None,
+            case_id: None,
+        },
+        casebridge_domain::clock::Clock::now(&app.clock),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(count(all.clone()).await, 0);
+    assert_eq!(app.webhook_worker(4).drain().await.unwrap(), 0);
+
+    // Committed: the deliveries are there before any worker runs, only for the webhooks that
+    // are on and subscribed, and no dispatch job runs first.
+    let event = emit(&app, EventType::CallStarted, None, None).await;
+    let listed = app.get(&format!("/api/v1/webhooks/{all}/deliveries")).await;
+    assert_eq!(listed.body["data"][0]["status"], "pending");
+    assert_eq!(
+        listed.body["data"][0]["event_id"],
+        event.to_string().as_str()
+    );
+    assert_eq!(count(ended.clone()).await, 0, "filtered out by event type");
+    assert_eq!(
+        count(off.clone()).await,
+        0,
+        "a webhook turned off gets none"
+    );
+    assert_eq!(
+        app.webhook_worker(4).drain().await.unwrap(),
+        1,
+        "one job: the delivery itself"
+    );
+    assert_eq!(rx.received("/all").len(), 1);
+
+    // A dispatch job queued by an earlier version still fans its event out, once.
+    let old = emit(&app, EventType::CallEnded, None, None).await;
+    let mut tx = app.db.store.begin().await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        &casebridge_domain::jobs::NewJob::new(
+            QUEUE,
+            casebridge_webhooks::outbox::DISPATCH,
+            json!({"event_id": old.to_string()}),
+        )
+        .company(app.company_id),
+        casebridge_domain::clock::Clock::now(&app.clock),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    app.webhook_worker(4).drain().await.unwrap();
+    assert_eq!(rx.received("/all").len(), 2);
+    assert_eq!(rx.received("/ended").len(), 1);
+    assert_eq!(
+        count(ended).await,
+        1,
+        "the dispatch made no second delivery"
+    );
+    assert!(rx.received("/off").is_empty());
+}
+casebridge_testkit::backend_test!(an_event_is_fanned_out_in_its_own_transaction);
