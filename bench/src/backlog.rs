@@ -78,15 +78,18 @@ pub async fn run(
             while done < events_n {
                 let take = p.batch.min(events_n - done);
                 let mut tx = bench.store.begin().await?;
+                let mut rows = Vec::with_capacity(hooks.len());
+                for hook in &hooks {
+                    rows.push(webhooks::get(&mut tx, company, *hook).await?);
+                }
                 for i in 0..take {
                     let now = bench.now();
                     let e = events::insert(&mut tx, company, &event(done + i), now).await?;
-                    for hook in &hooks {
+                    for hook in &rows {
                         if let Some(d) =
-                            webhooks::create_delivery(&mut tx, company, *hook, e.id, now).await?
+                            webhooks::create_delivery(&mut tx, company, hook.id, e.id, now).await?
                         {
-                            enqueue_delivery(&mut tx, company, *hook, d, Trigger::Scheduled, now)
-                                .await?;
+                            enqueue_delivery(&mut tx, hook, d, Trigger::Scheduled, now).await?;
                         }
                     }
                 }

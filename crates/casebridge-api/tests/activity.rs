@@ -37,6 +37,7 @@ async fn probe(app: &TestApp, company: CompanyId) -> WebhookId {
         subscription: Subscription::default(),
         app_key_sealed: None,
         active: true,
+        max_in_flight: casebridge_domain::events::DEFAULT_MAX_IN_FLIGHT,
     };
     let now = casebridge_domain::clock::Clock::now(&app.clock);
     webhooks::create(&mut tx, company, &new, "never opened", now)

@@ -396,6 +396,45 @@ pub async fn take_pending(conn: &mut Conn, queue: &str, ordering_key: &str) -> R
     rows(taken)
 }
 
+/// Sets the limit of a concurrency key on every job that has it (new jobs carry the limit their
+/// enqueuer gives). A raised limit takes effect at once: the key's oldest `blocked` job goes back
+/// to `scheduled`, and the next claim gates it, filling every free slot (this transaction must
+/// not take the key's lock: see the module docs). A lowered one takes effect as running jobs
+/// finish: no slot is given while the key holds as many as its limit.
+pub async fn set_concurrency_limit(
+    conn: &mut Conn,
+    queue: &str,
+    key: &str,
+    limit: u32,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET concurrency_limit = $3
+         WHERE queue = $1 AND concurrency_key = $2 AND concurrency_limit <> $3",
+    )
+    .bind(queue)
+    .bind(key)
+    .bind(i64::from(limit.max(1)))
+    .execute(&mut *conn)
+    .await?;
+    let kicked = sqlx::query(&format!(
+        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                       WHERE queue = $1 AND concurrency_key = $2 AND status = 'blocked'
+                       ORDER BY run_at, seq LIMIT 1 {})
+         UPDATE jobs SET status = 'scheduled'
+         WHERE seq IN (SELECT seq FROM picked)
+           AND status = 'blocked'",
+        skip_locked(conn)
+    ))
+    .bind(queue)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    if kicked.rows_affected() > 0 {
+        wake::mark_enqueued();
+    }
+    Ok(())
+}
+
 /// Gives free slots of a concurrency key to its oldest blocked jobs. The caller holds the key's
 /// lock (PostgreSQL).
 async fn hand_off(conn: &mut Conn, queue: &str, key: &str, limit: i64) -> Result<()> {

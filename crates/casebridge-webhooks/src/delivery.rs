@@ -23,9 +23,6 @@ use crate::signing::{signed_headers, SigningSecret};
 
 /// A delivery attempt that takes longer than this is a failure (W6).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-/// At most this many deliveries to one endpoint are in flight at once (W7), so a slow endpoint
-/// holds a bounded share of the workers.
-pub const PER_ENDPOINT_CONCURRENCY: u32 = 4;
 /// Response bodies are logged up to this size (W9).
 pub const RESPONSE_BODY_LIMIT: usize = 64 * 1024;
 
@@ -89,11 +86,11 @@ pub fn concurrency_key(webhook: WebhookId) -> String {
     format!("webhook:{webhook}")
 }
 
-/// Queues one delivery attempt on the caller's connection (inside its transaction).
+/// Queues one delivery attempt to `webhook` on the caller's connection (inside its transaction),
+/// under the webhook's bound on deliveries in flight.
 pub async fn enqueue_delivery(
     conn: &mut Conn,
-    company: CompanyId,
-    webhook: WebhookId,
+    webhook: &Webhook,
     delivery: DeliveryId,
     trigger: Trigger,
     now: Timestamp,
@@ -101,16 +98,27 @@ pub async fn enqueue_delivery(
     jobs::enqueue(
         conn,
         &delivery_job(
-            company,
-            webhook,
+            webhook.company_id,
+            webhook.id,
             delivery,
             trigger,
-            PER_ENDPOINT_CONCURRENCY,
+            webhook.max_in_flight,
         ),
         now,
     )
     .await?;
     Ok(())
+}
+
+/// Gives a webhook's queued and running delivery jobs its new bound on deliveries in flight, in
+/// the caller's transaction (the one that changes the setting). A raised bound lets more start
+/// at once; a lowered one applies as deliveries in flight finish.
+pub async fn set_max_in_flight(
+    conn: &mut Conn,
+    webhook: WebhookId,
+    limit: u32,
+) -> Result<(), StoreError> {
+    jobs::set_concurrency_limit(conn, QUEUE, &concurrency_key(webhook), limit).await
 }
 
 /// Everything the handlers need.
@@ -193,7 +201,7 @@ impl Handler for Dispatch {
                     .await
                     .map_err(store_err)?
             {
-                enqueue_delivery(&mut tx, company, hook.id, delivery, Trigger::Scheduled, now)
+                enqueue_delivery(&mut tx, hook, delivery, Trigger::Scheduled, now)
                     .await
                     .map_err(store_err)?;
             }

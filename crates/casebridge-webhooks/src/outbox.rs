@@ -8,7 +8,7 @@ use casebridge_domain::jobs::NewJob;
 use casebridge_store::{events, jobs, webhooks, Conn, StoreError};
 use jiff::Timestamp;
 
-use crate::delivery::{delivery_job, PER_ENDPOINT_CONCURRENCY};
+use crate::delivery::delivery_job;
 use casebridge_domain::events::Trigger;
 
 /// The queue that webhook work runs on.
@@ -39,22 +39,23 @@ pub async fn record_event(
     let matched: Vec<_> = hooks
         .iter()
         .filter(|h| h.subscription.matches(&event))
-        .map(|h| h.id)
         .collect();
     if matched.is_empty() {
         return Ok(event);
     }
-    let made = webhooks::create_deliveries(conn, company, &matched, event.id, now).await?;
+    let ids: Vec<_> = matched.iter().map(|h| h.id).collect();
+    let made = webhooks::create_deliveries(conn, company, &ids, event.id, now).await?;
     let jobs: Vec<NewJob> = made
         .iter()
-        .map(|(hook, delivery)| {
-            delivery_job(
+        .filter_map(|(hook, delivery)| {
+            let limit = matched.iter().find(|h| h.id == *hook)?.max_in_flight;
+            Some(delivery_job(
                 company,
                 *hook,
                 *delivery,
                 Trigger::Scheduled,
-                PER_ENDPOINT_CONCURRENCY,
-            )
+                limit,
+            ))
         })
         .collect();
     jobs::enqueue_many(conn, &jobs, now).await?;
