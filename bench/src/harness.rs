@@ -95,6 +95,7 @@ impl Bench {
                 subscription: Subscription::default(),
                 app_key_sealed: None,
                 active: true,
+                max_in_flight: casebridge_domain::events::DEFAULT_MAX_IN_FLIGHT,
             },
             &sealed,
             self.now(),

@@ -1,12 +1,14 @@
 //! Calls, transfers, messages and tasks end to end, on a real port, on both backends: each
-//! change writes exactly one event and its `webhook.dispatch` job in the same transaction, and a
+//! change writes exactly one event and, in the same transaction, its delivery and
+//! `webhook.deliver` job for each subscribed webhook (the outbox, fanned out inline), and a
 //! rejected request writes neither.
 
 use std::collections::BTreeSet;
 
-use casebridge_domain::events::{Event, EventType};
-use casebridge_domain::ids::{CompanyId, EventId};
+use casebridge_domain::events::{Event, EventType, Subscription};
+use casebridge_domain::ids::{CompanyId, EventId, WebhookId};
 use casebridge_domain::jobs::Job;
+use casebridge_store::webhooks::{self, NewWebhook};
 use casebridge_store::{activity, events};
 use casebridge_testkit::TestApp;
 use casebridge_webhooks::outbox;
@@ -15,22 +17,72 @@ use serde_json::{json, Value};
 
 const NO_SUCH_ID: &str = "01a1feab-0000-7000-8000-000000000000";
 
-/// A company's events (oldest first) and pending dispatch jobs, read through the store.
-async fn outbox_of(app: &TestApp, company: CompanyId) -> (Vec<Event>, Vec<Job>) {
+/// The webhook whose deliveries an [`Outbox`] watches: subscribed to every event type, never
+/// sent to (no worker runs in these tests).
+const PROBE: &str = "outbox probe";
+
+/// The company's probe webhook, made on first use (written through the store: the secret is
+/// never opened).
+async fn probe(app: &TestApp, company: CompanyId) -> WebhookId {
+    let mut tx = app.db.store.begin().await.unwrap();
+    let hooks = webhooks::active(&mut tx, company).await.unwrap();
+    if let Some(w) = hooks.iter().find(|w| w.name == PROBE) {
+        return w.id;
+    }
+    let id = WebhookId::new();
+    let new = NewWebhook {
+        id,
+        name: PROBE.to_owned(),
+        url: "https://probe.example/outbox".to_owned(),
+        subscription: Subscription::default(),
+        app_key_sealed: None,
+        active: true,
+        max_in_flight: casebridge_domain::events::DEFAULT_MAX_IN_FLIGHT,
+    };
+    let now = casebridge_domain::clock::Clock::now(&app.clock);
+    webhooks::create(&mut tx, company, &new, "never opened", now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// A company's events (oldest first) and the pending delivery jobs of its probe webhook, each
+/// with the event it delivers, read through the store.
+async fn outbox_of(
+    app: &TestApp,
+    company: CompanyId,
+    probe: WebhookId,
+) -> (Vec<Event>, Vec<(Job, EventId)>) {
     let mut conn = app.db.store.conn().await.unwrap();
     let mut events = activity::recent_events(&mut conn, company, 10_000)
         .await
         .unwrap();
     events.reverse();
-    let jobs = activity::pending_jobs(&mut conn, company, outbox::DISPATCH)
+    let mut jobs = Vec::new();
+    for job in activity::pending_jobs(&mut conn, company, outbox::DELIVER)
         .await
-        .unwrap();
+        .unwrap()
+    {
+        let delivery = job.payload["delivery_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let d = webhooks::delivery(&mut conn, company, delivery)
+            .await
+            .unwrap();
+        if d.webhook_id == probe {
+            jobs.push((job, d.event_id));
+        }
+    }
     (events, jobs)
 }
 
 /// Follows one company's outbox: each check looks only at what was written since the last one.
 struct Outbox {
     company: CompanyId,
+    probe: WebhookId,
     events: usize,
     jobs: usize,
     seen: BTreeSet<&'static str>,
@@ -38,9 +90,11 @@ struct Outbox {
 
 impl Outbox {
     async fn new(app: &TestApp, company: CompanyId) -> Self {
-        let (events, jobs) = outbox_of(app, company).await;
+        let probe = probe(app, company).await;
+        let (events, jobs) = outbox_of(app, company, probe).await;
         Self {
             company,
+            probe,
             events: events.len(),
             jobs: jobs.len(),
             seen: BTreeSet::new(),
@@ -48,7 +102,7 @@ impl Outbox {
     }
 
     /// Exactly one new event, of this type, with these filter keys, and exactly one new pending
-    /// `webhook.dispatch` job for it.
+    /// `webhook.deliver` job delivering it to the probe webhook.
     async fn one(
         &mut self,
         app: &TestApp,
@@ -56,7 +110,7 @@ impl Outbox {
         campaign_id: Option<&str>,
         case_type_id: Option<&str>,
     ) -> Event {
-        let (events, jobs) = outbox_of(app, self.company).await;
+        let (events, jobs) = outbox_of(app, self.company, self.probe).await;
         let new_events = &events[self.events..];
         let new_jobs = &jobs[self.jobs..];
         assert_eq!(
@@ -68,10 +122,10 @@ impl Outbox {
         assert_eq!(
             new_jobs.len(),
             1,
-            "{event_type:?}: expected one new dispatch job"
+            "{event_type:?}: expected one new delivery job"
         );
         let event = new_events[0].clone();
-        let job = &new_jobs[0];
+        let (job, delivered) = &new_jobs[0];
         assert_eq!(event.event_type, event_type);
         assert_eq!(event.company_id, self.company);
         assert_eq!(
@@ -85,9 +139,9 @@ impl Outbox {
             "{event_type:?}: case type"
         );
         assert_eq!(job.queue, outbox::QUEUE);
-        assert_eq!(job.kind, outbox::DISPATCH);
+        assert_eq!(job.kind, outbox::DELIVER);
         assert_eq!(job.company_id, Some(self.company));
-        assert_eq!(job.payload["event_id"], event.id.to_string());
+        assert_eq!(*delivered, event.id);
         self.events = events.len();
         self.jobs = jobs.len();
         self.seen.insert(event_type.as_str());
@@ -96,7 +150,7 @@ impl Outbox {
 
     /// Nothing written since the last check.
     async fn none(&self, app: &TestApp, what: &str) {
-        let (events, jobs) = outbox_of(app, self.company).await;
+        let (events, jobs) = outbox_of(app, self.company, self.probe).await;
         let new: Vec<_> = events[self.events..].iter().map(|e| e.event_type).collect();
         assert!(new.is_empty(), "{what}: wrote events {new:?}");
         assert_eq!(jobs.len(), self.jobs, "{what}: wrote jobs");
@@ -179,7 +233,7 @@ macro_rules! assert_status {
     }};
 }
 
-async fn every_event_type_is_recorded_once_with_its_dispatch_job(
+async fn every_event_type_is_recorded_once_with_its_delivery_job(
     backend: casebridge_testkit::TestBackend,
 ) {
     let app = TestApp::start(backend).await;
@@ -357,7 +411,7 @@ async fn every_event_type_is_recorded_once_with_its_dispatch_job(
     let all: BTreeSet<&str> = EventType::SUBSCRIBABLE.iter().map(|t| t.as_str()).collect();
     assert_eq!(outbox.seen, all);
 }
-casebridge_testkit::backend_test!(every_event_type_is_recorded_once_with_its_dispatch_job);
+casebridge_testkit::backend_test!(every_event_type_is_recorded_once_with_its_delivery_job);
 
 async fn activity_without_case_or_campaign_has_no_filter_keys(
     backend: casebridge_testkit::TestBackend,
@@ -1103,7 +1157,7 @@ async fn concurrent_changes_to_one_call_lose_nothing_and_end_once(
         lines,
         (0..8).map(|i| format!("line {i}")).collect::<Vec<_>>()
     );
-    let (events, _) = outbox_of(&app, app.company_id).await;
+    let (events, _) = outbox_of(&app, app.company_id, outbox.probe).await;
     let new: Vec<EventType> = events[outbox.events..]
         .iter()
         .map(|e| e.event_type)

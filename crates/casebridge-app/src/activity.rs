@@ -1,7 +1,7 @@
 //! Calls, transfers, messages and tasks: the platform activity that webhooks report (SPEC W3).
 //!
-//! Every change writes its new state and its event (with the event's `webhook.dispatch` job) in
-//! one transaction, so a consumer hears about exactly the changes that were committed (P4).
+//! Every change writes its new state and its event (with the event's deliveries and their
+//! `webhook.deliver` jobs) in one transaction, so a consumer hears about exactly the changes that were committed (P4).
 //!
 //! An event's `data` shows the changed record the way the caller answers with it. So each change
 //! that records an event takes `data`: it builds the event's `data` from the stored record, and

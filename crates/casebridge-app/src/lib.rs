@@ -1,8 +1,8 @@
 //! casebridge's service layer: one function per use case.
 //!
 //! A service takes the authenticated company and typed input (domain types), runs the
-//! transaction, writes the outbox in it (events with their dispatch jobs, CRM operations through
-//! [`fanout`]) and returns domain output or an [`AppError`]. It knows nothing of HTTP: the JSON
+//! transaction, writes the outbox in it (events with their deliveries and delivery jobs, CRM
+//! operations through [`fanout`]) and returns domain output or an [`AppError`]. It knows nothing of HTTP: the JSON
 //! API and the admin UI call the same functions, so each rule is written once.
 //!
 //! Invariants kept here:

@@ -7,15 +7,15 @@
 use casebridge_crypto::mask;
 use casebridge_domain::error::Validator;
 use casebridge_domain::events::{
-    parse_event_types, parse_webhook_name, Attempt, Delivery, DeliveryFilter, DeliveryStatus,
-    EventType, NewEvent, Subscription, Trigger, Webhook,
+    parse_event_types, parse_max_in_flight, parse_webhook_name, Attempt, Delivery, DeliveryFilter,
+    DeliveryStatus, EventType, NewEvent, Subscription, Trigger, Webhook, DEFAULT_MAX_IN_FLIGHT,
 };
 use casebridge_domain::ids::{CampaignId, CaseTypeId, CompanyId, DeliveryId, EventId, WebhookId};
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
 use casebridge_store::webhooks::{NewWebhook, WebhookPatch};
 use casebridge_store::{events, named, webhooks, Conn};
-use casebridge_webhooks::delivery::{app_key_aad, enqueue_delivery, secret_aad};
+use casebridge_webhooks::delivery::{app_key_aad, enqueue_delivery, secret_aad, set_max_in_flight};
 use casebridge_webhooks::signing::SigningSecret;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
@@ -38,6 +38,8 @@ pub struct WebhookInput {
     pub active: bool,
     /// A `whsec_…` signing secret; generated when absent.
     pub secret: Option<String>,
+    /// Deliveries in flight at once, 1 to 64; [`DEFAULT_MAX_IN_FLIGHT`] when absent.
+    pub max_in_flight: Option<i64>,
 }
 
 /// Changes to a webhook as asked for, before validation; `None` leaves a field as it is.
@@ -51,6 +53,8 @@ pub struct WebhookChanges {
     /// `Some(None)` removes the App Key.
     pub app_key: Option<Option<String>>,
     pub active: Option<bool>,
+    /// Deliveries in flight at once, 1 to 64.
+    pub max_in_flight: Option<i64>,
 }
 
 /// A webhook as shown to an admin: its App Key, if any, masked.
@@ -161,6 +165,10 @@ pub async fn create(
     let url = vet_url(app, &input.url, &mut v).await;
     let event_types = parse_event_types(&input.event_types, &mut v);
     let secret = parse_secret(input.secret.as_deref(), &mut v);
+    let max_in_flight = match input.max_in_flight {
+        Some(n) => v.check(parse_max_in_flight(n)),
+        None => Some(DEFAULT_MAX_IN_FLIGHT),
+    };
     let app_key = input
         .app_key
         .as_deref()
@@ -197,6 +205,7 @@ pub async fn create(
         },
         app_key_sealed: app_key.map(|k| app.keyring().seal(&k, &app_key_aad(company, id))),
         active: input.active,
+        max_in_flight: max_in_flight.expect("validated"),
     };
     let whsec = secret.to_whsec();
     let sealed = app.keyring().seal(&whsec, &secret_aad(company, id));
@@ -231,8 +240,11 @@ pub async fn update(
     let app_key = changes
         .app_key
         .map(|k| k.and_then(|k| parse_app_key(&k, &mut v)));
+    let max_in_flight = changes
+        .max_in_flight
+        .and_then(|n| v.check(parse_max_in_flight(n)));
     let mut tx = app.store().begin().await?;
-    webhook(&mut tx, company, id).await?;
+    let before = webhook(&mut tx, company, id).await?;
     let (campaign_ids, case_type_ids) = filter_ids(
         &mut tx,
         company,
@@ -251,8 +263,12 @@ pub async fn update(
         app_key_sealed: app_key
             .map(|k| k.map(|k| app.keyring().seal(&k, &app_key_aad(company, id)))),
         active: changes.active,
+        max_in_flight,
     };
     let updated = webhooks::update(&mut tx, company, id, &patch, app.now()).await?;
+    if updated.max_in_flight != before.max_in_flight {
+        set_max_in_flight(&mut tx, id, updated.max_in_flight).await?;
+    }
     tx.commit().await?;
     Ok(view(app, updated))
 }
@@ -377,7 +393,7 @@ pub async fn send_test(app: &App, company: CompanyId, id: WebhookId) -> Result<Q
     let delivery = webhooks::create_delivery(&mut tx, company, id, event.id, now)
         .await?
         .ok_or_else(|| AppError::Internal("fresh event already delivered".into()))?;
-    enqueue_delivery(&mut tx, company, id, delivery, Trigger::Test, now).await?;
+    enqueue_delivery(&mut tx, &hook, delivery, Trigger::Test, now).await?;
     tx.commit().await?;
     Ok(Queued {
         delivery_id: delivery,
@@ -480,9 +496,14 @@ pub async fn recover_matching(
     }
     let failed = webhooks::failed_matching(&mut tx, company, filter).await?;
     let mut recovered = 0;
+    let mut hooks: Vec<Webhook> = Vec::new();
     for (d, hook) in &failed {
         if webhooks::mark_pending(&mut tx, company, *d, now).await? {
-            enqueue_delivery(&mut tx, company, *hook, *d, Trigger::Manual, now).await?;
+            if !hooks.iter().any(|h| h.id == *hook) {
+                hooks.push(webhook(&mut tx, company, *hook).await?);
+            }
+            let hook = hooks.iter().find(|h| h.id == *hook).expect("just read");
+            enqueue_delivery(&mut tx, hook, *d, Trigger::Manual, now).await?;
             recovered += 1;
         }
     }
@@ -520,15 +541,8 @@ pub async fn replay(app: &App, company: CompanyId, id: DeliveryId) -> Result<Que
             "this delivery is still pending: its next attempt is already queued".into(),
         ));
     }
-    enqueue_delivery(
-        &mut tx,
-        company,
-        delivery.webhook_id,
-        id,
-        Trigger::Manual,
-        now,
-    )
-    .await?;
+    let hook = webhook(&mut tx, company, delivery.webhook_id).await?;
+    enqueue_delivery(&mut tx, &hook, id, Trigger::Manual, now).await?;
     tx.commit().await?;
     Ok(Queued {
         delivery_id: id,

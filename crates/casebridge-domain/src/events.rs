@@ -202,8 +202,34 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// Sealed App Key, sent as `X-Public-Api-Key`.
     pub app_key_sealed: Option<String>,
+    /// At most this many deliveries to the webhook are in flight at once (W7), across all
+    /// workers and processes; [`MAX_IN_FLIGHT_RANGE`], default [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: u32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A webhook's bound on deliveries in flight when none is given. Four keeps a hanging endpoint to
+/// a quarter of a default worker pool (16 per process), as before the bound was a setting; an
+/// endpoint that answers quickly and needs more rate can be given up to 64.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+
+/// The bounds a webhook's `max_in_flight` may take.
+pub const MAX_IN_FLIGHT_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+
+/// A webhook's bound on deliveries in flight: 1 to 64.
+pub fn parse_max_in_flight(raw: i64) -> Result<u32, ValidationError> {
+    match u32::try_from(raw) {
+        Ok(n) if MAX_IN_FLIGHT_RANGE.contains(&n) => Ok(n),
+        _ => Err(ValidationError::single(
+            "max_in_flight",
+            format!(
+                "must be a whole number from {} to {} (deliveries in flight at once), got {raw}",
+                MAX_IN_FLIGHT_RANGE.start(),
+                MAX_IN_FLIGHT_RANGE.end()
+            ),
+        )),
+    }
 }
 
 /// A webhook's name: at least 3 characters (W1), at most 200.

@@ -240,6 +240,17 @@ async fn gate_at_enqueue(
     key: &str,
     limit: i64,
 ) -> Result<&'static str> {
+    let (held, blocked) = key_slots(conn, queue, key).await?;
+    Ok(if held < limit && !blocked {
+        "pending"
+    } else {
+        "blocked"
+    })
+}
+
+/// How many slots of a concurrency key are held (`pending` and `running` jobs, at most its
+/// limit), and whether a job waits for one: two index probes.
+async fn key_slots(conn: &mut Conn, queue: &str, key: &str) -> Result<(i64, bool)> {
     let (held, blocked): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM jobs WHERE queue = $1 AND concurrency_key = $2
                                           AND status IN ('pending', 'running')),
@@ -250,11 +261,94 @@ async fn gate_at_enqueue(
     .bind(key)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(if held < limit && blocked == 0 {
-        "pending"
-    } else {
-        "blocked"
-    })
+    Ok((held, blocked > 0))
+}
+
+/// Rows per multi-row `INSERT` of [`enqueue_many`] (10 parameters each).
+const ENQUEUE_BATCH: usize = 50;
+
+/// Adds several jobs on the caller's connection with one `INSERT` per 50 jobs, deciding each
+/// job's state as [`enqueue`] does (on SQLite, a due keyed job gets a free slot of its key or
+/// waits `blocked`, in the order given). Jobs with an ordering key go through [`enqueue`] one by
+/// one (their key's lock and order). Returns the ids in the order given.
+pub async fn enqueue_many(conn: &mut Conn, jobs: &[NewJob], now: Timestamp) -> Result<Vec<JobId>> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut rows: Vec<(JobId, &NewJob, &'static str)> = Vec::with_capacity(jobs.len());
+    // SQLite: per key, the slots held and whether a job waits, as this batch leaves them.
+    let mut slots: BTreeMap<(&str, &str), (i64, bool)> = BTreeMap::new();
+    for job in jobs {
+        if job.ordering_key.is_some() {
+            ids.push(enqueue(conn, job, now).await?);
+            continue;
+        }
+        let run_at = job.run_at.unwrap_or(now);
+        let status = match &job.concurrency {
+            Some((key, limit)) if !is_postgres(conn) && run_at <= now => {
+                let slot = (job.queue.as_str(), key.as_str());
+                let state = match slots.entry(slot) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(key_slots(conn, &job.queue, key).await?)
+                    }
+                };
+                if state.0 < i64::from(*limit) && !state.1 {
+                    state.0 += 1;
+                    "pending"
+                } else {
+                    state.1 = true;
+                    "blocked"
+                }
+            }
+            Some(_) => "scheduled",
+            None => "pending",
+        };
+        let id = JobId::new();
+        ids.push(id);
+        rows.push((id, job, status));
+    }
+    for chunk in rows.chunks(ENQUEUE_BATCH) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let b = 2 + 9 * i;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, NULL, ${}, ${}, ${}, 0, ${}, $1, $1)",
+                    b,
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO jobs (id, queue, kind, company_id, payload, ordering_key, concurrency_key,
+                               concurrency_limit, status, attempts, run_at, created_at, updated_at)
+             VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql).bind(now.as_millisecond());
+        for (id, job, status) in chunk {
+            q = q
+                .bind(id.to_string())
+                .bind(&job.queue)
+                .bind(&job.kind)
+                .bind(job.company_id.map(|c| c.to_string()))
+                .bind(job.payload.to_string())
+                .bind(job.concurrency.as_ref().map(|(k, _)| k.clone()))
+                .bind(job.concurrency.as_ref().map(|(_, l)| i64::from(*l)))
+                .bind(*status)
+                .bind(job.run_at.unwrap_or(now).as_millisecond());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    if rows.iter().any(|(_, _, status)| *status != "blocked") {
+        wake::mark_enqueued();
+    }
+    Ok(ids)
 }
 
 /// Removes the jobs of `queue` with `ordering_key` that have not started and returns them, so
@@ -300,6 +394,45 @@ pub async fn take_pending(conn: &mut Conn, queue: &str, ordering_key: &str) -> R
         }
     }
     rows(taken)
+}
+
+/// Sets the limit of a concurrency key on every job that has it (new jobs carry the limit their
+/// enqueuer gives). A raised limit takes effect at once: the key's oldest `blocked` job goes back
+/// to `scheduled`, and the next claim gates it, filling every free slot (this transaction must
+/// not take the key's lock: see the module docs). A lowered one takes effect as running jobs
+/// finish: no slot is given while the key holds as many as its limit.
+pub async fn set_concurrency_limit(
+    conn: &mut Conn,
+    queue: &str,
+    key: &str,
+    limit: u32,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET concurrency_limit = $3
+         WHERE queue = $1 AND concurrency_key = $2 AND concurrency_limit <> $3",
+    )
+    .bind(queue)
+    .bind(key)
+    .bind(i64::from(limit.max(1)))
+    .execute(&mut *conn)
+    .await?;
+    let kicked = sqlx::query(&format!(
+        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                       WHERE queue = $1 AND concurrency_key = $2 AND status = 'blocked'
+                       ORDER BY run_at, seq LIMIT 1 {})
+         UPDATE jobs SET status = 'scheduled'
+         WHERE seq IN (SELECT seq FROM picked)
+           AND status = 'blocked'",
+        skip_locked(conn)
+    ))
+    .bind(queue)
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    if kicked.rows_affected() > 0 {
+        wake::mark_enqueued();
+    }
+    Ok(())
 }
 
 /// Gives free slots of a concurrency key to its oldest blocked jobs. The caller holds the key's

@@ -23,9 +23,6 @@ use crate::signing::{signed_headers, SigningSecret};
 
 /// A delivery attempt that takes longer than this is a failure (W6).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-/// At most this many deliveries to one endpoint are in flight at once (W7), so a slow endpoint
-/// holds a bounded share of the workers.
-pub const PER_ENDPOINT_CONCURRENCY: u32 = 4;
 /// Response bodies are logged up to this size (W9).
 pub const RESPONSE_BODY_LIMIT: usize = 64 * 1024;
 
@@ -65,29 +62,63 @@ struct DeliverPayload {
     trigger: String,
 }
 
-/// Queues one delivery attempt on the caller's connection (inside its transaction).
-pub async fn enqueue_delivery(
-    conn: &mut Conn,
+/// The job that sends one delivery: on the `webhooks` queue, under the webhook's concurrency
+/// key (at most `limit` in flight).
+pub fn delivery_job(
     company: CompanyId,
     webhook: WebhookId,
     delivery: DeliveryId,
     trigger: Trigger,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+    limit: u32,
+) -> NewJob {
     let payload = serde_json::to_value(DeliverPayload {
         delivery_id: delivery,
         trigger: trigger.as_str().to_owned(),
     })
     .expect("serializable");
+    NewJob::new(QUEUE, DELIVER, payload)
+        .company(company)
+        .concurrency(concurrency_key(webhook), limit)
+}
+
+/// The concurrency key of a webhook's delivery jobs.
+pub fn concurrency_key(webhook: WebhookId) -> String {
+    format!("webhook:{webhook}")
+}
+
+/// Queues one delivery attempt to `webhook` on the caller's connection (inside its transaction),
+/// under the webhook's bound on deliveries in flight.
+pub async fn enqueue_delivery(
+    conn: &mut Conn,
+    webhook: &Webhook,
+    delivery: DeliveryId,
+    trigger: Trigger,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     jobs::enqueue(
         conn,
-        &NewJob::new(QUEUE, DELIVER, payload)
-            .company(company)
-            .concurrency(format!("webhook:{webhook}"), PER_ENDPOINT_CONCURRENCY),
+        &delivery_job(
+            webhook.company_id,
+            webhook.id,
+            delivery,
+            trigger,
+            webhook.max_in_flight,
+        ),
         now,
     )
     .await?;
     Ok(())
+}
+
+/// Gives a webhook's queued and running delivery jobs its new bound on deliveries in flight, in
+/// the caller's transaction (the one that changes the setting). A raised bound lets more start
+/// at once; a lowered one applies as deliveries in flight finish.
+pub async fn set_max_in_flight(
+    conn: &mut Conn,
+    webhook: WebhookId,
+    limit: u32,
+) -> Result<(), StoreError> {
+    jobs::set_concurrency_limit(conn, QUEUE, &concurrency_key(webhook), limit).await
 }
 
 /// Everything the handlers need.
@@ -142,7 +173,9 @@ fn company_of(job: &Job) -> Result<CompanyId, JobError> {
 }
 
 /// Matches an event against the company's active webhooks and creates a delivery (and its job)
-/// for each match. Running twice creates nothing new.
+/// for each match. Running twice creates nothing new. Events are fanned out in the transaction
+/// that records them now ([`crate::outbox::record_event`]); this handler runs the dispatch jobs
+/// that versions before that queued (a database upgraded with some still pending).
 struct Dispatch(Arc<WebhookRuntime>);
 
 #[async_trait]
@@ -168,7 +201,7 @@ impl Handler for Dispatch {
                     .await
                     .map_err(store_err)?
             {
-                enqueue_delivery(&mut tx, company, hook.id, delivery, Trigger::Scheduled, now)
+                enqueue_delivery(&mut tx, hook, delivery, Trigger::Scheduled, now)
                     .await
                     .map_err(store_err)?;
             }

@@ -1,22 +1,33 @@
-//! How events enter the webhook pipeline: recorded in the caller's transaction together with the
-//! job that will fan them out to matching webhooks (transactional outbox).
+//! How events enter the webhook pipeline: recorded in the caller's transaction together with
+//! their deliveries to the subscribed webhooks and the jobs that send them (transactional
+//! outbox, fanned out inline).
 
 use casebridge_domain::events::{Event, NewEvent};
 use casebridge_domain::ids::CompanyId;
 use casebridge_domain::jobs::NewJob;
-use casebridge_store::{events, jobs, Conn, StoreError};
+use casebridge_store::{events, jobs, webhooks, Conn, StoreError};
 use jiff::Timestamp;
-use serde_json::json;
+
+use crate::delivery::delivery_job;
+use casebridge_domain::events::Trigger;
 
 /// The queue that webhook work runs on.
 pub const QUEUE: &str = "webhooks";
-/// Job kind: match an event against the company's webhooks and create deliveries.
+/// Job kind: match an event against the company's webhooks and create deliveries. No longer
+/// enqueued (events fan out inline, [`record_event`]); still run for jobs queued before.
 pub const DISPATCH: &str = "webhook.dispatch";
 /// Job kind: send one delivery.
 pub const DELIVER: &str = "webhook.deliver";
 
-/// Records an event and enqueues its dispatch on `conn`, which should be the transaction of the
-/// change the event reports: both commit or neither does.
+/// Records an event on `conn`, which should be the transaction of the change the event reports,
+/// and fans it out there: one delivery (`pending`) and one `webhook.deliver` job for each of the
+/// company's active webhooks whose subscription matches. The change, the event, its deliveries
+/// and their jobs commit together or not at all, and the first delivery can start as soon as
+/// they commit (no dispatch job runs first).
+///
+/// Cost per event: the case-type lookup and the event row (as before), one query for the
+/// company's active webhooks, and, when any matches, one multi-row insert of deliveries and one
+/// of jobs (on SQLite plus two index probes per webhook for its free slots).
 pub async fn record_event(
     conn: &mut Conn,
     company: CompanyId,
@@ -24,11 +35,29 @@ pub async fn record_event(
     now: Timestamp,
 ) -> Result<Event, StoreError> {
     let event = events::insert(conn, company, new, now).await?;
-    jobs::enqueue(
-        conn,
-        &NewJob::new(QUEUE, DISPATCH, json!({ "event_id": event.id.to_string() })).company(company),
-        now,
-    )
-    .await?;
+    let hooks = webhooks::active(conn, company).await?;
+    let matched: Vec<_> = hooks
+        .iter()
+        .filter(|h| h.subscription.matches(&event))
+        .collect();
+    if matched.is_empty() {
+        return Ok(event);
+    }
+    let ids: Vec<_> = matched.iter().map(|h| h.id).collect();
+    let made = webhooks::create_deliveries(conn, company, &ids, event.id, now).await?;
+    let jobs: Vec<NewJob> = made
+        .iter()
+        .filter_map(|(hook, delivery)| {
+            let limit = matched.iter().find(|h| h.id == *hook)?.max_in_flight;
+            Some(delivery_job(
+                company,
+                *hook,
+                *delivery,
+                Trigger::Scheduled,
+                limit,
+            ))
+        })
+        .collect();
+    jobs::enqueue_many(conn, &jobs, now).await?;
     Ok(event)
 }

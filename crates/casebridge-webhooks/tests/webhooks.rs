@@ -1257,3 +1257,203 @@ async fn an_attempt_that_outlasts_the_timeout_fails_and_is_retried(
     assert_eq!(delivery_of(&app, &id).await["status"], "succeeded");
 }
 casebridge_testkit::backend_test!(an_attempt_that_outlasts_the_timeout_fails_and_is_retried);
+
+async fn an_event_is_fanned_out_in_its_own_transaction(backend: casebridge_testkit::TestBackend) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    let (all, _) = hook(&app, &rx.url("/all"), json!({})).await;
+    let (ended, _) = hook(
+        &app,
+        &rx.url("/ended"),
+        json!({"event_types": ["call_ended"]}),
+    )
+    .await;
+    let (off, _) = hook(&app, &rx.url("/off"), json!({"active": false})).await;
+    let count = |webhook: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v1/webhooks/{webhook}/deliveries"))
+                .await
+                .body["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+
+    // Rolled back: no event, no delivery, no job.
+    let mut tx = app.db.store.begin().await.unwrap();
+    record_event(
+        &mut tx,
+        app.company_id,
+        &NewEvent {
+            event_type: EventType::CallStarted,
+            data: json!({}),
+            campaign_id: None,
+            case_id: None,
+        },
+        casebridge_domain::clock::Clock::now(&app.clock),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(count(all.clone()).await, 0);
+    assert_eq!(app.webhook_worker(4).drain().await.unwrap(), 0);
+
+    // Committed: the deliveries are there before any worker runs, only for the webhooks that
+    // are on and subscribed, and no dispatch job runs first.
+    let event = emit(&app, EventType::CallStarted, None, None).await;
+    let listed = app.get(&format!("/api/v1/webhooks/{all}/deliveries")).await;
+    assert_eq!(listed.body["data"][0]["status"], "pending");
+    assert_eq!(
+        listed.body["data"][0]["event_id"],
+        event.to_string().as_str()
+    );
+    assert_eq!(count(ended.clone()).await, 0, "filtered out by event type");
+    assert_eq!(
+        count(off.clone()).await,
+        0,
+        "a webhook turned off gets none"
+    );
+    assert_eq!(
+        app.webhook_worker(4).drain().await.unwrap(),
+        1,
+        "one job: the delivery itself"
+    );
+    assert_eq!(rx.received("/all").len(), 1);
+
+    // A dispatch job queued by an earlier version still fans its event out, once.
+    let old = emit(&app, EventType::CallEnded, None, None).await;
+    let mut tx = app.db.store.begin().await.unwrap();
+    jobs::enqueue(
+        &mut tx,
+        &casebridge_domain::jobs::NewJob::new(
+            QUEUE,
+            casebridge_webhooks::outbox::DISPATCH,
+            json!({"event_id": old.to_string()}),
+        )
+        .company(app.company_id),
+        casebridge_domain::clock::Clock::now(&app.clock),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    app.webhook_worker(4).drain().await.unwrap();
+    assert_eq!(rx.received("/all").len(), 2);
+    assert_eq!(rx.received("/ended").len(), 1);
+    assert_eq!(
+        count(ended).await,
+        1,
+        "the dispatch made no second delivery"
+    );
+    assert!(rx.received("/off").is_empty());
+}
+casebridge_testkit::backend_test!(an_event_is_fanned_out_in_its_own_transaction);
+
+async fn a_webhook_gets_as_many_deliveries_in_flight_as_its_bound(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    rx.always("/slow", R::status(200).delay(Duration::from_secs(30)));
+    // The default, shown by the API.
+    let (plain, _) = hook(
+        &app,
+        &rx.url("/plain"),
+        json!({"event_types": ["task_completed"]}),
+    )
+    .await;
+    let got = app.get(&format!("/api/v1/webhooks/{plain}")).await;
+    assert_eq!(got.body["max_in_flight"], 4);
+
+    // Bad values are refused, naming the field, and change nothing.
+    for bad in [json!(0), json!(65), json!(-1), json!(1_000_000_000_000i64)] {
+        let r = app
+            .post(
+                "/api/v1/webhooks",
+                json!({"name": "Bad bound", "url": rx.url("/bad"), "max_in_flight": bad}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.text
+        );
+        assert_eq!(
+            r.body["error"]["details"][0]["field"], "max_in_flight",
+            "{}",
+            r.text
+        );
+        assert!(
+            r.body["error"]["details"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("from 1 to 64"),
+            "{}",
+            r.text
+        );
+    }
+    let listed = app.get("/api/v1/webhooks").await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing created"
+    );
+
+    let (id, _) = hook(
+        &app,
+        &rx.url("/slow"),
+        json!({"event_types": ["call_started"], "max_in_flight": 8}),
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/api/v1/webhooks/{id}")).await.body["max_in_flight"],
+        8
+    );
+    let before = app.get(&format!("/api/v1/webhooks/{id}")).await.body;
+    let r = app
+        .patch(
+            &format!("/api/v1/webhooks/{id}"),
+            json!({"max_in_flight": 65, "name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["error"]["details"][0]["field"], "max_in_flight");
+    assert_eq!(
+        app.get(&format!("/api/v1/webhooks/{id}")).await.body,
+        before,
+        "a refused change changes nothing"
+    );
+
+    for _ in 0..12 {
+        emit(&app, EventType::CallStarted, None, None).await;
+    }
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(app.webhook_worker(16).run(stop.clone()));
+    // Eight at once (more than the old fixed 4), and no more.
+    rx.wait_for("/slow", 8, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.in_flight("/slow"), 8);
+    assert_eq!(
+        rx.peak_in_flight("/slow"),
+        8,
+        "bounded by the webhook's setting"
+    );
+
+    // Raised while they hang: the queued deliveries get the new bound at once.
+    let r = app
+        .patch(
+            &format!("/api/v1/webhooks/{id}"),
+            json!({"max_in_flight": 10}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["max_in_flight"], 10);
+    rx.wait_for("/slow", 10, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.peak_in_flight("/slow"), 10);
+    stop.cancel();
+    run.await.unwrap();
+}
+casebridge_testkit::backend_test!(a_webhook_gets_as_many_deliveries_in_flight_as_its_bound);

@@ -99,6 +99,11 @@ pub struct CreateWebhook {
     pub active: bool,
     /// A `whsec_…` signing secret; generated when absent.
     pub secret: Option<String>,
+    /// At most this many deliveries to this webhook are in flight at once (1 to 64; default 4).
+    /// A hanging endpoint holds at most this many of the workers; raise it for an endpoint that
+    /// answers quickly and needs more rate.
+    #[schema(minimum = 1, maximum = 64, example = 4)]
+    pub max_in_flight: Option<i64>,
 }
 
 fn yes() -> bool {
@@ -119,6 +124,10 @@ pub struct UpdateWebhook {
     pub app_key: Option<Option<String>>,
     /// Turning a webhook back on clears `disabled_reason`.
     pub active: Option<bool>,
+    /// Deliveries in flight at once, 1 to 64. Applies to deliveries already queued too: a
+    /// raised bound at once, a lowered one as those in flight finish.
+    #[schema(minimum = 1, maximum = 64, example = 8)]
+    pub max_in_flight: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,6 +145,9 @@ pub struct WebhookOut {
     pub active: bool,
     /// Why casebridge turned the webhook off (e.g. the endpoint answered 410 Gone).
     pub disabled_reason: Option<String>,
+    /// At most this many deliveries to this webhook are in flight at once (1 to 64).
+    #[schema(minimum = 1, maximum = 64, example = 4)]
+    pub max_in_flight: u32,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -272,6 +284,7 @@ impl From<WebhookView> for WebhookOut {
             app_key: v.app_key_masked,
             active: w.active,
             disabled_reason: w.disabled_reason,
+            max_in_flight: w.max_in_flight,
             created_at: time(w.created_at),
             updated_at: time(w.updated_at),
         }
@@ -344,6 +357,7 @@ impl From<CreateWebhook> for WebhookInput {
             app_key: b.app_key,
             active: b.active,
             secret: b.secret,
+            max_in_flight: b.max_in_flight,
         }
     }
 }
@@ -358,6 +372,7 @@ impl From<UpdateWebhook> for WebhookChanges {
             case_type_ids: b.case_type_ids,
             app_key: b.app_key,
             active: b.active,
+            max_in_flight: b.max_in_flight,
         }
     }
 }

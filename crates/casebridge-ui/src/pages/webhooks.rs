@@ -164,6 +164,8 @@ pub struct WebhookForm {
     pub app_key: String,
     pub remove_app_key: bool,
     pub active: bool,
+    /// As typed; empty on a new webhook means the default.
+    pub max_in_flight: String,
 }
 
 impl WebhookForm {
@@ -193,6 +195,7 @@ impl WebhookForm {
             app_key: one("app_key"),
             remove_app_key: on("remove_app_key"),
             active: on("active"),
+            max_in_flight: one("max_in_flight"),
         }
     }
 
@@ -212,6 +215,7 @@ impl WebhookForm {
             app_key: String::new(),
             remove_app_key: false,
             active: v.webhook.active,
+            max_in_flight: v.webhook.max_in_flight.to_string(),
         }
     }
 
@@ -225,6 +229,13 @@ impl WebhookForm {
             })
             .collect()
     }
+}
+
+/// The in-flight bound as typed: empty leaves it (the default on a new webhook); anything that
+/// is not a whole number is sent as 0, which the service refuses naming the field's range.
+fn in_flight(raw: &str) -> Option<i64> {
+    let t = raw.trim();
+    (!t.is_empty()).then(|| t.parse().unwrap_or(0))
 }
 
 /// Ids typed as a list: separated by commas, spaces or new lines.
@@ -294,6 +305,7 @@ async fn create(
         app_key: (!key.is_empty()).then(|| key.to_owned()),
         active: form.active,
         secret: None,
+        max_in_flight: in_flight(&form.max_in_flight),
     };
     match svc::create(&ui.app, admin.session.company_id, None, input).await {
         Ok(c) => render(
@@ -430,6 +442,7 @@ async fn update(
             Some(Some(key.to_owned()))
         },
         active: Some(form.active),
+        max_in_flight: in_flight(&form.max_in_flight),
     };
     match svc::update(&ui.app, company, id, changes).await {
         Ok(_) => Ok(done(
