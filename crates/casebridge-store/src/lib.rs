@@ -243,6 +243,17 @@ impl Store {
         self.backend
     }
 
+    /// Refreshes PostgreSQL's planner statistics (`ANALYZE`), as autovacuum would, for use after
+    /// a bulk load: with no statistics the planner misjudges the pagination queries (a page of
+    /// external refs read by entity alone, every page). A no-op on SQLite, whose plans here do
+    /// not rely on statistics.
+    pub async fn analyze(&self) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("ANALYZE").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// What idle workers await: jobs enqueued in this process (woken when their transaction
     /// commits) and, on PostgreSQL, in other processes (a debounced NOTIFY; the first
     /// subscriber starts one listening connection per store, the last one to go stops it).
