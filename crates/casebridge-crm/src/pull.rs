@@ -186,6 +186,68 @@ impl PullSchedule {
 }
 
 /// A pull's sync-log line.
+/// How a pull failed, for [`log_failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureClass {
+    /// Worth retrying (a 429, a 5xx, a timeout).
+    Transient,
+    /// The connection is misconfigured (credentials, permissions).
+    Configuration,
+    /// Anything else (the CRM answered something unreadable).
+    Other,
+}
+
+/// Logs a failed pull in the caller's transaction. A transient failure gets a line on its
+/// first attempt ("retrying") and its last ("giving up until the next scheduled pull"), none in
+/// between; a configuration error is recorded on the integration and logged when it is new;
+/// anything else is logged every time. `prefix` says what the pull did before it failed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn log_failure(
+    tx: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    class: FailureClass,
+    attempts: u32,
+    prefix: &str,
+    msg: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let line: Option<(String, ErrorKind)> = match class {
+        FailureClass::Transient if attempts >= MAX_ATTEMPTS => Some((
+            format!("{prefix}: {msg}; giving up until the next scheduled pull"),
+            ErrorKind::Transient,
+        )),
+        FailureClass::Transient if attempts <= 1 => {
+            Some((format!("{prefix}: {msg}; retrying"), ErrorKind::Transient))
+        }
+        FailureClass::Transient => None,
+        FailureClass::Configuration => {
+            let current = integrations::get(tx, company, provider)
+                .await?
+                .and_then(|i| i.config_error);
+            integrations::set_config_error(tx, company, provider, Some(msg), now).await?;
+            (current.as_deref() != Some(msg)).then(|| {
+                (
+                    format!("{prefix}: {msg}; fix the connection (pulls try again as scheduled)"),
+                    ErrorKind::Configuration,
+                )
+            })
+        }
+        FailureClass::Other => Some((format!("{prefix}: {msg}"), ErrorKind::Configuration)),
+    };
+    if let Some((message, kind)) = line {
+        integrations::log(
+            tx,
+            company,
+            provider,
+            &entry(None, SyncOutcome::Error, Some(kind), &message),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub fn entry<'a>(
     record_ref: Option<&'a str>,
     outcome: SyncOutcome,

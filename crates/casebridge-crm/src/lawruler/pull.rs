@@ -77,7 +77,7 @@ use super::ingest::PROVIDER;
 use super::lead::{apply_row, lead_fields, Outcome, RowFailure};
 use super::outbound::toggles;
 use crate::counters;
-use crate::pull::PullSchedule;
+use crate::pull::{FailureClass, PullSchedule};
 
 /// The queue pulls run on.
 pub const QUEUE: &str = "crm";
@@ -490,42 +490,24 @@ impl PullJob {
         if leads_cursor.is_some() {
             integrations::touch_health(&mut tx, company, PROVIDER, Health::StatusPull, now).await?;
         }
-        // The sync-log line, if this failure gets one.
-        let line: Option<(String, ErrorKind)> = if error.is_retryable() {
-            if job.attempts >= MAX_ATTEMPTS {
-                Some((
-                    format!("{prefix}: {msg}; giving up until the next scheduled pull"),
-                    ErrorKind::Transient,
-                ))
-            } else if job.attempts <= 1 {
-                Some((format!("{prefix}: {msg}; retrying"), ErrorKind::Transient))
-            } else {
-                None
-            }
+        let class = if error.is_retryable() {
+            FailureClass::Transient
         } else if error.is_config() {
-            let current = integrations::get(&mut tx, company, PROVIDER)
-                .await?
-                .and_then(|i| i.config_error);
-            integrations::set_config_error(&mut tx, company, PROVIDER, Some(&msg), now).await?;
-            (current.as_deref() != Some(msg.as_str())).then(|| {
-                (
-                    format!("{prefix}: {msg}; fix the connection (pulls try again hourly)"),
-                    ErrorKind::Configuration,
-                )
-            })
+            FailureClass::Configuration
         } else {
-            Some((format!("{prefix}: {msg}"), ErrorKind::Configuration))
+            FailureClass::Other
         };
-        if let Some((message, kind)) = line {
-            integrations::log(
-                &mut tx,
-                company,
-                PROVIDER,
-                &entry(None, SyncOutcome::Error, Some(kind), &message),
-                now,
-            )
-            .await?;
-        }
+        crate::pull::log_failure(
+            &mut tx,
+            company,
+            PROVIDER,
+            class,
+            job.attempts,
+            &prefix,
+            &msg,
+            now,
+        )
+        .await?;
         tx.commit().await
     }
 }

@@ -62,7 +62,7 @@ use super::record::{self, case_fields};
 use super::PROVIDER;
 use crate::counters;
 use crate::ingest::{Outcome, RowFailure};
-use crate::pull::{entry, PullSchedule, MAX_ATTEMPTS};
+use crate::pull::{entry, FailureClass, PullSchedule, MAX_ATTEMPTS};
 
 /// The job kind; its payload is `{}` (the company is the job's).
 pub const KIND: &str = "smartadvocate.pull";
@@ -555,41 +555,24 @@ impl PullJob {
         .await?;
         integrations::record_contacts_cursor(&mut tx, company, PROVIDER, done.contacts_cursor)
             .await?;
-        let line: Option<(String, ErrorKind)> = if error.is_retryable() {
-            if job.attempts >= MAX_ATTEMPTS {
-                Some((
-                    format!("{prefix}: {msg}; giving up until the next scheduled pull"),
-                    ErrorKind::Transient,
-                ))
-            } else if job.attempts <= 1 {
-                Some((format!("{prefix}: {msg}; retrying"), ErrorKind::Transient))
-            } else {
-                None
-            }
+        let class = if error.is_retryable() {
+            FailureClass::Transient
         } else if error.is_config() {
-            let current = integrations::get(&mut tx, company, PROVIDER)
-                .await?
-                .and_then(|i| i.config_error);
-            integrations::set_config_error(&mut tx, company, PROVIDER, Some(&msg), now).await?;
-            (current.as_deref() != Some(msg.as_str())).then(|| {
-                (
-                    format!("{prefix}: {msg}; fix the connection (pulls try again as scheduled)"),
-                    ErrorKind::Configuration,
-                )
-            })
+            FailureClass::Configuration
         } else {
-            Some((format!("{prefix}: {msg}"), ErrorKind::Configuration))
+            FailureClass::Other
         };
-        if let Some((message, kind)) = line {
-            integrations::log(
-                &mut tx,
-                company,
-                PROVIDER,
-                &entry(None, SyncOutcome::Error, Some(kind), &message),
-                now,
-            )
-            .await?;
-        }
+        crate::pull::log_failure(
+            &mut tx,
+            company,
+            PROVIDER,
+            class,
+            job.attempts,
+            &prefix,
+            &msg,
+            now,
+        )
+        .await?;
         tx.commit().await
     }
 }
