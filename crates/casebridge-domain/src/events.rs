@@ -205,6 +205,9 @@ pub struct Webhook {
     /// At most this many deliveries to the webhook are in flight at once (W7), across all
     /// workers and processes; [`MAX_IN_FLIGHT_RANGE`], default [`DEFAULT_MAX_IN_FLIGHT`].
     pub max_in_flight: u32,
+    /// Bumped by every change to the webhook or its signing secrets, in the change's
+    /// transaction; what the delivery handler's cache compares.
+    pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -15,7 +15,7 @@ use crate::{for_update, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx
 
 const COLUMNS: &str = "id, company_id, scope_campaign_id, name, url, event_types,
     filter_campaign_ids, filter_case_type_ids, app_key_sealed, active, disabled_reason,
-    max_in_flight, created_at, updated_at";
+    max_in_flight, version, created_at, updated_at";
 
 fn json_col<T: DeserializeOwned>(column: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
@@ -35,6 +35,7 @@ struct Row {
     active: i64,
     disabled_reason: Option<String>,
     max_in_flight: i64,
+    version: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -75,6 +76,8 @@ impl Row {
             app_key_sealed: self.app_key_sealed,
             max_in_flight: u32::try_from(self.max_in_flight)
                 .map_err(|_| StoreError::Corrupt("webhooks.max_in_flight".into()))?,
+            version: u64::try_from(self.version)
+                .map_err(|_| StoreError::Corrupt("webhooks.version".into()))?,
             created_at: ts(self.created_at)?,
             updated_at: ts(self.updated_at)?,
         })
@@ -149,7 +152,7 @@ pub async fn create(
     .bind(i64::from(new.max_in_flight))
     .execute(&mut *conn)
     .await?;
-    add_secret(conn, company, id, secret_sealed, now).await?;
+    insert_secret(conn, company, id, secret_sealed, now).await?;
     get(conn, company, id).await
 }
 
@@ -252,7 +255,8 @@ pub async fn update(
     sqlx::query(
         "UPDATE webhooks SET name = $3, url = $4, event_types = $5, filter_campaign_ids = $6,
                 filter_case_type_ids = $7, app_key_sealed = $8, active = $9,
-                disabled_reason = $10, updated_at = $11, max_in_flight = $12
+                disabled_reason = $10, updated_at = $11, max_in_flight = $12,
+                version = version + 1
          WHERE company_id = $1 AND id = $2",
     )
     .bind(company.to_string())
@@ -281,7 +285,8 @@ pub async fn disable(
     now: Timestamp,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE webhooks SET active = 0, disabled_reason = $3, updated_at = $4
+        "UPDATE webhooks SET active = 0, disabled_reason = $3, updated_at = $4,
+                version = version + 1
          WHERE company_id = $1 AND id = $2",
     )
     .bind(company.to_string())
@@ -293,7 +298,8 @@ pub async fn disable(
     Ok(())
 }
 
-/// Deletes a webhook with its secrets, deliveries and attempt log.
+/// Deletes a webhook with its secrets, deliveries and attempt log. (No version to bump: a
+/// delivery's query finds no webhook, and so nothing to send, once the row is gone.)
 pub async fn delete(conn: &mut Conn, company: CompanyId, id: WebhookId) -> Result<()> {
     let done = sqlx::query("DELETE FROM webhooks WHERE company_id = $1 AND id = $2")
         .bind(company.to_string())
@@ -306,8 +312,30 @@ pub async fn delete(conn: &mut Conn, company: CompanyId, id: WebhookId) -> Resul
     Ok(())
 }
 
-/// Adds a signing secret (sealed). Used at creation and on rotation.
+/// Adds a signing secret (sealed) on rotation, bumping the webhook's version with it.
 pub async fn add_secret(
+    conn: &mut Tx,
+    company: CompanyId,
+    webhook: WebhookId,
+    sealed: &str,
+    now: Timestamp,
+) -> Result<WebhookSecretId> {
+    let id = insert_secret(conn, company, webhook, sealed, now).await?;
+    bump_version(conn, company, webhook).await?;
+    Ok(id)
+}
+
+/// Marks a change to a webhook's secrets: the delivery caches reload it.
+async fn bump_version(conn: &mut Conn, company: CompanyId, webhook: WebhookId) -> Result<()> {
+    sqlx::query("UPDATE webhooks SET version = version + 1 WHERE company_id = $1 AND id = $2")
+        .bind(company.to_string())
+        .bind(webhook.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_secret(
     conn: &mut Conn,
     company: CompanyId,
     webhook: WebhookId,
@@ -330,9 +358,9 @@ pub async fn add_secret(
 }
 
 /// Ends every secret of the webhook other than `keep` at `expires_at` (the rotation's overlap
-/// window), unless it already ends sooner.
+/// window), unless it already ends sooner, bumping the webhook's version with them.
 pub async fn expire_other_secrets(
-    conn: &mut Conn,
+    conn: &mut Tx,
     company: CompanyId,
     webhook: WebhookId,
     keep: WebhookSecretId,
@@ -347,9 +375,9 @@ pub async fn expire_other_secrets(
     .bind(webhook.to_string())
     .bind(keep.to_string())
     .bind(expires_at.as_millisecond())
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
-    Ok(())
+    bump_version(conn, company, webhook).await
 }
 
 /// The sealed secrets that sign deliveries now, newest first, with when each ends.
@@ -491,6 +519,34 @@ pub async fn create_deliveries(
         }
     }
     Ok(out)
+}
+
+/// A delivery with the version its webhook has now (what the delivery handler's cache compares
+/// its entry with), in one query.
+pub async fn delivery_to_send(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: DeliveryId,
+) -> Result<(Delivery, u64)> {
+    #[derive(FromRow)]
+    struct ToSend {
+        #[sqlx(flatten)]
+        delivery: DeliveryRow,
+        webhook_version: i64,
+    }
+    let row: ToSend = sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS}, w.version AS webhook_version
+         FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+         JOIN webhooks w ON w.company_id = d.company_id AND w.id = d.webhook_id
+         WHERE d.company_id = $1 AND d.id = $2"
+    ))
+    .bind(company.to_string())
+    .bind(id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    let version = u64::try_from(row.webhook_version)
+        .map_err(|_| StoreError::Corrupt("webhooks.version".into()))?;
+    Ok((row.delivery.into_model()?, version))
 }
 
 pub async fn delivery(conn: &mut Conn, company: CompanyId, id: DeliveryId) -> Result<Delivery> {

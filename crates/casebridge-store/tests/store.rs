@@ -218,3 +218,104 @@ async fn case_type_in_use_cannot_be_deleted(backend: casebridge_testkit::TestBac
     write!(db, |tx| named::delete(&mut tx, a, NamedKind::CaseType, &ct)).unwrap();
 }
 casebridge_testkit::backend_test!(case_type_in_use_cannot_be_deleted);
+
+/// Every change to a webhook or its secrets bumps its version in the change's transaction (what
+/// the delivery handler's cache compares); a rolled-back change bumps nothing.
+async fn every_webhook_change_bumps_its_version(backend: casebridge_testkit::TestBackend) {
+    use casebridge_domain::events::{Subscription, DEFAULT_MAX_IN_FLIGHT};
+    use casebridge_domain::ids::WebhookId;
+    use casebridge_store::webhooks::{self, NewWebhook, WebhookPatch};
+
+    let db = TestDb::new(backend).await;
+    let c = company(&db, "Versions").await;
+    let now = Timestamp::now();
+    let id = WebhookId::new();
+    let new = NewWebhook {
+        id,
+        name: "Consumer".into(),
+        url: "https://consumer.example/hook".into(),
+        subscription: Subscription::default(),
+        app_key_sealed: None,
+        active: true,
+        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+    };
+    let mut tx = db.store.begin().await.unwrap();
+    let mut last = webhooks::create(&mut tx, c, &new, "sealed-1", now)
+        .await
+        .unwrap()
+        .version;
+    tx.commit().await.unwrap();
+
+    let version = |db: &TestDb| {
+        let store = db.store.clone();
+        async move {
+            let mut conn = store.conn().await.unwrap();
+            webhooks::get(&mut conn, c, id).await.unwrap().version
+        }
+    };
+    let patches = [
+        WebhookPatch {
+            url: Some("https://consumer.example/other".into()),
+            ..WebhookPatch::default()
+        },
+        WebhookPatch {
+            max_in_flight: Some(8),
+            ..WebhookPatch::default()
+        },
+        WebhookPatch {
+            active: Some(false),
+            ..WebhookPatch::default()
+        },
+        WebhookPatch {
+            active: Some(true),
+            ..WebhookPatch::default()
+        },
+    ];
+    for patch in &patches {
+        let mut tx = db.store.begin().await.unwrap();
+        webhooks::update(&mut tx, c, id, patch, now).await.unwrap();
+        tx.commit().await.unwrap();
+        let v = version(&db).await;
+        assert!(v > last, "{patch:?}: {v} after {last}");
+        last = v;
+    }
+
+    let mut conn = db.store.conn().await.unwrap();
+    webhooks::disable(&mut conn, c, id, "the endpoint answered 410 Gone", now)
+        .await
+        .unwrap();
+    drop(conn);
+    let v = version(&db).await;
+    assert!(v > last, "disabled by a 410");
+    last = v;
+
+    // A rotation: the new secret and the old ones' end.
+    let mut tx = db.store.begin().await.unwrap();
+    let keep = webhooks::add_secret(&mut tx, c, id, "sealed-2", now)
+        .await
+        .unwrap();
+    webhooks::expire_other_secrets(&mut tx, c, id, keep, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let v = version(&db).await;
+    assert!(v > last, "rotated");
+    last = v;
+
+    // Rolled back: neither the change nor the bump.
+    let mut tx = db.store.begin().await.unwrap();
+    webhooks::add_secret(&mut tx, c, id, "sealed-3", now)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(version(&db).await, last);
+    let mut conn = db.store.conn().await.unwrap();
+    assert_eq!(
+        webhooks::active_secrets(&mut conn, c, id, now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+casebridge_testkit::backend_test!(every_webhook_change_bumps_its_version);

@@ -17,8 +17,9 @@ use jiff::Timestamp;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{CachedWebhook, Signing, WebhookCache};
 use crate::outbox::{DELIVER, DISPATCH, QUEUE};
-use crate::policy::{safe_client, PolicyError, UrlPolicy};
+use crate::policy::{safe_client_with_dns, DnsCache, PolicyError, UrlPolicy};
 use crate::signing::{signed_headers, SigningSecret};
 
 /// A delivery attempt that takes longer than this is a failure (W6).
@@ -131,6 +132,10 @@ pub struct WebhookRuntime {
     /// How long one attempt may take in total ([`ATTEMPT_TIMEOUT`] in production); the error of
     /// an attempt cut off names it.
     pub timeout: Duration,
+    /// Webhooks with their decrypted secrets, by version (exact: see [`crate::cache`]).
+    pub webhooks: WebhookCache,
+    /// Recent DNS answers, shared by `vet` and the client's resolver; each use is vetted.
+    pub dns: DnsCache,
 }
 
 impl WebhookRuntime {
@@ -142,8 +147,11 @@ impl WebhookRuntime {
         timeout: Duration,
     ) -> Arc<Self> {
         let policy = Arc::new(policy);
+        let dns = DnsCache::default();
         Arc::new(Self {
-            client: safe_client(policy.clone(), timeout),
+            client: safe_client_with_dns(policy.clone(), timeout, dns.clone()),
+            dns,
+            webhooks: WebhookCache::default(),
             timeout,
             store,
             keyring,
@@ -260,12 +268,17 @@ impl Handler for Deliver {
             jobs::complete(&rt.store, job).await.map_err(store_err)?;
             return Ok(());
         }
-        let delivery = webhooks::delivery(&mut conn, company, payload.delivery_id)
-            .await
-            .map_err(store_err)?;
-        let hook = webhooks::get(&mut conn, company, delivery.webhook_id)
-            .await
-            .map_err(store_err)?;
+        // The delivery comes with its webhook's current version: a cached webhook of another
+        // version is reloaded, so the cache never sends with what a change replaced.
+        let (delivery, version) =
+            webhooks::delivery_to_send(&mut conn, company, payload.delivery_id)
+                .await
+                .map_err(store_err)?;
+        let cached = match rt.webhooks.get(company, delivery.webhook_id, version) {
+            Some(c) => c,
+            None => self.load(&mut conn, company, delivery.webhook_id).await?,
+        };
+        let hook = &cached.hook;
         if !hook.active && delivery.event_type != EventType::WebhookTest {
             drop(conn);
             let why = "the webhook is turned off";
@@ -282,21 +295,13 @@ impl Handler for Deliver {
         let body = events::payload(&mut conn, company, delivery.event_id)
             .await
             .map_err(store_err)?;
-        let secrets = self.secrets(&mut conn, &hook).await?;
-        let app_key = match &hook.app_key_sealed {
-            Some(sealed) => Some(
-                rt.keyring
-                    .open(sealed, &app_key_aad(company, hook.id))
-                    .map_err(|e| JobError::Permanent(format!("App Key: {e}")))?,
-            ),
-            None => None,
-        };
         drop(conn);
 
         let started_at = rt.clock.now();
+        // Secrets past their end (a rotation's overlap) are left out here, at use.
+        let (secrets, app_key) = cached.signing_at(started_at).map_err(JobError::Permanent)?;
         let msg_id = delivery.event_id.to_string();
-        let refs: Vec<&SigningSecret> = secrets.iter().collect();
-        let signed = signed_headers(&refs, &msg_id, started_at.as_second(), body.as_bytes());
+        let signed = signed_headers(&secrets, &msg_id, started_at.as_second(), body.as_bytes());
         let mut headers: Vec<(String, String)> = vec![
             ("content-type".into(), "application/json".into()),
             ("webhook-id".into(), signed.webhook_id),
@@ -446,33 +451,54 @@ impl Deliver {
         }
     }
 
-    async fn secrets(
+    /// Reads a webhook with its secrets that have not ended, opens them and the App Key, and
+    /// caches the result under the version read. The webhook row is read first, so the secrets
+    /// are at least as new as the version they are cached under (a change in between only makes
+    /// the next delivery reload).
+    async fn load(
         &self,
         conn: &mut Conn,
-        hook: &Webhook,
-    ) -> Result<Vec<SigningSecret>, JobError> {
+        company: CompanyId,
+        id: WebhookId,
+    ) -> Result<Arc<CachedWebhook>, JobError> {
         let rt = &self.0;
-        let sealed = webhooks::active_secrets(conn, hook.company_id, hook.id, rt.clock.now())
+        let hook = match webhooks::get(conn, company, id).await {
+            Err(StoreError::NotFound) => {
+                rt.webhooks.remove(company, id);
+                return Err(store_err(StoreError::NotFound));
+            }
+            other => other.map_err(store_err)?,
+        };
+        let sealed = webhooks::active_secrets(conn, company, id, rt.clock.now())
             .await
             .map_err(store_err)?;
-        let aad = secret_aad(hook.company_id, hook.id);
+        let aad = secret_aad(company, id);
         let secrets = sealed
             .iter()
-            .map(|(s, _)| {
+            .map(|(s, ends)| {
                 let plain = rt
                     .keyring
                     .open(s, &aad)
-                    .map_err(|e| JobError::Permanent(format!("signing secret: {e}")))?;
-                SigningSecret::parse(plain.expose_secret())
-                    .map_err(|e| JobError::Permanent(format!("signing secret: {e}")))
+                    .map_err(|e| format!("signing secret: {e}"))?;
+                let secret = SigningSecret::parse(plain.expose_secret())
+                    .map_err(|e| format!("signing secret: {e}"))?;
+                Ok((secret, *ends))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        if secrets.is_empty() {
-            return Err(JobError::Permanent(
-                "the webhook has no signing secret".into(),
-            ));
-        }
-        Ok(secrets)
+            .collect::<Result<Vec<_>, String>>();
+        let signing = secrets.and_then(|secrets| {
+            let app_key = match &hook.app_key_sealed {
+                Some(sealed) => Some(
+                    rt.keyring
+                        .open(sealed, &app_key_aad(company, id))
+                        .map_err(|e| format!("App Key: {e}"))?,
+                ),
+                None => None,
+            };
+            Ok(Signing { secrets, app_key })
+        });
+        let entry = Arc::new(CachedWebhook::new(hook, signing));
+        rt.webhooks.insert(entry.clone());
+        Ok(entry)
     }
 
     async fn send(&self, url: &str, headers: &[(String, String)], body: &str) -> Outcome {
@@ -485,8 +511,9 @@ impl Deliver {
             retry_after: None,
             class,
         };
-        // Checked at every attempt: DNS can change after the webhook was saved.
-        let url = match rt.policy.vet(url).await {
+        // Checked at every attempt: DNS can change after the webhook was saved. A cached answer
+        // saves the lookup, not the check (and the client's resolver checks it again).
+        let url = match rt.policy.vet_with(url, &rt.dns).await {
             Ok(u) => u,
             Err(e) => return failed("refused", format!("destination refused: {e}")),
         };

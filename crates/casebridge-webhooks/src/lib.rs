@@ -1,5 +1,6 @@
 //! Outbound webhooks: signing, URL policy, the SSRF-safe client and the delivery handler.
 
+pub mod cache;
 pub mod delivery;
 pub mod outbox;
 pub mod policy;

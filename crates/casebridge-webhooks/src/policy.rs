@@ -19,6 +19,14 @@
 //!    returned to the caller, never chased to an unvetted location) and ignores system proxies
 //!    (a proxy would do its own resolution, out of our sight).
 //!
+//! # The DNS cache
+//!
+//! A [`DnsCache`] (the webhook delivery runtime's, through [`safe_client_with_dns`] and
+//! [`UrlPolicy::vet_with`]) keeps a host's answer for a short time ([`DnsCache::DEFAULT_TTL`]),
+//! so an attempt does not wait for a lookup. It saves the lookup only: a cached answer goes
+//! through the same check at every use, by `vet` and by the client's resolver, so the address
+//! connected to is vetted at every attempt whether its answer is fresh or cached.
+//!
 //! A request refused by the resolver fails with a `reqwest::Error` whose source chain holds the
 //! [`PolicyError`]; [`PolicyError::find_in`] digs it out so callers can classify the failure as a
 //! configuration problem rather than a transient network error.
@@ -28,7 +36,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -104,12 +112,20 @@ impl UrlPolicy {
     ///
     /// This checks the host only; use [`UrlPolicy::vet`] for the whole URL.
     pub async fn resolve(&self, url: &Url) -> Result<Vec<SocketAddr>, PolicyError> {
+        self.resolve_cached(url, None).await
+    }
+
+    async fn resolve_cached(
+        &self,
+        url: &Url,
+        dns: Option<&DnsCache>,
+    ) -> Result<Vec<SocketAddr>, PolicyError> {
         let port = url.port_or_known_default().unwrap_or(0);
         match url.host() {
             None => Err(PolicyError::MissingHost),
             Some(Host::Ipv4(ip)) => self.literal(IpAddr::V4(ip), port),
             Some(Host::Ipv6(ip)) => self.literal(IpAddr::V6(ip), port),
-            Some(Host::Domain(domain)) => self.resolve_host(domain, port).await,
+            Some(Host::Domain(domain)) => self.resolve_host(domain, port, dns).await,
         }
     }
 
@@ -117,9 +133,19 @@ impl UrlPolicy {
     /// hostname. Call before every request, in addition to using [`safe_client`]: IP-literal URLs
     /// never reach the client's resolver, so this is the layer that refuses them.
     pub async fn vet(&self, raw: &str) -> Result<Url, PolicyError> {
+        self.vet_cached(raw, None).await
+    }
+
+    /// [`UrlPolicy::vet`], taking a hostname's answer from `dns` while it is fresh (and storing
+    /// a new one there). The answer is checked either way.
+    pub async fn vet_with(&self, raw: &str, dns: &DnsCache) -> Result<Url, PolicyError> {
+        self.vet_cached(raw, Some(dns)).await
+    }
+
+    async fn vet_cached(&self, raw: &str, dns: Option<&DnsCache>) -> Result<Url, PolicyError> {
         let url = self.check_url(raw)?;
         if let Some(Host::Domain(_)) = url.host() {
-            self.resolve(&url).await?;
+            self.resolve_cached(&url, dns).await?;
         }
         Ok(url)
     }
@@ -129,15 +155,24 @@ impl UrlPolicy {
         Ok(vec![SocketAddr::new(ip, port)])
     }
 
-    /// Resolves `host` and checks every address; shared by [`UrlPolicy::resolve`] and the
-    /// client's resolver.
-    async fn resolve_host(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, PolicyError> {
+    /// Resolves `host` (or takes its fresh answer from `dns`) and checks every address, cached
+    /// or not; shared by [`UrlPolicy::resolve`], [`UrlPolicy::vet_with`] and the client's
+    /// resolver.
+    async fn resolve_host(
+        &self,
+        host: &str,
+        port: u16,
+        dns: Option<&DnsCache>,
+    ) -> Result<Vec<SocketAddr>, PolicyError> {
+        if let Some(ips) = dns.and_then(|c| c.get(host)) {
+            return self.check_resolved(host, ips.iter().map(|ip| SocketAddr::new(*ip, port)));
+        }
         let unresolvable = |reason: String| PolicyError::Unresolvable {
             host: host.to_owned(),
             reason,
         };
         let lookup = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)));
-        let found = match lookup.await {
+        let found: Vec<SocketAddr> = match lookup.await {
             Err(_elapsed) => {
                 return Err(unresolvable(format!(
                     "timed out after {} s",
@@ -145,9 +180,12 @@ impl UrlPolicy {
                 )))
             }
             Ok(Err(err)) => return Err(unresolvable(err.to_string())),
-            Ok(Ok(found)) => found,
+            Ok(Ok(found)) => found.collect(),
         };
-
+        if let Some(cache) = dns {
+            // The answer as it came (not the verdict): every use checks it again.
+            cache.insert(host, found.iter().map(SocketAddr::ip).collect());
+        }
         self.check_resolved(host, found)
     }
 
@@ -190,6 +228,65 @@ impl UrlPolicy {
         self.allowed_private
             .iter()
             .any(|net| net.contains(&ip) || embedded.is_some_and(|v4| net.contains(&v4)))
+    }
+}
+
+/// A host's addresses as looked up, and when.
+type Answer = (Instant, Arc<[IpAddr]>);
+
+/// Recent DNS answers by host, bounded in size and age, shared by a client's resolver and
+/// [`UrlPolicy::vet_with`]. It holds answers, not verdicts: each use checks the addresses again.
+/// Failed lookups are not kept. Cloning shares the cache.
+#[derive(Clone)]
+pub struct DnsCache {
+    answers: Arc<quick_cache::sync::Cache<String, Answer>>,
+    ttl: Duration,
+}
+
+impl DnsCache {
+    /// How long an answer is used: short, so a changed record is followed within it.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+    /// How many hosts are kept at most (the least recently used go first).
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            answers: Arc::new(quick_cache::sync::Cache::new(capacity)),
+            ttl,
+        }
+    }
+
+    /// The answer for `host` if it is younger than the TTL.
+    fn get(&self, host: &str) -> Option<Arc<[IpAddr]>> {
+        let (at, ips) = self.answers.get(host)?;
+        if at.elapsed() < self.ttl {
+            Some(ips)
+        } else {
+            self.answers.remove(host);
+            None
+        }
+    }
+
+    /// Stores an answer for `host`, as a lookup does. Public so tests can stand in for a DNS
+    /// server (a record re-pointed at a forbidden address is still refused at every use).
+    pub fn insert(&self, host: &str, ips: Vec<IpAddr>) {
+        self.answers
+            .insert(host.to_owned(), (Instant::now(), ips.into()));
+    }
+}
+
+impl Default for DnsCache {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY, Self::DEFAULT_TTL)
+    }
+}
+
+impl fmt::Debug for DnsCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsCache")
+            .field("hosts", &self.answers.len())
+            .field("ttl", &self.ttl)
+            .finish()
     }
 }
 
@@ -409,6 +506,14 @@ impl PolicyError {
 /// The [`safe_client`] builder, for callers that need more settings (default headers, …). Keep the
 /// redirect, proxy and resolver settings as they are.
 pub fn safe_client_builder(policy: Arc<UrlPolicy>, timeout: Duration) -> reqwest::ClientBuilder {
+    builder_with_resolver(PolicyResolver::new(policy.clone()), &policy, timeout)
+}
+
+fn builder_with_resolver(
+    resolver: PolicyResolver,
+    policy: &UrlPolicy,
+    timeout: Duration,
+) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .https_only(!policy.allow_http)
         .redirect(reqwest::redirect::Policy::none())
@@ -416,7 +521,7 @@ pub fn safe_client_builder(policy: Arc<UrlPolicy>, timeout: Duration) -> reqwest
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .user_agent(USER_AGENT)
-        .dns_resolver(Arc::new(PolicyResolver { policy }))
+        .dns_resolver(Arc::new(resolver))
 }
 
 /// An HTTP client that only connects to addresses the policy allows, follows no redirects, uses
@@ -431,26 +536,58 @@ pub fn safe_client(policy: Arc<UrlPolicy>, timeout: Duration) -> reqwest::Client
         .expect("the HTTP client (TLS backend) failed to initialise")
 }
 
+/// [`safe_client`] with its resolver taking answers from `dns` while they are fresh (and
+/// storing new ones there); every answer, cached or not, is checked before it is connected to.
+/// Pass the same cache to [`UrlPolicy::vet_with`] so the pre-request check and the connection
+/// share one lookup.
+///
+/// # Panics
+/// If the TLS backend cannot be initialised (as `reqwest::Client::new` does).
+pub fn safe_client_with_dns(
+    policy: Arc<UrlPolicy>,
+    timeout: Duration,
+    dns: DnsCache,
+) -> reqwest::Client {
+    builder_with_resolver(
+        PolicyResolver::with_cache(policy.clone(), dns),
+        &policy,
+        timeout,
+    )
+    .build()
+    .expect("the HTTP client (TLS backend) failed to initialise")
+}
+
 /// reqwest DNS resolver that returns only addresses passing [`UrlPolicy::check_ip`] and fails the
 /// whole lookup if any resolved address is disallowed.
 #[derive(Debug, Clone)]
 pub struct PolicyResolver {
     policy: Arc<UrlPolicy>,
+    dns: Option<DnsCache>,
 }
 
 impl PolicyResolver {
     pub fn new(policy: Arc<UrlPolicy>) -> Self {
-        Self { policy }
+        Self { policy, dns: None }
+    }
+
+    /// A resolver that takes fresh answers from `dns` (and checks them at every use).
+    pub fn with_cache(policy: Arc<UrlPolicy>, dns: DnsCache) -> Self {
+        Self {
+            policy,
+            dns: Some(dns),
+        }
     }
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
+        let dns = self.dns.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            // Port 0: reqwest fills in the URL's port.
-            let addrs = policy.resolve_host(&host, 0).await?;
+            // Port 0: reqwest fills in the URL's port. The check runs on cached answers too:
+            // this is the address the connection is made to.
+            let addrs = policy.resolve_host(&host, 0, dns.as_ref()).await?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use casebridge_webhooks::policy::{
-    is_public, safe_client, AddressClass, PolicyError, UrlPolicy, USER_AGENT,
+    is_public, safe_client, safe_client_with_dns, AddressClass, DnsCache, PolicyError, UrlPolicy,
+    USER_AGENT,
 };
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
@@ -467,4 +468,69 @@ async fn safe_client_does_not_follow_redirects() {
     assert_eq!(res.headers()["location"], location.as_str());
     assert_eq!(server.connections(), 1);
     assert_never_contacted(&redirect_target).await;
+}
+
+#[tokio::test]
+async fn a_cached_dns_answer_saves_the_lookup_and_is_still_vetted_at_every_use() {
+    let server = TestServer::start(response("200 OK", "", "ok")).await;
+    let port = server.port();
+    let dns = DnsCache::default();
+    let policy = Arc::new(local_dev_policy());
+    let client = safe_client_with_dns(policy.clone(), Duration::from_secs(10), dns.clone());
+
+    // A name no DNS server knows is reached through its cached answer: no lookup was made.
+    dns.insert("cached.invalid", vec![ip("127.0.0.1")]);
+    let url = format!("http://cached.invalid:{port}/hook");
+    policy.vet_with(&url, &dns).await.unwrap();
+    let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(server.connections(), 1);
+
+    // The record is re-pointed at a forbidden address (rebinding) while an answer is cached:
+    // the cached answer is checked again, by `vet_with` and by the resolver on the connect path
+    // (a request sent without `vet_with` first is refused too).
+    let target = silent_listener().await;
+    let port = target.local_addr().unwrap().port();
+    dns.insert("localhost", vec![ip("169.254.169.254")]);
+    let url = format!("http://localhost:{port}/hook");
+    let err = policy.vet_with(&url, &dns).await.unwrap_err();
+    assert_eq!(
+        err,
+        PolicyError::ResolvesToForbiddenAddress {
+            host: "localhost".into(),
+            ip: ip("169.254.169.254"),
+            class: AddressClass::LinkLocal,
+        }
+    );
+    let err = client.get(&url).send().await.unwrap_err();
+    assert!(
+        matches!(
+            PolicyError::find_in(&err),
+            Some(PolicyError::ResolvesToForbiddenAddress {
+                class: AddressClass::LinkLocal,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_never_contacted(&target).await;
+    // Without the cache the same name resolves (and is allowed) as usual.
+    policy.vet(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dns_answer_is_kept_only_for_its_ttl() {
+    let policy = local_dev_policy();
+    let dns = DnsCache::new(16, Duration::from_millis(50));
+    dns.insert("cached.invalid", vec![ip("127.0.0.1")]);
+    policy
+        .vet_with("http://cached.invalid/hook", &dns)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let err = policy
+        .vet_with("http://cached.invalid/hook", &dns)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "unresolvable_host", "{err}");
 }

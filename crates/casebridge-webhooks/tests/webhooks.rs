@@ -1457,3 +1457,197 @@ async fn a_webhook_gets_as_many_deliveries_in_flight_as_its_bound(
     run.await.unwrap();
 }
 casebridge_testkit::backend_test!(a_webhook_gets_as_many_deliveries_in_flight_as_its_bound);
+
+/// The signatures of a received delivery that `secret` verifies (our verifier, which the tests
+/// above hold to the official one; it accepts the manual clock's future timestamps).
+fn signed_by(secret: &str, r: &casebridge_testkit::receiver::Received) -> bool {
+    let s = SigningSecret::parse(secret).unwrap();
+    signing::verify(
+        &[&s],
+        r.header("webhook-id").unwrap(),
+        r.header("webhook-timestamp").unwrap().parse().unwrap(),
+        &r.body,
+        r.header("webhook-signature").unwrap(),
+    )
+}
+
+fn signature_count(r: &casebridge_testkit::receiver::Received) -> usize {
+    r.header("webhook-signature").unwrap().split(' ').count()
+}
+
+async fn rotate(app: &TestApp, id: &str, overlap_secs: u64) -> String {
+    app.post(
+        &format!("/api/v1/webhooks/{id}/rotate-secret"),
+        json!({"overlap_secs": overlap_secs}),
+    )
+    .await
+    .expect(StatusCode::OK)
+    .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_warm_cache_signs_with_a_rotated_secret_and_drops_an_ended_one(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    let (id, first) = hook(&app, &rx.url("/r"), json!({})).await;
+    // One worker (one runtime, one cache) throughout.
+    let w = app.webhook_worker(4);
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    verify(&first, &rx.received("/r").pop().unwrap()).expect("the first secret verifies");
+
+    // Rotated without overlap: the next delivery is signed with the new secret alone, and the
+    // receiver verifies it with that secret.
+    let second = rotate(&app, &id, 0).await;
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    let got = rx.received("/r").pop().unwrap();
+    verify(&second, &got).expect("the rotated secret verifies");
+    assert!(
+        verify(&first, &got).is_err(),
+        "the replaced secret signs no more"
+    );
+    assert_eq!(signature_count(&got), 1);
+
+    // Rotated with an overlap: both sign; once the overlap ends, with nothing else changed (so
+    // the cached entry stays), the ended secret is left out at use.
+    let third = rotate(&app, &id, 60).await;
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    let got = rx.received("/r").pop().unwrap();
+    assert_eq!(signature_count(&got), 2);
+    assert!(signed_by(&second, &got) && signed_by(&third, &got));
+    app.advance(Duration::from_secs(61));
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    let got = rx.received("/r").pop().unwrap();
+    assert_eq!(signature_count(&got), 1);
+    assert!(signed_by(&third, &got), "the newest secret signs");
+    assert!(!signed_by(&second, &got), "the ended secret does not");
+    assert_eq!(rx.received("/r").len(), 4);
+}
+casebridge_testkit::backend_test!(a_warm_cache_signs_with_a_rotated_secret_and_drops_an_ended_one);
+
+async fn a_webhook_turned_off_after_the_cache_is_warm_gets_nothing_more(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    let (id, _) = hook(&app, &rx.url("/off"), json!({"max_in_flight": 1})).await;
+    let w = app.webhook_worker(4);
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    assert_eq!(rx.received("/off").len(), 1);
+
+    // Turned off by an admin while a delivery is queued: the warm worker sends nothing.
+    emit(&app, EventType::CallEnded, None, None).await;
+    app.patch(&format!("/api/v1/webhooks/{id}"), json!({"active": false}))
+        .await
+        .expect(StatusCode::OK);
+    w.drain().await.unwrap();
+    assert_eq!(rx.received("/off").len(), 1, "nothing sent while off");
+    let d = delivery_of(&app, &id).await;
+    assert_eq!(
+        (d["event_type"].as_str(), d["status"].as_str()),
+        (Some("call_ended"), Some("failed")),
+        "{d}"
+    );
+
+    // Back on (the cache is warm again), then turned off by a 410: of two deliveries queued one
+    // at a time, the one after the 410 is not sent.
+    app.patch(&format!("/api/v1/webhooks/{id}"), json!({"active": true}))
+        .await
+        .expect(StatusCode::OK);
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    assert_eq!(rx.received("/off").len(), 2);
+    rx.script("/off", [R::status(410)]);
+    emit(&app, EventType::CallStarted, None, None).await;
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    assert_eq!(rx.received("/off").len(), 3, "nothing sent after the 410");
+    let w_body = app
+        .get(&format!("/api/v1/webhooks/{id}"))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(w_body["active"], false, "{w_body}");
+}
+casebridge_testkit::backend_test!(a_webhook_turned_off_after_the_cache_is_warm_gets_nothing_more);
+
+async fn a_changed_url_is_used_by_every_warm_worker_from_the_next_delivery(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    let (id, _) = hook(&app, &rx.url("/a"), json!({})).await;
+    // Two runtimes: two processes' caches.
+    let (w1, w2) = (app.webhook_worker(4), app.webhook_worker(4));
+    emit(&app, EventType::CallStarted, None, None).await;
+    w1.drain().await.unwrap();
+    emit(&app, EventType::CallStarted, None, None).await;
+    w2.drain().await.unwrap();
+    assert_eq!(rx.received("/a").len(), 2);
+
+    app.patch(
+        &format!("/api/v1/webhooks/{id}"),
+        json!({"url": rx.url("/b")}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    emit(&app, EventType::CallStarted, None, None).await;
+    w1.drain().await.unwrap();
+    emit(&app, EventType::CallStarted, None, None).await;
+    w2.drain().await.unwrap();
+    assert_eq!((rx.received("/a").len(), rx.received("/b").len()), (2, 2));
+}
+casebridge_testkit::backend_test!(
+    a_changed_url_is_used_by_every_warm_worker_from_the_next_delivery
+);
+
+async fn a_cached_dns_answer_re_pointed_at_a_forbidden_address_is_refused_at_delivery(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let app = TestApp::start(backend).await;
+    let rx = Receiver::start().await;
+    let url = rx.url("/dns").replace("127.0.0.1", "localhost");
+    let (id, _) = hook(&app, &url, json!({})).await;
+    let rt = WebhookRuntime::new(
+        app.db.store.clone(),
+        app.keyring.clone(),
+        Arc::new(app.clock.clone()),
+        TestOptions::default().url_policy,
+        Duration::from_secs(15),
+    );
+    let w = Worker::new(
+        app.db.store.clone(),
+        Arc::new(app.clock.clone()),
+        rt.registry(),
+        WorkerConfig::new(QUEUE),
+    );
+    emit(&app, EventType::CallStarted, None, None).await;
+    w.drain().await.unwrap();
+    assert_eq!(
+        rx.received("/dns").len(),
+        1,
+        "sent through the cached lookup"
+    );
+
+    // The name now answers with the metadata service's address, and that answer is cached: the
+    // attempt is refused all the same.
+    rt.dns
+        .insert("localhost", vec!["169.254.169.254".parse().unwrap()]);
+    emit(&app, EventType::CallEnded, None, None).await;
+    w.drain().await.unwrap();
+    assert_eq!(rx.received("/dns").len(), 1, "nothing sent");
+    let d = delivery_of(&app, &id).await;
+    let error = d["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("resolves to 169.254.169.254"), "{d}");
+}
+casebridge_testkit::backend_test!(
+    a_cached_dns_answer_re_pointed_at_a_forbidden_address_is_refused_at_delivery
+);
