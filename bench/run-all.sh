@@ -28,5 +28,6 @@ run claim --sizes 1000,100000,1000000 --claims 50
 run lawruler-ingest --webhooks 5000 --concurrency 8
 run lawruler-ingest --webhooks 5000 --concurrency 8 --updates 20
 run lawruler-outbound --ops 2000 --leads 50
+run smartadvocate-outbound --ops 2000 --cases 50
 run export --rows 1000000
 run files --mib 200

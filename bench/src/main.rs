@@ -1,10 +1,12 @@
 //! `casebridge-bench`: load generators for outbound webhook delivery (issue 3, "Benchmark") and
-//! for the Law Ruler integration (SPEC §10: inbound webhook ingest, outbound operations).
+//! for the CRM integrations (SPEC §10: Law Ruler inbound webhook ingest and outbound operations,
+//! SmartAdvocate outbound operations).
 //!
 //! Every scenario runs the project's own pieces — a migrated database from
 //! `casebridge_testkit::TestDb`, events recorded with the webhook outbox, the real `webhooks`
 //! queue worker signing and posting over HTTP to a local counting receiver; for Law Ruler, the
-//! real API server in-process, the `crm` worker and the Law Ruler simulator — repeats the
+//! real API server in-process, the `crm` worker and the Law Ruler or SmartAdvocate simulator —
+//! repeats the
 //! measurement, prints medians with min and max, and appends a JSON line to
 //! `bench/results.jsonl`. See `bench/README.md` for what each scenario measures and the latest
 //! numbers.
@@ -27,6 +29,7 @@ mod lawruler_outbound;
 mod receiver;
 mod report;
 mod server;
+mod smartadvocate_outbound;
 mod throughput;
 
 use harness::{progress, WorkerOpts};
@@ -35,7 +38,8 @@ use harness::{progress, WorkerOpts};
 #[command(
     name = "casebridge-bench",
     about = "Benchmarks: webhook delivery (throughput, latency, isolation, backlog memory), \
-             Law Ruler (inbound ingest, outbound operations) and exports (memory while streaming)"
+             Law Ruler (inbound ingest, outbound operations), SmartAdvocate (outbound operations) \
+             and exports (memory while streaming)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -164,6 +168,21 @@ enum Scenario {
         /// Leads (linked cases) the operations are spread over.
         #[arg(long, default_value_t = 50)]
         leads: usize,
+        /// Client tasks posting the messages in the load phase.
+        #[arg(long, default_value_t = 8)]
+        load_clients: usize,
+        /// Give up waiting for the notes after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        limit_s: u64,
+    },
+    /// Outbound SmartAdvocate operations (notes from outbound SMS; each a case lookup and a note
+    /// insert) per second against the SmartAdvocate simulator, no rate limit.
+    SmartadvocateOutbound {
+        #[arg(long, default_value_t = 2000)]
+        ops: usize,
+        /// Cases (linked by case number) the operations are spread over.
+        #[arg(long, default_value_t = 50)]
+        cases: usize,
         /// Client tasks posting the messages in the load phase.
         #[arg(long, default_value_t = 8)]
         load_clients: usize,
@@ -368,6 +387,28 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(with_load(lawruler_outbound::run(backend, p, opts)).await?);
             }
             ("lawruler-outbound", p.json(), runs)
+        }
+        Scenario::SmartadvocateOutbound {
+            ops,
+            cases,
+            load_clients,
+            limit_s,
+        } => {
+            let p = smartadvocate_outbound::Params {
+                ops,
+                cases: cases.max(1),
+                load_clients,
+                limit: Duration::from_secs(limit_s),
+            };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!(
+                    "smartadvocate-outbound run {}/{repeat} on {backend_name}",
+                    i + 1
+                ));
+                runs.push(with_load(smartadvocate_outbound::run(backend, p, opts)).await?);
+            }
+            ("smartadvocate-outbound", p.json(), runs)
         }
     };
     if let (Some(p), Some(w)) = (params.as_object_mut(), worker_params.as_object()) {

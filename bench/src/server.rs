@@ -2,7 +2,7 @@
 //! (`casebridge::Runtime::serve`) and the way `casebridge_testkit::TestApp` does, but over the
 //! benchmark's [`Bench`] database: the production pool size (16 connections on both backends)
 //! and the system clock. A company with an API key, a reqwest client, and the `crm` queue worker
-//! (Law Ruler outbound operations) as `casebridge serve` registers it.
+//! (Law Ruler's and SmartAdvocate's outbound operations) as `casebridge serve` registers it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use casebridge_api::{AppParts, AppState, HttpOptions};
 use casebridge_crm::lawruler::client::LawRulerPaths;
 use casebridge_crm::lawruler::connection::{self, Clients, StoredCredentials};
 use casebridge_crm::lawruler::outbound;
+use casebridge_crm::smartadvocate::outbound as sa_outbound;
 use casebridge_crypto::generate_api_key;
 use casebridge_domain::clock::Clock;
 use casebridge_domain::company::NewCompany;
@@ -83,12 +84,7 @@ impl ApiServer {
                 public_url: None,
                 scheduling_url: "http://127.0.0.1:9".into(),
                 lawruler: lawruler_clients(bench),
-                smartadvocate: casebridge_crm::smartadvocate::connection::Clients::new(
-                    safe_client(Arc::new(url_policy()), LAWRULER_TIMEOUT),
-                    Arc::new(url_policy()),
-                    casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
-                    bench.keyring.clone(),
-                ),
+                smartadvocate: smartadvocate_clients(bench),
                 files: bench.files.clone(),
             },
             casebridge_api::metrics_handle(),
@@ -215,8 +211,20 @@ impl ApiServer {
     }
 }
 
-/// Starts the `crm` queue worker as `casebridge serve` registers it (imports and outbound Law
-/// Ruler operations), with `requests_per_minute` as the per-connection limit (0: none).
+/// SmartAdvocate clients as the server builds them (default paths, SSRF-safe client).
+fn smartadvocate_clients(bench: &Bench) -> casebridge_crm::smartadvocate::connection::Clients {
+    let policy = Arc::new(url_policy());
+    casebridge_crm::smartadvocate::connection::Clients::new(
+        safe_client(policy.clone(), LAWRULER_TIMEOUT),
+        policy,
+        casebridge_crm::smartadvocate::SmartAdvocatePaths::default(),
+        bench.keyring.clone(),
+    )
+}
+
+/// Starts the `crm` queue worker with Law Ruler's imports and outbound operations and
+/// SmartAdvocate's outbound operations, as `casebridge serve` registers them, with
+/// `requests_per_minute` as each CRM's per-connection limit (0: none).
 pub fn start_crm_worker(
     bench: &Bench,
     opts: WorkerOpts,
@@ -231,6 +239,15 @@ pub fn start_crm_worker(
             bench.files.clone(),
             clock.clone(),
             lawruler_clients(bench),
+            requests_per_minute,
+        ),
+    );
+    let registry = sa_outbound::register(
+        registry,
+        sa_outbound::OpHandler::new(
+            bench.store.clone(),
+            clock.clone(),
+            smartadvocate_clients(bench),
             requests_per_minute,
         ),
     );

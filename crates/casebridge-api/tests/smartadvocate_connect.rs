@@ -229,9 +229,9 @@ async fn catalog_with_second_statuses_udfs_mappings_and_a_load_failure(
     let r = app.post(&refresh, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["case_types"], 2);
-    // 3 primary statuses + 3 + 5 + 1 + 4 second-status values.
-    assert_eq!(r.body["statuses"], 16, "{}", r.text);
-    assert_eq!(r.body["fields"], 5);
+    // 3 primary statuses + 3 + 5 + 1 + 21 second-status values ("Attempts Status" 0–20).
+    assert_eq!(r.body["statuses"], 33, "{}", r.text);
+    assert_eq!(r.body["fields"], 7);
 
     // UDFs per case type: key = the UDF name, label = its short name when it has one.
     let preview = app
@@ -264,7 +264,7 @@ async fn catalog_with_second_statuses_udfs_mappings_and_a_load_failure(
         )),
         "{fields:?}"
     );
-    assert_eq!(fields.len(), 3);
+    assert_eq!(fields.len(), 4);
 
     // Mappings: a case-type link, a UDF, a primary status and a second status
     // ("Dialer Status = To Dial" is `10:101`).
@@ -392,7 +392,7 @@ async fn catalog_with_second_statuses_udfs_mappings_and_a_load_failure(
             .contains("read UDF definitions"),
         "{preview}"
     );
-    assert_eq!(preview["fields"].as_array().unwrap().len(), 3);
+    assert_eq!(preview["fields"].as_array().unwrap().len(), 4);
     sa.sim.clear_faults();
     sa.sim.empty_bodies(1);
     let r = app.post(&refresh, json!({})).await;

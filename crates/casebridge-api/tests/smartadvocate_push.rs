@@ -487,3 +487,110 @@ async fn a_completed_call_sets_the_dialer_disposition_and_adds_a_note(
     assert_eq!(s.writes().len(), before);
 }
 casebridge_testkit::backend_test!(a_completed_call_sets_the_dialer_disposition_and_adds_a_note);
+
+async fn a_completed_call_sends_disposition_attempts_and_next_call_in_order(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, true).await;
+    let udfs = |value: &str| format!("udfs {}", json!([{"udfName": "Next Call", "value": value}]));
+    let dialer = |s: &Setup| -> Vec<String> {
+        s.writes()
+            .into_iter()
+            .map(|(case, w)| {
+                assert_eq!(case, "1001");
+                if w.starts_with("note ") {
+                    "note".to_owned()
+                } else {
+                    w
+                }
+            })
+            .collect()
+    };
+    // First call, no answer: the note, "Last Dialer Disposition" = No Answer (11:113),
+    // "Attempts Status" = 1 (13:131), "Next Call" an hour after the call ended.
+    s.call(false, "no_answer").await;
+    s.drain().await;
+    assert_eq!(
+        dialer(&s),
+        [
+            "note".to_owned(),
+            "status 11:113".to_owned(),
+            "status 13:131".to_owned(),
+            udfs("2026-05-01T15:42:05"),
+        ]
+    );
+    let case = s.sa_case(SA_CASE);
+    assert_eq!(
+        case.udf_values.get(&504).map(String::as_str),
+        Some("2026-05-01T15:42:05")
+    );
+    // A second call, busy: attempts 2, next call four hours on.
+    s.sa.sim.clear_requests();
+    s.call(false, "busy").await;
+    s.drain().await;
+    assert_eq!(
+        dialer(&s),
+        [
+            "note".to_owned(),
+            "status 11:112".to_owned(),
+            "status 13:132".to_owned(),
+            udfs("2026-05-01T18:42:05"),
+        ]
+    );
+    // A conversation: attempts 3 and no next call (the UDF is emptied).
+    s.sa.sim.clear_requests();
+    s.call(true, "hangup").await;
+    s.drain().await;
+    assert_eq!(
+        dialer(&s),
+        [
+            "note".to_owned(),
+            "status 11:115".to_owned(),
+            "status 13:133".to_owned(),
+            udfs(""),
+        ]
+    );
+    let case = s.sa_case(SA_CASE);
+    let second: Vec<(u64, u64)> = case
+        .second_statuses
+        .iter()
+        .map(|x| (x.status_type_id, x.status_id))
+        .collect();
+    assert!(
+        second.contains(&(11, 115)) && second.contains(&(13, 133)) && second.contains(&(10, 101)),
+        "{second:?}"
+    );
+    assert_eq!(case.udf_values.get(&504), None);
+    // "Send mapping to SmartAdvocate" off: a call sends nothing, not even the dialer updates,
+    // and turning it on again does not replay them.
+    s.sa.sim.clear_requests();
+    assert_eq!(
+        put(&s.app, "/settings", json!({"send": false}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    s.call(false, "no_answer").await;
+    s.drain().await;
+    assert_eq!(
+        put(&s.app, "/settings", json!({"send": true})).await.status,
+        StatusCode::OK
+    );
+    s.drain().await;
+    assert!(s.writes().is_empty(), "{:?}", s.writes());
+    // The call made meanwhile still counts: the next one is attempt 5.
+    s.call(false, "no_answer").await;
+    s.drain().await;
+    assert_eq!(
+        dialer(&s),
+        [
+            "note".to_owned(),
+            "status 11:113".to_owned(),
+            "status 13:135".to_owned(),
+            udfs("2026-05-02T14:42:05"),
+        ]
+    );
+}
+casebridge_testkit::backend_test!(
+    a_completed_call_sends_disposition_attempts_and_next_call_in_order
+);

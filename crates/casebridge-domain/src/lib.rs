@@ -11,6 +11,7 @@ pub mod activity;
 pub mod clock;
 pub mod company;
 pub mod crm_ops;
+pub mod dialer;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -256,6 +256,25 @@ pub async fn analyze_call(
     get_call(tx, company, id).await
 }
 
+/// How many of the case's outbound calls have been analysed: its completed dialer calls, the
+/// attempts a CRM's dialer is told of.
+pub async fn completed_outbound_calls(
+    conn: &mut Conn,
+    company: CompanyId,
+    case: CaseId,
+) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM calls
+         WHERE company_id = $1 AND case_id = $2 AND direction = $3 AND analyzed_at IS NOT NULL",
+    )
+    .bind(company.to_string())
+    .bind(case.to_string())
+    .bind(Direction::Outbound.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transfers
 // ---------------------------------------------------------------------------------------------

@@ -29,33 +29,9 @@ pub const TRANSCRIPT_SUBJECT: &str = "Full Call Transcript";
 pub const RECORDINGS_FOLDER: &str = "/recordings";
 pub const TAG: &str = "Kayse";
 
-/// End reasons after which a call did not reach a conversation.
-const UNSUCCESSFUL_END_REASONS: &[&str] = &[
-    "voicemail",
-    "no_answer",
-    "no-answer",
-    "busy",
-    "failed",
-    "machine",
-    "answering_machine",
-    "canceled",
-    "cancelled",
-];
-
-/// Whether the call reached a conversation: the client said something, and the call did not end
-/// as voicemail, no answer, busy or failed. Only such calls get the transcript note.
-pub fn is_successful(call: &Call) -> bool {
-    let client_spoke = call
-        .transcript
-        .iter()
-        .any(|t| t.speaker == Speaker::Client && !t.text.trim().is_empty());
-    let bad_end = call.end_reason.as_deref().is_some_and(|r| {
-        UNSUCCESSFUL_END_REASONS
-            .iter()
-            .any(|u| r.trim().eq_ignore_ascii_case(u))
-    });
-    client_spoke && !bad_end
-}
+/// Whether the call reached a conversation (the rule shared with SmartAdvocate's dialer
+/// disposition). Only such calls get the transcript note.
+pub use casebridge_domain::dialer::is_successful;
 
 /// `[AGENT]: …` / `[CLIENT]: …`, one turn a line (line breaks inside a turn become spaces).
 pub fn transcript_text(turns: &[Turn]) -> String {

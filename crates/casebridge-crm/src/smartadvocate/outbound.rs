@@ -5,8 +5,9 @@
 //! whose platform status is mapped becomes `set status` (a primary status, or a second status
 //! `<type id>:<status id>`, e.g. "Dialer Status = To Dial"); a change of mapped fields becomes
 //! `update fields` with the UDF names of the SmartAdvocate case type linked to the case's type;
-//! a message becomes a note; an analysed Voice AI call becomes a note and the case's "Last Dialer
-//! Disposition" ([`call_analyzed`]). Only cases with a `smartadvocate` external ref (the case number)
+//! a message becomes a note; an analysed Voice AI call becomes a note, the case's "Last Dialer
+//! Disposition" and, for an outbound call, its "Attempts Status" and "Next Call" UDF
+//! ([`call_analyzed`]). Only cases with a `smartadvocate` external ref (the case number)
 //! are pushed.
 //!
 //! "Send mapping to SmartAdvocate" (SA3) is the `send` toggle: while it is off (or the
@@ -25,9 +26,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use casebridge_domain::activity::{Call, Message};
+use casebridge_domain::activity::{Call, Direction, Message};
 use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpAction, OpKind, OpState};
+use casebridge_domain::dialer::{self, Disposition};
 use casebridge_domain::ids::CompanyId;
 use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Toggles};
 use casebridge_domain::jobs::Job;
@@ -36,12 +38,12 @@ use casebridge_domain::records::NamedKind;
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
 use casebridge_store::crm_ops::{self, CrmOp};
-use casebridge_store::integrations::{self, Health, Integration};
-use casebridge_store::{cases, clients, named, Conn, Store, StoreError, Tx};
+use casebridge_store::integrations::{self, CrmItem, Health, Integration};
+use casebridge_store::{activity, cases, clients, named, Conn, Store, StoreError, Tx};
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use super::client::{SmartAdvocateClient, SmartAdvocateError};
+use super::client::{format_time, SmartAdvocateClient, SmartAdvocateError};
 use super::connection::Clients;
 use super::PROVIDER;
 use crate::counters;
@@ -283,28 +285,26 @@ pub async fn message_recorded(
 
 /// The "Last Dialer Disposition" value (SmartAdvocate's Predictive Dialer guide) for a call.
 pub fn disposition(call: &Call) -> &'static str {
-    if voice::is_successful(call) {
-        return "Successful";
-    }
-    match call
-        .end_reason
-        .as_deref()
-        .map(|r| r.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("busy") => "Busy",
-        Some("voicemail" | "machine" | "answering_machine") => "Answering Machine",
-        _ => "No Answer",
-    }
+    Disposition::of(call).name()
 }
 
 /// The status type a completed call's disposition is written to.
 pub const DISPOSITION_TYPE: &str = "Last Dialer Disposition";
+/// The status type a completed outbound call's count of attempts is written to.
+pub const ATTEMPTS_TYPE: &str = "Attempts Status";
+/// The UDF (of the SmartAdvocate case type linked to the case's type) a completed outbound
+/// call's next call time is written to; emptied when there is to be no next call. Modelled: the
+/// dialer's `UpdateCaseStatus(NextCall)` has no public path, and no status type holds a time.
+pub const NEXT_CALL_UDF: &str = "Next Call";
 
-/// A completed Voice AI call on a SmartAdvocate case: a note with the analysis, and the
-/// case's "Last Dialer Disposition" set through the status write (a call record, so it follows
-/// `send_call_records`). A revised analysis sends the note again, marked revised, and no
-/// second disposition.
+/// A completed Voice AI call on a SmartAdvocate case, in this order: a note with the analysis,
+/// the case's "Last Dialer Disposition", and for an outbound (dialer) call its "Attempts Status"
+/// (the case's analysed outbound calls, counted here) and its "Next Call" UDF
+/// ([`casebridge_domain::dialer::next_call`]; emptied when there is none). The statuses go
+/// through the status write and the next call through the UDF write, each found by name in the
+/// loaded catalog ("not ready" in the sync log when it is not there). They are call records, so
+/// they follow `send_call_records`. A revised analysis sends the note again, marked revised, and
+/// nothing for the dialer.
 pub async fn call_analyzed(
     tx: &mut Tx,
     company: CompanyId,
@@ -354,37 +354,128 @@ pub async fn call_analyzed(
     if revised {
         return Ok(());
     }
-    let wanted = format!("{DISPOSITION_TYPE} = {}", disposition(call));
-    let found = integrations::crm_statuses(tx, company, PROVIDER)
-        .await?
-        .into_iter()
-        .find(|s| s.name.eq_ignore_ascii_case(&wanted));
-    match found {
-        Some(s) => {
-            let action = OpAction::SetStatus {
-                crm_status_id: s.crm_id,
-                crm_status_name: s.name,
-            };
-            record(
-                tx,
-                company,
-                &t,
-                OpKind::CallRecord,
-                &case,
-                number,
-                &action,
-                now,
-            )
-            .await
+    let outcome = Disposition::of(call);
+    let statuses = integrations::crm_statuses(tx, company, PROVIDER).await?;
+    let dialer = Dialer {
+        t: &t,
+        case: &case,
+        number,
+        statuses: &statuses,
+        now,
+    };
+    dialer
+        .status(tx, company, DISPOSITION_TYPE, outcome.name(), "disposition")
+        .await?;
+    if call.direction != Direction::Outbound {
+        return Ok(());
+    }
+    let attempts = activity::completed_outbound_calls(tx, company, case_id).await?;
+    dialer
+        .status(
+            tx,
+            company,
+            ATTEMPTS_TYPE,
+            &attempts.min(dialer::MAX_ATTEMPTS).to_string(),
+            "attempts",
+        )
+        .await?;
+    let next = dialer::next_call(outcome, attempts, voice::call_time(call));
+    dialer.next_call(tx, company, next).await
+}
+
+/// What a completed call's dialer updates need to be recorded.
+struct Dialer<'a> {
+    t: &'a Toggles,
+    case: &'a Case,
+    number: &'a str,
+    statuses: &'a [CrmItem],
+    now: Timestamp,
+}
+
+impl Dialer<'_> {
+    /// `<status_type> = <value>` through the status write, found by name in the catalog.
+    async fn status(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        status_type: &str,
+        value: &str,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let wanted = format!("{status_type} = {value}");
+        match self
+            .statuses
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(&wanted))
+        {
+            Some(s) => {
+                let action = OpAction::SetStatus {
+                    crm_status_id: s.crm_id.clone(),
+                    crm_status_name: s.name.clone(),
+                };
+                self.record(tx, company, &action).await
+            }
+            None => {
+                let msg = format!(
+                    "not ready: SmartAdvocate's catalog has no \"{wanted}\", so the call's dialer \
+                     {what} was not sent (set up the dialer status types in SmartAdvocate, then \
+                     refresh the fields)"
+                );
+                skipped(tx, company, self.number, "set status", &msg, self.now).await
+            }
         }
-        None => {
+    }
+
+    /// The [`NEXT_CALL_UDF`] of the linked case type, as SmartAdvocate writes times (UTC, no
+    /// offset), or emptied.
+    async fn next_call(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let linked =
+            integrations::crm_case_types_linked_to(tx, company, PROVIDER, self.case.case_type_id)
+                .await?;
+        let udf = match linked.first() {
+            Some((crm_type, _)) => integrations::crm_fields(tx, company, PROVIDER, crm_type)
+                .await?
+                .into_iter()
+                .find(|f| f.key.eq_ignore_ascii_case(NEXT_CALL_UDF)),
+            None => None,
+        };
+        let Some(udf) = udf else {
             let msg = format!(
-                "not ready: SmartAdvocate's catalog has no \"{wanted}\", so the call's dialer \
-                 disposition was not sent (set up the dialer status types in SmartAdvocate, then \
-                 refresh the fields)"
+                "not ready: the SmartAdvocate case type linked to the case's type has no \
+                 \"{NEXT_CALL_UDF}\" UDF, so the call's next call was not sent (add the UDF in \
+                 SmartAdvocate and link the case type, then refresh the fields)"
             );
-            skipped(tx, company, number, "set status", &msg, now).await
-        }
+            return skipped(tx, company, self.number, "update fields", &msg, self.now).await;
+        };
+        let value = at.map(format_time).unwrap_or_default();
+        let action = OpAction::UpdateFields {
+            fields: vec![(udf.key, value)],
+        };
+        self.record(tx, company, &action).await
+    }
+
+    async fn record(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        action: &OpAction,
+    ) -> Result<(), StoreError> {
+        record(
+            tx,
+            company,
+            self.t,
+            OpKind::CallRecord,
+            self.case,
+            self.number,
+            action,
+            self.now,
+        )
+        .await
     }
 }
 

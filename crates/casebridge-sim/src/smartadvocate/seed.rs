@@ -40,7 +40,8 @@ fn contact(id: u64, first: &str, last: &str, email: &str, phone: &str) -> SimCon
 
 /// User `demo` / `Demo-Password`; case types 1 "Motor Vehicle Accident" and 2 "Premises
 /// Liability"; the primary "Status" type (1: Intake, 2: Signed Up, 3: Rejected) and the four
-/// dialer types of SmartAdvocate's Predictive Dialer guide; UDFs per case type; cases 9000001
+/// dialer types of SmartAdvocate's Predictive Dialer guide ("Attempts Status" 0–20); UDFs per case
+/// type, each with a "Next Call" (modelled: where casebridge writes a call's next call); cases 9000001
 /// and 9000002 (the KB's example number) with second statuses.
 pub(super) fn demo() -> SmartAdvocateSimBuilder {
     let at = Timestamp::from_second(1_735_689_600).expect("valid"); // 2025-01-01T00:00:00Z
@@ -74,6 +75,13 @@ pub(super) fn demo() -> SmartAdvocateSimBuilder {
             from: at,
         },
     ];
+    // "Attempts Status" 0–20, as the dialer guide sets it up: ids 130–150.
+    let names: Vec<String> = (0..=20).map(|n: u64| n.to_string()).collect();
+    let attempts: Vec<(u64, &str)> = names
+        .iter()
+        .enumerate()
+        .map(|(n, name)| (130 + n as u64, name.as_str()))
+        .collect();
     SmartAdvocateSimBuilder {
         user: SimUser {
             username: DEMO_USERNAME.into(),
@@ -115,11 +123,7 @@ pub(super) fn demo() -> SmartAdvocateSimBuilder {
         ],
     )
     .status_type(12, "Campaign Status", &[(121, "Spring Outreach")])
-    .status_type(
-        13,
-        "Attempts Status",
-        &[(130, "0"), (131, "1"), (132, "2"), (133, "3")],
-    )
+    .status_type(13, "Attempts Status", &attempts)
     .udf(
         1,
         udf(501, "Accident Date", Some("Acc. Date"), "Date", "Incident"),
@@ -129,6 +133,7 @@ pub(super) fn demo() -> SmartAdvocateSimBuilder {
         udf(502, "Police Report Number", None, "Text", "Incident"),
     )
     .udf(1, udf(503, "Injured", None, "YesNo", "Injuries"))
+    .udf(1, udf(504, "Next Call", None, "DateTime", "Dialer"))
     .udf(
         2,
         udf(
@@ -140,6 +145,7 @@ pub(super) fn demo() -> SmartAdvocateSimBuilder {
         ),
     )
     .udf(2, udf(602, "Property Owner", None, "Text", "Parties"))
+    .udf(2, udf(603, "Next Call", None, "DateTime", "Dialer"))
     .contact(contact(
         7001,
         "Jane",
