@@ -145,6 +145,32 @@ async fn documents_and_recordings_round_trip_through_the_local_store(backend: Te
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{doc}");
+    // A name outside ASCII keeps a valid header: an ASCII fallback and the UTF-8 name.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"x".to_vec())
+            .file_name("déclaration médicale.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/cases/{case}/documents")))
+        .bearer_auth(&app.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let named: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{named}");
+    let (status, headers, _) = download(&app, &app.api_key, named["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"d_claration m_dicale.txt\"; \
+         filename*=UTF-8''d%C3%A9claration%20m%C3%A9dicale%2Etxt"
+    );
     let id = doc["id"].as_str().unwrap().to_owned();
     assert_eq!(doc["size"], bytes.len());
     assert_eq!(doc["sha256"], sha256_hex(&bytes));

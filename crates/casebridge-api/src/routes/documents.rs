@@ -245,7 +245,17 @@ async fn download_document(
     let d = &download.document;
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-        d.file_name.replace(['"', '\\'], "_"),
+        // The plain `filename` is the ASCII fallback; `filename*` (RFC 6266) carries the name.
+        d.file_name
+            .chars()
+            .map(
+                |c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                    c
+                } else {
+                    '_'
+                }
+            )
+            .collect::<String>(),
         utf8_percent_encode(&d.file_name, NON_ALPHANUMERIC)
     );
     let headers = [
