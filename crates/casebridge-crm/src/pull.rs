@@ -186,6 +186,38 @@ impl PullSchedule {
 }
 
 /// A pull's sync-log line.
+/// What a dead-lettered pull job leaves on its integration (only database failures get that
+/// far; a CRM's failures are settled by its handler): the error, as the last pull's outcome.
+pub(crate) async fn record_dead(
+    store: &Store,
+    clock: &dyn Clock,
+    provider: &str,
+    job: &casebridge_domain::jobs::Job,
+    error: &str,
+) {
+    let Some(company) = job.company_id else {
+        return;
+    };
+    let result = async {
+        let mut tx = store.begin().await?;
+        integrations::record_pull(
+            &mut tx,
+            company,
+            provider,
+            None,
+            None,
+            Some(error),
+            clock.now(),
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(company.id = %company, error = %e, "could not record the failed pull");
+    }
+}
+
 /// How a pull failed, for [`log_failure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FailureClass {

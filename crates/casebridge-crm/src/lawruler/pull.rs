@@ -552,28 +552,7 @@ impl Handler for PullJob {
     }
 
     async fn on_dead(&self, job: &Job, error: &str) {
-        // Only database failures get here (Law Ruler's are settled by the handler).
-        let Some(company) = job.company_id else {
-            return;
-        };
-        let result = async {
-            let mut tx = self.store.begin().await?;
-            integrations::record_pull(
-                &mut tx,
-                company,
-                PROVIDER,
-                None,
-                None,
-                Some(error),
-                self.clock.now(),
-            )
-            .await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::error!(company.id = %company, error = %e, "could not record the failed pull");
-        }
+        crate::pull::record_dead(&self.store, self.clock.as_ref(), PROVIDER, job, error).await;
     }
 }
 
