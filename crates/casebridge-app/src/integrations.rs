@@ -19,6 +19,7 @@ use casebridge_domain::integrations::{
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
+use casebridge_domain::sync::ConflictRule;
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry};
 use casebridge_store::{named, Conn};
@@ -474,6 +475,8 @@ pub struct TogglesChange {
     pub sync_enriched_phones: Option<bool>,
     /// The sync direction (SYNC1), which caps the toggles.
     pub direction: Option<Direction>,
+    /// What wins when both sides changed a field (SYNC1, SYNC2).
+    pub conflict_resolution: Option<ConflictRule>,
 }
 
 const MAP_STATUSES_FIRST: &str =
@@ -512,6 +515,9 @@ pub async fn change_settings(
     set(&mut t.sync_enriched_phones, change.sync_enriched_phones);
     if let Some(d) = change.direction {
         t.direction = d;
+    }
+    if let Some(r) = change.conflict_resolution {
+        t.conflict_resolution = r;
     }
     // Status changes start going out again (status sync on; for SmartAdvocate also "Send
     // mapping"): the held ones wait for the admin's choice.

@@ -39,6 +39,7 @@ pub mod named;
 pub mod operator;
 pub mod record_import;
 pub mod scheduling;
+pub mod sync;
 pub mod webhooks;
 
 pub use error::{AppError, OrNotFound, Result};

@@ -11,16 +11,23 @@ use casebridge_domain::records::{
     CasePatch, ClientFields, ClientPatch, CustomFields, ExternalRef, Name, NamedKind, NewCase,
     NewClient,
 };
-use casebridge_store::{cases, clients, crm_notes, integrations, named, Conn, StoreError, Tx};
+use casebridge_domain::sync::Base;
+use casebridge_store::{
+    cases, clients, crm_notes, integrations, named, sync_state, Conn, StoreError, Tx,
+};
 use jiff::Timestamp;
 
+use crate::conflicts::{self, StatusIn};
 use crate::connector::IngestError;
+use crate::outbox::Outbox;
 
 /// The CRM a record came from: its provider slug and its name in messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
     pub provider: &'static str,
     pub name: &'static str,
+    /// Where the CRM's outbound operations go (a conflict the platform wins sends its value).
+    pub outbox: Outbox,
 }
 
 /// The platform record for a CRM value: the mapping if there is one; otherwise a platform record
@@ -172,6 +179,10 @@ pub struct CaseValues {
     pub name: Name,
     pub case_type_id: CaseTypeId,
     pub case_status_id: CaseStatusId,
+    /// The CRM status `case_status_id` was mapped from, and when the CRM changed the record (if
+    /// it says): an existing case's status is decided against its base (SYNC2).
+    pub crm_status: CrmValue,
+    pub crm_changed_at: Option<Timestamp>,
     pub client_id: ClientId,
     /// `None` leaves the case's campaign as it is.
     pub campaign_id: Option<CampaignId>,
@@ -180,8 +191,10 @@ pub struct CaseValues {
 }
 
 /// The case with the CRM record id `record_id` (an external ref of the CRM), updated, or
-/// created; a new case takes the notes pulled for its record before it existed. Returns its id
-/// and whether it was created. `field` names the record id in errors.
+/// created; a new case takes the notes pulled for its record before it existed. An existing
+/// case's status is decided against the field's base under the conflict rule
+/// ([`conflicts::status_inbound`]); a new case's status is its base. `field` names the record id
+/// in errors.
 pub async fn upsert_case(
     tx: &mut Tx,
     company: CompanyId,
@@ -190,19 +203,38 @@ pub async fn upsert_case(
     record_id: &str,
     values: CaseValues,
     now: Timestamp,
-) -> Result<(CaseId, bool), IngestError> {
+) -> Result<Upserted, IngestError> {
     match cases::find_by_ref(tx, company, source.provider, record_id).await {
         Ok(existing) => {
+            let incoming = StatusIn {
+                crm: &values.crm_status,
+                as_platform: values.case_status_id,
+                changed_at: values.crm_changed_at,
+            };
+            let status = conflicts::status_inbound(
+                tx,
+                company,
+                &source.outbox,
+                &existing,
+                record_id,
+                &incoming,
+                now,
+            )
+            .await?;
             let patch = CasePatch {
                 name: Some(values.name),
                 case_type_id: Some(values.case_type_id),
-                case_status_id: Some(Some(values.case_status_id)),
+                case_status_id: status.map(Some),
                 client_id: Some(Some(values.client_id)),
                 campaign_id: values.campaign_id.map(Some),
                 custom_fields: Some(values.custom_fields),
             };
             cases::update(tx, company, existing.id, &patch, now).await?;
-            Ok((existing.id, false))
+            Ok(Upserted {
+                case_id: existing.id,
+                created: false,
+                case_status_id: status.or(existing.case_status_id),
+            })
         }
         Err(StoreError::NotFound) => {
             let created = cases::create(
@@ -221,10 +253,29 @@ pub async fn upsert_case(
             )
             .await?;
             crm_notes::attach_to_case(tx, company, source.provider, record_id, created.id).await?;
-            Ok((created.id, true))
+            let base = Base {
+                platform: Some(values.case_status_id.to_string()),
+                crm: Some(values.crm_status.id.clone()),
+            };
+            let p = source.provider;
+            sync_state::set_base(tx, company, p, created.id, conflicts::STATUS, &base, now).await?;
+            Ok(Upserted {
+                case_id: created.id,
+                created: true,
+                case_status_id: Some(values.case_status_id),
+            })
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What [`upsert_case`] did: the case, whether it was created, and its status now (the CRM's,
+/// or the platform's when a conflict kept it).
+#[derive(Debug, Clone, Copy)]
+pub struct Upserted {
+    pub case_id: CaseId,
+    pub created: bool,
+    pub case_status_id: Option<CaseStatusId>,
 }
 
 /// What one record (an import row, a pulled record) did.

@@ -2,6 +2,7 @@
 //! names, failure bodies) lives in that CRM's module, with the paths in configuration, so a
 //! correction touches one place. [`connector`] is the one interface the service layer uses.
 
+pub mod conflicts;
 pub mod connector;
 pub mod counters;
 pub mod ingest;

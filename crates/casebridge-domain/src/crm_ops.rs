@@ -82,6 +82,10 @@ pub enum OpAction {
     SetStatus {
         crm_status_id: String,
         crm_status_name: String,
+        /// The platform status this sends, when it is a platform status change written to the
+        /// CRM's primary status: once sent, the two are the field's agreed base (SYNC2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        case_status_id: Option<String>,
     },
     /// Add a note.
     AddNote {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::sync::ConflictRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
@@ -31,6 +32,20 @@ impl Provider {
         match self {
             Provider::LawRuler => "Law Ruler",
             Provider::SmartAdvocate => "SmartAdvocate",
+        }
+    }
+
+    /// Where "most recent change wins" reads the CRM's change time, shown next to the setting.
+    pub fn change_times(self) -> &'static str {
+        match self {
+            Provider::LawRuler => {
+                "Law Ruler sends no change time: a record's arrival (webhook, pull or import) \
+                 stands for it, so under most recent Law Ruler's newer value usually wins"
+            }
+            Provider::SmartAdvocate => {
+                "SmartAdvocate's modifiedDate of the case (read as UTC); a record without one \
+                 falls back to CRM wins"
+            }
         }
     }
 }
@@ -110,6 +125,8 @@ pub struct Toggles {
     pub sync_enriched_phones: bool,
     /// Caps the toggles (SYNC1); `both` when never set.
     pub direction: Direction,
+    /// What wins when both sides changed a field (SYNC1, SYNC2); `most_recent` when never set.
+    pub conflict_resolution: ConflictRule,
 }
 
 /// One toggle as the setup screen shows it (LR7).
@@ -559,6 +576,7 @@ mod tests {
             sync_statuses: true,
             sync_enriched_phones: true,
             direction: Direction::Both,
+            ..Toggles::default()
         };
         let g = all.gates();
         assert!(g.receive && g.send_messages && g.sync_statuses);

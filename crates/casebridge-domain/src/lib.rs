@@ -23,5 +23,6 @@ pub mod page;
 pub mod records;
 pub mod retry;
 pub mod scheduling;
+pub mod sync;
 
 pub use error::{FieldError, ValidationError};

@@ -293,3 +293,50 @@ pub async fn totals(conn: &mut Conn) -> Result<Vec<(String, OpState, u64)>> {
         })
         .collect()
 }
+
+/// The operations of one case and kind, newest first (at most `limit`), in any state.
+pub async fn of_case(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    case: CaseId,
+    kind: OpKind,
+    limit: u32,
+) -> Result<Vec<CrmOp>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM crm_ops
+         WHERE company_id = $1 AND provider = $2 AND case_id = $3 AND kind = $4
+         ORDER BY id DESC LIMIT $5"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(case.to_string())
+    .bind(kind.as_str())
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Row::into_model).collect()
+}
+
+/// The operations of one case and kind not sent yet (pending or held), oldest first.
+pub async fn unsent_of_case(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    case: CaseId,
+    kind: OpKind,
+) -> Result<Vec<CrmOp>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM crm_ops
+         WHERE company_id = $1 AND provider = $2 AND case_id = $3 AND kind = $4
+           AND state IN ('pending', 'held')
+         ORDER BY id"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(case.to_string())
+    .bind(kind.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Row::into_model).collect()
+}

@@ -42,6 +42,7 @@ pub mod jobs;
 pub mod lists;
 pub mod named;
 pub mod scheduling;
+pub mod sync_state;
 pub mod users;
 pub mod webhooks;
 

@@ -11,6 +11,7 @@ use casebridge_app::integrations::{
 };
 use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::integrations::{Direction, Provider, Toggles};
+use casebridge_domain::sync::ConflictRule;
 use casebridge_domain::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -109,6 +110,9 @@ pub struct IntegrationOut {
     pub options: Value,
     /// Toggles that are on but have no effect because one they depend on is off.
     pub inert_settings: Vec<String>,
+    /// The conflict rule (SYNC2) as set, what it means, and where this CRM's change times come
+    /// from (for `most_recent`).
+    pub conflict_resolution: ConflictResolutionOut,
     #[schema(value_type = Object)]
     pub checklist: Value,
     pub health: HealthOut,
@@ -174,6 +178,16 @@ pub struct SyncOut {
     pub last_pull_error: Option<String>,
 }
 
+/// The conflict rule of an integration (SYNC2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConflictResolutionOut {
+    /// `platform_wins`, `crm_wins` or `most_recent`.
+    pub rule: String,
+    pub label: String,
+    /// Where the CRM's change times come from, which `most_recent` compares.
+    pub change_times: String,
+}
+
 impl From<IntegrationView> for IntegrationOut {
     fn from(v: IntegrationView) -> Self {
         let connected = v.connected();
@@ -185,7 +199,13 @@ impl From<IntegrationView> for IntegrationOut {
                 name.to_string(),
                 serde_json::to_value(t).unwrap()[name].clone()
             ))
-            .chain([("direction".to_owned(), json!(t.direction.as_str()))])
+            .chain([
+                ("direction".to_owned(), json!(t.direction.as_str())),
+                (
+                    "conflict_resolution".to_owned(),
+                    json!(t.conflict_resolution.as_str()),
+                ),
+            ])
             .collect::<Map<_, _>>());
         let ops = v.operations;
         let permission_checks = v
@@ -239,6 +259,11 @@ impl From<IntegrationView> for IntegrationOut {
                 })
                 .collect(),
             inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
+            conflict_resolution: ConflictResolutionOut {
+                rule: t.conflict_resolution.as_str().into(),
+                label: t.conflict_resolution.label().into(),
+                change_times: v.provider.change_times().into(),
+            },
             checklist: serde_json::to_value(v.checklist).expect("serializable"),
             health: HealthOut {
                 last_integration_sync_at: time(i.last_integration_sync_at),
@@ -401,6 +426,10 @@ pub struct SettingsBody {
     /// Which way data flows (SYNC1): `both` (the default), `one_way_in` (nothing is sent,
     /// whatever the toggles say) or `one_way_out` (nothing is received).
     pub direction: Option<String>,
+    /// What wins when both sides changed a field since they last agreed (SYNC2):
+    /// `platform_wins`, `crm_wins` or `most_recent` (the default; when a side has no change
+    /// time, the CRM wins). Each conflict is logged (`GET …/conflicts`).
+    pub conflict_resolution: Option<String>,
 }
 
 /// Changes the toggles. Turning the integration on needs a connection; turning status sync on
@@ -431,6 +460,11 @@ async fn update_settings(
             .direction
             .as_deref()
             .map(|d| Direction::parse("direction", d))
+            .transpose()?,
+        conflict_resolution: b
+            .conflict_resolution
+            .as_deref()
+            .map(|r| ConflictRule::parse("conflict_resolution", r))
             .transpose()?,
     };
     let view = svc::change_settings(&s.app, company, provider(&raw)?, &change).await?;

@@ -9,6 +9,7 @@ pub(crate) use activity::event_examples;
 mod cases;
 mod clients;
 mod company;
+mod conflicts;
 mod documents;
 mod exports;
 mod import;
@@ -30,6 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(activity::routes())
         .merge(webhooks::routes())
         .merge(integrations::routes())
+        .merge(conflicts::routes())
         .merge(import::routes())
         .merge(documents::routes())
         .merge(exports::routes())

@@ -21,6 +21,7 @@ pub use crate::connector::{Applied, IngestError};
 const SOURCE: Source = Source {
     provider: PROVIDER,
     name: "Law Ruler",
+    outbox: crate::lawruler::outbound::OUTBOX,
 };
 
 async fn resolve_list(
@@ -120,7 +121,7 @@ pub async fn apply_lead(
         "lawruler_case_type": lead.case_type.name,
         "lawruler_status": lead.status.name,
     }))?;
-    let (case_id, case_created) = shared::upsert_case(
+    let upserted = shared::upsert_case(
         tx,
         company,
         SOURCE,
@@ -130,6 +131,9 @@ pub async fn apply_lead(
             name,
             case_type_id,
             case_status_id,
+            // Law Ruler's webhook carries no change time: its arrival time stands for it.
+            crm_status: lead.status.clone(),
+            crm_changed_at: Some(now),
             client_id,
             campaign_id: campaign,
             custom_fields: lr_fields,
@@ -137,6 +141,8 @@ pub async fn apply_lead(
         now,
     )
     .await?;
+    let (case_id, case_created) = (upserted.case_id, upserted.created);
+    let case_status_id = upserted.case_status_id.unwrap_or(case_status_id);
 
     // Lists: the explicit directive, then the auto-add rules.
     let mut lists_added = Vec::new();

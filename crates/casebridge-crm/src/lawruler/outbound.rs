@@ -282,6 +282,7 @@ pub async fn case_changed(
                         &OpAction::SetStatus {
                             crm_status_id,
                             crm_status_name,
+                            case_status_id: Some(status.to_string()),
                         },
                         now,
                     )
@@ -1009,6 +1010,7 @@ impl OpHandler {
                 Health::IntegrationSync
             };
             integrations::touch_health(&mut tx, op.company_id, PROVIDER, health, now).await?;
+            crate::conflicts::written(&mut tx, PROVIDER, op, now).await?;
             if let (
                 Some(note_id),
                 OpAction::AddNote {

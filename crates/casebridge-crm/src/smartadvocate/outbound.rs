@@ -164,9 +164,13 @@ pub async fn case_changed(
         if before.and_then(|b| b.case_status_id) != Some(status) {
             match integrations::crm_status_for(tx, company, PROVIDER, status).await? {
                 Some((crm_status_id, crm_status_name)) => {
+                    // A second status ("type:status") is not the primary status a case
+                    // record carries back, so it is not a base of the status field.
+                    let primary = !crm_status_id.contains(':');
                     let action = OpAction::SetStatus {
                         crm_status_id,
                         crm_status_name,
+                        case_status_id: primary.then(|| status.to_string()),
                     };
                     record(tx, company, &t, OpKind::Status, after, number, &action, now).await?;
                 }
@@ -412,6 +416,7 @@ impl Dialer<'_> {
                 let action = OpAction::SetStatus {
                     crm_status_id: s.crm_id.clone(),
                     crm_status_name: s.name.clone(),
+                    case_status_id: None,
                 };
                 self.record(tx, company, &action).await
             }
@@ -638,6 +643,7 @@ impl OpHandler {
                 Health::IntegrationSync
             };
             integrations::touch_health(&mut tx, op.company_id, PROVIDER, health, now).await?;
+            crate::conflicts::written(&mut tx, PROVIDER, op, now).await?;
             if let (
                 Some(crm_note_id),
                 OpAction::AddNote {

@@ -29,6 +29,7 @@ use crate::lawruler::inbound::normalize_key;
 const SOURCE: Source = Source {
     provider: PROVIDER,
     name: "SmartAdvocate",
+    outbox: crate::smartadvocate::outbound::OUTBOX,
 };
 
 /// The fields of a SmartAdvocate case record, in order. The first six are required, and a
@@ -293,7 +294,7 @@ pub async fn apply(
         "smartadvocate_second_statuses": r.second_statuses.clone().unwrap_or_default(),
         "smartadvocate_created_date": r.created_date,
     }))?;
-    let (case_id, case_created) = shared::upsert_case(
+    let upserted = shared::upsert_case(
         tx,
         company,
         SOURCE,
@@ -303,6 +304,11 @@ pub async fn apply(
             name,
             case_type_id,
             case_status_id,
+            crm_status: r.status.clone(),
+            crm_changed_at: r
+                .modified_date
+                .as_deref()
+                .and_then(crate::smartadvocate::client::parse_time),
             client_id,
             campaign_id: None,
             custom_fields,
@@ -310,6 +316,8 @@ pub async fn apply(
         now,
     )
     .await?;
+    let (case_id, case_created) = (upserted.case_id, upserted.created);
+    let case_status_id = upserted.case_status_id.unwrap_or(case_status_id);
     Ok(Applied {
         case_id,
         client_id,

@@ -13,6 +13,7 @@ use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{self as svc, IntegrationView, TogglesChange};
 use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::integrations::{Direction, Provider, ToggleItem};
+use casebridge_domain::sync::ConflictRule;
 use serde_json::{Map, Value};
 
 use crate::error::UiError;
@@ -237,6 +238,8 @@ struct ConfigPage {
     errors: FieldErrors,
     toggles: Vec<ToggleItem>,
     directions: [Direction; 3],
+    rules: [ConflictRule; 3],
+    change_times: &'static str,
     next_step: String,
     /// Status changes held while status sync was off (LR11); `None` when the CRM has no
     /// status sync.
@@ -297,6 +300,8 @@ async fn config_page(
         fields: connect_fields(p, v.credentials.as_ref()),
         toggles: v.toggles.listed(),
         directions: Direction::ALL,
+        rules: ConflictRule::ALL,
+        change_times: p.change_times(),
         next_step: next_step(&v),
         held,
         errors,
@@ -405,6 +410,17 @@ async fn toggles(
         direction: match form.get("direction") {
             Some(d) => match Direction::parse("direction", d) {
                 Ok(d) => Some(d),
+                Err(e) => {
+                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
+                    let page_ = config_page(&ui, &admin, p, errors).await?;
+                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
+                }
+            },
+            None => None,
+        },
+        conflict_resolution: match form.get("conflict_resolution") {
+            Some(r) => match ConflictRule::parse("conflict_resolution", r) {
+                Ok(r) => Some(r),
                 Err(e) => {
                     let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
                     let page_ = config_page(&ui, &admin, p, errors).await?;

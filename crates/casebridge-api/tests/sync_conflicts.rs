@@ -1,0 +1,426 @@
+//! Two-way status sync against its base (SYNC2) on both backends, with the Law Ruler simulator:
+//! each conflict rule on a status changed on both sides and its log row, our own echo not
+//! counted as a change, restoring a losing value, the setting's validation, tenant isolation.
+
+use casebridge_queue::Worker;
+use casebridge_sim::lawruler::{LawRulerSim, RunningSim};
+use casebridge_testkit::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const LEAD: &str = "10001"; // seeded in the simulator: Jane Doe, case type 12
+
+struct Setup {
+    lr: RunningSim,
+    app: TestApp,
+    worker: Worker,
+    hook: String,
+    intake: String,
+    qualified: String,
+    review: String,
+}
+
+/// Connected to the simulator; Law Ruler 12 linked to "Auto"; statuses 7, 8 and 10 mapped to
+/// Intake, Qualified and Review Needed; every toggle on; the rule `rule`.
+async fn setup(backend: casebridge_testkit::TestBackend, rule: &str) -> Setup {
+    let lr = LawRulerSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    app.call(
+        Method::PUT,
+        "/api/v1/integrations/lawruler/connection",
+        Some(json!({"username": "demo", "password": "demo-password",
+                    "client_root": lr.base_url, "client_secret": "demo-secret",
+                    "key": "demo-key"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.post("/api/v1/integrations/lawruler/fields/refresh", json!({}))
+        .await
+        .expect(StatusCode::OK);
+    let auto = app
+        .create("/api/v1/case-types", json!({"name": "Auto"}))
+        .await;
+    app.call(
+        Method::PUT,
+        "/api/v1/integrations/lawruler/case-type-links",
+        Some(json!({"links": [{"crm_case_type_id": "12", "case_type_id": auto}]})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let intake = app
+        .create("/api/v1/case-statuses", json!({"name": "Intake"}))
+        .await;
+    let qualified = app
+        .create("/api/v1/case-statuses", json!({"name": "Qualified"}))
+        .await;
+    let review = app
+        .create("/api/v1/case-statuses", json!({"name": "Review Needed"}))
+        .await;
+    app.call(
+        Method::PUT,
+        "/api/v1/integrations/lawruler/status-mappings",
+        Some(json!({"mappings": [
+            {"case_status_id": intake, "crm_status_id": "7"},
+            {"case_status_id": qualified, "crm_status_id": "8"},
+            {"case_status_id": review, "crm_status_id": "10"}]})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(
+                json!({"enable_integration": true, "receive": true, "send": true,
+                        "sync_statuses": true, "conflict_resolution": rule}),
+            ),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        r.body["settings"]["conflict_resolution"], rule,
+        "{}",
+        r.text
+    );
+    let url = r.body["webhook_url"].as_str().expect("webhook_url");
+    let hook = format!("/hooks/{}", url.split_once("/hooks/").unwrap().1);
+    lr.sim.clear_requests();
+    let worker = app.crm_worker(0);
+    Setup {
+        lr,
+        app,
+        worker,
+        hook,
+        intake,
+        qualified,
+        review,
+    }
+}
+
+impl Setup {
+    /// Law Ruler's webhook for the lead with status `id` / `name`; answers the case id.
+    async fn webhook(&self, id: &str, name: &str) -> String {
+        let r = self
+            .app
+            .post(
+                &self.hook,
+                json!({"Lead ID": LEAD, "Case Type ID": "12", "Case Type": "Auto Accident",
+                       "Status ID": id, "Status": name, "Full Name": "Jane Doe",
+                       "Created Date": "2026-11-01", "Primary Contact ID": "PC-9",
+                       "First Name": "Jane", "Last Name": "Doe"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let case = self
+            .app
+            .get(&format!(
+                "/api/v1/cases/by-external-ref?provider=lawruler&external_id={LEAD}"
+            ))
+            .await
+            .expect(StatusCode::OK);
+        case.body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn status_of(&self, case: &str) -> String {
+        let c = self
+            .app
+            .get(&format!("/api/v1/cases/{case}"))
+            .await
+            .expect(StatusCode::OK);
+        c.body["case_status_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn set_status(&self, case: &str, status: &str) {
+        self.app
+            .patch(
+                &format!("/api/v1/cases/{case}"),
+                json!({"case_status_id": status}),
+            )
+            .await
+            .expect(StatusCode::OK);
+    }
+
+    async fn drain(&self) {
+        self.worker.drain().await.expect("drain");
+    }
+
+    /// The StatusIDs Law Ruler was sent, in order.
+    fn statuses_sent(&self) -> Vec<String> {
+        self.lr
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("api-legalcrmapp"))
+            .filter_map(|r| r.param("StatusID").map(str::to_owned))
+            .collect()
+    }
+
+    async fn conflicts(&self, query: &str) -> Value {
+        self.app
+            .get(&format!("/api/v1/integrations/lawruler/conflicts{query}"))
+            .await
+            .expect(StatusCode::OK)
+            .body
+    }
+
+    async fn set_rule(&self, rule: &str) {
+        self.app
+            .call(
+                Method::PUT,
+                "/api/v1/integrations/lawruler/settings",
+                Some(json!({ "conflict_resolution": rule })),
+            )
+            .await
+            .expect(StatusCode::OK);
+    }
+}
+
+async fn crm_wins_applies_the_crm_status_skips_ours_and_logs_the_conflict(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, "crm_wins").await;
+    let case = s.webhook("7", "Intake").await;
+    assert_eq!(s.status_of(&case).await, s.intake);
+    // Both sides change the status before ours is sent.
+    s.set_status(&case, &s.review).await;
+    s.webhook("8", "Qualified – Intake Completed").await;
+    assert_eq!(
+        s.status_of(&case).await,
+        s.qualified,
+        "the CRM's status won"
+    );
+    let log = s.conflicts("").await;
+    let rows = log["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{log}");
+    let c = &rows[0];
+    assert_eq!(c["case_id"], case.as_str());
+    assert_eq!(c["record_ref"], LEAD);
+    assert_eq!(c["field"], "status");
+    assert_eq!(c["base_value"], "Intake");
+    assert_eq!(c["platform_value"], "Review Needed");
+    assert_eq!(c["crm_value"], "Qualified – Intake Completed");
+    assert_eq!(c["rule"], "crm_wins");
+    assert_eq!(c["winner"], "crm");
+    assert_eq!(c["action"], "automatic");
+    assert_eq!(c["restorable"], true);
+    // Our losing change is not sent afterwards: it would overwrite the CRM's value.
+    s.drain().await;
+    assert!(s.statuses_sent().is_empty(), "{:?}", s.statuses_sent());
+    let ops = s
+        .app
+        .get("/api/v1/integrations/lawruler/operations?state=skipped")
+        .await
+        .expect(StatusCode::OK);
+    let op = &ops.body["data"][0];
+    assert!(
+        op["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("superseded"),
+        "{}",
+        ops.text
+    );
+    // The same webhook again is no new conflict: the CRM's value is now the base.
+    s.webhook("8", "Qualified – Intake Completed").await;
+    assert_eq!(s.conflicts("").await["data"].as_array().unwrap().len(), 1);
+}
+casebridge_testkit::backend_test!(crm_wins_applies_the_crm_status_skips_ours_and_logs_the_conflict);
+
+async fn platform_wins_keeps_ours_and_sends_it(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "platform_wins").await;
+    let case = s.webhook("7", "Intake").await;
+    s.set_status(&case, &s.review).await;
+    s.webhook("8", "Qualified – Intake Completed").await;
+    assert_eq!(
+        s.status_of(&case).await,
+        s.review,
+        "the platform's status won"
+    );
+    let c = &s.conflicts("").await["data"][0];
+    assert_eq!(c["winner"], "platform");
+    assert_eq!(c["rule"], "platform_wins");
+    assert_eq!(c["platform_value"], "Review Needed");
+    assert_eq!(c["crm_value"], "Qualified – Intake Completed");
+    // Ours goes to Law Ruler, once.
+    s.drain().await;
+    assert_eq!(s.statuses_sent(), ["10"]);
+    assert_eq!(s.lr.sim.lead(LEAD).unwrap().status, "Review Needed");
+    // Law Ruler repeating the refused value is no new conflict, and nothing more is sent.
+    s.webhook("8", "Qualified – Intake Completed").await;
+    assert_eq!(s.conflicts("").await["data"].as_array().unwrap().len(), 1);
+    s.drain().await;
+    assert_eq!(s.statuses_sent(), ["10"]);
+}
+casebridge_testkit::backend_test!(platform_wins_keeps_ours_and_sends_it);
+
+async fn most_recent_with_law_ruler_uses_the_arrival_time(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, "most_recent").await;
+    let view = s
+        .app
+        .get("/api/v1/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    let cr = &view.body["conflict_resolution"];
+    assert_eq!(cr["rule"], "most_recent");
+    assert!(cr["label"].as_str().unwrap().contains("CRM wins"), "{cr}");
+    assert!(
+        cr["change_times"].as_str().unwrap().contains("arrival"),
+        "{cr}"
+    );
+    let case = s.webhook("7", "Intake").await;
+    s.set_status(&case, &s.review).await;
+    // Law Ruler's change arrives later than ours was made: it is the more recent one.
+    s.app.advance(std::time::Duration::from_secs(60));
+    s.webhook("8", "Qualified – Intake Completed").await;
+    assert_eq!(s.status_of(&case).await, s.qualified);
+    let c = &s.conflicts("").await["data"][0];
+    assert_eq!(c["rule"], "most_recent");
+    assert_eq!(c["winner"], "crm");
+}
+casebridge_testkit::backend_test!(most_recent_with_law_ruler_uses_the_arrival_time);
+
+async fn our_own_echo_is_not_a_change(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "platform_wins").await;
+    let case = s.webhook("7", "Intake").await;
+    s.set_status(&case, &s.review).await;
+    s.drain().await;
+    assert_eq!(s.statuses_sent(), ["10"]);
+    // Law Ruler tells us about the change we made: not a CRM change, no conflict.
+    s.webhook("10", "Review Needed").await;
+    assert_eq!(s.status_of(&case).await, s.review);
+    // Our next change, then Law Ruler's echo of the older one arriving late: the platform
+    // changed, the CRM did not (its value is the base), so ours stays and nothing is logged.
+    s.set_status(&case, &s.intake).await;
+    s.webhook("10", "Review Needed").await;
+    assert_eq!(s.status_of(&case).await, s.intake);
+    // A change made only in Law Ruler is applied, without a conflict.
+    s.drain().await;
+    s.webhook("8", "Qualified – Intake Completed").await;
+    assert_eq!(s.status_of(&case).await, s.qualified);
+    let log = s.conflicts("").await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 0, "{log}");
+}
+casebridge_testkit::backend_test!(our_own_echo_is_not_a_change);
+
+async fn a_losing_value_is_restored_once_as_a_new_change(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "crm_wins").await;
+    let case = s.webhook("7", "Intake").await;
+    s.set_status(&case, &s.review).await;
+    s.webhook("8", "Qualified – Intake Completed").await;
+    s.drain().await;
+    assert!(s.statuses_sent().is_empty());
+    let id = s.conflicts("").await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/integrations/lawruler/conflicts/{id}/restore");
+    let r = s.app.post(&path, json!({})).await.expect(StatusCode::OK);
+    assert_eq!(r.body["case"]["case_status_id"], s.review.as_str());
+    assert_eq!(r.body["conflict"]["restorable"], false);
+    assert_eq!(r.body["conflict"]["restored_by"], "api");
+    assert!(r.body["conflict"]["restored_at"].is_string());
+    assert_eq!(s.status_of(&case).await, s.review);
+    // It is a platform change like any other: it goes to Law Ruler.
+    s.drain().await;
+    assert_eq!(s.statuses_sent(), ["10"]);
+    assert_eq!(s.lr.sim.lead(LEAD).unwrap().status, "Review Needed");
+    // Once only.
+    let again = s.app.post(&path, json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert!(again.text.contains("restored already"), "{}", again.text);
+    s.drain().await;
+    assert_eq!(s.statuses_sent(), ["10"]);
+    // Filters.
+    let restored = s.conflicts("?restored=true").await;
+    assert_eq!(restored["data"].as_array().unwrap().len(), 1);
+    assert_eq!(s.conflicts("?restored=false").await["data"], json!([]));
+    assert_eq!(s.conflicts("?winner=platform").await["data"], json!([]));
+    let by_case = s.conflicts(&format!("?case_id={case}&winner=crm")).await;
+    assert_eq!(by_case["data"].as_array().unwrap().len(), 1);
+    // Bad input is a 422 naming the parameter; an unknown conflict is a 404.
+    for (q, field) in [("?winner=nobody", "winner"), ("?case_id=x", "case_id")] {
+        let r = s
+            .app
+            .get(&format!("/api/v1/integrations/lawruler/conflicts{q}"))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert!(r.text.contains(field), "{}", r.text);
+    }
+    let r = s
+        .app
+        .post(
+            "/api/v1/integrations/lawruler/conflicts/0190d8f0-0000-7000-8000-000000000000/restore",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // Another company sees none of it and cannot restore it.
+    let (_, other) = s.app.new_company("Other firm").await;
+    let r = s
+        .app
+        .call_as(
+            &other,
+            Method::GET,
+            "/api/v1/integrations/lawruler/conflicts",
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["data"], json!([]));
+    let r = s.app.call_as(&other, Method::POST, &path, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+casebridge_testkit::backend_test!(a_losing_value_is_restored_once_as_a_new_change);
+
+async fn conflicts_page_newest_first(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "crm_wins").await;
+    let case = s.webhook("7", "Intake").await;
+    s.set_status(&case, &s.review).await;
+    s.webhook("8", "Qualified – Intake Completed").await;
+    s.set_status(&case, &s.review).await;
+    s.webhook("7", "Intake").await;
+    let first = s.conflicts("?limit=1").await;
+    assert_eq!(first["data"][0]["crm_value"], "Intake", "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = s.conflicts(&format!("?limit=1&cursor={cursor}")).await;
+    assert_eq!(
+        second["data"][0]["crm_value"],
+        "Qualified – Intake Completed"
+    );
+    assert!(second["next_cursor"].is_null());
+}
+casebridge_testkit::backend_test!(conflicts_page_newest_first);
+
+async fn an_unknown_rule_is_refused_and_changes_nothing(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "platform_wins").await;
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"conflict_resolution": "newest", "send": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("conflict_resolution"), "{}", r.text);
+    let view = s
+        .app
+        .get("/api/v1/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        view.body["settings"]["conflict_resolution"],
+        "platform_wins"
+    );
+    assert_eq!(view.body["settings"]["send"], true, "nothing changed");
+    s.set_rule("most_recent").await;
+    let view = s
+        .app
+        .get("/api/v1/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view.body["conflict_resolution"]["rule"], "most_recent");
+}
+casebridge_testkit::backend_test!(an_unknown_rule_is_refused_and_changes_nothing);
