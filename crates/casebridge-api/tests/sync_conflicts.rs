@@ -424,3 +424,160 @@ async fn an_unknown_rule_is_refused_and_changes_nothing(backend: casebridge_test
     assert_eq!(view.body["conflict_resolution"]["rule"], "most_recent");
 }
 casebridge_testkit::backend_test!(an_unknown_rule_is_refused_and_changes_nothing);
+
+/// SmartAdvocate dates its records (`modifiedDate`), so "most recent" compares real change
+/// times there, and a record without one falls back to CRM wins, named as the rule that fired.
+async fn most_recent_with_smartadvocate_compares_modified_dates(
+    backend: casebridge_testkit::TestBackend,
+) {
+    use casebridge_sim::smartadvocate::{SmartAdvocateSim, DEMO_PASSWORD, DEMO_USERNAME};
+    const SA: &str = "/api/v1/integrations/smartadvocate";
+    const NUMBER: &str = "9000001";
+    let sa = SmartAdvocateSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    app.call(
+        Method::PUT,
+        &format!("{SA}/connection"),
+        Some(json!({"base_url": sa.base_url, "username": DEMO_USERNAME,
+                    "password": DEMO_PASSWORD})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.post(&format!("{SA}/fields/refresh"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+    let mut ids = Vec::new();
+    for name in ["Intake", "Signed Up", "Rejected"] {
+        ids.push(
+            app.create("/api/v1/case-statuses", json!({"name": name}))
+                .await,
+        );
+    }
+    app.call(
+        Method::PUT,
+        &format!("{SA}/status-mappings"),
+        Some(json!({"mappings": [
+            {"case_status_id": ids[0], "crm_status_id": "1"},
+            {"case_status_id": ids[1], "crm_status_id": "2"},
+            {"case_status_id": ids[2], "crm_status_id": "3"}]})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("{SA}/settings"),
+            Some(
+                json!({"enable_integration": true, "receive": true, "send": true,
+                        "sync_statuses": true, "conflict_resolution": "most_recent"}),
+            ),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        r.body["conflict_resolution"]["change_times"]
+            .as_str()
+            .unwrap()
+            .contains("modifiedDate"),
+        "{}",
+        r.text
+    );
+    let token = r.body["webhook_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let hook = |status: &str, name: &str, modified: Option<&str>| {
+        let mut body = json!({"caseNumber": NUMBER, "caseTypeID": "1",
+            "caseType": "Motor Vehicle Accident", "Status ID": status, "status": name,
+            "contactID": "7001", "firstName": "Jane", "lastName": "Doe"});
+        if let Some(m) = modified {
+            body["modifiedDate"] = json!(m);
+        }
+        let req = app
+            .http
+            .post(app.url(&format!("/hooks/smartadvocate/{token}")))
+            .json(&body);
+        async move {
+            let r = TestApp::reply(req.send().await.unwrap()).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body["case_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let status_of = |case: String| {
+        let req = app
+            .http
+            .get(app.url(&format!("/api/v1/cases/{case}")))
+            .bearer_auth(&app.api_key);
+        async move {
+            let r = TestApp::reply(req.send().await.unwrap()).await;
+            r.body["case_status_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let set_status = |case: &str, status: &str| {
+        let path = format!("/api/v1/cases/{case}");
+        let body = json!({ "case_status_id": status });
+        let app = &app;
+        async move { app.patch(&path, body).await }
+    };
+    let case = hook("1", "Intake", Some("2026-01-01T09:00:00")).await;
+    assert_eq!(status_of(case.clone()).await, ids[0]);
+    // Ours now (the test clock is in 2026-12), SmartAdvocate's dated January: ours is newer.
+    set_status(&case, &ids[1]).await.expect(StatusCode::OK);
+    hook("3", "Rejected", Some("2026-01-02T09:00:00")).await;
+    assert_eq!(
+        status_of(case.clone()).await,
+        ids[1],
+        "the platform's is newer"
+    );
+    // SmartAdvocate's next change is dated after ours: it wins.
+    hook("1", "Intake", Some("2099-01-01T00:00:00")).await;
+    assert_eq!(
+        status_of(case.clone()).await,
+        ids[0],
+        "SmartAdvocate's is newer"
+    );
+    // No date: the fallback decides, and says so.
+    set_status(&case, &ids[2]).await.expect(StatusCode::OK);
+    hook("2", "Signed Up", None).await;
+    assert_eq!(status_of(case.clone()).await, ids[1]);
+    let log = app
+        .get(&format!("{SA}/conflicts"))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let got: Vec<(String, String, String)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["winner"].as_str().unwrap().to_owned(),
+                c["rule"].as_str().unwrap().to_owned(),
+                c["crm_value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let row = |w: &str, r: &str, v: &str| (w.to_owned(), r.to_owned(), v.to_owned());
+    assert_eq!(
+        got,
+        [
+            row(
+                "crm",
+                "most_recent, fallback crm_wins (the CRM gave no change time)",
+                "Signed Up"
+            ),
+            row("crm", "most_recent", "Intake"),
+            row("platform", "most_recent", "Rejected"),
+        ]
+    );
+    // The Lawruler log is separate.
+    let lr = app
+        .get("/api/v1/integrations/lawruler/conflicts")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(lr.body["data"], json!([]));
+}
+casebridge_testkit::backend_test!(most_recent_with_smartadvocate_compares_modified_dates);
