@@ -19,7 +19,7 @@ use casebridge_domain::integrations::{
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
-use casebridge_domain::sync::ConflictRule;
+use casebridge_domain::sync::{ConflictRule, FieldRule};
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry};
 use casebridge_store::{named, Conn};
@@ -988,11 +988,12 @@ pub async fn set_links(
 
 // ---- field mappings ----
 
-/// A platform field and the CRM field key it maps to, as given.
+/// A platform field, the CRM field key it maps to and its sync rule, as given (`None`: two-way).
 #[derive(Debug, Clone)]
 pub struct FieldMapping {
     pub platform_field: String,
     pub crm_field_key: String,
+    pub rule: Option<String>,
 }
 
 /// The field mappings of one CRM case type.
@@ -1006,15 +1007,17 @@ pub async fn field_mappings(
     let rows = store::field_mappings(&mut conn, company, p.as_str(), crm_case_type_id).await?;
     Ok(rows
         .into_iter()
-        .map(|(platform_field, crm_field_key)| FieldMapping {
-            platform_field,
-            crm_field_key,
+        .map(|m| FieldMapping {
+            platform_field: m.platform_field,
+            crm_field_key: m.crm_field_key,
+            rule: Some(m.rule),
         })
         .collect())
 }
 
 /// Replaces the field mappings of one CRM case type. Every CRM field must exist in the loaded
-/// catalog for that case type, and a platform field may be mapped once.
+/// catalog for that case type, a platform field may be mapped once, and a rule must be one of
+/// `FieldRule`'s (two-way when omitted).
 pub async fn set_field_mappings(
     app: &App,
     company: CompanyId,
@@ -1031,12 +1034,24 @@ pub async fn set_field_mappings(
             Ok(f) => {
                 if rows
                     .iter()
-                    .any(|(pf, _): &(String, String)| *pf == f.as_string())
+                    .any(|r: &store::StoredFieldMapping| r.platform_field == f.as_string())
                 {
                     v.push(format!("mappings[{i}].platform_field"), "mapped twice");
                 }
+                let rule = match m.rule.as_deref().map(|r| FieldRule::parse("rule", r)) {
+                    None => FieldRule::default(),
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => {
+                        v.push(format!("mappings[{i}].rule"), e.errors[0].message.clone());
+                        FieldRule::default()
+                    }
+                };
                 if fields.iter().any(|cf| cf.key == m.crm_field_key) {
-                    rows.push((f.as_string(), m.crm_field_key.clone()));
+                    rows.push(store::StoredFieldMapping {
+                        platform_field: f.as_string(),
+                        crm_field_key: m.crm_field_key.clone(),
+                        rule: rule.as_str().to_owned(),
+                    });
                 } else {
                     v.push(
                         format!("mappings[{i}].crm_field_key"),

@@ -1,5 +1,6 @@
 //! Two-way fields against their base (SYNC2), for every CRM: the case status, which both CRMs
-//! send in (webhooks, pulls, imports) and take back (status sync).
+//! send in (webhooks, pulls, imports) and take back (status sync); and the field mappings' sync
+//! rules, which decide which changed mapped fields are written ([`fields_to_send`]).
 //!
 //! - When a platform status change is written to the CRM ([`written`], in the transaction that
 //!   marks the operation done), the pair (platform status, CRM status) becomes the base.
@@ -13,11 +14,11 @@
 //!   (SmartAdvocate's `modifiedDate`; Law Ruler sends none, so its record's arrival time).
 
 use casebridge_domain::crm_ops::{OpAction, OpKind, OpState};
-use casebridge_domain::ids::{CaseStatusId, CompanyId};
-use casebridge_domain::integrations::{CrmValue, Toggles};
+use casebridge_domain::ids::{CaseId, CaseStatusId, CompanyId};
+use casebridge_domain::integrations::{CrmValue, SyncOutcome, Toggles};
 use casebridge_domain::model::Case;
 use casebridge_domain::records::NamedKind;
-use casebridge_domain::sync::{self, Base, Decision, FieldState, Side};
+use casebridge_domain::sync::{self, Base, Decision, FieldRule, FieldState, Side};
 use casebridge_store::sync_state::{self, NewConflict};
 use casebridge_store::{crm_ops, integrations, named, Conn, StoreError, Tx};
 use jiff::Timestamp;
@@ -226,4 +227,76 @@ pub async fn status_inbound(
     )
     .await?;
     Ok(set)
+}
+
+/// How many of a case's newest mapped-field operations are read to tell whether casebridge
+/// ever gave the CRM a value of a field ("prefer CRM unless blank").
+const RECENT_FIELD_OPS: u32 = 200;
+
+/// A changed mapped field of a platform change: the CRM field key, the new value, its rule.
+pub struct ChangedField {
+    pub key: String,
+    pub value: String,
+    pub rule: FieldRule,
+}
+
+/// The changed mapped fields a platform change writes to the CRM, after each mapping's rule
+/// (`FieldRule::withholds`); the ones a rule withholds are named, with why, in one skipped line
+/// of the sync log. "The CRM has a value" is known only from what casebridge sent: an operation
+/// of the case, not skipped or failed, that wrote a non-blank value to the field.
+pub async fn fields_to_send(
+    tx: &mut Tx,
+    company: CompanyId,
+    outbox: &Outbox,
+    case: CaseId,
+    record: &str,
+    changed: Vec<ChangedField>,
+    now: Timestamp,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut sent_before: Option<Vec<crm_ops::CrmOp>> = None;
+    let mut out = Vec::new();
+    let mut withheld = Vec::new();
+    for f in changed {
+        let crm_has_value = if f.rule == FieldRule::PreferCrmUnlessBlank {
+            if sent_before.is_none() {
+                let ops = crm_ops::of_case(
+                    tx,
+                    company,
+                    outbox.provider,
+                    case,
+                    OpKind::MappedFields,
+                    RECENT_FIELD_OPS,
+                )
+                .await?;
+                sent_before = Some(ops);
+            }
+            sent_before.iter().flatten().any(|o| {
+                !matches!(o.state, OpState::Skipped | OpState::Failed)
+                    && matches!(&o.action, OpAction::UpdateFields { fields }
+                        if fields.iter().any(|(k, v)| *k == f.key && !v.trim().is_empty()))
+            })
+        } else {
+            false
+        };
+        match f.rule.withholds(&f.value, crm_has_value) {
+            None => out.push((f.key, f.value)),
+            Some(why) => withheld.push(format!("{}: {why}", f.key)),
+        }
+    }
+    if !withheld.is_empty() {
+        let msg = format!("not sent by the field rules: {}", withheld.join("; "));
+        outbox
+            .log(
+                tx,
+                company,
+                Some(record),
+                "update fields",
+                SyncOutcome::Skipped,
+                None,
+                &msg,
+                now,
+            )
+            .await?;
+    }
+    Ok(out)
 }

@@ -62,6 +62,94 @@ impl ConflictRule {
     }
 }
 
+/// How one mapped field syncs (a field mapping's rule; HubSpot's model, with the mirrored
+/// platform rules). Neither CRM's records carry mapped fields back today, so a rule decides what
+/// casebridge sends; the CRM-side rules are also what will decide what it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldRule {
+    /// The CRM's value wins unless it is blank: casebridge writes the field only while the CRM
+    /// holds no value of it as far as casebridge knows (it never sent one).
+    PreferCrmUnlessBlank,
+    /// The CRM owns the field: casebridge never writes it.
+    AlwaysCrm,
+    /// The most recent change wins, both ways (the default).
+    #[default]
+    TwoWay,
+    /// The platform's value wins unless it is blank: a cleared platform value does not clear
+    /// the CRM's.
+    PreferPlatformUnlessBlank,
+    /// The platform owns the field: every change is written, blanks included.
+    AlwaysPlatform,
+    /// The field is ignored both ways.
+    DontSync,
+}
+
+impl FieldRule {
+    pub const ALL: [FieldRule; 6] = [
+        FieldRule::PreferCrmUnlessBlank,
+        FieldRule::AlwaysCrm,
+        FieldRule::TwoWay,
+        FieldRule::PreferPlatformUnlessBlank,
+        FieldRule::AlwaysPlatform,
+        FieldRule::DontSync,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldRule::PreferCrmUnlessBlank => "prefer_crm_unless_blank",
+            FieldRule::AlwaysCrm => "always_crm",
+            FieldRule::TwoWay => "two_way",
+            FieldRule::PreferPlatformUnlessBlank => "prefer_platform_unless_blank",
+            FieldRule::AlwaysPlatform => "always_platform",
+            FieldRule::DontSync => "dont_sync",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FieldRule::PreferCrmUnlessBlank => "Prefer CRM unless blank",
+            FieldRule::AlwaysCrm => "Always use CRM",
+            FieldRule::TwoWay => "Two-way",
+            FieldRule::PreferPlatformUnlessBlank => "Prefer platform unless blank",
+            FieldRule::AlwaysPlatform => "Always use platform",
+            FieldRule::DontSync => "Don't sync",
+        }
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == raw)
+            .ok_or_else(|| {
+                ValidationError::single(
+                    field,
+                    "must be prefer_crm_unless_blank, always_crm, two_way, \
+                     prefer_platform_unless_blank, always_platform or dont_sync",
+                )
+            })
+    }
+
+    /// Whether a changed platform value `value` is written to the CRM; `crm_has_value`: the
+    /// CRM holds a value of the field as far as casebridge knows. `None` when it is; otherwise
+    /// why not, for the sync log.
+    pub fn withholds(self, value: &str, crm_has_value: bool) -> Option<&'static str> {
+        match self {
+            FieldRule::TwoWay | FieldRule::AlwaysPlatform => None,
+            FieldRule::AlwaysCrm => Some("the CRM owns it (always use CRM)"),
+            FieldRule::DontSync => Some("it is not synced (don't sync)"),
+            FieldRule::PreferPlatformUnlessBlank if value.trim().is_empty() => {
+                Some("a blank value does not overwrite the CRM's (prefer platform unless blank)")
+            }
+            FieldRule::PreferPlatformUnlessBlank => None,
+            FieldRule::PreferCrmUnlessBlank if crm_has_value => {
+                Some("the CRM already has a value (prefer CRM unless blank)")
+            }
+            FieldRule::PreferCrmUnlessBlank => None,
+        }
+    }
+}
+
 /// The side a conflict was decided for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -300,6 +388,31 @@ mod tests {
             decide(&state(None, "P2", "C2", "P2"), ConflictRule::PlatformWins),
             Decision::Agreed
         );
+    }
+
+    #[test]
+    fn field_rules_decide_what_is_sent() {
+        use FieldRule::*;
+        for (rule, value, crm_has, sent) in [
+            (TwoWay, "", true, true),
+            (AlwaysPlatform, "", true, true),
+            (AlwaysCrm, "x", false, false),
+            (DontSync, "x", false, false),
+            (PreferPlatformUnlessBlank, "x", true, true),
+            (PreferPlatformUnlessBlank, " ", true, false),
+            (PreferCrmUnlessBlank, "x", false, true),
+            (PreferCrmUnlessBlank, "x", true, false),
+        ] {
+            assert_eq!(
+                rule.withholds(value, crm_has).is_none(),
+                sent,
+                "{rule:?} {value:?} {crm_has}"
+            );
+        }
+        for r in FieldRule::ALL {
+            assert_eq!(FieldRule::parse("rule", r.as_str()).unwrap(), r);
+        }
+        assert!(FieldRule::parse("rule", "sometimes").is_err());
     }
 
     #[test]

@@ -753,15 +753,24 @@ pub async fn set_link(
 
 // ---- field mappings ----
 
-/// `(platform_field, crm_field_key)` for one CRM case type.
+/// One field mapping: the platform field, the CRM field key, and its sync rule.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct StoredFieldMapping {
+    pub platform_field: String,
+    pub crm_field_key: String,
+    /// A `casebridge_domain::sync::FieldRule` name.
+    pub rule: String,
+}
+
+/// The field mappings of one CRM case type, by platform field.
 pub async fn field_mappings(
     conn: &mut Conn,
     company: CompanyId,
     provider: &str,
     crm_case_type_id: &str,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<StoredFieldMapping>> {
     Ok(sqlx::query_as(
-        "SELECT platform_field, crm_field_key FROM field_mappings
+        "SELECT platform_field, crm_field_key, rule FROM field_mappings
          WHERE company_id = $1 AND provider = $2 AND crm_case_type_id = $3 ORDER BY platform_field",
     )
     .bind(company.to_string())
@@ -777,7 +786,7 @@ pub async fn replace_field_mappings(
     company: CompanyId,
     provider: &str,
     crm_case_type_id: &str,
-    mappings: &[(String, String)],
+    mappings: &[StoredFieldMapping],
 ) -> Result<()> {
     let conn: &mut Conn = conn;
     sqlx::query(
@@ -788,16 +797,18 @@ pub async fn replace_field_mappings(
     .bind(crm_case_type_id)
     .execute(&mut *conn)
     .await?;
-    for (platform, crm) in mappings {
+    for m in mappings {
         sqlx::query(
-            "INSERT INTO field_mappings (company_id, provider, crm_case_type_id, platform_field, crm_field_key)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO field_mappings (company_id, provider, crm_case_type_id, platform_field,
+                                         crm_field_key, rule)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(company.to_string())
         .bind(provider)
         .bind(crm_case_type_id)
-        .bind(platform)
-        .bind(crm)
+        .bind(&m.platform_field)
+        .bind(&m.crm_field_key)
+        .bind(&m.rule)
         .execute(&mut *conn)
         .await?;
     }

@@ -163,6 +163,7 @@ async fn refresh_link_map_fields_and_statuses_from_the_mappings_tab(
         preview["fields"][0]["key"].as_str().unwrap().to_owned()
     };
     let (map, custom) = (format!("map.{key}"), format!("custom.{key}"));
+    let rule = format!("rule.{key}");
     b.post(
         "/ui/integrations/lawruler/fields",
         &[
@@ -170,6 +171,7 @@ async fn refresh_link_map_fields_and_statuses_from_the_mappings_tab(
             ("case_type", &crm_ct),
             (&map, "custom"),
             (&custom, "injury_date"),
+            (&rule, "always_crm"),
         ],
     )
     .await
@@ -182,6 +184,10 @@ async fn refresh_link_map_fields_and_statuses_from_the_mappings_tab(
         .body;
     assert_eq!(fm["mappings"][0]["platform_field"], "custom.injury_date");
     assert_eq!(fm["mappings"][0]["crm_field_key"], key.as_str());
+    assert_eq!(
+        fm["mappings"][0]["rule"], "always_crm",
+        "the sync rule chosen"
+    );
     let page = b
         .get(&format!(
             "/ui/integrations/lawruler/mappings?case_type={crm_ct}"
@@ -191,6 +197,11 @@ async fn refresh_link_map_fields_and_statuses_from_the_mappings_tab(
     assert!(
         page.html.contains(r#"value="injury_date""#),
         "the saved mapping is shown"
+    );
+    assert!(
+        page.html
+            .contains(r#"<option value="always_crm" selected>Always use CRM</option>"#),
+        "the saved rule is selected"
     );
 
     // Status mapping; then refreshing keeps every mapping.

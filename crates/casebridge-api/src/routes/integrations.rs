@@ -926,6 +926,12 @@ pub struct FieldMapping {
     pub platform_field: String,
     /// The CRM field key from the field preview, e.g. `custom1234`.
     pub crm_field_key: String,
+    /// How the field syncs: `two_way` (the default), `prefer_crm_unless_blank` (written only
+    /// while casebridge never gave the CRM a value of it), `always_crm` (never written),
+    /// `prefer_platform_unless_blank` (a blank value is not written), `always_platform`, or
+    /// `dont_sync`. A change a rule withholds is named in the sync log as skipped.
+    #[serde(default)]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -961,6 +967,7 @@ async fn get_field_mappings(
             .map(|m| FieldMapping {
                 platform_field: m.platform_field,
                 crm_field_key: m.crm_field_key,
+                rule: m.rule,
             })
             .collect(),
     }))
@@ -984,10 +991,22 @@ async fn put_field_mappings(
         .map(|m| svc::FieldMapping {
             platform_field: m.platform_field.clone(),
             crm_field_key: m.crm_field_key.clone(),
+            rule: m.rule.clone(),
         })
         .collect();
     svc::set_field_mappings(&s.app, company, p, &body.crm_case_type_id, &mappings).await?;
-    Ok(axum::Json(body))
+    let rows = svc::field_mappings(&s.app, company, p, &body.crm_case_type_id).await?;
+    Ok(axum::Json(FieldMappingsBody {
+        crm_case_type_id: body.crm_case_type_id,
+        mappings: rows
+            .into_iter()
+            .map(|m| FieldMapping {
+                platform_field: m.platform_field,
+                crm_field_key: m.crm_field_key,
+                rule: m.rule,
+            })
+            .collect(),
+    }))
 }
 
 // ---- status mappings ----

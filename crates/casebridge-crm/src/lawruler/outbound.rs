@@ -34,6 +34,7 @@ use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Tog
 use casebridge_domain::jobs::Job;
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::records::{CaseFilter, NamedKind};
+use casebridge_domain::sync::FieldRule;
 use casebridge_files::{Files, ObjectKey};
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
@@ -50,6 +51,7 @@ use super::client::{LawRulerClient, LawRulerError, Note, Upload, CLIENT_COMMUNIC
 use super::connection::Clients;
 use super::ingest::PROVIDER;
 use super::voice::{self, CallContext};
+use crate::conflicts::{fields_to_send, ChangedField};
 use crate::counters;
 pub use crate::outbox::Resumed;
 use crate::outbox::{Outbox, Throttle};
@@ -225,17 +227,22 @@ async fn mapped_fields(
         )
         .await;
     };
-    let mut fields = Vec::new();
-    for (platform, key) in integrations::field_mappings(tx, company, PROVIDER, &crm_type).await? {
-        let Ok(field) = PlatformField::parse(&platform) else {
+    let mut changed = Vec::new();
+    for m in integrations::field_mappings(tx, company, PROVIDER, &crm_type).await? {
+        let Ok(field) = PlatformField::parse(&m.platform_field) else {
             continue;
         };
         let new = platform_value(&field, after.0, after.1);
         let old = before.map(|(c, cl)| platform_value(&field, c, cl));
         if old.as_deref() != Some(new.as_str()) && !(old.is_none() && new.is_empty()) {
-            fields.push((key, new));
+            changed.push(ChangedField {
+                key: m.crm_field_key,
+                value: new,
+                rule: FieldRule::parse("rule", &m.rule).unwrap_or_default(),
+            });
         }
     }
+    let fields = fields_to_send(tx, company, &OUTBOX, case.id, lead, changed, now).await?;
     if fields.is_empty() {
         return Ok(());
     }
@@ -506,24 +513,29 @@ async fn call_context(
     let mut unmapped_custom = Vec::new();
     if let Some(a) = analysis {
         let mut mapped: HashMap<String, String> = HashMap::new();
+        // Keys whose mapping's rule says the CRM owns the field, or not to sync it.
+        let mut withheld = Vec::new();
         if let Some(crm_type) = lead_case_type(tx, company, case).await? {
             let fields = integrations::crm_fields(tx, company, PROVIDER, &crm_type).await?;
-            for (platform, key) in
-                integrations::field_mappings(tx, company, PROVIDER, &crm_type).await?
-            {
-                if let Ok(PlatformField::Custom(name)) = PlatformField::parse(&platform) {
+            for m in integrations::field_mappings(tx, company, PROVIDER, &crm_type).await? {
+                if let Ok(PlatformField::Custom(name)) = PlatformField::parse(&m.platform_field) {
+                    let rule = FieldRule::parse("rule", &m.rule).unwrap_or_default();
+                    if matches!(rule, FieldRule::AlwaysCrm | FieldRule::DontSync) {
+                        withheld.push(name);
+                        continue;
+                    }
                     let id = fields
                         .iter()
-                        .find(|f| f.key == key)
+                        .find(|f| f.key == m.crm_field_key)
                         .map(|f| f.crm_field_id.clone())
-                        .or_else(|| direct_custom_id(&key));
+                        .or_else(|| direct_custom_id(&m.crm_field_key));
                     if let Some(id) = id {
                         mapped.insert(name, id);
                     }
                 }
             }
         }
-        for key in a.custom.keys() {
+        for key in a.custom.keys().filter(|k| !withheld.contains(k)) {
             match mapped.get(key).cloned().or_else(|| direct_custom_id(key)) {
                 Some(id) => custom_ids.push((id, key.clone())),
                 None => unmapped_custom.push(key.clone()),

@@ -35,6 +35,7 @@ use casebridge_domain::integrations::{ErrorKind, PlatformField, SyncOutcome, Tog
 use casebridge_domain::jobs::Job;
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::records::NamedKind;
+use casebridge_domain::sync::FieldRule;
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote};
 use casebridge_store::crm_ops::{self, CrmOp};
@@ -46,6 +47,7 @@ use serde_json::{json, Value};
 use super::client::{format_time, SmartAdvocateClient, SmartAdvocateError};
 use super::connection::Clients;
 use super::PROVIDER;
+use crate::conflicts::{fields_to_send, ChangedField};
 use crate::counters;
 use crate::lawruler::outbound::{message_subject, platform_value};
 use crate::lawruler::voice;
@@ -208,17 +210,22 @@ pub async fn case_changed(
                    mapped fields were not sent (CRM Mappings → Case Types)";
         return skipped(tx, company, number, "update fields", msg, now).await;
     };
-    let mut fields = Vec::new();
-    for (platform, udf) in integrations::field_mappings(tx, company, PROVIDER, crm_type).await? {
-        let Ok(field) = PlatformField::parse(&platform) else {
+    let mut changed = Vec::new();
+    for m in integrations::field_mappings(tx, company, PROVIDER, crm_type).await? {
+        let Ok(field) = PlatformField::parse(&m.platform_field) else {
             continue;
         };
         let new = udf_value(&field, after, client_after.as_ref());
         let old = before.map(|b| udf_value(&field, b, client_before.as_ref()));
         if old.as_deref() != Some(new.as_str()) && !(old.is_none() && new.is_empty()) {
-            fields.push((udf, new));
+            changed.push(ChangedField {
+                key: m.crm_field_key,
+                value: new,
+                rule: FieldRule::parse("rule", &m.rule).unwrap_or_default(),
+            });
         }
     }
+    let fields = fields_to_send(tx, company, &OUTBOX, after.id, number, changed, now).await?;
     if !fields.is_empty() {
         let action = OpAction::UpdateFields { fields };
         record(

@@ -40,3 +40,7 @@ CREATE INDEX sync_conflicts_by_case ON sync_conflicts(company_id, provider, case
 -- A case's operations of one kind (a conflict reads when the platform last changed the field and
 -- supersedes the unsent changes the CRM's value beat).
 CREATE INDEX crm_ops_by_case ON crm_ops(company_id, provider, case_id, kind, id);
+
+-- Each field mapping's sync rule (SYNC1): prefer_crm_unless_blank, always_crm, two_way (the
+-- default), prefer_platform_unless_blank, always_platform or dont_sync.
+ALTER TABLE field_mappings ADD COLUMN rule TEXT NOT NULL DEFAULT 'two_way';

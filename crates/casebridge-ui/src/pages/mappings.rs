@@ -20,6 +20,7 @@ use casebridge_domain::integrations::Provider;
 use casebridge_domain::model::Named;
 use casebridge_domain::page::PageRequest;
 use casebridge_domain::records::NamedKind;
+use casebridge_domain::sync::FieldRule;
 use serde::Deserialize;
 
 use crate::error::UiError;
@@ -68,6 +69,8 @@ pub struct FieldRow {
     pub field: Field,
     /// The platform field mapped to it, or empty.
     pub platform_field: String,
+    /// Its mapping's sync rule (two-way when not mapped).
+    pub rule: String,
 }
 
 #[derive(Template)]
@@ -85,6 +88,7 @@ struct MappingsPage {
     selected: Option<String>,
     field_rows: Vec<FieldRow>,
     platform_fields: &'static [(&'static str, &'static str)],
+    rules: [FieldRule; 6],
     errors: FieldErrors,
 }
 
@@ -152,13 +156,15 @@ async fn mappings_page(
             preview
                 .fields
                 .into_iter()
-                .map(|f| FieldRow {
-                    platform_field: mapped
-                        .iter()
-                        .find(|m| m.crm_field_key == f.key)
-                        .map(|m| m.platform_field.clone())
-                        .unwrap_or_default(),
-                    field: f,
+                .map(|f| {
+                    let m = mapped.iter().find(|m| m.crm_field_key == f.key);
+                    FieldRow {
+                        platform_field: m.map(|m| m.platform_field.clone()).unwrap_or_default(),
+                        rule: m
+                            .and_then(|m| m.rule.clone())
+                            .unwrap_or_else(|| FieldRule::default().as_str().to_owned()),
+                        field: f,
+                    }
                 })
                 .collect()
         }
@@ -181,6 +187,7 @@ async fn mappings_page(
         selected,
         field_rows,
         platform_fields: PLATFORM_FIELDS,
+        rules: FieldRule::ALL,
         errors,
     })
 }
@@ -314,6 +321,8 @@ async fn save_fields(
         mappings.push(FieldMapping {
             platform_field,
             crm_field_key: key.to_owned(),
+            // A form without the rule menu (an old page) saves two-way.
+            rule: get(&format!("rule.{key}")),
         });
     }
     match svc::set_field_mappings(&ui.app, admin.session.company_id, p, &case_type, &mappings).await

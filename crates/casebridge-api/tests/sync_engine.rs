@@ -1,6 +1,7 @@
-//! Two-way status sync against its base (SYNC2) on both backends, with the Law Ruler simulator:
-//! each conflict rule on a status changed on both sides and its log row, our own echo not
-//! counted as a change, restoring a losing value, the setting's validation, tenant isolation.
+//! The sync engine's rules on both backends, against the simulators: two-way status sync
+//! against its base (SYNC2; each conflict rule on a status changed on both sides and its log
+//! row, our own echo not counted as a change, restoring a losing value, the setting's
+//! validation, tenant isolation) and the field mappings' sync rules (SYNC1).
 
 use casebridge_queue::Worker;
 use casebridge_sim::lawruler::{LawRulerSim, RunningSim};
@@ -581,3 +582,133 @@ async fn most_recent_with_smartadvocate_compares_modified_dates(
     assert_eq!(lr.body["data"], json!([]));
 }
 casebridge_testkit::backend_test!(most_recent_with_smartadvocate_compares_modified_dates);
+
+async fn field_rules_decide_which_mapped_fields_are_sent(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "most_recent").await;
+    s.app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"send_mapped_fields": true})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    // In platform-field order, as the mappings are listed.
+    let mappings = json!({"crm_case_type_id": "12", "mappings": [
+        {"platform_field": "custom.bills", "crm_field_key": "custom1237", "rule": "always_crm"},
+        {"platform_field": "custom.desc", "crm_field_key": "custom1236",
+         "rule": "prefer_platform_unless_blank"},
+        {"platform_field": "custom.injury_date", "crm_field_key": "custom1234",
+         "rule": "prefer_crm_unless_blank"},
+        {"platform_field": "custom.report", "crm_field_key": "custom1235", "rule": "dont_sync"}]});
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/field-mappings",
+            Some(mappings.clone()),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body, mappings, "the saved mappings, rules included");
+    // A bad rule is named and changes nothing.
+    let mut bad = mappings.clone();
+    bad["mappings"][1]["rule"] = json!("sometimes");
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/field-mappings",
+            Some(bad),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("mappings[1].rule"), "{}", r.text);
+    let got = s
+        .app
+        .get("/api/v1/integrations/lawruler/field-mappings?crm_case_type_id=12")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(got.body, mappings);
+
+    let case = s.webhook("7", "Intake").await;
+    s.lr.sim.clear_requests();
+    s.app
+        .patch(
+            &format!("/api/v1/cases/{case}"),
+            json!({"custom_fields": {"injury_date": "2001-02-03", "report": true,
+                                     "desc": "whiplash", "bills": 1200}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    s.drain().await;
+    let updates: Vec<_> =
+        s.lr.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("api-legalcrmapp"))
+            .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let u = &updates[0];
+    assert_eq!(
+        u.param("custom1234"),
+        Some("2/3/2001"),
+        "the CRM had no value"
+    );
+    assert_eq!(u.param("custom1236"), Some("whiplash"));
+    assert_eq!(u.param("custom1235"), None, "dont_sync");
+    assert_eq!(u.param("custom1237"), None, "always_crm");
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
+        .await
+        .expect(StatusCode::OK);
+    let line = log.body["data"][0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        line.contains("custom1235: it is not synced")
+            && line.contains("custom1237: the CRM owns it"),
+        "{line}"
+    );
+    // Clearing the description and changing the date: the blank is held back, and the date
+    // now has a value in Law Ruler (ours), which "prefer CRM unless blank" keeps.
+    s.lr.sim.clear_requests();
+    s.app
+        .patch(
+            &format!("/api/v1/cases/{case}"),
+            json!({"custom_fields": {"injury_date": "2001-02-04", "desc": ""}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    s.drain().await;
+    assert!(
+        s.lr.sim
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("api-legalcrmapp")),
+        "nothing to send"
+    );
+    let log = s
+        .app
+        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
+        .await
+        .expect(StatusCode::OK);
+    let line = log.body["data"][0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        line.contains("custom1234: the CRM already has a value")
+            && line.contains("custom1236: a blank value"),
+        "{line}"
+    );
+    // A mapping saved without a rule is two-way.
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/field-mappings",
+            Some(json!({"crm_case_type_id": "12", "mappings": [
+                {"platform_field": "custom.desc", "crm_field_key": "custom1236"}]})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["mappings"][0]["rule"], "two_way", "{}", r.text);
+}
+casebridge_testkit::backend_test!(field_rules_decide_which_mapped_fields_are_sent);
