@@ -76,7 +76,10 @@ async fn handle(State(sim): State<SmartAdvocateSim>, req: Request) -> Response {
     if slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(slow_ms)).await;
     }
-    let response = match (&route, injected_fault(&sim)) {
+    let response = match (
+        &route,
+        route.as_ref().and_then(|(op, _)| injected_fault(&sim, *op)),
+    ) {
         (Some(_), Some(r)) => r,
         (Some((op, vars)), None) => answer(&sim, *op, vars, &parts, &input),
         (None, _) => message(StatusCode::NOT_FOUND, "No HTTP resource was found"),
@@ -155,9 +158,14 @@ fn ok(body: Value) -> Response {
 }
 
 /// A 429 or 503 when a fault says so (and counts it down).
-fn injected_fault(sim: &SmartAdvocateSim) -> Option<Response> {
+fn injected_fault(sim: &SmartAdvocateSim, op: Operation) -> Option<Response> {
     let mut st = sim.state();
-    if let Some(rl) = st.faults.rate_limit.as_mut() {
+    if let Some(rl) = st
+        .faults
+        .rate_limit
+        .as_mut()
+        .filter(|rl| rl.operation.is_none_or(|only| only == op))
+    {
         let retry_after = rl.retry_after;
         rl.count = rl.count.saturating_sub(1);
         if rl.count == 0 {
@@ -475,20 +483,13 @@ fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
     };
     let number = |k: &str, default: u64| match page.get(k) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => v.as_u64().ok_or_else(|| {
-            message(
-                StatusCode::BAD_REQUEST,
-                format!("pageRequest.{k} must be a whole number, not {v}"),
-            )
-        }),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("pageRequest.{k} must be a whole number, not {v}")),
     };
-    let current = match number("currentPage", 0) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    let size = match number("pageSize", 100) {
-        Ok(n) => n,
-        Err(r) => return r,
+    let (current, size) = match (number("currentPage", 0), number("pageSize", 100)) {
+        (Ok(c), Ok(s)) => (c, s),
+        (Err(e), _) | (_, Err(e)) => return message(StatusCode::BAD_REQUEST, e),
     };
     if !(1..=500).contains(&size) {
         return message(StatusCode::BAD_REQUEST, "pageSize must be 1 to 500");

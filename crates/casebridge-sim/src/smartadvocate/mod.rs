@@ -323,13 +323,16 @@ impl LoggedRequest {
     }
 }
 
-/// Answer the next `count` requests with `429` and `Retry-After: retry_after`.
+/// Answer the next `count` requests (of `operation` only, when given) with `429` and
+/// `Retry-After: retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitFault {
     /// Seconds.
     pub retry_after: u64,
     pub count: u32,
+    #[serde(default)]
+    pub operation: Option<Operation>,
 }
 
 /// Injected failures. Every CaseSyncAPI request waits `slow_ms`, then may get the rate limit,
@@ -754,6 +757,19 @@ impl SmartAdvocateSim {
             rate_limit: Some(RateLimitFault {
                 retry_after: retry_after_secs,
                 count,
+                operation: None,
+            }),
+            ..FaultsPatch::default()
+        });
+    }
+
+    /// The next `count` requests of `op` answer `429` (other operations are not limited).
+    pub fn rate_limit_on(&self, op: Operation, retry_after_secs: u64, count: u32) {
+        self.patch_faults(FaultsPatch {
+            rate_limit: Some(RateLimitFault {
+                retry_after: retry_after_secs,
+                count,
+                operation: Some(op),
             }),
             ..FaultsPatch::default()
         });
