@@ -13,7 +13,8 @@ use casebridge_crm::smartadvocate::{import, SmartAdvocatePaths};
 use casebridge_domain::clock::Clock;
 use casebridge_queue::Worker;
 use casebridge_sim::smartadvocate::{
-    Operation, RunningSim, SimCase, SimContact, SmartAdvocateSim, DEMO_PASSWORD, DEMO_USERNAME,
+    Operation, RunningSim, SimCase, SimContact, SimDocument, SmartAdvocateSim, DEMO_PASSWORD,
+    DEMO_USERNAME,
 };
 use casebridge_testkit::{Reply, TestApp};
 use jiff::Timestamp;
@@ -169,7 +170,8 @@ async fn pull_of_changed_cases_and_notes_makes_no_duplicates(
     assert_eq!(
         msg,
         "pulled 1 cases (1 created, 0 updated, 0 unchanged), 0 contacts (0 updated, 0 \
-         unchanged, 0 not linked) and 1 notes (1 new, 0 updated, 0 unchanged)"
+         unchanged, 0 not linked), 1 notes (1 new, 0 updated, 0 unchanged) and 0 documents (0 \
+         new, 0 updated, 0 unchanged, 0 skipped)"
     );
     let case = s.case(NUMBER).await.expect(StatusCode::OK).body;
     assert_eq!(case["name"], "Jane Doe (9000001)");
@@ -213,7 +215,8 @@ async fn pull_of_changed_cases_and_notes_makes_no_duplicates(
     assert_eq!(
         s.last_log().await,
         "pulled 1 cases (0 created, 0 updated, 1 unchanged), 0 contacts (0 updated, 0 \
-         unchanged, 0 not linked) and 1 notes (0 new, 0 updated, 1 unchanged)"
+         unchanged, 0 not linked), 1 notes (0 new, 0 updated, 1 unchanged) and 0 documents (0 \
+         new, 0 updated, 0 unchanged, 0 skipped)"
     );
     assert_eq!(all_cases(&s.app, &s.app.api_key).await.len(), 1);
     assert_eq!(s.notes(&case_id).await.len(), 1);
@@ -234,7 +237,8 @@ async fn pull_of_changed_cases_and_notes_makes_no_duplicates(
     assert_eq!(
         s.last_log().await,
         "pulled 0 cases (0 created, 0 updated, 0 unchanged), 2 contacts (1 updated, 0 \
-         unchanged, 1 not linked) and 1 notes (0 new, 1 updated, 0 unchanged)"
+         unchanged, 1 not linked), 1 notes (0 new, 1 updated, 0 unchanged) and 0 documents (0 \
+         new, 0 updated, 0 unchanged, 0 skipped)"
     );
     let client = s
         .app
@@ -293,7 +297,7 @@ async fn a_change_at_the_cursor_boundary_is_not_missed(backend: casebridge_testk
         "{msg}"
     );
     assert!(
-        msg.ends_with("1 notes (1 new, 0 updated, 0 unchanged)"),
+        msg.contains(", 1 notes (1 new, 0 updated, 0 unchanged) and 0 documents"),
         "{msg}"
     );
     s.case(NUMBER2).await.expect(StatusCode::OK);
@@ -627,3 +631,551 @@ async fn pulls_hooks_and_notes_stay_in_their_company(backend: casebridge_testkit
     );
 }
 casebridge_testkit::backend_test!(pulls_hooks_and_notes_stay_in_their_company);
+
+// ---- documents ----
+
+/// The start of a PDF and a 1×1 PNG: enough for their magic bytes.
+const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+impl Setup {
+    /// The documents of a case, as the API lists them.
+    async fn documents(&self, case_id: &str) -> Vec<Value> {
+        let r = self
+            .app
+            .get(&format!("/api/v1/cases/{case_id}/documents?limit=100"))
+            .await
+            .expect(StatusCode::OK);
+        r.body["data"].as_array().unwrap().clone()
+    }
+
+    /// A stored document's bytes through `GET /api/v1/documents/{id}/content`.
+    async fn download(&self, id: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
+        let r = self
+            .app
+            .http
+            .get(self.app.url(&format!("/api/v1/documents/{id}/content")))
+            .bearer_auth(&self.app.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let headers = r.headers().clone();
+        (headers, r.bytes().await.unwrap().to_vec())
+    }
+
+    /// Every sync-log message, newest first.
+    async fn log_messages(&self) -> Vec<String> {
+        let log = self
+            .app
+            .get(&format!("{VIEW}/sync-log?limit=100"))
+            .await
+            .expect(StatusCode::OK);
+        log.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn add_document(&self, number: &str, name: &str, content: &[u8]) -> u64 {
+        self.sa
+            .sim
+            .add_document(SimDocument::new(number, name, content))
+            .unwrap()
+    }
+}
+
+/// The documents summary at the end of the newest pull line.
+fn documents_part(line: &str) -> &str {
+    line.rsplit_once(" and ").map_or(line, |(_, d)| d)
+}
+
+async fn the_simulator_serves_documents_behind_its_token_checks_and_faults(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, SmartAdvocateSim::new()).await;
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{}/CaseSyncAPI{path}", s.sa.base_url);
+    let token = http
+        .post(api("/Users/authenticate"))
+        .json(&json!({"Username": DEMO_USERNAME, "Password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let search = |body: Value, bearer: Option<&str>| {
+        let mut r = http.post(api("/case/documents/byDatePaged")).json(&body);
+        if let Some(t) = bearer {
+            r = r.header("Authorization", t);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let bearer = format!("Bearer {token}");
+    let from = json!({"modifiedFromDateTime": "2025-01-01T00:00:00"});
+
+    // Seeding through the control: a document of a case that exists, else a 404 or a 400.
+    let seed = |body: Value| {
+        let r = http
+            .post(format!("{}/_sim/documents", s.sa.base_url))
+            .json(&body);
+        async move { TestApp::reply(r.send().await.unwrap()).await }
+    };
+    let r = seed(json!({"caseNumber": NUMBER, "documentName": "Retainer.pdf",
+                        "contentBase64": "JVBERi0xLjcK"}))
+    .await
+    .expect(StatusCode::CREATED);
+    let first = r.body["documentID"].as_u64().unwrap();
+    let r = seed(json!({"caseNumber": "1234", "documentName": "x", "contentBase64": ""})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = seed(json!({"caseNumber": NUMBER, "documentName": "x", "contentBase64": "%%"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("contentBase64"), "{}", r.text);
+    let empty = s.add_document(NUMBER, "Empty.txt", b"");
+    let other = s.add_document(NUMBER2, "Photo", PNG);
+    let r = TestApp::reply(
+        http.get(format!("{}/_sim/documents", s.sa.base_url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(r.body.as_array().unwrap().len(), 3, "{}", r.text);
+    assert_eq!(r.body[0]["size"], 9, "{}", r.text);
+
+    // No token, or a token without `Bearer `: 401.
+    for auth in [None, Some(token.as_str())] {
+        let (status, text) = search(from.clone(), auth).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    }
+    // Each bad part of the body is a 400 naming it.
+    for (body, names) in [
+        (json!({}), "modifiedFromDateTime is required"),
+        (
+            json!({"modifiedFromDateTime": "yesterday"}),
+            "modifiedFromDateTime",
+        ),
+        (
+            json!({"modifiedFromDateTime": "2025-01-02T00:00:00",
+                   "modifiedToDateTime": "2025-01-01T00:00:00"}),
+            "modifiedToDateTime is before",
+        ),
+        (
+            json!({"modifiedFromDateTime": "2025-01-01T00:00:00", "caseNumbers": NUMBER}),
+            "caseNumbers",
+        ),
+        (
+            json!({"modifiedFromDateTime": "2025-01-01T00:00:00", "caseNumbers": [9000001]}),
+            "caseNumbers",
+        ),
+        (
+            json!({"modifiedFromDateTime": "2025-01-01T00:00:00",
+                   "pageRequest": {"currentPage": "first"}}),
+            "pageRequest.currentPage",
+        ),
+        (
+            json!({"modifiedFromDateTime": "2025-01-01T00:00:00",
+                   "pageRequest": {"pageSize": 0}}),
+            "pageSize must be 1 to 500",
+        ),
+    ] {
+        let (status, text) = search(body.clone(), Some(&bearer)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {text}");
+        assert!(text.contains(names), "{body}: {text}");
+    }
+
+    // Pages from 0, oldest change first; `caseNumbers` narrows to those cases.
+    let page = |n: u64, size: u64, cases: Value| {
+        json!({"modifiedFromDateTime": "2025-01-01T00:00:00",
+               "modifiedToDateTime": "2099-01-01T00:00:00", "caseNumbers": cases,
+               "pageRequest": {"currentPage": n, "pageSize": size}})
+    };
+    let (status, text) = search(page(0, 2, json!([])), Some(&bearer)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<u64> = body["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["documentID"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![first, empty], "{text}");
+    assert_eq!(body["pageRequest"]["totalRecords"], 3, "{text}");
+    let d = &body["documents"][0];
+    assert_eq!(
+        (&d["caseID"], &d["caseNumber"], &d["documentName"]),
+        (&json!(1001), &json!(NUMBER), &json!("Retainer.pdf")),
+        "{text}"
+    );
+    for field in [
+        "description",
+        "createdDate",
+        "modifiedDate",
+        "categoryID",
+        "categoryName",
+        "subCategoryName",
+        "comments",
+        "caseDocumentID",
+        "documentFolder",
+    ] {
+        assert!(d.get(field).is_some(), "{field} missing: {text}");
+    }
+    let (_, text) = search(page(1, 2, json!([])), Some(&bearer)).await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["documents"].as_array().unwrap().len(), 1, "{text}");
+    assert_eq!(body["documents"][0]["documentID"], other, "{text}");
+    let (_, text) = search(page(0, 100, json!([NUMBER2])), Some(&bearer)).await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["documents"].as_array().unwrap().len(), 1, "{text}");
+    assert_eq!(body["documents"][0]["caseNumber"], NUMBER2, "{text}");
+
+    // Content: the bytes as octet-stream (zero bytes for the empty one), 404 for an unknown id.
+    let content = |id: u64, auth: Option<String>| {
+        let mut r = http.get(api(&format!("/case/document/{id}/content")));
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let r = content(other, Some(bearer.clone())).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
+    let r = content(empty, Some(bearer.clone())).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = content(999, Some(bearer.clone())).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("Document not found"));
+    assert_eq!(
+        content(other, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Faults: a denied operation, an empty body (the search only), a 429 for one operation,
+    // slow answers.
+    s.sa.sim.deny(Operation::DocumentContent);
+    let r = content(other, Some(bearer.clone())).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("permission to read document content"));
+    let (status, _) = search(from.clone(), Some(&bearer)).await;
+    assert_eq!(status, StatusCode::OK, "only content is denied");
+    s.sa.sim.clear_faults();
+    s.sa.sim.empty_bodies(1);
+    let r = content(other, Some(bearer.clone())).await;
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        PNG,
+        "content keeps its bytes"
+    );
+    let (status, text) = search(from.clone(), Some(&bearer)).await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, ""));
+    s.sa.sim.rate_limit_on(Operation::DocumentContent, 7, 1);
+    let (status, _) = search(from.clone(), Some(&bearer)).await;
+    assert_eq!(status, StatusCode::OK, "the search is not limited");
+    let r = content(other, Some(bearer.clone())).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(
+        content(other, Some(bearer.clone())).await.status(),
+        StatusCode::OK
+    );
+    s.sa.sim.slow(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        content(other, Some(bearer.clone())).await.status(),
+        StatusCode::OK
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    s.sa.sim.clear_faults();
+
+    // Every request was logged with its operation and answer.
+    let statuses = |op| {
+        s.sa.sim
+            .requests_of(op)
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        statuses(Operation::DocumentContent),
+        vec![200, 200, 404, 401, 403, 200, 429, 200, 200]
+    );
+    assert_eq!(statuses(Operation::DocumentsByDate).len(), 15);
+
+    // And casebridge, connected to it, pulls the seeded document into its case.
+    s.sa.sim.edit_case(NUMBER, |_| {});
+    s.pull().await;
+    let case_id = s.case(NUMBER).await.expect(StatusCode::OK).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let docs = s.documents(&case_id).await;
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert_eq!(docs[0]["file_name"], "Retainer.pdf");
+    assert_eq!(
+        s.download(docs[0]["id"].as_str().unwrap()).await.1,
+        b"%PDF-1.7\n"
+    );
+}
+casebridge_testkit::backend_test!(
+    the_simulator_serves_documents_behind_its_token_checks_and_faults
+);
+
+async fn pulled_documents_land_in_their_case_with_their_bytes_once(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, SmartAdvocateSim::new()).await;
+    s.sa.sim.edit_case(NUMBER, |_| {});
+    let retainer = s.add_document(NUMBER, "Retainer.pdf", PDF);
+    let photo = s.add_document(NUMBER, "Photo of the scene", PNG);
+    // Case 9000002 last changed before the connection: casebridge does not have it.
+    let elsewhere = s.add_document(NUMBER2, "Police report.pdf", PDF);
+    let empty = s.add_document(NUMBER, "Empty.txt", b"");
+    s.pull().await;
+    let line = s.last_log().await;
+    assert_eq!(
+        documents_part(&line),
+        "4 documents (2 new, 0 updated, 0 unchanged, 2 skipped)",
+        "{line}"
+    );
+    let case_id = s.case(NUMBER).await.expect(StatusCode::OK).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let docs = s.documents(&case_id).await;
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["file_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["Retainer.pdf", "Photo of the scene.png"],
+        "{docs:?}"
+    );
+    for (doc, bytes, content_type) in [
+        (&docs[0], PDF, "application/pdf"),
+        (&docs[1], PNG, "image/png"),
+    ] {
+        assert_eq!(doc["content_type"], content_type, "{doc}");
+        assert_eq!(doc["size"], bytes.len(), "{doc}");
+        assert_eq!(doc["case_id"], json!(case_id));
+        let (headers, got) = s.download(doc["id"].as_str().unwrap()).await;
+        assert_eq!(got, bytes, "{doc}");
+        assert_eq!(headers["content-type"], content_type);
+    }
+    let log = s.log_messages().await;
+    let says = |needle: &str| log.iter().filter(|m| m.contains(needle)).count();
+    assert_eq!(
+        says(&format!(
+            "document {elsewhere} (Police report.pdf) of case {NUMBER2} skipped: casebridge \
+             has no case {NUMBER2}"
+        )),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(
+        says(&format!(
+            "document {empty} (Empty.txt) of case {NUMBER} skipped: it is empty (0 bytes)"
+        )),
+        1,
+        "{log:?}"
+    );
+
+    // Again: read within the overlap, nothing stored twice, no content read, no line repeated.
+    let reads = s.sa.sim.requests_of(Operation::DocumentContent).len();
+    s.pull().await;
+    let line = s.last_log().await;
+    assert_eq!(
+        documents_part(&line),
+        "4 documents (0 new, 0 updated, 2 unchanged, 2 skipped)",
+        "{line}"
+    );
+    assert_eq!(
+        s.sa.sim.requests_of(Operation::DocumentContent).len(),
+        reads
+    );
+    assert_eq!(s.documents(&case_id).await.len(), 2);
+    let log = s.log_messages().await;
+    assert_eq!(
+        log.iter()
+            .filter(|m| m.contains("skipped: casebridge has no case"))
+            .count(),
+        1,
+        "{log:?}"
+    );
+
+    // Changed in SmartAdvocate (a second later, as SmartAdvocate writes times to the second):
+    // the same bytes stay one unchanged document; new bytes and a new name replace the file of
+    // the same platform document.
+    let later = |d: &mut SimDocument| d.modified += jiff::SignedDuration::from_secs(1);
+    s.sa.sim.edit_document(retainer, later);
+    let replaced = b"%PDF-1.7\nsigned version\n%%EOF\n";
+    s.sa.sim.edit_document(photo, |d| {
+        later(d);
+        d.document_name = "Scene.pdf".into();
+        d.content = replaced.to_vec();
+    });
+    s.pull().await;
+    let line = s.last_log().await;
+    assert!(
+        documents_part(&line).starts_with("4 documents (0 new, 1 updated, 1 unchanged, 2 skipped"),
+        "{line}"
+    );
+    let after = s.documents(&case_id).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[1]["id"], docs[1]["id"], "the same document");
+    assert_eq!(after[1]["file_name"], "Scene.pdf");
+    assert_eq!(after[1]["content_type"], "application/pdf");
+    assert_eq!(
+        s.download(after[1]["id"].as_str().unwrap()).await.1,
+        replaced
+    );
+    assert_eq!(after[0]["sha256"], docs[0]["sha256"]);
+    // The replaced file's object is gone, and no reservation is left behind.
+    let objects = std::fs::read_dir(
+        s.app
+            .data_dir
+            .join("files/documents")
+            .join(s.app.company_id.to_string()),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(objects, 2, "one object per document");
+    let mut conn = s.app.db.store.conn().await.unwrap();
+    let reserved: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM file_uploads")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 0);
+    drop(conn);
+
+    // The case arrives: its document, read again within the overlap, is stored in it.
+    s.sa.sim.edit_case(NUMBER2, |_| {});
+    s.pull().await;
+    let line = s.last_log().await;
+    assert!(documents_part(&line).contains("1 new"), "{line}");
+    let case2 = s.case(NUMBER2).await.expect(StatusCode::OK).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let docs2 = s.documents(&case2).await;
+    assert_eq!(docs2.len(), 1, "{docs2:?}");
+    assert_eq!(docs2[0]["file_name"], "Police report.pdf");
+    assert_eq!(s.download(docs2[0]["id"].as_str().unwrap()).await.1, PDF);
+    assert_eq!(s.documents(&case_id).await.len(), 2);
+
+    // "Receive data" off: no pull, and SmartAdvocate's documents are not read.
+    let searches = s.sa.sim.requests_of(Operation::DocumentsByDate).len();
+    s.app
+        .call(
+            Method::PUT,
+            &format!("{VIEW}/settings"),
+            Some(json!({"receive": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let r = s.app.post(&format!("{VIEW}/pull"), json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    s.drain().await;
+    assert_eq!(
+        s.sa.sim.requests_of(Operation::DocumentsByDate).len(),
+        searches
+    );
+}
+casebridge_testkit::backend_test!(pulled_documents_land_in_their_case_with_their_bytes_once);
+
+async fn a_content_fault_is_retried_and_no_document_is_lost(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, SmartAdvocateSim::new()).await;
+    s.sa.sim.edit_case(NUMBER, |_| {});
+    s.add_document(NUMBER, "First.pdf", PDF);
+    s.pull().await;
+    let case_id = s.case(NUMBER).await.expect(StatusCode::OK).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.documents(&case_id).await.len(), 1);
+
+    // A 429 on the next content read: the pull stops there and is retried after Retry-After.
+    s.add_document(NUMBER, "Second.pdf", PDF);
+    s.add_document(NUMBER, "Third.png", PNG);
+    s.sa.sim.rate_limit_on(Operation::DocumentContent, 60, 1);
+    s.pull().await;
+    let errors = s
+        .app
+        .get(&format!("{VIEW}/sync-log?outcome=error"))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let line = errors["data"][0]["message"].as_str().unwrap();
+    assert!(
+        line.contains("rate limit") && line.contains("retrying"),
+        "{errors}"
+    );
+    assert_eq!(errors["data"][0]["error_kind"], "transient");
+    assert_eq!(s.documents(&case_id).await.len(), 1);
+    // Not before its Retry-After.
+    s.app.advance(Duration::from_secs(30));
+    s.drain().await;
+    assert_eq!(s.documents(&case_id).await.len(), 1);
+    s.app.advance(Duration::from_secs(60));
+    s.drain().await;
+    let line = s.last_log().await;
+    assert!(
+        documents_part(&line).starts_with("3 documents (2 new, 0 updated, 1 unchanged, 0 skipped"),
+        "{line}"
+    );
+    let names: Vec<String> = s
+        .documents(&case_id)
+        .await
+        .iter()
+        .map(|d| d["file_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["First.pdf", "Second.pdf", "Third.png"]);
+
+    // Content denied: documents stop for this pull (named in its line), the rest of the pull
+    // and the connection are untouched, and the next pull reads it.
+    s.sa.sim.deny(Operation::DocumentContent);
+    s.add_document(NUMBER, "Fourth.pdf", PDF);
+    s.sa.sim.add_note(NUMBER, "still", "pulled").unwrap();
+    s.pull().await;
+    let line = s.last_log().await;
+    assert!(
+        line.contains("documents stopped: the API user lacks permission for read document content"),
+        "{line}"
+    );
+    assert!(
+        line.contains("(1 new, 0 updated"),
+        "the note was pulled: {line}"
+    );
+    assert_eq!(s.documents(&case_id).await.len(), 3);
+    let view = s.app.get(VIEW).await.expect(StatusCode::OK).body;
+    assert!(view["config_error"].is_null(), "{view}");
+    s.sa.sim.clear_faults();
+    s.pull().await;
+    let line = s.last_log().await;
+    assert!(documents_part(&line).contains("1 new"), "{line}");
+    let docs = s.documents(&case_id).await;
+    assert_eq!(docs.len(), 4, "{docs:?}");
+    assert_eq!(docs[3]["file_name"], "Fourth.pdf");
+    assert_eq!(s.download(docs[3]["id"].as_str().unwrap()).await.1, PDF);
+}
+casebridge_testkit::backend_test!(a_content_fault_is_retried_and_no_document_is_lost);

@@ -24,10 +24,7 @@ use futures::{Stream, StreamExt};
 
 use crate::{App, AppError, Result};
 
-pub use casebridge_files::Files;
-
-/// The largest document or recording accepted (512 MiB: about 4 hours of 16 kHz mono WAV).
-pub const FILE_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
+pub use casebridge_files::{Files, FILE_LIMIT_BYTES};
 
 /// How long an upload may take between reserving its key and committing its row before the
 /// sweep treats the object as an orphan.

@@ -34,6 +34,10 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The largest document or recording casebridge keeps (512 MiB: about 4 hours of 16 kHz mono
+/// WAV), whether uploaded or pulled from a CRM.
+pub const FILE_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
+
 /// Files at least this large go up as a multipart upload of parts this size (S3's minimum part
 /// is 5 MiB); smaller ones in one PUT.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;

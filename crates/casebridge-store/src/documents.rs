@@ -145,6 +145,47 @@ pub async fn create(
     })
 }
 
+/// A new version of a document's file whose bytes are already in the object store under
+/// `object_key` (a document the CRM changed).
+pub struct NewVersion<'a> {
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: &'a str,
+    pub object_key: &'a str,
+}
+
+/// Points a document at a new version of its file; returns the object key it named before
+/// (`None` when it had its bytes inline, which are dropped). `NotFound` for an unknown id. Run
+/// it in a transaction: it reads, then writes.
+pub async fn replace_file(
+    conn: &mut Conn,
+    company: CompanyId,
+    id: &str,
+    version: &NewVersion<'_>,
+) -> Result<Option<String>> {
+    let old = match content(conn, company, id).await? {
+        Content::Object(key) => Some(key),
+        Content::Inline(_) => None,
+    };
+    sqlx::query(
+        "UPDATE documents SET file_name = $3, content_type = $4, size = $5, sha256 = $6,
+                object_key = $7, bytes = NULL
+          WHERE company_id = $1 AND id = $2",
+    )
+    .bind(company.to_string())
+    .bind(id)
+    .bind(version.file_name)
+    .bind(version.content_type)
+    .bind(i64::try_from(version.size).unwrap_or(i64::MAX))
+    .bind(version.sha256)
+    .bind(version.object_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(old)
+}
+
 /// Reserves an object key before its object is written (in its own, committed transaction).
 pub async fn reserve_upload(
     conn: &mut Conn,

@@ -35,6 +35,8 @@ pub struct Integration {
     /// The contacts cursor of CRMs pulled by contact too (SmartAdvocate; cases use
     /// `leads_cursor`).
     pub contacts_cursor: Option<Timestamp>,
+    /// The documents cursor of CRMs whose documents are pulled (SmartAdvocate).
+    pub documents_cursor: Option<Timestamp>,
     pub last_pull_at: Option<Timestamp>,
     pub last_pull_error: Option<String>,
 }
@@ -42,7 +44,7 @@ pub struct Integration {
 const COLUMNS: &str = "company_id, provider, webhook_token, credentials_sealed, connected_at,
     settings, config_error, first_webhook_at, last_webhook_at, last_integration_sync_at,
     last_status_pull_at, last_status_push_at, catalog_refreshed_at, catalog_error,
-    leads_cursor, notes_cursor, contacts_cursor, last_pull_at, last_pull_error";
+    leads_cursor, notes_cursor, contacts_cursor, documents_cursor, last_pull_at, last_pull_error";
 
 #[derive(FromRow)]
 struct Row {
@@ -63,6 +65,7 @@ struct Row {
     leads_cursor: Option<i64>,
     notes_cursor: Option<i64>,
     contacts_cursor: Option<i64>,
+    documents_cursor: Option<i64>,
     last_pull_at: Option<i64>,
     last_pull_error: Option<String>,
 }
@@ -92,6 +95,7 @@ impl Row {
             leads_cursor: opt_ts(self.leads_cursor)?,
             notes_cursor: opt_ts(self.notes_cursor)?,
             contacts_cursor: opt_ts(self.contacts_cursor)?,
+            documents_cursor: opt_ts(self.documents_cursor)?,
             last_pull_at: opt_ts(self.last_pull_at)?,
             last_pull_error: self.last_pull_error,
         })
@@ -429,22 +433,38 @@ pub async fn record_pull(
     Ok(())
 }
 
-/// Moves the contacts cursor (unchanged when `None`); the other cursors are [`record_pull`]'s.
-pub async fn record_contacts_cursor(
+/// A pull cursor beside the leads and notes cursors of [`record_pull`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    Contacts,
+    Documents,
+}
+
+/// Moves a contacts or documents cursor (unchanged when `None`); the other cursors are
+/// [`record_pull`]'s.
+pub async fn record_cursor(
     conn: &mut Conn,
     company: CompanyId,
     provider: &str,
-    contacts_cursor: Option<Timestamp>,
+    cursor: Cursor,
+    at: Option<Timestamp>,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE integrations SET contacts_cursor = COALESCE($3, contacts_cursor)
-         WHERE company_id = $1 AND provider = $2",
-    )
-    .bind(company.to_string())
-    .bind(provider)
-    .bind(contacts_cursor.map(|t| t.as_millisecond()))
-    .execute(&mut *conn)
-    .await?;
+    let sql = match cursor {
+        Cursor::Contacts => {
+            "UPDATE integrations SET contacts_cursor = COALESCE($3, contacts_cursor)
+             WHERE company_id = $1 AND provider = $2"
+        }
+        Cursor::Documents => {
+            "UPDATE integrations SET documents_cursor = COALESCE($3, documents_cursor)
+             WHERE company_id = $1 AND provider = $2"
+        }
+    };
+    sqlx::query(sql)
+        .bind(company.to_string())
+        .bind(provider)
+        .bind(at.map(|t| t.as_millisecond()))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -32,6 +32,7 @@ pub mod audit;
 pub mod cases;
 pub mod clients;
 pub mod companies;
+pub mod crm_documents;
 pub mod crm_notes;
 pub mod crm_ops;
 pub mod documents;

@@ -114,11 +114,13 @@ pub enum SimService {
         port: u16,
     },
     /// SmartAdvocate's CaseSyncAPI (authenticate, CaseInfo with `%` wildcards and second
-    /// statuses, notes, contact lookup, and the modelled case types, status types, statuses,
-    /// UDFs, status and UDF writes, and "changed since" searches of cases, notes and contacts
-    /// for pulls), with a request log and faults under `/_sim/`. Demo user `demo`, password
-    /// `Demo-Password` (case-sensitive); the base URL is `http://127.0.0.1:<port>` (with or
-    /// without `/CaseSyncAPI`).
+    /// statuses, notes, contact lookup, documents by date (`POST /case/documents/byDatePaged`)
+    /// and their content (`GET /case/document/{id}/content`, raw bytes), and the modelled case
+    /// types, status types, statuses, UDFs, status and UDF writes, and "changed since" searches
+    /// of cases, notes and contacts for pulls), with a request log, faults and document seeding
+    /// (`POST /_sim/documents`) under `/_sim/`. Demo user `demo`, password `Demo-Password`
+    /// (case-sensitive); the base URL is `http://127.0.0.1:<port>` (with or without
+    /// `/CaseSyncAPI`).
     Smartadvocate {
         #[arg(long, default_value_t = 8083)]
         port: u16,

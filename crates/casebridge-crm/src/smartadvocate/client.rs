@@ -21,9 +21,12 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
 use casebridge_webhooks::policy::UrlPolicy;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use reqwest::header::RETRY_AFTER;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -313,6 +316,65 @@ pub struct ChangedContact {
     pub modified_date: Option<String>,
 }
 
+/// A document of a case, as the documents search answers (seen in public client code; every
+/// field but the id and the case number may be missing or null).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    #[serde(
+        rename = "documentID",
+        alias = "documentId",
+        alias = "id",
+        deserialize_with = "id_string"
+    )]
+    pub document_id: String,
+    #[serde(rename = "caseID", default, deserialize_with = "opt_id_string")]
+    pub case_id: Option<String>,
+    #[serde(deserialize_with = "id_string")]
+    pub case_number: String,
+    #[serde(default)]
+    pub document_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub created_date: Option<String>,
+    #[serde(default)]
+    pub modified_date: Option<String>,
+    #[serde(rename = "categoryID", default, deserialize_with = "opt_id_string")]
+    pub category_id: Option<String>,
+    #[serde(default)]
+    pub category_name: Option<String>,
+    #[serde(default)]
+    pub sub_category_name: Option<String>,
+    #[serde(default)]
+    pub comments: Option<String>,
+    #[serde(rename = "caseDocumentID", default, deserialize_with = "opt_id_string")]
+    pub case_document_id: Option<String>,
+    #[serde(default)]
+    pub document_folder: Option<String>,
+}
+
+/// A document's bytes as SmartAdvocate sends them: the body, read as it arrives, and the
+/// content type it claimed (often `application/octet-stream` whatever the file is).
+pub struct DocumentContent {
+    pub content_type: Option<String>,
+    pub body: BoxStream<'static, Result<Bytes, String>>,
+}
+
+impl fmt::Debug for DocumentContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DocumentContent")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a documents search may take (public clients allow 60 s).
+pub const DOCUMENT_SEARCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a document's content may take, from connecting to the last byte (public clients
+/// allow 120 s; files run to hundreds of megabytes, so casebridge allows more).
+pub const DOCUMENT_CONTENT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How many records a "changed since" search asks for per page.
 pub const CHANGED_PAGE_SIZE: u64 = 100;
 /// A "changed since" search stops after this many pages (a server that never runs out).
@@ -397,6 +459,18 @@ impl Modified for Note {
     }
     fn key(&self) -> &str {
         &self.note_id
+    }
+}
+
+impl Modified for Document {
+    fn modified(&self) -> Option<Timestamp> {
+        self.modified_date
+            .as_deref()
+            .or(self.created_date.as_deref())
+            .and_then(parse_time)
+    }
+    fn key(&self) -> &str {
+        &self.document_id
     }
 }
 
@@ -722,7 +796,8 @@ impl SmartAdvocateClient {
         since: Timestamp,
     ) -> Result<Vec<CaseInfo>, SmartAdvocateError> {
         let path = self.paths.cases_by_date.clone();
-        self.changed_since("search cases by date", &path, since, true)
+        let extra = serde_json::json!({"addContactInfo": true});
+        self.changed_since("search cases by date", &path, since, extra, None)
             .await
     }
 
@@ -732,7 +807,8 @@ impl SmartAdvocateClient {
         since: Timestamp,
     ) -> Result<Vec<Note>, SmartAdvocateError> {
         let path = self.paths.notes_by_date.clone();
-        self.changed_since("search notes by date", &path, since, false)
+        let extra = serde_json::json!({"addContactInfo": false});
+        self.changed_since("search notes by date", &path, since, extra, None)
             .await
     }
 
@@ -742,8 +818,63 @@ impl SmartAdvocateClient {
         since: Timestamp,
     ) -> Result<Vec<ChangedContact>, SmartAdvocateError> {
         let path = self.paths.contacts_by_date.clone();
-        self.changed_since("search contacts by date", &path, since, false)
+        let extra = serde_json::json!({"addContactInfo": false});
+        self.changed_since("search contacts by date", &path, since, extra, None)
             .await
+    }
+
+    /// Documents of every case modified at or after `since`, oldest change first, read page by
+    /// page until a short page. `modifiedToDateTime` is a day ahead of now, so a tenant clock
+    /// ahead of ours hides nothing; `caseNumbers` is empty (every case).
+    pub async fn documents_changed_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<Document>, SmartAdvocateError> {
+        let path = self.paths.documents_by_date.clone();
+        let until = Timestamp::now() + jiff::SignedDuration::from_hours(24);
+        let extra = serde_json::json!({
+            "modifiedToDateTime": format_time(until),
+            "caseNumbers": [],
+        });
+        self.changed_since(
+            "search documents by date",
+            &path,
+            since,
+            extra,
+            Some(DOCUMENT_SEARCH_TIMEOUT),
+        )
+        .await
+    }
+
+    /// A document's bytes, streamed as they arrive (within [`DOCUMENT_CONTENT_TIMEOUT`]). A
+    /// `200` with no body is an empty document, not an error.
+    pub async fn document_content(
+        &self,
+        document_id: &str,
+    ) -> Result<DocumentContent, SmartAdvocateError> {
+        const WHAT: &str = "read document content";
+        let url = self.endpoint(
+            &self.paths.document_content,
+            &[("document_id", document_id)],
+        )?;
+        let resp = self
+            .send(WHAT, |t| {
+                self.http
+                    .get(url.clone())
+                    .bearer_auth(t)
+                    .timeout(DOCUMENT_CONTENT_TIMEOUT)
+            })
+            .await?;
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .bytes_stream()
+            .map_err(|e| format!("{WHAT}: {}", innermost(&e)))
+            .boxed();
+        Ok(DocumentContent { content_type, body })
     }
 
     /// Every record of a "changed since" search, read page by page. Each page starts from the
@@ -756,7 +887,8 @@ impl SmartAdvocateClient {
         what: &str,
         template: &str,
         since: Timestamp,
-        contact_info: bool,
+        extra: serde_json::Value,
+        timeout: Option<Duration>,
     ) -> Result<Vec<T>, SmartAdvocateError> {
         let url = self.endpoint(template, &[])?;
         let mut out: Vec<T> = Vec::new();
@@ -764,14 +896,20 @@ impl SmartAdvocateClient {
         let mut from = since;
         let mut page = 0u64;
         for _ in 0..MAX_CHANGED_PAGES {
-            let body = serde_json::json!({
+            let mut body = serde_json::json!({
                 "modifiedFromDateTime": format_time(from),
                 "pageRequest": {"currentPage": page, "pageSize": CHANGED_PAGE_SIZE},
-                "addContactInfo": contact_info,
             });
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
             let text = self
                 .call(what, |t| {
-                    self.http.post(url.clone()).bearer_auth(t).json(&body)
+                    let request = self.http.post(url.clone()).bearer_auth(t).json(&body);
+                    match timeout {
+                        Some(t) => request.timeout(t),
+                        None => request,
+                    }
                 })
                 .await?;
             let records: Vec<T> = records_of(what, &text)?;
@@ -888,6 +1026,19 @@ impl SmartAdvocateClient {
         what: &str,
         build: impl Fn(&str) -> RequestBuilder,
     ) -> Result<String, SmartAdvocateError> {
+        let resp = self.send(what, build).await?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| transport(what, &e))?;
+        classify(what, status, None, body)
+    }
+
+    /// One authorised request; a `401` gets one retry with a new token. Returns a 2xx answer
+    /// with its body unread; any other answer is classified.
+    async fn send(
+        &self,
+        what: &str,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<reqwest::Response, SmartAdvocateError> {
         let mut renewed = false;
         loop {
             let token = self.access_token().await?;
@@ -897,14 +1048,15 @@ impl SmartAdvocateClient {
                 .await
                 .map_err(|e| transport(what, &e))?;
             let status = resp.status();
-            let retry_after = retry_after(resp.headers());
-            let body = resp.text().await.map_err(|e| transport(what, &e))?;
             tracing::debug!(
                 provider = "smartadvocate",
                 endpoint = what,
                 status = status.as_u16(),
                 "SmartAdvocate answered"
             );
+            if status.is_success() {
+                return Ok(resp);
+            }
             if status == StatusCode::UNAUTHORIZED {
                 if !renewed {
                     renewed = true;
@@ -915,7 +1067,9 @@ impl SmartAdvocateClient {
                     "{what}: SmartAdvocate refused a newly issued token"
                 )));
             }
-            return classify(what, status, retry_after, body);
+            let retry_after = retry_after(resp.headers());
+            let body = resp.text().await.map_err(|e| transport(what, &e))?;
+            return Err(failure(what, status, retry_after, &body));
         }
     }
 
@@ -1162,6 +1316,40 @@ mod tests {
             SmartAdvocateClient::new(reqwest::Client::new(), c, SmartAdvocatePaths::default())
                 .unwrap();
         assert!(!format!("{client:?}").contains("Secret-Pw"));
+    }
+
+    #[test]
+    fn documents_are_read_from_each_answer_shape() {
+        let record = r#"{"documentID": 300001, "caseID": 1001, "caseNumber": "9000001",
+            "documentName": "Retainer.pdf", "description": null, "createdDate":
+            "2025-01-01T09:30:00", "modifiedDate": "2025-01-02T10:00:00", "categoryID": 1,
+            "categoryName": "General", "subCategoryName": "", "comments": "",
+            "caseDocumentID": 5300001, "documentFolder": "Documents"}"#;
+        for body in [
+            format!("[{record}]"),
+            format!(r#"{{"records": [{record}]}}"#),
+            format!(
+                r#"{{"documents": [{record}], "pageRequest": {{"currentPage": 0,
+                    "pageSize": 100, "totalRecords": 1}}}}"#
+            ),
+        ] {
+            let docs: Vec<Document> = records_of("search documents by date", &body).unwrap();
+            assert_eq!(docs.len(), 1, "{body}");
+            let d = &docs[0];
+            assert_eq!(
+                (
+                    d.document_id.as_str(),
+                    d.case_id.as_deref(),
+                    d.case_number.as_str()
+                ),
+                ("300001", Some("1001"), "9000001")
+            );
+            assert_eq!(d.document_name.as_deref(), Some("Retainer.pdf"));
+            assert_eq!(d.case_document_id.as_deref(), Some("5300001"));
+            assert_eq!(d.description, None);
+            assert_eq!(d.modified(), Some("2025-01-02T10:00:00Z".parse().unwrap()));
+        }
+        assert!(records_of::<Document>("x", r#"{"pageRequest": {}}"#).is_err());
     }
 
     #[test]

@@ -427,11 +427,17 @@ impl Connector for SmartAdvocate {
         &self,
         registry: Registry,
         store: Store,
-        _files: Files,
+        files: Files,
         clock: Arc<dyn Clock>,
         settings: JobSettings,
     ) -> Registry {
-        let registry = pull::register(registry, store.clone(), clock.clone(), self.clients.clone());
+        let registry = pull::register(
+            registry,
+            store.clone(),
+            clock.clone(),
+            self.clients.clone(),
+            files,
+        );
         let registry =
             import::register(registry, store.clone(), clock.clone(), self.clients.clone());
         outbound::register(

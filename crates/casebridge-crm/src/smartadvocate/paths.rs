@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 /// `{base URL}/CaseSyncAPI`.
 ///
 /// `authenticate`, `case_info` and `notes_by_case_number` are documented in SmartAdvocate's
-/// knowledge base; `contact_lookup` is seen in public client code. The rest is **modelled**
-/// (no public path was found), so these are configuration (`[smartadvocate_paths]`), not
-/// constants: a correction is a setting, not a code change. `{case_id}`, `{case_type_id}` and
-/// `{status_type_id}` are replaced (the id must be a plain token of letters, digits, `-`, `_`
-/// or `.`).
+/// knowledge base; `contact_lookup`, `documents_by_date` and `document_content` are seen in
+/// public client code. The rest is **modelled** (no public path was found). All are
+/// configuration (`[smartadvocate_paths]`), not constants: a correction is a setting, not a
+/// code change. `{case_id}`, `{case_type_id}`, `{status_type_id}` and `{document_id}` are
+/// replaced (the id must be a plain token of letters, digits, `-`, `_` or `.`).
 ///
 /// Deserialises from configuration; a missing key keeps its default, an unknown key is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +50,13 @@ pub struct SmartAdvocatePaths {
     pub notes_by_date: String,
     /// Modelled: the same search over contacts (records are contacts with `modifiedDate`).
     pub contacts_by_date: String,
+    /// Seen in code: `POST {modifiedFromDateTime, modifiedToDateTime, caseNumbers[],
+    /// pageRequest{currentPage, pageSize}}` → the documents modified in that range (a bare
+    /// array, `{records}` or `{documents, pageRequest}`).
+    pub documents_by_date: String,
+    /// Seen in code: `GET` → a document's raw bytes (often `application/octet-stream`, possibly
+    /// empty); has `{document_id}`.
+    pub document_content: String,
 }
 
 impl Default for SmartAdvocatePaths {
@@ -70,6 +77,8 @@ impl Default for SmartAdvocatePaths {
             cases_by_date: "/case/byDatePaged".into(),
             notes_by_date: "/case/notes/byDatePaged".into(),
             contacts_by_date: "/contact/byDatePaged".into(),
+            documents_by_date: "/case/documents/byDatePaged".into(),
+            document_content: "/case/document/{document_id}/content".into(),
         }
     }
 }

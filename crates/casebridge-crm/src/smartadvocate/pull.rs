@@ -5,7 +5,8 @@
 //! `skipped` with the reason and does nothing else unless the integration is connected,
 //! "Enable Integration" is on and "Receive data" is in effect. Otherwise, through the modelled
 //! "changed since" searches ([`SmartAdvocatePaths`](super::SmartAdvocatePaths)
-//! `cases_by_date`, `contacts_by_date`, `notes_by_date`):
+//! `cases_by_date`, `contacts_by_date`, `notes_by_date`) and the documents search seen in public
+//! clients (`documents_by_date`, `document_content`):
 //! 1. Cases changed since the cases cursor, with their plaintiffs' contact details. Each becomes
 //!    the fields of a case record and goes through the hook's path
 //!    ([`record::apply_fields`]): parse, the dedupe receipt (`unchanged` when the content equals
@@ -19,10 +20,15 @@
 //!    (`crm_notes::upsert`, origin `crm`, HTML turned into text) under the case of their case
 //!    number (or with no case, to be attached when the case arrives). Notes casebridge inserted
 //!    are stored as `platform` when sent, so they do not come back as SmartAdvocate's.
-//! 4. One transaction: the three cursors, `last_pull_at` (error cleared), "last successful
+//! 4. Documents changed since the documents cursor, stored as documents of the case of their
+//!    case number, once per SmartAdvocate document id (see [`documents`](super::documents):
+//!    skipped with a reason when casebridge has no such case or the file is empty; the cursor
+//!    never passes a document whose content could not be read).
+//! 5. One transaction: the four cursors, `last_pull_at` (error cleared), "last successful
 //!    status pull", and the summary line with the measured counts: "pulled 3 cases (1 created,
-//!    1 updated, 1 unchanged), 2 contacts (1 updated, 0 unchanged, 1 not linked) and 4 notes
-//!    (2 new, 1 updated, 1 unchanged)". A pull that found nothing says so with zeros.
+//!    1 updated, 1 unchanged), 2 contacts (1 updated, 0 unchanged, 1 not linked), 4 notes (2
+//!    new, 1 updated, 1 unchanged) and 2 documents (1 new, 0 updated, 0 unchanged, 1 skipped)".
+//!    A pull that found nothing says so with zeros.
 //!
 //! **Cursors and overlap.** Each cursor is SmartAdvocate's own change time (`modifiedDate`) of
 //! the newest record seen, so clock differences between the systems do not matter; it never
@@ -50,14 +56,16 @@ use casebridge_domain::ids::{CaseId, CompanyId};
 use casebridge_domain::integrations::{ErrorKind, SyncOutcome, Toggles};
 use casebridge_domain::jobs::Job;
 use casebridge_domain::records::{ClientFields, ClientInput, ClientPatch};
+use casebridge_files::Files;
 use casebridge_queue::{Handler, JobError, Registry};
 use casebridge_store::crm_notes::{self, CrmNote, Stored};
-use casebridge_store::integrations::{self, Health};
+use casebridge_store::integrations::{self, Cursor, Health};
 use casebridge_store::{cases, clients, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
 
 use super::client::{ChangedContact, Modified, Note, SmartAdvocateError};
 use super::connection::Clients;
+use super::documents::{DocumentCounts, DocumentError, Puller, Step};
 use super::record::{self, case_fields};
 use super::PROVIDER;
 use crate::counters;
@@ -85,7 +93,7 @@ pub const SCHEDULE: PullSchedule = PullSchedule {
 pub enum PullOutcome {
     /// Nothing was pulled; the reason was logged.
     Skipped(String),
-    Pulled(PullSummary),
+    Pulled(Box<PullSummary>),
 }
 
 /// The measured counts of a pull.
@@ -105,9 +113,11 @@ pub struct PullSummary {
     pub notes_new: u64,
     pub notes_updated: u64,
     pub notes_unchanged: u64,
+    pub documents: DocumentCounts,
     pub cases_cursor: Option<Timestamp>,
     pub contacts_cursor: Option<Timestamp>,
     pub notes_cursor: Option<Timestamp>,
+    pub documents_cursor: Option<Timestamp>,
 }
 
 impl PullSummary {
@@ -138,18 +148,19 @@ impl PullSummary {
     /// The summary line of the sync log.
     pub fn message(&self) -> String {
         format!(
-            "pulled {}, {} and {} notes ({} new, {} updated, {} unchanged)",
+            "pulled {}, {}, {} notes ({} new, {} updated, {} unchanged) and {}",
             self.cases_text(),
             self.contacts_text(),
             self.notes,
             self.notes_new,
             self.notes_updated,
-            self.notes_unchanged
+            self.notes_unchanged,
+            self.documents.text()
         )
     }
 
     fn failed(&self) -> u64 {
-        self.failed + self.contacts_failed
+        self.failed + self.contacts_failed + self.documents.failed
     }
 }
 
@@ -158,11 +169,14 @@ impl PullSummary {
 pub enum PullError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The object store failed while storing a document.
+    #[error("{0}")]
+    Files(String),
     /// SmartAdvocate failed; `done` holds what was stored before (and the cursors to keep).
     #[error("{error}")]
     SmartAdvocate {
         error: SmartAdvocateError,
-        done: PullSummary,
+        done: Box<PullSummary>,
     },
 }
 
@@ -408,6 +422,7 @@ pub async fn pull(
     store: &Store,
     clock: &dyn Clock,
     clients: &Clients,
+    files: &Files,
     company: CompanyId,
 ) -> Result<PullOutcome, PullError> {
     let now = clock.now();
@@ -437,7 +452,7 @@ pub async fn pull(
         Err(e) => {
             return Err(PullError::SmartAdvocate {
                 error: SmartAdvocateError::Config(e),
-                done: PullSummary::default(),
+                done: Box::default(),
             })
         }
     };
@@ -445,7 +460,7 @@ pub async fn pull(
     let mut summary = PullSummary::default();
     let fail = |error, done: &PullSummary| PullError::SmartAdvocate {
         error,
-        done: done.clone(),
+        done: Box::new(done.clone()),
     };
 
     let cases_from = i.leads_cursor.unwrap_or(start);
@@ -477,6 +492,29 @@ pub async fn pull(
     store_notes(store, clock, company, &notes, &mut summary).await?;
     summary.notes_cursor = Some(newest(&notes, notes_from));
 
+    let documents_from = i.documents_cursor.unwrap_or(start);
+    let puller = Puller {
+        store,
+        clock,
+        files,
+        client: &client,
+        company,
+    };
+    let mut counts = DocumentCounts::default();
+    let step = puller.run(documents_from, OVERLAP, &mut counts).await;
+    summary.documents = counts;
+    match step {
+        Step::Done { cursor } => summary.documents_cursor = Some(cursor),
+        Step::Failed { error, cursor } => {
+            summary.documents_cursor = Some(cursor);
+            return Err(match error {
+                DocumentError::SmartAdvocate(error) => fail(error, &summary),
+                DocumentError::Store(e) => PullError::Store(e),
+                DocumentError::Files(e) => PullError::Files(e),
+            });
+        }
+    }
+
     let now = clock.now();
     let mut tx = store.begin().await?;
     integrations::record_pull(
@@ -489,11 +527,12 @@ pub async fn pull(
         now,
     )
     .await?;
-    integrations::record_contacts_cursor(&mut tx, company, PROVIDER, summary.contacts_cursor)
-        .await?;
+    record_cursors(&mut tx, company, &summary).await?;
     integrations::touch_health(&mut tx, company, PROVIDER, Health::StatusPull, now).await?;
     let message = summary.message();
-    let (outcome, kind) = if summary.failed() == 0 {
+    let (outcome, kind) = if summary.documents.stopped.is_some() {
+        (SyncOutcome::Error, Some(ErrorKind::Configuration))
+    } else if summary.failed() == 0 {
         (SyncOutcome::Ok, None)
     } else {
         (SyncOutcome::Error, Some(ErrorKind::Validation))
@@ -507,7 +546,31 @@ pub async fn pull(
     )
     .await?;
     tx.commit().await?;
-    Ok(PullOutcome::Pulled(summary))
+    Ok(PullOutcome::Pulled(Box::new(summary)))
+}
+
+/// The contacts and documents cursors (the others are `record_pull`'s), unchanged when `None`.
+async fn record_cursors(
+    tx: &mut casebridge_store::Tx,
+    company: CompanyId,
+    done: &PullSummary,
+) -> Result<(), StoreError> {
+    integrations::record_cursor(
+        tx,
+        company,
+        PROVIDER,
+        Cursor::Contacts,
+        done.contacts_cursor,
+    )
+    .await?;
+    integrations::record_cursor(
+        tx,
+        company,
+        PROVIDER,
+        Cursor::Documents,
+        done.documents_cursor,
+    )
+    .await
 }
 
 /// The `smartadvocate.pull` job.
@@ -515,14 +578,16 @@ pub struct PullJob {
     store: Store,
     clock: Arc<dyn Clock>,
     clients: Clients,
+    files: Files,
 }
 
 impl PullJob {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, clients: Clients) -> Self {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, clients: Clients, files: Files) -> Self {
         Self {
             store,
             clock,
             clients,
+            files,
         }
     }
 
@@ -553,8 +618,7 @@ impl PullJob {
             now,
         )
         .await?;
-        integrations::record_contacts_cursor(&mut tx, company, PROVIDER, done.contacts_cursor)
-            .await?;
+        record_cursors(&mut tx, company, done).await?;
         let class = if error.is_retryable() {
             FailureClass::Transient
         } else if error.is_config() {
@@ -587,7 +651,15 @@ impl Handler for PullJob {
         let company = job
             .company_id
             .ok_or_else(|| JobError::Permanent("job has no company".into()))?;
-        match pull(&self.store, self.clock.as_ref(), &self.clients, company).await {
+        let pulled = pull(
+            &self.store,
+            self.clock.as_ref(),
+            &self.clients,
+            &self.files,
+            company,
+        )
+        .await;
+        match pulled {
             Ok(_) => {
                 counters::pull(PROVIDER, "ok");
                 Ok(())
@@ -595,6 +667,10 @@ impl Handler for PullJob {
             Err(PullError::Store(e)) => {
                 counters::pull(PROVIDER, "retried");
                 Err(store_retry(e))
+            }
+            Err(PullError::Files(e)) => {
+                counters::pull(PROVIDER, "retried");
+                Err(JobError::retry(e))
             }
             Err(PullError::SmartAdvocate { error, done }) => {
                 let retry = error.is_retryable() && job.attempts < MAX_ATTEMPTS;
@@ -629,10 +705,11 @@ pub fn register(
     store: Store,
     clock: Arc<dyn Clock>,
     clients: Clients,
+    files: Files,
 ) -> Registry {
     registry.register(
         KIND,
-        PullJob::new(store, clock, clients),
+        PullJob::new(store, clock, clients, files),
         crate::pull::retry_policy(),
     )
 }
@@ -669,7 +746,8 @@ mod tests {
         assert_eq!(
             s.message(),
             "pulled 3 cases (1 created, 1 updated, 1 unchanged), 2 contacts (1 updated, 0 \
-             unchanged, 1 not linked) and 4 notes (2 new, 1 updated, 1 unchanged)"
+             unchanged, 1 not linked), 4 notes (2 new, 1 updated, 1 unchanged) and 0 documents \
+             (0 new, 0 updated, 0 unchanged, 0 skipped)"
         );
     }
 }

@@ -76,7 +76,10 @@ async fn handle(State(sim): State<SmartAdvocateSim>, req: Request) -> Response {
     if slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(slow_ms)).await;
     }
-    let response = match (&route, injected_fault(&sim)) {
+    let response = match (
+        &route,
+        route.as_ref().and_then(|(op, _)| injected_fault(&sim, *op)),
+    ) {
         (Some(_), Some(r)) => r,
         (Some((op, vars)), None) => answer(&sim, *op, vars, &parts, &input),
         (None, _) => message(StatusCode::NOT_FOUND, "No HTTP resource was found"),
@@ -128,6 +131,8 @@ fn route(method: &Method, path: &str) -> Option<(Operation, Vec<u64>)> {
         ["case", "bydatepaged"] if post => (Operation::CasesByDate, vec![]),
         ["case", "notes", "bydatepaged"] if post => (Operation::NotesByDate, vec![]),
         ["contact", "bydatepaged"] if post => (Operation::ContactsByDate, vec![]),
+        ["case", "documents", "bydatepaged"] if post => (Operation::DocumentsByDate, vec![]),
+        ["case", "document", d, "content"] if get => (Operation::DocumentContent, vec![id(d)?]),
         ["users", "authenticate"] if post => (Operation::Authenticate, vec![]),
         ["case", "caseinfo"] if get => (Operation::CaseInfo, vec![]),
         ["case", "notes", "bycasenumber"] if get => (Operation::NotesByCaseNumber, vec![]),
@@ -153,9 +158,14 @@ fn ok(body: Value) -> Response {
 }
 
 /// A 429 or 503 when a fault says so (and counts it down).
-fn injected_fault(sim: &SmartAdvocateSim) -> Option<Response> {
+fn injected_fault(sim: &SmartAdvocateSim, op: Operation) -> Option<Response> {
     let mut st = sim.state();
-    if let Some(rl) = st.faults.rate_limit.as_mut() {
+    if let Some(rl) = st
+        .faults
+        .rate_limit
+        .as_mut()
+        .filter(|rl| rl.operation.is_none_or(|only| only == op))
+    {
         let retry_after = rl.retry_after;
         rl.count = rl.count.saturating_sub(1);
         if rl.count == 0 {
@@ -226,6 +236,9 @@ fn answer(
         Operation::CasesByDate => by_date(&st, input, ByDate::Cases),
         Operation::NotesByDate => by_date(&st, input, ByDate::Notes),
         Operation::ContactsByDate => by_date(&st, input, ByDate::Contacts),
+        Operation::DocumentsByDate => by_date(&st, input, ByDate::Documents),
+        // Raw bytes: a zero-byte body is an empty document, not a fault to fake.
+        Operation::DocumentContent => return document_content(&st, vars[0]),
     };
     if response.status() == StatusCode::OK && st.faults.empty_bodies > 0 {
         st.faults.empty_bodies -= 1;
@@ -407,6 +420,7 @@ enum ByDate {
     Cases,
     Notes,
     Contacts,
+    Documents,
 }
 
 /// A time as SmartAdvocate writes them (`2025-01-01T09:30:00`, no offset, read as UTC here), or
@@ -420,10 +434,12 @@ fn parse_time(raw: &str) -> Option<Timestamp> {
     })
 }
 
-/// Modelled: the records modified in `[modifiedFromDateTime, modifiedToDateTime]` (to: open when
-/// absent), oldest change first (ties by id), one page of `pageRequest{currentPage (from 0),
-/// pageSize (1–500)}`, answered as `{records, pageRequest{currentPage, pageSize,
-/// totalRecords}}`. Times are compared at the second SmartAdvocate writes them in.
+/// The records modified in `[modifiedFromDateTime, modifiedToDateTime]` (to: open when absent;
+/// before from is a 400), oldest change first (ties by id), one page of
+/// `pageRequest{currentPage (from 0), pageSize (1–500)}` (whole numbers, else a 400), answered
+/// as `{records, pageRequest{currentPage, pageSize, totalRecords}}` — documents (seen in code,
+/// with an optional `caseNumbers` array) as `{documents, pageRequest}`; the other searches are
+/// modelled on it. Times are compared at the second SmartAdvocate writes them in.
 fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
     let body = input.json.clone().unwrap_or(Value::Null);
     let time = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -436,6 +452,7 @@ fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
             format!("modifiedFromDateTime {from_raw:?} is not a date and time"),
         );
     };
+    let second = |t: Timestamp| t.as_second();
     let to = match time("modifiedToDateTime") {
         None => None,
         Some(raw) => match parse_time(&raw) {
@@ -448,17 +465,65 @@ fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
             }
         },
     };
-    let page = body.get("pageRequest").cloned().unwrap_or(Value::Null);
-    let current = page.get("currentPage").and_then(Value::as_u64).unwrap_or(0);
-    let size = page.get("pageSize").and_then(Value::as_u64).unwrap_or(100);
+    if to.is_some_and(|to| second(to) < second(from)) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "modifiedToDateTime is before modifiedFromDateTime",
+        );
+    }
+    let page = match body.get("pageRequest") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(p)) => p.clone(),
+        Some(_) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "pageRequest must be an object {currentPage, pageSize}",
+            )
+        }
+    };
+    let number = |k: &str, default: u64| match page.get(k) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("pageRequest.{k} must be a whole number, not {v}")),
+    };
+    let (current, size) = match (number("currentPage", 0), number("pageSize", 100)) {
+        (Ok(c), Ok(s)) => (c, s),
+        (Err(e), _) | (_, Err(e)) => return message(StatusCode::BAD_REQUEST, e),
+    };
     if !(1..=500).contains(&size) {
         return message(StatusCode::BAD_REQUEST, "pageSize must be 1 to 500");
     }
+    // Documents only: `caseNumbers` narrows the search to those cases (empty: every case).
+    let case_numbers: Vec<String> = match (what, body.get("caseNumbers")) {
+        (ByDate::Documents, Some(Value::Array(items))) => {
+            let numbers: Option<Vec<String>> = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            match numbers {
+                Some(n) => n,
+                None => {
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        "caseNumbers must be an array of case numbers (strings)",
+                    )
+                }
+            }
+        }
+        (ByDate::Documents, Some(Value::Null) | None) => Vec::new(),
+        (ByDate::Documents, Some(_)) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "caseNumbers must be an array of case numbers (strings)",
+            )
+        }
+        _ => Vec::new(),
+    };
     let contact_info = body
         .get("addContactInfo")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let second = |t: Timestamp| t.as_second();
     let within =
         |t: Timestamp| second(t) >= second(from) && to.is_none_or(|to| second(t) <= second(to));
     let mut found: Vec<(i64, u64, Value)> = match what {
@@ -495,6 +560,13 @@ fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
                 (second(c.modified), c.contact_id, v)
             })
             .collect(),
+        ByDate::Documents => st
+            .documents
+            .iter()
+            .filter(|d| within(d.modified))
+            .filter(|d| case_numbers.is_empty() || case_numbers.contains(&d.case_number))
+            .map(|d| (second(d.modified), d.document_id, document_json(st, d)))
+            .collect(),
     };
     found.sort_by_key(|(t, id, _)| (*t, *id));
     let total = found.len();
@@ -504,10 +576,49 @@ fn by_date(st: &SimState, input: &Input, what: ByDate) -> Response {
         .take(usize::try_from(size).unwrap_or(usize::MAX))
         .map(|(_, _, v)| v)
         .collect();
+    // The documents search answers `documents`, as public clients of it read; the modelled
+    // searches `records`.
+    let key = match what {
+        ByDate::Documents => "documents",
+        _ => "records",
+    };
     ok(json!({
-        "records": records,
+        key: records,
         "pageRequest": {"currentPage": current, "pageSize": size, "totalRecords": total},
     }))
+}
+
+/// A document as the documents search answers it.
+fn document_json(st: &SimState, d: &super::SimDocument) -> Value {
+    let case_id = st.case_by_number(&d.case_number).map(|c| c.case_id);
+    json!({
+        "documentID": d.document_id,
+        "caseID": case_id,
+        "caseNumber": d.case_number,
+        "documentName": d.document_name,
+        "description": d.description,
+        "createdDate": ts(d.created),
+        "modifiedDate": ts(d.modified),
+        "categoryID": d.category_id,
+        "categoryName": d.category_name,
+        "subCategoryName": d.sub_category_name,
+        "comments": d.comments,
+        "caseDocumentID": d.document_id + 5_000_000,
+        "documentFolder": d.document_folder,
+    })
+}
+
+/// A document's bytes as they are, `application/octet-stream` whatever the file is.
+fn document_content(st: &SimState, document_id: u64) -> Response {
+    match st.documents.iter().find(|d| d.document_id == document_id) {
+        Some(d) => (
+            StatusCode::OK,
+            [(CONTENT_TYPE, "application/octet-stream")],
+            d.content.clone(),
+        )
+            .into_response(),
+        None => message(StatusCode::NOT_FOUND, "Document not found"),
+    }
 }
 
 fn insert_note(st: &mut SimState, case_id: u64, input: &Input) -> Response {
@@ -697,11 +808,7 @@ fn controls(sim: &SmartAdvocateSim, method: &Method, path: &str, body: &Bytes) -
                     sim.patch_faults(patch);
                     ok(json!(sim.faults()))
                 }
-                Err(e) => (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({ "error": e.to_string() })),
-                )
-                    .into_response(),
+                Err(e) => bad_control(e.to_string()),
             }
         }
         ("DELETE", ["faults"]) => {
@@ -713,9 +820,78 @@ fn controls(sim: &SmartAdvocateSim, method: &Method, path: &str, body: &Bytes) -
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["cases"]) => ok(json!(sim.cases())),
+        ("GET", ["documents"]) => ok(json!(sim
+            .documents()
+            .iter()
+            .map(|d| {
+                let mut v = json!(d);
+                v["size"] = json!(d.content.len());
+                v
+            })
+            .collect::<Vec<_>>())),
+        ("POST", ["documents"]) => seed_document(sim, body),
         _ => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"error": "no such simulator control"})),
+        )
+            .into_response(),
+    }
+}
+
+/// What `POST /_sim/documents` takes: a document to file on an existing case.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DocumentSeed {
+    case_number: String,
+    document_name: String,
+    /// The bytes, base64 (standard alphabet); empty for a zero-byte document.
+    content_base64: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    category_name: Option<String>,
+    /// SmartAdvocate's time (`2025-01-01T09:30:00`, UTC here); default now.
+    #[serde(default)]
+    modified_date: Option<String>,
+}
+
+fn bad_control(text: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": text.into() })),
+    )
+        .into_response()
+}
+
+fn seed_document(sim: &SmartAdvocateSim, body: &Bytes) -> Response {
+    use base64::Engine;
+    let seed = match serde_json::from_slice::<DocumentSeed>(body) {
+        Ok(s) => s,
+        Err(e) => return bad_control(e.to_string()),
+    };
+    let content =
+        match base64::engine::general_purpose::STANDARD.decode(seed.content_base64.as_bytes()) {
+            Ok(c) => c,
+            Err(e) => return bad_control(format!("contentBase64: {e}")),
+        };
+    let mut doc = super::SimDocument::new(&seed.case_number, &seed.document_name, content);
+    if let Some(d) = seed.description {
+        doc.description = d;
+    }
+    if let Some(c) = seed.category_name {
+        doc.category_name = c;
+    }
+    if let Some(raw) = seed.modified_date {
+        match parse_time(&raw) {
+            Some(t) => doc.modified = t,
+            None => return bad_control(format!("modifiedDate {raw:?} is not a date and time")),
+        }
+    }
+    match sim.add_document(doc) {
+        Some(id) => (StatusCode::CREATED, axum::Json(json!({ "documentID": id }))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no case {}", seed.case_number)})),
         )
             .into_response(),
     }
@@ -752,5 +928,14 @@ mod tests {
             route(&Method::GET, "/case/CaseTypes/2/UDFs"),
             Some((Operation::Udfs, vec![2]))
         );
+        assert_eq!(
+            route(&Method::POST, "/case/documents/byDatePaged"),
+            Some((Operation::DocumentsByDate, vec![]))
+        );
+        assert_eq!(
+            route(&Method::GET, "/case/document/300001/content"),
+            Some((Operation::DocumentContent, vec![300_001]))
+        );
+        assert_eq!(route(&Method::GET, "/case/document/x/content"), None);
     }
 }

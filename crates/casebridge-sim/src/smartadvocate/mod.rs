@@ -42,12 +42,24 @@
 //!   records oldest change first (ties by id); answer `{records, pageRequest{currentPage,
 //!   pageSize, totalRecords}}`.
 //!
+//! Seen in public client code (the documents of a case):
+//! - `POST /case/documents/byDatePaged` with `{modifiedFromDateTime, modifiedToDateTime
+//!   (optional), caseNumbers[] (optional: only these cases), pageRequest{currentPage, pageSize}}`
+//!   (checked as the searches above) → `{documents: [{documentID, caseID, caseNumber,
+//!   documentName, description, createdDate, modifiedDate, categoryID, categoryName,
+//!   subCategoryName, comments, caseDocumentID, documentFolder}], pageRequest{…}}`.
+//! - `GET /case/document/{documentID}/content` → the raw bytes as `application/octet-stream`
+//!   (whatever the file is; zero bytes for an empty document); an unknown id → `404`.
+//!
 //! Other answers: `403 {"message":"You do not have permission to <operation>"}` for an operation
 //! the API user is denied, `404 {"message"}`, `429` with `Retry-After`, `503`.
 //!
 //! Controls (no auth; never faulted, never logged) under `/_sim/`: `GET|DELETE /_sim/requests`,
 //! `GET|POST|DELETE /_sim/faults` (see [`Faults`]), `POST /_sim/tokens/expire` (every token
-//! issued so far is expired from now: a token expiry in the middle of a run), `GET /_sim/cases`.
+//! issued so far is expired from now: a token expiry in the middle of a run), `GET /_sim/cases`,
+//! `GET /_sim/documents` (metadata and size) and `POST /_sim/documents` (seeds one: `{caseNumber,
+//! documentName, contentBase64, description?, categoryName?, modifiedDate?}` → `201
+//! {documentID}`; the case must exist).
 
 mod http;
 mod jwt;
@@ -100,6 +112,11 @@ pub enum Operation {
     NotesByDate,
     /// Modelled: `POST /contact/byDatePaged`, contacts modified in a time range, paged.
     ContactsByDate,
+    /// Seen in code: `POST /case/documents/byDatePaged`, documents modified in a time range,
+    /// paged.
+    DocumentsByDate,
+    /// Seen in code: `GET /case/document/{document_id}/content`, a document's bytes.
+    DocumentContent,
 }
 
 impl Operation {
@@ -121,6 +138,8 @@ impl Operation {
             Self::CasesByDate => "search cases by date",
             Self::NotesByDate => "search notes by date",
             Self::ContactsByDate => "search contacts by date",
+            Self::DocumentsByDate => "search documents by date",
+            Self::DocumentContent => "read document content",
         }
     }
 }
@@ -231,6 +250,48 @@ pub struct SimCase {
     pub modified: Timestamp,
 }
 
+/// A document of a case. Its bytes are answered as they are, whatever the file is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimDocument {
+    pub document_id: u64,
+    /// The case's number (the case must exist when the document is added).
+    pub case_number: String,
+    pub document_name: String,
+    pub description: String,
+    pub category_id: u64,
+    pub category_name: String,
+    pub sub_category_name: String,
+    pub comments: String,
+    pub document_folder: String,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    pub created: Timestamp,
+    /// When the document last changed (the documents-by-date search reads it).
+    pub modified: Timestamp,
+}
+
+impl SimDocument {
+    /// A document named `name` holding `content`, created and modified now, in the "General"
+    /// category; [`SmartAdvocateSim::add_document`] gives it its id.
+    pub fn new(case_number: &str, name: &str, content: impl Into<Vec<u8>>) -> Self {
+        let now = Timestamp::now();
+        Self {
+            document_id: 0,
+            case_number: case_number.to_owned(),
+            document_name: name.to_owned(),
+            description: String::new(),
+            category_id: 1,
+            category_name: "General".into(),
+            sub_category_name: String::new(),
+            comments: String::new(),
+            document_folder: "Documents".into(),
+            content: content.into(),
+            created: now,
+            modified: now,
+        }
+    }
+}
+
 /// One request to a CaseSyncAPI endpoint, as received (the `/_sim/` controls are not logged).
 /// Passwords and tokens appear as sent: this is a test tool for checking exactly what
 /// casebridge sends.
@@ -262,19 +323,23 @@ impl LoggedRequest {
     }
 }
 
-/// Answer the next `count` requests with `429` and `Retry-After: retry_after`.
+/// Answer the next `count` requests (of `operation` only, when given) with `429` and
+/// `Retry-After: retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitFault {
     /// Seconds.
     pub retry_after: u64,
     pub count: u32,
+    #[serde(default)]
+    pub operation: Option<Operation>,
 }
 
 /// Injected failures. Every CaseSyncAPI request waits `slow_ms`, then may get the rate limit,
 /// then a `503` (`fail_5xx`); then `denied` operations answer `403` (after the token check);
-/// then the next `empty_bodies` answers that would have been `200` with a body are `200` with
-/// an empty body (not for `authenticate`).
+/// then the next `empty_bodies` JSON answers that would have been `200` with a body are `200`
+/// with an empty body (not for `authenticate`, nor document content, whose zero-byte body is a
+/// real answer: an empty document).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -313,6 +378,8 @@ struct State {
     contacts: Vec<SimContact>,
     cases: Vec<SimCase>,
     next_note_id: u64,
+    documents: Vec<SimDocument>,
+    next_document_id: u64,
     requests: Vec<LoggedRequest>,
     next_seq: u64,
     faults: Faults,
@@ -341,6 +408,20 @@ impl State {
 
     fn contact(&self, id: u64) -> Option<&SimContact> {
         self.contacts.iter().find(|c| c.contact_id == id)
+    }
+
+    fn case_by_number(&self, number: &str) -> Option<&SimCase> {
+        self.cases.iter().find(|c| c.case_number == number)
+    }
+
+    /// Adds a document to an existing case, giving it the next id.
+    fn add_document(&mut self, mut doc: SimDocument) -> Option<u64> {
+        self.case_by_number(&doc.case_number)?;
+        doc.document_id = self.next_document_id;
+        self.next_document_id += 1;
+        let id = doc.document_id;
+        self.documents.push(doc);
+        Some(id)
     }
 }
 
@@ -422,6 +503,8 @@ impl SmartAdvocateSimBuilder {
             contacts: self.contacts,
             cases: self.cases,
             next_note_id: 900_001,
+            documents: Vec::new(),
+            next_document_id: 300_001,
             requests: Vec::new(),
             next_seq: 1,
             faults: Faults::default(),
@@ -474,6 +557,7 @@ impl SmartAdvocateSim {
                 "statuses": t.statuses,
             })).collect::<Vec<_>>(),
             "cases": st.cases.iter().map(|c| &c.case_number).collect::<Vec<_>>(),
+            "documents": st.documents.len(),
         })
     }
 
@@ -576,6 +660,32 @@ impl SmartAdvocateSim {
         true
     }
 
+    /// Adds a document (a user filing one in SmartAdvocate) to the case with `doc.case_number`;
+    /// returns its new id, or `None` for an unknown case number.
+    pub fn add_document(&self, doc: SimDocument) -> Option<u64> {
+        self.state().add_document(doc)
+    }
+
+    /// Changes a document: its `modified` becomes now, then `edit` runs. False for an unknown id.
+    pub fn edit_document(&self, document_id: u64, edit: impl FnOnce(&mut SimDocument)) -> bool {
+        let mut st = self.state();
+        let Some(doc) = st
+            .documents
+            .iter_mut()
+            .find(|d| d.document_id == document_id)
+        else {
+            return false;
+        };
+        doc.modified = Timestamp::now();
+        edit(doc);
+        true
+    }
+
+    /// Every document, with its bytes.
+    pub fn documents(&self) -> Vec<SimDocument> {
+        self.state().documents.clone()
+    }
+
     /// Every request to a CaseSyncAPI endpoint so far, in arrival order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         let mut r = self.state().requests.clone();
@@ -647,6 +757,19 @@ impl SmartAdvocateSim {
             rate_limit: Some(RateLimitFault {
                 retry_after: retry_after_secs,
                 count,
+                operation: None,
+            }),
+            ..FaultsPatch::default()
+        });
+    }
+
+    /// The next `count` requests of `op` answer `429` (other operations are not limited).
+    pub fn rate_limit_on(&self, op: Operation, retry_after_secs: u64, count: u32) {
+        self.patch_faults(FaultsPatch {
+            rate_limit: Some(RateLimitFault {
+                retry_after: retry_after_secs,
+                count,
+                operation: Some(op),
             }),
             ..FaultsPatch::default()
         });
