@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use casebridge_domain::activity::{Call, Message};
 use casebridge_domain::clock::Clock;
+use casebridge_domain::crm_ops::OpAction;
 use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::ids::{
     CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, JobId, ListId,
@@ -59,6 +60,26 @@ pub enum PlatformChange<'a> {
         case: &'a Case,
         document: &'a Document,
     },
+}
+
+/// A request an outbound operation sends, as a dry run shows it: built by the same code the
+/// CRM client sends with, secrets replaced by `[redacted]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlannedRequest {
+    /// What the request does ("update lead", "read case").
+    pub operation: String,
+    pub method: String,
+    pub url: String,
+    /// Where the parameters go: `form`, `query`, `json` or `multipart`.
+    pub carried_in: String,
+    /// Form, query or multipart text parameters, in order.
+    pub params: Vec<(String, String)>,
+    /// A JSON body.
+    pub body: Option<Value>,
+    /// How it is authenticated, redacted (`Bearer [redacted]`), if by a header.
+    pub authorization: Option<String>,
+    /// What the dry run does not show in full (a file's bytes) or fills in at send time.
+    pub note: Option<String>,
 }
 
 /// Why a connection could not be made.
@@ -323,6 +344,16 @@ pub trait Connector: Send + Sync {
     fn sends_status(&self, t: &Toggles) -> bool {
         t.gates().sync_statuses
     }
+
+    /// The requests an outbound operation on CRM record `record_id` sends, as a dry run shows
+    /// them: built by the CRM client's own request parts, secrets redacted, nothing sent. `Err`
+    /// says why they cannot be shown (not connected, a stored connection that cannot be used).
+    fn plan_operation(
+        &self,
+        i: &Integration,
+        record_id: &str,
+        action: &OpAction,
+    ) -> Result<Vec<PlannedRequest>, String>;
 
     /// Until when the connection's CRM token (kept in memory only) is used before it is
     /// renewed; `None` when there is none now or the CRM has no such token.

@@ -48,6 +48,8 @@ pub use wire::{
 
 use wire::{excerpt, parse_lead_answer, ErrorBody, LeadAnswer};
 
+use crate::connector::PlannedRequest;
+
 /// Token lifetime assumed when the token answer has no `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Longer lifetimes are not believed (and would overflow an `Instant`).
@@ -401,12 +403,7 @@ impl LawRulerClient {
     ) -> Result<Option<String>, LawRulerError> {
         let url = self.endpoint(&self.paths.notes, &[("lead_id", lead_id)])?;
         self.vet(&url).await?;
-        let body = serde_json::json!({
-            "category": note.category,
-            "subject": note.subject,
-            "body": note.body,
-            "createdAt": note.created_at.to_string(),
-        });
+        let body = note_body(note);
         let answer = self
             .advanced("add note", |token| {
                 self.http.post(url.clone()).bearer_auth(token).json(&body)
@@ -425,16 +422,18 @@ impl LawRulerClient {
     ) -> Result<Option<String>, LawRulerError> {
         let url = self.endpoint(&self.paths.documents, &[("lead_id", lead_id)])?;
         self.vet(&url).await?;
-        let created_at = upload.created_at.to_string();
+        let fields = upload_fields(
+            &upload.folder,
+            upload.form_field,
+            &upload.file_name,
+            upload.created_at,
+        );
         let answer = self
             .advanced("upload document", |token| {
-                let part = file_part(upload);
-                let form = Form::new()
-                    .text("folder", upload.folder.clone())
-                    .text("formField", upload.form_field.as_str())
-                    .text("fileName", upload.file_name.clone())
-                    .text("createdAt", created_at.clone())
-                    .part("file", part);
+                let form = fields
+                    .iter()
+                    .fold(Form::new(), |f, (k, v)| f.text(*k, v.clone()))
+                    .part("file", file_part(upload));
                 self.http
                     .post(url.clone())
                     .bearer_auth(token)
@@ -466,15 +465,7 @@ impl LawRulerClient {
         lead_id: &str,
         fields: &[(String, String)],
     ) -> Result<(), LawRulerError> {
-        check_id("Lead ID", lead_id)?;
-        let mut params = vec![
-            ("LeadID".to_owned(), lead_id.to_owned()),
-            ("overridelead".to_owned(), "true".to_owned()),
-        ];
-        params.extend(without(
-            fields,
-            &[KEY_PARAM, "LeadID", "overridelead", "Operation"],
-        ));
+        let params = update_params(lead_id, fields)?;
         self.lead_call("update lead", &self.paths.lead_api, Carry::Form, params)
             .await
             .map(drop)
@@ -517,6 +508,105 @@ impl LawRulerClient {
         )
         .await
         .map(drop)
+    }
+
+    // ---- dry runs ----
+    //
+    // What the sending methods above would send, built from the same parts (`update_params`,
+    // `note_body`, `upload_fields`, `lead_api_params`), with secrets redacted and nothing sent.
+
+    /// What [`update_lead`](Self::update_lead) sends.
+    pub fn plan_update_lead(
+        &self,
+        lead_id: &str,
+        fields: &[(String, String)],
+    ) -> Result<PlannedRequest, LawRulerError> {
+        let params = update_params(lead_id, fields)?;
+        self.plan_lead_call("update lead", &self.paths.lead_api, Carry::Form, params)
+    }
+
+    /// What [`add_note`](Self::add_note) sends.
+    pub fn plan_add_note(
+        &self,
+        lead_id: &str,
+        note: &Note,
+    ) -> Result<PlannedRequest, LawRulerError> {
+        let url = self.endpoint(&self.paths.notes, &[("lead_id", lead_id)])?;
+        Ok(PlannedRequest {
+            operation: "add note".into(),
+            method: "POST".into(),
+            url: url.to_string(),
+            carried_in: "json".into(),
+            params: Vec::new(),
+            body: Some(note_body(note)),
+            authorization: Some(format!("Bearer {REDACTED}")),
+            note: None,
+        })
+    }
+
+    /// What [`upload_document`](Self::upload_document) sends, but for the file's bytes.
+    pub fn plan_upload(
+        &self,
+        lead_id: &str,
+        folder: &str,
+        form_field: FormField,
+        file_name: &str,
+        created_at: Timestamp,
+    ) -> Result<PlannedRequest, LawRulerError> {
+        let url = self.endpoint(&self.paths.documents, &[("lead_id", lead_id)])?;
+        Ok(PlannedRequest {
+            operation: "upload document".into(),
+            method: "POST".into(),
+            url: url.to_string(),
+            carried_in: "multipart".into(),
+            params: upload_fields(folder, form_field, file_name, created_at)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            body: None,
+            authorization: Some(format!("Bearer {REDACTED}")),
+            note: Some(format!("and the stored file as `file` ({file_name})")),
+        })
+    }
+
+    /// What [`campaign_call_result`](Self::campaign_call_result) sends.
+    pub fn plan_campaign_call_result(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<PlannedRequest, LawRulerError> {
+        let params = without(params, &[KEY_PARAM]);
+        self.plan_lead_call(
+            "campaign call result",
+            &self.paths.campaign_api,
+            Carry::Query,
+            params,
+        )
+    }
+
+    fn plan_lead_call(
+        &self,
+        what: &str,
+        path: &str,
+        carry: Carry,
+        params: Vec<(String, String)>,
+    ) -> Result<PlannedRequest, LawRulerError> {
+        let url = self.endpoint(path, &[])?;
+        let mut all = vec![(KEY_PARAM.to_owned(), REDACTED.to_owned())];
+        all.extend(params);
+        Ok(PlannedRequest {
+            operation: what.into(),
+            method: "POST".into(),
+            url: url.to_string(),
+            carried_in: match carry {
+                Carry::Form => "form",
+                Carry::Query => "query",
+            }
+            .into(),
+            params: all,
+            body: None,
+            authorization: None,
+            note: None,
+        })
     }
 
     // ---- plumbing ----
@@ -897,6 +987,51 @@ fn check_id(what: &str, id: &str) -> Result<(), LawRulerError> {
             excerpt(id)
         )))
     }
+}
+
+/// How a dry run shows a secret.
+const REDACTED: &str = "[redacted]";
+
+/// What [`LawRulerClient::update_lead`] sends after the Key.
+fn update_params(
+    lead_id: &str,
+    fields: &[(String, String)],
+) -> Result<Vec<(String, String)>, LawRulerError> {
+    check_id("Lead ID", lead_id)?;
+    let mut params = vec![
+        ("LeadID".to_owned(), lead_id.to_owned()),
+        ("overridelead".to_owned(), "true".to_owned()),
+    ];
+    params.extend(without(
+        fields,
+        &[KEY_PARAM, "LeadID", "overridelead", "Operation"],
+    ));
+    Ok(params)
+}
+
+/// The JSON body of a note.
+fn note_body(note: &Note) -> serde_json::Value {
+    serde_json::json!({
+        "category": note.category,
+        "subject": note.subject,
+        "body": note.body,
+        "createdAt": note.created_at.to_string(),
+    })
+}
+
+/// The text parts of a document upload, before the file.
+fn upload_fields(
+    folder: &str,
+    form_field: FormField,
+    file_name: &str,
+    created_at: Timestamp,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("folder", folder.to_owned()),
+        ("formField", form_field.as_str().to_owned()),
+        ("fileName", file_name.to_owned()),
+        ("createdAt", created_at.to_string()),
+    ]
 }
 
 fn without(fields: &[(String, String)], reserved: &[&str]) -> Vec<(String, String)> {

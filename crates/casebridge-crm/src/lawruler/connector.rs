@@ -29,8 +29,9 @@ use super::{ingest, outbound, pull};
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
     InboundFields, InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings,
-    Parsed, PlatformChange, Resumed,
+    Parsed, PlannedRequest, PlatformChange, Resumed,
 };
+use casebridge_domain::crm_ops::OpAction;
 
 /// How secrets are shown: a fixed mask, not even their first characters.
 pub const SECRET_MASK: &str = "••••••••";
@@ -90,6 +91,20 @@ fn client_root_error(e: impl std::fmt::Display) -> ValidationError {
 
 #[async_trait]
 impl Connector for LawRuler {
+    fn plan_operation(
+        &self,
+        i: &Integration,
+        record_id: &str,
+        action: &OpAction,
+    ) -> Result<Vec<PlannedRequest>, String> {
+        let client = self
+            .clients
+            .for_integration(i)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "Law Ruler is not connected".to_owned())?;
+        outbound::plan(&client, record_id, action).map_err(|e| e.to_string())
+    }
+
     fn provider(&self) -> Provider {
         Provider::LawRuler
     }

@@ -52,6 +52,7 @@ use super::connection::Clients;
 use super::ingest::PROVIDER;
 use super::voice::{self, CallContext};
 use crate::conflicts::{fields_to_send, ChangedField};
+use crate::connector::PlannedRequest;
 use crate::counters;
 pub use crate::outbox::Resumed;
 use crate::outbox::{Outbox, Throttle};
@@ -66,6 +67,59 @@ pub const DOCUMENTS_FOLDER: &str = "/documents";
 /// Answers this client does not understand are retried this many times before the operation
 /// is marked failed (a maintenance page on HTTP 200 passes; a changed protocol needs a person).
 const MAX_UNEXPECTED_ATTEMPTS: u32 = 10;
+
+/// The upload form field an operation names (`Recording`, else `File`).
+fn form_field_of(name: &str) -> FormField {
+    if name == FormField::Recording.as_str() {
+        FormField::Recording
+    } else {
+        FormField::File
+    }
+}
+
+/// The requests `OpHandler::execute` sends for `action` on `lead` (a dry run): the same client
+/// calls' parameters, nothing sent. A document is shown by name, not read.
+pub fn plan(
+    client: &LawRulerClient,
+    lead: &str,
+    action: &OpAction,
+) -> Result<Vec<PlannedRequest>, LawRulerError> {
+    let one = match action {
+        OpAction::UpdateFields { fields } => client.plan_update_lead(lead, fields)?,
+        OpAction::SetStatus { crm_status_id, .. } => {
+            client.plan_update_lead(lead, &[("StatusID".to_owned(), crm_status_id.clone())])?
+        }
+        OpAction::AddNote {
+            category,
+            subject,
+            body,
+            noted_at,
+        } => client.plan_add_note(
+            lead,
+            &Note {
+                category: category.clone(),
+                subject: subject.clone(),
+                body: body.clone(),
+                created_at: *noted_at,
+            },
+        )?,
+        OpAction::CallResult { params } => client.plan_campaign_call_result(params)?,
+        OpAction::UploadDocument {
+            folder,
+            form_field,
+            file_name,
+            created_at,
+            ..
+        } => client.plan_upload(
+            lead,
+            folder,
+            form_field_of(form_field),
+            file_name,
+            *created_at,
+        )?,
+    };
+    Ok(vec![one])
+}
 
 // =============================================================================================
 // Recording side
@@ -962,11 +1016,7 @@ impl OpHandler {
         };
         Ok(Upload {
             folder: folder.to_owned(),
-            form_field: if form_field == FormField::Recording.as_str() {
-                FormField::Recording
-            } else {
-                FormField::File
-            },
+            form_field: form_field_of(form_field),
             file_name: file_name.to_owned(),
             content_type,
             bytes,

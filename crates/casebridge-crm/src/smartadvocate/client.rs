@@ -35,6 +35,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::connector::PlannedRequest;
+
 pub use super::paths::SmartAdvocatePaths;
 
 /// Token lifetime assumed when `exp` cannot be read.
@@ -724,15 +726,7 @@ impl SmartAdvocateClient {
         status_id: &str,
     ) -> Result<(), SmartAdvocateError> {
         let url = self.endpoint(&self.paths.set_status, &[("case_id", case_id)])?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map(serde_json::Value::from)
-                .unwrap_or_else(|_| v.into())
-        };
-        let body = serde_json::json!({
-            "statusTypeID": number(status_type_id),
-            "statusID": number(status_id),
-        });
+        let body = status_body(status_type_id, status_id);
         self.call("update case statuses", |t| {
             self.http.put(url.clone()).bearer_auth(t).json(&body)
         })
@@ -747,15 +741,111 @@ impl SmartAdvocateClient {
         values: &[(String, String)],
     ) -> Result<(), SmartAdvocateError> {
         let url = self.endpoint(&self.paths.set_udfs, &[("case_id", case_id)])?;
-        let body: Vec<serde_json::Value> = values
-            .iter()
-            .map(|(name, value)| serde_json::json!({"udfName": name, "value": value}))
-            .collect();
+        let body = udfs_body(values);
         self.call("update UDF values", |t| {
             self.http.put(url.clone()).bearer_auth(t).json(&body)
         })
         .await
         .map(drop)
+    }
+
+    // ---- dry runs: what the calls above send, from the same parts, nothing sent ----
+
+    /// The read of a case by number ([`case_by_number`](Self::case_by_number)).
+    pub fn plan_case_by_number(&self, number: &str) -> Result<PlannedRequest, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.case_info, &[])?;
+        Ok(self.planned(
+            "read cases",
+            "GET",
+            url,
+            "query",
+            vec![("Casenumber", number)],
+            None,
+        ))
+    }
+
+    /// The read of the status types ([`status_types`](Self::status_types)).
+    pub fn plan_status_types(&self) -> Result<PlannedRequest, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.status_types, &[])?;
+        Ok(self.planned("read status types", "GET", url, "query", Vec::new(), None))
+    }
+
+    /// [`set_status`](Self::set_status)'s request.
+    pub fn plan_set_status(
+        &self,
+        case_id: &str,
+        status_type_id: &str,
+        status_id: &str,
+    ) -> Result<PlannedRequest, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.set_status, &[("case_id", case_id)])?;
+        let body = status_body(status_type_id, status_id);
+        Ok(self.planned(
+            "update case statuses",
+            "PUT",
+            url,
+            "json",
+            Vec::new(),
+            Some(body),
+        ))
+    }
+
+    /// [`set_udfs`](Self::set_udfs)'s request.
+    pub fn plan_set_udfs(
+        &self,
+        case_id: &str,
+        values: &[(String, String)],
+    ) -> Result<PlannedRequest, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.set_udfs, &[("case_id", case_id)])?;
+        let body = serde_json::Value::Array(udfs_body(values));
+        Ok(self.planned(
+            "update UDF values",
+            "PUT",
+            url,
+            "json",
+            Vec::new(),
+            Some(body),
+        ))
+    }
+
+    /// [`insert_note`](Self::insert_note)'s request.
+    pub fn plan_insert_note(
+        &self,
+        case_id: &str,
+        note: &serde_json::Value,
+    ) -> Result<PlannedRequest, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.insert_note, &[("case_id", case_id)])?;
+        Ok(self.planned(
+            "insert note",
+            "POST",
+            url,
+            "json",
+            Vec::new(),
+            Some(note.clone()),
+        ))
+    }
+
+    fn planned(
+        &self,
+        what: &str,
+        method: &str,
+        url: Url,
+        carried_in: &str,
+        params: Vec<(&str, &str)>,
+        body: Option<serde_json::Value>,
+    ) -> PlannedRequest {
+        PlannedRequest {
+            operation: what.into(),
+            method: method.into(),
+            url: url.to_string(),
+            carried_in: carried_in.into(),
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            body,
+            authorization: Some("Bearer [redacted]".into()),
+            note: None,
+        }
     }
 
     pub async fn case_types(&self) -> Result<Vec<CaseType>, SmartAdvocateError> {
@@ -1369,4 +1459,25 @@ mod tests {
         );
         assert!(matches!(c(429, ""), SmartAdvocateError::RateLimited { .. }));
     }
+}
+
+/// The body of a status write: ids as numbers when they are.
+fn status_body(status_type_id: &str, status_id: &str) -> serde_json::Value {
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| v.into())
+    };
+    serde_json::json!({
+        "statusTypeID": number(status_type_id),
+        "statusID": number(status_id),
+    })
+}
+
+/// The body of a UDF write.
+fn udfs_body(values: &[(String, String)]) -> Vec<serde_json::Value> {
+    values
+        .iter()
+        .map(|(name, value)| serde_json::json!({"udfName": name, "value": value}))
+        .collect()
 }

@@ -35,9 +35,10 @@ use super::{import, outbound, pull, record};
 use crate::connector::{
     ApiImportError, Applied, Catalog, CatalogError, ConnectError, Connector, InboundBody,
     InboundFields, InboundRecord, InboundRejection, IngestError, InvalidInbound, JobSettings,
-    Parsed, PlatformChange, Resumed, SECRET_MASK,
+    Parsed, PlannedRequest, PlatformChange, Resumed, SECRET_MASK,
 };
 use crate::lawruler::inbound as lr_inbound;
+use casebridge_domain::crm_ops::OpAction;
 
 /// Says what this version does not do with SmartAdvocate.
 pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting, \
@@ -100,6 +101,20 @@ fn not_yet(what: &str) -> String {
 
 #[async_trait]
 impl Connector for SmartAdvocate {
+    fn plan_operation(
+        &self,
+        i: &Integration,
+        record_id: &str,
+        action: &OpAction,
+    ) -> Result<Vec<PlannedRequest>, String> {
+        let client = self
+            .clients
+            .for_integration(i)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "SmartAdvocate is not connected".to_owned())?;
+        outbound::plan(&client, record_id, action).map_err(|e| e.to_string())
+    }
+
     fn provider(&self) -> Provider {
         Provider::SmartAdvocate
     }

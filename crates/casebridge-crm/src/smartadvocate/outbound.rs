@@ -48,6 +48,7 @@ use super::client::{format_time, SmartAdvocateClient, SmartAdvocateError};
 use super::connection::Clients;
 use super::PROVIDER;
 use crate::conflicts::{fields_to_send, ChangedField};
+use crate::connector::PlannedRequest;
 use crate::counters;
 use crate::lawruler::outbound::{message_subject, platform_value};
 use crate::lawruler::voice;
@@ -68,6 +69,59 @@ pub const OUTBOX: Outbox = Outbox {
 };
 
 // ---- recording side ----
+
+/// The body of a note insert.
+fn note_json(subject: &str, body: &str, noted_at: Timestamp) -> Value {
+    json!({
+        "noteTypeID": NOTE_TYPE_ID,
+        "subject": subject,
+        "noteText": note_html(body),
+        "noteDate": noted_at.to_string(),
+        "priority": "Normal",
+    })
+}
+
+/// The requests `OpHandler::execute` sends for `action` on case `number` (a dry run): the read
+/// of the case (whose id the write needs; shown as `caseID`), the status types' read for a
+/// primary status, and the write, built by the client's own request parts. Nothing is sent.
+pub fn plan(
+    client: &SmartAdvocateClient,
+    number: &str,
+    action: &OpAction,
+) -> Result<Vec<PlannedRequest>, SmartAdvocateError> {
+    const CASE_ID: &str = "caseID";
+    let mut out = vec![client.plan_case_by_number(number)?];
+    let note = format!("caseID: SmartAdvocate's id of case {number}, from the read before");
+    let mut write = match action {
+        OpAction::SetStatus { crm_status_id, .. } => match crm_status_id.split_once(':') {
+            Some((t, st)) => client.plan_set_status(CASE_ID, t, st)?,
+            None => {
+                out.push(client.plan_status_types()?);
+                let mut w = client.plan_set_status(CASE_ID, "0", crm_status_id)?;
+                if let Some(b) = w.body.as_mut() {
+                    b["statusTypeID"] = json!("(the id of the status type named Status)");
+                }
+                w
+            }
+        },
+        OpAction::UpdateFields { fields } => client.plan_set_udfs(CASE_ID, fields)?,
+        OpAction::AddNote {
+            subject,
+            body,
+            noted_at,
+            ..
+        } => client.plan_insert_note(CASE_ID, &note_json(subject, body, *noted_at))?,
+        other => {
+            return Err(SmartAdvocateError::Rejected(format!(
+                "{} is not an operation SmartAdvocate takes",
+                other.describe()
+            )))
+        }
+    };
+    write.note = Some(note);
+    out.push(write);
+    Ok(out)
+}
 
 fn toggles(i: &Integration) -> Toggles {
     Toggles::from_settings(&i.settings)
@@ -604,13 +658,7 @@ impl OpHandler {
                 noted_at,
                 ..
             } => {
-                let note = json!({
-                    "noteTypeID": NOTE_TYPE_ID,
-                    "subject": subject,
-                    "noteText": note_html(body),
-                    "noteDate": noted_at.to_string(),
-                    "priority": "Normal",
-                });
+                let note = note_json(subject, body, *noted_at);
                 let answer = client.insert_note(&case.case_id, &note).await?;
                 Ok(serde_json::from_str::<Value>(&answer).ok().and_then(|v| {
                     match v.get("noteID")? {
