@@ -12,7 +12,7 @@ use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{self as svc, IntegrationView, TogglesChange};
 use casebridge_domain::crm_ops::ResumeMode;
-use casebridge_domain::integrations::{Direction, Provider, ToggleItem};
+use casebridge_domain::integrations::{Direction, Frequency, Provider, ToggleItem};
 use serde_json::{Map, Value};
 
 use crate::error::UiError;
@@ -27,6 +27,7 @@ pub fn routes() -> Router<Ui> {
         .route("/integrations/{provider}/connect", post(connect))
         .route("/integrations/{provider}/disconnect", post(disconnect))
         .route("/integrations/{provider}/toggles", post(toggles))
+        .route("/integrations/{provider}/run", post(run_now))
         .route("/integrations/{provider}/status-sync", post(status_sync))
 }
 
@@ -237,6 +238,7 @@ struct ConfigPage {
     errors: FieldErrors,
     toggles: Vec<ToggleItem>,
     directions: [Direction; 3],
+    frequencies: [Frequency; 3],
     next_step: String,
     /// Status changes held while status sync was off (LR11); `None` when the CRM has no
     /// status sync.
@@ -297,6 +299,7 @@ async fn config_page(
         fields: connect_fields(p, v.credentials.as_ref()),
         toggles: v.toggles.listed(),
         directions: Direction::ALL,
+        frequencies: Frequency::ALL,
         next_step: next_step(&v),
         held,
         errors,
@@ -413,6 +416,18 @@ async fn toggles(
             },
             None => None,
         },
+        // Likewise the frequency.
+        frequency: match form.get("frequency") {
+            Some(f) => match Frequency::parse("frequency", f) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
+                    let page_ = config_page(&ui, &admin, p, errors).await?;
+                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
+                }
+            },
+            None => None,
+        },
     };
     match svc::change_settings(&ui.app, admin.session.company_id, p, &change).await {
         Ok(_) => Ok(done(
@@ -427,6 +442,30 @@ async fn toggles(
             render(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
     }
+}
+
+/// "Run now" (SYNC1): a pull, and every operation waiting for the next run sent now.
+async fn run_now(
+    State(ui): State<Ui>,
+    jar: CookieJar,
+    admin: Admin,
+    Path(provider): Path<String>,
+) -> Result<Response, UiError> {
+    let p = svc::provider(&provider)?;
+    let r = svc::run_now(&ui.app, admin.session.company_id, p).await?;
+    let pull = match &r.no_pull {
+        None => "a pull was started".to_owned(),
+        Some(why) => format!("no pull was started ({why})"),
+    };
+    Ok(done(
+        &ui,
+        jar,
+        &format!("/ui/integrations/{}#toggles", p.as_str()),
+        format!(
+            "Run started: {pull}; {} waiting operation(s) are being sent.",
+            r.released
+        ),
+    ))
 }
 
 /// Status sync on (with the held changes skipped or replayed) or off (LR11).
