@@ -124,18 +124,13 @@ pub async fn rotate_webhook_token(
     store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
     let i = store::rotate_token(&mut tx, company, p.as_str(), &new_token(), expires, now).await?;
     let message = format!("webhook URL rotated; the previous URL works until {expires:.0}");
-    store::log(
+    log_action(
         &mut tx,
         company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "inbound",
-            operation: "rotate_webhook_url",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&message),
-        },
+        p,
+        "inbound",
+        "rotate_webhook_url",
+        &message,
         now,
     )
     .await?;
@@ -153,6 +148,34 @@ async fn ensure(app: &App, company: CompanyId, p: Provider) -> Result<Integratio
     let i = store::ensure(&mut tx, company, p.as_str(), &new_token(), app.now()).await?;
     tx.commit().await?;
     Ok(i)
+}
+
+/// One successful sync-log line written by an admin's action (no record).
+async fn log_action(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+    direction: &str,
+    operation: &str,
+    message: &str,
+    now: Timestamp,
+) -> Result<()> {
+    store::log(
+        conn,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction,
+            operation,
+            record_ref: None,
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(message),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 fn vanished() -> AppError {
@@ -401,18 +424,13 @@ pub async fn connect(
     } else {
         format!("connected; credentials verified; {requeued} waiting operation(s) sent again")
     };
-    store::log(
+    log_action(
         &mut tx,
         company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "outbound",
-            operation: "connect",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&connected_msg),
-        },
+        p,
+        "outbound",
+        "connect",
+        &connected_msg,
         now,
     )
     .await?;
@@ -505,21 +523,7 @@ pub async fn run_now(app: &App, company: CompanyId, p: Provider) -> Result<RunSt
             next.strftime("%Y-%m-%dT%H:%M:%SZ")
         ));
     }
-    store::log(
-        &mut tx,
-        company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "outbound",
-            operation: "run now",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&msg),
-        },
-        now,
-    )
-    .await?;
+    log_action(&mut tx, company, p, "outbound", "run now", &msg, now).await?;
     tx.commit().await?;
     Ok(RunStarted {
         pull_job_id,
@@ -676,21 +680,7 @@ async fn frequency_changed(
             at.strftime("%Y-%m-%dT%H:%M:%SZ")
         ),
     };
-    store::log(
-        tx,
-        company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "outbound",
-            operation: "frequency",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&msg),
-        },
-        now,
-    )
-    .await?;
+    log_action(tx, company, p, "outbound", "frequency", &msg, now).await?;
     Ok(())
 }
 

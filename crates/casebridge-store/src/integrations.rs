@@ -135,9 +135,19 @@ pub async fn get_for_update(
     provider: &str,
 ) -> Result<Option<Integration>> {
     let conn: &mut Conn = conn;
+    let lock = for_update(conn);
+    get_locked(conn, company, provider, lock).await
+}
+
+/// The integration read with `lock` appended (a row lock on PostgreSQL, or nothing).
+async fn get_locked(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    lock: &str,
+) -> Result<Option<Integration>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2{}",
-        for_update(conn)
+        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2{lock}"
     ))
     .bind(company.to_string())
     .bind(provider)
@@ -161,14 +171,7 @@ pub async fn get_for_share(
     } else {
         ""
     };
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2{lock}"
-    ))
-    .bind(company.to_string())
-    .bind(provider)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(Row::into_model).transpose()
+    get_locked(conn, company, provider, lock).await
 }
 
 /// Sets the anchor of the integration's hourly or daily schedule (`None`: real time).

@@ -404,30 +404,32 @@ async fn toggles(
         send_documents: on("send_documents"),
         sync_statuses: Some(current.sync_statuses),
         sync_enriched_phones: on("sync_enriched_phones"),
-        // A form without the menu (an old page) leaves the direction as it is.
-        direction: match form.get("direction") {
-            Some(d) => match Direction::parse("direction", d) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
-                    let page_ = config_page(&ui, &admin, p, errors).await?;
-                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
-                }
-            },
-            None => None,
+        // A form without a menu (an old page) leaves its setting as it is.
+        direction: None,
+        frequency: None,
+    };
+    let menus = (|| {
+        let direction = form
+            .get("direction")
+            .map(|d| Direction::parse("direction", d))
+            .transpose()?;
+        let frequency = form
+            .get("frequency")
+            .map(|f| Frequency::parse("frequency", f))
+            .transpose()?;
+        Ok::<_, casebridge_domain::ValidationError>((direction, frequency))
+    })();
+    let change = match menus {
+        Ok((direction, frequency)) => TogglesChange {
+            direction,
+            frequency,
+            ..change
         },
-        // Likewise the frequency.
-        frequency: match form.get("frequency") {
-            Some(f) => match Frequency::parse("frequency", f) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
-                    let page_ = config_page(&ui, &admin, p, errors).await?;
-                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
-                }
-            },
-            None => None,
-        },
+        Err(e) => {
+            let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
+            let page_ = config_page(&ui, &admin, p, errors).await?;
+            return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
+        }
     };
     match svc::change_settings(&ui.app, admin.session.company_id, p, &change).await {
         Ok(_) => Ok(done(
