@@ -832,10 +832,11 @@ async fn settings_report_inert_toggles_and_guard_status_sync(
         json!(["send_messages"]),
         "send data is off"
     );
-    // The eight toggles, the direction (both ways unless set) and the conflict rule (most
-    // recent unless set).
-    assert_eq!(r.body["settings"].as_object().unwrap().len(), 10);
+    // The eight toggles, the direction (both ways unless set), the frequency (real time) and
+    // the conflict rule (most recent unless set).
+    assert_eq!(r.body["settings"].as_object().unwrap().len(), 11);
     assert_eq!(r.body["settings"]["direction"], "both");
+    assert_eq!(r.body["settings"]["frequency"], "real_time");
     assert_eq!(r.body["settings"]["conflict_resolution"], "most_recent");
     // The toggles come as a list, in the safe order of the setup guide (LR7).
     let toggles = r.body["toggles"].as_array().unwrap();

@@ -1535,3 +1535,479 @@ async fn at_most_four_operations_of_one_connection_are_in_flight(
     );
 }
 casebridge_testkit::backend_test!(at_most_four_operations_of_one_connection_are_in_flight);
+
+// ---- frequency (SYNC1) ----
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl Setup {
+    /// The app's clock now.
+    fn now(&self) -> jiff::Timestamp {
+        casebridge_domain::clock::Clock::now(&self.app.clock)
+    }
+
+    /// `now` plus `by`, as the API writes times.
+    fn at(&self, by: Duration) -> String {
+        casebridge_api::dto::time(self.now() + by)
+    }
+
+    /// The note bodies Law Ruler holds for a lead, in order.
+    fn note_bodies(&self, lead: &str) -> Vec<String> {
+        self.lr
+            .sim
+            .notes(lead)
+            .into_iter()
+            .map(|n| n.body)
+            .collect()
+    }
+
+    /// The pull's reads of changed notes Law Ruler received.
+    fn pulls(&self) -> usize {
+        self.lr
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == "/api/v2/notes")
+            .count()
+    }
+
+    async fn pending_ops(&self) -> Vec<Value> {
+        let r = self
+            .app
+            .get("/api/v1/integrations/lawruler/operations?state=pending")
+            .await
+            .expect(StatusCode::OK);
+        r.body["data"].as_array().unwrap().clone()
+    }
+
+    async fn run_now(&self) -> Value {
+        self.app
+            .post("/api/v1/integrations/lawruler/run", json!({}))
+            .await
+            .expect(StatusCode::ACCEPTED)
+            .body
+    }
+
+    async fn log_lines(&self, operation: &str) -> Vec<String> {
+        let r = self
+            .app
+            .get("/api/v1/integrations/lawruler/sync-log")
+            .await
+            .expect(StatusCode::OK);
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["operation"] == operation)
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn the_frequency_is_listed_with_its_labels_and_a_bad_value_changes_nothing(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    let view = s.view().await;
+    assert_eq!(view["settings"]["frequency"], "real_time", "{view}");
+    assert_eq!(view["frequency"]["value"], "real_time");
+    assert_eq!(
+        view["frequency"]["label"],
+        "Real time: changes are sent at once"
+    );
+    let choices: Vec<&str> = view["frequency"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(choices, ["real_time", "hourly", "daily"]);
+    assert!(view["frequency"]["choices"][2]["label"]
+        .as_str()
+        .unwrap()
+        .starts_with("Daily"));
+    assert!(
+        view["frequency"]["next_run_at"].is_null(),
+        "no run to wait for in real time: {view}"
+    );
+
+    // An unknown value, or one of the wrong type, is a 422 naming the field, and nothing
+    // else in the body is applied either.
+    for bad in [json!("weekly"), json!("Hourly"), json!(60), json!(null)] {
+        let r = s
+            .app
+            .call(
+                Method::PUT,
+                "/api/v1/integrations/lawruler/settings",
+                Some(json!({"send_messages": false, "frequency": bad})),
+            )
+            .await;
+        if bad.is_null() {
+            // `null` is "leave it as it is", like every other setting.
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            settings(&s.app, json!({"send_messages": true})).await;
+            continue;
+        }
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.text
+        );
+        assert_eq!(r.body["error"]["code"], "validation_failed", "{}", r.text);
+        assert_eq!(
+            r.body["error"]["details"][0]["field"], "frequency",
+            "{}",
+            r.text
+        );
+    }
+    let after = s.view().await;
+    assert_eq!(after["settings"], view["settings"], "nothing changed");
+    assert!(s.log_lines("frequency").await.is_empty());
+
+    // Hourly: the next run is an hour from the change, in the API's time format.
+    settings(&s.app, json!({"frequency": "hourly"})).await;
+    let view = s.view().await;
+    assert_eq!(view["settings"]["frequency"], "hourly");
+    assert_eq!(view["frequency"]["value"], "hourly");
+    assert_eq!(view["frequency"]["next_run_at"], s.at(HOUR), "{view}");
+    assert!(view["frequency"]["next_run_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(
+        view["settings"]["send_messages"], true,
+        "the other settings stay"
+    );
+    // Saving another setting does not move the schedule; the next run stays where it was.
+    s.app.advance(Duration::from_secs(600));
+    settings(
+        &s.app,
+        json!({"send_documents": false, "frequency": "hourly"}),
+    )
+    .await;
+    assert_eq!(
+        s.view().await["frequency"]["next_run_at"],
+        s.at(HOUR - Duration::from_secs(600))
+    );
+    // Once the run time passes, the view shows the one after (runs keep their cadence).
+    s.app.advance(HOUR);
+    assert_eq!(
+        s.view().await["frequency"]["next_run_at"],
+        s.at(HOUR - Duration::from_secs(600))
+    );
+    settings(&s.app, json!({"frequency": "daily"})).await;
+    assert_eq!(s.view().await["frequency"]["next_run_at"], s.at(24 * HOUR));
+    let lines = s.log_lines("frequency").await;
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line per change, none for a re-save: {lines:?}"
+    );
+    assert!(
+        lines[0].starts_with("frequency set to daily; next run at "),
+        "{lines:?}"
+    );
+}
+casebridge_testkit::backend_test!(
+    the_frequency_is_listed_with_its_labels_and_a_bad_value_changes_nothing
+);
+
+async fn hourly_batches_outbound_changes_until_the_next_run_then_sends_them_in_order(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    settings(&s.app, json!({"frequency": "hourly"})).await;
+    let next_run = s.at(HOUR);
+    for i in 0..3 {
+        s.message(&s.case_id, &format!("jane {i}")).await;
+    }
+    s.message(&s.case2_id, "john 0").await;
+    s.drain().await;
+    assert!(
+        s.received().is_empty(),
+        "nothing is sent before the run: {:#?}",
+        s.received()
+    );
+    let pending = s.pending_ops().await;
+    assert_eq!(pending.len(), 4, "{pending:#?}");
+    for op in &pending {
+        assert_eq!(op["batched_until"], next_run.as_str(), "{op}");
+    }
+    assert_eq!(s.view().await["sync"]["operations_pending"], 4);
+
+    // A minute before the run: still nothing.
+    s.app.advance(HOUR - Duration::from_secs(60));
+    s.drain().await;
+    assert!(s.received().is_empty());
+    // A change made now waits for the same run, behind the earlier ones of its lead.
+    s.message(&s.case_id, "jane 3").await;
+
+    // The run: everything goes, in order per lead, once.
+    s.app.advance(Duration::from_secs(60));
+    s.drain().await;
+    assert_eq!(
+        s.note_bodies(LEAD),
+        ["jane 0", "jane 1", "jane 2", "jane 3"]
+    );
+    assert_eq!(s.note_bodies(LEAD2), ["john 0"]);
+    assert!(s.pending_ops().await.is_empty());
+    assert_eq!(s.view().await["sync"]["operations_done"], 5);
+
+    // A change after the run waits for the next one, an hour on.
+    s.message(&s.case2_id, "john 1").await;
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD2), ["john 0"]);
+    let pending = s.pending_ops().await;
+    assert_eq!(pending[0]["batched_until"], s.at(HOUR), "{pending:#?}");
+    assert_eq!(s.view().await["frequency"]["next_run_at"], s.at(HOUR));
+    s.app.advance(HOUR);
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD2), ["john 0", "john 1"]);
+    // Inbound webhooks are not batched: a received lead applies at once (the inbound tests
+    // cover them; the frequency is not read on that path).
+}
+casebridge_testkit::backend_test!(
+    hourly_batches_outbound_changes_until_the_next_run_then_sends_them_in_order
+);
+
+async fn run_now_pulls_sends_the_batched_changes_and_re_bases_the_schedule(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    settings(&s.app, json!({"frequency": "daily"})).await;
+    s.message(&s.case_id, "jane 0").await;
+    s.message(&s.case_id, "jane 1").await;
+    s.message(&s.case2_id, "john 0").await;
+    s.app.advance(Duration::from_secs(3 * 3600));
+    s.drain().await;
+    assert!(s.received().is_empty(), "batched to the daily run");
+    assert_eq!(s.pulls(), 0);
+
+    let r = s.run_now().await;
+    assert_eq!(r["pull_queued"], true, "{r}");
+    assert!(r["pull_job_id"].is_string(), "{r}");
+    assert!(r["no_pull_reason"].is_null(), "{r}");
+    assert_eq!(r["operations_released"], 3, "{r}");
+    assert_eq!(r["next_run_at"], s.at(24 * HOUR), "re-based on now: {r}");
+    assert_eq!(s.view().await["frequency"]["next_run_at"], s.at(24 * HOUR));
+    assert!(
+        s.pending_ops()
+            .await
+            .iter()
+            .all(|op| op["batched_until"].is_null()),
+        "released operations no longer say they wait"
+    );
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD), ["jane 0", "jane 1"]);
+    assert_eq!(s.note_bodies(LEAD2), ["john 0"]);
+    assert_eq!(s.pulls(), 1, "the pull ran");
+    assert!(s.pending_ops().await.is_empty());
+    let lines = s.log_lines("run now").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("run now: pull queued; 3 batched operation(s) released"),
+        "{lines:?}"
+    );
+
+    // A change after "run now" waits for the re-based run, a day from the click.
+    s.message(&s.case_id, "jane 2").await;
+    s.app.advance(23 * HOUR);
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD), ["jane 0", "jane 1"]);
+    s.app.advance(HOUR);
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD), ["jane 0", "jane 1", "jane 2"]);
+
+    // With receiving off there is nothing to pull: the answer says why, and the batched
+    // changes still go.
+    settings(&s.app, json!({"receive": false})).await;
+    s.message(&s.case2_id, "john 1").await;
+    let r = s.run_now().await;
+    assert_eq!(r["pull_queued"], false, "{r}");
+    assert!(r["pull_job_id"].is_null());
+    assert!(
+        r["no_pull_reason"]
+            .as_str()
+            .unwrap()
+            .contains("receiving data from Law Ruler is turned off"),
+        "{r}"
+    );
+    assert_eq!(r["operations_released"], 1, "{r}");
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD2), ["john 0", "john 1"]);
+    assert_eq!(s.pulls(), 1, "no second pull");
+
+    // In real time there is nothing to release and no schedule to re-base.
+    settings(&s.app, json!({"frequency": "real_time", "receive": true})).await;
+    let r = s.run_now().await;
+    assert_eq!(r["pull_queued"], true, "{r}");
+    assert_eq!(r["operations_released"], 0, "{r}");
+    assert!(r["next_run_at"].is_null(), "{r}");
+    // Another company cannot run this one's integration, and an unknown CRM is a 404.
+    let r = s
+        .app
+        .post("/api/v1/integrations/nocrm/run", json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"]["code"], "not_found", "{}", r.text);
+}
+casebridge_testkit::backend_test!(
+    run_now_pulls_sends_the_batched_changes_and_re_bases_the_schedule
+);
+
+async fn back_to_real_time_releases_the_batched_changes_and_daily_never_delays_due_ones(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, &[]).await;
+    // Real time → daily: a change recorded before the switch is not delayed by it.
+    s.message(&s.case_id, "jane 0").await;
+    settings(&s.app, json!({"frequency": "daily"})).await;
+    s.message(&s.case_id, "jane 1").await;
+    s.message(&s.case_id, "jane 2").await;
+    s.drain().await;
+    assert_eq!(
+        s.note_bodies(LEAD),
+        ["jane 0"],
+        "the change made before the switch went at once, the later ones wait"
+    );
+    let pending = s.pending_ops().await;
+    assert_eq!(pending.len(), 2);
+    assert!(pending
+        .iter()
+        .all(|op| op["batched_until"] == s.at(24 * HOUR).as_str()));
+
+    // Daily → hourly brings them forward to the new, earlier run.
+    s.app.advance(Duration::from_secs(600));
+    settings(&s.app, json!({"frequency": "hourly"})).await;
+    let pending = s.pending_ops().await;
+    assert!(
+        pending
+            .iter()
+            .all(|op| op["batched_until"] == s.at(HOUR).as_str()),
+        "{pending:#?}"
+    );
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD), ["jane 0"]);
+
+    // Back to real time: released at once, in order, without waiting for the run.
+    settings(&s.app, json!({"frequency": "real_time"})).await;
+    let view = s.view().await;
+    assert!(view["frequency"]["next_run_at"].is_null(), "{view}");
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD), ["jane 0", "jane 1", "jane 2"]);
+    assert!(s.pending_ops().await.is_empty());
+    let lines = s.log_lines("frequency").await;
+    assert!(
+        lines[0].starts_with("frequency set to real time; 2 batched operation(s) released"),
+        "{lines:?}"
+    );
+    // And new changes go at once again.
+    s.message(&s.case_id, "jane 3").await;
+    s.drain().await;
+    assert_eq!(s.note_bodies(LEAD).len(), 4);
+}
+casebridge_testkit::backend_test!(
+    back_to_real_time_releases_the_batched_changes_and_daily_never_delays_due_ones
+);
+
+async fn a_released_change_waiting_behind_a_retrying_one_runs_after_it_in_order(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // Law Ruler is down, so the real-time changes stay unfinished: each lead's head retries,
+    // holding its ordering key. The batched change queued behind them (`waiting` for its key)
+    // must run once released, after the earlier ones, in order.
+    let s = setup(backend, &[]).await;
+    s.lr.sim.fail_5xx(1000);
+    for i in 0..3 {
+        s.message(&s.case_id, &format!("jane {i}")).await;
+        s.message(&s.case2_id, &format!("john {i}")).await;
+    }
+    s.drain().await;
+    settings(&s.app, json!({"frequency": "daily"})).await;
+    s.message(&s.case_id, "jane 3").await;
+    s.message(&s.case2_id, "john 3").await;
+    s.lr.sim.clear_faults();
+    let r = s.run_now().await;
+    assert_eq!(r["operations_released"], 2, "{r}");
+    // The retries come due after their backoff; the released ones follow them.
+    s.app.advance(Duration::from_secs(700));
+    s.drain().await;
+    for (lead, who) in [(LEAD, "jane"), (LEAD2, "john")] {
+        let want: Vec<String> = (0..4).map(|i| format!("{who} {i}")).collect();
+        assert_eq!(s.note_bodies(lead), want, "every change once, in order");
+    }
+    assert!(s.pending_ops().await.is_empty());
+}
+casebridge_testkit::backend_test!(
+    a_released_change_waiting_behind_a_retrying_one_runs_after_it_in_order
+);
+
+async fn pulls_are_due_on_the_frequency_s_schedule(backend: casebridge_testkit::TestBackend) {
+    use casebridge_crm::lawruler::pull;
+    let s = setup(backend, &[]).await;
+    let store = &s.app.db.store;
+    let clock = &s.app.clock;
+    let company = s.app.company_id;
+    // Real time: the CRM's own interval; never pulled, so due now.
+    assert_eq!(
+        pull::schedule_due(store, clock, HOUR).await.unwrap(),
+        [company]
+    );
+    s.drain().await;
+    assert_eq!(s.pulls(), 1);
+
+    // Hourly: the first run is an hour after the change, whatever the last pull.
+    settings(&s.app, json!({"frequency": "hourly"})).await;
+    s.app.advance(HOUR - Duration::from_secs(1));
+    assert!(pull::schedule_due(store, clock, HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+    s.app.advance(Duration::from_secs(1));
+    assert_eq!(
+        pull::schedule_due(store, clock, HOUR).await.unwrap(),
+        [company]
+    );
+    s.drain().await;
+    assert_eq!(s.pulls(), 2);
+    assert_eq!(
+        s.view().await["frequency"]["next_run_at"],
+        s.at(HOUR),
+        "the run moved the schedule on by an interval"
+    );
+    s.app.advance(Duration::from_secs(1800));
+    assert!(pull::schedule_due(store, clock, HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Daily: not before 24 hours, then due; "run now" re-bases it.
+    settings(&s.app, json!({"frequency": "daily"})).await;
+    s.app.advance(24 * HOUR - Duration::from_secs(60));
+    assert!(
+        pull::schedule_due(store, clock, HOUR)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the CRM's hourly interval does not apply"
+    );
+    let r = s.run_now().await;
+    assert_eq!(r["pull_queued"], true);
+    s.drain().await;
+    assert_eq!(s.pulls(), 3);
+    s.app.advance(Duration::from_secs(120));
+    assert!(
+        pull::schedule_due(store, clock, HOUR)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the run now re-based the day"
+    );
+    s.app.advance(24 * HOUR);
+    assert_eq!(
+        pull::schedule_due(store, clock, HOUR).await.unwrap(),
+        [company]
+    );
+}
+casebridge_testkit::backend_test!(pulls_are_due_on_the_frequency_s_schedule);

@@ -14,8 +14,8 @@ use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
-    unreachable_base_url, AutoAddRule, Checklist, Direction, PlatformField, Provider, SyncOutcome,
-    Toggles,
+    unreachable_base_url, AutoAddRule, Checklist, Direction, Frequency, PlatformField, Provider,
+    SyncOutcome, Toggles,
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
@@ -125,18 +125,13 @@ pub async fn rotate_webhook_token(
     store::ensure(&mut tx, company, p.as_str(), &new_token(), now).await?;
     let i = store::rotate_token(&mut tx, company, p.as_str(), &new_token(), expires, now).await?;
     let message = format!("webhook URL rotated; the previous URL works until {expires:.0}");
-    store::log(
+    log_action(
         &mut tx,
         company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "inbound",
-            operation: "rotate_webhook_url",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&message),
-        },
+        p,
+        "inbound",
+        "rotate_webhook_url",
+        &message,
         now,
     )
     .await?;
@@ -154,6 +149,34 @@ async fn ensure(app: &App, company: CompanyId, p: Provider) -> Result<Integratio
     let i = store::ensure(&mut tx, company, p.as_str(), &new_token(), app.now()).await?;
     tx.commit().await?;
     Ok(i)
+}
+
+/// One successful sync-log line written by an admin's action (no record).
+async fn log_action(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+    direction: &str,
+    operation: &str,
+    message: &str,
+    now: Timestamp,
+) -> Result<()> {
+    store::log(
+        conn,
+        company,
+        p.as_str(),
+        &NewSyncEntry {
+            direction,
+            operation,
+            record_ref: None,
+            outcome: SyncOutcome::Ok,
+            error_kind: None,
+            message: Some(message),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 fn vanished() -> AppError {
@@ -221,6 +244,9 @@ pub struct IntegrationView {
     pub permission_checks: &'static [&'static str],
     /// Until when the CRM token in memory is used before renewal (`None`: none held now).
     pub token_valid_until: Option<Timestamp>,
+    /// The next run of an hourly or daily frequency (`Frequency::next_run`): when the
+    /// operations recorded meanwhile go and the CRM is pulled. `None` in real time.
+    pub next_run_at: Option<Timestamp>,
 }
 
 impl IntegrationView {
@@ -277,6 +303,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     .next();
     Ok(IntegrationView {
         provider: p,
+        next_run_at: toggles.frequency.next_run(i.next_run_at, app.now()),
         webhook_url: webhook_url(base, p, &i.webhook_token),
         webhook_url_warning: unreachable_base_url(base),
         records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
@@ -398,18 +425,13 @@ pub async fn connect(
     } else {
         format!("connected; credentials verified; {requeued} waiting operation(s) sent again")
     };
-    store::log(
+    log_action(
         &mut tx,
         company,
-        p.as_str(),
-        &NewSyncEntry {
-            direction: "outbound",
-            operation: "connect",
-            record_ref: None,
-            outcome: SyncOutcome::Ok,
-            error_kind: None,
-            message: Some(&connected_msg),
-        },
+        p,
+        "outbound",
+        "connect",
+        &connected_msg,
         now,
     )
     .await?;
@@ -445,6 +467,73 @@ pub async fn pull_now(app: &App, company: CompanyId, p: Provider) -> Result<Pull
     })
 }
 
+/// What "run now" did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStarted {
+    /// The pull's job, when one was added.
+    pub pull_job_id: Option<String>,
+    /// Why no pull was added, when none was (nothing would be received, or one is waiting).
+    pub no_pull: Option<String>,
+    /// Operations that were waiting for the next run and are due now.
+    pub released: u64,
+    /// The next run (hourly or daily: an interval from now); `None` in real time.
+    pub next_run_at: Option<Timestamp>,
+}
+
+/// Runs the integration now (SYNC1): a pull (unless nothing would be received, or one is
+/// already waiting), and every operation waiting for the next run is due at once. With an
+/// hourly or daily frequency the schedule is re-based: the next run is an interval from now.
+/// The integration row is locked, so an operation recorded meanwhile is either released here or
+/// queued for the new next run.
+pub async fn run_now(app: &App, company: CompanyId, p: Provider) -> Result<RunStarted> {
+    let c = connector(app, p, || {
+        AppError::Conflict(format!("{} cannot be run in this version", p.label()))
+    })?;
+    ensure(app, company, p).await?;
+    let now = app.now();
+    let mut tx = app.store().begin().await?;
+    let i = store::get_for_update(&mut tx, company, p.as_str())
+        .await?
+        .ok_or_else(vanished)?;
+    let (pull_job_id, no_pull) = match c.inbound_gate(&i) {
+        Some(reason) => (None, Some(format!("nothing would be pulled: {reason}"))),
+        None => match c.enqueue_pull(&mut tx, company, now).await? {
+            Some(job) => (Some(job.to_string()), None),
+            None => (
+                None,
+                Some("a pull is already waiting; it reads everything changed until it runs".into()),
+            ),
+        },
+    };
+    let released = c.release_batched(&mut tx, company, now, now).await?;
+    let frequency = Toggles::from_settings(&i.settings).frequency;
+    let next_run_at = frequency.interval().map(|every| now + every);
+    if next_run_at.is_some() {
+        store::set_next_run_at(&mut tx, company, p.as_str(), next_run_at, now).await?;
+    }
+    let mut msg = format!(
+        "run now: {}; {released} batched operation(s) released",
+        match &no_pull {
+            None => "pull queued",
+            Some(why) => why.as_str(),
+        }
+    );
+    if let Some(next) = next_run_at {
+        msg.push_str(&format!(
+            "; next run at {}",
+            next.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    log_action(&mut tx, company, p, "outbound", "run now", &msg, now).await?;
+    tx.commit().await?;
+    Ok(RunStarted {
+        pull_job_id,
+        no_pull,
+        released,
+        next_run_at,
+    })
+}
+
 /// Disconnects: the stored credentials are deleted; mappings and settings stay.
 pub async fn disconnect(app: &App, company: CompanyId, p: Provider) -> Result<IntegrationView> {
     let i = ensure(app, company, p).await?;
@@ -477,6 +566,8 @@ pub struct TogglesChange {
     pub direction: Option<Direction>,
     /// What wins when both sides changed a field (SYNC1, SYNC2).
     pub conflict_resolution: Option<ConflictRule>,
+    /// How often the integration runs (SYNC1).
+    pub frequency: Option<Frequency>,
 }
 
 const MAP_STATUSES_FIRST: &str =
@@ -486,6 +577,11 @@ const MAP_STATUSES_FIRST: &str =
 /// needs at least one status mapping (the safe order), and held status changes are resolved
 /// through [`set_status_sync`] instead. The row is read locked and written in one transaction,
 /// so concurrent changes of different toggles do not undo each other.
+///
+/// A new frequency starts its schedule now: hourly or daily, the next run is an interval from
+/// now; operations waiting for a later run are brought forward to it (daily → hourly), those
+/// waiting for an earlier one keep it (hourly → daily), and operations already due are not
+/// delayed. Back to real time, every waiting operation is released at once.
 pub async fn change_settings(
     app: &App,
     company: CompanyId,
@@ -518,6 +614,9 @@ pub async fn change_settings(
     }
     if let Some(r) = change.conflict_resolution {
         t.conflict_resolution = r;
+    }
+    if let Some(f) = change.frequency {
+        t.frequency = f;
     }
     // Status changes start going out again (status sync on; for SmartAdvocate also "Send
     // mapping"): the held ones wait for the admin's choice.
@@ -554,7 +653,41 @@ pub async fn change_settings(
         app.now(),
     )
     .await?;
+    if t.frequency != before.frequency {
+        frequency_changed(app, &mut tx, company, p, t.frequency).await?;
+    }
     commit_and_view(app, tx, company, p).await
+}
+
+/// A new frequency, in the transaction that stores it: the schedule starts now, and waiting
+/// operations are brought forward to the new next run (released, in real time).
+async fn frequency_changed(
+    app: &App,
+    tx: &mut casebridge_store::Tx,
+    company: CompanyId,
+    p: Provider,
+    f: Frequency,
+) -> Result<()> {
+    let now = app.now();
+    let next = f.interval().map(|every| now + every);
+    store::set_next_run_at(tx, company, p.as_str(), next, now).await?;
+    let moved = match app.connectors().get(p) {
+        Some(c) => {
+            c.release_batched(tx, company, next.unwrap_or(now), now)
+                .await?
+        }
+        None => 0,
+    };
+    let msg = match next {
+        None => format!("frequency set to real time; {moved} batched operation(s) released"),
+        Some(at) => format!(
+            "frequency set to {}; next run at {}; {moved} batched operation(s) moved to it",
+            f.as_str(),
+            at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    };
+    log_action(tx, company, p, "outbound", "frequency", &msg, now).await?;
+    Ok(())
 }
 
 // ---- status sync (LR11) ----
@@ -656,7 +789,8 @@ pub async fn set_status_sync(
 
 // ---- outbound operations (SYNC3) ----
 
-/// Outbound operations, newest first, optionally in one state.
+/// Outbound operations, newest first, optionally in one state. `batched_until` is kept only on
+/// a pending operation still waiting for that run (hourly or daily frequency).
 pub async fn operations(
     app: &App,
     company: CompanyId,
@@ -665,7 +799,16 @@ pub async fn operations(
     page: &PageRequest,
 ) -> Result<Page<CrmOp>> {
     let mut conn = app.store().conn().await?;
-    Ok(casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, page).await?)
+    let mut ops =
+        casebridge_store::crm_ops::list(&mut conn, company, p.as_str(), state, page).await?;
+    // `batched_until` is shown while the operation still waits for that run.
+    let now = app.now();
+    for op in &mut ops.items {
+        if op.state != OpState::Pending || op.batched_until.is_none_or(|t| t <= now) {
+            op.batched_until = None;
+        }
+    }
+    Ok(ops)
 }
 
 /// A failed operation, ready to be acted on; another state is a conflict naming it.

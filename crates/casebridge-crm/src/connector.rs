@@ -312,6 +312,17 @@ pub trait Connector: Send + Sync {
         now: Timestamp,
     ) -> Result<u64, StoreError>;
 
+    /// Operations waiting for a run of the integration (hourly or daily frequency) later than
+    /// `at` become due by `at` (`at` = `now`: at once), in the caller's transaction ("run now", a
+    /// change of frequency). Returns how many.
+    async fn release_batched(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
     /// Sends a failed operation again (an admin's retry): it becomes pending and is queued
     /// behind the lead's other operations. Returns false when it is not failed (any more).
     async fn retry_failed(

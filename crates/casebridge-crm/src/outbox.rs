@@ -5,6 +5,13 @@
 //!
 //! Jobs are ordered per CRM record (`<provider>/<company>/<record>`), at most
 //! [`CONNECTION_CONCURRENCY`] run at once per connection.
+//!
+//! Frequency (SYNC1): with an hourly or daily frequency a new operation is recorded and queued
+//! at once, as always, but its job is not due until the integration's next run
+//! (`Frequency::next_run`; the operation's `batched_until` says so).
+//! [`Outbox::release_batched`] brings such jobs forward ("run now", a change of frequency). A
+//! retry, a replayed held status change and a requeue after a reconnect go at once (a requeued
+//! job that was waiting for a run keeps its time).
 
 use crate::counters;
 use std::collections::HashMap;
@@ -69,6 +76,12 @@ impl Outbox {
         format!("{}/{company}/{record}", self.provider)
     }
 
+    /// The queue's concurrency key of a connection's operations.
+    fn concurrency_key(&self, company: CompanyId) -> String {
+        format!("{}/{company}", self.provider)
+    }
+
+    /// Queues an operation's job, due at once.
     pub async fn enqueue_job(
         &self,
         conn: &mut Conn,
@@ -77,19 +90,74 @@ impl Outbox {
         record: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.enqueue_job_at(conn, company, op_id, record, now, now)
+            .await
+    }
+
+    /// Queues an operation's job, due at `run_at` (not before `now`).
+    async fn enqueue_job_at(
+        &self,
+        conn: &mut Conn,
+        company: CompanyId,
+        op_id: &str,
+        record: &str,
+        run_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         jobs::enqueue(
             conn,
             &NewJob::new(QUEUE, self.kind, json!({ "op_id": op_id }))
                 .company(company)
                 .ordering_key(self.ordering_key(company, record))
-                .concurrency(
-                    format!("{}/{company}", self.provider),
-                    CONNECTION_CONCURRENCY,
-                ),
+                .concurrency(self.concurrency_key(company), CONNECTION_CONCURRENCY)
+                .run_at(run_at.max(now)),
             now,
         )
         .await?;
         Ok(())
+    }
+
+    /// When a new operation of this integration is due: at the next run with an hourly or
+    /// daily frequency, else `None` (at once). The row is share-locked, so a concurrent change
+    /// of frequency or "run now" either comes first and is seen, or waits for this transaction
+    /// and then releases what it queued.
+    async fn batched_until(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let Some(i) = integrations::get_for_share(tx, company, self.provider).await? else {
+            return Ok(None);
+        };
+        let frequency = Toggles::from_settings(&i.settings).frequency;
+        Ok(frequency
+            .next_run(i.next_run_at, now)
+            .filter(|at| *at > now))
+    }
+
+    /// Makes the integration's operations that wait for a run later than `at` due by `at`
+    /// (`at` = `now`: at once). Call in the transaction of a "run now" or a change of frequency.
+    /// Returns how many operations were brought forward.
+    pub async fn release_batched(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let moved = jobs::bring_forward(
+            tx,
+            company,
+            QUEUE,
+            self.kind,
+            &self.concurrency_key(company),
+            at,
+            now,
+        )
+        .await?;
+        crm_ops::bring_forward(tx, company, self.provider, at, now).await?;
+        Ok(moved)
     }
 
     /// Records one operation: pending with its job when `state` says so, or held. `None`
@@ -106,6 +174,11 @@ impl Outbox {
         action: &OpAction,
         now: Timestamp,
     ) -> Result<String, StoreError> {
+        let batched_until = if state == OpState::Pending {
+            self.batched_until(tx, company, now).await?
+        } else {
+            None
+        };
         let id = crm_ops::insert(
             tx,
             company,
@@ -116,12 +189,14 @@ impl Outbox {
                 record_id: record,
                 action,
                 state,
+                batched_until,
             },
             now,
         )
         .await?;
         if state == OpState::Pending {
-            self.enqueue_job(tx, company, &id, record, now).await?;
+            self.enqueue_job_at(tx, company, &id, record, batched_until.unwrap_or(now), now)
+                .await?;
         }
         Ok(id)
     }
@@ -321,19 +396,20 @@ impl Outbox {
             records.dedup();
             for record in records {
                 let key = self.ordering_key(company, record);
-                // (op id, was blocked); UUIDv7 ids sort in creation order.
-                let mut ops: Vec<(String, bool)> = blocked
+                // (op id, was blocked, due at); UUIDv7 ids sort in creation order. A taken
+                // job keeps its time (one waiting for the next run still waits for it).
+                let mut ops: Vec<(String, bool, Timestamp)> = blocked
                     .iter()
                     .filter(|o| o.record_id == record)
-                    .map(|o| (o.id.clone(), true))
+                    .map(|o| (o.id.clone(), true, now))
                     .collect();
                 for job in jobs::take_pending(tx, QUEUE, &key).await? {
                     if let Some(id) = job.payload.get("op_id").and_then(Value::as_str) {
-                        ops.push((id.to_owned(), false));
+                        ops.push((id.to_owned(), false, job.run_at));
                     }
                 }
                 ops.sort();
-                for (id, was_blocked) in ops {
+                for (id, was_blocked, run_at) in ops {
                     if was_blocked {
                         if !crm_ops::transition(
                             tx,
@@ -351,7 +427,8 @@ impl Outbox {
                         }
                         n += 1;
                     }
-                    self.enqueue_job(tx, company, &id, record, now).await?;
+                    self.enqueue_job_at(tx, company, &id, record, run_at, now)
+                        .await?;
                 }
             }
         }

@@ -8,7 +8,10 @@
 //!   race on the cursors. The on-demand pull (`POST /integrations/{provider}/pull`) and the
 //!   scheduler both go through it.
 //! - [`PullSchedule::schedule_due`] enqueues a pull for every connected integration with
-//!   "Receive data" in effect whose last pull is at least the interval old, or that never pulled;
+//!   "Receive data" in effect that is due: in real time, when its last pull is at least the
+//!   CRM's interval old, or it never pulled; hourly or daily, when its next run
+//!   (`integrations.next_run_at`) has come, which then moves on by whole intervals
+//!   (`Frequency::next_run`), so runs keep their cadence;
 //!   [`PullSchedule::run_loop`] calls it every twelfth of the interval (between 1 s and 5
 //!   minutes), one loop per CRM per process that runs workers.
 //! - [`retry_policy`]: 30 s doubling up to 15 minutes, [`MAX_ATTEMPTS`] in all; a pull gives up
@@ -82,9 +85,11 @@ impl PullSchedule {
         Ok(Some(id))
     }
 
-    /// Enqueues a pull for every connected integration with "Receive data" in effect whose last
-    /// pull is at least `interval` old (or that never pulled). Returns the companies a pull was
-    /// enqueued for (not those that already had one waiting).
+    /// Enqueues a pull for every connected integration with "Receive data" in effect that is
+    /// due: in real time, when its last pull is at least `interval` old (or it never pulled);
+    /// hourly or daily, when its next run has come (the run's anchor then moves to the next
+    /// one, in the same transaction). Returns the companies a pull was enqueued for (not those
+    /// that already had one waiting).
     pub async fn schedule_due(
         &self,
         store: &Store,
@@ -106,7 +111,20 @@ impl PullSchedule {
         let mut enqueued = Vec::new();
         for company in due_now {
             let mut tx = store.begin().await?;
+            // Read again, locked: a "run now" or a new frequency may have moved the run.
+            let Some(i) = integrations::get_for_update(&mut tx, company, self.provider).await?
+            else {
+                continue;
+            };
+            if !due(&i, now, interval) {
+                continue;
+            }
             let added = self.enqueue(&mut tx, company, now).await?;
+            let frequency = Toggles::from_settings(&i.settings).frequency;
+            if let Some(next) = frequency.next_run(i.next_run_at, now) {
+                integrations::set_next_run_at(&mut tx, company, self.provider, Some(next), now)
+                    .await?;
+            }
             tx.commit().await?;
             if added.is_some() {
                 enqueued.push(company);
@@ -301,12 +319,17 @@ pub(crate) fn older_than(at: Option<Timestamp>, now: Timestamp, interval: Durati
     at.is_none_or(|t| now.as_millisecond() - t.as_millisecond() >= interval_ms)
 }
 
-/// Whether `i` should be pulled now: connected, "Receive data" in effect, and not pulled (or
-/// tried) within `interval`.
+/// Whether `i` should be pulled now: connected, "Receive data" in effect, and due: in real
+/// time, not pulled (or tried) within `interval`; hourly or daily, its next run has come (or it
+/// has none yet).
 fn due(i: &Integration, now: Timestamp, interval: Duration) -> bool {
+    let t = Toggles::from_settings(&i.settings);
     i.credentials_sealed.is_some()
-        && Toggles::from_settings(&i.settings).gates().receive
-        && older_than(i.last_pull_at, now, interval)
+        && t.gates().receive
+        && match t.frequency.interval() {
+            None => older_than(i.last_pull_at, now, interval),
+            Some(_) => i.next_run_at.is_none_or(|at| at <= now),
+        }
 }
 
 /// How often [`PullSchedule::run_loop`] looks: a twelfth of the interval, between 1 s and 5

@@ -1,6 +1,7 @@
 //! CRM integrations, provider-neutral: toggles and their gates, the setup checklist, mapping
 //! targets, list auto-add rules, and the sync log's vocabulary.
 
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
@@ -107,6 +108,85 @@ impl Direction {
     }
 }
 
+/// How often an integration runs (SYNC1). Inbound webhooks are real time whatever it says.
+///
+/// - `real_time`: outbound operations go at once; pulls follow the CRM's own interval.
+/// - `hourly` / `daily`: the integration runs every hour / every 24 hours from an anchor (the
+///   time the frequency was set, or of the last "run now"). A run pulls (when receiving), and the
+///   outbound operations recorded since the previous run go then: they are queued at once but
+///   not due until the next run ([`Frequency::next_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frequency {
+    /// At once (the default).
+    #[default]
+    RealTime,
+    /// Every hour.
+    Hourly,
+    /// Every 24 hours.
+    Daily,
+}
+
+impl Frequency {
+    pub const ALL: [Frequency; 3] = [Frequency::RealTime, Frequency::Hourly, Frequency::Daily];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frequency::RealTime => "real_time",
+            Frequency::Hourly => "hourly",
+            Frequency::Daily => "daily",
+        }
+    }
+
+    /// What an admin reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            Frequency::RealTime => "Real time: changes are sent at once",
+            Frequency::Hourly => "Hourly: changes are sent, and the CRM pulled, once an hour",
+            Frequency::Daily => "Daily: changes are sent, and the CRM pulled, once a day",
+        }
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == raw)
+            .ok_or_else(|| ValidationError::single(field, "must be real_time, hourly or daily"))
+    }
+
+    /// The time between two runs; `None` in real time (nothing waits for a run).
+    pub fn interval(self) -> Option<SignedDuration> {
+        match self {
+            Frequency::RealTime => None,
+            Frequency::Hourly => Some(SignedDuration::from_hours(1)),
+            Frequency::Daily => Some(SignedDuration::from_hours(24)),
+        }
+    }
+
+    /// When the next run after `now` is: `anchor` plus the smallest whole number of intervals
+    /// that is later than `now` (`anchor` itself while it is later). `None` in real time. With no
+    /// anchor (never set) the run is `now`: nothing is held back.
+    pub fn next_run(self, anchor: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+        let interval = self.interval()?;
+        let Some(anchor) = anchor else {
+            return Some(now);
+        };
+        if anchor > now {
+            return Some(anchor);
+        }
+        let every = interval.as_millis();
+        let behind = i128::from(now.as_millisecond() - anchor.as_millisecond());
+        let runs = behind / every + 1;
+        let ms = i128::from(anchor.as_millisecond()) + runs * every;
+        Some(
+            i64::try_from(ms)
+                .ok()
+                .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+                .unwrap_or(now),
+        )
+    }
+}
+
 /// The eight toggles of a CRM integration (LR7), in the safe order an admin turns them on, and
 /// the sync direction that caps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -127,6 +207,9 @@ pub struct Toggles {
     pub direction: Direction,
     /// What wins when both sides changed a field (SYNC1, SYNC2); `most_recent` when never set.
     pub conflict_resolution: ConflictRule,
+    /// How often the integration runs (SYNC1); `real_time` when never set.
+    #[serde(default)]
+    pub frequency: Frequency,
 }
 
 /// One toggle as the setup screen shows it (LR7).
@@ -576,6 +659,7 @@ mod tests {
             sync_statuses: true,
             sync_enriched_phones: true,
             direction: Direction::Both,
+            frequency: Frequency::RealTime,
             ..Toggles::default()
         };
         let g = all.gates();
@@ -606,5 +690,62 @@ mod tests {
             Direction::OneWayIn
         );
         assert!(Direction::parse("direction", "inbound").is_err());
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_frequency_reads_as_real_time_when_never_set_and_parses_its_names() {
+        let old = Toggles::from_settings(&serde_json::json!({"enable_integration": true}));
+        assert_eq!(old.frequency, Frequency::RealTime);
+        assert!(old.enable_integration, "the other toggles still read");
+        let set = Toggles::from_settings(&serde_json::json!({"frequency": "daily"}));
+        assert_eq!(set.frequency, Frequency::Daily);
+        for f in Frequency::ALL {
+            assert_eq!(Frequency::parse("frequency", f.as_str()).unwrap(), f);
+        }
+        let e = Frequency::parse("frequency", "weekly").unwrap_err();
+        assert_eq!(e.errors[0].field, "frequency");
+        assert_eq!(
+            serde_json::to_value(Frequency::RealTime).unwrap(),
+            "real_time"
+        );
+    }
+
+    #[test]
+    fn the_next_run_is_the_anchor_plus_whole_intervals_after_now() {
+        let anchor = Some(t("2025-01-15T12:00:00Z"));
+        let h = Frequency::Hourly;
+        assert_eq!(
+            Frequency::RealTime.next_run(anchor, t("2025-01-15T12:00:00Z")),
+            None
+        );
+        assert_eq!(
+            h.next_run(Some(t("2025-01-15T13:00:00Z")), t("2025-01-15T12:10:00Z")),
+            Some(t("2025-01-15T13:00:00Z")),
+            "a future anchor is the next run"
+        );
+        assert_eq!(
+            h.next_run(anchor, t("2025-01-15T12:00:00Z")),
+            Some(t("2025-01-15T13:00:00Z")),
+            "at the run itself the next one is an interval on"
+        );
+        assert_eq!(
+            h.next_run(anchor, t("2025-01-15T15:59:59.999Z")),
+            Some(t("2025-01-15T16:00:00Z")),
+            "missed runs are skipped, the cadence is kept"
+        );
+        assert_eq!(
+            Frequency::Daily.next_run(anchor, t("2025-01-16T11:59:00Z")),
+            Some(t("2025-01-16T12:00:00Z"))
+        );
+        let now = t("2025-01-15T12:34:00Z");
+        assert_eq!(
+            h.next_run(None, now),
+            Some(now),
+            "no anchor holds nothing back"
+        );
     }
 }

@@ -1123,3 +1123,94 @@ async fn one_key_runs_its_jobs_in_commit_order_under_racing_enqueuers(
     assert!(rec.overlaps.lock().unwrap().is_empty());
 }
 casebridge_testkit::backend_test!(one_key_runs_its_jobs_in_commit_order_under_racing_enqueuers);
+
+async fn jobs_brought_forward_run_in_every_waiting_state_and_keep_their_order(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // What "run now" does to batched CRM jobs: `jobs::bring_forward` changes only `run_at`. A
+    // job `waiting` behind its ordering key's retrying head, and jobs `scheduled` for a
+    // concurrency slot (limit 1, so one of them waits `blocked`), must all become claimable
+    // and run in order; the head's retry keeps its backoff.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<String>>>);
+    #[async_trait]
+    impl Handler for Log {
+        async fn run(&self, job: &Job) -> Result<(), JobError> {
+            let name = job.payload["name"].as_str().unwrap().to_owned();
+            self.0.lock().unwrap().push(name.clone());
+            if name == "a" && job.attempts == 1 {
+                return Err(JobError::Retry {
+                    error: "first attempt fails".into(),
+                    retry_after: None,
+                });
+            }
+            Ok(())
+        }
+    }
+    let db = TestDb::new(backend).await;
+    let t0: Timestamp = "2026-03-02T10:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let company = casebridge_domain::ids::CompanyId::new();
+    let later = t0 + jiff::SignedDuration::from_hours(1);
+    let job = |name: &str, key: &str, at: Timestamp| {
+        NewJob::new(Q, "k", json!({ "name": name }))
+            .company(company)
+            .ordering_key(key)
+            .concurrency("ck", 1)
+            .run_at(at)
+    };
+    enqueue(&db.store, job("a", "k1", t0), t0).await;
+    enqueue(&db.store, job("b", "k1", later), t0).await; // waiting behind a
+    enqueue(&db.store, job("c", "k2", later), t0).await; // scheduled
+    enqueue(&db.store, job("d", "k3", later), t0).await; // scheduled
+    let other = NewJob::new(Q, "k", json!({"name": "other company"}))
+        .company(casebridge_domain::ids::CompanyId::new())
+        .concurrency("ck", 1)
+        .run_at(later);
+    enqueue(&db.store, other, t0).await;
+    let log = Log::default();
+    let policy = RetryPolicy {
+        backoff: Backoff::Schedule(vec![Duration::from_secs(60)]),
+        jitter: 0.0,
+        max_attempts: 5,
+        window: None,
+    };
+    let w = Worker::new(
+        db.store.clone(),
+        Arc::new(clock.clone()),
+        Registry::new().register("k", log.clone(), policy),
+        config(4),
+    );
+    w.drain().await.unwrap();
+    assert_eq!(*log.0.lock().unwrap(), ["a"], "only a was due; it failed");
+
+    let mut tx = db.store.begin().await.unwrap();
+    let moved = jobs::bring_forward(&mut tx, company, Q, "k", "ck", t0, t0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        moved, 3,
+        "b, c and d; not a's retry, not another company's job"
+    );
+
+    w.drain().await.unwrap();
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        ["a", "c", "d"],
+        "c and d ran one at a time (one slot); b still waits for a, whose retry kept its time"
+    );
+    clock.advance(Duration::from_secs(60));
+    w.drain().await.unwrap();
+    assert_eq!(*log.0.lock().unwrap(), ["a", "c", "d", "a", "b"]);
+    clock.advance(Duration::from_secs(3600));
+    w.drain().await.unwrap();
+    assert_eq!(
+        log.0.lock().unwrap().last().map(String::as_str),
+        Some("other company"),
+        "the other company's job ran at its own time"
+    );
+}
+casebridge_testkit::backend_test!(
+    jobs_brought_forward_run_in_every_waiting_state_and_keep_their_order
+);

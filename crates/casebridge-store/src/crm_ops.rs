@@ -32,6 +32,9 @@ pub struct CrmOp {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// Queued to wait for the integration's next run (hourly or daily frequency): its job is
+    /// not due before this time. Cleared when it is released early.
+    pub batched_until: Option<Timestamp>,
 }
 
 /// An operation to record.
@@ -44,10 +47,12 @@ pub struct NewOp<'a> {
     pub action: &'a OpAction,
     /// `Pending` or `Held`.
     pub state: OpState,
+    /// Set when the pending operation waits for the integration's next run.
+    pub batched_until: Option<Timestamp>,
 }
 
 const COLUMNS: &str = "id, company_id, provider, kind, case_id, record_id, payload, state,
-    attempts, last_error, created_at, updated_at, finished_at";
+    attempts, last_error, created_at, updated_at, finished_at, batched_until";
 
 #[derive(FromRow)]
 struct Row {
@@ -64,6 +69,7 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+    batched_until: Option<i64>,
 }
 
 impl Row {
@@ -84,6 +90,7 @@ impl Row {
             created_at: ts(self.created_at)?,
             updated_at: ts(self.updated_at)?,
             finished_at: self.finished_at.map(ts).transpose()?,
+            batched_until: self.batched_until.map(ts).transpose()?,
             id: self.id,
         })
     }
@@ -99,8 +106,8 @@ pub async fn insert(
     let id = Uuid::now_v7().to_string();
     sqlx::query(
         "INSERT INTO crm_ops (id, company_id, provider, kind, case_id, record_id, payload, state,
-                              attempts, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+                              attempts, created_at, updated_at, batched_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10)",
     )
     .bind(&id)
     .bind(company.to_string())
@@ -111,9 +118,35 @@ pub async fn insert(
     .bind(serde_json::to_string(op.action).expect("serializable"))
     .bind(op.state.as_str())
     .bind(now.as_millisecond())
+    .bind(op.batched_until.map(|t| t.as_millisecond()))
     .execute(&mut *conn)
     .await?;
     Ok(id)
+}
+
+/// Operations of a company's CRM waiting for a run later than `at`, now due by `at`: their
+/// `batched_until` becomes `at`, or is cleared when `at` is not after `now` (released). Pair
+/// with `jobs::bring_forward` on their jobs. Returns how many changed.
+pub async fn bring_forward(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<u64> {
+    let until = (at > now).then(|| at.as_millisecond());
+    let done = sqlx::query(
+        "UPDATE crm_ops SET batched_until = $4, updated_at = $5
+         WHERE company_id = $1 AND provider = $2 AND state = 'pending' AND batched_until > $3",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(at.as_millisecond())
+    .bind(until)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn get(conn: &mut Conn, company: CompanyId, id: &str) -> Result<CrmOp> {

@@ -39,12 +39,16 @@ pub struct Integration {
     pub documents_cursor: Option<Timestamp>,
     pub last_pull_at: Option<Timestamp>,
     pub last_pull_error: Option<String>,
+    /// The anchor of an hourly or daily schedule (`Frequency::next_run` reads it); `None` in
+    /// real time.
+    pub next_run_at: Option<Timestamp>,
 }
 
 const COLUMNS: &str = "company_id, provider, webhook_token, credentials_sealed, connected_at,
     settings, config_error, first_webhook_at, last_webhook_at, last_integration_sync_at,
     last_status_pull_at, last_status_push_at, catalog_refreshed_at, catalog_error,
-    leads_cursor, notes_cursor, contacts_cursor, documents_cursor, last_pull_at, last_pull_error";
+    leads_cursor, notes_cursor, contacts_cursor, documents_cursor, last_pull_at, last_pull_error,
+    next_run_at";
 
 #[derive(FromRow)]
 struct Row {
@@ -68,6 +72,7 @@ struct Row {
     documents_cursor: Option<i64>,
     last_pull_at: Option<i64>,
     last_pull_error: Option<String>,
+    next_run_at: Option<i64>,
 }
 
 fn opt_ts(v: Option<i64>) -> Result<Option<Timestamp>> {
@@ -98,6 +103,7 @@ impl Row {
             documents_cursor: opt_ts(self.documents_cursor)?,
             last_pull_at: opt_ts(self.last_pull_at)?,
             last_pull_error: self.last_pull_error,
+            next_run_at: opt_ts(self.next_run_at)?,
         })
     }
 }
@@ -134,15 +140,64 @@ pub async fn get_for_update(
     provider: &str,
 ) -> Result<Option<Integration>> {
     let conn: &mut Conn = conn;
+    let lock = for_update(conn);
+    get_locked(conn, company, provider, lock).await
+}
+
+/// The integration read with `lock` appended (a row lock on PostgreSQL, or nothing).
+async fn get_locked(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    lock: &str,
+) -> Result<Option<Integration>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2{}",
-        for_update(conn)
+        "SELECT {COLUMNS} FROM integrations WHERE company_id = $1 AND provider = $2{lock}"
     ))
     .bind(company.to_string())
     .bind(provider)
     .fetch_optional(&mut *conn)
     .await?;
     row.map(Row::into_model).transpose()
+}
+
+/// The integration, share-locked until the transaction ends (PostgreSQL; SQLite write
+/// transactions are serial): concurrent readers go on, but a change made under
+/// [`get_for_update`] (a new frequency, a "run now") waits for this transaction, or this read
+/// waits for it and sees it. Used where work is queued by the integration's schedule.
+pub async fn get_for_share(
+    conn: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+) -> Result<Option<Integration>> {
+    let conn: &mut Conn = conn;
+    let lock = if conn.backend_name() == "PostgreSQL" {
+        " FOR SHARE"
+    } else {
+        ""
+    };
+    get_locked(conn, company, provider, lock).await
+}
+
+/// Sets the anchor of the integration's hourly or daily schedule (`None`: real time).
+pub async fn set_next_run_at(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    next_run_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE integrations SET next_run_at = $3, updated_at = $4
+         WHERE company_id = $1 AND provider = $2",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(next_run_at.map(|t| t.as_millisecond()))
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn get(

@@ -43,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use casebridge_domain::ids::JobId;
+use casebridge_domain::ids::{CompanyId, JobId};
 use casebridge_domain::jobs::{Job, JobStatus, NewJob};
 use casebridge_domain::page::{Page, PageRequest};
 use jiff::Timestamp;
@@ -394,6 +394,44 @@ pub async fn take_pending(conn: &mut Conn, queue: &str, ordering_key: &str) -> R
         }
     }
     rows(taken)
+}
+
+/// Brings a company's jobs of one kind that have not started and are not due until after `at`
+/// forward to `at` (`at` = now: due at once). Jobs that were attempted (a retry waiting for its
+/// backoff) are left alone. Returns how many moved.
+///
+/// Only `run_at` changes, never the status, so every gate still holds: a `scheduled` job is
+/// gated by the next claim once `run_at` passes (it takes a free slot of its concurrency key or
+/// waits `blocked`); a `waiting` job keeps its place behind its ordering key and, promoted,
+/// becomes `scheduled` with the earlier `run_at`, so order per key is unchanged. Workers are
+/// woken when the transaction commits, so one sleeping until the old time looks again.
+pub async fn bring_forward(
+    conn: &mut Conn,
+    company: CompanyId,
+    queue: &str,
+    kind: &str,
+    concurrency_key: &str,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET run_at = $5, updated_at = $6
+         WHERE queue = $1 AND concurrency_key = $2 AND kind = $3 AND company_id = $4
+           AND status IN ('pending', 'waiting', 'scheduled', 'blocked')
+           AND attempts = 0 AND run_at > $5",
+    )
+    .bind(queue)
+    .bind(concurrency_key)
+    .bind(kind)
+    .bind(company.to_string())
+    .bind(at.as_millisecond())
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() > 0 {
+        wake::mark_enqueued();
+    }
+    Ok(done.rows_affected())
 }
 
 /// Sets the limit of a concurrency key on every job that has it (new jobs carry the limit their

@@ -590,6 +590,74 @@ async fn the_configuration_tab_lists_toggles_in_the_safe_order_and_masks_secrets
         texts(&Html::parse_document(&bad.html), "#toggles .form-error")[0]
             .contains("must be both, one_way_in or one_way_out")
     );
+    // The frequency menu lists the three with their labels; hourly is saved from the form and
+    // the next run shown, and "Run now" starts a run.
+    let options: Vec<_> = select(&doc, "#frequency option")
+        .iter()
+        .map(|o| o.value().attr("value").unwrap().to_owned())
+        .collect();
+    assert_eq!(options, ["real_time", "hourly", "daily"]);
+    assert_eq!(
+        texts(&doc, "#frequency option")[0],
+        "Real time: changes are sent at once"
+    );
+    assert!(texts(&doc, "#next-run")[0].contains("real time"));
+    b.post(
+        "/ui/integrations/lawruler/toggles",
+        &[
+            ("csrf", &csrf),
+            ("direction", "one_way_in"),
+            ("frequency", "hourly"),
+            ("enable_integration", "on"),
+        ],
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let api = app
+        .get("/api/v1/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api.body["settings"]["frequency"], "hourly");
+    let next = api.body["frequency"]["next_run_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = b.get("/ui/integrations/lawruler").await;
+    let doc = Html::parse_document(&page.html);
+    let shown = select(&doc, "#next-run time");
+    assert_eq!(shown.len(), 1, "{}", page.html);
+    assert!(
+        next.starts_with(&shown[0].value().attr("datetime").unwrap()[..16]),
+        "{next} vs {:?}",
+        shown[0].value().attr("datetime")
+    );
+    let bad = b
+        .post(
+            "/ui/integrations/lawruler/toggles",
+            &[("csrf", &csrf), ("frequency", "weekly")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        texts(&Html::parse_document(&bad.html), "#toggles .form-error")[0]
+            .contains("must be real_time, hourly or daily")
+    );
+    b.post("/ui/integrations/lawruler/run", &[("csrf", &csrf)])
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let log = app
+        .get("/api/v1/integrations/lawruler/sync-log")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        log.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["operation"] == "run now"),
+        "{}",
+        log.text
+    );
     // Status sync is off with nothing held: turning it on needs a status mapping first,
     // which the page says in place.
     let r = b

@@ -10,7 +10,7 @@ use casebridge_app::integrations::{
     self as svc, CrmOp, IntegrationView, Link, StoredRule, SyncEntry, TogglesChange,
 };
 use casebridge_domain::crm_ops::{OpState, ResumeMode};
-use casebridge_domain::integrations::{Direction, Provider, Toggles};
+use casebridge_domain::integrations::{Direction, Frequency, Provider, Toggles};
 use casebridge_domain::sync::ConflictRule;
 use casebridge_domain::ValidationError;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(dismiss_operation))
         .routes(routes!(refresh_catalog))
         .routes(routes!(pull_now))
+        .routes(routes!(run_now))
         .routes(routes!(field_preview))
         .routes(routes!(get_catalog))
         .routes(routes!(get_links, put_links))
@@ -97,8 +98,8 @@ pub struct IntegrationOut {
     /// Set while `webhook_url` is a loopback address the CRM cannot reach (casebridge runs
     /// without `CASEBRIDGE_PUBLIC_URL`, and the URL comes from its listen address).
     pub webhook_url_warning: Option<String>,
-    /// The toggles as set, by name, and the sync `direction` (the body `PUT …/settings` takes);
-    /// `toggles` has them in order.
+    /// The toggles as set, by name, the sync `direction` and `frequency` (the body
+    /// `PUT …/settings` takes); `toggles` has them in order.
     #[schema(value_type = Object)]
     pub settings: Value,
     /// The toggles in the safe order an admin turns them on (LR7): Enable Integration, Receive,
@@ -108,6 +109,8 @@ pub struct IntegrationOut {
     /// reached the client with a call's result, LR10).
     #[schema(value_type = Object)]
     pub options: Value,
+    /// How often the integration runs (SYNC1), its label, the choices, and the next run.
+    pub frequency: FrequencyOut,
     /// Toggles that are on but have no effect because one they depend on is off.
     pub inert_settings: Vec<String>,
     /// The conflict rule (SYNC2) as set, what it means, and where this CRM's change times come
@@ -130,6 +133,30 @@ pub struct IntegrationOut {
     /// Until when the CRM token held in memory is used before it is renewed (SmartAdvocate's
     /// JWT: its `exp` less 5 minutes); absent when none is held now (the next call gets one).
     pub token_valid_until: Option<String>,
+}
+
+/// The sync frequency (SYNC1). Inbound webhooks are applied at once whatever it is.
+/// `real_time`: outbound operations go at once and pulls follow the CRM's own interval.
+/// `hourly` / `daily`: the integration runs every hour / 24 hours, counted from when the
+/// frequency was set or from the last `POST …/run`; each run pulls (when receiving) and sends
+/// the operations recorded since the previous run, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrequencyOut {
+    /// `real_time`, `hourly` or `daily`.
+    pub value: String,
+    pub label: String,
+    /// Every value `PUT …/settings` takes as `frequency`, with its label.
+    pub choices: Vec<ChoiceOut>,
+    /// The next run (hourly or daily): operations recorded until then are not sent before it.
+    /// Absent in real time.
+    pub next_run_at: Option<String>,
+}
+
+/// One value of a setting, with its label.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChoiceOut {
+    pub value: String,
+    pub label: String,
 }
 
 /// One permission connecting checks.
@@ -205,6 +232,7 @@ impl From<IntegrationView> for IntegrationOut {
                     "conflict_resolution".to_owned(),
                     json!(t.conflict_resolution.as_str()),
                 ),
+                ("frequency".to_owned(), json!(t.frequency.as_str())),
             ])
             .collect::<Map<_, _>>());
         let ops = v.operations;
@@ -221,7 +249,20 @@ impl From<IntegrationView> for IntegrationOut {
                 .into(),
             })
             .collect();
+        let frequency = FrequencyOut {
+            value: t.frequency.as_str().into(),
+            label: t.frequency.label().into(),
+            choices: Frequency::ALL
+                .iter()
+                .map(|f| ChoiceOut {
+                    value: f.as_str().into(),
+                    label: f.label().into(),
+                })
+                .collect(),
+            next_run_at: time(v.next_run_at),
+        };
         Self {
+            frequency,
             permission_checks,
             token_valid_until: time(v.token_valid_until),
             options: json!({"sync_enriched_phones": t.sync_enriched_phones}),
@@ -430,6 +471,11 @@ pub struct SettingsBody {
     /// `platform_wins`, `crm_wins` or `most_recent` (the default; when a side has no change
     /// time, the CRM wins). Each conflict is logged (`GET …/conflicts`).
     pub conflict_resolution: Option<String>,
+    /// How often the integration runs (SYNC1): `real_time` (the default: changes go at once),
+    /// `hourly` or `daily` (changes wait for the next run, an hour / 24 hours from now and then
+    /// every interval; the CRM is pulled at each run). Back to `real_time`, the waiting changes
+    /// go at once; changes already due are never delayed. Inbound webhooks are real time.
+    pub frequency: Option<String>,
 }
 
 /// Changes the toggles. Turning the integration on needs a connection; turning status sync on
@@ -439,7 +485,8 @@ pub struct SettingsBody {
 /// but reported in `inert_settings`, and the engine ignores them.
 #[utoipa::path(put, path = "/integrations/{provider}/settings", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = SettingsBody,
-    responses((status = 200, body = IntegrationOut), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = IntegrationOut), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_settings(
     State(s): State<AppState>,
     Auth(company): Auth,
@@ -465,6 +512,11 @@ async fn update_settings(
             .conflict_resolution
             .as_deref()
             .map(|r| ConflictRule::parse("conflict_resolution", r))
+            .transpose()?,
+        frequency: b
+            .frequency
+            .as_deref()
+            .map(|f| Frequency::parse("frequency", f))
             .transpose()?,
     };
     let view = svc::change_settings(&s.app, company, provider(&raw)?, &change).await?;
@@ -568,6 +620,9 @@ pub struct OperationOut {
     pub payload: Value,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Set while a pending operation waits for the integration's next run (hourly or daily
+    /// frequency): it is not sent before this time. `POST …/run` sends it now.
+    pub batched_until: Option<String>,
     pub created_at: String,
     pub finished_at: Option<String>,
 }
@@ -584,6 +639,7 @@ impl From<CrmOp> for OperationOut {
             record_id: o.record_id,
             attempts: o.attempts,
             last_error: o.last_error,
+            batched_until: time(o.batched_until),
             created_at: crate::dto::time(o.created_at),
             finished_at: time(o.finished_at),
         }
@@ -728,6 +784,47 @@ async fn pull_now(
         axum::Json(PullOut {
             queued: r.job_id.is_some(),
             job_id: r.job_id,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunOut {
+    /// Whether a pull job was added.
+    pub pull_queued: bool,
+    pub pull_job_id: Option<String>,
+    /// Why no pull was added: nothing would be received (not connected, turned off, receiving
+    /// off), or a pull is already waiting.
+    pub no_pull_reason: Option<String>,
+    /// Operations that were waiting for the next run and are sent now, in order.
+    pub operations_released: u64,
+    /// The next run (hourly or daily: an interval from now); absent in real time.
+    pub next_run_at: Option<String>,
+}
+
+/// Runs the integration now (SYNC1 "Run now"): pulls the CRM's changes (as `POST …/pull`,
+/// unless nothing would be received or a pull is waiting; the answer says which) and makes
+/// every outbound operation waiting for the next run (hourly or daily frequency) due at once,
+/// in order per record. With an hourly or daily frequency it re-bases the schedule: the next
+/// run is an interval from now. `POST …/pull` only pulls and leaves the schedule alone.
+#[utoipa::path(post, path = "/integrations/{provider}/run", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 202, body = RunOut), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+async fn run_now(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<(StatusCode, axum::Json<RunOut>), ApiError> {
+    let r = svc::run_now(&s.app, company, provider(&raw)?).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(RunOut {
+            pull_queued: r.pull_job_id.is_some(),
+            pull_job_id: r.pull_job_id,
+            no_pull_reason: r.no_pull,
+            operations_released: r.released,
+            next_run_at: time(r.next_run_at),
         }),
     ))
 }

@@ -349,6 +349,16 @@ impl Connector for SmartAdvocate {
         outbound::OUTBOX.requeue_blocked(tx, company, now).await
     }
 
+    async fn release_batched(
+        &self,
+        tx: &mut Tx,
+        company: CompanyId,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        outbound::OUTBOX.release_batched(tx, company, at, now).await
+    }
+
     async fn retry_failed(
         &self,
         tx: &mut Tx,

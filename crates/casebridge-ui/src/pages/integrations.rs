@@ -12,7 +12,7 @@ use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{self as svc, IntegrationView, TogglesChange};
 use casebridge_domain::crm_ops::ResumeMode;
-use casebridge_domain::integrations::{Direction, Provider, ToggleItem};
+use casebridge_domain::integrations::{Direction, Frequency, Provider, ToggleItem};
 use casebridge_domain::sync::ConflictRule;
 use serde_json::{Map, Value};
 
@@ -28,6 +28,7 @@ pub fn routes() -> Router<Ui> {
         .route("/integrations/{provider}/connect", post(connect))
         .route("/integrations/{provider}/disconnect", post(disconnect))
         .route("/integrations/{provider}/toggles", post(toggles))
+        .route("/integrations/{provider}/run", post(run_now))
         .route("/integrations/{provider}/status-sync", post(status_sync))
 }
 
@@ -240,6 +241,7 @@ struct ConfigPage {
     directions: [Direction; 3],
     rules: [ConflictRule; 3],
     change_times: &'static str,
+    frequencies: [Frequency; 3],
     next_step: String,
     /// Status changes held while status sync was off (LR11); `None` when the CRM has no
     /// status sync.
@@ -302,6 +304,7 @@ async fn config_page(
         directions: Direction::ALL,
         rules: ConflictRule::ALL,
         change_times: p.change_times(),
+        frequencies: Frequency::ALL,
         next_step: next_step(&v),
         held,
         errors,
@@ -406,29 +409,38 @@ async fn toggles(
         send_documents: on("send_documents"),
         sync_statuses: Some(current.sync_statuses),
         sync_enriched_phones: on("sync_enriched_phones"),
-        // A form without the menu (an old page) leaves the direction as it is.
-        direction: match form.get("direction") {
-            Some(d) => match Direction::parse("direction", d) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
-                    let page_ = config_page(&ui, &admin, p, errors).await?;
-                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
-                }
-            },
-            None => None,
+        // A form without a menu (an old page) leaves its setting as it is.
+        direction: None,
+        frequency: None,
+        conflict_resolution: None,
+    };
+    let menus = (|| {
+        let direction = form
+            .get("direction")
+            .map(|d| Direction::parse("direction", d))
+            .transpose()?;
+        let frequency = form
+            .get("frequency")
+            .map(|f| Frequency::parse("frequency", f))
+            .transpose()?;
+        let conflict_resolution = form
+            .get("conflict_resolution")
+            .map(|r| ConflictRule::parse("conflict_resolution", r))
+            .transpose()?;
+        Ok::<_, casebridge_domain::ValidationError>((direction, frequency, conflict_resolution))
+    })();
+    let change = match menus {
+        Ok((direction, frequency, conflict_resolution)) => TogglesChange {
+            direction,
+            frequency,
+            conflict_resolution,
+            ..change
         },
-        conflict_resolution: match form.get("conflict_resolution") {
-            Some(r) => match ConflictRule::parse("conflict_resolution", r) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
-                    let page_ = config_page(&ui, &admin, p, errors).await?;
-                    return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
-                }
-            },
-            None => None,
-        },
+        Err(e) => {
+            let errors = FieldErrors::from_app(e.into(), str::to_owned)?.under("toggles");
+            let page_ = config_page(&ui, &admin, p, errors).await?;
+            return render(StatusCode::UNPROCESSABLE_ENTITY, &page_);
+        }
     };
     match svc::change_settings(&ui.app, admin.session.company_id, p, &change).await {
         Ok(_) => Ok(done(
@@ -443,6 +455,30 @@ async fn toggles(
             render(StatusCode::UNPROCESSABLE_ENTITY, &page_)
         }
     }
+}
+
+/// "Run now" (SYNC1): a pull, and every operation waiting for the next run sent now.
+async fn run_now(
+    State(ui): State<Ui>,
+    jar: CookieJar,
+    admin: Admin,
+    Path(provider): Path<String>,
+) -> Result<Response, UiError> {
+    let p = svc::provider(&provider)?;
+    let r = svc::run_now(&ui.app, admin.session.company_id, p).await?;
+    let pull = match &r.no_pull {
+        None => "a pull was started".to_owned(),
+        Some(why) => format!("no pull was started ({why})"),
+    };
+    Ok(done(
+        &ui,
+        jar,
+        &format!("/ui/integrations/{}#toggles", p.as_str()),
+        format!(
+            "Run started: {pull}; {} waiting operation(s) are being sent.",
+            r.released
+        ),
+    ))
 }
 
 /// Status sync on (with the held changes skipped or replayed) or off (LR11).
