@@ -712,3 +712,294 @@ async fn field_rules_decide_which_mapped_fields_are_sent(backend: casebridge_tes
     assert_eq!(r.body["mappings"][0]["rule"], "two_way", "{}", r.text);
 }
 casebridge_testkit::backend_test!(field_rules_decide_which_mapped_fields_are_sent);
+
+/// Everything a test can see change: operations, the sync log, conflicts, the case.
+async fn snapshot(s: &Setup, case: &str) -> Value {
+    let get = |path: String| {
+        let req = s.app.http.get(s.app.url(&path)).bearer_auth(&s.app.api_key);
+        async move { TestApp::reply(req.send().await.unwrap()).await.body }
+    };
+    json!({
+        "operations": get("/api/v1/integrations/lawruler/operations?limit=200".into()).await,
+        "sync_log": get("/api/v1/integrations/lawruler/sync-log?limit=200".into()).await,
+        "conflicts": get("/api/v1/integrations/lawruler/conflicts".into()).await,
+        "case": get(format!("/api/v1/cases/{case}")).await,
+        "cases": get("/api/v1/cases?limit=200".into()).await,
+    })
+}
+
+async fn a_dry_run_changes_nothing_and_matches_what_the_sync_then_sends(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, "most_recent").await;
+    s.app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"send_mapped_fields": true})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    s.app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/field-mappings",
+            Some(json!({"crm_case_type_id": "12", "mappings": [
+                {"platform_field": "custom.desc", "crm_field_key": "custom1236",
+                 "rule": "always_crm"},
+                {"platform_field": "custom.injury_date", "crm_field_key": "custom1234"}]})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let case = s.webhook("7", "Intake").await;
+    s.app
+        .patch(
+            &format!("/api/v1/cases/{case}"),
+            json!({"case_status_id": s.review,
+                   "custom_fields": {"injury_date": "2001-02-03", "desc": "whiplash"}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    s.drain().await;
+    s.lr.sim.clear_requests();
+    let before = snapshot(&s, &case).await;
+
+    // Outbound: what syncing the case sends, exactly, and nothing is sent or stored.
+    let r = s
+        .app
+        .post(
+            "/api/v1/integrations/lawruler/test",
+            json!({ "case_id": case }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["changed_nothing"], true);
+    let out = &r.body["outbound"];
+    assert_eq!(out["record_ref"], LEAD, "{}", r.text);
+    let ops = out["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 2, "{}", r.text);
+    assert_eq!(ops[0]["operation"]["kind"], "status");
+    assert_eq!(ops[1]["operation"]["kind"], "mapped_fields");
+    let planned: Vec<(String, Vec<(String, String)>)> = ops
+        .iter()
+        .map(|o| {
+            let req = &o["requests"][0];
+            let params: Vec<(String, String)> =
+                serde_json::from_value(req["params"].clone()).unwrap();
+            assert_eq!(
+                params[0],
+                ("Key".into(), "[redacted]".into()),
+                "the secret is redacted"
+            );
+            assert_eq!(req["method"], "POST");
+            let url = req["url"].as_str().unwrap();
+            let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+            (path, params[1..].to_vec())
+        })
+        .collect();
+    assert_eq!(
+        planned[0].1,
+        [
+            ("LeadID".to_owned(), LEAD.to_owned()),
+            ("overridelead".to_owned(), "true".to_owned()),
+            ("StatusID".to_owned(), "10".to_owned()),
+        ]
+    );
+    assert!(
+        planned[1]
+            .1
+            .contains(&("custom1234".into(), "2/3/2001".into())),
+        "{planned:?}"
+    );
+    let log = out["log"].as_array().unwrap();
+    assert!(
+        log.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("custom1236: the CRM owns it")),
+        "the skip and its reason: {}",
+        r.text
+    );
+    assert_eq!(snapshot(&s, &case).await, before, "nothing stored");
+    assert!(s.lr.sim.requests().is_empty(), "nothing sent");
+    // Inbound, with a conflict: our status moves on while Law Ruler's record says 8.
+    s.set_status(&case, &s.intake).await;
+    let before = {
+        let mut b = snapshot(&s, &case).await;
+        b["requests"] = json!(s.lr.sim.requests().len());
+        b
+    };
+    let record = json!({"Lead ID": LEAD, "Case Type ID": "12", "Case Type": "Auto Accident",
+        "Status ID": "8", "Status": "Qualified – Intake Completed", "Full Name": "Jane Q Doe",
+        "Created Date": "2026-11-01", "Primary Contact ID": "PC-9", "First Name": "Jane",
+        "Last Name": "Doe"});
+    let r = s
+        .app
+        .post(
+            "/api/v1/integrations/lawruler/test",
+            json!({ "case_id": case, "record": record }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let inb = &r.body["inbound"];
+    assert_eq!(inb["case_id"], case.as_str(), "{}", r.text);
+    assert_eq!(inb["creates_case"], false);
+    let changes = inb["changes"].as_array().unwrap();
+    assert!(
+        changes.contains(&json!({"field": "case.status", "from": "Intake",
+                                 "to": "Qualified"})),
+        "{}",
+        r.text
+    );
+    assert!(
+        changes.contains(&json!({"field": "case.name", "from": "Jane Doe",
+                                     "to": "Jane Q Doe"}))
+    );
+    let c = &inb["conflicts"][0];
+    assert_eq!(
+        (c["winner"].as_str(), c["rule"].as_str()),
+        (Some("crm"), Some("most_recent"))
+    );
+    let mut after = snapshot(&s, &case).await;
+    after["requests"] = json!(s.lr.sim.requests().len());
+    assert_eq!(after, before, "the dry run changed nothing on either side");
+    // The real webhook does what the plan said.
+    let hooked = s
+        .app
+        .post(&s.hook, record.clone())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(hooked.body["status"], "applied", "{}", hooked.text);
+    assert_eq!(s.status_of(&case).await, s.qualified);
+    let log = s.conflicts("").await;
+    assert_eq!(log["data"][0]["winner"], "crm");
+    assert_eq!(log["data"][0]["crm_value"], c["crm_value"]);
+    assert_eq!(log["data"][0]["platform_value"], c["platform_value"]);
+    // Our Intake change lost (superseded), and the dry runs queued nothing: nothing is sent.
+    s.drain().await;
+    let sent = s.lr.sim.requests();
+    assert!(sent.is_empty(), "{sent:?}");
+
+    // Resync: the same planner, committed; Law Ruler gets exactly the planned requests.
+    s.lr.sim.clear_requests();
+    let plan = s
+        .app
+        .post(
+            "/api/v1/integrations/lawruler/test",
+            json!({ "case_id": case }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let r = s
+        .app
+        .post(
+            "/api/v1/integrations/lawruler/resync",
+            json!({ "case_id": case }),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert_eq!(
+        r.body["operations"].as_array().unwrap().len(),
+        plan.body["outbound"]["operations"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+    s.drain().await;
+    let got: Vec<(String, Vec<(String, String)>)> =
+        s.lr.sim
+            .requests()
+            .iter()
+            .filter(|q| !q.path.contains("token"))
+            .map(|q| {
+                let params: Vec<(String, String)> = q
+                    .form
+                    .iter()
+                    .chain(&q.query)
+                    .filter(|(k, _)| k != "Key")
+                    .cloned()
+                    .collect();
+                (q.path.clone(), params)
+            })
+            .collect();
+    let planned: Vec<(String, Vec<(String, String)>)> = plan.body["outbound"]["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["requests"].as_array().unwrap().clone())
+        .map(|req| {
+            let params: Vec<(String, String)> =
+                serde_json::from_value(req["params"].clone()).unwrap();
+            let url = req["url"].as_str().unwrap();
+            let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+            (
+                path,
+                params.into_iter().filter(|(k, _)| k != "Key").collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got, planned, "what was sent is what the dry run showed");
+}
+casebridge_testkit::backend_test!(a_dry_run_changes_nothing_and_matches_what_the_sync_then_sends);
+
+async fn a_dry_run_refuses_bad_samples(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, "most_recent").await;
+    let test = |body: Value| s.app.post("/api/v1/integrations/lawruler/test", body);
+    let r = test(json!({})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("case_id"), "{}", r.text);
+    let r = test(json!({"case_id": "nope"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let r = test(json!({"case_id": "0190d8f0-0000-7000-8000-000000000000"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = test(json!({"record": {"Lead ID": LEAD}})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(
+        r.text.contains("record."),
+        "names the record's field: {}",
+        r.text
+    );
+    // Another company cannot test with this company's case.
+    let case = s.webhook("7", "Intake").await;
+    let (_, other) = s.app.new_company("Other firm").await;
+    s.app
+        .call_as(
+            &other,
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"receive": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let r = s
+        .app
+        .call_as(
+            &other,
+            Method::POST,
+            "/api/v1/integrations/lawruler/test",
+            Some(json!({ "case_id": case })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // With receiving off, the record would be ignored, and the dry run says why.
+    s.app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"receive": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let r = test(json!({"record": {"Lead ID": LEAD, "Case Type ID": "12",
+        "Case Type": "Auto Accident", "Status ID": "8", "Status": "Qualified",
+        "Full Name": "Jane Doe", "Created Date": "2026-11-01", "Primary Contact ID": "PC-9",
+        "First Name": "Jane", "Last Name": "Doe"}}))
+    .await
+    .expect(StatusCode::OK);
+    assert!(
+        r.body["inbound"]["ignored"].as_str().is_some(),
+        "{}",
+        r.text
+    );
+}
+casebridge_testkit::backend_test!(a_dry_run_refuses_bad_samples);

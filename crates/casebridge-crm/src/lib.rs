@@ -11,4 +11,4 @@ pub mod outbox;
 pub mod pull;
 pub mod smartadvocate;
 
-pub use connector::{Connector, Connectors, PlatformChange};
+pub use connector::{Connector, Connectors, IngestError, PlannedRequest, PlatformChange};

@@ -373,3 +373,26 @@ pub async fn unsent_of_case(
     .await?;
     rows.into_iter().map(Row::into_model).collect()
 }
+
+/// The operations on CRM record `record` with an id after `after` (a UUIDv7 made earlier in this
+/// process), oldest first: what a dry run's transaction recorded before it was rolled back.
+pub async fn after(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    record: &str,
+    after: &str,
+) -> Result<Vec<CrmOp>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM crm_ops
+         WHERE company_id = $1 AND provider = $2 AND record_id = $3 AND id > $4
+         ORDER BY id"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(record)
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Row::into_model).collect()
+}

@@ -1205,24 +1205,46 @@ pub async fn sync_log(
     .bind(i64::from(page.limit) + 1)
     .fetch_all(&mut *conn)
     .await?;
-    let items = rows
-        .into_iter()
-        .map(
-            |(id, direction, operation, record_ref, outcome, error_kind, message, created_at)| {
-                Ok(SyncEntry {
-                    id,
-                    direction,
-                    operation,
-                    record_ref,
-                    outcome,
-                    error_kind,
-                    message,
-                    created_at: ts(created_at)?,
-                })
-            },
-        )
-        .collect::<Result<Vec<_>>>()?;
+    let items = rows.into_iter().map(entry).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_overfetch(items, page.limit, |e| e.id.clone()))
+}
+
+fn entry(row: SyncRow) -> Result<SyncEntry> {
+    let (id, direction, operation, record_ref, outcome, error_kind, message, created_at) = row;
+    Ok(SyncEntry {
+        id,
+        direction,
+        operation,
+        record_ref,
+        outcome,
+        error_kind,
+        message,
+        created_at: ts(created_at)?,
+    })
+}
+
+/// The sync-log lines about `record_ref` with an id after `after` (a UUIDv7 made earlier in
+/// this process), oldest first: what a dry run's transaction wrote before it was rolled back.
+pub async fn sync_log_after(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    record_ref: &str,
+    after: &str,
+) -> Result<Vec<SyncEntry>> {
+    let rows: Vec<SyncRow> = sqlx::query_as(
+        "SELECT id, direction, operation, record_ref, outcome, error_kind, message, created_at
+             FROM sync_log WHERE company_id = $1 AND provider = $2 AND record_ref = $3
+               AND id > $4
+             ORDER BY id",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(record_ref)
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(entry).collect()
 }
 
 /// A [`SyncRow`] with its CRM first.

@@ -257,3 +257,26 @@ pub async fn mark_restored(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The conflicts on CRM record `record_ref` with an id after `after` (a UUIDv7 made earlier in
+/// this process), oldest first: what a dry run's transaction recorded before it was rolled back.
+pub async fn conflicts_after(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    record_ref: &str,
+    after: &str,
+) -> Result<Vec<Conflict>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sync_conflicts
+         WHERE company_id = $1 AND provider = $2 AND record_ref = $3 AND id > $4
+         ORDER BY id"
+    ))
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(record_ref)
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Row::into_model).collect()
+}

@@ -9,7 +9,6 @@ pub(crate) use activity::event_examples;
 mod cases;
 mod clients;
 mod company;
-mod conflicts;
 mod documents;
 mod exports;
 mod import;
@@ -18,6 +17,7 @@ mod lists;
 mod named;
 mod record_import;
 mod scheduling;
+mod sync;
 mod webhooks;
 
 /// Everything under `/api/v1`.
@@ -31,7 +31,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(activity::routes())
         .merge(webhooks::routes())
         .merge(integrations::routes())
-        .merge(conflicts::routes())
+        .merge(sync::routes())
         .merge(import::routes())
         .merge(documents::routes())
         .merge(exports::routes())
