@@ -1003,3 +1003,89 @@ async fn a_dry_run_refuses_bad_samples(backend: casebridge_testkit::TestBackend)
     );
 }
 casebridge_testkit::backend_test!(a_dry_run_refuses_bad_samples);
+
+async fn monitoring_counts_what_was_applied_sent_and_refused(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, "most_recent").await;
+    let monitoring = || async {
+        s.app
+            .get("/api/v1/integrations/lawruler/monitoring")
+            .await
+            .expect(StatusCode::OK)
+            .body
+    };
+    let empty = monitoring().await;
+    assert_eq!(empty["last_hour"]["inbound"]["created"], 0, "{empty}");
+    assert!(empty["since_connect"].is_object());
+
+    // From Law Ruler: created, the same again (unchanged), changed (updated), refused, ignored.
+    let case = s.webhook("7", "Intake").await;
+    s.webhook("7", "Intake").await;
+    s.webhook("8", "Qualified – Intake Completed").await;
+    let r = s.app.post(&s.hook, json!({"Lead ID": "10002"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    s.app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(json!({"receive": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    s.webhook("10", "Review Needed").await;
+    // To Law Ruler: two status changes sent, and one held while status sync is off.
+    s.set_status(&case, &s.review).await;
+    s.set_status(&case, &s.intake).await;
+    s.drain().await;
+    s.app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/status-sync",
+            Some(json!({"enabled": false})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    s.set_status(&case, &s.review).await;
+    s.drain().await;
+
+    let m = monitoring().await;
+    for period in ["last_hour", "last_day", "since_connect"] {
+        assert_eq!(
+            m[period]["inbound"],
+            json!({"created": 1, "updated": 1, "unchanged": 1, "skipped": 1, "failed": 1}),
+            "{period}: {m}"
+        );
+        assert_eq!(
+            m[period]["outbound"],
+            json!({"sent": 2, "skipped": 0, "failed": 0}),
+            "{period}: {m}"
+        );
+    }
+    // The counts are what the two sides hold: one case here, two status writes there.
+    let cases = s.app.get("/api/v1/cases").await.expect(StatusCode::OK);
+    assert_eq!(cases.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(s.statuses_sent(), ["10", "7"]);
+    assert_eq!(m["pending_operations"], 1, "the held change: {m}");
+    assert!(m["last_sync_at"].is_string());
+    // The refused webhook is a problem of its kind, with its record and reason.
+    let problems = m["problems"].as_array().unwrap();
+    let validation = problems
+        .iter()
+        .find(|p| p["class"] == "validation")
+        .unwrap_or_else(|| panic!("{m}"));
+    assert_eq!(validation["direction"], "inbound");
+    assert_eq!(validation["count"], 1);
+    assert_eq!(validation["state"], "open");
+    assert!(validation["hint"].as_str().unwrap().contains("webhook"));
+    assert!(!validation["example"]["message"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    // An hour later, the last hour is empty and the day still has them.
+    s.app.advance(std::time::Duration::from_secs(3601));
+    let later = monitoring().await;
+    assert_eq!(later["last_hour"]["inbound"]["created"], 0, "{later}");
+    assert_eq!(later["last_day"]["inbound"]["created"], 1);
+}
+casebridge_testkit::backend_test!(monitoring_counts_what_was_applied_sent_and_refused);

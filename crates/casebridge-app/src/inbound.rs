@@ -12,8 +12,10 @@ use casebridge_crm::connector::{InboundRejection, IngestError, InvalidInbound};
 use casebridge_domain::ids::{CaseId, ClientId, CompanyId};
 use casebridge_domain::input;
 use casebridge_domain::integrations::{ErrorKind, Provider, SyncOutcome};
+use casebridge_domain::sync::RecordOutcome;
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, NewSyncEntry};
+use casebridge_store::sync_state;
 use casebridge_store::StoreError;
 
 pub use casebridge_crm::connector::{Applied, InboundBody};
@@ -90,6 +92,21 @@ async fn log(
     let mut tx = app.store().begin().await?;
     let line = entry(outcome, kind, record, message);
     store::log(&mut tx, company, p.as_str(), &line, app.now()).await?;
+    // Every line logged here is a webhook not applied: ignored (skipped) or refused (failed).
+    let counted = match outcome {
+        SyncOutcome::Skipped => RecordOutcome::Skipped,
+        _ => RecordOutcome::Failed,
+    };
+    sync_state::count_record(
+        &mut tx,
+        company,
+        p.as_str(),
+        "inbound",
+        counted,
+        record,
+        app.now(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -211,6 +228,10 @@ async fn receive_one(
     {
         // Nothing changes, but a webhook did arrive (the checklist's "first webhook received").
         store::touch_webhook(&mut tx, company, p.as_str(), now).await?;
+        let unchanged = RecordOutcome::Unchanged;
+        let r = Some(record.record_id.as_str());
+        sync_state::count_record(&mut tx, company, p.as_str(), "inbound", unchanged, r, now)
+            .await?;
         let matched = match casebridge_store::cases::find_by_ref(
             &mut tx,
             company,
@@ -282,6 +303,13 @@ async fn receive_one(
     };
     let line = entry(SyncOutcome::Ok, None, Some(&record.record_id), &message);
     store::log(&mut tx, company, p.as_str(), &line, now).await?;
+    let counted = if applied.case_created {
+        RecordOutcome::Created
+    } else {
+        RecordOutcome::Updated
+    };
+    let r = Some(record.record_id.as_str());
+    sync_state::count_record(&mut tx, company, p.as_str(), "inbound", counted, r, now).await?;
     tx.commit().await?;
     Ok((company, Received::Applied(applied)))
 }

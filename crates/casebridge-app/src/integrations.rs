@@ -19,7 +19,7 @@ use casebridge_domain::integrations::{
 };
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
-use casebridge_domain::sync::{ConflictRule, FieldRule};
+use casebridge_domain::sync::{ConflictRule, FieldRule, RecordOutcome};
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry};
 use casebridge_store::{named, Conn};
@@ -1357,8 +1357,26 @@ pub struct Issue {
     pub hint: String,
 }
 
-/// The measured state of an integration's sync: sync-log lines over the last hour, the last
-/// day and since connecting, and the problems grouped by kind.
+/// Records synced over one period, by what syncing them did (SYNC3): each counted once, in the
+/// transaction that applied, sent or refused it — measured, not read off log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    /// From the CRM: created, updated, unchanged (the same content again), skipped (ignored by
+    /// the settings), failed (refused, with its reason in the sync log).
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// To the CRM: operations sent, skipped (a toggle, a superseded change, a non-retroactive
+    /// resume) and failed (refused by the CRM).
+    pub sent: u64,
+    pub sent_skipped: u64,
+    pub sent_failed: u64,
+}
+
+/// The measured state of an integration's sync: sync-log lines and records over the last hour,
+/// the last day and since connecting, and the problems grouped by kind.
 #[derive(Debug, Clone)]
 pub struct Monitoring {
     pub now: Timestamp,
@@ -1366,7 +1384,40 @@ pub struct Monitoring {
     pub last_day: LogCounts,
     /// `None` when not connected.
     pub since_connect: Option<LogCounts>,
+    pub records_last_hour: RecordCounts,
+    pub records_last_day: RecordCounts,
+    /// `None` when not connected.
+    pub records_since_connect: Option<RecordCounts>,
+    /// Operations waiting to be sent (pending, held, blocked) now.
+    pub pending: u64,
+    pub last_sync_at: Option<Timestamp>,
     pub issues: Vec<Issue>,
+}
+
+async fn record_counts(
+    conn: &mut Conn,
+    company: CompanyId,
+    p: Provider,
+    since: Option<Timestamp>,
+) -> Result<RecordCounts> {
+    let mut c = RecordCounts::default();
+    for (direction, outcome, n) in
+        casebridge_store::sync_state::record_counts(conn, company, p.as_str(), since).await?
+    {
+        let slot = match (direction.as_str(), outcome) {
+            ("inbound", RecordOutcome::Created) => &mut c.created,
+            ("inbound", RecordOutcome::Updated) => &mut c.updated,
+            ("inbound", RecordOutcome::Unchanged) => &mut c.unchanged,
+            ("inbound", RecordOutcome::Skipped) => &mut c.skipped,
+            ("inbound", RecordOutcome::Failed) => &mut c.failed,
+            ("outbound", RecordOutcome::Sent) => &mut c.sent,
+            ("outbound", RecordOutcome::Skipped) => &mut c.sent_skipped,
+            ("outbound", RecordOutcome::Failed) => &mut c.sent_failed,
+            _ => continue,
+        };
+        *slot += n;
+    }
+    Ok(c)
 }
 
 async fn log_counts(
@@ -1430,10 +1481,26 @@ pub async fn monitoring(app: &App, company: CompanyId, p: Provider) -> Result<Mo
     let day = jiff::SignedDuration::from_hours(24);
     let last_hour = log_counts(&mut conn, company, p, Some(now - hour)).await?;
     let last_day = log_counts(&mut conn, company, p, Some(now - day)).await?;
-    let since_connect = match (i.credentials_sealed.is_some(), i.connected_at) {
-        (true, Some(at)) => Some(log_counts(&mut conn, company, p, Some(at)).await?),
+    let connected_at = match (i.credentials_sealed.is_some(), i.connected_at) {
+        (true, Some(at)) => Some(at),
         _ => None,
     };
+    let since_connect = match connected_at {
+        Some(at) => Some(log_counts(&mut conn, company, p, Some(at)).await?),
+        None => None,
+    };
+    let records_last_hour = record_counts(&mut conn, company, p, Some(now - hour)).await?;
+    let records_last_day = record_counts(&mut conn, company, p, Some(now - day)).await?;
+    let records_since_connect = match connected_at {
+        Some(at) => Some(record_counts(&mut conn, company, p, Some(at)).await?),
+        None => None,
+    };
+    let waiting: u64 = casebridge_store::crm_ops::counts(&mut conn, company, p.as_str())
+        .await?
+        .into_iter()
+        .filter(|(st, _)| matches!(st, OpState::Pending | OpState::Held | OpState::Blocked))
+        .map(|(_, n)| n)
+        .sum();
     let issues = store::sync_problems(&mut conn, company, p.as_str())
         .await?
         .into_iter()
@@ -1454,6 +1521,14 @@ pub async fn monitoring(app: &App, company: CompanyId, p: Provider) -> Result<Mo
         last_hour,
         last_day,
         since_connect,
+        records_last_hour,
+        records_last_day,
+        records_since_connect,
+        pending: waiting,
+        last_sync_at: i
+            .last_integration_sync_at
+            .max(i.last_webhook_at)
+            .max(i.last_pull_at),
         issues,
     })
 }

@@ -151,7 +151,7 @@ pub async fn status_inbound(
                     "superseded: the CRM's status \"{}\" won a conflict ({})",
                     incoming.crm.name, resolved.rule
                 );
-                crm_ops::transition(
+                if crm_ops::transition(
                     tx,
                     company,
                     &op.id,
@@ -161,7 +161,10 @@ pub async fn status_inbound(
                     Some(&why),
                     now,
                 )
-                .await?;
+                .await?
+                {
+                    crate::outbox::count_settled(tx, op, OpState::Skipped, now).await?;
+                }
             }
             let b = agreed(Some(crm_as_platform.clone()));
             sync_state::set_base(tx, company, provider, case.id, STATUS, &b, now).await?;

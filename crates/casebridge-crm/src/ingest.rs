@@ -11,7 +11,7 @@ use casebridge_domain::records::{
     CasePatch, ClientFields, ClientPatch, CustomFields, ExternalRef, Name, NamedKind, NewCase,
     NewClient,
 };
-use casebridge_domain::sync::Base;
+use casebridge_domain::sync::{Base, RecordOutcome};
 use casebridge_store::{
     cases, clients, crm_notes, integrations, named, sync_state, Conn, StoreError, Tx,
 };
@@ -276,6 +276,57 @@ pub struct Upserted {
     pub case_id: CaseId,
     pub created: bool,
     pub case_status_id: Option<CaseStatusId>,
+}
+
+/// Counts what a pull or an import did with one record (SYNC3's measured counters), in the
+/// transaction that did it.
+pub(crate) async fn count(
+    tx: &mut Tx,
+    company: CompanyId,
+    provider: &str,
+    outcome: Outcome,
+    record: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let o = match outcome {
+        Outcome::Created => RecordOutcome::Created,
+        Outcome::Updated => RecordOutcome::Updated,
+        Outcome::Unchanged => RecordOutcome::Unchanged,
+    };
+    sync_state::count_record(tx, company, provider, "inbound", o, Some(record), now).await
+}
+
+/// A record the platform cannot take, as an import row or a pulled record reports it
+/// (`what`: "Lead ID 123", "case 9000001"); a database failure other than a conflict is the
+/// caller's error.
+pub(crate) fn rejected(
+    what: &str,
+    e: IngestError,
+) -> Result<Result<Outcome, RowFailure>, StoreError> {
+    let message = match e {
+        IngestError::Invalid(v) => format!("{what}: {v}"),
+        IngestError::Store(StoreError::Conflict(m)) => {
+            format!("{what}: conflicts with an existing record ({m})")
+        }
+        IngestError::Store(e) => return Err(e),
+    };
+    Ok(Err(RowFailure {
+        message,
+        wrote: true,
+    }))
+}
+
+/// Counts a record a pull could not apply (SYNC3), on its own.
+pub(crate) async fn count_failed(
+    store: &casebridge_store::Store,
+    company: CompanyId,
+    provider: &str,
+    record: Option<&str>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut conn = store.conn().await?;
+    let o = RecordOutcome::Failed;
+    sync_state::count_record(&mut conn, company, provider, "inbound", o, record, now).await
 }
 
 /// What one record (an import row, a pulled record) did.

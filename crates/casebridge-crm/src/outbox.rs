@@ -25,9 +25,10 @@ use casebridge_domain::ids::{CaseId, CompanyId};
 use casebridge_domain::integrations::{ErrorKind, SyncOutcome, Toggles};
 use casebridge_domain::jobs::NewJob;
 use casebridge_domain::retry::{Backoff, RetryPolicy};
+use casebridge_domain::sync::RecordOutcome;
 use casebridge_store::crm_ops::{self, CrmOp, NewOp};
 use casebridge_store::integrations::{self, NewSyncEntry};
-use casebridge_store::{jobs, Conn, Store, StoreError, Tx};
+use casebridge_store::{jobs, sync_state, Conn, Store, StoreError, Tx};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -330,6 +331,7 @@ impl Outbox {
                             .await?;
                         out.replayed += 1;
                     } else {
+                        count_settled(tx, op, OpState::Skipped, now).await?;
                         out.skipped += 1;
                     }
                 }
@@ -473,6 +475,7 @@ impl Outbox {
                 now,
             )
             .await?;
+            count_settled(&mut tx, op, to, now).await?;
         }
         tx.commit().await?;
         if moved {
@@ -579,6 +582,33 @@ impl Outbox {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Counts an operation that reached a final state (SYNC3's measured counters: outbound `sent`,
+/// `failed` or `skipped`), in the transaction that moved it.
+pub async fn count_settled(
+    conn: &mut Conn,
+    op: &CrmOp,
+    to: OpState,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let outcome = match to {
+        OpState::Done => RecordOutcome::Sent,
+        OpState::Failed => RecordOutcome::Failed,
+        OpState::Skipped => RecordOutcome::Skipped,
+        _ => return Ok(()),
+    };
+    let record = Some(op.record_id.as_str());
+    sync_state::count_record(
+        conn,
+        op.company_id,
+        &op.provider,
+        "outbound",
+        outcome,
+        record,
+        now,
+    )
+    .await
 }
 
 /// A per-connection rate limiter plus the CRM's own `Retry-After`, applied to the whole

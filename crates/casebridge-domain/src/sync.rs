@@ -150,6 +150,19 @@ impl FieldRule {
     }
 }
 
+text_enum!(
+    /// What syncing one record did (SYNC3's measured counters): inbound `created`, `updated`,
+    /// `unchanged`, `skipped` or `failed`; outbound `sent`, `skipped` or `failed`.
+    RecordOutcome {
+        Created => "created",
+        Updated => "updated",
+        Unchanged => "unchanged",
+        Skipped => "skipped",
+        Failed => "failed",
+        Sent => "sent",
+    }
+);
+
 /// The side a conflict was decided for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

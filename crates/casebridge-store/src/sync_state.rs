@@ -3,7 +3,7 @@
 
 use casebridge_domain::ids::{CaseId, CompanyId};
 use casebridge_domain::page::{Page, PageRequest};
-use casebridge_domain::sync::{Base, Side};
+use casebridge_domain::sync::{Base, RecordOutcome, Side};
 use jiff::Timestamp;
 use sqlx::FromRow;
 
@@ -279,4 +279,58 @@ pub async fn conflicts_after(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(Row::into_model).collect()
+}
+
+/// Counts one record synced (SYNC3), in the caller's transaction: `direction` `inbound` or
+/// `outbound`.
+pub async fn count_record(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    direction: &str,
+    outcome: RecordOutcome,
+    record_ref: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_records (id, company_id, provider, direction, outcome, record_ref,
+                                   created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(direction)
+    .bind(outcome.as_str())
+    .bind(record_ref)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `(direction, outcome, records)` counted since `since` (all when `None`).
+pub async fn record_counts(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    since: Option<Timestamp>,
+) -> Result<Vec<(String, RecordOutcome, u64)>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT direction, outcome, COUNT(*) FROM sync_records
+         WHERE company_id = $1 AND provider = $2 AND created_at >= $3
+         GROUP BY direction, outcome ORDER BY direction, outcome",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(since.map_or(i64::MIN, |t| t.as_millisecond()))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(d, o, n)| {
+            let outcome = RecordOutcome::parse(&o)
+                .ok_or_else(|| crate::StoreError::Corrupt(format!("sync_records.outcome `{o}`")))?;
+            Ok((d, outcome, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
 }

@@ -194,10 +194,30 @@ async fn problems_are_grouped_by_kind_with_counts_examples_and_resolution(
         text(&page.html, "#op-counts [data-state=failed]"),
         format!("{} failed", view["sync"]["operations_failed"])
     );
-    assert!(
-        page.html.contains("Not measured yet"),
-        "created/updated/unchanged are not invented"
-    );
+    // The records by what the sync did: the API's measured counters, on the page.
+    let measured = app
+        .get("/api/v1/integrations/lawruler/monitoring")
+        .await
+        .body;
+    for (cell, key, expected) in [
+        ("created", "created", 1),
+        ("failed", "failed", 3),
+        ("skipped", "skipped", 2),
+    ] {
+        assert_eq!(
+            measured["last_hour"]["inbound"][key], expected,
+            "{measured}"
+        );
+        for period in ["hour", "day", "connect"] {
+            let shown: u64 = text(
+                &page.html,
+                &format!("#record-counts tr[data-period=\"{period}\"] td[data-count=\"{cell}\"]"),
+            )
+            .parse()
+            .unwrap();
+            assert_eq!(shown, expected, "{period} {cell}");
+        }
+    }
 
     // Receiving again: the next webhook is applied, and both kinds are resolved.
     settings(&app, json!({"receive": true})).await;

@@ -1,9 +1,10 @@
-//! The sync engine's own endpoints: the conflict log of two-way sync (SYNC2: `GET
+//! The sync engine's own endpoints: monitoring (SYNC3: `GET …/monitoring`), the conflict log of two-way sync (SYNC2: `GET
 //! /integrations/{provider}/conflicts`, `POST …/conflicts/{id}/restore`), the dry run with a
 //! sample record (SYNC4: `POST …/test`) and the resync of one case it previews (`POST
 //! …/resync`).
 
 use axum::extract::State;
+use casebridge_app::integrations as svc_integrations;
 use casebridge_app::sync::{
     self as svc, Conflict, ConflictFilter, InboundPlan, OutboundPlan, PlannedOperation,
     PlannedRequest, Sample,
@@ -26,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_conflicts))
         .routes(routes!(restore_conflict))
+        .routes(routes!(get_monitoring))
         .routes(routes!(test_sample))
         .routes(routes!(resync_case))
 }
@@ -394,4 +396,126 @@ async fn resync_case(
         .map_err(|_| ValidationError::single("case_id", "is not a case id"))?;
     let plan = svc::resync_case(&s.app, company, p, case_id).await?;
     Ok((axum::http::StatusCode::ACCEPTED, axum::Json(plan.into())))
+}
+
+// ---- monitoring (SYNC3) ----
+
+/// Records synced from the CRM over a period, each counted once when it was applied or refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundCountsOut {
+    pub created: u64,
+    pub updated: u64,
+    /// The same content again: nothing changed.
+    pub unchanged: u64,
+    /// Ignored by the settings (Enable Integration or Receive off, one way out).
+    pub skipped: u64,
+    /// Refused: the sync log says why.
+    pub failed: u64,
+}
+
+/// Operations sent to the CRM over a period, counted when they ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboundCountsOut {
+    pub sent: u64,
+    /// Not sent: a toggle went off, a conflict the CRM won superseded it, or a non-retroactive
+    /// resume dropped it.
+    pub skipped: u64,
+    /// Refused by the CRM.
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordCountsOut {
+    pub inbound: InboundCountsOut,
+    pub outbound: OutboundCountsOut,
+}
+
+impl From<svc_integrations::RecordCounts> for RecordCountsOut {
+    fn from(c: svc_integrations::RecordCounts) -> Self {
+        Self {
+            inbound: InboundCountsOut {
+                created: c.created,
+                updated: c.updated,
+                unchanged: c.unchanged,
+                skipped: c.skipped,
+                failed: c.failed,
+            },
+            outbound: OutboundCountsOut {
+                sent: c.sent,
+                skipped: c.sent_skipped,
+                failed: c.sent_failed,
+            },
+        }
+    }
+}
+
+/// One kind of problem, with how often it happened and what to do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemOut {
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// `transient` (passes on retry), `configuration` (needs an admin) or `validation` (the
+    /// record itself); `null` for lines logged without one.
+    pub class: Option<String>,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The newest line of the kind: its record and readable reason.
+    pub example: SyncEntryOut,
+    /// `open`, or `resolved` once the same operation succeeded after it.
+    pub state: String,
+    pub hint: String,
+}
+
+/// An integration's sync, measured (SYNC3).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MonitoringOut {
+    /// The newest of: a webhook received, a pull, an operation sent.
+    pub last_sync_at: Option<String>,
+    pub last_hour: RecordCountsOut,
+    pub last_day: RecordCountsOut,
+    /// `null` when not connected.
+    pub since_connect: Option<RecordCountsOut>,
+    /// Operations waiting to be sent (pending, held or blocked); `GET …/operations` lists them.
+    pub pending_operations: u64,
+    pub problems: Vec<ProblemOut>,
+}
+
+/// What the sync did, measured (SYNC3): records created, updated, unchanged, skipped and failed
+/// from the CRM and operations sent, skipped and failed to it, over the last hour, the last day
+/// and since connecting (each record counted once, in the transaction that applied, sent or
+/// refused it); the operations waiting; and the problems grouped by kind, each with a count,
+/// first and last seen, an example record with its reason, its class, a fix hint and whether it
+/// is still open.
+#[utoipa::path(get, path = "/integrations/{provider}/monitoring", tag = "integrations",
+    security(("bearer" = [])), params(("provider" = String, Path)),
+    responses((status = 200, body = MonitoringOut), (status = 404, body = ErrorBody)))]
+async fn get_monitoring(
+    State(s): State<AppState>,
+    Auth(company): Auth,
+    Path(raw): Path<String>,
+) -> Result<axum::Json<MonitoringOut>, ApiError> {
+    let p = provider(&raw)?;
+    let m = svc_integrations::monitoring(&s.app, company, p).await?;
+    Ok(axum::Json(MonitoringOut {
+        last_sync_at: m.last_sync_at.map(crate::dto::time),
+        last_hour: m.records_last_hour.into(),
+        last_day: m.records_last_day.into(),
+        since_connect: m.records_since_connect.map(Into::into),
+        pending_operations: m.pending,
+        problems: m
+            .issues
+            .into_iter()
+            .map(|i| ProblemOut {
+                direction: i.direction,
+                class: i.error_kind,
+                count: i.count,
+                first_seen: crate::dto::time(i.first_seen),
+                last_seen: crate::dto::time(i.last_seen),
+                example: i.example.into(),
+                state: if i.resolved { "resolved" } else { "open" }.into(),
+                hint: i.hint,
+            })
+            .collect(),
+    }))
 }

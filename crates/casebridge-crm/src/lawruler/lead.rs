@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use super::client::LeadRecord;
 use super::inbound::{content_hash, parse_lead};
-use super::ingest::{apply_lead, IngestError, PROVIDER};
+use super::ingest::{apply_lead, PROVIDER};
 
 /// The fields of a Law Ruler lead webhook, in the order Law Ruler sends them (SPEC LR3 plus
 /// Email and Cell Phone).
@@ -87,24 +87,17 @@ pub(crate) async fn apply_row(
             }))
         }
     };
-    let failed = |message: String| {
-        Ok(Err(RowFailure {
-            message,
-            wrote: true,
-        }))
-    };
     let hash = content_hash(&[], fields);
-    if !integrations::record_receipt(tx, company, PROVIDER, &lead.lead_id, &hash, now).await? {
-        return Ok(Ok(Outcome::Unchanged));
-    }
-    match apply_lead(tx, company, &lead, now).await {
-        Ok(a) if a.case_created => Ok(Ok(Outcome::Created)),
-        Ok(_) => Ok(Ok(Outcome::Updated)),
-        Err(IngestError::Invalid(v)) => failed(format!("Lead ID {}: {v}", lead.lead_id)),
-        Err(IngestError::Store(StoreError::Conflict(m))) => failed(format!(
-            "Lead ID {}: conflicts with an existing record ({m})",
-            lead.lead_id
-        )),
-        Err(IngestError::Store(e)) => Err(e),
-    }
+    let outcome =
+        if !integrations::record_receipt(tx, company, PROVIDER, &lead.lead_id, &hash, now).await? {
+            Outcome::Unchanged
+        } else {
+            match apply_lead(tx, company, &lead, now).await {
+                Ok(a) if a.case_created => Outcome::Created,
+                Ok(_) => Outcome::Updated,
+                Err(e) => return crate::ingest::rejected(&format!("Lead ID {}", lead.lead_id), e),
+            }
+        };
+    crate::ingest::count(tx, company, PROVIDER, outcome, &lead.lead_id, now).await?;
+    Ok(Ok(outcome))
 }

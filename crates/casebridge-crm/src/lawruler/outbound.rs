@@ -1073,6 +1073,7 @@ impl OpHandler {
             };
             integrations::touch_health(&mut tx, op.company_id, PROVIDER, health, now).await?;
             crate::conflicts::written(&mut tx, PROVIDER, op, now).await?;
+            crate::outbox::count_settled(&mut tx, op, OpState::Done, now).await?;
             if let (
                 Some(note_id),
                 OpAction::AddNote {

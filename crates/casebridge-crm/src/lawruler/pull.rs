@@ -282,6 +282,8 @@ async fn apply_record(
         Err(RowFailure { message, .. }) => {
             tx.rollback().await?;
             summary.failed += 1;
+            crate::ingest::count_failed(store, company, PROVIDER, Some(&record.lead_id), now)
+                .await?;
             let message = if message.starts_with("Lead ID") {
                 message
             } else {

@@ -272,6 +272,7 @@ async fn apply_case(
             tx.rollback().await?;
             summary.failed += 1;
             let number = record::case_number_in(fields);
+            crate::ingest::count_failed(store, company, PROVIDER, number.as_deref(), now).await?;
             SCHEDULE
                 .log(
                     store,

@@ -354,26 +354,19 @@ pub(crate) async fn apply_fields(
         }
     };
     let hash = content_hash(&record);
-    if !integrations::record_receipt(tx, company, PROVIDER, &record.case_number, &hash, now).await?
-    {
-        return Ok(Ok(Outcome::Unchanged));
-    }
-    let failed = |message: String| {
-        Ok(Err(RowFailure {
-            message,
-            wrote: true,
-        }))
-    };
-    match apply(tx, company, &record, now).await {
-        Ok(a) if a.case_created => Ok(Ok(Outcome::Created)),
-        Ok(_) => Ok(Ok(Outcome::Updated)),
-        Err(IngestError::Invalid(v)) => failed(format!("case {}: {v}", record.case_number)),
-        Err(IngestError::Store(StoreError::Conflict(m))) => failed(format!(
-            "case {}: conflicts with an existing record ({m})",
-            record.case_number
-        )),
-        Err(IngestError::Store(e)) => Err(e),
-    }
+    let number = &record.case_number;
+    let outcome =
+        if !integrations::record_receipt(tx, company, PROVIDER, number, &hash, now).await? {
+            Outcome::Unchanged
+        } else {
+            match apply(tx, company, &record, now).await {
+                Ok(a) if a.case_created => Outcome::Created,
+                Ok(_) => Outcome::Updated,
+                Err(e) => return crate::ingest::rejected(&format!("case {number}"), e),
+            }
+        };
+    crate::ingest::count(tx, company, PROVIDER, outcome, number, now).await?;
+    Ok(Ok(outcome))
 }
 
 #[cfg(test)]

@@ -44,3 +44,17 @@ CREATE INDEX crm_ops_by_case ON crm_ops(company_id, provider, case_id, kind, id)
 -- Each field mapping's sync rule (SYNC1): prefer_crm_unless_blank, always_crm, two_way (the
 -- default), prefer_platform_unless_blank, always_platform or dont_sync.
 ALTER TABLE field_mappings ADD COLUMN rule TEXT NOT NULL DEFAULT 'two_way';
+
+-- What each synced record did (SYNC3), one row per record and direction, written in the
+-- transaction that did it (or that logged its failure): the measured counters of monitoring.
+-- Inbound: created, updated, unchanged, skipped, failed; outbound: sent, skipped, failed.
+CREATE TABLE sync_records (
+    id          TEXT PRIMARY KEY,
+    company_id  TEXT NOT NULL REFERENCES companies(id),
+    provider    TEXT NOT NULL,
+    direction   TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    outcome     TEXT NOT NULL,
+    record_ref  TEXT,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX sync_records_by_time ON sync_records(company_id, provider, created_at);

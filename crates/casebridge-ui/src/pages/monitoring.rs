@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{
-    self as svc, CrmOp, IntegrationView, LogCounts, Monitoring, Settle,
+    self as svc, CrmOp, IntegrationView, LogCounts, Monitoring, RecordCounts, Settle,
 };
 use casebridge_app::AppError;
 use casebridge_domain::crm_ops::OpState;
@@ -65,6 +65,17 @@ impl MonitoringPage {
             ("Last 24 hours", "day", self.m.last_day),
         ];
         if let Some(c) = self.m.since_connect {
+            out.push(("Since connected", "connect", c));
+        }
+        out
+    }
+
+    fn record_periods(&self) -> Vec<(&'static str, &'static str, RecordCounts)> {
+        let mut out = vec![
+            ("Last hour", "hour", self.m.records_last_hour),
+            ("Last 24 hours", "day", self.m.records_last_day),
+        ];
+        if let Some(c) = self.m.records_since_connect {
             out.push(("Since connected", "connect", c));
         }
         out
