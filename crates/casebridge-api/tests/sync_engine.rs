@@ -1089,3 +1089,92 @@ async fn monitoring_counts_what_was_applied_sent_and_refused(
     assert_eq!(later["last_day"]["inbound"]["created"], 1);
 }
 casebridge_testkit::backend_test!(monitoring_counts_what_was_applied_sent_and_refused);
+
+async fn selective_sync_agrees_with_the_toggles_and_the_direction(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let s = setup(backend, "most_recent").await;
+    let flows = || async {
+        let v = s
+            .app
+            .get("/api/v1/integrations/lawruler")
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        v["selective_sync"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["kind"].as_str().unwrap().to_owned(),
+                    format!(
+                        "{}{} / {}{}",
+                        k["inbound"].as_str().unwrap(),
+                        k["inbound_off_by"]
+                            .as_str()
+                            .map(|b| format!(" ({b})"))
+                            .unwrap_or_default(),
+                        k["outbound"].as_str().unwrap(),
+                        k["outbound_off_by"]
+                            .as_str()
+                            .map(|b| format!(" ({b})"))
+                            .unwrap_or_default()
+                    ),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let settings = |body: Value| {
+        s.app.call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            Some(body),
+        )
+    };
+    // setup: enable, receive, send, status sync on; the other send toggles off.
+    let f = flows().await;
+    assert_eq!(f["cases"], "on / not_available");
+    assert_eq!(f["statuses"], "on / on");
+    assert_eq!(f["notes_and_messages"], "on / off (send_messages)");
+    assert_eq!(
+        f["mapped_fields"],
+        "not_available / off (send_mapped_fields)"
+    );
+    assert_eq!(f["documents"], "not_available / off (send_documents)");
+    settings(json!({"send_messages": true, "send": false}))
+        .await
+        .expect(StatusCode::OK);
+    let f = flows().await;
+    assert_eq!(f["notes_and_messages"], "on / off (send)");
+    assert_eq!(
+        f["statuses"], "on / on",
+        "Law Ruler's status sync needs no Send data"
+    );
+    settings(json!({"send": true, "direction": "one_way_in"}))
+        .await
+        .expect(StatusCode::OK);
+    let f = flows().await;
+    assert_eq!(f["notes_and_messages"], "on / off (direction)");
+    assert_eq!(f["statuses"], "on / off (direction)");
+    settings(json!({"direction": "one_way_out"}))
+        .await
+        .expect(StatusCode::OK);
+    let f = flows().await;
+    assert_eq!(f["cases"], "off (direction) / not_available");
+    assert_eq!(f["notes_and_messages"], "off (direction) / on");
+    // What the engine does matches: one way out, a Law Ruler webhook is ignored.
+    let r = s
+        .app
+        .post(
+            &s.hook,
+            json!({"Lead ID": LEAD, "Case Type ID": "12", "Case Type": "Auto Accident",
+                   "Status ID": "7", "Status": "Intake", "Full Name": "Jane Doe",
+                   "Created Date": "2026-11-01", "Primary Contact ID": "PC-9",
+                   "First Name": "Jane", "Last Name": "Doe"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["status"], "ignored", "{}", r.text);
+}
+casebridge_testkit::backend_test!(selective_sync_agrees_with_the_toggles_and_the_direction);

@@ -14,9 +14,10 @@ use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
-    unreachable_base_url, AutoAddRule, Checklist, Direction, Frequency, PlatformField, Provider,
-    SyncOutcome, Toggles,
+    unreachable_base_url, AutoAddRule, Checklist, Direction, Frequency, KindSupport, PlatformField,
+    Provider, SyncOutcome, Toggles,
 };
+pub use casebridge_domain::integrations::{DataKind, Flow};
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
 use casebridge_domain::sync::{ConflictRule, FieldRule, RecordOutcome};
@@ -247,6 +248,8 @@ pub struct IntegrationView {
     /// The next run of an hourly or daily frequency (`Frequency::next_run`): when the
     /// operations recorded meanwhile go and the CRM is pulled. `None` in real time.
     pub next_run_at: Option<Timestamp>,
+    /// Selective sync (SYNC1): each kind of data, in and out, as the settings leave it.
+    pub selective: Vec<(DataKind, Flow, Flow)>,
 }
 
 impl IntegrationView {
@@ -273,6 +276,14 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     };
     let sync_unavailable = connector.and_then(|c| c.sync_unavailable());
     let permission_checks = connector.map_or(&[][..], |c| c.permission_checks());
+    let support = connector.map_or(
+        KindSupport {
+            inbound: &[],
+            outbound: &[],
+            status_needs_send: false,
+        },
+        |c| c.data_kinds(),
+    );
     let token_valid_until = match connector {
         Some(c) => c.token_valid_until(&i).await,
         None => None,
@@ -304,6 +315,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
     Ok(IntegrationView {
         provider: p,
         next_run_at: toggles.frequency.next_run(i.next_run_at, app.now()),
+        selective: toggles.selective(&support),
         webhook_url: webhook_url(base, p, &i.webhook_token),
         webhook_url_warning: unreachable_base_url(base),
         records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,

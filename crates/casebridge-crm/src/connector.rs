@@ -15,6 +15,7 @@ use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::ids::{
     CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, JobId, ListId,
 };
+use casebridge_domain::integrations::KindSupport;
 use casebridge_domain::integrations::{Provider, Toggles};
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::ValidationError;
@@ -355,6 +356,10 @@ pub trait Connector: Send + Sync {
     fn sends_status(&self, t: &Toggles) -> bool {
         t.gates().sync_statuses
     }
+
+    /// The kinds of data this connector moves each way (selective sync shows the others as
+    /// not available).
+    fn data_kinds(&self) -> KindSupport;
 
     /// The requests an outbound operation on CRM record `record_id` sends, as a dry run shows
     /// them: built by the CRM client's own request parts, secrets redacted, nothing sent. `Err`

@@ -377,6 +377,142 @@ impl Toggles {
     }
 }
 
+text_enum!(
+    /// A kind of data a sync moves (SYNC1's selective sync).
+    DataKind {
+        Cases => "cases",
+        Clients => "clients",
+        NotesAndMessages => "notes_and_messages",
+        CallRecords => "call_records",
+        Documents => "documents",
+        Statuses => "statuses",
+        MappedFields => "mapped_fields",
+    }
+);
+
+impl DataKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            DataKind::Cases => "Cases",
+            DataKind::Clients => "Clients",
+            DataKind::NotesAndMessages => "Notes and messages",
+            DataKind::CallRecords => "Call records",
+            DataKind::Documents => "Documents",
+            DataKind::Statuses => "Statuses",
+            DataKind::MappedFields => "Mapped fields",
+        }
+    }
+
+    /// The toggle that turns this kind on outbound, when it has its own.
+    fn outbound_toggle(self) -> Option<&'static str> {
+        match self {
+            DataKind::NotesAndMessages => Some("send_messages"),
+            DataKind::CallRecords => Some("send_call_records"),
+            DataKind::Documents => Some("send_documents"),
+            DataKind::Statuses => Some("sync_statuses"),
+            DataKind::MappedFields => Some("send_mapped_fields"),
+            DataKind::Cases | DataKind::Clients => None,
+        }
+    }
+}
+
+/// Which kinds a CRM's connector moves at all, each way (what this version can do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSupport {
+    pub inbound: &'static [DataKind],
+    pub outbound: &'static [DataKind],
+    /// Whether status changes also need "Send data" (SmartAdvocate's "Send mapping").
+    pub status_needs_send: bool,
+}
+
+/// One direction of one kind, as the settings leave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
+    On,
+    /// Off, and the setting that turns it off (`direction`, `enable_integration`, a toggle).
+    Off(&'static str),
+    /// This CRM's connector does not move this kind this way.
+    NotAvailable,
+}
+
+impl Flow {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Flow::On => "on",
+            Flow::Off(_) => "off",
+            Flow::NotAvailable => "not_available",
+        }
+    }
+
+    pub fn off_by(&self) -> Option<&'static str> {
+        match self {
+            Flow::Off(by) => Some(by),
+            _ => None,
+        }
+    }
+}
+
+impl Toggles {
+    /// Selective sync (SYNC1): for each kind, whether it flows in and out now — read off the
+    /// toggles, the direction and what the CRM supports, so it cannot disagree with them.
+    pub fn selective(&self, support: &KindSupport) -> Vec<(DataKind, Flow, Flow)> {
+        let off_in = if !self.enable_integration {
+            Some("enable_integration")
+        } else if !self.direction.receives() {
+            Some("direction")
+        } else if !self.receive {
+            Some("receive")
+        } else {
+            None
+        };
+        let off_out = if !self.enable_integration {
+            Some("enable_integration")
+        } else if !self.direction.sends() {
+            Some("direction")
+        } else {
+            None
+        };
+        DataKind::ALL
+            .iter()
+            .map(|&k| {
+                let inbound = if !support.inbound.contains(&k) {
+                    Flow::NotAvailable
+                } else {
+                    off_in.map_or(Flow::On, Flow::Off)
+                };
+                let outbound = if !support.outbound.contains(&k) {
+                    Flow::NotAvailable
+                } else if let Some(by) = off_out {
+                    Flow::Off(by)
+                } else {
+                    match k.outbound_toggle() {
+                        Some(t)
+                            if !self.send
+                                && (t != "sync_statuses" || support.status_needs_send) =>
+                        {
+                            Flow::Off("send")
+                        }
+                        Some(t) if !self.toggle(t) => Flow::Off(t),
+                        _ => Flow::On,
+                    }
+                };
+                (k, inbound, outbound)
+            })
+            .collect()
+    }
+
+    fn toggle(&self, name: &str) -> bool {
+        match name {
+            "send_messages" => self.send_messages,
+            "send_call_records" => self.send_call_records,
+            "send_documents" => self.send_documents,
+            "sync_statuses" => self.sync_statuses,
+            "send_mapped_fields" => self.send_mapped_fields,
+            _ => false,
+        }
+    }
+}
+
 /// A platform value a CRM field can be mapped to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PlatformField {
@@ -644,6 +780,46 @@ mod tests {
             .unwrap()
             .matches(&ct, &st));
         assert!(AutoAddRule::parse(None, Some(" ")).is_err());
+    }
+
+    #[test]
+    fn selective_sync_is_read_off_the_toggles() {
+        const SUPPORT: KindSupport = KindSupport {
+            inbound: &[DataKind::Cases, DataKind::Statuses],
+            outbound: &[DataKind::Statuses, DataKind::NotesAndMessages],
+            status_needs_send: false,
+        };
+        let t = Toggles {
+            enable_integration: true,
+            receive: true,
+            send: true,
+            send_messages: false,
+            sync_statuses: true,
+            ..Toggles::default()
+        };
+        let flows = t.selective(&SUPPORT);
+        let of = |k: DataKind| flows.iter().find(|(kk, _, _)| *kk == k).cloned().unwrap();
+        assert_eq!(of(DataKind::Cases).1, Flow::On);
+        assert_eq!(of(DataKind::Cases).2, Flow::NotAvailable);
+        assert_eq!(of(DataKind::NotesAndMessages).2, Flow::Off("send_messages"));
+        assert_eq!(of(DataKind::Statuses).2, Flow::On);
+        assert_eq!(of(DataKind::Documents).1, Flow::NotAvailable);
+        let inbound_only = Toggles {
+            direction: Direction::OneWayIn,
+            ..t
+        };
+        let flows = inbound_only.selective(&SUPPORT);
+        assert!(flows
+            .iter()
+            .all(|(_, _, out)| matches!(out, Flow::Off("direction") | Flow::NotAvailable)));
+        let off = Toggles {
+            enable_integration: false,
+            ..t
+        };
+        assert!(off
+            .selective(&SUPPORT)
+            .iter()
+            .all(|(_, i, o)| i != &Flow::On && o != &Flow::On));
     }
 
     #[test]

@@ -626,6 +626,15 @@ async fn the_configuration_tab_lists_toggles_in_the_safe_order_and_masks_secrets
     let doc = Html::parse_document(&page.html);
     let shown = select(&doc, "#next-run time");
     assert_eq!(shown.len(), 1, "{}", page.html);
+    // "What syncs" is read off the settings just saved: one way in sends nothing.
+    assert_eq!(
+        texts(&doc, "#selective tr[data-kind=statuses] td")[1],
+        "Off (direction)"
+    );
+    assert_eq!(
+        texts(&doc, "#selective tr[data-kind=cases] td")[1],
+        "Not available"
+    );
     assert!(
         next.starts_with(&shown[0].value().attr("datetime").unwrap()[..16]),
         "{next} vs {:?}",
@@ -642,6 +651,33 @@ async fn the_configuration_tab_lists_toggles_in_the_safe_order_and_masks_secrets
         texts(&Html::parse_document(&bad.html), "#toggles .form-error")[0]
             .contains("must be real_time, hourly or daily")
     );
+    // The conflict rule: its menu names the CRM's change times, and it is saved from the form.
+    assert!(
+        texts(&doc, "#conflict-help")[0].contains("arrival"),
+        "Law Ruler's change times are named"
+    );
+    b.post(
+        "/ui/integrations/lawruler/toggles",
+        &[
+            ("csrf", &csrf),
+            ("conflict_resolution", "platform_wins"),
+            ("enable_integration", "on"),
+        ],
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let api = app
+        .get("/api/v1/integrations/lawruler")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api.body["settings"]["conflict_resolution"], "platform_wins");
+    let bad = b
+        .post(
+            "/ui/integrations/lawruler/toggles",
+            &[("csrf", &csrf), ("conflict_resolution", "newest")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     b.post("/ui/integrations/lawruler/run", &[("csrf", &csrf)])
         .await
         .expect(StatusCode::SEE_OTHER);

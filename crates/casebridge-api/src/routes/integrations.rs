@@ -116,6 +116,11 @@ pub struct IntegrationOut {
     /// The conflict rule (SYNC2) as set, what it means, and where this CRM's change times come
     /// from (for `most_recent`).
     pub conflict_resolution: ConflictResolutionOut,
+    /// Selective sync (SYNC1): each kind of data, in and out — `on`, `off` (with the setting
+    /// that turns it off: `enable_integration`, `direction`, `receive`, `send` or the kind's
+    /// toggle) or `not_available` (this CRM's connector does not move it that way). Read off the
+    /// toggles and the direction, so it always agrees with them; change those to change it.
+    pub selective_sync: Vec<KindFlowOut>,
     #[schema(value_type = Object)]
     pub checklist: Value,
     pub health: HealthOut,
@@ -203,6 +208,20 @@ pub struct SyncOut {
     /// The last pull of notes and changed records (LR13), and its error if it failed.
     pub last_pull_at: Option<String>,
     pub last_pull_error: Option<String>,
+}
+
+/// One kind of data and how it flows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KindFlowOut {
+    /// `cases`, `clients`, `notes_and_messages`, `call_records`, `documents`, `statuses` or
+    /// `mapped_fields`.
+    pub kind: String,
+    pub label: String,
+    /// `on`, `off` or `not_available`.
+    pub inbound: String,
+    pub inbound_off_by: Option<String>,
+    pub outbound: String,
+    pub outbound_off_by: Option<String>,
 }
 
 /// The conflict rule of an integration (SYNC2).
@@ -300,6 +319,18 @@ impl From<IntegrationView> for IntegrationOut {
                 })
                 .collect(),
             inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
+            selective_sync: v
+                .selective
+                .iter()
+                .map(|(k, i, o)| KindFlowOut {
+                    kind: k.as_str().into(),
+                    label: k.label().into(),
+                    inbound: i.as_str().into(),
+                    inbound_off_by: i.off_by().map(Into::into),
+                    outbound: o.as_str().into(),
+                    outbound_off_by: o.off_by().map(Into::into),
+                })
+                .collect(),
             conflict_resolution: ConflictResolutionOut {
                 rule: t.conflict_resolution.as_str().into(),
                 label: t.conflict_resolution.label().into(),

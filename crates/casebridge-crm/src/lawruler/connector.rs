@@ -32,6 +32,7 @@ use crate::connector::{
     Parsed, PlannedRequest, PlatformChange, Resumed,
 };
 use casebridge_domain::crm_ops::OpAction;
+use casebridge_domain::integrations::{DataKind, KindSupport};
 
 /// How secrets are shown: a fixed mask, not even their first characters.
 pub const SECRET_MASK: &str = "••••••••";
@@ -91,6 +92,27 @@ fn client_root_error(e: impl std::fmt::Display) -> ValidationError {
 
 #[async_trait]
 impl Connector for LawRuler {
+    fn data_kinds(&self) -> KindSupport {
+        // In: webhooks and the pull of changed leads (cases, clients, statuses) and notes.
+        // Out: the outbound operations (LR9, LR10, LR11, LR15).
+        KindSupport {
+            inbound: &[
+                DataKind::Cases,
+                DataKind::Clients,
+                DataKind::NotesAndMessages,
+                DataKind::Statuses,
+            ],
+            outbound: &[
+                DataKind::MappedFields,
+                DataKind::Statuses,
+                DataKind::NotesAndMessages,
+                DataKind::CallRecords,
+                DataKind::Documents,
+            ],
+            status_needs_send: false,
+        }
+    }
+
     fn plan_operation(
         &self,
         i: &Integration,

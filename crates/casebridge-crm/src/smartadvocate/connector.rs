@@ -39,6 +39,7 @@ use crate::connector::{
 };
 use crate::lawruler::inbound as lr_inbound;
 use casebridge_domain::crm_ops::OpAction;
+use casebridge_domain::integrations::{DataKind, KindSupport};
 
 /// Says what this version does not do with SmartAdvocate.
 pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (connecting, \
@@ -101,6 +102,29 @@ fn not_yet(what: &str) -> String {
 
 #[async_trait]
 impl Connector for SmartAdvocate {
+    fn data_kinds(&self) -> KindSupport {
+        // In: the hook and the pull (cases, contacts, notes, documents) with their statuses.
+        // Out: UDFs, statuses and second statuses, notes for messages and calls, the dialer's
+        // status types; documents are not sent to SmartAdvocate in this version. "Send mapping
+        // to SmartAdvocate" (the `send` toggle) stops status changes too.
+        KindSupport {
+            inbound: &[
+                DataKind::Cases,
+                DataKind::Clients,
+                DataKind::NotesAndMessages,
+                DataKind::Documents,
+                DataKind::Statuses,
+            ],
+            outbound: &[
+                DataKind::MappedFields,
+                DataKind::Statuses,
+                DataKind::NotesAndMessages,
+                DataKind::CallRecords,
+            ],
+            status_needs_send: true,
+        }
+    }
+
     fn plan_operation(
         &self,
         i: &Integration,

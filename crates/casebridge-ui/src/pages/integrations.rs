@@ -12,7 +12,7 @@ use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{self as svc, IntegrationView, TogglesChange};
 use casebridge_domain::crm_ops::ResumeMode;
-use casebridge_domain::integrations::{Direction, Frequency, Provider, ToggleItem};
+use casebridge_domain::integrations::{Direction, Flow, Frequency, Provider, ToggleItem};
 use casebridge_domain::sync::ConflictRule;
 use serde_json::{Map, Value};
 
