@@ -481,3 +481,85 @@ async fn a_rate_limited_fetch_is_retried_and_wrong_credentials_fail_the_import(
 casebridge_testkit::backend_test!(
     a_rate_limited_fetch_is_retried_and_wrong_credentials_fail_the_import
 );
+
+/// The initial sync (issue 13, SYNC1) asked for when connecting: the import starts in the
+/// connect's transaction, brings every lead in once, and a second one changes nothing.
+async fn connecting_with_initial_sync_imports_every_lead_once(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let lr = sim().await;
+    let n = lr.sim.leads().len();
+    let app = TestApp::start(backend).await;
+    let values = json!({"username": DEMO_USERNAME, "password": DEMO_PASSWORD,
+                        "client_root": lr.base_url, "client_secret": DEMO_CLIENT_SECRET,
+                        "key": DEMO_KEY});
+    // A wrong type is named, and nothing is stored.
+    let mut bad = values.clone();
+    bad["initial_sync"] = json!("yes");
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            Some(bad),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("initial_sync"), "{}", r.text);
+    let view = app.get("/api/v1/integrations/lawruler").await;
+    assert_eq!(view.body["status"], "not_connected", "{}", view.text);
+    // Without it, a connect starts nothing.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            Some(values.clone()),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(r.body["initial_import"].is_null(), "{}", r.text);
+    let imports = app.get("/api/v1/integrations/lawruler/import").await;
+    assert_eq!(imports.body["data"], json!([]), "{}", imports.text);
+
+    let mut with = values.clone();
+    with["initial_sync"] = json!(true);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            Some(with.clone()),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let id = r.body["initial_import"].as_str().unwrap().to_owned();
+    let queued = status(&app, &id).await;
+    assert_eq!(queued["source"], "lawruler_api", "{queued}");
+    assert_eq!(
+        cases(&app).await,
+        0,
+        "the connect itself calls no more of Law Ruler"
+    );
+    crm_worker(&app).drain().await.unwrap();
+    let done = status(&app, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["created"].as_u64(), Some(n as u64), "{done}");
+    assert_eq!(cases(&app).await, n);
+    // Asked again on a reconnect: everything is already there, nothing is duplicated.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            Some(with),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let again = r.body["initial_import"].as_str().unwrap().to_owned();
+    crm_worker(&app).drain().await.unwrap();
+    let done = status(&app, &again).await;
+    assert_eq!(
+        (done["created"].as_u64(), done["unchanged"].as_u64()),
+        (Some(0), Some(n as u64)),
+        "{done}"
+    );
+    assert_eq!(cases(&app).await, n);
+}
+casebridge_testkit::backend_test!(connecting_with_initial_sync_imports_every_lead_once);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use casebridge_crm::connector::{CatalogError, ConnectError};
+use casebridge_crm::connector::{ApiImportError, CatalogError, ConnectError};
 use casebridge_crm::Connector;
 use casebridge_domain::crm_ops::{OpState, ResumeMode};
 use casebridge_domain::error::Validator;
@@ -250,6 +250,8 @@ pub struct IntegrationView {
     pub next_run_at: Option<Timestamp>,
     /// Selective sync (SYNC1): each kind of data, in and out, as the settings leave it.
     pub selective: Vec<(DataKind, Flow, Flow)>,
+    /// The initial sync a connect just started (its import), when it asked for one.
+    pub initial_import: Option<uuid::Uuid>,
 }
 
 impl IntegrationView {
@@ -316,6 +318,7 @@ async fn view(app: &App, p: Provider, i: Integration) -> Result<IntegrationView>
         provider: p,
         next_run_at: toggles.frequency.next_run(i.next_run_at, app.now()),
         selective: toggles.selective(&support),
+        initial_import: None,
         webhook_url: webhook_url(base, p, &i.webhook_token),
         webhook_url_warning: unreachable_base_url(base),
         records_received: store::records_received(&mut conn, i.company_id, p.as_str()).await?,
@@ -407,11 +410,16 @@ pub async fn get(app: &App, company: CompanyId, p: Provider) -> Result<Integrati
 /// Connects a CRM: the connector checks the values against the CRM and names a wrong one; they
 /// are stored sealed. Reconnecting replaces them, and operations parked by a configuration
 /// error go out again, in order.
+/// Connects a CRM (see the connector's `connect`). With `initial_sync`, the initial sync (SYNC1)
+/// starts in the same transaction: an import of the CRM's existing records through its API,
+/// resumable, with progress (`GET …/import/{id}`), matched by external ref so later webhooks
+/// update the same records; its id is in the view's `initial_import`.
 pub async fn connect(
     app: &App,
     company: CompanyId,
     p: Provider,
     input: &Value,
+    initial_sync: bool,
 ) -> Result<IntegrationView> {
     let c = connector(app, p, || {
         AppError::Conflict(format!(
@@ -447,7 +455,27 @@ pub async fn connect(
         now,
     )
     .await?;
-    commit_and_view(app, tx, company, p).await
+    let initial = if initial_sync {
+        let import = c
+            .enqueue_api_import(&mut tx, company, None, now)
+            .await
+            .map_err(|e| match e {
+                ApiImportError::NotConnected(m) => AppError::Conflict(m),
+                ApiImportError::Store(e) => e.into(),
+            })?;
+        let msg = format!(
+            "initial sync started: import {} of every existing {} record",
+            import.id,
+            p.label()
+        );
+        log_action(&mut tx, company, p, "inbound", "initial sync", &msg, now).await?;
+        Some(import.id)
+    } else {
+        None
+    };
+    let mut view = commit_and_view(app, tx, company, p).await?;
+    view.initial_import = initial;
+    Ok(view)
 }
 
 /// What asking for a pull did.

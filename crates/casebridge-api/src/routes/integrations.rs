@@ -116,6 +116,9 @@ pub struct IntegrationOut {
     /// The conflict rule (SYNC2) as set, what it means, and where this CRM's change times come
     /// from (for `most_recent`).
     pub conflict_resolution: ConflictResolutionOut,
+    /// The import a connect with `"initial_sync": true` just started (`GET …/import/{id}`);
+    /// `null` otherwise.
+    pub initial_import: Option<String>,
     /// Selective sync (SYNC1): each kind of data, in and out — `on`, `off` (with the setting
     /// that turns it off: `enable_integration`, `direction`, `receive`, `send` or the kind's
     /// toggle) or `not_available` (this CRM's connector does not move it that way). Read off the
@@ -319,6 +322,7 @@ impl From<IntegrationView> for IntegrationOut {
                 })
                 .collect(),
             inert_settings: t.inert().into_iter().map(str::to_owned).collect(),
+            initial_import: v.initial_import.map(|id| id.to_string()),
             selective_sync: v
                 .selective
                 .iter()
@@ -446,7 +450,9 @@ async fn rotate_webhook_token(
 pub struct ConnectBody(pub Map<String, Value>);
 
 /// Connects a CRM: the values are checked against the CRM, and a wrong one is named. Stored
-/// encrypted. Reconnecting replaces them.
+/// encrypted. Reconnecting replaces them. With `"initial_sync": true` beside the values, the
+/// initial sync starts at once (an import of every existing CRM record through its API, in the
+/// same transaction; `initial_import` names it, `GET …/import/{id}` shows its progress).
 #[utoipa::path(put, path = "/integrations/{provider}/connection", tag = "integrations",
     operation_id = "connect_integration",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = ConnectBody,
@@ -459,7 +465,15 @@ async fn connect(
     Json(body): Json<ConnectBody>,
 ) -> Result<axum::Json<IntegrationOut>, ApiError> {
     let p = provider(&raw)?;
-    let view = svc::connect(&s.app, company, p, &Value::Object(body.0)).await?;
+    let mut values = body.0;
+    let initial_sync = match values.remove("initial_sync") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(ValidationError::single("initial_sync", "must be true or false").into())
+        }
+    };
+    let view = svc::connect(&s.app, company, p, &Value::Object(values), initial_sync).await?;
     Ok(axum::Json(view.into()))
 }
 

@@ -338,12 +338,21 @@ async fn connect(
                 .map(|v| (f.name.to_owned(), Value::String(v.trim().to_owned())))
         })
         .collect();
-    match svc::connect(&ui.app, admin.session.company_id, p, &Value::Object(input)).await {
-        Ok(_) => Ok(done(
+    let initial_sync = form.contains_key("initial_sync");
+    let company = admin.session.company_id;
+    match svc::connect(&ui.app, company, p, &Value::Object(input), initial_sync).await {
+        Ok(v) => Ok(done(
             &ui,
             jar,
             &format!("/ui/integrations/{}", p.as_str()),
-            format!("Connected to {}: the credentials were verified.", p.label()),
+            match v.initial_import {
+                Some(_) => format!(
+                    "Connected to {}: the credentials were verified, and the initial sync \
+                     started (the Imports tab shows its progress).",
+                    p.label()
+                ),
+                None => format!("Connected to {}: the credentials were verified.", p.label()),
+            },
         )),
         Err(e) => {
             let errors = match e {
