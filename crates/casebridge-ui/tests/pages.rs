@@ -385,7 +385,12 @@ async fn integrations_cards_show_a_badge_and_the_next_step(
     let doc = Html::parse_document(&sa.html);
     assert_eq!(
         texts(&doc, "#connect-form label"),
-        ["Host", "Username", "Password"]
+        [
+            "Host",
+            "Username",
+            "Password",
+            "Bring in the existing SmartAdvocate records now (initial sync)"
+        ]
     );
     assert!(sa.html.contains("without /CaseSyncAPI"));
     assert!(!select(&doc, "#status-sync").is_empty());
@@ -500,6 +505,7 @@ async fn the_configuration_tab_lists_toggles_in_the_safe_order_and_masks_secrets
                 ("password", "demo-password"),
                 ("client_secret", "demo-secret"),
                 ("key", "demo-key"),
+                ("initial_sync", "on"),
             ],
         )
         .await;
@@ -509,6 +515,19 @@ async fn the_configuration_tab_lists_toggles_in_the_safe_order_and_masks_secrets
         .await
         .expect(StatusCode::OK);
     assert!(page.html.contains("Connected to Law Ruler"));
+    assert!(
+        page.html.contains("the initial sync started"),
+        "the box starts the initial sync"
+    );
+    let imports = app
+        .get("/api/v1/integrations/lawruler/import")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        imports.body["data"][0]["source"], "lawruler_api",
+        "{}",
+        imports.text
+    );
     for secret in ["demo-password", "demo-secret", "demo-key"] {
         assert!(!page.html.contains(secret), "{secret} rendered");
     }
