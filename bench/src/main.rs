@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod backlog;
 mod claim;
+mod e2e;
 mod export;
 mod files;
 mod harness;
@@ -82,6 +83,21 @@ enum Scenario {
         #[arg(long, default_value_t = 500)]
         batch: usize,
         /// Give up waiting for the deliveries after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        limit_s: u64,
+    },
+    /// End to end through the HTTP API: `senders` clients POST /api/v1/calls to the API server,
+    /// one webhook to a local receiver, each delivery matched to its request by webhook-id;
+    /// with the HTTP ceiling (the same client against the receiver) and the fsync ceiling
+    /// (one-row commits) measured in the same run.
+    E2e {
+        #[arg(long, default_value_t = 5000)]
+        events: usize,
+        #[arg(long, default_value_t = 16)]
+        senders: usize,
+        /// Open loop at this many requests/s in all (default: closed loop).
+        #[arg(long)]
+        rate: Option<f64>,
         #[arg(long, default_value_t = 600)]
         limit_s: u64,
     },
@@ -251,6 +267,25 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(with_load(throughput::run(backend, p, opts)).await?);
             }
             ("throughput", p.json(), runs)
+        }
+        Scenario::E2e {
+            events,
+            senders,
+            rate,
+            limit_s,
+        } => {
+            let p = e2e::Params {
+                events,
+                senders,
+                rate,
+                limit: Duration::from_secs(limit_s),
+            };
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                progress(&format!("e2e run {}/{repeat} on {backend_name}", i + 1));
+                runs.push(with_load(e2e::run(backend, p, opts)).await?);
+            }
+            ("e2e", p.json(), runs)
         }
         Scenario::Latency { events, rate } => {
             let p = latency::Params { events, rate };

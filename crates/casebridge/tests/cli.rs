@@ -1305,3 +1305,111 @@ async fn a_full_disk_is_not_ready_recovers_by_itself_and_sigterm_still_stops() {
     assert!(clean, "a clean exit: {logs:#?}");
     drop(filler);
 }
+
+/// Issue 11: `kill -9` of the server in the middle of a load of event-creating requests loses no
+/// accepted event. Eight clients send `POST /api/v1/calls` (each records a `call.started` event
+/// with its delivery, in the request's transaction) until the server is killed without warning;
+/// after a restart on the same database, every call that was answered 201 has its event
+/// delivered to the webhook. Requests that got no answer may or may not have been recorded.
+async fn a_kill_9_under_load_loses_no_accepted_event(backend: casebridge_testkit::TestBackend) {
+    use std::sync::{Arc, Mutex};
+    let db = TestDb::empty(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = company_create(dir.path(), &db.url, "Acme Injury Law")["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let command = || {
+        let mut cmd = casebridge(dir.path(), &db.url);
+        cmd.env("CASEBRIDGE_ALLOW_HTTP", "true")
+            .env("CASEBRIDGE_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8");
+        cmd
+    };
+    let mut server = Server::start_with(command());
+    let receiver = casebridge_testkit::Receiver::start().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/webhooks", server.base))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "Firm server", "url": receiver.url("/hook")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut senders = Vec::new();
+    for s in 0..8 {
+        let (http, key, base) = (http.clone(), key.clone(), server.base.clone());
+        let accepted = accepted.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0.. {
+                let sent = http
+                    .post(format!("{base}/api/v1/calls"))
+                    .bearer_auth(&key)
+                    .json(&serde_json::json!({"direction": "outbound",
+                        "to_number": format!("+1555{s}{i:06}")}))
+                    .send()
+                    .await;
+                let Ok(r) = sent else { return };
+                if r.status() != 201 {
+                    return;
+                }
+                let Ok(body) = r.json::<Value>().await else {
+                    return;
+                };
+                accepted
+                    .lock()
+                    .unwrap()
+                    .push(body["id"].as_str().unwrap().to_owned());
+            }
+        }));
+    }
+    wait_until(Duration::from_secs(60), "200 calls accepted", async || {
+        accepted.lock().unwrap().len() >= 200
+    })
+    .await;
+    Command::new("kill")
+        .args(["-KILL", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    server.child.wait().unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() >= 200);
+
+    // Restarted on the same database, the worker delivers every accepted event.
+    let server = Server::start_with(command());
+    let delivered = || {
+        receiver
+            .received("/hook")
+            .iter()
+            .filter_map(|r| r.json()["data"]["call"]["id"].as_str().map(str::to_owned))
+            .collect::<std::collections::HashSet<_>>()
+    };
+    let limit = std::time::Instant::now() + Duration::from_secs(120);
+    while !accepted.iter().all(|id| delivered().contains(id)) {
+        if std::time::Instant::now() > limit {
+            let all = receiver.received("/hook");
+            panic!(
+                "{} of {} accepted delivered; {} requests; first: {:?}",
+                accepted
+                    .iter()
+                    .filter(|id| delivered().contains(*id))
+                    .count(),
+                accepted.len(),
+                all.len(),
+                all.first().map(|r| r.json())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = delivered();
+    let lost: Vec<_> = accepted.iter().filter(|id| !got.contains(*id)).collect();
+    assert!(lost.is_empty(), "accepted but never delivered: {lost:?}");
+    let (clean, logs) = server.stop();
+    assert!(clean, "{logs:#?}");
+}
+casebridge_testkit::backend_test!(a_kill_9_under_load_loses_no_accepted_event);
