@@ -688,6 +688,13 @@ async fn a_status_maps_to_a_primary_and_second_statuses_sent_in_order(
     ];
     expected.sort();
     assert_eq!(status_pairs(&s.app).await, expected);
+    // Refreshing the catalog keeps them all.
+    let r = s
+        .app
+        .post(&format!("{VIEW}/fields/refresh"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(status_pairs(&s.app).await, expected);
 
     // Refusals name the offending entry (and the earlier one it clashes with) and change
     // nothing: two primaries, two values of one type, unknown ids, and a SmartAdvocate status
