@@ -876,3 +876,235 @@ async fn a_status_maps_to_a_primary_and_second_statuses_sent_in_order(
     assert!(s.writes().is_empty(), "{:?}", s.writes());
 }
 casebridge_testkit::backend_test!(a_status_maps_to_a_primary_and_second_statuses_sent_in_order);
+
+/// A second company with its own SmartAdvocate (its own API user): connected, one status
+/// "Rejected here" mapped to SmartAdvocate's Rejected (3), one case linked to case number
+/// 9000001 (the same number as the first company's case, in its own tenant), sending on.
+/// Returns its simulator, API key, case and status ids.
+async fn second_company(app: &TestApp) -> (RunningSim, String, String, String) {
+    let sa = SmartAdvocateSim::builder()
+        .user("firm-b-api", "Firm-B-Password")
+        .build()
+        .start()
+        .await;
+    let (_, key) = app.new_company("Second Firm").await;
+    let call = |method: Method, path: &str, body: Value| {
+        let key = key.clone();
+        let path = path.to_owned();
+        async move { app.call_as(&key, method, &path, Some(body)).await }
+    };
+    let r = call(
+        Method::PUT,
+        &format!("{VIEW}/connection"),
+        json!({"base_url": sa.base_url, "username": "firm-b-api", "password": "Firm-B-Password"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(Method::POST, &format!("{VIEW}/fields/refresh"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        Method::POST,
+        "/api/v1/case-statuses",
+        json!({"name": "Rejected here"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let status = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        Method::PUT,
+        &format!("{VIEW}/status-mappings"),
+        json!({"mappings": [{"case_status_id": status, "crm_status_id": "3"}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(Method::POST, "/api/v1/case-types", json!({"name": "B MVA"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let case_type = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        Method::PUT,
+        &format!("{VIEW}/case-type-links"),
+        json!({"links": [{"crm_case_type_id": "1", "case_type_id": case_type}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        Method::POST,
+        "/api/v1/cases",
+        json!({"name": "B's client", "case_type_id": case_type,
+        "external_refs": [{"provider": "smartadvocate", "external_id": NUMBER}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let case = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        Method::PUT,
+        &format!("{VIEW}/settings"),
+        json!({"enable_integration": true, "send": true,
+        "send_mapped_fields": true, "send_messages": true, "send_call_records": true, "sync_statuses": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    sa.sim.clear_requests();
+    (sa, key, case, status)
+}
+
+async fn pushes_never_cross_companies(backend: casebridge_testkit::TestBackend) {
+    let s = setup(backend, true).await;
+    let (sa_b, key_b, case_b, rejected_b) = second_company(&s.app).await;
+    // One status change and one message in each company, then one worker for both.
+    s.set_status(&s.case_id, &s.signed).await;
+    s.message(&s.case_id, "for A only").await;
+    let r = s
+        .app
+        .call_as(
+            &key_b,
+            Method::PATCH,
+            &format!("/api/v1/cases/{case_b}"),
+            Some(json!({"case_status_id": rejected_b})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = s
+        .app
+        .call_as(
+            &key_b,
+            Method::POST,
+            "/api/v1/messages",
+            Some(
+                json!({"case_id": case_b, "channel": "sms", "direction": "outbound",
+            "from": "+15550002000", "to": "+15559990000", "body": "for B only"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A's status must not be usable from B: its id is unknown there.
+    let r = s
+        .app
+        .call_as(
+            &key_b,
+            Method::PATCH,
+            &format!("/api/v1/cases/{case_b}"),
+            Some(json!({"case_status_id": s.do_not_dial})),
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{} {}", r.status, r.text);
+    s.drain().await;
+
+    // A's SmartAdvocate holds A's changes only, sent with A's user.
+    assert_eq!(
+        s.writes(),
+        [
+            ("1001".to_owned(), "status 1:2".to_owned()),
+            ("1001".to_owned(), "note for A only".to_owned()),
+        ]
+    );
+    assert!(s.sa.sim.requests().iter().all(|r| {
+        r.operation != Some(Operation::Authenticate)
+            || r.json.as_ref().unwrap()["Username"] == DEMO_USERNAME
+    }));
+    let a_case = s.sa_case(SA_CASE);
+    assert_eq!(a_case.status_id, 2);
+    assert_eq!(a_case.notes.len(), 1);
+    assert_eq!(a_case.notes[0].note_text, "for A only");
+
+    // B's holds B's only (its reads aside): Rejected (3) on its 9000001, its own note, its own
+    // API user.
+    let b_writes: Vec<(Option<Operation>, u16, String)> = sa_b
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.operation,
+                Some(Operation::SetStatus | Operation::SetUdfs | Operation::InsertNote)
+            )
+        })
+        .map(|r| (r.operation, r.status, r.path))
+        .collect();
+    assert_eq!(
+        b_writes,
+        [
+            (
+                Some(Operation::SetStatus),
+                200,
+                "/case/1001/status".to_owned()
+            ),
+            (
+                Some(Operation::InsertNote),
+                201,
+                "/case/1001/notes".to_owned()
+            ),
+        ],
+        "{:#?}",
+        sa_b.sim.requests()
+    );
+    let auth_b = sa_b.sim.requests_of(Operation::Authenticate);
+    assert!(!auth_b.is_empty());
+    assert!(auth_b
+        .iter()
+        .all(|r| r.json.as_ref().unwrap()["Username"] == "firm-b-api"));
+    let b_case = sa_b
+        .sim
+        .cases()
+        .into_iter()
+        .find(|c| c.case_id == SA_CASE)
+        .unwrap();
+    assert_eq!(b_case.status_id, 3);
+    assert_eq!(b_case.notes.len(), 1);
+    assert_eq!(b_case.notes[0].note_text, "for B only");
+
+    // Each company's view counts its own operations.
+    let view_a = s.view().await;
+    assert_eq!(view_a["sync"]["operations_done"], 2, "{view_a}");
+    let view_b = s.app.call_as(&key_b, Method::GET, VIEW, None).await.body;
+    assert_eq!(view_b["sync"]["operations_done"], 2, "{view_b}");
+
+    // B disconnects: A keeps pushing, and nothing of A's reaches B.
+    let r = s
+        .app
+        .call_as(&key_b, Method::DELETE, &format!("{VIEW}/connection"), None)
+        .await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.text);
+    sa_b.sim.clear_requests();
+    s.set_status(&s.case_id, &s.intake).await;
+    s.drain().await;
+    assert_eq!(s.sa_case(SA_CASE).status_id, 1);
+    assert!(sa_b.sim.requests().is_empty(), "{:#?}", sa_b.sim.requests());
+}
+casebridge_testkit::backend_test!(pushes_never_cross_companies);
+
+async fn the_per_connection_limiter_spaces_requests(backend: casebridge_testkit::TestBackend) {
+    // 60 a minute with a burst of 6: the 9th note cannot go before about 3 s after the first.
+    let s = setup(backend, true).await;
+    let worker = s.app.crm_worker(60);
+    for i in 0..9 {
+        let case = if i % 2 == 0 { &s.case_id } else { &s.case2_id };
+        s.message(case, &format!("note {i}")).await;
+    }
+    let started = std::time::Instant::now();
+    worker.drain().await.unwrap();
+    let took = started.elapsed();
+    let notes = s.sa.sim.requests_of(Operation::InsertNote);
+    assert_eq!(
+        notes.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [201; 9],
+        "every note sent once, none refused"
+    );
+    assert_eq!(s.sa_case(SA_CASE).notes.len(), 5);
+    assert_eq!(s.sa_case(1002).notes.len(), 4);
+    let spread = notes[8].at.duration_since(notes[0].at).unsigned_abs();
+    assert!(
+        spread >= Duration::from_millis(2500),
+        "9 notes within {spread:?}"
+    );
+    assert!(took >= Duration::from_millis(2500), "drained in {took:?}");
+    // Per case, still in order.
+    let texts: Vec<String> = s
+        .sa_case(SA_CASE)
+        .notes
+        .iter()
+        .map(|n| n.note_text.clone())
+        .collect();
+    assert_eq!(texts, ["note 0", "note 2", "note 4", "note 6", "note 8"]);
+}
+casebridge_testkit::backend_test!(the_per_connection_limiter_spaces_requests);
