@@ -1367,3 +1367,91 @@ async fn the_setup_checklist_and_health_times_follow_each_step(
     assert_eq!(health(&v, "catalog_refreshed_at"), Some(refreshed));
 }
 casebridge_testkit::backend_test!(the_setup_checklist_and_health_times_follow_each_step);
+
+/// The scheduled pull on the manual clock: a receiving, connected company is pulled when it
+/// never was and then once per interval, never twice at once; a company with "Receive data"
+/// off is never pulled; the loop does the same on its own.
+async fn the_scheduled_pull_runs_once_per_interval_for_receiving_companies_only(
+    backend: casebridge_testkit::TestBackend,
+) {
+    use casebridge_crm::smartadvocate::pull::SCHEDULE;
+    let hour = Duration::from_secs(3600);
+    let s = setup(backend, SmartAdvocateSim::new()).await;
+    // A second company on the same SmartAdvocate, connected with "Receive data" off.
+    let (_, off_key) = s.app.new_company("Not receiving").await;
+    connect(&s.app, &off_key, &s.sa).await;
+    let r = s
+        .app
+        .call_as(
+            &off_key,
+            Method::PUT,
+            &format!("{VIEW}/settings"),
+            Some(json!({"receive": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let schedule = || SCHEDULE.schedule_due(&s.app.db.store, &s.app.clock, hour);
+
+    // Never pulled: due now, for the receiving company only; asking again adds nothing.
+    s.sa.sim.edit_case(NUMBER, |_| {});
+    assert_eq!(schedule().await.unwrap(), [s.app.company_id]);
+    assert!(
+        schedule().await.unwrap().is_empty(),
+        "no second pull waiting"
+    );
+    s.drain().await;
+    assert_eq!(s.case(NUMBER).await.status, StatusCode::OK);
+    let pulled_at = format!("{:.3}", s.app.clock.now());
+    let view = s.app.get(VIEW).await.body;
+    assert_eq!(view["sync"]["last_pull_at"], pulled_at.as_str(), "{view}");
+    let r = s.app.call_as(&off_key, Method::GET, VIEW, None).await;
+    assert!(r.body["sync"]["last_pull_at"].is_null(), "{}", r.text);
+    assert!(all_cases(&s.app, &off_key).await.is_empty());
+
+    // A change in SmartAdvocate waits for the interval: not at 59 minutes, at 60.
+    s.sa.sim.edit_case(NUMBER2, |_| {});
+    s.app.advance(Duration::from_secs(59 * 60));
+    assert!(schedule().await.unwrap().is_empty(), "not due yet");
+    s.drain().await;
+    assert_eq!(s.case(NUMBER2).await.status, StatusCode::NOT_FOUND);
+    s.app.advance(Duration::from_secs(60));
+    assert_eq!(schedule().await.unwrap(), [s.app.company_id]);
+    s.drain().await;
+    assert_eq!(s.case(NUMBER2).await.status, StatusCode::OK);
+    assert_eq!(all_cases(&s.app, &s.app.api_key).await.len(), 2);
+    let view = s.app.get(VIEW).await.body;
+    assert_eq!(
+        view["sync"]["last_pull_at"],
+        format!("{:.3}", s.app.clock.now()).as_str()
+    );
+
+    // The loop, an hour later, enqueues the pull by itself (and never for the other company).
+    s.app.advance(hour);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(SCHEDULE.run_loop(
+        s.app.db.store.clone(),
+        Arc::new(s.app.clock.clone()),
+        hour,
+        shutdown.clone(),
+    ));
+    casebridge_testkit::wait_until(
+        Duration::from_secs(10),
+        "the loop enqueues the due pull",
+        async || {
+            s.drain().await;
+            let v = s.app.get(VIEW).await.body;
+            v["sync"]["last_pull_at"] == format!("{:.3}", s.app.clock.now()).as_str()
+        },
+    )
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap();
+    let r = s.app.call_as(&off_key, Method::GET, VIEW, None).await;
+    assert!(r.body["sync"]["last_pull_at"].is_null(), "{}", r.text);
+}
+casebridge_testkit::backend_test!(
+    the_scheduled_pull_runs_once_per_interval_for_receiving_companies_only
+);
