@@ -341,7 +341,8 @@ pub struct CreatedCase {
     /// `Some(true)` when the case read back was created at or after the request (to the second
     /// SmartAdvocate writes), `Some(false)` when it is older: SmartAdvocate answered an existing
     /// case with the same email or phone instead of creating one. `None` when the case could
-    /// not be read back or carries no `createdDate`.
+    /// not be read back or carries no `createdDate`. SmartAdvocate writes times to the second, so
+    /// a matched case created within the same second as the request reads as new.
     pub created: Option<bool>,
 }
 
