@@ -300,6 +300,12 @@ async fn catalog_refresh_preview_links_and_mappings(backend: casebridge_testkit:
     want.sort();
     assert_eq!(listed("statuses"), want);
     assert!(catalog.body["refreshed_at"].is_string() && catalog.body["error"].is_null());
+    // Law Ruler has one status list: no status is a second status.
+    assert!(catalog.body["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status_type"].is_null()));
 
     // Field preview for one case type: key, input type, form section.
     let crm_ct = crm_types[0].id.clone();
@@ -390,6 +396,42 @@ async fn catalog_refresh_preview_links_and_mappings(backend: casebridge_testkit:
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // One Law Ruler status per platform status, and each Law Ruler status once: the offending
+    // entry is named and nothing changes.
+    let other_status = app
+        .create("/api/v1/case-statuses", json!({"name": "Signed"}))
+        .await;
+    let crm_other = lr.sim.statuses()[1].id.clone();
+    for (mappings, message) in [
+        (
+            json!([{"case_status_id": status, "crm_status_id": crm_status},
+                   {"case_status_id": status, "crm_status_id": crm_other}]),
+            "platform status \"Intake\" is already mapped by mappings[0]; a platform status maps \
+             to one Law Ruler status",
+        ),
+        (
+            json!([{"case_status_id": status, "crm_status_id": crm_status},
+                   {"case_status_id": other_status, "crm_status_id": crm_status}]),
+            "is already mapped by mappings[0]; each Law Ruler status maps from one platform status",
+        ),
+    ] {
+        let r = app
+            .call(
+                Method::PUT,
+                "/api/v1/integrations/lawruler/status-mappings",
+                Some(json!({ "mappings": mappings })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let d = &r.body["error"]["details"];
+        assert_eq!(d.as_array().unwrap().len(), 1, "{}", r.text);
+        assert_eq!(d[0]["field"], "mappings[1]", "{}", r.text);
+        assert!(
+            d[0]["message"].as_str().unwrap().contains(message),
+            "{}",
+            r.text
+        );
+    }
 
     // Refreshing again keeps every mapping.
     let r = app

@@ -1179,3 +1179,279 @@ async fn a_content_fault_is_retried_and_no_document_is_lost(
     assert_eq!(s.download(docs[3]["id"].as_str().unwrap()).await.1, PDF);
 }
 casebridge_testkit::backend_test!(a_content_fault_is_retried_and_no_document_is_lost);
+
+async fn view(app: &TestApp) -> Value {
+    let r = app.get(VIEW).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body
+}
+
+/// The setup view's checklist and health timestamps, as an admin setting SmartAdvocate up sees
+/// them: each item and time appears when (and only when) the step it names has happened, at the
+/// time it happened.
+async fn the_setup_checklist_and_health_times_follow_each_step(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let sa = SmartAdvocateSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    let worker = app.crm_worker(0);
+    let now = |app: &TestApp| format!("{:.3}", app.clock.now());
+    let checklist = |v: &Value| -> [bool; 4] {
+        let c = &v["checklist"];
+        [
+            c["connected"].as_bool().unwrap(),
+            c["first_webhook_received"].as_bool().unwrap(),
+            c["case_types_linked"].as_bool().unwrap(),
+            c["sync_enabled"].as_bool().unwrap(),
+        ]
+    };
+    let health = |v: &Value, k: &str| v["health"][k].as_str().map(str::to_owned);
+
+    // Nothing done: every item open, no time shown.
+    let v = view(&app).await;
+    assert_eq!(checklist(&v), [false; 4], "{v}");
+    for k in [
+        "last_integration_sync_at",
+        "last_status_pull_at",
+        "last_status_push_at",
+        "last_webhook_at",
+        "catalog_refreshed_at",
+    ] {
+        assert!(v["health"][k].is_null(), "{k}: {v}");
+    }
+
+    // Connected and switched on (receiving): two items done; no sync has happened yet.
+    connect(&app, &app.api_key, &sa).await;
+    let v = view(&app).await;
+    assert_eq!(checklist(&v), [true, false, false, true], "{v}");
+    assert_eq!(health(&v, "last_integration_sync_at"), None, "{v}");
+    assert_eq!(health(&v, "last_webhook_at"), None, "{v}");
+
+    // The catalog refreshed a minute later: its time is that minute.
+    app.advance(Duration::from_secs(60));
+    let r = app.post(&format!("{VIEW}/fields/refresh"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let refreshed = now(&app);
+    let v = view(&app).await;
+    assert_eq!(health(&v, "catalog_refreshed_at"), Some(refreshed.clone()));
+
+    // A pull brings case 9000001 (SmartAdvocate type 1): the sync and status pull times move,
+    // and type 1 is linked to a platform case type as it arrives, so "case types linked" is
+    // done.
+    app.advance(Duration::from_secs(60));
+    sa.sim.edit_case(NUMBER, |_| {});
+    let r = app.post(&format!("{VIEW}/pull"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    worker.drain().await.unwrap();
+    let pulled_at = now(&app);
+    let v = view(&app).await;
+    assert_eq!(
+        health(&v, "last_status_pull_at"),
+        Some(pulled_at.clone()),
+        "{v}"
+    );
+    assert_eq!(health(&v, "last_integration_sync_at"), Some(pulled_at));
+    assert_eq!(
+        health(&v, "last_webhook_at"),
+        None,
+        "a pull is not a webhook"
+    );
+    assert_eq!(health(&v, "last_status_push_at"), None);
+    assert_eq!(checklist(&v), [true, false, true, true], "{v}");
+    let links = app.get(&format!("{VIEW}/case-type-links")).await;
+    assert_eq!(links.status, StatusCode::OK, "{}", links.text);
+    assert!(
+        links.text.contains(r#""crm_case_type_id":"1""#),
+        "{}",
+        links.text
+    );
+
+    // SmartAdvocate calls the hook: "first webhook received" is done, and the webhook, sync
+    // and status pull times are the hook's.
+    app.advance(Duration::from_secs(60));
+    let token = app.get(VIEW).await.body["webhook_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = TestApp::reply(
+        app.http
+            .post(app.url(&format!("/hooks/smartadvocate/{token}")))
+            .json(&json!({
+                "caseNumber": NUMBER, "caseTypeID": "1", "caseType": "Motor Vehicle Accident",
+                "Status ID": "2", "status": "Signed Up", "contactID": "7001",
+                "firstName": "Jane", "lastName": "Doe", "email": "jane@example.com",
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hooked_at = now(&app);
+    let v = view(&app).await;
+    assert_eq!(checklist(&v), [true; 4], "{v}");
+    assert_eq!(health(&v, "last_webhook_at"), Some(hooked_at.clone()));
+    assert_eq!(health(&v, "last_status_pull_at"), Some(hooked_at.clone()));
+    assert_eq!(
+        health(&v, "last_integration_sync_at"),
+        Some(hooked_at.clone())
+    );
+    assert_eq!(health(&v, "catalog_refreshed_at"), Some(refreshed.clone()));
+
+    // A status sent to SmartAdvocate a minute later: the push time is that minute; the
+    // webhook's time stays.
+    app.advance(Duration::from_secs(60));
+    let signed = app
+        .create("/api/v1/case-statuses", json!({"name": "Signed"}))
+        .await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("{VIEW}/status-mappings"),
+            Some(json!({"mappings": [{"case_status_id": signed, "crm_status_id": "3"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("{VIEW}/settings"),
+            Some(json!({"send": true, "sync_statuses": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let case = app
+        .get("/api/v1/cases/by-external-ref?provider=smartadvocate&external_id=9000001")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let r = app
+        .patch(
+            &format!("/api/v1/cases/{}", case["id"].as_str().unwrap()),
+            json!({"case_status_id": signed}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    worker.drain().await.unwrap();
+    let pushed_at = now(&app);
+    let sa_case = sa
+        .sim
+        .cases()
+        .into_iter()
+        .find(|c| c.case_number == NUMBER)
+        .unwrap();
+    assert_eq!(sa_case.status_id, 3, "the status reached SmartAdvocate");
+    let v = view(&app).await;
+    assert_eq!(
+        health(&v, "last_status_push_at"),
+        Some(pushed_at.clone()),
+        "{v}"
+    );
+    assert_eq!(health(&v, "last_integration_sync_at"), Some(pushed_at));
+    assert_eq!(health(&v, "last_webhook_at"), Some(hooked_at));
+
+    // Switched off: "sync enabled" opens again; the times stay as history.
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("{VIEW}/settings"),
+            Some(json!({"enable_integration": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = view(&app).await;
+    assert_eq!(checklist(&v), [true, true, true, false], "{v}");
+    assert_eq!(health(&v, "catalog_refreshed_at"), Some(refreshed));
+}
+casebridge_testkit::backend_test!(the_setup_checklist_and_health_times_follow_each_step);
+
+/// The scheduled pull on the manual clock: a receiving, connected company is pulled when it
+/// never was and then once per interval, never twice at once; a company with "Receive data"
+/// off is never pulled; the loop does the same on its own.
+async fn the_scheduled_pull_runs_once_per_interval_for_receiving_companies_only(
+    backend: casebridge_testkit::TestBackend,
+) {
+    use casebridge_crm::smartadvocate::pull::SCHEDULE;
+    let hour = Duration::from_secs(3600);
+    let s = setup(backend, SmartAdvocateSim::new()).await;
+    // A second company on the same SmartAdvocate, connected with "Receive data" off.
+    let (_, off_key) = s.app.new_company("Not receiving").await;
+    connect(&s.app, &off_key, &s.sa).await;
+    let r = s
+        .app
+        .call_as(
+            &off_key,
+            Method::PUT,
+            &format!("{VIEW}/settings"),
+            Some(json!({"receive": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let schedule = || SCHEDULE.schedule_due(&s.app.db.store, &s.app.clock, hour);
+
+    // Never pulled: due now, for the receiving company only; asking again adds nothing.
+    s.sa.sim.edit_case(NUMBER, |_| {});
+    assert_eq!(schedule().await.unwrap(), [s.app.company_id]);
+    assert!(
+        schedule().await.unwrap().is_empty(),
+        "no second pull waiting"
+    );
+    s.drain().await;
+    assert_eq!(s.case(NUMBER).await.status, StatusCode::OK);
+    let pulled_at = format!("{:.3}", s.app.clock.now());
+    let view = s.app.get(VIEW).await.body;
+    assert_eq!(view["sync"]["last_pull_at"], pulled_at.as_str(), "{view}");
+    let r = s.app.call_as(&off_key, Method::GET, VIEW, None).await;
+    assert!(r.body["sync"]["last_pull_at"].is_null(), "{}", r.text);
+    assert!(all_cases(&s.app, &off_key).await.is_empty());
+
+    // A change in SmartAdvocate waits for the interval: not at 59 minutes, at 60.
+    s.sa.sim.edit_case(NUMBER2, |_| {});
+    s.app.advance(Duration::from_secs(59 * 60));
+    assert!(schedule().await.unwrap().is_empty(), "not due yet");
+    s.drain().await;
+    assert_eq!(s.case(NUMBER2).await.status, StatusCode::NOT_FOUND);
+    s.app.advance(Duration::from_secs(60));
+    assert_eq!(schedule().await.unwrap(), [s.app.company_id]);
+    s.drain().await;
+    assert_eq!(s.case(NUMBER2).await.status, StatusCode::OK);
+    assert_eq!(all_cases(&s.app, &s.app.api_key).await.len(), 2);
+    let view = s.app.get(VIEW).await.body;
+    assert_eq!(
+        view["sync"]["last_pull_at"],
+        format!("{:.3}", s.app.clock.now()).as_str()
+    );
+
+    // The loop, an hour later, enqueues the pull by itself (and never for the other company).
+    s.app.advance(hour);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(SCHEDULE.run_loop(
+        s.app.db.store.clone(),
+        Arc::new(s.app.clock.clone()),
+        hour,
+        shutdown.clone(),
+    ));
+    casebridge_testkit::wait_until(
+        Duration::from_secs(10),
+        "the loop enqueues the due pull",
+        async || {
+            s.drain().await;
+            let v = s.app.get(VIEW).await.body;
+            v["sync"]["last_pull_at"] == format!("{:.3}", s.app.clock.now()).as_str()
+        },
+    )
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap();
+    let r = s.app.call_as(&off_key, Method::GET, VIEW, None).await;
+    assert!(r.body["sync"]["last_pull_at"].is_null(), "{}", r.text);
+}
+casebridge_testkit::backend_test!(
+    the_scheduled_pull_runs_once_per_interval_for_receiving_companies_only
+);

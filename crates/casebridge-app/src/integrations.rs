@@ -15,15 +15,15 @@ use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CaseStatusId, CaseTypeId, CompanyId, ListId};
 use casebridge_domain::integrations::{
     unreachable_base_url, AutoAddRule, Checklist, Direction, Frequency, KindSupport, PlatformField,
-    Provider, SyncOutcome, Toggles,
+    Provider, StatusMappingClash, StatusMappingSet, StatusSlot, SyncOutcome, Toggles,
 };
 pub use casebridge_domain::integrations::{DataKind, Flow};
 use casebridge_domain::page::{Page, PageRequest};
 use casebridge_domain::records::NamedKind;
 use casebridge_domain::sync::{ConflictRule, FieldRule, RecordOutcome};
 use casebridge_domain::ValidationError;
-use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry};
-use casebridge_store::{named, Conn};
+use casebridge_store::integrations::{self as store, CrmField, NewSyncEntry, StoredStatusMapping};
+use casebridge_store::{named, Conn, StoreError};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use serde_json::{Map, Value};
@@ -1043,19 +1043,80 @@ pub async fn field_preview(
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub case_types: Vec<store::CrmItem>,
-    pub statuses: Vec<store::CrmItem>,
+    pub statuses: Vec<CatalogStatus>,
     pub refreshed_at: Option<Timestamp>,
     /// The last load error; the lists are from the last successful load.
     pub error: Option<String>,
+}
+
+/// A status of the CRM's catalog and the slot it fills (its primary status, or a value of a
+/// second-status type): a platform status maps to at most one CRM status per slot.
+#[derive(Debug, Clone)]
+pub struct CatalogStatus {
+    pub crm_id: String,
+    pub name: String,
+    pub slot: StatusSlot,
+}
+
+/// The statuses of one slot: the primary statuses, or the values of one second-status type.
+#[derive(Debug, Clone)]
+pub struct StatusType {
+    pub slot: StatusSlot,
+    pub statuses: Vec<CatalogStatus>,
+}
+
+impl Catalog {
+    /// The catalog's statuses by slot, in the order a status change writes them: the primary
+    /// statuses first, then each second-status type by id (numeric ids in numeric order, as
+    /// `crm_statuses_for` reads them). A CRM with one status list has one.
+    pub fn status_types(&self) -> Vec<StatusType> {
+        let mut out: Vec<StatusType> = Vec::new();
+        for s in &self.statuses {
+            match out.iter_mut().find(|t| t.slot.key() == s.slot.key()) {
+                Some(t) => t.statuses.push(s.clone()),
+                None => out.push(StatusType {
+                    slot: s.slot.clone(),
+                    statuses: vec![s.clone()],
+                }),
+            }
+        }
+        out.sort_by(|a, b| {
+            let order = |t: &StatusType| (t.slot.key().len(), t.slot.key().to_owned());
+            order(a).cmp(&order(b))
+        });
+        out
+    }
+
+    /// Whether the CRM has second statuses besides its primary status.
+    pub fn has_second_statuses(&self) -> bool {
+        self.statuses.iter().any(|s| !s.slot.is_primary())
+    }
+}
+
+/// The slot a catalog status of `p` fills, as its connector says (the primary status for a
+/// provider without one).
+fn status_slot(app: &App, p: Provider, item: &store::CrmItem) -> StatusSlot {
+    app.connectors()
+        .get(p)
+        .map_or(StatusSlot::Primary, |c| c.status_slot(item))
 }
 
 /// The catalog as last loaded by [`refresh_catalog`].
 pub async fn catalog(app: &App, company: CompanyId, p: Provider) -> Result<Catalog> {
     let i = ensure(app, company, p).await?;
     let mut conn = app.store().conn().await?;
+    let statuses = store::crm_statuses(&mut conn, company, p.as_str())
+        .await?
+        .into_iter()
+        .map(|item| CatalogStatus {
+            slot: status_slot(app, p, &item),
+            crm_id: item.crm_id,
+            name: item.name,
+        })
+        .collect();
     Ok(Catalog {
         case_types: store::crm_case_types(&mut conn, company, p.as_str()).await?,
-        statuses: store::crm_statuses(&mut conn, company, p.as_str()).await?,
+        statuses,
         refreshed_at: i.catalog_refreshed_at,
         error: i.catalog_error,
     })
@@ -1261,14 +1322,15 @@ pub async fn set_field_mappings(
 
 // ---- status mappings ----
 
-/// A platform status (id as given) and the CRM status it corresponds to.
+/// A platform status (id as given) and a CRM status it corresponds to.
 #[derive(Debug, Clone)]
 pub struct StatusMapping {
     pub case_status_id: String,
     pub crm_status_id: String,
 }
 
-/// How platform statuses and CRM statuses correspond.
+/// How platform statuses and CRM statuses correspond: every mapping, by CRM status id (a
+/// platform status with a primary status and second statuses appears once per CRM status).
 pub async fn status_mappings(
     app: &App,
     company: CompanyId,
@@ -1278,15 +1340,18 @@ pub async fn status_mappings(
     let rows = store::status_mappings(&mut conn, company, p.as_str()).await?;
     Ok(rows
         .into_iter()
-        .map(|(st, crm)| StatusMapping {
-            case_status_id: st.to_string(),
-            crm_status_id: crm,
+        .map(|m| StatusMapping {
+            case_status_id: m.case_status_id.to_string(),
+            crm_status_id: m.crm_status_id,
         })
         .collect())
 }
 
-/// Replaces the status mappings. Each platform status and each CRM status appears at most once,
-/// and both must exist.
+/// Replaces the status mappings, whole or not at all. Both statuses must exist (the CRM's in
+/// the loaded catalog). A platform status maps to at most one CRM status per slot
+/// ([`Connector::status_slot`]): one primary status, and for a CRM with second statuses at most
+/// one value of each status type. Each CRM status maps from one platform status. An entry that
+/// breaks a rule is named (`mappings[i]`) with the earlier entry it clashes with.
 pub async fn set_status_mappings(
     app: &App,
     company: CompanyId,
@@ -1295,25 +1360,30 @@ pub async fn set_status_mappings(
 ) -> Result<()> {
     let mut tx = app.store().begin().await?;
     let crm = store::crm_statuses(&mut tx, company, p.as_str()).await?;
+    let second_statuses = crm.iter().any(|c| !status_slot(app, p, c).is_primary());
+    let label = p.label();
     let mut v = Validator::new();
-    let mut rows: Vec<(CaseStatusId, String)> = Vec::new();
+    let mut set = StatusMappingSet::default();
+    let mut rows: Vec<StoredStatusMapping> = Vec::new();
     for (i, m) in mappings.iter().enumerate() {
-        let status = match m.case_status_id.parse::<CaseStatusId>() {
-            Ok(id)
-                if named::exists(&mut tx, company, NamedKind::CaseStatus, &m.case_status_id)
-                    .await? =>
-            {
-                id
+        let found = match m.case_status_id.parse::<CaseStatusId>() {
+            Ok(id) => {
+                match named::get(&mut tx, company, NamedKind::CaseStatus, &m.case_status_id).await {
+                    Ok(n) => Some((id, n.name)),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
+                }
             }
-            _ => {
-                v.push(
-                    format!("mappings[{i}].case_status_id"),
-                    format!("no case status with id {}", m.case_status_id),
-                );
-                continue;
-            }
+            Err(_) => None,
         };
-        if !crm.iter().any(|c| c.crm_id == m.crm_status_id) {
+        let Some((status, name)) = found else {
+            v.push(
+                format!("mappings[{i}].case_status_id"),
+                format!("no case status with id {}", m.case_status_id),
+            );
+            continue;
+        };
+        let Some(item) = crm.iter().find(|c| c.crm_id == m.crm_status_id) else {
             v.push(
                 format!("mappings[{i}].crm_status_id"),
                 format!(
@@ -1323,15 +1393,44 @@ pub async fn set_status_mappings(
                 ),
             );
             continue;
-        }
-        if rows
-            .iter()
-            .any(|(s, c)| *s == status || *c == m.crm_status_id)
-        {
-            v.push(format!("mappings[{i}]"), "each status may be mapped once");
-            continue;
-        }
-        rows.push((status, m.crm_status_id.clone()));
+        };
+        let slot = status_slot(app, p, item);
+        let message = match set.add(i, &m.case_status_id, &m.crm_status_id, &slot) {
+            Ok(()) => {
+                rows.push(StoredStatusMapping {
+                    case_status_id: status,
+                    crm_status_id: m.crm_status_id.clone(),
+                    status_type: slot.key().to_owned(),
+                });
+                continue;
+            }
+            Err(StatusMappingClash::CrmStatusTaken { first }) => format!(
+                "{label} status \"{}\" is already mapped by mappings[{first}]; each {label} \
+                 status maps from one platform status",
+                item.name
+            ),
+            Err(StatusMappingClash::TwoPrimaries { first }) if second_statuses => format!(
+                "platform status \"{name}\" already has a primary {label} status in \
+                 mappings[{first}]; a platform status maps to one primary status and at most one \
+                 value of each status type"
+            ),
+            Err(StatusMappingClash::TwoPrimaries { first }) => format!(
+                "platform status \"{name}\" is already mapped by mappings[{first}]; a platform \
+                 status maps to one {label} status"
+            ),
+            Err(StatusMappingClash::TwoValuesOfType { first }) => {
+                let type_name = match &slot {
+                    StatusSlot::Second { type_name, .. } => type_name.as_str(),
+                    StatusSlot::Primary => "",
+                };
+                format!(
+                    "platform status \"{name}\" already has a value of {type_name} in \
+                     mappings[{first}]; a platform status maps to at most one value of each \
+                     status type"
+                )
+            }
+        };
+        v.push(format!("mappings[{i}]"), message);
     }
     v.finish()?;
     store::replace_status_mappings(&mut tx, company, p.as_str(), &rows).await?;

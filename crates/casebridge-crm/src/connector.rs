@@ -15,8 +15,7 @@ use casebridge_domain::crm_ops::ResumeMode;
 use casebridge_domain::ids::{
     CaseId, CaseStatusId, CaseTypeId, ClientId, CompanyId, JobId, ListId,
 };
-use casebridge_domain::integrations::KindSupport;
-use casebridge_domain::integrations::{Provider, Toggles};
+use casebridge_domain::integrations::{KindSupport, Provider, StatusSlot, Toggles};
 use casebridge_domain::model::{Case, Client};
 use casebridge_domain::ValidationError;
 use casebridge_files::Files;
@@ -257,6 +256,14 @@ pub trait Connector: Send + Sync {
 
     /// Loads the case types, statuses and fields of the connected account.
     async fn load_catalog(&self, i: &Integration) -> Result<Catalog, CatalogError>;
+
+    /// Which slot of a case's status a status of the catalog fills: a platform status maps to
+    /// at most one CRM status per slot, and only primary mappings match arriving records. The
+    /// default, for a CRM with one status list, puts every status in the primary slot, so a
+    /// platform status maps to one CRM status.
+    fn status_slot(&self, _status: &CrmItem) -> StatusSlot {
+        StatusSlot::Primary
+    }
 
     // ---- inbound ----
 

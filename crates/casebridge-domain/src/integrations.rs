@@ -563,6 +563,83 @@ impl PlatformField {
     }
 }
 
+/// Which part of a CRM case's status a CRM status sets. A CRM with one status list (Law Ruler)
+/// has only the primary status; SmartAdvocate also has second-status types (e.g. "Dialer
+/// Status"), each holding one current value per case. A platform status maps to at most one CRM
+/// status per slot: one primary status and one value of each second-status type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusSlot {
+    /// The status a CRM record carries back (the one inbound records are matched by).
+    Primary,
+    /// A value of a second-status type.
+    Second { type_id: String, type_name: String },
+}
+
+impl StatusSlot {
+    /// The slot as stored with a mapping: empty for the primary status, else the type's id.
+    pub fn key(&self) -> &str {
+        match self {
+            StatusSlot::Primary => "",
+            StatusSlot::Second { type_id, .. } => type_id,
+        }
+    }
+
+    pub fn is_primary(&self) -> bool {
+        matches!(self, StatusSlot::Primary)
+    }
+}
+
+/// Why a status mapping entry cannot stand beside an earlier entry (`first`, its index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMappingClash {
+    /// The CRM status is mapped already: each CRM status maps from one platform status, so an
+    /// arriving record's status names one.
+    CrmStatusTaken { first: usize },
+    /// The platform status has a primary CRM status already.
+    TwoPrimaries { first: usize },
+    /// The platform status has a value of this second-status type already.
+    TwoValuesOfType { first: usize },
+}
+
+/// The status mapping entries checked so far, each with the slot its CRM status fills.
+#[derive(Debug, Default)]
+pub struct StatusMappingSet {
+    seen: Vec<(usize, String, String, String)>,
+}
+
+impl StatusMappingSet {
+    /// Adds entry `index` (platform status, CRM status, its slot) unless it clashes with an
+    /// entry added before.
+    pub fn add(
+        &mut self,
+        index: usize,
+        case_status_id: &str,
+        crm_status_id: &str,
+        slot: &StatusSlot,
+    ) -> Result<(), StatusMappingClash> {
+        for (first, platform, crm, key) in &self.seen {
+            let first = *first;
+            if crm == crm_status_id {
+                return Err(StatusMappingClash::CrmStatusTaken { first });
+            }
+            if platform == case_status_id && key == slot.key() {
+                return Err(if slot.is_primary() {
+                    StatusMappingClash::TwoPrimaries { first }
+                } else {
+                    StatusMappingClash::TwoValuesOfType { first }
+                });
+            }
+        }
+        self.seen.push((
+            index,
+            case_status_id.to_owned(),
+            crm_status_id.to_owned(),
+            slot.key().to_owned(),
+        ));
+        Ok(())
+    }
+}
+
 /// A list's auto-add rule: a CRM record whose case type and/or status match is put on the list.
 /// Each condition matches the CRM's id or name (names case-insensitively).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -923,5 +1000,47 @@ mod tests {
             Some(now),
             "no anchor holds nothing back"
         );
+    }
+
+    #[test]
+    fn a_platform_status_maps_to_one_crm_status_per_slot() {
+        let primary = StatusSlot::Primary;
+        let dialer = StatusSlot::Second {
+            type_id: "10".into(),
+            type_name: "Dialer Status".into(),
+        };
+        let grade = StatusSlot::Second {
+            type_id: "20".into(),
+            type_name: "Grade".into(),
+        };
+        let mut set = StatusMappingSet::default();
+        assert_eq!(set.add(0, "signed", "2", &primary), Ok(()));
+        assert_eq!(set.add(1, "signed", "10:103", &dialer), Ok(()));
+        assert_eq!(set.add(2, "signed", "20:201", &grade), Ok(()));
+        assert_eq!(set.add(3, "intake", "1", &primary), Ok(()));
+        assert_eq!(set.add(4, "intake", "10:101", &dialer), Ok(()));
+        assert_eq!(
+            set.add(5, "signed", "3", &primary),
+            Err(StatusMappingClash::TwoPrimaries { first: 0 })
+        );
+        assert_eq!(
+            set.add(6, "signed", "10:102", &dialer),
+            Err(StatusMappingClash::TwoValuesOfType { first: 1 })
+        );
+        assert_eq!(
+            set.add(7, "rejected", "10:103", &dialer),
+            Err(StatusMappingClash::CrmStatusTaken { first: 1 })
+        );
+        assert_eq!(
+            set.add(8, "rejected", "1", &primary),
+            Err(StatusMappingClash::CrmStatusTaken { first: 3 })
+        );
+        // Refused entries are not remembered: a later entry clashes with the first one.
+        assert_eq!(
+            set.add(9, "signed", "3", &primary),
+            Err(StatusMappingClash::TwoPrimaries { first: 0 })
+        );
+        assert_eq!(primary.key(), "");
+        assert_eq!(dialer.key(), "10");
     }
 }

@@ -559,8 +559,8 @@ pub async fn crm_case_types_linked_to(
     .await?)
 }
 
-/// The CRM status a platform status maps to, `(crm_id, name)` (the name from the catalog, or
-/// the id when the catalog does not have it).
+/// The primary CRM status a platform status maps to, `(crm_id, name)` (the name from the
+/// catalog, or the id when the catalog does not have it).
 pub async fn crm_status_for(
     conn: &mut Conn,
     company: CompanyId,
@@ -572,13 +572,55 @@ pub async fn crm_status_for(
          FROM status_mappings m
          LEFT JOIN crm_statuses s ON s.company_id = m.company_id AND s.provider = m.provider
                                  AND s.crm_id = m.crm_status_id
-         WHERE m.company_id = $1 AND m.provider = $2 AND m.case_status_id = $3",
+         WHERE m.company_id = $1 AND m.provider = $2 AND m.case_status_id = $3
+           AND m.status_type = ''",
     )
     .bind(company.to_string())
     .bind(provider)
     .bind(case_status.to_string())
     .fetch_optional(&mut *conn)
     .await?)
+}
+
+/// A CRM status a platform status maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedCrmStatus {
+    /// Empty for the primary status, else the second-status type's id.
+    pub status_type: String,
+    pub crm_id: String,
+    /// From the catalog, or the id when the catalog does not have it.
+    pub name: String,
+}
+
+/// Every CRM status a platform status maps to, in the order they are written: the primary
+/// status first, then the second statuses by status type id (numeric ids in numeric order).
+pub async fn crm_statuses_for(
+    conn: &mut Conn,
+    company: CompanyId,
+    provider: &str,
+    case_status: CaseStatusId,
+) -> Result<Vec<MappedCrmStatus>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT m.status_type, m.crm_status_id, COALESCE(s.name, m.crm_status_id)
+         FROM status_mappings m
+         LEFT JOIN crm_statuses s ON s.company_id = m.company_id AND s.provider = m.provider
+                                 AND s.crm_id = m.crm_status_id
+         WHERE m.company_id = $1 AND m.provider = $2 AND m.case_status_id = $3
+         ORDER BY LENGTH(m.status_type), m.status_type",
+    )
+    .bind(company.to_string())
+    .bind(provider)
+    .bind(case_status.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(status_type, crm_id, name)| MappedCrmStatus {
+            status_type,
+            crm_id,
+            name,
+        })
+        .collect())
 }
 
 /// A CRM case type, status or field as loaded from the CRM.
@@ -892,14 +934,23 @@ pub async fn replace_field_mappings(
 
 // ---- status mappings ----
 
-/// `(case_status_id, crm_status_id)` for every mapping.
+/// One status mapping: a platform status, a CRM status, and the slot that CRM status fills
+/// (`status_type`: empty for the primary status, else the second-status type's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredStatusMapping {
+    pub case_status_id: CaseStatusId,
+    pub crm_status_id: String,
+    pub status_type: String,
+}
+
+/// Every status mapping, by CRM status id.
 pub async fn status_mappings(
     conn: &mut Conn,
     company: CompanyId,
     provider: &str,
-) -> Result<Vec<(CaseStatusId, String)>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT case_status_id, crm_status_id FROM status_mappings
+) -> Result<Vec<StoredStatusMapping>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT case_status_id, crm_status_id, status_type FROM status_mappings
          WHERE company_id = $1 AND provider = $2 ORDER BY crm_status_id",
     )
     .bind(company.to_string())
@@ -907,15 +958,23 @@ pub async fn status_mappings(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|(p, c)| Ok((parse_id("status_mappings.case_status_id", &p)?, c)))
+        .map(|(p, crm_status_id, status_type)| {
+            Ok(StoredStatusMapping {
+                case_status_id: parse_id("status_mappings.case_status_id", &p)?,
+                crm_status_id,
+                status_type,
+            })
+        })
         .collect()
 }
 
+/// Replaces the status mappings. A platform status has at most one CRM status per slot, and a
+/// CRM status maps from one platform status (both refused here as a conflict).
 pub async fn replace_status_mappings(
     conn: &mut Tx,
     company: CompanyId,
     provider: &str,
-    mappings: &[(CaseStatusId, String)],
+    mappings: &[StoredStatusMapping],
 ) -> Result<()> {
     let conn: &mut Conn = conn;
     sqlx::query("DELETE FROM status_mappings WHERE company_id = $1 AND provider = $2")
@@ -923,27 +982,34 @@ pub async fn replace_status_mappings(
         .bind(provider)
         .execute(&mut *conn)
         .await?;
-    for (status, crm) in mappings {
+    for m in mappings {
         sqlx::query(
-            "INSERT INTO status_mappings (company_id, provider, case_status_id, crm_status_id)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO status_mappings (company_id, provider, case_status_id, crm_status_id,
+                                          status_type)
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(company.to_string())
         .bind(provider)
-        .bind(status.to_string())
-        .bind(crm)
+        .bind(m.case_status_id.to_string())
+        .bind(&m.crm_status_id)
+        .bind(&m.status_type)
         .execute(&mut *conn)
         .await
         .map_err(|e| {
             StoreError::from(e).on_conflict(|| {
-                format!("CRM status {crm} is mapped twice; each CRM status maps to one status")
+                format!(
+                    "CRM status {} is mapped twice, or its platform status has two CRM statuses \
+                     of one kind",
+                    m.crm_status_id
+                )
             })
         })?;
     }
     Ok(())
 }
 
-/// The platform status a CRM status maps to, if any.
+/// The platform status whose primary mapping a CRM status is, if any (how an arriving record's
+/// status is matched; a second status never is).
 pub async fn mapped_status(
     conn: &mut Conn,
     company: CompanyId,
@@ -952,7 +1018,7 @@ pub async fn mapped_status(
 ) -> Result<Option<CaseStatusId>> {
     let id: Option<String> = sqlx::query_scalar(
         "SELECT case_status_id FROM status_mappings
-         WHERE company_id = $1 AND provider = $2 AND crm_status_id = $3",
+         WHERE company_id = $1 AND provider = $2 AND crm_status_id = $3 AND status_type = ''",
     )
     .bind(company.to_string())
     .bind(provider)
@@ -963,6 +1029,8 @@ pub async fn mapped_status(
         .transpose()
 }
 
+/// Maps a platform status to a primary CRM status, unless either is mapped already (the
+/// platform status to another primary status, or the CRM status from another platform status).
 pub async fn add_status_mapping(
     conn: &mut Conn,
     company: CompanyId,
@@ -971,8 +1039,9 @@ pub async fn add_status_mapping(
     crm_status_id: &str,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO status_mappings (company_id, provider, case_status_id, crm_status_id)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO status_mappings (company_id, provider, case_status_id, crm_status_id,
+                                      status_type)
+         VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING",
     )
     .bind(company.to_string())
     .bind(provider)

@@ -316,3 +316,111 @@ async fn the_sync_log_tab_lists_entries_and_filters_by_outcome(
     assert!(bad.html.contains("must be ok, skipped or error"));
 }
 casebridge_testkit::backend_test!(the_sync_log_tab_lists_entries_and_filters_by_outcome);
+
+/// SmartAdvocate's Mappings tab: a menu per status type, so one platform status is mapped to a
+/// primary status and to a value of a second-status type at once; a refused combination is
+/// shown in place and changes nothing.
+async fn a_smartadvocate_status_maps_to_a_primary_and_a_second_status_from_the_mappings_tab(
+    backend: casebridge_testkit::TestBackend,
+) {
+    use casebridge_sim::smartadvocate::{SmartAdvocateSim, DEMO_PASSWORD, DEMO_USERNAME};
+    let sa = SmartAdvocateSim::new().start().await;
+    let app = TestApp::start(backend).await;
+    app.call(
+        Method::PUT,
+        "/api/v1/integrations/smartadvocate/connection",
+        Some(json!({"base_url": sa.base_url, "username": DEMO_USERNAME,
+                    "password": DEMO_PASSWORD})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.post(
+        "/api/v1/integrations/smartadvocate/fields/refresh",
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let signed = app
+        .create("/api/v1/case-statuses", json!({"name": "Signed"}))
+        .await;
+    let b = app.admin_browser().await;
+    let tab = "/ui/integrations/smartadvocate/mappings";
+    let page = b.get(tab).await.expect(StatusCode::OK);
+    let csrf = page.csrf();
+    // One menu per status type: the primary status, then each second-status type.
+    let heads = texts(&page.html, "#statuses thead th");
+    assert_eq!(
+        heads,
+        [
+            "Platform status",
+            "SmartAdvocate status",
+            "Dialer Status",
+            "Last Dialer Disposition",
+            "Campaign Status",
+            "Attempts Status"
+        ]
+    );
+    let field = format!("status.{signed}");
+    let menus = Html::parse_document(&page.html)
+        .select(&Selector::parse(&format!(r#"#statuses select[name="{field}"]"#)).unwrap())
+        .count();
+    assert_eq!(menus, 5);
+
+    // Signed → "Signed Up" and "Dialer Status = Do not Dial" (the other menus left empty).
+    let form = [
+        ("csrf", csrf.as_str()),
+        (&field, "2"),
+        (&field, "10:103"),
+        (&field, ""),
+        (&field, ""),
+        (&field, ""),
+    ];
+    let r = b
+        .post("/ui/integrations/smartadvocate/statuses", &form)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert!(r.location().unwrap().starts_with(tab));
+    let sm = app
+        .get("/api/v1/integrations/smartadvocate/status-mappings")
+        .await
+        .body;
+    let mut mapped: Vec<&str> = sm["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["case_status_id"], signed.as_str());
+            m["crm_status_id"].as_str().unwrap()
+        })
+        .collect();
+    mapped.sort();
+    assert_eq!(mapped, ["10:103", "2"], "{sm}");
+    let page = b.get(tab).await.expect(StatusCode::OK);
+    let selected = texts(&page.html, "#statuses option[selected]");
+    assert_eq!(
+        selected,
+        ["Signed Up", "Dialer Status = Do not Dial"],
+        "{}",
+        page.html
+    );
+
+    // Two primary statuses for one platform status (a crafted form): refused in place.
+    let form = [("csrf", csrf.as_str()), (&field, "2"), (&field, "3")];
+    let r = b
+        .post("/ui/integrations/smartadvocate/statuses", &form)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.html);
+    let alert = texts(&r.html, "#statuses [role=alert]").join(" ");
+    assert!(
+        alert.contains("already has a primary SmartAdvocate status"),
+        "{alert}"
+    );
+    let sm = app
+        .get("/api/v1/integrations/smartadvocate/status-mappings")
+        .await
+        .body;
+    assert_eq!(sm["mappings"].as_array().unwrap().len(), 2, "{sm}");
+}
+casebridge_testkit::backend_test!(
+    a_smartadvocate_status_maps_to_a_primary_and_a_second_status_from_the_mappings_tab
+);

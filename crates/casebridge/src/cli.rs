@@ -114,7 +114,10 @@ pub enum SimService {
         port: u16,
     },
     /// SmartAdvocate's CaseSyncAPI (authenticate, CaseInfo with `%` wildcards and second
-    /// statuses, notes, contact lookup, documents by date (`POST /case/documents/byDatePaged`)
+    /// statuses, notes by case number and by case id (`GET /case/{id}/notes`), case contacts
+    /// (`GET /case/{id}/contacts`), `POST /case/CreateCase` answering the case created in the
+    /// last 3 days with the same email or phone instead of a new one, contact lookup, documents
+    /// by date (`POST /case/documents/byDatePaged`)
     /// and their content (`GET /case/document/{id}/content`, raw bytes), and the modelled case
     /// types, status types, statuses, UDFs, status and UDF writes, and "changed since" searches
     /// of cases, notes and contacts for pulls), with a request log, faults and document seeding

@@ -10,7 +10,7 @@ use casebridge_app::integrations::{
     self as svc, CrmOp, IntegrationView, Link, StoredRule, SyncEntry, TogglesChange,
 };
 use casebridge_domain::crm_ops::{OpState, ResumeMode};
-use casebridge_domain::integrations::{Direction, Frequency, Provider, Toggles};
+use casebridge_domain::integrations::{Direction, Frequency, Provider, StatusSlot, Toggles};
 use casebridge_domain::sync::ConflictRule;
 use casebridge_domain::ValidationError;
 use serde::{Deserialize, Serialize};
@@ -907,12 +907,23 @@ pub struct CrmItemOut {
     pub name: String,
 }
 
+/// A CRM status: its id in the CRM, its name, and the second-status type it is a value of.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CrmStatusOut {
+    pub crm_id: String,
+    pub name: String,
+    /// The name of the second-status type this status is a value of (SmartAdvocate's "Dialer
+    /// Status" for `Dialer Status = To Dial`); `null` for a primary status. A platform status
+    /// maps to one primary status and at most one value of each type.
+    pub status_type: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogListOut {
     /// By name.
     pub case_types: Vec<CrmItemOut>,
     /// By name.
-    pub statuses: Vec<CrmItemOut>,
+    pub statuses: Vec<CrmStatusOut>,
     pub refreshed_at: Option<String>,
     /// The last load error; the lists are from the last successful load.
     pub error: Option<String>,
@@ -930,17 +941,27 @@ async fn get_catalog(
 ) -> Result<axum::Json<CatalogListOut>, ApiError> {
     let p = provider(&raw)?;
     let c = svc::catalog(&s.app, company, p).await?;
-    let items = |list: Vec<_>| {
-        list.into_iter()
-            .map(|i: svc::CrmItem| CrmItemOut {
+    Ok(axum::Json(CatalogListOut {
+        case_types: c
+            .case_types
+            .into_iter()
+            .map(|i| CrmItemOut {
                 crm_id: i.crm_id,
                 name: i.name,
             })
-            .collect()
-    };
-    Ok(axum::Json(CatalogListOut {
-        case_types: items(c.case_types),
-        statuses: items(c.statuses),
+            .collect(),
+        statuses: c
+            .statuses
+            .into_iter()
+            .map(|s| CrmStatusOut {
+                crm_id: s.crm_id,
+                name: s.name,
+                status_type: match s.slot {
+                    StatusSlot::Primary => None,
+                    StatusSlot::Second { type_name, .. } => Some(type_name),
+                },
+            })
+            .collect(),
         refreshed_at: time(c.refreshed_at),
         error: c.error,
     }))
@@ -1153,6 +1174,7 @@ async fn put_field_mappings(
 
 // ---- status mappings ----
 
+/// A platform status and one CRM status it maps to (a `crm_id` of `GET …/catalog`'s statuses).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusMapping {
@@ -1160,13 +1182,30 @@ pub struct StatusMapping {
     pub crm_status_id: String,
 }
 
+/// Every status mapping. A platform status appears once per CRM status it maps to: with Law
+/// Ruler once; with SmartAdvocate once for its primary status and once per second-status type
+/// it sets (e.g. "Signed" → `2` "Signed Up" and `10:103` "Dialer Status = Do not Dial").
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusMappingsBody {
     pub mappings: Vec<StatusMapping>,
 }
 
-/// How platform statuses and CRM statuses correspond.
+impl From<Vec<svc::StatusMapping>> for StatusMappingsBody {
+    fn from(rows: Vec<svc::StatusMapping>) -> Self {
+        Self {
+            mappings: rows
+                .into_iter()
+                .map(|m| StatusMapping {
+                    case_status_id: m.case_status_id,
+                    crm_status_id: m.crm_status_id,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// How platform statuses and CRM statuses correspond: every mapping, by CRM status id.
 #[utoipa::path(get, path = "/integrations/{provider}/status-mappings", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)),
     responses((status = 200, body = StatusMappingsBody)))]
@@ -1176,18 +1215,15 @@ async fn get_status_mappings(
     Path(raw): Path<String>,
 ) -> Result<axum::Json<StatusMappingsBody>, ApiError> {
     let rows = svc::status_mappings(&s.app, company, provider(&raw)?).await?;
-    Ok(axum::Json(StatusMappingsBody {
-        mappings: rows
-            .into_iter()
-            .map(|m| StatusMapping {
-                case_status_id: m.case_status_id,
-                crm_status_id: m.crm_status_id,
-            })
-            .collect(),
-    }))
+    Ok(axum::Json(rows.into()))
 }
 
-/// Replaces the status mappings. Each platform status and each CRM status appears at most once.
+/// Replaces the status mappings, whole or not at all. A platform status maps to one primary CRM
+/// status and, where the CRM has second statuses (SmartAdvocate), to at most one value of each
+/// status type; each CRM status maps from one platform status (so an arriving record's status
+/// names one). A 422 names the offending entry (`mappings[i]`, or its `case_status_id` /
+/// `crm_status_id` when unknown) and changes nothing. A status change is then sent as its
+/// primary status write followed by each second-status write, in order.
 #[utoipa::path(put, path = "/integrations/{provider}/status-mappings", tag = "integrations",
     security(("bearer" = [])), params(("provider" = String, Path)), request_body = StatusMappingsBody,
     responses((status = 200, body = StatusMappingsBody), (status = 422, body = ErrorBody)))]
@@ -1207,7 +1243,8 @@ async fn put_status_mappings(
         })
         .collect();
     svc::set_status_mappings(&s.app, company, p, &mappings).await?;
-    Ok(axum::Json(body))
+    let rows = svc::status_mappings(&s.app, company, p).await?;
+    Ok(axum::Json(rows.into()))
 }
 
 // ---- sync log ----

@@ -30,7 +30,7 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
@@ -306,6 +306,54 @@ pub struct Note {
     pub created_date: Option<String>,
     #[serde(default)]
     pub modified_date: Option<String>,
+}
+
+/// A case to create (`CreateCase`, seen in public client code): the intake fields casebridge
+/// has. `None` fields are not sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewCase {
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+    #[serde(rename = "CaseTypeID", skip_serializing_if = "Option::is_none")]
+    pub case_type_id: Option<u64>,
+    #[serde(rename = "OfficeID", skip_serializing_if = "Option::is_none")]
+    pub office_id: Option<u64>,
+}
+
+/// What `CreateCase` answered, and whether the case is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCase {
+    pub case_id: String,
+    pub case_number: String,
+    /// `Some(true)` when the case read back was created at or after the request (to the second
+    /// SmartAdvocate writes), `Some(false)` when it is older: SmartAdvocate answered an existing
+    /// case with the same email or phone instead of creating one. `None` when the case could
+    /// not be read back or carries no `createdDate`. SmartAdvocate writes times to the second, so
+    /// a matched case created within the same second as the request reads as new.
+    pub created: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct CreateCaseAnswer {
+    #[serde(rename = "caseID", alias = "caseId", deserialize_with = "id_string")]
+    case_id: String,
+    #[serde(rename = "caseNumber", alias = "casenumber")]
+    case_number: String,
 }
 
 /// A contact from the contacts search, with when it changed (modelled).
@@ -702,6 +750,57 @@ impl SmartAdvocateClient {
             &[("CaseNumber", number)],
         )
         .await
+    }
+
+    /// The notes of the case with SmartAdvocate id `case_id` (documented); an unknown case is
+    /// [`SmartAdvocateError::Rejected`] (`404`).
+    pub async fn notes_by_case_id(&self, case_id: &str) -> Result<Vec<Note>, SmartAdvocateError> {
+        self.get(
+            "read notes",
+            &self.paths.notes_by_case_id,
+            &[("case_id", case_id)],
+            &[],
+        )
+        .await
+    }
+
+    /// The contacts of the case with SmartAdvocate id `case_id` (seen in code; read as the
+    /// contact lookup is); an unknown case is [`SmartAdvocateError::Rejected`] (`404`).
+    pub async fn case_contacts(&self, case_id: &str) -> Result<Vec<Contact>, SmartAdvocateError> {
+        self.get(
+            "read case contacts",
+            &self.paths.case_contacts,
+            &[("case_id", case_id)],
+            &[],
+        )
+        .await
+    }
+
+    /// Creates a case (seen in code). SmartAdvocate may answer the case created in the last 3
+    /// days with the same email or phone instead (documented for its Simple HTTP POST; assumed
+    /// here), in the same shape, so the case is read back and its `createdDate` compared with
+    /// the time of the request: [`CreatedCase::created`] says which it was.
+    pub async fn create_case(&self, case: &NewCase) -> Result<CreatedCase, SmartAdvocateError> {
+        let url = self.endpoint(&self.paths.create_case, &[])?;
+        let asked = Timestamp::now().as_second();
+        let body = self
+            .call("create cases", |t| {
+                self.http.post(url.clone()).bearer_auth(t).json(case)
+            })
+            .await?;
+        let answer: CreateCaseAnswer = serde_json::from_str(&body).map_err(|e| {
+            SmartAdvocateError::Unexpected(format!("create cases: answer not understood ({e})"))
+        })?;
+        let created = self
+            .case_by_number(&answer.case_number)
+            .await?
+            .and_then(|c| c.created_date.as_deref().and_then(parse_time))
+            .map(|at| at.as_second() >= asked);
+        Ok(CreatedCase {
+            case_id: answer.case_id,
+            case_number: answer.case_number,
+            created,
+        })
     }
 
     /// Inserts a note (modelled path and body); returns the answer's body.

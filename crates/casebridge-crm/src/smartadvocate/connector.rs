@@ -5,9 +5,11 @@
 //! value per type, e.g. "Dialer Status" = "To Dial"). casebridge's catalog has one status list,
 //! so both go into it: a primary status as itself (CRM id = its status id, name = its name), a
 //! second status as the pair (CRM id `<type id>:<status id>`, name `Type = Value`, see
-//! [`second_status_id`]). The existing status mappings then map a platform status to either a
-//! primary status or one type's value. UDFs are the custom fields of each case type: key = the
-//! UDF name (values are matched by exact name), label = its short name when it has one.
+//! [`second_status_id`]). A platform status maps to one primary status and to at most one value
+//! of each second-status type ([`status_slot`]: the slot of a mapping is its status type), e.g.
+//! "Signed" → "Signed Up" and "Dialer Status = Do not Dial". UDFs are the custom fields of each
+//! case type: key = the UDF name (values are matched by exact name), label = its short name when
+//! it has one.
 
 use std::sync::Arc;
 
@@ -16,8 +18,7 @@ use casebridge_domain::clock::Clock;
 use casebridge_domain::crm_ops::{OpKind, OpState, ResumeMode};
 use casebridge_domain::error::Validator;
 use casebridge_domain::ids::{CompanyId, JobId};
-use casebridge_domain::integrations::Provider;
-use casebridge_domain::integrations::Toggles;
+use casebridge_domain::integrations::{Provider, StatusSlot, Toggles};
 use casebridge_domain::ValidationError;
 use casebridge_files::Files;
 use casebridge_queue::Registry;
@@ -49,6 +50,22 @@ pub const NOT_YET: &str = "is not available for SmartAdvocate in this version (c
 /// The catalog id of a second status: `<status type id>:<status id>`.
 pub fn second_status_id(status_type_id: &str, status_id: &str) -> String {
     format!("{status_type_id}:{status_id}")
+}
+
+/// The slot a catalog status fills: a second status (`<type id>:<status id>`, named
+/// `Type = Value`) its type's, any other the primary status (type "Status").
+pub fn status_slot(status: &CrmItem) -> StatusSlot {
+    match status.crm_id.split_once(':') {
+        Some((type_id, _)) => StatusSlot::Second {
+            type_id: type_id.to_owned(),
+            type_name: status
+                .name
+                .split_once(" = ")
+                .map_or(type_id, |(t, _)| t)
+                .to_owned(),
+        },
+        None => StatusSlot::Primary,
+    }
 }
 
 /// The SmartAdvocate connector.
@@ -192,6 +209,10 @@ impl Connector for SmartAdvocate {
             m.insert("password".into(), SECRET_MASK.into());
             m
         }))
+    }
+
+    fn status_slot(&self, status: &CrmItem) -> StatusSlot {
+        status_slot(status)
     }
 
     async fn load_catalog(&self, i: &Integration) -> Result<Catalog, CatalogError> {

@@ -2,8 +2,10 @@
 //! outbox ([`crate::outbox`], shared with Law Ruler), and a queue handler sends them.
 //!
 //! Recording side, in the change's transaction (through the one fan-out point): a status change
-//! whose platform status is mapped becomes `set status` (a primary status, or a second status
-//! `<type id>:<status id>`, e.g. "Dialer Status = To Dial"); a change of mapped fields becomes
+//! whose platform status is mapped becomes one `set status` per mapped SmartAdvocate status: its
+//! primary status first, then each second status `<type id>:<status id>` (e.g. "Dialer Status =
+//! To Dial") by status type; only the primary one carries the platform status (the base of
+//! conflict checks, [`crate::conflicts`]); a change of mapped fields becomes
 //! `update fields` with the UDF names of the SmartAdvocate case type linked to the case's type;
 //! a message becomes a note; an analysed Voice AI call becomes a note, the case's "Last Dialer
 //! Disposition" and, for an outbound call, its "Attempts Status" and "Next Call" UDF
@@ -218,29 +220,30 @@ pub async fn case_changed(
     };
     if let Some(status) = after.case_status_id {
         if before.and_then(|b| b.case_status_id) != Some(status) {
-            match integrations::crm_status_for(tx, company, PROVIDER, status).await? {
-                Some((crm_status_id, crm_status_name)) => {
-                    // A second status ("type:status") is not the primary status a case
-                    // record carries back, so it is not a base of the status field.
-                    let primary = !crm_status_id.contains(':');
-                    let action = OpAction::SetStatus {
-                        crm_status_id,
-                        crm_status_name,
-                        case_status_id: primary.then(|| status.to_string()),
-                    };
-                    record(tx, company, &t, OpKind::Status, after, number, &action, now).await?;
-                }
-                None => {
-                    let name = named::get(tx, company, NamedKind::CaseStatus, &status.to_string())
-                        .await
-                        .map(|n| n.name)
-                        .unwrap_or_else(|_| status.to_string());
-                    let msg = format!(
-                        "status \"{name}\" has no SmartAdvocate status mapping, so it was not \
-                         sent (CRM Mappings → Status Mapping)"
-                    );
-                    skipped(tx, company, number, "set status", &msg, now).await?;
-                }
+            let mapped = integrations::crm_statuses_for(tx, company, PROVIDER, status).await?;
+            if mapped.is_empty() {
+                let name = named::get(tx, company, NamedKind::CaseStatus, &status.to_string())
+                    .await
+                    .map(|n| n.name)
+                    .unwrap_or_else(|_| status.to_string());
+                let msg = format!(
+                    "status \"{name}\" has no SmartAdvocate status mapping, so it was not \
+                     sent (CRM Mappings → Status Mapping)"
+                );
+                skipped(tx, company, number, "set status", &msg, now).await?;
+            }
+            // The primary status first, then each mapped second status: one write each, in
+            // this order behind the case's earlier operations.
+            for m in mapped {
+                // A second status is not the primary status a case record carries back, so it
+                // is not a base of the status field.
+                let primary = m.status_type.is_empty();
+                let action = OpAction::SetStatus {
+                    crm_status_id: m.crm_id,
+                    crm_status_name: m.name,
+                    case_status_id: primary.then(|| status.to_string()),
+                };
+                record(tx, company, &t, OpKind::Status, after, number, &action, now).await?;
             }
         }
     }

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 /// The path of every CaseSyncAPI endpoint the client calls, relative to
 /// `{base URL}/CaseSyncAPI`.
 ///
-/// `authenticate`, `case_info` and `notes_by_case_number` are documented in SmartAdvocate's
-/// knowledge base; `contact_lookup`, `documents_by_date` and `document_content` are seen in
-/// public client code. The rest is **modelled** (no public path was found). All are
+/// `authenticate`, `case_info`, `notes_by_case_number` and `notes_by_case_id` are documented in
+/// SmartAdvocate's knowledge base; `contact_lookup`, `case_contacts`, `create_case`,
+/// `documents_by_date` and `document_content` are seen in public client code. The rest is **modelled** (no public path was found). All are
 /// configuration (`[smartadvocate_paths]`), not constants: a correction is a setting, not a
 /// code change. `{case_id}`, `{case_type_id}`, `{status_type_id}` and `{document_id}` are
 /// replaced (the id must be a plain token of letters, digits, `-`, `_` or `.`).
@@ -22,6 +22,15 @@ pub struct SmartAdvocatePaths {
     pub case_info: String,
     /// Documented: `GET ?CaseNumber=` → the case's notes.
     pub notes_by_case_number: String,
+    /// Documented: `GET` → the case's notes (the same records); has `{case_id}`.
+    pub notes_by_case_id: String,
+    /// Seen in code: `POST` the intake fields (`firstName, lastName, email, phone, …,
+    /// CaseTypeID`) → `{caseID, caseNumber}`: a new case, or (modelled on SmartAdvocate's Simple
+    /// HTTP POST) the case created in the last 3 days with the same email or phone.
+    pub create_case: String,
+    /// Seen in code: `GET` → the case's contacts (read tolerantly, as the contact lookup); has
+    /// `{case_id}`.
+    pub case_contacts: String,
     /// Modelled: `POST` JSON note; has `{case_id}`.
     pub insert_note: String,
     /// Seen in code: `GET ?Name=&FirstName=&LastName=&FirstPage=&RowLimit=` → contacts.
@@ -65,6 +74,9 @@ impl Default for SmartAdvocatePaths {
             authenticate: "/Users/authenticate".into(),
             case_info: "/case/CaseInfo".into(),
             notes_by_case_number: "/case/notes/byCaseNumber".into(),
+            notes_by_case_id: "/case/{case_id}/notes".into(),
+            create_case: "/case/CreateCase".into(),
+            case_contacts: "/case/{case_id}/contacts".into(),
             insert_note: "/case/{case_id}/notes".into(),
             contact_lookup: "/Search/contactLookup".into(),
             case_types: "/case/CaseTypes".into(),

@@ -142,6 +142,9 @@ fn route(method: &Method, path: &str) -> Option<(Operation, Vec<u64>)> {
         ["case", "casetypes", t, "udfs"] if get => (Operation::Udfs, vec![id(t)?]),
         ["case", c, "udfs"] if get => (Operation::CaseUdfs, vec![id(c)?]),
         ["case", c, "notes"] if post => (Operation::InsertNote, vec![id(c)?]),
+        ["case", c, "notes"] if get => (Operation::NotesByCaseId, vec![id(c)?]),
+        ["case", c, "contacts"] if get => (Operation::CaseContacts, vec![id(c)?]),
+        ["case", "createcase"] if post => (Operation::CreateCase, vec![]),
         ["case", c, "status"] if method == Method::PUT => (Operation::SetStatus, vec![id(c)?]),
         ["case", c, "udfs"] if method == Method::PUT => (Operation::SetUdfs, vec![id(c)?]),
         ["search", "contactlookup"] if get => (Operation::ContactLookup, vec![]),
@@ -219,6 +222,9 @@ fn answer(
         Operation::CaseInfo => case_info(&st, input),
         Operation::NotesByCaseNumber => notes(&st, input),
         Operation::InsertNote => insert_note(&mut st, vars[0], input),
+        Operation::NotesByCaseId => notes_by_case_id(&st, vars[0]),
+        Operation::CaseContacts => case_contacts(&st, vars[0]),
+        Operation::CreateCase => create_case(&mut st, input),
         Operation::CaseTypes => ok(json!(st.case_types)),
         Operation::StatusTypes => ok(json!(st.status_types)),
         Operation::Statuses => match st.status_type(vars[0]) {
@@ -413,6 +419,191 @@ fn notes(st: &SimState, input: &Input) -> Response {
         .flat_map(|c| c.notes.iter().map(move |n| note_json(st, c, n)))
         .collect();
     ok(json!(out))
+}
+
+fn notes_by_case_id(st: &SimState, case_id: u64) -> Response {
+    let Some(case) = st.cases.iter().find(|c| c.case_id == case_id) else {
+        return message(StatusCode::NOT_FOUND, "Case not found");
+    };
+    ok(json!(case
+        .notes
+        .iter()
+        .map(|n| note_json(st, case, n))
+        .collect::<Vec<_>>()))
+}
+
+/// The contacts of a case: its plaintiff (the simulated case has one contact).
+fn case_contacts(st: &SimState, case_id: u64) -> Response {
+    let Some(case) = st.cases.iter().find(|c| c.case_id == case_id) else {
+        return message(StatusCode::NOT_FOUND, "Case not found");
+    };
+    let contacts: Vec<Value> = st
+        .contact(case.plaintiff_contact_id)
+        .map(|p| {
+            let mut v = json!(p);
+            v["role"] = json!("Plaintiff");
+            v["primary"] = json!(true);
+            v
+        })
+        .into_iter()
+        .collect();
+    ok(json!(contacts))
+}
+
+/// The text fields of `CreateCase` (as public client code sends them); each must be a string
+/// (or null) when given.
+const CREATE_CASE_TEXT: [&str; 20] = [
+    "firstName",
+    "lastName",
+    "phone",
+    "email",
+    "summary",
+    "searchEngineName",
+    "entryPageURL",
+    "referralPageURL",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "referringURL",
+    "keywords",
+    "intakeDate",
+    "dob",
+    "gender",
+    "caseType",
+    "office",
+    "Referral_LawFirm",
+];
+
+/// The id fields of `CreateCase`; each must be a whole number (or null) when given.
+const CREATE_CASE_IDS: [&str; 7] = [
+    "Referral_ContactID",
+    "PaidAdvertisementID",
+    "OfficeID",
+    "CaseGroupID",
+    "CaseTypeID",
+    "SubTypeID",
+    "PlaintiffContactID",
+];
+
+fn digits(phone: &str) -> String {
+    phone.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Creates a case, or answers the case created within the dedupe window whose plaintiff has
+/// the same email (any case) or phone (digits only).
+fn create_case(st: &mut SimState, input: &Input) -> Response {
+    let Some(body) = input.json.as_ref().and_then(Value::as_object).cloned() else {
+        return message(StatusCode::BAD_REQUEST, "A JSON object is required");
+    };
+    for k in CREATE_CASE_TEXT {
+        if body.get(k).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return message(StatusCode::BAD_REQUEST, format!("{k} must be a string"));
+        }
+    }
+    for k in CREATE_CASE_IDS {
+        if body.get(k).is_some_and(|v| !v.is_u64() && !v.is_null()) {
+            return message(
+                StatusCode::BAD_REQUEST,
+                format!("{k} must be a whole number"),
+            );
+        }
+    }
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let (Some(first), Some(last)) = (text("firstName"), text("lastName")) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "firstName and lastName are required",
+        );
+    };
+    let (email, phone) = (text("email"), text("phone"));
+    if email.is_none() && phone.is_none() {
+        return message(StatusCode::BAD_REQUEST, "email or phone is required");
+    }
+    let case_type = match body.get("CaseTypeID").and_then(Value::as_u64) {
+        Some(id) if st.case_type(id).is_none() => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                format!("CaseTypeID {id} is not a case type"),
+            )
+        }
+        Some(id) => id,
+        None => st.case_types.first().map_or(0, |t| t.case_type_id),
+    };
+    let now = Timestamp::now();
+    let window =
+        jiff::SignedDuration::try_from(st.dedupe_window).unwrap_or(jiff::SignedDuration::MAX);
+    let since = now.checked_sub(window).unwrap_or(Timestamp::MIN);
+    let phone_digits = phone.as_deref().map(digits).filter(|d| !d.is_empty());
+    let recent = st
+        .cases
+        .iter()
+        .filter(|c| !st.dedupe_window.is_zero() && c.created > since)
+        .filter(|c| {
+            st.contact(c.plaintiff_contact_id).is_some_and(|p| {
+                let same_email = email.as_deref().is_some_and(|e| {
+                    p.email
+                        .as_deref()
+                        .is_some_and(|pe| pe.eq_ignore_ascii_case(e))
+                });
+                let same_phone = phone_digits
+                    .as_deref()
+                    .is_some_and(|d| p.phone.as_deref().map(digits).as_deref() == Some(d));
+                same_email || same_phone
+            })
+        })
+        .max_by_key(|c| c.created);
+    if let Some(c) = recent {
+        return ok(json!({ "caseID": c.case_id, "caseNumber": c.case_number }));
+    }
+    let contact_id = st.next_contact_id;
+    st.next_contact_id += 1;
+    st.contacts.push(super::SimContact {
+        contact_id,
+        first_name: first,
+        last_name: last,
+        email,
+        phone,
+        address1: text("address"),
+        city: text("city"),
+        state: text("state"),
+        zip: text("zip"),
+        modified: now,
+    });
+    let case_id = st.next_case_id;
+    st.next_case_id += 1;
+    // The next number after the highest numeric one (SmartAdvocate numbers cases in order).
+    let number = st
+        .cases
+        .iter()
+        .filter_map(|c| c.case_number.parse::<u64>().ok())
+        .max()
+        .map_or(9_000_001, |n| n + 1)
+        .to_string();
+    let status_id = st
+        .primary_type()
+        .and_then(|t| t.statuses.first())
+        .map_or(0, |s| s.status_id);
+    st.cases.push(super::SimCase {
+        case_id,
+        case_number: number.clone(),
+        case_type_id: case_type,
+        status_id,
+        status_from: now,
+        second_statuses: Vec::new(),
+        plaintiff_contact_id: contact_id,
+        udf_values: std::collections::BTreeMap::new(),
+        notes: Vec::new(),
+        created: now,
+        modified: now,
+    });
+    ok(json!({ "caseID": case_id, "caseNumber": number }))
 }
 
 #[derive(Clone, Copy)]
@@ -923,7 +1114,20 @@ mod tests {
             route(&Method::POST, "/case/12/notes"),
             Some((Operation::InsertNote, vec![12]))
         );
-        assert_eq!(route(&Method::GET, "/case/12/notes"), None);
+        assert_eq!(
+            route(&Method::GET, "/case/12/notes"),
+            Some((Operation::NotesByCaseId, vec![12]))
+        );
+        assert_eq!(route(&Method::GET, "/case/x/notes"), None);
+        assert_eq!(
+            route(&Method::GET, "/case/12/contacts"),
+            Some((Operation::CaseContacts, vec![12]))
+        );
+        assert_eq!(
+            route(&Method::POST, "/case/CreateCase"),
+            Some((Operation::CreateCase, vec![]))
+        );
+        assert_eq!(route(&Method::GET, "/case/CreateCase"), None);
         assert_eq!(
             route(&Method::GET, "/case/CaseTypes/2/UDFs"),
             Some((Operation::Udfs, vec![2]))

@@ -15,10 +15,25 @@
 //!   secondStatuses[{statusID, statusTypeID, fromDate, statusTypeName, statusName}],
 //!   createdDate, modifiedDate`.
 //! - `GET /case/notes/byCaseNumber?CaseNumber=` — the case's notes (HTML `noteText`).
+//! - `GET /case/{caseId}/notes` — the same notes by the case's id; an unknown id → `404
+//!   {"message":"Case not found"}` (as the other reads of one case).
 //!
 //! Seen in public client code: `GET /Search/contactLookup?Name=&FirstName=&LastName=&FirstPage=1
 //! &RowLimit=10` → `[{contactID, firstName, lastName, email, phone, address1, city, state,
 //! zip}]` (case-insensitive "contains" on the names).
+//! - `GET /case/{caseId}/contacts` → the case's contacts `[{contactID, firstName, lastName,
+//!   email, phone, address1, city, state, zip, role, primary}]` (the plaintiff, role
+//!   "Plaintiff"); an unknown id → `404`.
+//! - `POST /case/CreateCase` JSON with the intake fields public code sends (`firstName,
+//!   lastName, phone, email, summary, address, city, state, zip, intakeDate, dob, gender,
+//!   caseType, CaseTypeID, OfficeID`, …) → `200 {"caseID","caseNumber"}`. `firstName` and
+//!   `lastName` are required, one of `email` or `phone` too; a text field that is not a string,
+//!   an id that is not a whole number, or an unknown `CaseTypeID` is a `400` naming it. As
+//!   SmartAdvocate documents for its Simple HTTP POST (whether `CreateCase` does the same is
+//!   modelled): when a case created in the last 3 days ([`SmartAdvocateSimBuilder::dedupe_window`])
+//!   has a plaintiff with the same email (any case) or phone (digits only), the answer is *that*
+//!   case, in the same shape, and nothing is created. A new case gets the next number, the
+//!   first status of "Status", and a new plaintiff contact.
 //!
 //! **Modelled** (no public path; casebridge's `SmartAdvocatePaths` holds the same defaults):
 //! - `POST /case/{caseId}/notes` JSON `{noteTypeID, noteText, noteDate, subject, priority}` →
@@ -117,6 +132,13 @@ pub enum Operation {
     DocumentsByDate,
     /// Seen in code: `GET /case/document/{document_id}/content`, a document's bytes.
     DocumentContent,
+    /// Documented: `GET /case/{case_id}/notes`, a case's notes by its id.
+    NotesByCaseId,
+    /// Seen in code: `POST /case/CreateCase`, a new case (or the recent case of the same email
+    /// or phone).
+    CreateCase,
+    /// Seen in code: `GET /case/{case_id}/contacts`, the contacts of a case.
+    CaseContacts,
 }
 
 impl Operation {
@@ -140,6 +162,9 @@ impl Operation {
             Self::ContactsByDate => "search contacts by date",
             Self::DocumentsByDate => "search documents by date",
             Self::DocumentContent => "read document content",
+            Self::NotesByCaseId => "read notes",
+            Self::CreateCase => "create cases",
+            Self::CaseContacts => "read case contacts",
         }
     }
 }
@@ -377,6 +402,11 @@ struct State {
     udfs: BTreeMap<u64, Vec<SimUdf>>,
     contacts: Vec<SimContact>,
     cases: Vec<SimCase>,
+    /// `CreateCase` answers the existing case when one with the same email or phone was created
+    /// this recently (3 days, as SmartAdvocate's Simple HTTP POST).
+    dedupe_window: Duration,
+    next_case_id: u64,
+    next_contact_id: u64,
     next_note_id: u64,
     documents: Vec<SimDocument>,
     next_document_id: u64,
@@ -430,6 +460,7 @@ impl State {
 pub struct SmartAdvocateSimBuilder {
     user: SimUser,
     token_ttl: Duration,
+    dedupe_window: Duration,
     case_types: Vec<SimCaseType>,
     status_types: Vec<SimStatusType>,
     udfs: BTreeMap<u64, Vec<SimUdf>>,
@@ -448,6 +479,14 @@ impl SmartAdvocateSimBuilder {
     /// tests of token refresh.
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
+        self
+    }
+
+    /// How recent a case with the same email or phone must be for `CreateCase` to answer it
+    /// instead of creating one (default 3 days, as SmartAdvocate documents for its Simple HTTP
+    /// POST; zero turns the dedupe off).
+    pub fn dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = window;
         self
     }
 
@@ -491,7 +530,21 @@ impl SmartAdvocateSimBuilder {
     }
 
     pub fn build(self) -> SmartAdvocateSim {
+        let next_case_id = self
+            .cases
+            .iter()
+            .map(|c| c.case_id + 1)
+            .max()
+            .unwrap_or(1001);
+        let next_contact_id = self
+            .contacts
+            .iter()
+            .map(|c| c.contact_id + 1)
+            .max()
+            .unwrap_or(7001);
         let state = State {
+            next_case_id,
+            next_contact_id,
             user: self.user,
             jwt_key: uuid::Uuid::new_v4().as_bytes().to_vec(),
             token_ttl: self.token_ttl,
@@ -502,6 +555,7 @@ impl SmartAdvocateSimBuilder {
             udfs: self.udfs,
             contacts: self.contacts,
             cases: self.cases,
+            dedupe_window: self.dedupe_window,
             next_note_id: 900_001,
             documents: Vec::new(),
             next_document_id: 300_001,
@@ -604,7 +658,9 @@ impl SmartAdvocateSim {
 
     /// Adds a case (a user creating one in SmartAdvocate).
     pub fn add_case(&self, case: SimCase) {
-        self.state().cases.push(case);
+        let mut st = self.state();
+        st.next_case_id = st.next_case_id.max(case.case_id + 1);
+        st.cases.push(case);
     }
 
     /// Changes a contact: its `modified` becomes now, then `edit` runs. False for an unknown id.
@@ -620,7 +676,9 @@ impl SmartAdvocateSim {
 
     /// Adds a contact.
     pub fn add_contact(&self, contact: SimContact) {
-        self.state().contacts.push(contact);
+        let mut st = self.state();
+        st.next_contact_id = st.next_contact_id.max(contact.contact_id + 1);
+        st.contacts.push(contact);
     }
 
     /// Adds a note (HTML `text`) to the case with `number`, created and modified now; returns

@@ -89,6 +89,7 @@ pub(super) fn demo() -> SmartAdvocateSimBuilder {
             user_id: 42,
         },
         token_ttl: Duration::from_secs(7200),
+        dedupe_window: Duration::from_secs(3 * 24 * 3600),
         case_types: Vec::new(),
         status_types: Vec::new(),
         udfs: BTreeMap::new(),

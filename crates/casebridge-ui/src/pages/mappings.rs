@@ -1,8 +1,10 @@
 //! CRM Mappings tab (LR8, SA2): case-type links with "not ready" for unlinked ones, field
-//! mappings per CRM case type, status mappings, and "Refresh CRM fields" (mappings kept).
+//! mappings per CRM case type, status mappings (a menu per status type of the CRM: its primary
+//! status and, for SmartAdvocate, each second-status type), and "Refresh CRM fields" (mappings
+//! kept).
 //! Also the Sync log tab.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -12,11 +14,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use casebridge_app::integrations::{
-    self as svc, Catalog, Field, FieldMapping, Link, LinkChange, StatusMapping, SyncEntry,
+    self as svc, Catalog, Field, FieldMapping, Link, LinkChange, StatusMapping, StatusType,
+    SyncEntry,
 };
 use casebridge_app::App;
 use casebridge_domain::ids::CompanyId;
-use casebridge_domain::integrations::Provider;
+use casebridge_domain::integrations::{Provider, StatusSlot};
 use casebridge_domain::model::Named;
 use casebridge_domain::page::PageRequest;
 use casebridge_domain::records::NamedKind;
@@ -83,7 +86,10 @@ struct MappingsPage {
     links: Vec<Link>,
     case_types: Vec<Named>,
     statuses: Vec<Named>,
-    status_map: BTreeMap<String, String>,
+    /// `(platform status id, CRM status id)` of every status mapping.
+    status_map: BTreeSet<(String, String)>,
+    /// The CRM's statuses by status type, the primary statuses first: one menu each.
+    status_types: Vec<StatusType>,
     /// The CRM case type whose fields are shown, and its fields.
     selected: Option<String>,
     field_rows: Vec<FieldRow>,
@@ -101,29 +107,25 @@ impl MappingsPage {
         self.links.iter().filter(|l| l.ready()).count()
     }
 
-    fn mapped_status(&self, id: &str) -> &str {
-        self.status_map.get(id).map_or("", String::as_str)
+    fn is_mapped(&self, platform: &str, crm: &str) -> bool {
+        self.status_map
+            .contains(&(platform.to_owned(), crm.to_owned()))
     }
 
-    /// The CRM's status types and how many values each has, when it has second statuses (a
-    /// SmartAdvocate status type besides "Status": catalog id `<type id>:<status id>`, name
-    /// `Type = Value`); empty for a CRM with one status list.
-    fn status_types(&self) -> Vec<(String, usize)> {
-        if !self.catalog.statuses.iter().any(|s| s.crm_id.contains(':')) {
-            return Vec::new();
+    /// A status type's name: "Status" for the primary statuses, else the second-status type's.
+    fn type_name<'a>(&self, t: &'a StatusType) -> &'a str {
+        match &t.slot {
+            StatusSlot::Primary => "Status",
+            StatusSlot::Second { type_name, .. } => type_name,
         }
-        let mut out: Vec<(String, usize)> = Vec::new();
-        for s in &self.catalog.statuses {
-            let kind = match s.name.split_once(" = ") {
-                Some((t, _)) if s.crm_id.contains(':') => t.to_owned(),
-                _ => "Status".to_owned(),
-            };
-            match out.iter_mut().find(|(t, _)| *t == kind) {
-                Some((_, n)) => *n += 1,
-                None => out.push((kind, 1)),
-            }
+    }
+
+    /// The heading of a status type's menu column.
+    fn type_heading(&self, t: &StatusType) -> String {
+        match &t.slot {
+            StatusSlot::Primary => format!("{} status", self.label),
+            StatusSlot::Second { type_name, .. } => type_name.clone(),
         }
-        out
     }
 
     fn is_custom(&self, pf: &str) -> bool {
@@ -175,6 +177,7 @@ async fn mappings_page(
         .into_iter()
         .map(|m| (m.case_status_id, m.crm_status_id))
         .collect();
+    let status_types = catalog.status_types();
     Ok(MappingsPage {
         shell: Shell::new(admin, "integrations"),
         label: p.label(),
@@ -184,6 +187,7 @@ async fn mappings_page(
         catalog,
         links,
         status_map,
+        status_types,
         selected,
         field_rows,
         platform_fields: PLATFORM_FIELDS,
@@ -337,7 +341,8 @@ async fn save_fields(
     }
 }
 
-/// `status.<platform status id>` = CRM status id, or empty for none.
+/// `status.<platform status id>` = CRM status id, or empty for none; repeated once per status
+/// type menu (the primary status, then each second-status type).
 async fn save_statuses(
     State(ui): State<Ui>,
     jar: CookieJar,
