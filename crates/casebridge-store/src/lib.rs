@@ -37,6 +37,7 @@ pub mod crm_notes;
 pub mod crm_ops;
 pub mod documents;
 pub mod events;
+pub mod group;
 pub mod imports;
 pub mod integrations;
 pub mod jobs;
@@ -53,6 +54,7 @@ mod refs;
 pub mod wake;
 
 pub use error::StoreError;
+pub use group::{GroupStats, UnitFuture};
 pub use wake::JobWakeups;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -180,6 +182,8 @@ pub struct Store {
     backend: Backend,
     /// Wakes idle workers after a commit that enqueued jobs ([`wake`]).
     hub: std::sync::Arc<wake::Hub>,
+    /// The group committer's queue ([`group`]).
+    group: std::sync::Arc<group::Group>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -228,6 +232,7 @@ impl Store {
             backend,
             write_lock,
             hub: std::sync::Arc::new(hub),
+            group: Default::default(),
         })
     }
 
