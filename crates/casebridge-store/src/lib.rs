@@ -54,7 +54,7 @@ mod refs;
 pub mod wake;
 
 pub use error::StoreError;
-pub use group::{GroupStats, UnitFuture};
+pub use group::{GroupCommit, GroupStats, UnitFuture};
 pub use wake::JobWakeups;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -146,6 +146,8 @@ impl Backend {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// How [`Store::group_commit`] runs units; `None`: [`GroupCommit::default_for`] the backend.
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl Default for StoreOptions {
@@ -153,6 +155,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            group_commit: None,
         }
     }
 }
@@ -232,7 +235,11 @@ impl Store {
             backend,
             write_lock,
             hub: std::sync::Arc::new(hub),
-            group: Default::default(),
+            group: std::sync::Arc::new(group::Group::new(
+                options
+                    .group_commit
+                    .unwrap_or(GroupCommit::default_for(backend)),
+            )),
         })
     }
 

@@ -3,7 +3,8 @@
 //! that commit.
 //!
 //! To put several units in one batch on purpose, a first unit holds the committer
-//! ([`CommitterHeld`]) until the others are queued.
+//! ([`CommitterHeld`]) until the others are queued. Those tests run the `Batched` mode on both
+//! backends (PostgreSQL's default is `PerUnit`); the last one runs the default of each.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use casebridge_domain::ids::CompanyId;
 use casebridge_domain::jobs::NewJob;
 use casebridge_domain::page::PageRequest;
 use casebridge_domain::records::{Name, NamedKind};
-use casebridge_store::{companies, jobs, named, GroupStats, Store, StoreError, Tx};
+use casebridge_store::{companies, jobs, named, GroupCommit, GroupStats, Store, StoreError, Tx};
 use casebridge_testkit::{CommitterHeld, TestDb};
 use jiff::Timestamp;
 use serde_json::json;
@@ -78,7 +79,7 @@ async fn one_failing_unit_in_a_batch_does_not_fail_the_others(
     backend: casebridge_testkit::TestBackend,
 ) {
     let db = TestDb::new(backend).await;
-    let store = db.store.clone();
+    let store = db.store.with_group_commit(GroupCommit::Batched);
     let company = company(&store).await;
 
     let held = CommitterHeld::hold(&store).await;
@@ -174,7 +175,7 @@ async fn a_unit_is_answered_only_after_the_commit_that_holds_it(
     backend: casebridge_testkit::TestBackend,
 ) {
     let db = TestDb::new(backend).await;
-    let store = db.store.clone();
+    let store = db.store.with_group_commit(GroupCommit::Batched);
     let company = company(&store).await;
 
     // A batch of two: `early` finishes its work, then `late` holds the transaction open.
@@ -255,7 +256,7 @@ async fn a_job_enqueued_by_a_unit_wakes_workers_after_the_batch_commits(
     backend: casebridge_testkit::TestBackend,
 ) {
     let db = TestDb::new(backend).await;
-    let store = db.store.clone();
+    let store = db.store.with_group_commit(GroupCommit::Batched);
     let mut wakeups = store.job_wakeups();
     wakeups.mark_seen();
 
@@ -298,3 +299,64 @@ async fn a_job_enqueued_by_a_unit_wakes_workers_after_the_batch_commits(
     unit.await.unwrap().unwrap();
 }
 casebridge_testkit::backend_test!(a_job_enqueued_by_a_unit_wakes_workers_after_the_batch_commits);
+
+async fn each_mode_answers_after_commit_and_fails_a_unit_alone(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::new(backend).await;
+    let default = GroupCommit::default_for(db.store.backend());
+    assert_eq!(db.store.group_commit_mode(), default);
+    for mode in [GroupCommit::Batched, GroupCommit::PerUnit] {
+        let store = db.store.with_group_commit(mode);
+        let company = company(&store).await;
+        let units: Vec<_> = (0..24)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let name = format!("u-{i:02}");
+                    let unit_name = name.clone();
+                    let answer = store
+                        .group_commit(move |tx| {
+                            Box::pin(async move {
+                                case_type(tx, company, &unit_name).await?;
+                                if i % 5 == 0 {
+                                    // Its own row is undone with it.
+                                    return case_type(tx, company, &unit_name)
+                                        .await
+                                        .map_err(UnitError::from);
+                                }
+                                Ok(())
+                            })
+                        })
+                        .await;
+                    let visible = committed(&store, company).await.contains(&name);
+                    (i, answer, visible)
+                })
+            })
+            .collect();
+        for u in units {
+            let (i, answer, visible) = u.await.unwrap();
+            if i % 5 == 0 {
+                assert!(
+                    matches!(answer, Err(UnitError::Store(StoreError::Conflict(_)))),
+                    "{mode:?} unit {i}: {answer:?}"
+                );
+                assert!(!visible, "{mode:?} unit {i} failed but left its row");
+            } else {
+                assert!(answer.is_ok(), "{mode:?} unit {i}: {answer:?}");
+                assert!(visible, "{mode:?} unit {i} answered before its commit");
+            }
+        }
+        assert_eq!(committed(&store, company).await.len(), 24 - 5);
+        let stats = store.group_stats();
+        assert_eq!(
+            (stats.submitted, stats.units),
+            (24, 24),
+            "{mode:?}: {stats:?}"
+        );
+        if mode == GroupCommit::PerUnit {
+            assert_eq!(stats.batches, 24, "one transaction a unit");
+        }
+    }
+}
+casebridge_testkit::backend_test!(each_mode_answers_after_commit_and_fails_a_unit_alone);
