@@ -159,6 +159,10 @@ enum Scenario {
         /// case type link and status mappings.
         #[arg(long)]
         no_warmup: bool,
+        /// Open loop: send at this many webhooks per second, each at its due time, latency
+        /// counted from it (instead of `--concurrency` client tasks in a closed loop).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Outbound Law Ruler operations (notes from outbound SMS) per second against the Law
     /// Ruler simulator, no rate limit.
@@ -345,12 +349,14 @@ async fn main() -> anyhow::Result<()> {
             webhooks,
             updates,
             no_warmup,
+            rate,
         } => {
             let p = lawruler_ingest::Params {
                 webhooks,
                 clients: cli.concurrency.unwrap_or(8).max(1),
                 updates_pct: updates.min(100),
                 warmup: !no_warmup,
+                rate: rate.filter(|r| *r > 0.0),
             };
             // No worker runs in this scenario.
             worker_params = serde_json::json!({
