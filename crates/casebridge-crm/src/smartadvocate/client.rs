@@ -1345,6 +1345,27 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// The body of a status write: ids as numbers when they are.
+fn status_body(status_type_id: &str, status_id: &str) -> serde_json::Value {
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| v.into())
+    };
+    serde_json::json!({
+        "statusTypeID": number(status_type_id),
+        "statusID": number(status_id),
+    })
+}
+
+/// The body of a UDF write.
+fn udfs_body(values: &[(String, String)]) -> Vec<serde_json::Value> {
+    values
+        .iter()
+        .map(|(name, value)| serde_json::json!({"udfName": name, "value": value}))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1459,25 +1480,4 @@ mod tests {
         );
         assert!(matches!(c(429, ""), SmartAdvocateError::RateLimited { .. }));
     }
-}
-
-/// The body of a status write: ids as numbers when they are.
-fn status_body(status_type_id: &str, status_id: &str) -> serde_json::Value {
-    let number = |v: &str| {
-        v.parse::<u64>()
-            .map(serde_json::Value::from)
-            .unwrap_or_else(|_| v.into())
-    };
-    serde_json::json!({
-        "statusTypeID": number(status_type_id),
-        "statusID": number(status_id),
-    })
-}
-
-/// The body of a UDF write.
-fn udfs_body(values: &[(String, String)]) -> Vec<serde_json::Value> {
-    values
-        .iter()
-        .map(|(name, value)| serde_json::json!({"udfName": name, "value": value}))
-        .collect()
 }
