@@ -56,9 +56,15 @@ pub const MAX_BATCH: usize = 256;
 /// Units that may wait for the committer; a caller beyond that waits to be queued.
 pub const QUEUE: usize = 2 * MAX_BATCH;
 
-const SAVEPOINT: &str = "SAVEPOINT casebridge_unit";
-const RELEASE: &str = "RELEASE SAVEPOINT casebridge_unit";
-const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT casebridge_unit";
+// Each unit's savepoint is closed and the next one's opened in one round trip (one command of
+// several statements). The last unit's savepoint, when it succeeded, is left to the COMMIT,
+// which releases it.
+const FIRST: &str = "SAVEPOINT casebridge_unit";
+const NEXT_AFTER_OK: &str = "RELEASE SAVEPOINT casebridge_unit; SAVEPOINT casebridge_unit";
+const NEXT_AFTER_ERR: &str = "ROLLBACK TO SAVEPOINT casebridge_unit; \
+     RELEASE SAVEPOINT casebridge_unit; SAVEPOINT casebridge_unit";
+const LAST_AFTER_ERR: &str =
+    "ROLLBACK TO SAVEPOINT casebridge_unit; RELEASE SAVEPOINT casebridge_unit";
 
 /// How [`crate::Store::group_commit`] runs units (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,14 +358,19 @@ async fn run_batch(
     counters
         .commit_us
         .fetch_add(micros(running - began), Ordering::Relaxed);
+    let mut open = FIRST;
+    let mut last_failed = false;
     for unit in batch.iter_mut() {
-        (&mut *tx).execute(SAVEPOINT).await?;
-        if unit.run(&mut tx).await {
-            (&mut *tx).execute(RELEASE).await?;
+        (&mut *tx).execute(open).await?;
+        last_failed = !unit.run(&mut tx).await;
+        open = if last_failed {
+            NEXT_AFTER_ERR
         } else {
-            (&mut *tx).execute(ROLLBACK_TO).await?;
-            (&mut *tx).execute(RELEASE).await?;
-        }
+            NEXT_AFTER_OK
+        };
+    }
+    if last_failed {
+        (&mut *tx).execute(LAST_AFTER_ERR).await?;
     }
     let committing = std::time::Instant::now();
     counters

@@ -360,3 +360,42 @@ async fn each_mode_answers_after_commit_and_fails_a_unit_alone(
     }
 }
 casebridge_testkit::backend_test!(each_mode_answers_after_commit_and_fails_a_unit_alone);
+
+async fn a_failing_last_unit_of_a_batch_is_undone_before_the_commit(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::new(backend).await;
+    let store = db.store.with_group_commit(GroupCommit::Batched);
+    let company = company(&store).await;
+    let held = CommitterHeld::hold(&store).await;
+    // Queued one at a time, so the failing unit is the batch's last.
+    let mut units = Vec::new();
+    for (i, fail) in [false, true, false, true].into_iter().enumerate() {
+        let store2 = store.clone();
+        let name = format!("u-{i}");
+        units.push(tokio::spawn(async move {
+            store2
+                .group_commit(move |tx| {
+                    Box::pin(async move {
+                        case_type(tx, company, &name).await?;
+                        if fail {
+                            case_type(tx, company, &name).await?;
+                        }
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .await
+        }));
+        CommitterHeld::wait_queued(&store, 2 + i as u64).await;
+    }
+    held.release().await;
+    let answers: Vec<bool> = futures::future::join_all(units)
+        .await
+        .into_iter()
+        .map(|a| a.unwrap().is_ok())
+        .collect();
+    assert_eq!(answers, [true, false, true, false]);
+    assert_eq!(committed(&store, company).await, ["u-0", "u-2"]);
+    assert_eq!(store.group_stats().max_batch, 4);
+}
+casebridge_testkit::backend_test!(a_failing_last_unit_of_a_batch_is_undone_before_the_commit);
