@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::bail;
 use casebridge_domain::page::PageRequest;
 use casebridge_domain::records::CaseFilter;
-use casebridge_store::cases;
+use casebridge_store::{cases, GroupCommit};
 use casebridge_testkit::TestBackend;
 use serde_json::{json, Value};
 
@@ -40,6 +40,8 @@ pub struct Params {
     pub warmup: bool,
     /// Open loop at this many webhooks per second (None: closed loop over `clients` tasks).
     pub rate: Option<f64>,
+    /// The store's group-commit mode (None: the backend's default).
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl Params {
@@ -50,6 +52,7 @@ impl Params {
             "updates_pct": self.updates_pct,
             "warmup": self.warmup,
             "rate": self.rate,
+            "group_commit": self.group_commit.map(|m| format!("{m:?}")),
             "body": "json, 12 fields",
         })
     }
@@ -203,7 +206,10 @@ async fn open_loop(
 }
 
 pub async fn run(backend: TestBackend, p: Params) -> anyhow::Result<Vec<Measure>> {
-    let bench = Bench::new(backend).await?;
+    let mut bench = Bench::new(backend).await?;
+    if let Some(mode) = p.group_commit {
+        bench.store = bench.store.with_group_commit(mode);
+    }
     let app = ApiServer::start(&bench).await?;
     let hook = app.lawruler_connected_offline(&bench).await?;
     let url = app.url(&hook);
