@@ -5,6 +5,14 @@
 //!
 //! With `--updates P`, P % of the webhooks re-send a lead the same client task already sent,
 //! with another status (an update of the case, not a no-op repeat).
+//!
+//! With `--rate R`, the webhooks are sent in an open loop instead: webhook i is due at
+//! start + i/R and is sent then, whatever is still unanswered, and its latency is counted from
+//! that instant (so a server that falls behind is charged for the wait).
+//!
+//! The store's group-commit counters over the clocked phase give the commits per second, the
+//! webhooks per commit and (in the `Batched` mode) where the committer's time went: running the
+//! units, or beginning and committing.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -12,7 +20,7 @@ use std::time::Instant;
 use anyhow::bail;
 use casebridge_domain::page::PageRequest;
 use casebridge_domain::records::CaseFilter;
-use casebridge_store::cases;
+use casebridge_store::{cases, GroupCommit};
 use casebridge_testkit::TestBackend;
 use serde_json::{json, Value};
 
@@ -30,6 +38,10 @@ pub struct Params {
     /// Send two webhooks (both statuses) before the clock starts, so the case type link and the
     /// status mappings exist, as they do once an integration has received its first webhook.
     pub warmup: bool,
+    /// Open loop at this many webhooks per second (None: closed loop over `clients` tasks).
+    pub rate: Option<f64>,
+    /// The store's group-commit mode (None: the backend's default).
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl Params {
@@ -39,6 +51,8 @@ impl Params {
             "clients": self.clients,
             "updates_pct": self.updates_pct,
             "warmup": self.warmup,
+            "rate": self.rate,
+            "group_commit": self.group_commit.map(|m| format!("{m:?}")),
             "body": "json, 12 fields",
         })
     }
@@ -129,43 +143,73 @@ struct Sent {
     done: Instant,
 }
 
+async fn post(http: &reqwest::Client, url: &str, it: Item, started: Instant) -> Sent {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(it.body)
+        .send()
+        .await;
+    let (http_status, text) = match resp {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, format!("request failed: {e}")),
+    };
+    let done = Instant::now();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Sent {
+        lead: it.lead,
+        update: it.update,
+        status: it.status,
+        http: http_status,
+        outcome: v["status"].as_str().unwrap_or_default().to_owned(),
+        case_created: v["case_created"].as_bool(),
+        case_id: v["case_id"].as_str().map(str::to_owned),
+        text,
+        started,
+        done,
+    }
+}
+
 async fn client_task(http: reqwest::Client, url: String, items: Vec<Item>) -> Vec<Sent> {
     let mut out = Vec::with_capacity(items.len());
     for it in items {
-        let started = Instant::now();
-        let resp = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(it.body)
-            .send()
-            .await;
-        let (http_status, text) = match resp {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                (s, r.text().await.unwrap_or_default())
-            }
-            Err(e) => (0, format!("request failed: {e}")),
-        };
-        let done = Instant::now();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        out.push(Sent {
-            lead: it.lead,
-            update: it.update,
-            status: it.status,
-            http: http_status,
-            outcome: v["status"].as_str().unwrap_or_default().to_owned(),
-            case_created: v["case_created"].as_bool(),
-            case_id: v["case_id"].as_str().map(str::to_owned),
-            text,
-            started,
-            done,
-        });
+        out.push(post(&http, &url, it, Instant::now()).await);
     }
     out
 }
 
+/// Open loop: each webhook sent at its due time, its latency counted from then.
+async fn open_loop(
+    http: reqwest::Client,
+    url: String,
+    items: Vec<Item>,
+    rate: f64,
+    start: Instant,
+) -> anyhow::Result<Vec<Sent>> {
+    let mut handles = Vec::with_capacity(items.len());
+    for (i, it) in items.into_iter().enumerate() {
+        let due = start + std::time::Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let (http, url) = (http.clone(), url.clone());
+        handles.push(tokio::spawn(
+            async move { post(&http, &url, it, due).await },
+        ));
+    }
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await?);
+    }
+    Ok(out)
+}
+
 pub async fn run(backend: TestBackend, p: Params) -> anyhow::Result<Vec<Measure>> {
-    let bench = Bench::new(backend).await?;
+    let mut bench = Bench::new(backend).await?;
+    if let Some(mode) = p.group_commit {
+        bench.store = bench.store.with_group_commit(mode);
+    }
     let app = ApiServer::start(&bench).await?;
     let hook = app.lawruler_connected_offline(&bench).await?;
     let url = app.url(&hook);
@@ -187,23 +231,46 @@ pub async fn run(backend: TestBackend, p: Params) -> anyhow::Result<Vec<Measure>
         }
     }
 
-    let tasks = plan(&p);
+    if p.rate.is_some() && p.updates_pct > 0 {
+        bail!("--rate sends every webhook without waiting for earlier answers: no --updates");
+    }
+    let tasks = plan(&Params {
+        clients: if p.rate.is_some() { 1 } else { p.clients },
+        ..p
+    });
     let updates = tasks.iter().flatten().filter(|i| i.update).count();
     progress(&format!(
-        "sending {} webhooks ({updates} updates) from {} client tasks to {}/<token>",
+        "sending {} webhooks ({updates} updates) {} to {}/<token>",
         p.webhooks,
-        p.clients,
+        match p.rate {
+            Some(r) => format!("at {r}/s (open loop)"),
+            None => format!("from {} client tasks", p.clients),
+        },
         hook.rsplit_once('/').map_or("", |(dir, _)| dir)
     ));
+    let group_before = bench.store.group_stats();
     let start = Instant::now();
-    let handles: Vec<_> = tasks
-        .into_iter()
-        .map(|items| tokio::spawn(client_task(app.http.clone(), url.clone(), items)))
-        .collect();
     let mut sent: Vec<Sent> = Vec::with_capacity(p.webhooks);
-    for h in handles {
-        sent.extend(h.await?);
+    match p.rate {
+        Some(rate) => {
+            let items = tasks.into_iter().flatten().collect();
+            sent = open_loop(app.http.clone(), url.clone(), items, rate, start).await?;
+        }
+        None => {
+            let handles: Vec<_> = tasks
+                .into_iter()
+                .map(|items| tokio::spawn(client_task(app.http.clone(), url.clone(), items)))
+                .collect();
+            for h in handles {
+                sent.extend(h.await?);
+            }
+        }
     }
+    let group = bench.store.group_stats();
+    let commits = (group.batches - group_before.batches) as f64;
+    let grouped = (group.units - group_before.units) as f64;
+    let run_ms = (group.run_us - group_before.run_us) as f64 / 1e3;
+    let commit_ms = (group.commit_us - group_before.commit_us) as f64 / 1e3;
 
     // Every answer, classified.
     let mut by_status: HashMap<u16, usize> = HashMap::new();
@@ -341,5 +408,35 @@ pub async fn run(backend: TestBackend, p: Params) -> anyhow::Result<Vec<Measure>
             sent.iter().filter(|s| s.update).count() as f64,
         ),
         m("non_2xx", "webhooks", failed.len() as f64),
+        m("group_commits_per_s", "commits/s", commits / elapsed),
+        m(
+            "units_per_group_commit",
+            "units",
+            if commits > 0.0 {
+                grouped / commits
+            } else {
+                0.0
+            },
+        ),
+        // Batched mode only: where the committer's time went, per commit.
+        m(
+            "group_run_ms_per_commit",
+            "ms",
+            if commits > 0.0 { run_ms / commits } else { 0.0 },
+        ),
+        m(
+            "group_begin_commit_ms_per_commit",
+            "ms",
+            if commits > 0.0 {
+                commit_ms / commits
+            } else {
+                0.0
+            },
+        ),
+        m(
+            "committer_busy_pct",
+            "%",
+            (run_ms + commit_ms) / 1e3 / elapsed * 100.0,
+        ),
     ])
 }

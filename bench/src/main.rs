@@ -175,6 +175,13 @@ enum Scenario {
         /// case type link and status mappings.
         #[arg(long)]
         no_warmup: bool,
+        /// Open loop: send at this many webhooks per second, each at its due time, latency
+        /// counted from it (instead of `--concurrency` client tasks in a closed loop).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// The store's group-commit mode, `batched` or `per-unit` (default: the backend's).
+        #[arg(long)]
+        group_commit: Option<String>,
     },
     /// Outbound Law Ruler operations (notes from outbound SMS) per second against the Law
     /// Ruler simulator, no rate limit.
@@ -380,12 +387,22 @@ async fn main() -> anyhow::Result<()> {
             webhooks,
             updates,
             no_warmup,
+            rate,
+            group_commit,
         } => {
+            let group_commit = match group_commit.as_deref() {
+                None => None,
+                Some("batched") => Some(casebridge_store::GroupCommit::Batched),
+                Some("per-unit") => Some(casebridge_store::GroupCommit::PerUnit),
+                Some(other) => anyhow::bail!("--group-commit {other}: batched or per-unit"),
+            };
             let p = lawruler_ingest::Params {
                 webhooks,
                 clients: cli.concurrency.unwrap_or(8).max(1),
                 updates_pct: updates.min(100),
                 warmup: !no_warmup,
+                rate: rate.filter(|r| *r > 0.0),
+                group_commit,
             };
             // No worker runs in this scenario.
             worker_params = serde_json::json!({

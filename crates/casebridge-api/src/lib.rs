@@ -71,6 +71,14 @@ pub fn metrics_handle() -> PrometheusHandle {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
                 ])
                 .expect("static buckets")
+                // A count of units, not seconds (casebridge_store::group).
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "casebridge_db_group_commit_units".into(),
+                    ),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
+                .expect("static buckets")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests); ours still renders its own.

@@ -882,3 +882,181 @@ async fn settings_report_inert_toggles_and_guard_status_sync(
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 casebridge_testkit::backend_test!(settings_report_inert_toggles_and_guard_status_sync);
+
+async fn webhooks_in_one_group_commit_are_each_applied_once_and_a_failing_one_alone_fails(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // Inbound webhooks are group-committed: concurrent ones share one transaction, each in its
+    // own savepoint. To put them in one batch for certain, a unit of the test holds the
+    // committer until they are all queued behind it.
+    // `Batched` on both backends (PostgreSQL's default is a transaction per webhook).
+    let app = TestApp::start_with(
+        backend,
+        casebridge_testkit::TestOptions {
+            group_commit: Some(casebridge_store::GroupCommit::Batched),
+            ..Default::default()
+        },
+    )
+    .await;
+    let hook = connected(&app).await;
+    let store = app.db.store.clone();
+    let held = casebridge_testkit::CommitterHeld::hold(&store).await;
+    let before = store.group_stats();
+
+    let new_lead = |i: usize| {
+        lead(&[
+            ("Lead ID", &format!("N{i}")),
+            ("Primary Contact ID", &format!("PC-N{i}")),
+        ])
+    };
+    // 16 new leads; lead B twice with the same content (applied, then a duplicate); lead C
+    // twice with another status each (a create and an update, in either order); lead D naming
+    // a list that does not exist (refused after its receipt was written, so its savepoint
+    // must undo that too).
+    // (lead, path, fields)
+    type Send = (String, String, Vec<(String, String)>);
+    let mut sends: Vec<Send> = (0..16)
+        .map(|i| (format!("N{i}"), hook.clone(), new_lead(i)))
+        .collect();
+    let b = lead(&[("Lead ID", "B"), ("Primary Contact ID", "PC-B")]);
+    sends.push(("B".into(), hook.clone(), b.clone()));
+    sends.push(("B".into(), hook.clone(), b));
+    for status in ["Intake", "Signed"] {
+        let c = lead(&[
+            ("Lead ID", "C"),
+            ("Primary Contact ID", "PC-C"),
+            ("Status", status),
+            ("Status ID", if status == "Intake" { "7" } else { "9" }),
+        ]);
+        sends.push(("C".into(), hook.clone(), c));
+    }
+    let d = lead(&[("Lead ID", "D"), ("Primary Contact ID", "PC-D")]);
+    sends.push(("D".into(), format!("{hook}?list_name=Nowhere"), d.clone()));
+    let n = sends.len() as u64;
+    let replies = tokio::spawn({
+        let app_url = app.url("");
+        let http = app.http.clone();
+        async move {
+            let all = sends.into_iter().map(|(lead, path, fields)| {
+                let (http, url) = (http.clone(), format!("{app_url}{path}"));
+                async move {
+                    let body: serde_json::Map<String, Value> = fields
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    let r = http.post(url).json(&body).send().await.unwrap();
+                    (lead, TestApp::reply(r).await)
+                }
+            });
+            futures::future::join_all(all).await
+        }
+    });
+    casebridge_testkit::CommitterHeld::wait_queued(&store, before.submitted + n).await;
+    held.release().await;
+    let replies = replies.await.unwrap();
+    let stats = store.group_stats();
+    assert!(
+        stats.max_batch >= n,
+        "the {n} webhooks shared one transaction: {stats:?}"
+    );
+
+    let of = |lead: &str| -> Vec<&casebridge_testkit::Reply> {
+        replies
+            .iter()
+            .filter(|(l, _)| l == lead)
+            .map(|(_, r)| r)
+            .collect()
+    };
+    let mut case_ids = std::collections::HashSet::new();
+    for i in 0..16 {
+        let r = of(&format!("N{i}"))[0];
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["status"], "applied", "{}", r.text);
+        assert_eq!(r.body["case_created"], true, "{}", r.text);
+        assert!(case_ids.insert(r.body["case_id"].as_str().unwrap().to_owned()));
+    }
+    let mut b: Vec<_> = of("B")
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            (
+                r.body["status"].as_str().unwrap().to_owned(),
+                r.body["case_id"].clone(),
+            )
+        })
+        .collect();
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(b[0].0, "applied");
+    assert_eq!(b[1].0, "duplicate", "the second saw the first's receipt");
+    assert_eq!(
+        b[0].1, b[1].1,
+        "the duplicate names the case the first made"
+    );
+    let c = of("C");
+    assert!(c
+        .iter()
+        .all(|r| r.status == StatusCode::OK && r.body["status"] == "applied"));
+    assert_eq!(
+        c.iter().filter(|r| r.body["case_created"] == true).count(),
+        1,
+        "one create and one update: {} / {}",
+        c[0].text,
+        c[1].text
+    );
+    assert_eq!(c[0].body["case_id"], c[1].body["case_id"]);
+    let d_reply = of("D")[0];
+    assert_eq!(
+        d_reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        d_reply.text
+    );
+    assert!(d_reply.text.contains("Nowhere"), "{}", d_reply.text);
+
+    // 16 + B + C; nothing of D, whose error alone is in the sync log.
+    assert_eq!(count(&app, "/api/v1/cases?limit=200").await, 18);
+    let errors = sync_errors(&app).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["record_ref"], "D", "{errors:?}");
+    // D's receipt went with its savepoint: sent again without the list, it is applied.
+    let r = send(&app, &hook, Format::Json, &d).await;
+    assert_eq!(r.body["status"], "applied", "{}", r.text);
+    assert_eq!(r.body["case_created"], true, "{}", r.text);
+}
+casebridge_testkit::backend_test!(
+    webhooks_in_one_group_commit_are_each_applied_once_and_a_failing_one_alone_fails
+);
+
+async fn many_concurrent_webhooks_are_each_applied_exactly_once(
+    backend: casebridge_testkit::TestBackend,
+) {
+    // The backend's own group-commit mode: batched on SQLite, a transaction each on PostgreSQL.
+    let app = TestApp::start(backend).await;
+    let hook = connected(&app).await;
+    // Every lead applied exactly once, every repeat a duplicate of it, however they are batched.
+    let all = (0..48).flat_map(|i| {
+        let fields = lead(&[
+            ("Lead ID", &format!("M{i}")),
+            ("Primary Contact ID", &format!("PC-M{i}")),
+        ]);
+        let app = &app;
+        let hook = hook.clone();
+        [(); 2].map(move |_| {
+            let (fields, hook) = (fields.clone(), hook.clone());
+            async move { send(app, &hook, Format::Json, &fields).await }
+        })
+    });
+    let replies = futures::future::join_all(all).await;
+    assert!(replies.iter().all(|r| r.status == StatusCode::OK));
+    let applied = replies
+        .iter()
+        .filter(|r| r.body["status"] == "applied")
+        .count();
+    let duplicates = replies
+        .iter()
+        .filter(|r| r.body["status"] == "duplicate")
+        .count();
+    assert_eq!((applied, duplicates), (48, 48));
+    assert_eq!(count(&app, "/api/v1/cases?limit=200").await, 48);
+}
+casebridge_testkit::backend_test!(many_concurrent_webhooks_are_each_applied_exactly_once);

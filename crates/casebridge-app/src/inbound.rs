@@ -4,11 +4,15 @@
 //! the body's fields; the integration's gates may say to ignore it (answered as such, so the CRM
 //! does not retry, and logged); a field with a NUL character or given twice with different
 //! values is refused (422 naming it, logged); the connector parses it (a bad field is refused,
-//! logged, and nothing changes); the dedupe receipt, the apply and the sync-log line commit in one
-//! transaction, so a webhook is applied whole or not at all. Errors are logged to the sync log
-//! in a transaction of their own.
+//! logged, and nothing changes); the dedupe receipt, the apply and the sync-log line are one unit
+//! of a group commit (`Store::group_commit`: one savepoint in a write transaction shared with
+//! concurrent webhooks, answered after its commit), so a webhook is applied whole or not at all
+//! and never takes another down with it. Errors are logged to the sync log in a transaction of
+//! their own (a unit of a later group commit).
 
-use casebridge_crm::connector::{InboundRejection, IngestError, InvalidInbound};
+use casebridge_crm::connector::{
+    Connector, InboundRecord, InboundRejection, IngestError, InvalidInbound,
+};
 use casebridge_domain::ids::{CaseId, ClientId, CompanyId};
 use casebridge_domain::input;
 use casebridge_domain::integrations::{ErrorKind, Provider, SyncOutcome};
@@ -16,7 +20,8 @@ use casebridge_domain::sync::RecordOutcome;
 use casebridge_domain::ValidationError;
 use casebridge_store::integrations::{self as store, NewSyncEntry};
 use casebridge_store::sync_state;
-use casebridge_store::StoreError;
+use casebridge_store::{StoreError, Tx};
+use jiff::Timestamp;
 
 pub use casebridge_crm::connector::{Applied, InboundBody};
 
@@ -79,7 +84,8 @@ fn entry<'a>(
     }
 }
 
-/// Logs a webhook that was not applied, in a transaction of its own.
+/// Logs a webhook that was not applied, in a transaction of its own (a unit of a later group
+/// commit than the webhook's own).
 async fn log(
     app: &App,
     company: CompanyId,
@@ -89,25 +95,28 @@ async fn log(
     record: Option<&str>,
     message: &str,
 ) -> Result<()> {
-    let mut tx = app.store().begin().await?;
-    let line = entry(outcome, kind, record, message);
-    store::log(&mut tx, company, p.as_str(), &line, app.now()).await?;
-    // Every line logged here is a webhook not applied: ignored (skipped) or refused (failed).
-    let counted = match outcome {
-        SyncOutcome::Skipped => RecordOutcome::Skipped,
-        _ => RecordOutcome::Failed,
-    };
-    sync_state::count_record(
-        &mut tx,
-        company,
+    let (provider, record, message, now) = (
         p.as_str(),
-        "inbound",
-        counted,
-        record,
+        record.map(str::to_owned),
+        message.to_owned(),
         app.now(),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    app.store()
+        .group_commit(move |tx| {
+            Box::pin(async move {
+                let line = entry(outcome, kind, record.as_deref(), &message);
+                store::log(tx, company, provider, &line, now).await?;
+                // Every line logged here is a webhook not applied: ignored (skipped) or
+                // refused (failed).
+                let counted = match outcome {
+                    SyncOutcome::Skipped => RecordOutcome::Skipped,
+                    _ => RecordOutcome::Failed,
+                };
+                let r = record.as_deref();
+                sync_state::count_record(tx, company, provider, "inbound", counted, r, now).await
+            })
+        })
+        .await?;
     Ok(())
 }
 
@@ -215,11 +224,94 @@ async fn receive_one(
     };
 
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    if !store::record_receipt(
-        &mut tx,
+    let record_id = record.record_id.clone();
+    let noun = connector.record_noun();
+    let done = {
+        let (connector, provider) = (connector.clone(), p.as_str());
+        app.store()
+            .group_commit(move |tx| {
+                Box::pin(
+                    async move { apply(tx, &*connector, provider, company, record, now).await },
+                )
+            })
+            .await
+    };
+    let ingest_error = match done {
+        Ok(Unit::Applied(applied)) => return Ok((company, Received::Applied(applied))),
+        Ok(Unit::Duplicate(matched)) => {
+            return Ok((
+                company,
+                Received::Duplicate {
+                    reason: format!("identical to the last content applied for this {noun}"),
+                    case_id: matched.map(|(case, _)| case),
+                    client_id: matched.and_then(|(_, client)| client),
+                },
+            ))
+        }
+        Err(UnitError::Store(e)) => return Err(e.into()),
+        // Rolled back to its savepoint: nothing of this webhook is kept.
+        Err(UnitError::Ingest(e)) => e,
+    };
+    let (kind, err) = match ingest_error {
+        IngestError::Invalid(v) => (ErrorKind::Validation, AppError::Validation(v)),
+        // A uniqueness conflict here means another webhook for the same contact or
+        // mapping won a race: the CRM should simply send again, so 503, not 409.
+        IngestError::Store(StoreError::Conflict(m)) => (
+            ErrorKind::Transient,
+            AppError::Unavailable(format!(
+                "a concurrent update got there first ({m}); send again"
+            )),
+        ),
+        IngestError::Store(e) => (ErrorKind::Transient, AppError::from(e)),
+    };
+    log(
+        app,
         company,
-        p.as_str(),
+        p,
+        SyncOutcome::Error,
+        Some(kind),
+        Some(&record_id),
+        &err.to_string(),
+    )
+    .await?;
+    Err(err)
+}
+
+/// What a webhook's unit of work did.
+enum Unit {
+    Applied(Applied),
+    /// Seen before: the case (and its client) it was applied to, if the case still exists.
+    Duplicate(Option<(CaseId, Option<ClientId>)>),
+}
+
+/// Why a webhook's unit of work failed: applying the record (logged to the sync log by the
+/// caller) or the store around it (returned as it is).
+enum UnitError {
+    Ingest(IngestError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for UnitError {
+    fn from(e: StoreError) -> Self {
+        UnitError::Store(e)
+    }
+}
+
+/// A webhook's writes, as one unit of a group commit: the dedupe receipt, then either the
+/// apply with its health timestamp and sync-log line, or (a duplicate) the health timestamp
+/// and the case it matched. Awaits nothing but the store.
+async fn apply(
+    tx: &mut Tx,
+    connector: &dyn Connector,
+    provider: &str,
+    company: CompanyId,
+    record: InboundRecord,
+    now: Timestamp,
+) -> std::result::Result<Unit, UnitError> {
+    if !store::record_receipt(
+        tx,
+        company,
+        provider,
         &record.record_id,
         &record.content_hash,
         now,
@@ -227,70 +319,26 @@ async fn receive_one(
     .await?
     {
         // Nothing changes, but a webhook did arrive (the checklist's "first webhook received").
-        store::touch_webhook(&mut tx, company, p.as_str(), now).await?;
+        store::touch_webhook(tx, company, provider, now).await?;
         let unchanged = RecordOutcome::Unchanged;
         let r = Some(record.record_id.as_str());
-        sync_state::count_record(&mut tx, company, p.as_str(), "inbound", unchanged, r, now)
-            .await?;
-        let matched = match casebridge_store::cases::find_by_ref(
-            &mut tx,
-            company,
-            p.as_str(),
-            &record.record_id,
-        )
-        .await
-        {
-            Ok(case) => Some(case),
-            // The case was deleted since: the answer says so by naming none.
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        tx.commit().await?;
-        return Ok((
-            company,
-            Received::Duplicate {
-                reason: format!(
-                    "identical to the last content applied for this {}",
-                    connector.record_noun()
-                ),
-                case_id: matched.as_ref().map(|c| c.id),
-                client_id: matched.and_then(|c| c.client_id),
-            },
-        ));
-    }
-    let applied = match connector
-        .apply_inbound(&mut tx, company, &record, now)
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            drop(tx); // rolled back: nothing of this webhook is kept
-            let (kind, err) = match e {
-                IngestError::Invalid(v) => (ErrorKind::Validation, AppError::Validation(v)),
-                // A uniqueness conflict here means another webhook for the same contact or
-                // mapping won a race: the CRM should simply send again, so 503, not 409.
-                IngestError::Store(StoreError::Conflict(m)) => (
-                    ErrorKind::Transient,
-                    AppError::Unavailable(format!(
-                        "a concurrent update got there first ({m}); send again"
-                    )),
-                ),
-                IngestError::Store(e) => (ErrorKind::Transient, AppError::from(e)),
+        sync_state::count_record(tx, company, provider, "inbound", unchanged, r, now).await?;
+        let matched =
+            match casebridge_store::cases::find_by_ref(tx, company, provider, &record.record_id)
+                .await
+            {
+                Ok(case) => Some((case.id, case.client_id)),
+                // The case was deleted since: the answer says so by naming none.
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e.into()),
             };
-            log(
-                app,
-                company,
-                p,
-                SyncOutcome::Error,
-                Some(kind),
-                Some(&record.record_id),
-                &err.to_string(),
-            )
-            .await?;
-            return Err(err);
-        }
-    };
-    store::touch_webhook(&mut tx, company, p.as_str(), now).await?;
+        return Ok(Unit::Duplicate(matched));
+    }
+    let applied = connector
+        .apply_inbound(tx, company, &record, now)
+        .await
+        .map_err(UnitError::Ingest)?;
+    store::touch_webhook(tx, company, provider, now).await?;
     let noun = connector.record_noun();
     let message = if applied.auto_linked.is_empty() {
         format!("{noun} {} applied", record.record_id)
@@ -302,16 +350,15 @@ async fn receive_one(
         )
     };
     let line = entry(SyncOutcome::Ok, None, Some(&record.record_id), &message);
-    store::log(&mut tx, company, p.as_str(), &line, now).await?;
+    store::log(tx, company, provider, &line, now).await?;
     let counted = if applied.case_created {
         RecordOutcome::Created
     } else {
         RecordOutcome::Updated
     };
     let r = Some(record.record_id.as_str());
-    sync_state::count_record(&mut tx, company, p.as_str(), "inbound", counted, r, now).await?;
-    tx.commit().await?;
-    Ok((company, Received::Applied(applied)))
+    sync_state::count_record(tx, company, provider, "inbound", counted, r, now).await?;
+    Ok(Unit::Applied(applied))
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ pub async fn upsert_client(
             Ok((existing.id, false))
         }
         Err(StoreError::NotFound) => {
-            let created = clients::create(
+            let id = clients::insert(
                 tx,
                 company,
                 &NewClient {
@@ -168,7 +168,7 @@ pub async fn upsert_client(
                 now,
             )
             .await?;
-            Ok((created.id, true))
+            Ok((id, true))
         }
         Err(e) => Err(e.into()),
     }
@@ -237,7 +237,7 @@ pub async fn upsert_case(
             })
         }
         Err(StoreError::NotFound) => {
-            let created = cases::create(
+            let case_id = cases::insert(
                 tx,
                 company,
                 &NewCase {
@@ -252,15 +252,15 @@ pub async fn upsert_case(
                 now,
             )
             .await?;
-            crm_notes::attach_to_case(tx, company, source.provider, record_id, created.id).await?;
+            crm_notes::attach_to_case(tx, company, source.provider, record_id, case_id).await?;
             let base = Base {
                 platform: Some(values.case_status_id.to_string()),
                 crm: Some(values.crm_status.id.clone()),
             };
             let p = source.provider;
-            sync_state::set_base(tx, company, p, created.id, conflicts::STATUS, &base, now).await?;
+            sync_state::set_base(tx, company, p, case_id, conflicts::STATUS, &base, now).await?;
             Ok(Upserted {
-                case_id: created.id,
+                case_id,
                 created: true,
                 case_status_id: Some(values.case_status_id),
             })

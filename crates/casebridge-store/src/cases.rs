@@ -97,6 +97,18 @@ pub async fn create(
     new: &NewCase,
     now: Timestamp,
 ) -> Result<Case> {
+    let id = insert(conn, company, new, now).await?;
+    get(conn, company, id).await
+}
+
+/// [`create`] without reading the case back: its id only (for ingest paths that need no more,
+/// two statements fewer).
+pub async fn insert(
+    conn: &mut Tx,
+    company: CompanyId,
+    new: &NewCase,
+    now: Timestamp,
+) -> Result<CaseId> {
     let conn: &mut Conn = conn;
     check_references(
         conn,
@@ -133,7 +145,7 @@ pub async fn create(
         now,
     )
     .await?;
-    get(conn, company, id).await
+    Ok(id)
 }
 
 /// The case, its row locked until the transaction ends, for a change that must compare the

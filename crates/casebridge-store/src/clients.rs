@@ -44,6 +44,18 @@ pub async fn create(
     new: &NewClient,
     now: Timestamp,
 ) -> Result<Client> {
+    let id = insert(conn, company, new, now).await?;
+    get(conn, company, id).await
+}
+
+/// [`create`] without reading the client back: its id only (for ingest paths that need no more,
+/// two statements fewer).
+pub async fn insert(
+    conn: &mut Tx,
+    company: CompanyId,
+    new: &NewClient,
+    now: Timestamp,
+) -> Result<ClientId> {
     let conn: &mut Conn = conn;
     let id = ClientId::new().to_string();
     let f = &new.fields;
@@ -61,7 +73,7 @@ pub async fn create(
     .execute(&mut *conn)
     .await?;
     refs::attach(conn, company, Entity::Client, &id, &new.external_refs, now).await?;
-    get(conn, company, parse_id("clients.id", &id)?).await
+    parse_id("clients.id", &id)
 }
 
 /// The client, its row locked until the transaction ends, for a change that must compare the

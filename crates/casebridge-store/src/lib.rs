@@ -37,6 +37,7 @@ pub mod crm_notes;
 pub mod crm_ops;
 pub mod documents;
 pub mod events;
+pub mod group;
 pub mod imports;
 pub mod integrations;
 pub mod jobs;
@@ -53,6 +54,7 @@ mod refs;
 pub mod wake;
 
 pub use error::StoreError;
+pub use group::{GroupCommit, GroupStats, UnitFuture};
 pub use wake::JobWakeups;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -144,6 +146,8 @@ impl Backend {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// How [`Store::group_commit`] runs units; `None`: [`GroupCommit::default_for`] the backend.
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl Default for StoreOptions {
@@ -151,6 +155,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            group_commit: None,
         }
     }
 }
@@ -180,6 +185,8 @@ pub struct Store {
     backend: Backend,
     /// Wakes idle workers after a commit that enqueued jobs ([`wake`]).
     hub: std::sync::Arc<wake::Hub>,
+    /// The group committer's queue ([`group`]).
+    group: std::sync::Arc<group::Group>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -228,6 +235,11 @@ impl Store {
             backend,
             write_lock,
             hub: std::sync::Arc::new(hub),
+            group: std::sync::Arc::new(group::Group::new(
+                options
+                    .group_commit
+                    .unwrap_or(GroupCommit::default_for(backend)),
+            )),
         })
     }
 

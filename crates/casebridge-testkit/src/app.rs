@@ -58,6 +58,9 @@ pub struct TestOptions {
     pub public_url: Option<String>,
     /// Where file bytes go; `None`: a fresh local folder per test (see [`TestApp::files`]).
     pub object_store: Option<casebridge_files::StoreSettings>,
+    /// How the store runs group commits; `None`: the backend's default
+    /// (`casebridge_store::GroupCommit::default_for`).
+    pub group_commit: Option<casebridge_store::GroupCommit>,
 }
 
 impl Default for TestOptions {
@@ -75,6 +78,7 @@ impl Default for TestOptions {
             scheduling_url: "http://127.0.0.1:9".into(),
             public_url: Some("https://casebridge.example.test".into()),
             object_store: None,
+            group_commit: None,
         }
     }
 }
@@ -127,7 +131,10 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: TestBackend, options: TestOptions) -> Self {
-        let db = TestDb::new(backend).await;
+        let mut db = TestDb::new(backend).await;
+        if let Some(mode) = options.group_commit {
+            db.store = db.store.with_group_commit(mode);
+        }
         let clock = ManualClock::new(jiff::Timestamp::now());
         let keyring = Keyring::new(MasterKey::generate(), Vec::new());
         let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data folder"));

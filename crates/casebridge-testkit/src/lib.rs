@@ -7,6 +7,8 @@
 //! - [`TestApp`]: the real HTTP server on `127.0.0.1:0` over a fresh database, with a company and
 //!   its API key, plus a reqwest client.
 //! - [`S3Server`]: moto, a real S3-compatible server on loopback, for the object-store tests.
+//! - [`CommitterHeld`]: holds a store's group committer, so that the units queued meanwhile make
+//!   one batch.
 
 mod app;
 pub mod browser;
@@ -35,6 +37,56 @@ pub async fn wait_until(
             "not within {limit:?}: {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A store's group committer held by a unit that waits until [`CommitterHeld::release`]: the
+/// units queued meanwhile make the next batch, one transaction. The holding unit breaks the rule
+/// for units (never await anything but the store) on purpose; tests only.
+pub struct CommitterHeld {
+    release: tokio::sync::oneshot::Sender<()>,
+    unit: tokio::task::JoinHandle<Result<(), casebridge_store::StoreError>>,
+}
+
+impl CommitterHeld {
+    /// Returns once the holding unit runs (so the committer is busy with it).
+    pub async fn hold(store: &casebridge_store::Store) -> Self {
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let (running, is_running) = tokio::sync::oneshot::channel();
+        let store = store.clone();
+        let unit = tokio::spawn(async move {
+            store
+                .group_commit(move |_tx| {
+                    Box::pin(async move {
+                        running.send(()).expect("the holder waits");
+                        held.await.expect("released, not dropped");
+                        Ok(())
+                    })
+                })
+                .await
+        });
+        is_running.await.expect("the holding unit runs");
+        Self { release, unit }
+    }
+
+    /// Waits until `n` units in all were queued (counting the holder's and every earlier one:
+    /// [`casebridge_store::GroupStats::submitted`]).
+    pub async fn wait_queued(store: &casebridge_store::Store, n: u64) {
+        wait_until(
+            std::time::Duration::from_secs(20),
+            "units queued for the group committer",
+            async || store.group_stats().submitted >= n,
+        )
+        .await;
+    }
+
+    /// Lets the committer go on (the holder's batch commits) and waits for the holder's answer.
+    pub async fn release(self) {
+        self.release.send(()).expect("the holder waits");
+        self.unit
+            .await
+            .expect("the holder does not panic")
+            .expect("the holder's batch commits");
     }
 }
 
