@@ -33,8 +33,10 @@
 //! measured slower than sixteen connections committing side by side (`bench/README.md`, "Issue
 //! 11, group commit of inbound webhooks"). The guarantees above hold in both modes.
 //!
-//! Rule for units: **a unit never awaits anything but the store** — no network, no timers, no
-//! locks or channels of other tasks. Every unit of the batch, and every writer behind it, waits
+//! Rule for units: **a unit awaits nothing but statements on the transaction it is given** — no
+//! network, no timers, no locks or channels of other tasks, and no other transaction or pooled
+//! connection of the store (on SQLite a `Store::begin` inside a unit would wait for ever for the
+//! write lock its own batch holds). Every unit of the batch, and every writer behind it, waits
 //! for it. Reads that need no transaction belong before the unit, on a pooled connection.
 
 use std::any::Any;
@@ -274,7 +276,7 @@ impl Store {
     /// transaction shared with other callers' units (`Batched`) or in a transaction of its own
     /// (`PerUnit`), answered after that transaction commits. `work`'s own result comes back
     /// unchanged; a failure to commit comes back as `E::from` the store error. `work` must
-    /// await nothing but the store.
+    /// await nothing but statements on the transaction it is given.
     pub async fn group_commit<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: for<'a> FnOnce(&'a mut Tx) -> UnitFuture<'a, Result<T, E>> + Send + 'static,

@@ -42,7 +42,7 @@ pub async fn wait_until(
 
 /// A store's group committer held by a unit that waits until [`CommitterHeld::release`]: the
 /// units queued meanwhile make the next batch, one transaction. The holding unit breaks the rule
-/// for units (never await anything but the store) on purpose; tests only.
+/// for units (await nothing but statements on its transaction) on purpose; tests only.
 pub struct CommitterHeld {
     release: tokio::sync::oneshot::Sender<()>,
     unit: tokio::task::JoinHandle<Result<(), casebridge_store::StoreError>>,
