@@ -49,8 +49,14 @@ pub struct CommitterHeld {
 }
 
 impl CommitterHeld {
-    /// Returns once the holding unit runs (so the committer is busy with it).
+    /// Returns once the holding unit runs (so the committer is busy with it). The store must
+    /// be in the `Batched` mode (`Store::with_group_commit`, `TestOptions::group_commit`).
     pub async fn hold(store: &casebridge_store::Store) -> Self {
+        assert_eq!(
+            store.group_commit_mode(),
+            casebridge_store::GroupCommit::Batched,
+            "only a batching committer can be held"
+        );
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let (running, is_running) = tokio::sync::oneshot::channel();
         let store = store.clone();
