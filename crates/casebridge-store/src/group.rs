@@ -23,7 +23,8 @@
 //! - Wake-ups for jobs enqueued by a unit fire after the batch's commit ([`crate::wake`]), as
 //!   for any [`Tx`].
 //! - Once queued, a unit runs and commits even if its caller stops waiting (an HTTP client that
-//!   hung up), as a spawned task would.
+//!   hung up), as a spawned task would. (In the `PerUnit` mode below the unit runs in its
+//!   caller's future, and a caller that stops waiting rolls it back, as a plain [`Tx`] would.)
 //!
 //! How units run is the store's [`GroupCommit`] mode. [`GroupCommit::Batched`] is the above,
 //! the default on SQLite, where every commit is an fsync by the one writer. On PostgreSQL the
@@ -303,8 +304,8 @@ impl Store {
             let queue = self.group.queue(self);
             match queue.send(unit).await {
                 Ok(()) => break,
-                // The committer stopped (its runtime ended) between the check and the send:
-                // start another.
+                // The committer ended (a panic outside any unit) between the check and the
+                // send: start another.
                 Err(mpsc::error::SendError(back)) => unit = back,
             }
         }
