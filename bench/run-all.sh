@@ -27,6 +27,8 @@ run backlog --pending 100000 --duration-s 45
 run claim --sizes 1000,100000,1000000 --claims 50
 run lawruler-ingest --webhooks 5000 --concurrency 8
 run lawruler-ingest --webhooks 5000 --concurrency 8 --updates 20
+run lawruler-ingest --webhooks 5000 --concurrency 16   # issue 11: 16 senders
+run lawruler-ingest --webhooks 5000 --rate 2000        # issue 11: p99 at 2,000/s offered
 run lawruler-outbound --ops 2000 --leads 50
 run smartadvocate-outbound --ops 2000 --cases 50
 run export --rows 1000000

@@ -23,7 +23,8 @@
 //! - Wake-ups for jobs enqueued by a unit fire after the batch's commit ([`crate::wake`]), as
 //!   for any [`Tx`].
 //! - Once queued, a unit runs and commits even if its caller stops waiting (an HTTP client that
-//!   hung up), as a spawned task would.
+//!   hung up), as a spawned task would. (In the `PerUnit` mode below the unit runs in its
+//!   caller's future, and a caller that stops waiting rolls it back, as a plain [`Tx`] would.)
 //!
 //! How units run is the store's [`GroupCommit`] mode. [`GroupCommit::Batched`] is the above,
 //! the default on SQLite, where every commit is an fsync by the one writer. On PostgreSQL the
@@ -33,8 +34,10 @@
 //! measured slower than sixteen connections committing side by side (`bench/README.md`, "Issue
 //! 11, group commit of inbound webhooks"). The guarantees above hold in both modes.
 //!
-//! Rule for units: **a unit never awaits anything but the store** — no network, no timers, no
-//! locks or channels of other tasks. Every unit of the batch, and every writer behind it, waits
+//! Rule for units: **a unit awaits nothing but statements on the transaction it is given** — no
+//! network, no timers, no locks or channels of other tasks, and no other transaction or pooled
+//! connection of the store (on SQLite a `Store::begin` inside a unit would wait for ever for the
+//! write lock its own batch holds). Every unit of the batch, and every writer behind it, waits
 //! for it. Reads that need no transaction belong before the unit, on a pooled connection.
 
 use std::any::Any;
@@ -274,7 +277,7 @@ impl Store {
     /// transaction shared with other callers' units (`Batched`) or in a transaction of its own
     /// (`PerUnit`), answered after that transaction commits. `work`'s own result comes back
     /// unchanged; a failure to commit comes back as `E::from` the store error. `work` must
-    /// await nothing but the store.
+    /// await nothing but statements on the transaction it is given.
     pub async fn group_commit<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: for<'a> FnOnce(&'a mut Tx) -> UnitFuture<'a, Result<T, E>> + Send + 'static,
@@ -301,8 +304,8 @@ impl Store {
             let queue = self.group.queue(self);
             match queue.send(unit).await {
                 Ok(()) => break,
-                // The committer stopped (its runtime ended) between the check and the send:
-                // start another.
+                // The committer ended (a panic outside any unit) between the check and the
+                // send: start another.
                 Err(mpsc::error::SendError(back)) => unit = back,
             }
         }

@@ -399,3 +399,61 @@ async fn a_failing_last_unit_of_a_batch_is_undone_before_the_commit(
     assert_eq!(store.group_stats().max_batch, 4);
 }
 casebridge_testkit::backend_test!(a_failing_last_unit_of_a_batch_is_undone_before_the_commit);
+
+async fn a_batch_that_cannot_commit_fails_every_unit_and_keeps_nothing(
+    backend: casebridge_testkit::TestBackend,
+) {
+    let db = TestDb::new(backend).await;
+    let store = db.store.with_group_commit(GroupCommit::Batched);
+    let company = company(&store).await;
+    // A reference checked only at COMMIT: a unit can break it and still succeed itself, so the
+    // batch's COMMIT fails (a table of this test's own database).
+    let mut conn = store.conn().await.unwrap();
+    sqlx::query(
+        "CREATE TABLE deferred_refs (company_id TEXT REFERENCES companies(id) \
+         DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    drop(conn);
+
+    let held = CommitterHeld::hold(&store).await;
+    let mut units = Vec::new();
+    for (i, name) in ["before", "breaking", "after"].into_iter().enumerate() {
+        let store2 = store.clone();
+        units.push(tokio::spawn(async move {
+            store2
+                .group_commit(move |tx| {
+                    Box::pin(async move {
+                        case_type(tx, company, name).await?;
+                        if name == "breaking" {
+                            sqlx::query("INSERT INTO deferred_refs (company_id) VALUES ('none')")
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(StoreError::from)?;
+                        }
+                        Ok::<_, StoreError>(name)
+                    })
+                })
+                .await
+        }));
+        CommitterHeld::wait_queued(&store, 2 + i as u64).await;
+    }
+    held.release().await;
+    for u in units {
+        let answer = u.await.unwrap();
+        assert!(
+            matches!(answer, Err(StoreError::Conflict(_))),
+            "every unit of the batch gets the commit's failure: {answer:?}"
+        );
+    }
+    assert!(committed(&store, company).await.is_empty());
+    // The next batch commits.
+    let next = store
+        .group_commit(move |tx| Box::pin(async move { case_type(tx, company, "next").await }))
+        .await;
+    assert!(next.is_ok(), "{next:?}");
+    assert_eq!(committed(&store, company).await, ["next"]);
+}
+casebridge_testkit::backend_test!(a_batch_that_cannot_commit_fails_every_unit_and_keeps_nothing);

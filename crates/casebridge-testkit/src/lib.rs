@@ -42,15 +42,21 @@ pub async fn wait_until(
 
 /// A store's group committer held by a unit that waits until [`CommitterHeld::release`]: the
 /// units queued meanwhile make the next batch, one transaction. The holding unit breaks the rule
-/// for units (never await anything but the store) on purpose; tests only.
+/// for units (await nothing but statements on its transaction) on purpose; tests only.
 pub struct CommitterHeld {
     release: tokio::sync::oneshot::Sender<()>,
     unit: tokio::task::JoinHandle<Result<(), casebridge_store::StoreError>>,
 }
 
 impl CommitterHeld {
-    /// Returns once the holding unit runs (so the committer is busy with it).
+    /// Returns once the holding unit runs (so the committer is busy with it). The store must
+    /// be in the `Batched` mode (`Store::with_group_commit`, `TestOptions::group_commit`).
     pub async fn hold(store: &casebridge_store::Store) -> Self {
+        assert_eq!(
+            store.group_commit_mode(),
+            casebridge_store::GroupCommit::Batched,
+            "only a batching committer can be held"
+        );
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let (running, is_running) = tokio::sync::oneshot::channel();
         let store = store.clone();
