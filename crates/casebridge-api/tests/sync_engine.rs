@@ -164,6 +164,16 @@ impl Setup {
             .body
     }
 
+    /// The newest skipped line of the sync log.
+    async fn last_skipped(&self) -> String {
+        let log = self
+            .app
+            .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
+            .await
+            .expect(StatusCode::OK);
+        log.body["data"][0]["message"].as_str().unwrap().to_owned()
+    }
+
     async fn set_rule(&self, rule: &str) {
         self.app
             .call(
@@ -658,12 +668,7 @@ async fn field_rules_decide_which_mapped_fields_are_sent(backend: casebridge_tes
     assert_eq!(u.param("custom1236"), Some("whiplash"));
     assert_eq!(u.param("custom1235"), None, "dont_sync");
     assert_eq!(u.param("custom1237"), None, "always_crm");
-    let log = s
-        .app
-        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
-        .await
-        .expect(StatusCode::OK);
-    let line = log.body["data"][0]["message"].as_str().unwrap().to_owned();
+    let line = s.last_skipped().await;
     assert!(
         line.contains("custom1235: it is not synced")
             && line.contains("custom1237: the CRM owns it"),
@@ -687,12 +692,7 @@ async fn field_rules_decide_which_mapped_fields_are_sent(backend: casebridge_tes
             .all(|r| !r.path.contains("api-legalcrmapp")),
         "nothing to send"
     );
-    let log = s
-        .app
-        .get("/api/v1/integrations/lawruler/sync-log?outcome=skipped")
-        .await
-        .expect(StatusCode::OK);
-    let line = log.body["data"][0]["message"].as_str().unwrap().to_owned();
+    let line = s.last_skipped().await;
     assert!(
         line.contains("custom1234: the CRM already has a value")
             && line.contains("custom1236: a blank value"),
@@ -717,7 +717,11 @@ casebridge_testkit::backend_test!(field_rules_decide_which_mapped_fields_are_sen
 async fn snapshot(s: &Setup, case: &str) -> Value {
     let get = |path: String| {
         let req = s.app.http.get(s.app.url(&path)).bearer_auth(&s.app.api_key);
-        async move { TestApp::reply(req.send().await.unwrap()).await.body }
+        async move {
+            let r = TestApp::reply(req.send().await.unwrap()).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body
+        }
     };
     json!({
         "operations": get("/api/v1/integrations/lawruler/operations?limit=200".into()).await,
