@@ -1228,3 +1228,108 @@ async fn stored_envelope_is_the_documented_one(backend: casebridge_testkit::Test
     assert!(events::payload(&mut conn, b, event.id).await.is_err());
 }
 casebridge_testkit::backend_test!(stored_envelope_is_the_documented_one);
+
+/// Issue 11: event-creating requests are group-committed. Concurrent requests share one
+/// transaction, each in its own savepoint: here one batch for certain (a unit of the test holds
+/// the committer until all are queued), in which requests that fail (a call that does not exist,
+/// a second end of the same call) roll back alone and the others commit, each with its event
+/// and delivery job, each answered after the commit.
+async fn a_failing_request_in_a_group_commit_fails_alone(backend: casebridge_testkit::TestBackend) {
+    // `Batched` on both backends (PostgreSQL's default is a transaction per request).
+    let app = TestApp::start_with(
+        backend,
+        casebridge_testkit::TestOptions {
+            group_commit: Some(casebridge_store::GroupCommit::Batched),
+            ..Default::default()
+        },
+    )
+    .await;
+    let f = fixture(&app).await;
+    let ended = start_call(&app, &f).await;
+    let talking = start_call(&app, &f).await;
+    let outbox = Outbox::new(&app, app.company_id).await;
+    let store = app.db.store.clone();
+    let held = casebridge_testkit::CommitterHeld::hold(&store).await;
+    let before = store.group_stats();
+
+    // (what, path, body)
+    let mut sends: Vec<(String, String, Value)> = (0..6)
+        .map(|i| {
+            let body = json!({"direction": "outbound", "to_number": format!("+1555010{i:04}")});
+            (format!("new call {i}"), "/api/v1/calls".to_owned(), body)
+        })
+        .collect();
+    for n in 0..2 {
+        let path = format!("/api/v1/calls/{ended}/end");
+        sends.push((format!("end {n}"), path, json!({"end_reason": "hangup"})));
+    }
+    let path = format!("/api/v1/calls/{NO_SUCH_ID}/end");
+    sends.push(("unknown".into(), path, json!({"end_reason": "hangup"})));
+    let path = format!("/api/v1/calls/{talking}/transcript");
+    let turns = json!({"turns": [{"speaker": "agent", "text": "Hello, this is Acme Injury Law."}]});
+    sends.push(("transcript".into(), path, turns));
+    let n = sends.len() as u64;
+    let replies = tokio::spawn({
+        let (base, http, key) = (app.url(""), app.http.clone(), app.api_key.clone());
+        async move {
+            let all = sends.into_iter().map(|(what, path, body)| {
+                let r = http
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(&key)
+                    .json(&body);
+                async move { (what, TestApp::reply(r.send().await.unwrap()).await) }
+            });
+            futures::future::join_all(all).await
+        }
+    });
+    casebridge_testkit::CommitterHeld::wait_queued(&store, before.submitted + n).await;
+    // Nothing is answered before its commit.
+    outbox.none(&app, "held batch").await;
+    assert!(!replies.is_finished(), "answered before the commit");
+    held.release().await;
+    let replies = replies.await.unwrap();
+    let stats = store.group_stats();
+    assert!(
+        stats.max_batch >= n,
+        "the {n} requests shared one transaction: {stats:?}"
+    );
+
+    let status_of = |what: &str| {
+        let (_, r) = replies.iter().find(|(w, _)| w == what).unwrap();
+        r.status
+    };
+    for i in 0..6 {
+        assert_eq!(status_of(&format!("new call {i}")), StatusCode::CREATED);
+    }
+    // One end wins; the other saw it (later units see earlier ones) and is refused alone.
+    let mut ends = [status_of("end 0"), status_of("end 1")];
+    ends.sort();
+    assert_eq!(ends, [StatusCode::OK, StatusCode::CONFLICT]);
+    let (_, unknown) = replies.iter().find(|(w, _)| w == "unknown").unwrap();
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    assert_eq!(error_code(&unknown.body), "not_found");
+    assert_eq!(status_of("transcript"), StatusCode::OK);
+
+    // Exactly the committed changes wrote events, each with its delivery job.
+    let (events, jobs) = outbox_of(&app, app.company_id, outbox.probe).await;
+    let new: Vec<_> = events[outbox.events..]
+        .iter()
+        .map(|e| e.event_type)
+        .collect();
+    let count = |t: EventType| new.iter().filter(|e| **e == t).count();
+    assert_eq!(count(EventType::CallStarted), 6, "{new:?}");
+    assert_eq!(count(EventType::CallEnded), 1, "{new:?}");
+    assert_eq!(count(EventType::TranscriptUpdated), 1, "{new:?}");
+    assert_eq!(new.len(), 8, "{new:?}");
+    assert_eq!(jobs.len() - outbox.jobs, 8);
+    for (what, r) in &replies {
+        if r.status == StatusCode::CREATED {
+            let id = r.body["id"].as_str().unwrap();
+            let got = app.get(&format!("/api/v1/calls/{id}")).await;
+            assert_eq!(got.status, StatusCode::OK, "{what}: {}", got.text);
+        }
+    }
+    let call = app.get(&format!("/api/v1/calls/{ended}")).await;
+    assert_eq!(call.body["status"], "ended", "{}", call.text);
+}
+casebridge_testkit::backend_test!(a_failing_request_in_a_group_commit_fails_alone);

@@ -18,7 +18,7 @@ use casebridge_domain::events::{EventType, NewEvent};
 use casebridge_domain::ids::{
     CallId, CampaignId, CaseId, CompanyId, MessageId, TaskId, TransferId,
 };
-use casebridge_store::{activity, Tx};
+use casebridge_store::{activity, Tx, UnitFuture};
 use casebridge_webhooks::outbox;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -27,11 +27,10 @@ use serde_json::{Map, Value};
 use crate::fanout::platform_change;
 use crate::{App, AppError, OrNotFound, Result};
 
-/// Records the event about a change in the change's transaction, then commits both; returns
-/// `data`. `campaign` and `case` drive the webhook filters (the case's type is looked up when the
-/// event is recorded).
-async fn commit_with_event<D: Serialize>(
-    mut tx: Tx,
+/// Records the event about a change in the change's transaction; returns `data`. `campaign` and
+/// `case` drive the webhook filters (the case's type is looked up when the event is recorded).
+async fn with_event<D: Serialize>(
+    tx: &mut Tx,
     company: CompanyId,
     event_type: EventType,
     data: D,
@@ -46,9 +45,19 @@ async fn commit_with_event<D: Serialize>(
         campaign_id,
         case_id,
     };
-    outbox::record_event(&mut tx, company, &event, now).await?;
-    tx.commit().await?;
+    outbox::record_event(tx, company, &event, now).await?;
     Ok(data)
+}
+
+/// Runs one change as a unit of a group commit (`Store::group_commit`): concurrent requests'
+/// changes share one commit, each in its own savepoint, so a change that fails (not found, a
+/// conflict) rolls back alone and the others commit. Answered after the commit that holds it.
+async fn change<T, F>(app: &App, work: F) -> Result<T>
+where
+    F: for<'a> FnOnce(&'a mut Tx) -> UnitFuture<'a, Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    app.store().group_commit(work).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -56,17 +65,22 @@ async fn commit_with_event<D: Serialize>(
 // ---------------------------------------------------------------------------------------------
 
 /// Records a call in progress → `call_started`.
-pub async fn start_call<D: Serialize>(
+pub async fn start_call<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     new: &NewCall,
-    data: impl FnOnce(Call) -> D,
+    data: impl FnOnce(Call) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let call = activity::create_call(&mut tx, company, new, now).await?;
-    let about = (call.campaign_id, call.case_id);
-    commit_with_event(tx, company, EventType::CallStarted, data(call), about, now).await
+    let new = new.clone();
+    change(app, move |tx| {
+        Box::pin(async move {
+            let call = activity::create_call(tx, company, &new, now).await?;
+            let about = (call.campaign_id, call.case_id);
+            with_event(tx, company, EventType::CallStarted, data(call), about, now).await
+        })
+    })
+    .await
 }
 
 pub async fn get_call(app: &App, company: CompanyId, id: CallId) -> Result<Call> {
@@ -79,67 +93,82 @@ pub async fn get_call(app: &App, company: CompanyId, id: CallId) -> Result<Call>
 /// Appends turns to the transcript → `transcript_updated`; `data` gets the call (with its whole
 /// transcript) and the turns just added. Also accepted after the call ended: transcripts may
 /// arrive late. A turn without a time was said now.
-pub async fn append_transcript<D: Serialize>(
+pub async fn append_transcript<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     id: CallId,
     turns: &[TurnInput<'_>],
-    data: impl FnOnce(Call, Vec<Turn>) -> D,
+    data: impl FnOnce(Call, Vec<Turn>) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
     let turns = rules::parse_turns(turns, now)?;
-    let mut tx = app.store().begin().await?;
-    let call = activity::append_transcript(&mut tx, company, id, &turns, now)
-        .await
-        .or_not_found("call", &id.to_string())?;
-    let about = (call.campaign_id, call.case_id);
-    let data = data(call, turns);
-    commit_with_event(tx, company, EventType::TranscriptUpdated, data, about, now).await
+    change(app, move |tx| {
+        Box::pin(async move {
+            let call = activity::append_transcript(tx, company, id, &turns, now)
+                .await
+                .or_not_found("call", &id.to_string())?;
+            let about = (call.campaign_id, call.case_id);
+            let data = data(call, turns);
+            with_event(tx, company, EventType::TranscriptUpdated, data, about, now).await
+        })
+    })
+    .await
 }
 
 /// Ends the call → `call_ended`. A conflict if it already ended.
-pub async fn end_call<D: Serialize>(
+pub async fn end_call<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     id: CallId,
     end: &CallEnd,
-    data: impl FnOnce(Call) -> D,
+    data: impl FnOnce(Call) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let call = activity::end_call(&mut tx, company, id, end, now)
-        .await
-        .or_not_found("call", &id.to_string())?;
-    let about = (call.campaign_id, call.case_id);
-    commit_with_event(tx, company, EventType::CallEnded, data(call), about, now).await
+    let end = end.clone();
+    change(app, move |tx| {
+        Box::pin(async move {
+            let call = activity::end_call(tx, company, id, &end, now)
+                .await
+                .or_not_found("call", &id.to_string())?;
+            let about = (call.campaign_id, call.case_id);
+            with_event(tx, company, EventType::CallEnded, data(call), about, now).await
+        })
+    })
+    .await
 }
 
 /// Stores the post-call analysis → `call_analyzed`. A later analysis replaces the earlier one.
 /// The CRMs hear of it too (the call result, notes and recording: LR10).
-pub async fn analyze_call<D: Serialize>(
+pub async fn analyze_call<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     id: CallId,
     analysis: &NewAnalysis,
-    data: impl FnOnce(Call) -> D,
+    data: impl FnOnce(Call) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    // Locked, so a recording uploaded at the same moment either sees this analysis or is seen.
-    let before = activity::get_call_for_update(&mut tx, company, id)
-        .await
-        .or_not_found("call", &id.to_string())?;
-    let call = activity::analyze_call(&mut tx, company, id, analysis, now)
-        .await
-        .or_not_found("call", &id.to_string())?;
-    let revised = before.analysis.is_some();
-    let change = PlatformChange::CallAnalyzed {
-        call: &call,
-        revised,
-    };
-    platform_change(app, &mut tx, company, change, now).await?;
-    let about = (call.campaign_id, call.case_id);
-    commit_with_event(tx, company, EventType::CallAnalyzed, data(call), about, now).await
+    let (analysis, app2) = (analysis.clone(), app.clone());
+    change(app, move |tx| {
+        Box::pin(async move {
+            // Locked, so a recording uploaded at the same moment either sees this analysis or
+            // is seen.
+            let before = activity::get_call_for_update(tx, company, id)
+                .await
+                .or_not_found("call", &id.to_string())?;
+            let call = activity::analyze_call(tx, company, id, &analysis, now)
+                .await
+                .or_not_found("call", &id.to_string())?;
+            let revised = before.analysis.is_some();
+            let change = PlatformChange::CallAnalyzed {
+                call: &call,
+                revised,
+            };
+            platform_change(&app2, tx, company, change, now).await?;
+            let about = (call.campaign_id, call.case_id);
+            with_event(tx, company, EventType::CallAnalyzed, data(call), about, now).await
+        })
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,21 +177,26 @@ pub async fn analyze_call<D: Serialize>(
 
 /// Starts a live transfer of a call in progress → `transfer_started`. A conflict if the call
 /// ended.
-pub async fn start_transfer<D: Serialize>(
+pub async fn start_transfer<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     call_id: CallId,
     to_number: &str,
-    data: impl FnOnce(Transfer) -> D,
+    data: impl FnOnce(Transfer) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let transfer = activity::create_transfer(&mut tx, company, call_id, to_number, now)
-        .await
-        .or_not_found("call", &call_id.to_string())?;
-    let about = (transfer.campaign_id, transfer.case_id);
-    let data = data(transfer);
-    commit_with_event(tx, company, EventType::TransferStarted, data, about, now).await
+    let to_number = to_number.to_owned();
+    change(app, move |tx| {
+        Box::pin(async move {
+            let transfer = activity::create_transfer(tx, company, call_id, &to_number, now)
+                .await
+                .or_not_found("call", &call_id.to_string())?;
+            let about = (transfer.campaign_id, transfer.case_id);
+            let data = data(transfer);
+            with_event(tx, company, EventType::TransferStarted, data, about, now).await
+        })
+    })
+    .await
 }
 
 pub async fn get_transfer(app: &App, company: CompanyId, id: TransferId) -> Result<Transfer> {
@@ -175,12 +209,12 @@ pub async fn get_transfer(app: &App, company: CompanyId, id: TransferId) -> Resu
 /// A transfer report (bridged, cancelled, ended) through the state rule →
 /// `transfer_bridged` / `transfer_cancelled` / `transfer_ended`. A conflict if the transfer's
 /// state does not allow it.
-pub async fn move_transfer<D: Serialize>(
+pub async fn move_transfer<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     id: TransferId,
     action: TransferAction,
-    data: impl FnOnce(Transfer) -> D,
+    data: impl FnOnce(Transfer) -> D + Send + 'static,
 ) -> Result<D> {
     let event_type = match action {
         TransferAction::Bridge => EventType::TransferBridged,
@@ -188,12 +222,16 @@ pub async fn move_transfer<D: Serialize>(
         TransferAction::End => EventType::TransferEnded,
     };
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let transfer = activity::transition_transfer(&mut tx, company, id, action, now)
-        .await
-        .or_not_found("transfer", &id.to_string())?;
-    let about = (transfer.campaign_id, transfer.case_id);
-    commit_with_event(tx, company, event_type, data(transfer), about, now).await
+    change(app, move |tx| {
+        Box::pin(async move {
+            let transfer = activity::transition_transfer(tx, company, id, action, now)
+                .await
+                .or_not_found("transfer", &id.to_string())?;
+            let about = (transfer.campaign_id, transfer.case_id);
+            with_event(tx, company, event_type, data(transfer), about, now).await
+        })
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,26 +239,24 @@ pub async fn move_transfer<D: Serialize>(
 // ---------------------------------------------------------------------------------------------
 
 /// Records an SMS or email → `message_sent`; the CRMs hear of it too.
-pub async fn send_message<D: Serialize>(
+pub async fn send_message<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     new: &NewMessage,
-    data: impl FnOnce(Message) -> D,
+    data: impl FnOnce(Message) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let message = activity::create_message(&mut tx, company, new, now).await?;
-    let change = PlatformChange::Message(&message);
-    platform_change(app, &mut tx, company, change, now).await?;
-    let about = (message.campaign_id, message.case_id);
-    commit_with_event(
-        tx,
-        company,
-        EventType::MessageSent,
-        data(message),
-        about,
-        now,
-    )
+    let (new, app2) = (new.clone(), app.clone());
+    change(app, move |tx| {
+        Box::pin(async move {
+            let message = activity::create_message(tx, company, &new, now).await?;
+            let change = PlatformChange::Message(&message);
+            platform_change(&app2, tx, company, change, now).await?;
+            let about = (message.campaign_id, message.case_id);
+            let data = data(message);
+            with_event(tx, company, EventType::MessageSent, data, about, now).await
+        })
+    })
     .await
 }
 
@@ -233,20 +269,24 @@ pub async fn get_message(app: &App, company: CompanyId, id: MessageId) -> Result
 
 /// The provider confirmed delivery of an outbound message → `message_delivered`. A conflict if
 /// it was already delivered or is inbound.
-pub async fn deliver_message<D: Serialize>(
+pub async fn deliver_message<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     id: MessageId,
-    data: impl FnOnce(Message) -> D,
+    data: impl FnOnce(Message) -> D + Send + 'static,
 ) -> Result<D> {
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let message = activity::deliver_message(&mut tx, company, id, now)
-        .await
-        .or_not_found("message", &id.to_string())?;
-    let about = (message.campaign_id, message.case_id);
-    let data = data(message);
-    commit_with_event(tx, company, EventType::MessageDelivered, data, about, now).await
+    change(app, move |tx| {
+        Box::pin(async move {
+            let message = activity::deliver_message(tx, company, id, now)
+                .await
+                .or_not_found("message", &id.to_string())?;
+            let about = (message.campaign_id, message.case_id);
+            let data = data(message);
+            with_event(tx, company, EventType::MessageDelivered, data, about, now).await
+        })
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,10 +295,11 @@ pub async fn deliver_message<D: Serialize>(
 
 /// Creates an open task or form. No event: `task_completed` / `form_submitted` follow later.
 pub async fn create_task(app: &App, company: CompanyId, new: &NewTask) -> Result<Task> {
-    let mut tx = app.store().begin().await?;
-    let task = activity::create_task(&mut tx, company, new, app.now()).await?;
-    tx.commit().await?;
-    Ok(task)
+    let (new, now) = (new.clone(), app.now());
+    change(app, move |tx| {
+        Box::pin(async move { Ok(activity::create_task(tx, company, &new, now).await?) })
+    })
+    .await
 }
 
 pub async fn get_task(app: &App, company: CompanyId, id: TaskId) -> Result<Task> {
@@ -271,23 +312,28 @@ pub async fn get_task(app: &App, company: CompanyId, id: TaskId) -> Result<Task>
 /// Completes an open task (`answers` is `None`) → `task_completed`, or submits an open form with
 /// its answers → `form_submitted`, through the state rule. A conflict for the wrong kind or a
 /// task already done.
-pub async fn finish_task<D: Serialize>(
+pub async fn finish_task<D: Serialize + Send + 'static>(
     app: &App,
     company: CompanyId,
     id: TaskId,
     action: TaskAction,
     answers: Option<&Map<String, Value>>,
-    data: impl FnOnce(Task) -> D,
+    data: impl FnOnce(Task) -> D + Send + 'static,
 ) -> Result<D> {
     let event_type = match action {
         TaskAction::Complete => EventType::TaskCompleted,
         TaskAction::Submit => EventType::FormSubmitted,
     };
     let now = app.now();
-    let mut tx = app.store().begin().await?;
-    let task = activity::finish_task(&mut tx, company, id, action, answers, now)
-        .await
-        .or_not_found("task", &id.to_string())?;
-    let about = (None, task.case_id);
-    commit_with_event(tx, company, event_type, data(task), about, now).await
+    let answers = answers.cloned();
+    change(app, move |tx| {
+        Box::pin(async move {
+            let task = activity::finish_task(tx, company, id, action, answers.as_ref(), now)
+                .await
+                .or_not_found("task", &id.to_string())?;
+            let about = (None, task.case_id);
+            with_event(tx, company, event_type, data(task), about, now).await
+        })
+    })
+    .await
 }

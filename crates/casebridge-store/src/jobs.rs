@@ -578,14 +578,36 @@ pub async fn claim(
     if !has_work(store, queue, now_ms).await? {
         return Ok(Vec::new());
     }
-    let mut tx = store.begin().await?;
-    gate_due(&mut tx, queue, now_ms).await?;
-    let lease_id = Uuid::new_v4().to_string();
-    let until = now_ms + ms(lease);
     let lock = match store.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    let queue = queue.to_owned();
+    // A unit of a group commit: on SQLite a claim shares its commit with the completions and
+    // the API writes of the moment instead of taking the writer for a commit of its own.
+    let claimed = store
+        .group_commit(move |tx| {
+            Box::pin(async move { claim_in(tx, &queue, limit, lease, now_ms, lock).await })
+        })
+        .await?;
+    let mut jobs = rows(claimed)?;
+    // RETURNING does not promise an order.
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// [`claim`]'s writes, in the caller's transaction.
+async fn claim_in(
+    tx: &mut Tx,
+    queue: &str,
+    limit: u32,
+    lease: Duration,
+    now_ms: i64,
+    lock: &str,
+) -> Result<Vec<Row>> {
+    gate_due(tx, queue, now_ms).await?;
+    let lease_id = Uuid::new_v4().to_string();
+    let until = now_ms + ms(lease);
     // Each selection is a range of one partial index, in index order, so `LIMIT` bounds the
     // rows read. The conditions are repeated at the locking level: on PostgreSQL a row that
     // another transaction changed after our snapshot is re-checked against them.
@@ -603,7 +625,7 @@ pub async fn claim(
     .bind(now_ms)
     .bind(queue)
     .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     let left = i64::from(limit) - claimed.len() as i64;
     if left > 0 {
@@ -623,15 +645,11 @@ pub async fn claim(
         .bind(now_ms)
         .bind(queue)
         .bind(left)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         claimed.extend(fresh);
     }
-    tx.commit().await?;
-    let mut jobs = rows(claimed)?;
-    // RETURNING does not promise an order.
-    jobs.sort_by_key(|j| (j.run_at, j.id));
-    Ok(jobs)
+    Ok(claimed)
 }
 
 /// The key columns a lease-guarded change returns.
@@ -640,18 +658,17 @@ type Keys = (Option<String>, Option<String>, Option<i64>);
 /// The job ended (done: deleted; or dead) under the caller's lease. Moves its ordering key's next
 /// job on and gives its concurrency slot away, in the same transaction. False when the lease was
 /// lost.
-async fn finish(store: &Store, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> Result<bool> {
-    let mut tx = store.begin().await?;
-    if !finish_in(&mut tx, job, sql, binds).await? {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    tx.commit().await?;
-    Ok(true)
+/// Runs as a unit of a group commit ([`Store::group_commit`]), so concurrent workers' outcomes
+/// share a commit.
+async fn finish(store: &Store, job: &Job, sql: &'static str, binds: LeaseBinds) -> Result<bool> {
+    let job = job.clone();
+    store
+        .group_commit(move |tx| Box::pin(async move { finish_in(tx, &job, sql, binds).await }))
+        .await
 }
 
 /// [`finish`] in the caller's transaction: on `false` (lease lost) nothing was changed.
-async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> Result<bool> {
+async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds) -> Result<bool> {
     let tx: &mut Conn = tx;
     let lease = job.lease_id.as_deref().unwrap_or_default();
     if let Some(key) = &job.ordering_key {
@@ -701,29 +718,39 @@ async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds<'_>) -> 
 
 /// Runs one statement that changes a job only while the caller still holds its lease.
 /// Returns false when the lease was lost (expired and taken over, or released).
-async fn with_lease(store: &Store, sql: &str, job: &Job, binds: LeaseBinds<'_>) -> Result<bool> {
-    let lease = job.lease_id.as_deref().unwrap_or_default();
-    // A write transaction, so on SQLite it queues with the other writers (see `Tx`).
-    let mut conn = store.begin().await?;
-    let mut q = sqlx::query(sql).bind(job.id.to_string()).bind(lease);
-    if let Some(t) = binds.at {
-        q = q.bind(t.as_millisecond());
-    }
-    if let Some(e) = binds.error {
-        q = q.bind(e);
-    }
-    if let Some(n) = binds.now {
-        q = q.bind(n.as_millisecond());
-    }
-    let done = q.execute(&mut *conn).await?;
-    conn.commit().await?;
-    Ok(done.rows_affected() == 1)
+/// A unit of a group commit, like [`finish`].
+async fn with_lease(
+    store: &Store,
+    sql: &'static str,
+    job: &Job,
+    binds: LeaseBinds,
+) -> Result<bool> {
+    let lease = job.lease_id.clone().unwrap_or_default();
+    let id = job.id.to_string();
+    store
+        .group_commit(move |tx| {
+            Box::pin(async move {
+                let mut q = sqlx::query(sql).bind(id).bind(lease);
+                if let Some(t) = binds.at {
+                    q = q.bind(t.as_millisecond());
+                }
+                if let Some(e) = binds.error {
+                    q = q.bind(e);
+                }
+                if let Some(n) = binds.now {
+                    q = q.bind(n.as_millisecond());
+                }
+                let done = q.execute(&mut **tx).await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
 }
 
 #[derive(Default)]
-struct LeaseBinds<'a> {
+struct LeaseBinds {
     at: Option<Timestamp>,
-    error: Option<&'a str>,
+    error: Option<String>,
     now: Option<Timestamp>,
 }
 
@@ -753,39 +780,41 @@ pub async fn retry(
     error: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let lease = job.lease_id.as_deref().unwrap_or_default();
-    let mut tx = store.begin().await?;
-    let done: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
-        "UPDATE jobs SET status = CASE WHEN concurrency_key IS NULL THEN 'pending'
-                                       ELSE 'scheduled' END,
-                run_at = $3, last_error = $4, lease_id = NULL, locked_until = NULL, updated_at = $5
-         WHERE id = $1 AND lease_id = $2 AND status = 'running'
-         RETURNING concurrency_key, concurrency_limit",
-    )
-    .bind(job.id.to_string())
-    .bind(lease)
-    .bind(at.as_millisecond())
-    .bind(error)
-    .bind(now.as_millisecond())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((concurrency_key, limit)) = done else {
-        tx.rollback().await?;
-        return Ok(false);
-    };
-    if let Some(key) = concurrency_key {
-        hand_off_all(
-            &mut tx,
-            &job.queue,
-            BTreeMap::from([(key, limit.unwrap_or(1))]),
-        )
-        .await?;
-    }
-    if at <= now {
-        wake::mark_enqueued();
-    }
-    tx.commit().await?;
-    Ok(true)
+    let lease = job.lease_id.clone().unwrap_or_default();
+    let (id, queue, error) = (job.id.to_string(), job.queue.clone(), error.to_owned());
+    // A unit of a group commit, like [`finish`].
+    store
+        .group_commit(move |tx| {
+            Box::pin(async move {
+                let done: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+                    "UPDATE jobs SET status = CASE WHEN concurrency_key IS NULL THEN 'pending'
+                                                   ELSE 'scheduled' END,
+                            run_at = $3, last_error = $4, lease_id = NULL, locked_until = NULL,
+                            updated_at = $5
+                     WHERE id = $1 AND lease_id = $2 AND status = 'running'
+                     RETURNING concurrency_key, concurrency_limit",
+                )
+                .bind(id)
+                .bind(lease)
+                .bind(at.as_millisecond())
+                .bind(error)
+                .bind(now.as_millisecond())
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((concurrency_key, limit)) = done else {
+                    return Ok(false);
+                };
+                if let Some(key) = concurrency_key {
+                    let keys = BTreeMap::from([(key, limit.unwrap_or(1))]);
+                    hand_off_all(&mut *tx, &queue, keys).await?;
+                }
+                if at <= now {
+                    wake::mark_enqueued();
+                }
+                Ok(true)
+            })
+        })
+        .await
 }
 
 /// The job failed for good (retries spent or a permanent error): dead letter. Dead jobs hold
@@ -800,7 +829,7 @@ pub async fn bury(store: &Store, job: &Job, now: Timestamp, error: &str) -> Resu
          RETURNING ordering_key, concurrency_key, concurrency_limit",
         LeaseBinds {
             at: Some(now),
-            error: Some(error),
+            error: Some(error.to_owned()),
             now: None,
         },
     )

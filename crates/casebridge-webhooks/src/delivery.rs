@@ -377,29 +377,30 @@ impl Handler for Deliver {
             succeeded: ok,
             started_at,
         };
-        let mut tx = rt.store.begin().await.map_err(store_err)?;
-        webhooks::record_attempt(&mut tx, company, &attempt, status)
+        // One unit of a group commit: concurrent deliveries' attempts (and their jobs' ends)
+        // share a commit. A success ends the job in the attempt's unit; a failure is the
+        // worker's to schedule.
+        let (done_job, hook_id) = (job.clone(), hook.id);
+        let held = rt
+            .store
+            .group_commit(move |tx| {
+                Box::pin(async move {
+                    webhooks::record_attempt(tx, company, &attempt, status).await?;
+                    if gone {
+                        let why = "the endpoint answered 410 Gone";
+                        webhooks::disable(tx, company, hook_id, why, started_at).await?;
+                    }
+                    if status == DeliveryStatus::Succeeded {
+                        return jobs::complete_in(tx, &done_job).await;
+                    }
+                    Ok::<_, StoreError>(true)
+                })
+            })
             .await
             .map_err(store_err)?;
-        if gone {
-            webhooks::disable(
-                &mut tx,
-                company,
-                hook.id,
-                "the endpoint answered 410 Gone",
-                started_at,
-            )
-            .await
-            .map_err(store_err)?;
-        }
-        // A success ends the job in the attempt's transaction (one commit for both); a failure
-        // is the worker's to schedule.
-        if status == DeliveryStatus::Succeeded
-            && !jobs::complete_in(&mut tx, job).await.map_err(store_err)?
-        {
+        if !held {
             tracing::warn!(job.id = %job.id, "delivery lease lost; another worker owns the job");
         }
-        tx.commit().await.map_err(store_err)?;
         if gone {
             metrics::counter!("casebridge_webhook_endpoints_disabled_total", "reason" => "gone")
                 .increment(1);

@@ -1306,11 +1306,14 @@ async fn a_full_disk_is_not_ready_recovers_by_itself_and_sigterm_still_stops() {
     drop(filler);
 }
 
-/// Issue 11: `kill -9` of the server in the middle of a load of event-creating requests loses no
-/// accepted event. Eight clients send `POST /api/v1/calls` (each records a `call.started` event
-/// with its delivery, in the request's transaction) until the server is killed without warning;
-/// after a restart on the same database, every call that was answered 201 has its event
-/// delivered to the webhook. Requests that got no answer may or may not have been recorded.
+/// Issue 11: `kill -9` of the server in the middle of a load of event-creating requests and
+/// inbound CRM webhooks loses no accepted event and no acknowledged webhook. Eight clients send
+/// `POST /api/v1/calls` (each records a `call.started` event with its delivery, in the request's
+/// group commit) and four send Law Ruler webhooks for new leads (each applied in the webhook's
+/// group commit) until the server is killed without warning; after a restart on the same
+/// database, every call that was answered 201 has its event delivered to the webhook, and every
+/// lead whose webhook was answered `applied` has its case. Requests that got no answer may or
+/// may not have been recorded.
 async fn a_kill_9_under_load_loses_no_accepted_event(backend: casebridge_testkit::TestBackend) {
     use std::sync::{Arc, Mutex};
     let db = TestDb::empty(backend).await;
@@ -1336,9 +1339,66 @@ async fn a_kill_9_under_load_loses_no_accepted_event(backend: casebridge_testkit
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let lr = casebridge_sim::lawruler::LawRulerSim::new().start().await;
+    for (method, path, body) in [
+        (
+            reqwest::Method::PUT,
+            "/api/v1/integrations/lawruler/connection",
+            serde_json::json!({"username": "demo", "password": "demo-password",
+                "client_root": lr.base_url, "client_secret": "demo-secret", "key": "demo-key"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/integrations/lawruler/settings",
+            serde_json::json!({"enable_integration": true, "receive": true}),
+        ),
+    ] {
+        let (status, body) = api(&server.base, &key, method, path, body).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, view) = api(
+        &server.base,
+        &key,
+        reqwest::Method::GET,
+        "/api/v1/integrations/lawruler",
+        Value::Null,
+    )
+    .await;
+    let hook_url = view["webhook_url"]
+        .as_str()
+        .expect("webhook_url")
+        .to_owned();
 
     let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut senders = Vec::new();
+    for s in 0..4 {
+        let (http, url) = (http.clone(), hook_url.clone());
+        let acknowledged = acknowledged.clone();
+        senders.push(tokio::spawn(async move {
+            for i in 0.. {
+                let lead = format!("K{s}-{i}");
+                let sent = http
+                    .post(&url)
+                    .json(&serde_json::json!({"Lead ID": lead, "Case Type ID": "12",
+                        "Case Type": "Auto Accident", "Status ID": "7", "Status": "Intake",
+                        "Full Name": format!("Lead {lead}"), "Created Date": "2026-11-01",
+                        "Primary Contact ID": format!("PC-{lead}"), "First Name": "Jane",
+                        "Last Name": "Doe", "Cell Phone": "+1 555 010 2000"}))
+                    .send()
+                    .await;
+                let Ok(r) = sent else { return };
+                if r.status() != 200 {
+                    return;
+                }
+                let Ok(body) = r.json::<Value>().await else {
+                    return;
+                };
+                assert_eq!(body["status"], "applied", "{body}");
+                acknowledged.lock().unwrap().push(lead);
+            }
+        }));
+    }
     for s in 0..8 {
         let (http, key, base) = (http.clone(), key.clone(), server.base.clone());
         let accepted = accepted.clone();
@@ -1365,9 +1425,11 @@ async fn a_kill_9_under_load_loses_no_accepted_event(backend: casebridge_testkit
             }
         }));
     }
-    wait_until(Duration::from_secs(60), "200 calls accepted", async || {
-        accepted.lock().unwrap().len() >= 200
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "200 calls accepted, 100 webhooks acknowledged",
+        async || accepted.lock().unwrap().len() >= 200 && acknowledged.lock().unwrap().len() >= 100,
+    )
     .await;
     Command::new("kill")
         .args(["-KILL", &server.child.id().to_string()])
@@ -1379,6 +1441,8 @@ async fn a_kill_9_under_load_loses_no_accepted_event(backend: casebridge_testkit
     }
     let accepted = accepted.lock().unwrap().clone();
     assert!(accepted.len() >= 200);
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 100);
 
     // Restarted on the same database, the worker delivers every accepted event.
     let server = Server::start_with(command());
@@ -1409,6 +1473,18 @@ async fn a_kill_9_under_load_loses_no_accepted_event(backend: casebridge_testkit
     let got = delivered();
     let lost: Vec<_> = accepted.iter().filter(|id| !got.contains(*id)).collect();
     assert!(lost.is_empty(), "accepted but never delivered: {lost:?}");
+    // Every acknowledged webhook's lead has its case.
+    let mut missing = Vec::new();
+    for lead in &acknowledged {
+        let path = format!("/api/v1/cases/by-external-ref?provider=lawruler&external_id={lead}");
+        let (status, body) =
+            api(&server.base, &key, reqwest::Method::GET, &path, Value::Null).await;
+        match status {
+            200 => assert_eq!(body["name"], format!("Lead {lead}"), "{body}"),
+            _ => missing.push((lead, status)),
+        }
+    }
+    assert!(missing.is_empty(), "acknowledged but not kept: {missing:?}");
     let (clean, logs) = server.stop();
     assert!(clean, "{logs:#?}");
 }
