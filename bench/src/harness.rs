@@ -25,6 +25,19 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The `max_in_flight` of the webhooks a scenario creates (`--max-in-flight`; the product's
+/// default unless set).
+static MAX_IN_FLIGHT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// Sets the `max_in_flight` of every webhook the scenarios create; once, before any.
+pub fn set_max_in_flight(n: u32) {
+    MAX_IN_FLIGHT.set(n).expect("set once");
+}
+
+pub fn max_in_flight() -> u32 {
+    *MAX_IN_FLIGHT.get_or_init(|| casebridge_domain::events::DEFAULT_MAX_IN_FLIGHT)
+}
+
 /// Worker settings shared by every scenario (from the command line).
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerOpts {
@@ -95,7 +108,7 @@ impl Bench {
                 subscription: Subscription::default(),
                 app_key_sealed: None,
                 active: true,
-                max_in_flight: casebridge_domain::events::DEFAULT_MAX_IN_FLIGHT,
+                max_in_flight: max_in_flight(),
             },
             &sealed,
             self.now(),

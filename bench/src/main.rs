@@ -59,6 +59,10 @@ struct Cli {
     /// How long an idle worker sleeps before claiming again, in ms.
     #[arg(long, global = true, default_value_t = 50)]
     poll_ms: u64,
+    /// The bound on deliveries in flight of each webhook a scenario creates (a webhook's
+    /// `max_in_flight`); default: the product's default.
+    #[arg(long, global = true)]
+    max_in_flight: Option<u32>,
     /// Where the JSON line goes.
     #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.jsonl"))]
     results: PathBuf,
@@ -245,8 +249,12 @@ async fn main() -> anyhow::Result<()> {
         concurrency: cli.concurrency.unwrap_or(16),
         poll_interval: Duration::from_millis(cli.poll_ms),
     };
+    if let Some(n) = cli.max_in_flight {
+        harness::set_max_in_flight(n);
+    }
     let mut worker_params = serde_json::json!({
         "worker_concurrency": opts.concurrency,
+        "max_in_flight": harness::max_in_flight(),
         "poll_ms": cli.poll_ms,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
     });

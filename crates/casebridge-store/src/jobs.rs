@@ -473,25 +473,18 @@ pub async fn set_concurrency_limit(
     Ok(())
 }
 
-/// Gives free slots of a concurrency key to its oldest blocked jobs. The caller holds the key's
-/// lock (PostgreSQL).
+/// Gives free slots of a concurrency key to its oldest blocked jobs, in one statement (the slots
+/// held are counted in it). The caller holds the key's lock (PostgreSQL).
 async fn hand_off(conn: &mut Conn, queue: &str, key: &str, limit: i64) -> Result<()> {
-    let held: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM jobs
-         WHERE queue = $1 AND concurrency_key = $2 AND status IN ('pending', 'running')",
-    )
-    .bind(queue)
-    .bind(key)
-    .fetch_one(&mut *conn)
-    .await?;
-    let free = limit - held;
-    if free <= 0 {
-        return Ok(());
-    }
     let moved = sqlx::query(&format!(
         "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
                        WHERE queue = $1 AND concurrency_key = $2 AND status = 'blocked'
-                       ORDER BY run_at, seq LIMIT $3 {})
+                       ORDER BY run_at, seq
+                       LIMIT (SELECT CASE WHEN $3 > COUNT(*) THEN $3 - COUNT(*) ELSE 0 END
+                              FROM jobs
+                              WHERE queue = $1 AND concurrency_key = $2
+                                AND status IN ('pending', 'running'))
+                       {})
          UPDATE jobs SET status = 'pending'
          WHERE seq IN (SELECT seq FROM picked)
            AND status = 'blocked'",
@@ -499,7 +492,7 @@ async fn hand_off(conn: &mut Conn, queue: &str, key: &str, limit: i64) -> Result
     ))
     .bind(queue)
     .bind(key)
-    .bind(free)
+    .bind(limit)
     .execute(&mut *conn)
     .await?;
     if moved.rows_affected() > 0 {
@@ -542,24 +535,43 @@ async fn gate_due(tx: &mut Tx, queue: &str, now: i64) -> Result<()> {
     hand_off_all(tx, queue, keys).await
 }
 
-/// Whether a claim could find anything: a due `pending` job, a due `scheduled` one to gate, or
-/// an expired lease. Three index probes on a read connection, so an idle worker's look costs
-/// no write transaction (on SQLite, no turn at the write lock).
-async fn has_work(store: &Store, queue: &str, now: i64) -> Result<bool> {
+/// What a claim could find, as seen just before it: due `pending` jobs, due `scheduled` ones to
+/// gate, expired leases.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    pending: bool,
+    scheduled: bool,
+    expired: bool,
+}
+
+impl Work {
+    fn any(self) -> bool {
+        self.pending || self.scheduled || self.expired
+    }
+}
+
+/// Three index probes on a read connection, so an idle worker's look costs no write transaction
+/// (on SQLite, no turn at the write lock), and a claim runs only the statements that can find
+/// something.
+async fn has_work(store: &Store, queue: &str, now: i64) -> Result<Work> {
     let mut conn = store.conn().await?;
-    let n: i64 = sqlx::query_scalar(
+    let (pending, scheduled, expired): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'pending'
-                                       AND run_at <= $2 LIMIT 1) a)
-              + (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'scheduled'
-                                       AND run_at <= $2 LIMIT 1) b)
-              + (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'running'
+                                       AND run_at <= $2 LIMIT 1) a),
+                (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'scheduled'
+                                       AND run_at <= $2 LIMIT 1) b),
+                (SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'running'
                                        AND locked_until <= $2 LIMIT 1) c)",
     )
     .bind(queue)
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(n > 0)
+    Ok(Work {
+        pending: pending > 0,
+        scheduled: scheduled > 0,
+        expired: expired > 0,
+    })
 }
 
 /// Claims up to `limit` runnable jobs of `queue` for `lease`: expired leases first, then due
@@ -575,7 +587,8 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     let now_ms = now.as_millisecond();
-    if !has_work(store, queue, now_ms).await? {
+    let work = has_work(store, queue, now_ms).await?;
+    if !work.any() {
         return Ok(Vec::new());
     }
     let lock = match store.backend() {
@@ -587,7 +600,7 @@ pub async fn claim(
     // the API writes of the moment instead of taking the writer for a commit of its own.
     let claimed = store
         .group_commit(move |tx| {
-            Box::pin(async move { claim_in(tx, &queue, limit, lease, now_ms, lock).await })
+            Box::pin(async move { claim_in(tx, &queue, limit, lease, now_ms, lock, work).await })
         })
         .await?;
     let mut jobs = rows(claimed)?;
@@ -604,31 +617,41 @@ async fn claim_in(
     lease: Duration,
     now_ms: i64,
     lock: &str,
+    work: Work,
 ) -> Result<Vec<Row>> {
-    gate_due(tx, queue, now_ms).await?;
+    // A job that became due, gateable or expired since the look is left to the next claim
+    // (its wake-up or the poll), as if the look had come a moment earlier. Gating can free a
+    // slot, so a claim after a gate always looks for pending jobs.
+    if work.scheduled {
+        gate_due(tx, queue, now_ms).await?;
+    }
     let lease_id = Uuid::new_v4().to_string();
     let until = now_ms + ms(lease);
     // Each selection is a range of one partial index, in index order, so `LIMIT` bounds the
     // rows read. The conditions are repeated at the locking level: on PostgreSQL a row that
     // another transaction changed after our snapshot is re-checked against them.
-    let mut claimed: Vec<Row> = sqlx::query_as(&format!(
-        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+    let mut claimed: Vec<Row> = if !work.expired {
+        Vec::new()
+    } else {
+        sqlx::query_as(&format!(
+            "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
                        WHERE queue = $4 AND status = 'running' AND locked_until <= $3
                        ORDER BY locked_until LIMIT $5 {lock})
          UPDATE jobs SET attempts = attempts + 1, lease_id = $1, locked_until = $2, updated_at = $3
          WHERE seq IN (SELECT seq FROM picked)
            AND status = 'running' AND locked_until <= $3
          RETURNING {COLUMNS}"
-    ))
-    .bind(&lease_id)
-    .bind(until)
-    .bind(now_ms)
-    .bind(queue)
-    .bind(i64::from(limit))
-    .fetch_all(&mut **tx)
-    .await?;
+        ))
+        .bind(&lease_id)
+        .bind(until)
+        .bind(now_ms)
+        .bind(queue)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?
+    };
     let left = i64::from(limit) - claimed.len() as i64;
-    if left > 0 {
+    if left > 0 && (work.pending || work.scheduled) {
         let fresh: Vec<Row> = sqlx::query_as(&format!(
             "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
                            WHERE queue = $4 AND status = 'pending' AND run_at <= $3

@@ -521,32 +521,58 @@ pub async fn create_deliveries(
     Ok(out)
 }
 
-/// A delivery with the version its webhook has now (what the delivery handler's cache compares
-/// its entry with), in one query.
+/// What an attempt of a delivery needs, read in one query.
+#[derive(Debug, Clone)]
+pub struct ToSend {
+    pub delivery: Delivery,
+    /// The version its webhook has now (what the delivery handler's cache compares its entry
+    /// with).
+    pub webhook_version: u64,
+    /// The event's stored payload: the body sent.
+    pub payload: String,
+    /// Whether `job` already made a successful attempt (so a re-run after a crash sends
+    /// nothing).
+    pub already_sent: bool,
+}
+
+/// A delivery to send by `job`, with its webhook's version, its event's payload and whether the
+/// job already succeeded once, in one query.
 pub async fn delivery_to_send(
     conn: &mut Conn,
     company: CompanyId,
     id: DeliveryId,
-) -> Result<(Delivery, u64)> {
+    job: JobId,
+) -> Result<ToSend> {
     #[derive(FromRow)]
-    struct ToSend {
+    struct Row {
         #[sqlx(flatten)]
         delivery: DeliveryRow,
         webhook_version: i64,
+        payload: String,
+        already_sent: i64,
     }
-    let row: ToSend = sqlx::query_as(&format!(
-        "SELECT {DELIVERY_COLUMNS}, w.version AS webhook_version
+    let row: Row = sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS}, w.version AS webhook_version, e.payload,
+                (SELECT COUNT(*) FROM (SELECT 1 FROM webhook_attempts a
+                                       WHERE a.job_id = $3 AND a.succeeded = 1 LIMIT 1) s)
+                    AS already_sent
          FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
          JOIN webhooks w ON w.company_id = d.company_id AND w.id = d.webhook_id
          WHERE d.company_id = $1 AND d.id = $2"
     ))
     .bind(company.to_string())
     .bind(id.to_string())
+    .bind(job.to_string())
     .fetch_one(&mut *conn)
     .await?;
-    let version = u64::try_from(row.webhook_version)
+    let webhook_version = u64::try_from(row.webhook_version)
         .map_err(|_| StoreError::Corrupt("webhooks.version".into()))?;
-    Ok((row.delivery.into_model()?, version))
+    Ok(ToSend {
+        delivery: row.delivery.into_model()?,
+        webhook_version,
+        payload: row.payload,
+        already_sent: row.already_sent > 0,
+    })
 }
 
 pub async fn delivery(conn: &mut Conn, company: CompanyId, id: DeliveryId) -> Result<Delivery> {
@@ -788,16 +814,6 @@ pub async fn mark_failed(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
-}
-
-/// Whether the job already made a successful attempt (so a re-run after a crash sends nothing).
-pub async fn job_succeeded(conn: &mut Conn, job: JobId) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM webhook_attempts WHERE job_id = $1 AND succeeded = 1")
-            .bind(job.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(found.is_some())
 }
 
 fn headers_json(h: &[(String, String)]) -> String {

@@ -258,23 +258,24 @@ impl Handler for Deliver {
         let payload: DeliverPayload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
         let mut conn = rt.store.conn().await.map_err(store_err)?;
+        // The delivery comes with its webhook's current version (a cached webhook of another
+        // version is reloaded, so the cache never sends with what a change replaced), its body,
+        // and whether this job already succeeded once.
+        let to_send = webhooks::delivery_to_send(&mut conn, company, payload.delivery_id, job.id)
+            .await
+            .map_err(store_err)?;
         // A re-run after a crash between the successful attempt and the job's completion sends
         // nothing a second time.
-        if webhooks::job_succeeded(&mut conn, job.id)
-            .await
-            .map_err(store_err)?
-        {
+        if to_send.already_sent {
             drop(conn);
             jobs::complete(&rt.store, job).await.map_err(store_err)?;
             return Ok(());
         }
-        // The delivery comes with its webhook's current version: a cached webhook of another
-        // version is reloaded, so the cache never sends with what a change replaced.
-        let (delivery, version) =
-            webhooks::delivery_to_send(&mut conn, company, payload.delivery_id)
-                .await
-                .map_err(store_err)?;
-        let cached = match rt.webhooks.get(company, delivery.webhook_id, version) {
+        let delivery = to_send.delivery;
+        let cached = match rt
+            .webhooks
+            .get(company, delivery.webhook_id, to_send.webhook_version)
+        {
             Some(c) => c,
             None => self.load(&mut conn, company, delivery.webhook_id).await?,
         };
@@ -292,9 +293,7 @@ impl Handler for Deliver {
             }
             return Err(JobError::Permanent(why.into()));
         }
-        let body = events::payload(&mut conn, company, delivery.event_id)
-            .await
-            .map_err(store_err)?;
+        let body = to_send.payload;
         drop(conn);
 
         let started_at = rt.clock.now();
