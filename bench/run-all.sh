@@ -29,6 +29,14 @@ run lawruler-ingest --webhooks 5000 --concurrency 8
 run lawruler-ingest --webhooks 5000 --concurrency 8 --updates 20
 run lawruler-ingest --webhooks 5000 --concurrency 16   # issue 11: 16 senders
 run lawruler-ingest --webhooks 5000 --rate 2000        # issue 11: p99 at 2,000/s offered
+run e2e --events 5000                                  # issue 11: end to end, 16 senders
+run e2e --events 300 --rate 20                         # issue 11: latency at 20/s offered
+run e2e --events 3000 --rate 500                       # issue 11: latency at 500/s offered
+run throughput --endpoints 1 --events 50000            # issue 11: drain of 50,000
+run throughput --endpoints 100 --events 100            # issue 11: 100 endpoints x 100 events
+run backlog --pending 10000 --duration-s 20            # issue 11: RSS at 10k pending ...
+run backlog --pending 1000000 --duration-s 20          # ... and at 1M
+run lawruler-outbound --ops 10000 --leads 50           # issue 11: 10,000 queued operations
 run lawruler-outbound --ops 2000 --leads 50
 run smartadvocate-outbound --ops 2000 --cases 50
 run export --rows 1000000

@@ -25,7 +25,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::harness::{progress, Bench, WorkerOpts};
+use crate::harness::{self, progress, Bench, WorkerOpts};
 use crate::receiver::{CountingReceiver, Kind};
 use crate::report::{m, percentile, Measure};
 use crate::server::ApiServer;
@@ -119,7 +119,10 @@ pub async fn run(
     // A second receiver that keeps nothing, so the ceiling's requests are not counted as
     // deliveries.
     let plain = CountingReceiver::start(false)?;
+    let (own_before, _) = harness::cpu_s();
     let http_rps = http_ceiling(&server.http, &plain.url(Kind::Ok, 0), p.events, p.senders).await?;
+    // The load client and a receiver alone: what each request costs the bench itself.
+    let bench_cpu_ms = (harness::cpu_s().0 - own_before) * 1e3 / p.events as f64;
     drop(plain);
     let commits_per_s = fsync_ceiling(&bench, server.company, 1000.min(p.events)).await?;
     progress(&format!(
@@ -133,6 +136,7 @@ pub async fn run(
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let server = Arc::new(server);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu_before = harness::cpu_s();
     let start = Instant::now();
     let send_one = {
         let (server, sent) = (server.clone(), sent.clone());
@@ -181,6 +185,7 @@ pub async fn run(
     if let Err(e) = &waited {
         progress(&format!("{e}"));
     }
+    let cpu_after = harness::cpu_s();
     tokio::time::sleep(Duration::from_millis(300)).await;
     worker.stop().await;
 
@@ -218,6 +223,12 @@ pub async fn run(
     let e2e_s = last.duration_since(start).as_secs_f64();
     let events_per_s = delivered as f64 / e2e_s;
     let accepted_per_s = p.events as f64 / accepted_s;
+    // CPU per delivered event, service + database: this process's CPU (server, worker, load
+    // client, receiver) less what the client and receiver cost per request in the HTTP ceiling
+    // run, plus the PostgreSQL server's (0 on SQLite, which runs in this process).
+    let own_ms = (cpu_after.0 - cpu_before.0) * 1e3 / delivered.max(1) as f64;
+    let db_ms = (cpu_after.1 - cpu_before.1) * 1e3 / delivered.max(1) as f64;
+    let cpu_per_event_ms = (own_ms - bench_cpu_ms).max(0.0) + db_ms;
     let counts = bench.job_counts().await?;
     let left: i64 = counts.iter().map(|(_, n)| n).sum();
     if let Ok(s) = Arc::try_unwrap(server) {
@@ -239,6 +250,9 @@ pub async fn run(
         m("ceiling_commits", "commits/s", commits_per_s),
         m("ratio_to_http", "x", events_per_s / http_rps),
         m("ratio_to_commits", "x", events_per_s / commits_per_s),
+        m("cpu_per_event", "ms", cpu_per_event_ms),
+        m("cpu_db_per_event", "ms", db_ms),
+        m("cpu_bench_per_request", "ms", bench_cpu_ms),
         m("missing", "events", missing as f64),
         m("duplicates", "deliveries", duplicates as f64),
         m("unmatched", "deliveries", unmatched as f64),

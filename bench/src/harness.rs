@@ -282,6 +282,42 @@ pub fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) used so far by this process and by every PostgreSQL server
+/// process on the machine (`/proc/<pid>/stat`, fields 14 and 15, in the kernel's `USER_HZ` =
+/// 100 ticks per second): the service and its database, plus the bench's own client and
+/// receiver, which the caller subtracts from a run of them alone.
+pub fn cpu_s() -> (f64, f64) {
+    fn ticks(stat: &str) -> Option<(String, f64)> {
+        // `pid (comm) state ...`: comm may hold spaces, so split after its closing parenthesis.
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat[open + 1..close].to_owned();
+        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // rest[0] is field 3 (state): utime is field 14, stime 15.
+        let utime: f64 = rest.get(11)?.parse().ok()?;
+        let stime: f64 = rest.get(12)?.parse().ok()?;
+        Some((comm, (utime + stime) / 100.0))
+    }
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .map_or(f64::NAN, |(_, t)| t);
+    let mut postgres = 0.0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            if let Some((comm, t)) = ticks(&stat) {
+                if comm == "postgres" {
+                    postgres += t;
+                }
+            }
+        }
+    }
+    (own, postgres)
+}
+
 /// The machine's 1-minute load average (`/proc/loadavg`): how busy the other processes on this
 /// shared machine were when a run started.
 pub fn loadavg() -> f64 {
