@@ -37,11 +37,14 @@ pub struct Params {
     /// Open loop at this many requests per second in all; `None`: closed loop.
     pub rate: Option<f64>,
     pub limit: Duration,
+    /// The store's group-commit mode; `None`: the backend's default.
+    pub group_commit: Option<casebridge_store::GroupCommit>,
 }
 
 impl Params {
     pub fn json(&self) -> Value {
-        json!({"events": self.events, "senders": self.senders, "rate": self.rate})
+        json!({"events": self.events, "senders": self.senders, "rate": self.rate,
+               "group_commit": self.group_commit.map(|m| format!("{m:?}"))})
     }
 }
 
@@ -112,7 +115,10 @@ pub async fn run(
     p: Params,
     opts: WorkerOpts,
 ) -> anyhow::Result<Vec<Measure>> {
-    let bench = Bench::new(backend).await?;
+    let mut bench = Bench::new(backend).await?;
+    if let Some(mode) = p.group_commit {
+        bench.store = bench.store.with_group_commit(mode);
+    }
     let rx = CountingReceiver::start(true)?;
     let server = ApiServer::start(&bench).await?;
     // Ceilings first, on the quiet server: loopback HTTP to the receiver, then commits.

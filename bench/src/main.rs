@@ -104,6 +104,9 @@ enum Scenario {
         rate: Option<f64>,
         #[arg(long, default_value_t = 600)]
         limit_s: u64,
+        /// The store's group-commit mode, `batched` or `per-unit` (default: the backend's).
+        #[arg(long)]
+        group_commit: Option<String>,
     },
     /// Event-to-first-attempt latency at a steady event rate.
     Latency {
@@ -288,12 +291,14 @@ async fn main() -> anyhow::Result<()> {
             senders,
             rate,
             limit_s,
+            group_commit,
         } => {
             let p = e2e::Params {
                 events,
                 senders,
                 rate,
                 limit: Duration::from_secs(limit_s),
+                group_commit: group_commit_mode(group_commit.as_deref())?,
             };
             let mut runs = Vec::new();
             for i in 0..repeat {
@@ -398,12 +403,7 @@ async fn main() -> anyhow::Result<()> {
             rate,
             group_commit,
         } => {
-            let group_commit = match group_commit.as_deref() {
-                None => None,
-                Some("batched") => Some(casebridge_store::GroupCommit::Batched),
-                Some("per-unit") => Some(casebridge_store::GroupCommit::PerUnit),
-                Some(other) => anyhow::bail!("--group-commit {other}: batched or per-unit"),
-            };
+            let group_commit = group_commit_mode(group_commit.as_deref())?;
             let p = lawruler_ingest::Params {
                 webhooks,
                 clients: cli.concurrency.unwrap_or(8).max(1),
@@ -475,4 +475,14 @@ async fn main() -> anyhow::Result<()> {
         p.extend(w.clone());
     }
     report::finish(&cli.results, name, &backend_name, params, &runs)
+}
+
+/// `--group-commit`: `batched` or `per-unit`; none keeps the backend's default.
+fn group_commit_mode(arg: Option<&str>) -> anyhow::Result<Option<casebridge_store::GroupCommit>> {
+    Ok(match arg {
+        None => None,
+        Some("batched") => Some(casebridge_store::GroupCommit::Batched),
+        Some("per-unit") => Some(casebridge_store::GroupCommit::PerUnit),
+        Some(other) => anyhow::bail!("--group-commit {other}: batched or per-unit"),
+    })
 }
