@@ -14,6 +14,14 @@
 //! ([`casebridge_store::Store::job_wakeups`]), which fire when a transaction that enqueued a job
 //! commits (and, on PostgreSQL, when another process's does), and sleeps at most until the next
 //! job falls due or a lease ends. The poll interval is only a fallback.
+//!
+//! Succession: a running worker that ends a job while it has an idle slot claims, in the
+//! transaction that ends it, the job that takes its place (the next job of its ordering key, or
+//! the oldest job blocked on the concurrency slot it frees; `casebridge_store::jobs::Take`) and
+//! runs it next on the same slot, with no separate claim. With every slot busy it hands the job
+//! off as before, so jobs already waiting for a worker are not overtaken. A handler that ends
+//! its own job ([`Handler::completes_itself`]) takes part through [`successor_take`] and
+//! [`hand_successor`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +38,58 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
+
+tokio::task_local! {
+    static SUCCESSION: Succession;
+}
+
+/// What a handler run by [`Worker::run`] may claim for its slot's next job (see the module docs).
+#[derive(Clone)]
+struct Succession {
+    inner: Arc<Inner>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    handed: Arc<Mutex<Option<Job>>>,
+}
+
+impl Succession {
+    fn take(&self, now: jiff::Timestamp) -> Option<jobs::Take> {
+        // A busy worker leaves the successor to the next claim, behind jobs that already wait
+        // for a worker; a stopping one claims nothing new.
+        (self.permits.available_permits() > 0 && !self.shutdown.is_cancelled()).then_some(
+            jobs::Take {
+                lease: self.inner.config.lease,
+                now,
+            },
+        )
+    }
+
+    fn hand(&self, job: Job) {
+        // In flight from now on, so a shutdown that stops before it runs gives it back.
+        self.inner
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(job.id, job.clone());
+        *self.handed.lock().expect("successor lock") = Some(job);
+    }
+}
+
+/// For a handler that ends its own job ([`Handler::completes_itself`]): the
+/// [`jobs::Take`] to pass to `jobs::complete_in_taking` at `now`, or `None` when the job does
+/// not run under [`Worker::run`], the worker is stopping, or all its slots are busy.
+pub fn successor_take(now: jiff::Timestamp) -> Option<jobs::Take> {
+    SUCCESSION.try_with(|s| s.take(now)).ok().flatten()
+}
+
+/// Gives the worker the job that `jobs::complete_in_taking` claimed, once its transaction has
+/// committed: the worker runs it next on the same slot. Call it for every job taken under
+/// [`successor_take`] (a job taken and not handed waits for its lease to expire).
+pub fn hand_successor(job: Job) {
+    if let Err(e) = SUCCESSION.try_with(|s| s.hand(job.clone())) {
+        warn!(job.id = %job.id, error = %e, "a successor was taken outside a worker's run");
+    }
+}
 
 /// Why an attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -225,8 +285,21 @@ impl Worker {
                     .await
                     .expect("semaphore never closed");
                 let this = self.clone();
+                let succession = Succession {
+                    inner: self.inner.clone(),
+                    permits: permits.clone(),
+                    shutdown: shutdown.clone(),
+                    handed: Arc::default(),
+                };
                 tasks.spawn(async move {
-                    this.execute(job).await;
+                    let mut next = Some(job);
+                    while let Some(job) = next {
+                        next = this.execute(job, Some(&succession)).await;
+                        // A successor not run (shutdown) stays in flight: `stop` gives it back.
+                        if succession.shutdown.is_cancelled() {
+                            break;
+                        }
+                    }
                     drop(permit);
                 });
             }
@@ -299,7 +372,7 @@ impl Worker {
         )
         .await?;
         let n = claimed.len();
-        futures::future::join_all(claimed.into_iter().map(|j| self.execute(j))).await;
+        futures::future::join_all(claimed.into_iter().map(|j| self.execute(j, None))).await;
         Ok(n)
     }
 
@@ -315,7 +388,9 @@ impl Worker {
         }
     }
 
-    async fn execute(&self, job: Job) {
+    /// Runs one job and records its outcome; returns its successor when `succession` (only
+    /// under [`Worker::run`]) claimed one.
+    async fn execute(&self, job: Job, succession: Option<&Succession>) -> Option<Job> {
         let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind,
             company.id = ?job.company_id.map(|c| c.to_string()), attempt = job.attempts);
         self.inner
@@ -323,15 +398,16 @@ impl Worker {
             .lock()
             .expect("in-flight lock")
             .insert(job.id, job.clone());
-        self.execute_inner(&job).instrument(span).await;
+        self.execute_inner(&job, succession).instrument(span).await;
         self.inner
             .in_flight
             .lock()
             .expect("in-flight lock")
             .remove(&job.id);
+        succession.and_then(|s| s.handed.lock().expect("successor lock").take())
     }
 
-    async fn execute_inner(&self, job: &Job) {
+    async fn execute_inner(&self, job: &Job, succession: Option<&Succession>) {
         let inner = &self.inner;
         let queue = inner.config.queue.clone();
         let started = std::time::Instant::now();
@@ -351,7 +427,12 @@ impl Worker {
         let handler_dead = handler.clone();
         let mut run = AbortOnDrop({
             let job = job.clone();
-            tokio::spawn(async move { handler.run(&job).await })
+            match succession.cloned() {
+                Some(s) => {
+                    tokio::spawn(SUCCESSION.scope(s, async move { handler.run(&job).await }))
+                }
+                None => tokio::spawn(async move { handler.run(&job).await }),
+            }
         });
         let result = tokio::select! {
             r = &mut run.0 => match r {
@@ -377,9 +458,18 @@ impl Worker {
         };
         let outcome = match result {
             Ok(()) if handler_for_dead.completes_itself() => Ok((true, "done")),
-            Ok(()) => jobs::complete(&inner.store, job)
-                .await
-                .map(|held| (held, "done")),
+            Ok(()) => {
+                let take = succession.and_then(|s| s.take(now));
+                match jobs::complete_taking(&inner.store, job, take).await {
+                    Ok(ended) => {
+                        if let (Some(next), Some(s)) = (ended.next, succession) {
+                            s.hand(next);
+                        }
+                        Ok((ended.held, "done"))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Err(JobError::Permanent(msg)) => {
                 warn!(error = %msg, "job failed permanently");
                 jobs::bury(&inner.store, job, now, &msg)

@@ -678,20 +678,54 @@ async fn claim_in(
 /// The key columns a lease-guarded change returns.
 type Keys = (Option<String>, Option<String>, Option<i64>);
 
+/// A claim the worker that ends a job makes on the job that takes its place (the next job of
+/// its ordering key, or the oldest job blocked on the slot it frees), so that worker runs it
+/// at once: no separate claim, no wake-up. The taken job gets a lease of `lease` from `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct Take {
+    pub lease: Duration,
+    pub now: Timestamp,
+}
+
+/// How ending a job under its lease went.
+#[derive(Debug, Clone, Default)]
+pub struct Ended {
+    /// False when the lease was lost (then nothing was changed).
+    pub held: bool,
+    /// The successor claimed for the caller under [`Take`], if one was runnable.
+    pub next: Option<Job>,
+}
+
 /// The job ended (done: deleted; or dead) under the caller's lease. Moves its ordering key's next
 /// job on and gives its concurrency slot away, in the same transaction. False when the lease was
 /// lost.
 /// Runs as a unit of a group commit ([`Store::group_commit`]), so concurrent workers' outcomes
 /// share a commit.
-async fn finish(store: &Store, job: &Job, sql: &'static str, binds: LeaseBinds) -> Result<bool> {
+async fn finish(
+    store: &Store,
+    job: &Job,
+    sql: &'static str,
+    binds: LeaseBinds,
+    take: Option<Take>,
+) -> Result<Ended> {
     let job = job.clone();
     store
-        .group_commit(move |tx| Box::pin(async move { finish_in(tx, &job, sql, binds).await }))
+        .group_commit(move |tx| {
+            Box::pin(async move { finish_in(tx, &job, sql, binds, take).await })
+        })
         .await
 }
 
-/// [`finish`] in the caller's transaction: on `false` (lease lost) nothing was changed.
-async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds) -> Result<bool> {
+/// [`finish`] in the caller's transaction: on `held: false` (lease lost) nothing was changed.
+/// With `take`, the job that moves into the ended job's place is claimed for the caller when it
+/// can run now (instead of being made `pending` for the next claim); at most one is taken.
+async fn finish_in(
+    tx: &mut Tx,
+    job: &Job,
+    sql: &str,
+    binds: LeaseBinds,
+    take: Option<Take>,
+) -> Result<Ended> {
     let tx: &mut Conn = tx;
     let lease = job.lease_id.as_deref().unwrap_or_default();
     if let Some(key) = &job.ordering_key {
@@ -707,11 +741,12 @@ async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds) -> Resu
         q = q.bind(e);
     }
     let Some((ordering_key, concurrency_key, limit)) = q.fetch_optional(&mut *tx).await? else {
-        return Ok(false);
+        return Ok(Ended::default());
     };
+    let mut next: Option<Row> = None;
     if let Some(key) = &ordering_key {
-        let next: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT seq, concurrency_key FROM jobs
+        let waiting: Option<(i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT seq, concurrency_key, run_at FROM jobs
              WHERE queue = $1 AND ordering_key = $2 AND status = 'waiting'
              ORDER BY seq LIMIT 1",
         )
@@ -719,24 +754,100 @@ async fn finish_in(tx: &mut Tx, job: &Job, sql: &str, binds: LeaseBinds) -> Resu
         .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some((seq, next_key)) = next {
-            sqlx::query("UPDATE jobs SET status = $2 WHERE seq = $1 AND status = 'waiting'")
-                .bind(seq)
-                .bind(head_status(next_key.as_deref()))
-                .execute(&mut *tx)
-                .await?;
-            wake::mark_enqueued();
+        if let Some((seq, next_key, run_at)) = waiting {
+            let status = head_status(next_key.as_deref());
+            match take {
+                // It heads its key now and needs no slot: it is the caller's.
+                Some(t) if status == "pending" && run_at <= t.now.as_millisecond() => {
+                    next = take_job(tx, seq, t).await?;
+                }
+                _ => {
+                    sqlx::query(
+                        "UPDATE jobs SET status = $2 WHERE seq = $1 AND status = 'waiting'",
+                    )
+                    .bind(seq)
+                    .bind(status)
+                    .execute(&mut *tx)
+                    .await?;
+                    wake::mark_enqueued();
+                }
+            }
         }
     }
     if let Some(key) = concurrency_key {
-        hand_off_all(
-            &mut *tx,
-            &job.queue,
-            BTreeMap::from([(key, limit.unwrap_or(1))]),
-        )
-        .await?;
+        let limit = limit.unwrap_or(1);
+        lock_concurrency_key(&mut *tx, &job.queue, &key).await?;
+        match take {
+            // The slot this job held goes to the key's oldest blocked job, claimed for the
+            // caller. Blocked jobs exist only while the key's slots are all held, so ending one
+            // job frees one slot; if none is blocked (or no slot is free) there is nothing to
+            // hand off either.
+            Some(t) if next.is_none() => {
+                next = take_blocked(tx, &job.queue, &key, limit, t).await?;
+            }
+            _ => hand_off(tx, &job.queue, &key, limit).await?,
+        }
     }
-    Ok(true)
+    Ok(Ended {
+        held: true,
+        next: next.map(Row::into_model).transpose()?,
+    })
+}
+
+/// What a [`Take`] sets on the job it claims (`$1` lease id, `$2` lease end, `$3` now), as a
+/// claim does.
+const TAKE_SET: &str = "SET status = 'running', attempts = attempts + 1, lease_id = $1,
+         locked_until = $2, first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3";
+
+/// The `waiting` job at `seq`, made head of its ordering key and claimed for a [`Take`].
+async fn take_job(conn: &mut Conn, seq: i64, t: Take) -> Result<Option<Row>> {
+    let now = t.now.as_millisecond();
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE jobs {TAKE_SET} WHERE seq = $4 AND status = 'waiting' RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4().to_string())
+    .bind(now + ms(t.lease))
+    .bind(now)
+    .bind(seq)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// The oldest blocked job of a concurrency key, claimed for a [`Take`] when the key has a free
+/// slot, in one statement (the slots held are counted in it). The caller holds the key's lock
+/// (PostgreSQL).
+async fn take_blocked(
+    conn: &mut Conn,
+    queue: &str,
+    key: &str,
+    limit: i64,
+    t: Take,
+) -> Result<Option<Row>> {
+    let now = t.now.as_millisecond();
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "WITH picked AS MATERIALIZED (SELECT seq FROM jobs
+                       WHERE queue = $4 AND concurrency_key = $5 AND status = 'blocked'
+                       ORDER BY run_at, seq
+                       LIMIT (SELECT CASE WHEN $6 > COUNT(*) THEN 1 ELSE 0 END
+                              FROM jobs
+                              WHERE queue = $4 AND concurrency_key = $5
+                                AND status IN ('pending', 'running'))
+                       {})
+         UPDATE jobs {TAKE_SET}
+         WHERE seq IN (SELECT seq FROM picked) AND status = 'blocked'
+         RETURNING {COLUMNS}",
+        skip_locked(conn)
+    ))
+    .bind(Uuid::new_v4().to_string())
+    .bind(now + ms(t.lease))
+    .bind(now)
+    .bind(queue)
+    .bind(key)
+    .bind(limit)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row)
 }
 
 /// Runs one statement that changes a job only while the caller still holds its lease.
@@ -783,7 +894,13 @@ const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND lease_id = $2 AND sta
 /// The job succeeded: it is removed (its ordering key's next job moves up, its concurrency slot
 /// goes to the oldest blocked job). False when the lease was lost.
 pub async fn complete(store: &Store, job: &Job) -> Result<bool> {
-    finish(store, job, COMPLETE, LeaseBinds::default()).await
+    Ok(complete_taking(store, job, None).await?.held)
+}
+
+/// [`complete`], and with `take` the job that moves into its place is claimed for the caller
+/// when it can run now (see [`Take`]).
+pub async fn complete_taking(store: &Store, job: &Job, take: Option<Take>) -> Result<Ended> {
+    finish(store, job, COMPLETE, LeaseBinds::default(), take).await
 }
 
 /// [`complete`] in the transaction that records the job's work, so the work and the job's end
@@ -791,7 +908,13 @@ pub async fn complete(store: &Store, job: &Job) -> Result<bool> {
 /// job still queued. False (and nothing changed) when the lease was lost; the caller's other
 /// writes still commit if it commits.
 pub async fn complete_in(tx: &mut Tx, job: &Job) -> Result<bool> {
-    finish_in(tx, job, COMPLETE, LeaseBinds::default()).await
+    Ok(complete_in_taking(tx, job, None).await?.held)
+}
+
+/// [`complete_in`] with a [`Take`] of the job that moves into its place. The taken job is the
+/// caller's only once the transaction commits; if it rolls back, the job stays where it was.
+pub async fn complete_in_taking(tx: &mut Tx, job: &Job, take: Option<Take>) -> Result<Ended> {
+    finish_in(tx, job, COMPLETE, LeaseBinds::default(), take).await
 }
 
 /// The attempt failed and the job runs again at `at`. It stays the head of its ordering key
@@ -855,8 +978,10 @@ pub async fn bury(store: &Store, job: &Job, now: Timestamp, error: &str) -> Resu
             error: Some(error.to_owned()),
             now: None,
         },
+        None,
     )
     .await
+    .map(|ended| ended.held)
 }
 
 /// Keeps the lease of a long-running job alive until `until`.

@@ -379,8 +379,11 @@ impl Handler for Deliver {
         // One unit of a group commit: concurrent deliveries' attempts (and their jobs' ends)
         // share a commit. A success ends the job in the attempt's unit; a failure is the
         // worker's to schedule.
+        // A success also claims the job that takes this one's slot, for this worker to run
+        // next (`casebridge_queue::successor_take`).
         let (done_job, hook_id) = (job.clone(), hook.id);
-        let held = rt
+        let take = casebridge_queue::successor_take(rt.clock.now());
+        let ended = rt
             .store
             .group_commit(move |tx| {
                 Box::pin(async move {
@@ -390,13 +393,20 @@ impl Handler for Deliver {
                         webhooks::disable(tx, company, hook_id, why, started_at).await?;
                     }
                     if status == DeliveryStatus::Succeeded {
-                        return jobs::complete_in(tx, &done_job).await;
+                        return jobs::complete_in_taking(tx, &done_job, take).await;
                     }
-                    Ok::<_, StoreError>(true)
+                    Ok::<_, StoreError>(jobs::Ended {
+                        held: true,
+                        next: None,
+                    })
                 })
             })
             .await
             .map_err(store_err)?;
+        let held = ended.held;
+        if let Some(next) = ended.next {
+            casebridge_queue::hand_successor(next);
+        }
         if !held {
             tracing::warn!(job.id = %job.id, "delivery lease lost; another worker owns the job");
         }
