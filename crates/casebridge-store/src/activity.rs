@@ -135,11 +135,12 @@ pub async fn create_call(
 ) -> Result<Call> {
     check_references(tx, company, new.case_id, new.campaign_id).await?;
     let id = CallId::new();
-    sqlx::query(
+    let row: CallRow = sqlx::query_as(&format!(
         "INSERT INTO calls (id, company_id, case_id, campaign_id, direction, from_number,
                             to_number, status, started_at, transcript, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '[]', $10, $10)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '[]', $10, $10)
+         RETURNING {CALL_COLUMNS}"
+    ))
     .bind(id.to_string())
     .bind(company.to_string())
     .bind(new.case_id.map(|i| i.to_string()))
@@ -150,9 +151,9 @@ pub async fn create_call(
     .bind(CallStatus::InProgress.as_str())
     .bind(new.started_at.unwrap_or(now).as_millisecond())
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_call(tx, company, id).await
+    row.into_model()
 }
 
 pub async fn get_call(conn: &mut Conn, company: CompanyId, id: CallId) -> Result<Call> {
@@ -190,16 +191,17 @@ pub async fn append_transcript(
     let mut call = fetch_call(tx, company, id, true).await?;
     check_transcript_len(call.transcript.len(), turns.len())?;
     call.transcript.extend_from_slice(turns);
-    sqlx::query(
-        "UPDATE calls SET transcript = $3, updated_at = $4 WHERE company_id = $1 AND id = $2",
-    )
+    let row: CallRow = sqlx::query_as(&format!(
+        "UPDATE calls SET transcript = $3, updated_at = $4 WHERE company_id = $1 AND id = $2
+         RETURNING {CALL_COLUMNS}"
+    ))
     .bind(company.to_string())
     .bind(id.to_string())
     .bind(json_text(&call.transcript)?)
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_call(tx, company, id).await
+    row.into_model()
 }
 
 /// Ends a call in progress (409 if it already ended).
@@ -214,19 +216,20 @@ pub async fn end_call(
     let status = call.status.end().map_err(StoreError::Conflict)?;
     let ended_at = end.ended_at.unwrap_or(now);
     check_end_time(call.started_at, ended_at)?;
-    sqlx::query(
+    let row: CallRow = sqlx::query_as(&format!(
         "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, updated_at = $6
-         WHERE company_id = $1 AND id = $2",
-    )
+         WHERE company_id = $1 AND id = $2
+         RETURNING {CALL_COLUMNS}"
+    ))
     .bind(company.to_string())
     .bind(id.to_string())
     .bind(status.as_str())
     .bind(ended_at.as_millisecond())
     .bind(end.end_reason.clone())
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_call(tx, company, id).await
+    row.into_model()
 }
 
 /// Stores a call's post-call analysis. A later analysis (a re-run) replaces the earlier one.
@@ -237,23 +240,21 @@ pub async fn analyze_call(
     analysis: &NewAnalysis,
     now: Timestamp,
 ) -> Result<Call> {
-    let done = sqlx::query(
+    let row: Option<CallRow> = sqlx::query_as(&format!(
         "UPDATE calls SET summary = $3, post_call_result = $4, analysis_custom = $5,
                           analyzed_at = $6, updated_at = $6
-         WHERE company_id = $1 AND id = $2",
-    )
+         WHERE company_id = $1 AND id = $2
+         RETURNING {CALL_COLUMNS}"
+    ))
     .bind(company.to_string())
     .bind(id.to_string())
     .bind(analysis.summary.as_str())
     .bind(analysis.post_call_result.as_str())
     .bind(json_text(&analysis.custom)?)
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    get_call(tx, company, id).await
+    row.ok_or(StoreError::NotFound)?.into_model()
 }
 
 /// How many of the case's outbound calls have been analysed: its completed dialer calls, the
@@ -437,12 +438,13 @@ pub async fn create_message(
 ) -> Result<Message> {
     check_references(tx, company, new.case_id, new.campaign_id).await?;
     let id = MessageId::new();
-    sqlx::query(
+    let row: MessageRow = sqlx::query_as(&format!(
         "INSERT INTO messages (id, company_id, case_id, campaign_id, channel, direction,
                                from_address, to_address, body, status, sent_at, created_at,
                                updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11)
+         RETURNING {MESSAGE_COLUMNS}"
+    ))
     .bind(id.to_string())
     .bind(company.to_string())
     .bind(new.case_id.map(|i| i.to_string()))
@@ -454,9 +456,9 @@ pub async fn create_message(
     .bind(new.body.as_str())
     .bind(MessageStatus::Sent.as_str())
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_message(tx, company, id).await
+    row.into_model()
 }
 
 pub async fn get_message(conn: &mut Conn, company: CompanyId, id: MessageId) -> Result<Message> {
@@ -492,17 +494,18 @@ pub async fn deliver_message(
         .status
         .deliver(message.direction)
         .map_err(StoreError::Conflict)?;
-    sqlx::query(
+    let row: MessageRow = sqlx::query_as(&format!(
         "UPDATE messages SET status = $3, delivered_at = $4, updated_at = $4
-         WHERE company_id = $1 AND id = $2",
-    )
+         WHERE company_id = $1 AND id = $2
+         RETURNING {MESSAGE_COLUMNS}"
+    ))
     .bind(company.to_string())
     .bind(id.to_string())
     .bind(status.as_str())
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_message(tx, company, id).await
+    row.into_model()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,10 +559,11 @@ pub async fn create_task(
 ) -> Result<Task> {
     check_references(tx, company, new.case_id, None).await?;
     let id = TaskId::new();
-    sqlx::query(
+    let row: TaskRow = sqlx::query_as(&format!(
         "INSERT INTO tasks (id, company_id, case_id, kind, title, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         RETURNING {TASK_COLUMNS}"
+    ))
     .bind(id.to_string())
     .bind(company.to_string())
     .bind(new.case_id.map(|i| i.to_string()))
@@ -567,9 +571,9 @@ pub async fn create_task(
     .bind(new.title.as_str())
     .bind(TaskStatus::Open.as_str())
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_task(tx, company, id).await
+    row.into_model()
 }
 
 pub async fn get_task(conn: &mut Conn, company: CompanyId, id: TaskId) -> Result<Task> {
@@ -604,19 +608,20 @@ pub async fn finish_task(
         .next(task.kind, action)
         .map_err(StoreError::Conflict)?;
     let answers = answers.map(json_text).transpose()?;
-    sqlx::query(
+    let row: TaskRow = sqlx::query_as(&format!(
         "UPDATE tasks SET status = $3, form_answers = COALESCE($4, form_answers),
                           completed_at = $5, updated_at = $5
-         WHERE company_id = $1 AND id = $2",
-    )
+         WHERE company_id = $1 AND id = $2
+         RETURNING {TASK_COLUMNS}"
+    ))
     .bind(company.to_string())
     .bind(id.to_string())
     .bind(status.as_str())
     .bind(answers)
     .bind(now.as_millisecond())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    get_task(tx, company, id).await
+    row.into_model()
 }
 
 // ---------------------------------------------------------------------------------------------
