@@ -143,6 +143,8 @@ pub async fn run(
     let server = Arc::new(server);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let cpu_before = harness::cpu_s();
+    let group_before = bench.store.group_stats();
+    let wall = Instant::now();
     let start = Instant::now();
     let send_one = {
         let (server, sent) = (server.clone(), sent.clone());
@@ -192,6 +194,8 @@ pub async fn run(
         progress(&format!("{e}"));
     }
     let cpu_after = harness::cpu_s();
+    let group = bench.store.group_stats();
+    let wall_us = wall.elapsed().as_micros() as f64;
     tokio::time::sleep(Duration::from_millis(300)).await;
     worker.stop().await;
 
@@ -235,6 +239,13 @@ pub async fn run(
     let own_ms = (cpu_after.0 - cpu_before.0) * 1e3 / delivered.max(1) as f64;
     let db_ms = (cpu_after.1 - cpu_before.1) * 1e3 / delivered.max(1) as f64;
     let cpu_per_event_ms = (own_ms - bench_cpu_ms).max(0.0) + db_ms;
+    // How the group committer spent the run (`Batched` mode only; zeros in `PerUnit`).
+    let batches = (group.batches - group_before.batches) as f64;
+    let units_per_batch = (group.units - group_before.units) as f64 / batches.max(1.0);
+    let committer_busy = ((group.run_us - group_before.run_us)
+        + (group.commit_us - group_before.commit_us)) as f64
+        / wall_us.max(1.0);
+    let units_per_event = (group.units - group_before.units) as f64 / delivered.max(1) as f64;
     let counts = bench.job_counts().await?;
     let left: i64 = counts.iter().map(|(_, n)| n).sum();
     if let Ok(s) = Arc::try_unwrap(server) {
@@ -259,6 +270,9 @@ pub async fn run(
         m("cpu_per_event", "ms", cpu_per_event_ms),
         m("cpu_db_per_event", "ms", db_ms),
         m("cpu_bench_per_request", "ms", bench_cpu_ms),
+        m("group_units_per_event", "units", units_per_event),
+        m("group_units_per_batch", "units", units_per_batch),
+        m("committer_busy", "fraction", committer_busy),
         m("missing", "events", missing as f64),
         m("duplicates", "deliveries", duplicates as f64),
         m("unmatched", "deliveries", unmatched as f64),

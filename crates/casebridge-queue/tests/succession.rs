@@ -1,5 +1,6 @@
 //! Succession: a worker that ends a job claims the job taking its place in the same transaction
-//! and runs it next, unless all its slots are busy (then jobs already waiting go first).
+//! and runs it next, unless all its slots are busy (then jobs already waiting go first). And the
+//! slots `enqueue_many` gives, which succession and claims rely on.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -145,3 +146,54 @@ async fn a_busy_worker_lets_waiting_jobs_go_first(backend: TestBackend) {
     assert_eq!(*log.done.lock().unwrap(), vec!["a1", "u", "a2"]);
 }
 casebridge_testkit::backend_test!(a_busy_worker_lets_waiting_jobs_go_first);
+
+/// `enqueue_many` gives a key's free slots in the order given and blocks the rest, whether each
+/// job has a key of its own in the batch (decided inside the insert on SQLite) or several share
+/// one (decided before it); a claim then takes only jobs that hold a slot.
+async fn enqueue_many_gives_free_slots_and_blocks_the_rest(backend: TestBackend) {
+    let db = TestDb::new(backend).await;
+    let now = Timestamp::now();
+    let job = |n: &str, key: &str, limit| {
+        NewJob::new(Q, "log", json!({"n": n})).concurrency(key.to_owned(), limit)
+    };
+    // Key `a` holds one of its two slots already; `b` is full; `c` is free.
+    let mut tx = db.store.begin().await.unwrap();
+    jobs::enqueue_many(&mut tx, &[job("a0", "a", 2), job("b0", "b", 1)], now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // One job per key: a1 takes a's last slot, b1 waits, c1 runs.
+    let mut tx = db.store.begin().await.unwrap();
+    let batch = [job("a1", "a", 2), job("b1", "b", 1), job("c1", "c", 1)];
+    jobs::enqueue_many(&mut tx, &batch, now).await.unwrap();
+    tx.commit().await.unwrap();
+    // Two jobs of one key in a batch: d1 gets d's slot, d2 waits; c2 waits behind c1.
+    let mut tx = db.store.begin().await.unwrap();
+    let batch = [job("c2", "c", 1), job("d1", "d", 1), job("d2", "d", 1)];
+    jobs::enqueue_many(&mut tx, &batch, now).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let claimed = jobs::claim(&db.store, Q, 100, Duration::from_secs(60), now)
+        .await
+        .unwrap();
+    let mut got: Vec<String> = claimed
+        .iter()
+        .map(|j| j.payload["n"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a0", "a1", "b0", "c1", "d1"]);
+    // The three that wait run as slots free up, each after the job whose slot it takes.
+    for j in &claimed {
+        assert!(jobs::complete(&db.store, j).await.unwrap());
+    }
+    let claimed = jobs::claim(&db.store, Q, 100, Duration::from_secs(60), now)
+        .await
+        .unwrap();
+    let mut got: Vec<String> = claimed
+        .iter()
+        .map(|j| j.payload["n"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["b1", "c2", "d2"]);
+}
+casebridge_testkit::backend_test!(enqueue_many_gives_free_slots_and_blocks_the_rest);

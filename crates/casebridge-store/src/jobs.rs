@@ -273,7 +273,16 @@ const ENQUEUE_BATCH: usize = 50;
 /// one (their key's lock and order). Returns the ids in the order given.
 pub async fn enqueue_many(conn: &mut Conn, jobs: &[NewJob], now: Timestamp) -> Result<Vec<JobId>> {
     let mut ids = Vec::with_capacity(jobs.len());
-    let mut rows: Vec<(JobId, &NewJob, &'static str)> = Vec::with_capacity(jobs.len());
+    // SQLite, when no two due keyed jobs share a key (an event's deliveries: one per webhook):
+    // each job's slot is decided inside the INSERT (`Status::Gate`), so no read comes first.
+    let gate_in_insert = !is_postgres(conn) && {
+        let mut keys = std::collections::BTreeSet::new();
+        jobs.iter()
+            .filter(|j| j.ordering_key.is_none() && j.run_at.is_none_or(|at| at <= now))
+            .filter_map(|j| j.concurrency.as_ref())
+            .all(|(key, _)| keys.insert(key.as_str()))
+    };
+    let mut rows: Vec<(JobId, &NewJob, Status)> = Vec::with_capacity(jobs.len());
     // SQLite: per key, the slots held and whether a job waits, as this batch leaves them.
     let mut slots: BTreeMap<(&str, &str), (i64, bool)> = BTreeMap::new();
     for job in jobs {
@@ -283,6 +292,7 @@ pub async fn enqueue_many(conn: &mut Conn, jobs: &[NewJob], now: Timestamp) -> R
         }
         let run_at = job.run_at.unwrap_or(now);
         let status = match &job.concurrency {
+            Some(_) if gate_in_insert && run_at <= now => Status::Gate,
             Some((key, limit)) if !is_postgres(conn) && run_at <= now => {
                 let slot = (job.queue.as_str(), key.as_str());
                 let state = match slots.entry(slot) {
@@ -293,33 +303,44 @@ pub async fn enqueue_many(conn: &mut Conn, jobs: &[NewJob], now: Timestamp) -> R
                 };
                 if state.0 < i64::from(*limit) && !state.1 {
                     state.0 += 1;
-                    "pending"
+                    Status::Is("pending")
                 } else {
                     state.1 = true;
-                    "blocked"
+                    Status::Is("blocked")
                 }
             }
-            Some(_) => "scheduled",
-            None => "pending",
+            Some(_) => Status::Is("scheduled"),
+            None => Status::Is("pending"),
         };
         let id = JobId::new();
         ids.push(id);
         rows.push((id, job, status));
     }
+    let mut runnable = false;
     for chunk in rows.chunks(ENQUEUE_BATCH) {
         let values = (0..chunk.len())
             .map(|i| {
                 let b = 2 + 9 * i;
+                let (queue, key, limit) = (b + 1, b + 5, b + 6);
+                let status = match chunk[i].2 {
+                    Status::Is(_) => format!("${}", b + 7),
+                    // As `gate_at_enqueue` decides it (`$b+7` is bound, unused).
+                    Status::Gate => format!(
+                        "CASE WHEN (SELECT COUNT(*) FROM jobs
+                                    WHERE queue = ${queue} AND concurrency_key = ${key}
+                                      AND status IN ('pending', 'running')) < ${limit}
+                                   AND NOT EXISTS (SELECT 1 FROM jobs
+                                    WHERE queue = ${queue} AND concurrency_key = ${key}
+                                      AND status = 'blocked')
+                              THEN 'pending' ELSE 'blocked' END"
+                    ),
+                };
                 format!(
-                    "(${}, ${}, ${}, ${}, ${}, NULL, ${}, ${}, ${}, 0, ${}, $1, $1)",
-                    b,
-                    b + 1,
+                    "(${b}, ${queue}, ${}, ${}, ${}, NULL, ${key}, ${limit}, {status}, 0, ${}, \
+                     $1, $1)",
                     b + 2,
                     b + 3,
                     b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
                     b + 8
                 )
             })
@@ -328,9 +349,10 @@ pub async fn enqueue_many(conn: &mut Conn, jobs: &[NewJob], now: Timestamp) -> R
         let sql = format!(
             "INSERT INTO jobs (id, queue, kind, company_id, payload, ordering_key, concurrency_key,
                                concurrency_limit, status, attempts, run_at, created_at, updated_at)
-             VALUES {values}"
+             VALUES {values}
+             RETURNING status"
         );
-        let mut q = sqlx::query(&sql).bind(now.as_millisecond());
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now.as_millisecond());
         for (id, job, status) in chunk {
             q = q
                 .bind(id.to_string())
@@ -340,15 +362,26 @@ pub async fn enqueue_many(conn: &mut Conn, jobs: &[NewJob], now: Timestamp) -> R
                 .bind(job.payload.to_string())
                 .bind(job.concurrency.as_ref().map(|(k, _)| k.clone()))
                 .bind(job.concurrency.as_ref().map(|(_, l)| i64::from(*l)))
-                .bind(*status)
+                .bind(match status {
+                    Status::Is(s) => *s,
+                    Status::Gate => "blocked",
+                })
                 .bind(job.run_at.unwrap_or(now).as_millisecond());
         }
-        q.execute(&mut *conn).await?;
+        let statuses = q.fetch_all(&mut *conn).await?;
+        runnable |= statuses.iter().any(|s| s != "blocked");
     }
-    if rows.iter().any(|(_, _, status)| *status != "blocked") {
+    if runnable {
         wake::mark_enqueued();
     }
     Ok(ids)
+}
+
+/// A job's state as [`enqueue_many`] inserts it: known, or decided by the `INSERT` itself.
+#[derive(Clone, Copy)]
+enum Status {
+    Is(&'static str),
+    Gate,
 }
 
 /// Removes the jobs of `queue` with `ordering_key` that have not started and returns them, so

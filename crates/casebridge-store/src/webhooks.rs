@@ -828,43 +828,41 @@ pub async fn record_attempt(
     attempt: &Attempt,
     status: DeliveryStatus,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO webhook_attempts (id, company_id, delivery_id, job_id, attempt_no, trigger,
-             request_url, request_headers, request_body, response_status, response_headers,
-             response_body, error, duration_ms, succeeded, started_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(attempt.id.to_string())
-    .bind(company.to_string())
-    .bind(attempt.delivery_id.to_string())
-    .bind(attempt.job_id.to_string())
-    .bind(i64::from(attempt.attempt_no))
-    .bind(attempt.trigger.as_str())
-    .bind(&attempt.request_url)
-    .bind(headers_json(&attempt.request_headers))
-    .bind(&attempt.request_body)
-    .bind(attempt.response_status.map(i64::from))
-    .bind(headers_json(&attempt.response_headers))
-    .bind(attempt.response_body.clone())
-    .bind(attempt.error.clone())
-    .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
-    .bind(i64::from(attempt.succeeded))
-    .bind(attempt.started_at.as_millisecond())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = $3, attempt_count = attempt_count + 1,
-                last_attempt_at = $4, last_response_status = $5, last_error = $6, updated_at = $4
-         WHERE company_id = $1 AND id = $2",
-    )
-    .bind(company.to_string())
-    .bind(attempt.delivery_id.to_string())
-    .bind(status.as_str())
-    .bind(attempt.started_at.as_millisecond())
-    .bind(attempt.response_status.map(i64::from))
-    .bind(attempt.error.clone())
-    .execute(&mut *conn)
-    .await?;
+    // One round trip: on PostgreSQL the insert is a data-modifying CTE of the update; on
+    // SQLite the two statements go in one command (its `$N` parameters are shared).
+    const INSERT: &str = "INSERT INTO webhook_attempts (id, company_id, delivery_id, job_id,
+             attempt_no, trigger, request_url, request_headers, request_body, response_status,
+             response_headers, response_body, error, duration_ms, succeeded, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+    const UPDATE: &str = "UPDATE webhook_deliveries SET status = $17,
+                attempt_count = attempt_count + 1, last_attempt_at = $16,
+                last_response_status = $10, last_error = $13, updated_at = $16
+         WHERE company_id = $2 AND id = $3";
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        format!("WITH attempt AS ({INSERT}) {UPDATE}")
+    } else {
+        format!("{INSERT}; {UPDATE}")
+    };
+    sqlx::query(&sql)
+        .bind(attempt.id.to_string())
+        .bind(company.to_string())
+        .bind(attempt.delivery_id.to_string())
+        .bind(attempt.job_id.to_string())
+        .bind(i64::from(attempt.attempt_no))
+        .bind(attempt.trigger.as_str())
+        .bind(&attempt.request_url)
+        .bind(headers_json(&attempt.request_headers))
+        .bind(&attempt.request_body)
+        .bind(attempt.response_status.map(i64::from))
+        .bind(headers_json(&attempt.response_headers))
+        .bind(attempt.response_body.clone())
+        .bind(attempt.error.clone())
+        .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
+        .bind(i64::from(attempt.succeeded))
+        .bind(attempt.started_at.as_millisecond())
+        .bind(status.as_str())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
