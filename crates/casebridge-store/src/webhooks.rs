@@ -474,7 +474,7 @@ pub async fn create_delivery(
 
 /// Rows per multi-row `INSERT` of deliveries (5 parameters each), well under every backend's
 /// parameter limit.
-const DELIVERY_BATCH: usize = 100;
+pub(crate) const DELIVERY_BATCH: usize = 100;
 
 /// Creates the deliveries of one fresh event to `hooks` in as few statements as possible (one
 /// per 100 webhooks): the fan-out of an event in the transaction that records it. Returns the
@@ -490,20 +490,7 @@ pub async fn create_deliveries(
     let mut out = Vec::with_capacity(hooks.len());
     for chunk in hooks.chunks(DELIVERY_BATCH) {
         let ids: Vec<DeliveryId> = chunk.iter().map(|_| DeliveryId::new()).collect();
-        let values = (0..chunk.len())
-            .map(|i| {
-                let b = 4 + 2 * i;
-                format!("(${}, $1, ${}, $2, 'pending', $3, $3)", b, b + 1)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO webhook_deliveries (id, company_id, webhook_id, event_id, status,
-                 created_at, updated_at)
-             VALUES {values}
-             ON CONFLICT (webhook_id, event_id) DO NOTHING
-             RETURNING id"
-        );
+        let sql = deliveries_insert(chunk.len(), 4, "$1", "$2", "$3");
         let mut q = sqlx::query_scalar::<_, String>(&sql)
             .bind(company.to_string())
             .bind(event.to_string())
@@ -519,6 +506,35 @@ pub async fn create_deliveries(
         }
     }
     Ok(out)
+}
+
+/// The multi-row insert of `n` pending deliveries of one event (at most [`DELIVERY_BATCH`]),
+/// returning the ids made: each row's id and webhook id are parameters `$first + 2i` and
+/// `$first + 2i + 1`; the company, the event id and the time are the parameters named.
+pub(crate) fn deliveries_insert(
+    n: usize,
+    first: usize,
+    company: &str,
+    event: &str,
+    now: &str,
+) -> String {
+    let values = (0..n)
+        .map(|i| {
+            let b = first + 2 * i;
+            format!(
+                "(${b}, {company}, ${}, {event}, 'pending', {now}, {now})",
+                b + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO webhook_deliveries (id, company_id, webhook_id, event_id, status,
+             created_at, updated_at)
+         VALUES {values}
+         ON CONFLICT (webhook_id, event_id) DO NOTHING
+         RETURNING id"
+    )
 }
 
 /// What an attempt of a delivery needs, read in one query.
