@@ -38,6 +38,9 @@
 //!   is exact across processes. API transactions never take this lock (they only make jobs
 //!   `scheduled`), so the queue's lock order is always ordering key, then concurrency keys in
 //!   sorted order, and cannot deadlock with them.
+//! - A completion given a [`Take`] claims the job taking the ended one's place (next of its
+//!   ordering key, or the oldest blocked one of the freed slot) for the caller, with a lease, in
+//!   the same transaction, instead of making it `pending`: the slot never passes through a claim.
 //! - Finished jobs are deleted; dead jobs stay (status `dead`) until requeued or pruned.
 
 use std::collections::BTreeMap;
