@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use casebridge_domain::clock::SystemClock;
-use casebridge_domain::jobs::{Job, NewJob};
+use casebridge_domain::jobs::{Job, JobStatus, NewJob};
 use casebridge_domain::retry::{Backoff, RetryPolicy};
 use casebridge_queue::{Handler, JobError, Registry, Worker, WorkerConfig};
 use casebridge_store::jobs;
@@ -197,3 +197,84 @@ async fn enqueue_many_gives_free_slots_and_blocks_the_rest(backend: TestBackend)
     assert_eq!(got, ["b1", "c2", "d2"]);
 }
 casebridge_testkit::backend_test!(enqueue_many_gives_free_slots_and_blocks_the_rest);
+
+/// `complete_in_after` (a delivery's attempt and its job's end in one round trip on SQLite):
+/// the caller's statements apply, the freed slot goes to the oldest blocked job (claimed for the
+/// caller under a take, else made claimable), and a lost lease ends nothing.
+async fn completing_after_the_caller_s_statements_hands_the_slot_on(backend: TestBackend) {
+    use sqlx::Arguments;
+    let db = TestDb::new(backend).await;
+    let now = Timestamp::now();
+    let lease = Duration::from_secs(60);
+    let mut tx = db.store.begin().await.unwrap();
+    for n in ["j1", "j2", "j3"] {
+        let job = NewJob::new(Q, "log", json!({"n": n})).concurrency("k", 1);
+        jobs::enqueue(&mut tx, &job, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let j1 = jobs::claim(&db.store, Q, 10, lease, now).await.unwrap();
+    assert_eq!(j1.len(), 1, "one slot");
+    let j1 = &j1[0];
+    // The caller's own statement: notes an error on the job itself (any write would do).
+    let note = |text: &'static str| {
+        let mut args = sqlx::any::AnyArguments::default();
+        args.add(text).unwrap();
+        args.add(j1.id.to_string()).unwrap();
+        args
+    };
+    let sql = "UPDATE jobs SET last_error = $1 WHERE id = $2";
+
+    // A lost lease: the caller's statement applies, nothing else changes.
+    let mut stale = j1.clone();
+    stale.lease_id = Some("not-the-lease".into());
+    let mut tx = db.store.begin().await.unwrap();
+    let take = Some(jobs::Take { lease, now });
+    let ended = jobs::complete_in_after(&mut tx, &stale, take, sql, note("stale"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(!ended.held && ended.next.is_none());
+    let mut conn = db.store.conn().await.unwrap();
+    let row = jobs::get(&mut conn, j1.id).await.unwrap();
+    assert_eq!(row.last_error.as_deref(), Some("stale"));
+    assert_eq!(row.status, JobStatus::Running);
+    drop(conn);
+
+    // With a take: j1 is gone and j2 is the caller's, leased.
+    let mut tx = db.store.begin().await.unwrap();
+    let ended = jobs::complete_in_after(&mut tx, j1, take, sql, note("done"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(ended.held);
+    let j2 = ended.next.expect("the blocked job took the slot");
+    assert_eq!(j2.payload["n"], "j2");
+    assert_eq!(j2.status, JobStatus::Running);
+    assert_eq!(j2.attempts, 1);
+    assert!(j2.lease_id.is_some());
+    let mut conn = db.store.conn().await.unwrap();
+    assert!(jobs::get(&mut conn, j1.id).await.is_err(), "j1 deleted");
+    drop(conn);
+    assert!(
+        jobs::claim(&db.store, Q, 10, lease, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the key's one slot is j2's"
+    );
+
+    // Without a take: j3 becomes claimable.
+    let mut args = sqlx::any::AnyArguments::default();
+    args.add(j2.id.to_string()).unwrap();
+    let sql2 = "UPDATE jobs SET last_error = NULL WHERE id = $1";
+    let mut tx = db.store.begin().await.unwrap();
+    let ended = jobs::complete_in_after(&mut tx, &j2, None, sql2, args)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(ended.held && ended.next.is_none());
+    let j3 = jobs::claim(&db.store, Q, 10, lease, now).await.unwrap();
+    assert_eq!(j3.len(), 1);
+    assert_eq!(j3[0].payload["n"], "j3");
+}
+casebridge_testkit::backend_test!(completing_after_the_caller_s_statements_hands_the_slot_on);

@@ -953,6 +953,85 @@ pub async fn complete_in_taking(tx: &mut Tx, job: &Job, take: Option<Take>) -> R
     finish_in(tx, job, COMPLETE, LeaseBinds::default(), take).await
 }
 
+/// [`complete_in_taking`] in the same round trip as the caller's statements `sql` (which return
+/// no rows; `args` are their parameters, `$1`…) on SQLite, for a job without an ordering key:
+/// one command runs them, gives the freed slot to the key's oldest blocked job (claimed for the
+/// caller under `take`, else made `pending`) and deletes the job, instead of four round trips.
+/// Elsewhere (PostgreSQL, or a job with an ordering key) `sql` runs first and the completion
+/// follows as [`complete_in_taking`] runs it. Either way the caller's statements take effect
+/// even when the lease was lost (`held: false`), as they would before a separate completion.
+pub async fn complete_in_after<'q>(
+    tx: &mut Tx,
+    job: &Job,
+    take: Option<Take>,
+    sql: &'q str,
+    mut args: sqlx::any::AnyArguments<'q>,
+) -> Result<Ended> {
+    use sqlx::{Arguments, Row as _};
+    if is_postgres(tx) || job.ordering_key.is_some() {
+        sqlx::query_with(sql, args).execute(&mut **tx).await?;
+        return complete_in_taking(tx, job, take).await;
+    }
+    let n = args.len();
+    let [id, lease, new_lease, until, now] = [1, 2, 3, 4, 5].map(|i| format!("${}", n + i));
+    let (set, returning) = match take {
+        Some(_) => (
+            format!(
+                "status = 'running', attempts = attempts + 1, lease_id = {new_lease},
+                 locked_until = {until}, first_attempt_at = COALESCE(first_attempt_at, {now}),
+                 updated_at = {now}"
+            ),
+            COLUMNS,
+        ),
+        None => ("status = 'pending'".to_owned(), "1 AS handed"),
+    };
+    // The successor is picked while the job still holds its slot under the caller's lease, so
+    // a slot is free when the key holds no more than its limit counting this job.
+    let full = format!(
+        "{sql};
+         UPDATE jobs SET {set}
+         WHERE status = 'blocked' AND seq = (
+             SELECT b.seq FROM jobs d
+             JOIN jobs b ON b.queue = d.queue AND b.concurrency_key = d.concurrency_key
+                        AND b.status = 'blocked'
+             WHERE d.id = {id} AND d.lease_id = {lease} AND d.status = 'running'
+               AND d.concurrency_limit >= (SELECT COUNT(*) FROM jobs h
+                                           WHERE h.queue = d.queue
+                                             AND h.concurrency_key = d.concurrency_key
+                                             AND h.status IN ('pending', 'running'))
+             ORDER BY b.run_at, b.seq LIMIT 1)
+         RETURNING {returning};
+         DELETE FROM jobs WHERE id = {id} AND lease_id = {lease} AND status = 'running'
+         RETURNING 1 AS held"
+    );
+    let (at, lease_for) = match take {
+        Some(t) => (t.now.as_millisecond(), ms(t.lease)),
+        None => (0, 0),
+    };
+    let binds: [Result<(), sqlx::error::BoxDynError>; 5] = [
+        args.add(job.id.to_string()),
+        args.add(job.lease_id.clone().unwrap_or_default()),
+        args.add(Uuid::new_v4().to_string()),
+        args.add(at + lease_for),
+        args.add(at),
+    ];
+    for b in binds {
+        b.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
+    }
+    let rows = sqlx::query_with(&full, args).fetch_all(&mut **tx).await?;
+    let mut ended = Ended::default();
+    for row in rows {
+        if row.try_column("held").is_ok() {
+            ended.held = true;
+        } else if row.try_column("handed").is_ok() {
+            wake::mark_enqueued();
+        } else {
+            ended.next = Some(Row::from_row(&row)?.into_model()?);
+        }
+    }
+    Ok(ended)
+}
+
 /// The attempt failed and the job runs again at `at`. It stays the head of its ordering key
 /// (so order survives retries) but gives its concurrency slot back until then (`scheduled`).
 pub async fn retry(

@@ -9,9 +9,11 @@ use casebridge_domain::ids::{
 use casebridge_domain::page::{Page, PageRequest};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
-use sqlx::FromRow;
+use sqlx::any::AnyArguments;
+use sqlx::{Arguments, FromRow};
 
-use crate::{for_update, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
+use crate::{for_update, jobs, parse_id, parse_opt_id, ts, Conn, Result, StoreError, Tx};
+use casebridge_domain::jobs::Job;
 
 const COLUMNS: &str = "id, company_id, scope_campaign_id, name, url, event_types,
     filter_campaign_ids, filter_case_type_ids, app_key_sealed, active, disabled_reason,
@@ -836,7 +838,7 @@ fn headers_json(h: &[(String, String)]) -> String {
     serde_json::to_string(h).expect("strings serialize")
 }
 
-/// Logs an attempt and moves its delivery to `status`, in one statement pair on the caller's
+/// Logs an attempt and moves its delivery to `status`, in one round trip on the caller's
 /// connection (the caller wraps it in a transaction).
 pub async fn record_attempt(
     conn: &mut Conn,
@@ -844,8 +846,34 @@ pub async fn record_attempt(
     attempt: &Attempt,
     status: DeliveryStatus,
 ) -> Result<()> {
-    // One round trip: on PostgreSQL the insert is a data-modifying CTE of the update; on
-    // SQLite the two statements go in one command (its `$N` parameters are shared).
+    let (sql, args) = attempt_statements(conn, company, attempt, status)?;
+    sqlx::query_with(&sql, args).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// [`record_attempt`] of a successful attempt together with its job's end
+/// ([`jobs::complete_in_after`]: on SQLite one round trip for both), with `take` claiming the
+/// job that takes the freed slot.
+pub async fn record_attempt_completing(
+    tx: &mut Tx,
+    company: CompanyId,
+    attempt: &Attempt,
+    job: &Job,
+    take: Option<jobs::Take>,
+) -> Result<jobs::Ended> {
+    let (sql, args) = attempt_statements(tx, company, attempt, DeliveryStatus::Succeeded)?;
+    jobs::complete_in_after(tx, job, take, &sql, args).await
+}
+
+/// The statements of [`record_attempt`] and their parameters: on PostgreSQL the attempt's
+/// insert is a data-modifying CTE of the delivery's update; on SQLite they are two statements
+/// of one command (its `$N` parameters are shared).
+fn attempt_statements<'q>(
+    conn: &Conn,
+    company: CompanyId,
+    attempt: &'q Attempt,
+    status: DeliveryStatus,
+) -> Result<(String, AnyArguments<'q>)> {
     const INSERT: &str = "INSERT INTO webhook_attempts (id, company_id, delivery_id, job_id,
              attempt_no, trigger, request_url, request_headers, request_body, response_status,
              response_headers, response_body, error, duration_ms, succeeded, started_at)
@@ -859,27 +887,30 @@ pub async fn record_attempt(
     } else {
         format!("{INSERT}; {UPDATE}")
     };
-    sqlx::query(&sql)
-        .bind(attempt.id.to_string())
-        .bind(company.to_string())
-        .bind(attempt.delivery_id.to_string())
-        .bind(attempt.job_id.to_string())
-        .bind(i64::from(attempt.attempt_no))
-        .bind(attempt.trigger.as_str())
-        .bind(&attempt.request_url)
-        .bind(headers_json(&attempt.request_headers))
-        .bind(&attempt.request_body)
-        .bind(attempt.response_status.map(i64::from))
-        .bind(headers_json(&attempt.response_headers))
-        .bind(attempt.response_body.clone())
-        .bind(attempt.error.clone())
-        .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
-        .bind(i64::from(attempt.succeeded))
-        .bind(attempt.started_at.as_millisecond())
-        .bind(status.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    let mut args = AnyArguments::default();
+    let added = [
+        args.add(attempt.id.to_string()),
+        args.add(company.to_string()),
+        args.add(attempt.delivery_id.to_string()),
+        args.add(attempt.job_id.to_string()),
+        args.add(i64::from(attempt.attempt_no)),
+        args.add(attempt.trigger.as_str()),
+        args.add(attempt.request_url.as_str()),
+        args.add(headers_json(&attempt.request_headers)),
+        args.add(attempt.request_body.as_str()),
+        args.add(attempt.response_status.map(i64::from)),
+        args.add(headers_json(&attempt.response_headers)),
+        args.add(attempt.response_body.clone()),
+        args.add(attempt.error.clone()),
+        args.add(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX)),
+        args.add(i64::from(attempt.succeeded)),
+        args.add(attempt.started_at.as_millisecond()),
+        args.add(status.as_str()),
+    ];
+    for a in added {
+        a.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
+    }
+    Ok((sql, args))
 }
 
 #[derive(FromRow)]

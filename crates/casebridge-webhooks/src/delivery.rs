@@ -387,13 +387,17 @@ impl Handler for Deliver {
             .store
             .group_commit(move |tx| {
                 Box::pin(async move {
+                    if status == DeliveryStatus::Succeeded {
+                        // The attempt and the job's end: one round trip on SQLite.
+                        return webhooks::record_attempt_completing(
+                            tx, company, &attempt, &done_job, take,
+                        )
+                        .await;
+                    }
                     webhooks::record_attempt(tx, company, &attempt, status).await?;
                     if gone {
                         let why = "the endpoint answered 410 Gone";
                         webhooks::disable(tx, company, hook_id, why, started_at).await?;
-                    }
-                    if status == DeliveryStatus::Succeeded {
-                        return jobs::complete_in_taking(tx, &done_job, take).await;
                     }
                     Ok::<_, StoreError>(jobs::Ended {
                         held: true,
