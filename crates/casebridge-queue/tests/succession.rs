@@ -173,19 +173,19 @@ async fn enqueue_many_gives_free_slots_and_blocks_the_rest(backend: TestBackend)
     jobs::enqueue_many(&mut tx, &batch, now).await.unwrap();
     tx.commit().await.unwrap();
 
-    let claimed = jobs::claim(&db.store, Q, 100, Duration::from_secs(60), now)
-        .await
-        .unwrap();
-    let mut got: Vec<String> = claimed
-        .iter()
-        .map(|j| j.payload["n"].as_str().unwrap().to_owned())
-        .collect();
-    got.sort();
+    let (claimed, got) = claim_all(&db, now).await;
     assert_eq!(got, ["a0", "a1", "b0", "c1", "d1"]);
     // The three that wait run as slots free up, each after the job whose slot it takes.
     for j in &claimed {
         assert!(jobs::complete(&db.store, j).await.unwrap());
     }
+    let (_, got) = claim_all(&db, now).await;
+    assert_eq!(got, ["b1", "c2", "d2"]);
+}
+casebridge_testkit::backend_test!(enqueue_many_gives_free_slots_and_blocks_the_rest);
+
+/// Claims everything claimable: the jobs and their `n`s, sorted.
+async fn claim_all(db: &TestDb, now: Timestamp) -> (Vec<Job>, Vec<String>) {
     let claimed = jobs::claim(&db.store, Q, 100, Duration::from_secs(60), now)
         .await
         .unwrap();
@@ -194,9 +194,8 @@ async fn enqueue_many_gives_free_slots_and_blocks_the_rest(backend: TestBackend)
         .map(|j| j.payload["n"].as_str().unwrap().to_owned())
         .collect();
     got.sort();
-    assert_eq!(got, ["b1", "c2", "d2"]);
+    (claimed, got)
 }
-casebridge_testkit::backend_test!(enqueue_many_gives_free_slots_and_blocks_the_rest);
 
 /// `complete_in_after` (a delivery's attempt and its job's end in one round trip on SQLite):
 /// the caller's statements apply, the freed slot goes to the oldest blocked job (claimed for the

@@ -830,16 +830,22 @@ async fn finish_in(
     })
 }
 
-/// What a [`Take`] sets on the job it claims (`$1` lease id, `$2` lease end, `$3` now), as a
-/// claim does.
-const TAKE_SET: &str = "SET status = 'running', attempts = attempts + 1, lease_id = $1,
-         locked_until = $2, first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3";
+/// What a [`Take`] sets on the job it claims, as a claim does, given the parameters that hold
+/// the new lease id, the lease's end and now.
+fn take_set(lease_id: &str, until: &str, now: &str) -> String {
+    format!(
+        "SET status = 'running', attempts = attempts + 1, lease_id = {lease_id},
+             locked_until = {until}, first_attempt_at = COALESCE(first_attempt_at, {now}),
+             updated_at = {now}"
+    )
+}
 
 /// The `waiting` job at `seq`, made head of its ordering key and claimed for a [`Take`].
 async fn take_job(conn: &mut Conn, seq: i64, t: Take) -> Result<Option<Row>> {
     let now = t.now.as_millisecond();
+    let set = take_set("$1", "$2", "$3");
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE jobs {TAKE_SET} WHERE seq = $4 AND status = 'waiting' RETURNING {COLUMNS}"
+        "UPDATE jobs {set} WHERE seq = $4 AND status = 'waiting' RETURNING {COLUMNS}"
     ))
     .bind(Uuid::new_v4().to_string())
     .bind(now + ms(t.lease))
@@ -870,10 +876,11 @@ async fn take_blocked(
                               WHERE queue = $4 AND concurrency_key = $5
                                 AND status IN ('pending', 'running'))
                        {})
-         UPDATE jobs {TAKE_SET}
+         UPDATE jobs {}
          WHERE seq IN (SELECT seq FROM picked) AND status = 'blocked'
          RETURNING {COLUMNS}",
-        skip_locked(conn)
+        skip_locked(conn),
+        take_set("$1", "$2", "$3")
     ))
     .bind(Uuid::new_v4().to_string())
     .bind(now + ms(t.lease))
@@ -975,21 +982,14 @@ pub async fn complete_in_after<'q>(
     let n = args.len();
     let [id, lease, new_lease, until, now] = [1, 2, 3, 4, 5].map(|i| format!("${}", n + i));
     let (set, returning) = match take {
-        Some(_) => (
-            format!(
-                "status = 'running', attempts = attempts + 1, lease_id = {new_lease},
-                 locked_until = {until}, first_attempt_at = COALESCE(first_attempt_at, {now}),
-                 updated_at = {now}"
-            ),
-            COLUMNS,
-        ),
-        None => ("status = 'pending'".to_owned(), "1 AS handed"),
+        Some(_) => (take_set(&new_lease, &until, &now), COLUMNS),
+        None => ("SET status = 'pending'".to_owned(), "1 AS handed"),
     };
     // The successor is picked while the job still holds its slot under the caller's lease, so
     // a slot is free when the key holds no more than its limit counting this job.
     let full = format!(
         "{sql};
-         UPDATE jobs SET {set}
+         UPDATE jobs {set}
          WHERE status = 'blocked' AND seq = (
              SELECT b.seq FROM jobs d
              JOIN jobs b ON b.queue = d.queue AND b.concurrency_key = d.concurrency_key
