@@ -76,13 +76,14 @@ impl Succession {
 }
 
 /// For a handler that ends its own job ([`Handler::completes_itself`]): the
-/// [`jobs::Take`] to pass to `jobs::complete_in_taking` at `now`, or `None` when the job does
+/// [`jobs::Take`] to pass to `jobs::complete_in_taking` (or `complete_in_after`) at `now`, or
+/// `None` when the job does
 /// not run under [`Worker::run`], the worker is stopping, or all its slots are busy.
 pub fn successor_take(now: jiff::Timestamp) -> Option<jobs::Take> {
     SUCCESSION.try_with(|s| s.take(now)).ok().flatten()
 }
 
-/// Gives the worker the job that `jobs::complete_in_taking` claimed, once its transaction has
+/// Gives the worker the job that such a completion claimed, once its transaction has
 /// committed: the worker runs it next on the same slot. Call it for every job taken under
 /// [`successor_take`] (a job taken and not handed waits for its lease to expire).
 pub fn hand_successor(job: Job) {
